@@ -1,0 +1,35 @@
+# Two commands: `make run` starts the chat, `make test` passes the suite. Nothing else to install.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: run test bench install install-dev clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Holdfast needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml changed since the last install.
+$(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[dev]'
+	@touch $@ $(VENV)/.stamp-run
+
+install: $(VENV)/.stamp-run
+install-dev: $(VENV)/.stamp-dev
+
+run: $(VENV)/.stamp-run
+	$(BIN)/holdfast $(ARGS)
+
+test: $(VENV)/.stamp-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.stamp-dev
+	$(BIN)/python -m pytest tests/bench -o addopts="-q -p no:cacheprovider" -s -m "bench or not bench" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
