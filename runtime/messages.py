@@ -1,0 +1,117 @@
+"""The message types shared by the conversation store, the context window and the agent.
+
+A :class:`ChatMessage` is what is stored (with its id, position and cached token count);
+:meth:`ChatMessage.to_openai` is what is sent. Keeping one type avoids lossy conversions
+between the store, the prompt builder and the LLM client.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+def new_message_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call requested by the model; ``arguments`` is the raw JSON text."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def to_openai(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ToolCall:
+        fn = data.get("function") or data
+        return cls(id=str(data["id"]), name=str(fn["name"]), arguments=str(fn.get("arguments") or ""))
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+    id: str = field(default_factory=new_message_id)
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    #: Cached chat-format token count; None until counted. Never changes unless content does.
+    token_count: int | None = None
+    #: Position in the conversation's live history (0-based, assigned by the store).
+    seq: int | None = None
+
+    def with_updates(self, **changes: Any) -> ChatMessage:
+        return replace(self, **changes)
+
+    def to_openai(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            msg["tool_calls"] = [tc.to_openai() for tc in self.tool_calls]
+        if self.tool_call_id is not None:
+            msg["tool_call_id"] = self.tool_call_id
+        if self.name:
+            msg["name"] = self.name
+        return msg
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "role": self.role,
+            "content": self.content,
+            "tool_calls": [tc.to_openai() for tc in self.tool_calls],
+            "tool_call_id": self.tool_call_id,
+            "name": self.name,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "token_count": self.token_count,
+            "seq": self.seq,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChatMessage:
+        return cls(
+            role=data["role"],
+            content=data.get("content") or "",
+            id=data.get("id") or new_message_id(),
+            tool_calls=tuple(ToolCall.from_dict(tc) for tc in data.get("tool_calls") or ()),
+            tool_call_id=data.get("tool_call_id"),
+            name=data.get("name"),
+            metadata=dict(data.get("metadata") or {}),
+            created_at=float(data.get("created_at") or time.time()),
+            token_count=data.get("token_count"),
+            seq=data.get("seq"),
+        )
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    """A summary of the archived start of a conversation; replaces those messages in prompts."""
+
+    text: str
+    covers_up_to: str  # id of the last message the summary covers
+    covered_count: int
+    created_at: float = field(default_factory=time.time)
+    method: Literal["llm", "extractive"] = "llm"
+    token_count: int | None = None
+
+
+class HistoryReader(Protocol):
+    """What the context window needs from the conversation store: the tail, read backwards."""
+
+    async def read_tail(self, conversation_id: str, limit: int, *, before_seq: int | None = None) -> list[ChatMessage]:
+        """Up to ``limit`` messages in chronological order, ending just before ``before_seq``
+        (or at the newest message when None)."""
+        ...
+
+    async def get_summary(self, conversation_id: str) -> ConversationSummary | None: ...
