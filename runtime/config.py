@@ -274,7 +274,12 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     """``HOLDFAST_LLM__MODEL=x`` -> ``{"llm": {"model": "x"}}``; plus the standard variables."""
     layer: dict[str, Any] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+        if not name.startswith(ENV_PREFIX):
+            continue
+        if "__" not in name:
+            top = name[len(ENV_PREFIX):].lower()
+            if top in _TOP_LEVEL_SCALARS:  # HOLDFAST_DATA_DIR, HOLDFAST_LOG_DIR
+                layer[top] = value
             continue
         parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
         if parts[0] in ("log", ""):  # HOLDFAST_LOG_LEVEL is handled below
@@ -293,6 +298,9 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     if environ.get("REDIS_URL"):
         layer.setdefault("redis", {}).setdefault("url", environ["REDIS_URL"])
     return layer
+
+
+_TOP_LEVEL_SCALARS = ("data_dir", "log_dir")
 
 
 def _env_value(raw: str) -> Any:

@@ -8,8 +8,10 @@ restart), and is stopped when Holdfast exits, including on a crash of the parent
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,19 @@ def ping(host: str, port: int, timeout: float = 0.5) -> bool:
             sock.sendall(b"*1\r\n$4\r\nPING\r\n")
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
+        return False
+
+
+async def aping(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(b"*1\r\n$4\r\nPING\r\n")
+                return (await reader.read(16)).startswith(b"+PONG")
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
         return False
 
 
@@ -78,10 +93,56 @@ class EmbeddedRedis:
         return self._proc is not None and self._proc.running()
 
     def start(self) -> RedisAddress:
-        """Start (or restart on the same port) and wait until it answers PING."""
+        """Start (or restart on the same port) and wait until it answers PING.
+
+        Call from the thread that lives as long as the server should (the main thread):
+        the kernel stops the child when the thread that spawned it exits.
+        """
+        return self._start(lambda proc, port: wait_until(
+            lambda: ping("127.0.0.1", port) or not proc.running(), self.startup_timeout))
+
+    async def astart(self) -> RedisAddress:
+        """:meth:`start` for the event loop: spawns in the loop's thread, awaits readiness."""
+
+        async def ready(proc: ManagedProcess, port: int) -> bool:
+            deadline = asyncio.get_running_loop().time() + self.startup_timeout
+            while asyncio.get_running_loop().time() < deadline:
+                if not proc.running() or await aping("127.0.0.1", port):
+                    return True
+                await asyncio.sleep(0.02)
+            return False
+
         if self.running():
             assert self.address is not None
             return self.address
+        for port in self._ports():
+            proc = self._spawn(port)
+            if await ready(proc, port) and proc.running():
+                return self._started(proc, port)
+            proc.stop(timeout=1)
+        raise self._failure()
+
+    def _start(self, ready: Callable[[ManagedProcess, int], bool]) -> RedisAddress:
+        if self.running():
+            assert self.address is not None
+            return self.address
+        for port in self._ports():
+            proc = self._spawn(port)
+            if ready(proc, port) and proc.running():
+                return self._started(proc, port)
+            proc.stop(timeout=1)
+        raise self._failure()
+
+    def _ports(self) -> Iterator[int]:
+        # A free port can be taken between probing and binding: try a few fresh ones,
+        # but a restart keeps its port so clients reconnect to the same address.
+        if self.address or self._requested_port:
+            yield self.address.port if self.address else self._requested_port
+            return
+        for _ in range(3):
+            yield free_port()
+
+    def _spawn(self, port: int) -> ManagedProcess:
         binary = self.binary or find_redis_server()
         if binary is None:
             raise ServiceUnavailableError(
@@ -89,21 +150,24 @@ class EmbeddedRedis:
                 service="redis",
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        last_error = ""
-        for _ in range(3):  # a free port can be taken between probing and binding
-            port = self.address.port if self.address else (self._requested_port or free_port())
-            proc = ManagedProcess(self.name, self._argv(binary, port), log_path=self.data_dir / "redis.log")
-            proc.spawn()
-            ready = wait_until(lambda: ping("127.0.0.1", port) or not proc.running(), self.startup_timeout)
-            if ready and proc.running():
-                self._proc = proc
-                self.address = RedisAddress("127.0.0.1", port)
-                return self.address
-            proc.stop(timeout=1)
-            last_error = self._tail_log() or "did not answer PING in time"
-            if self.address or self._requested_port:
-                break
-        raise ServiceUnavailableError(f"redis-server could not start: {last_error}", service="redis")
+        proc = ManagedProcess(self.name, self._argv(binary, port), log_path=self.data_dir / "redis.log")
+        proc.spawn()
+        return proc
+
+    def _started(self, proc: ManagedProcess, port: int) -> RedisAddress:
+        self._proc = proc
+        self.address = RedisAddress("127.0.0.1", port)
+        # Reported so a person (or a test) can find and kill the server to demo an outage.
+        self.pid_file.write_text(f"{proc.pid} {self.address.host}:{port}\n")
+        return self.address
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "redis-server.pid"
+
+    def _failure(self) -> ServiceUnavailableError:
+        reason = self._tail_log() or "did not answer PING in time"
+        return ServiceUnavailableError(f"redis-server could not start: {reason}", service="redis")
 
     def _argv(self, binary: str, port: int) -> list[str]:
         argv = [
@@ -127,6 +191,7 @@ class EmbeddedRedis:
     def stop(self) -> None:
         if self._proc is not None:
             self._proc.stop()
+        self.pid_file.unlink(missing_ok=True)
 
     def kill(self) -> None:
         if self._proc is not None:
