@@ -144,3 +144,148 @@ class EventBus:
     @property
     def has_subscribers(self) -> bool:
         return bool(self._callbacks or self._queues)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreDegraded(Event):
+    """The conversation store lost Redis: writes now go to the local journal."""
+
+    store: str
+    reason: str
+    pending_writes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreRecovered(Event):
+    """Redis answers again and the local journal is empty: the store writes to Redis directly."""
+
+    store: str
+    degraded_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class JournalReplayed(Event):
+    """A replay of the local journal ran; ``remaining`` > 0 means it stopped part way."""
+
+    store: str
+    replayed: int
+    duplicates: int
+    dropped: int
+    remaining: int
+    error: str = ""
+
+
+# ---------------------------------------------------------------- turn events
+# One agent turn emits these, in order: UserSaved, MemoriesRecalled, then per step
+# PromptBuilt, TextDelta*, (ToolCallStarted, ToolCallFinished)*, and finally AssistantSaved
+# and TurnFinished (or TurnFailed). Degraded may appear anywhere a backend let the turn down.
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnEvent(Event):
+    """Base of every event of one turn; ``turn_id`` groups them, ``conversation_id`` scopes them."""
+
+    conversation_id: str
+    turn_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserSaved(TurnEvent):
+    """The user's message is durable (in Redis, or in the local journal when ``journaled``)."""
+
+    message_id: str
+    content: str
+    journaled: bool = False
+    #: True for /retry: the message was already saved and is being resent, not duplicated.
+    resent: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoriesRecalled(TurnEvent):
+    """Long-term memories recalled for the prompt (``texts`` empty when nothing matched)."""
+
+    texts: tuple[str, ...] = ()
+    scores: tuple[float, ...] = ()
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromptBuilt(TurnEvent):
+    """The prompt of one step was built; ``report`` is a runtime.context PromptReport."""
+
+    report: Any
+    step: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextDelta(TurnEvent):
+    """A piece of the assistant's answer as it streams."""
+
+    text: str
+    step: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallStarted(TurnEvent):
+    call_id: str
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    step: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallFinished(TurnEvent):
+    """A tool call ended. ``status``: ok | error | denied | invalid | unknown | timeout | cancelled."""
+
+    call_id: str
+    name: str
+    status: str
+    #: What the model sees (capped in tokens); the full output is kept in the message metadata.
+    output: str
+    error: str | None = None
+    truncated: bool = False
+    duration_ms: float = 0.0
+    step: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssistantSaved(TurnEvent):
+    """The assistant's answer is saved; ``interrupted`` when cancelled or cut by a failure."""
+
+    message_id: str
+    content: str
+    interrupted: bool = False
+    journaled: bool = False
+    #: Where the text came from: "llm", or a fallback's name (e.g. "cache", "notice").
+    source: str = "llm"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Degraded(TurnEvent):
+    """A backend failed and the turn went on without it (``service``: memory, redis, llm, ...)."""
+
+    reason: str
+    service: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnFailed(TurnEvent):
+    """The turn could not produce an answer; the user's message stays saved for /retry."""
+
+    error: str
+    error_type: str = ""
+    retryable: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnFinished(TurnEvent):
+    """Last event of every turn. ``usage``: prompt/completion/total tokens; ``timings``: ms per step."""
+
+    usage: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    degraded: bool = False
+    interrupted: bool = False
+    failed: bool = False
+    #: Why the turn ended: "answer", "max_steps", "cancelled", "failed".
+    stop_reason: str = "answer"
