@@ -1,0 +1,310 @@
+"""Embedding providers: ``local`` (MiniLM on onnxruntime), ``openai`` (an /embeddings
+endpoint) and ``lexical`` (hashed n-grams, the degraded fallback), chosen by config.
+
+Each provider is registered as a LanceDB embedding function (``@register("holdfast-…")``)
+so the tables can be opened and queried with LanceDB's own tooling. The runtime itself
+uses the async :class:`Embedder` adapters below: the vector store calls them inside
+Guard("embeddings"), which owns retries, so the LanceDB functions have ``max_retries=0``
+and every provider translates its foreign errors into :class:`AppError` subclasses.
+
+Vectors from different models never share a table; :attr:`Embedder.table_suffix` names the
+model and dimension for the table name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import httpx
+import numpy as np
+from lancedb.embeddings import TextEmbeddingFunction, register
+from pydantic import PrivateAttr
+
+from runtime.config import Config, LLMConfig
+from runtime.errors import (
+    AppError,
+    AuthenticationError,
+    ExternalServiceError,
+    OperationTimeoutError,
+    RateLimitError,
+    ServiceUnavailableError,
+    ValidationError,
+)
+from runtime.memory import lexical, onnx_minilm
+
+#: Dimensions of well-known /embeddings models, so a table can be named before the first call.
+KNOWN_OPENAI_DIMS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+    "nomic-embed-text": 768,
+    "mxbai-embed-large": 1024,
+    "all-minilm": 384,
+}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "model"
+
+
+class Embedder(Protocol):
+    """What the vector store needs from a provider."""
+
+    provider: str
+    model: str
+    #: True for the lexical stand-in: whatever it finds is marked degraded.
+    degraded: bool
+
+    @property
+    def ndims(self) -> int: ...
+
+    @property
+    def table_suffix(self) -> str: ...
+
+    async def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+class _Base:
+    provider = ""
+    model = ""
+    degraded = False
+
+    @property
+    def ndims(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def table_suffix(self) -> str:
+        return f"{_slug(self.model)}__{self.ndims}"
+
+
+# ---------------------------------------------------------------- local
+
+
+@register("holdfast-local")
+class LocalMiniLMFunction(TextEmbeddingFunction):
+    """LanceDB embedding function for all-MiniLM-L6-v2 on onnxruntime."""
+
+    name: str = onnx_minilm.MODEL_NAME
+    max_retries: int = 0
+    intra_op_threads: int = 2
+    _model: onnx_minilm.MiniLM = PrivateAttr()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._model = onnx_minilm.MiniLM(intra_op_threads=self.intra_op_threads)
+
+    def ndims(self) -> int:
+        return onnx_minilm.DIMENSIONS
+
+    def generate_embeddings(self, texts: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:
+        return list(self._model.encode([str(t) for t in texts]))
+
+    @property
+    def minilm(self) -> onnx_minilm.MiniLM:
+        return self._model
+
+
+class LocalEmbedder(_Base):
+    """MiniLM in a worker thread so the event loop (and the TUI) never waits on the CPU."""
+
+    provider = "local"
+
+    def __init__(self, model: str = onnx_minilm.MODEL_NAME, *, intra_op_threads: int = 2) -> None:
+        if _slug(model) != _slug(onnx_minilm.MODEL_NAME):
+            raise ValidationError(
+                f"[memory].embedding_model {model!r} is not available offline; the local provider "
+                f"ships only {onnx_minilm.MODEL_NAME}"
+            )
+        self.model = onnx_minilm.MODEL_NAME
+        self.function = LocalMiniLMFunction.create(intra_op_threads=intra_op_threads)
+
+    @property
+    def ndims(self) -> int:
+        return onnx_minilm.DIMENSIONS
+
+    @property
+    def minilm(self) -> onnx_minilm.MiniLM:
+        return self.function.minilm
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        try:
+            return await asyncio.to_thread(self.minilm.encode, list(texts))
+        except AppError:
+            raise
+        except Exception as exc:  # onnxruntime/tokenizers raise untyped errors
+            raise ExternalServiceError(
+                f"local embedding failed: {type(exc).__name__}", service="embeddings", retryable=False
+            ) from exc
+
+
+# ---------------------------------------------------------------- lexical
+
+
+@register("holdfast-lexical")
+class LexicalFunction(TextEmbeddingFunction):
+    """LanceDB embedding function for the hashed n-gram vectors."""
+
+    dimensions: int = lexical.DIMENSIONS
+    max_retries: int = 0
+
+    def ndims(self) -> int:
+        return self.dimensions
+
+    def generate_embeddings(self, texts: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:
+        return list(lexical.lexical_vectors([str(t) for t in texts], self.dimensions))
+
+
+class LexicalEmbedder(_Base):
+    provider = "lexical"
+    model = "lexical-ngram"
+    degraded = True
+
+    def __init__(self, dimensions: int = lexical.DIMENSIONS) -> None:
+        self._dims = dimensions
+
+    @property
+    def ndims(self) -> int:
+        return self._dims
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        # Cheap enough (tens of microseconds a text) to run inline.
+        return lexical.lexical_vectors(list(texts), self._dims)
+
+
+# ---------------------------------------------------------------- openai
+
+
+def _translate_openai(exc: Exception) -> AppError:
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return OperationTimeoutError("embedding endpoint timed out", service="embeddings")
+    if isinstance(exc, openai.APIConnectionError):
+        return ServiceUnavailableError("embedding endpoint unreachable", service="embeddings")
+    if isinstance(exc, openai.RateLimitError):
+        after = exc.response.headers.get("retry-after") if exc.response is not None else None
+        try:
+            retry_after = float(after) if after else None
+        except ValueError:
+            retry_after = None
+        return RateLimitError("embedding endpoint rate limited", service="embeddings", retry_after=retry_after)
+    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        return AuthenticationError("embedding endpoint rejected the API key", service="embeddings")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        return ExternalServiceError(
+            f"embedding endpoint returned HTTP {status}", service="embeddings",
+            retryable=status >= 500 or status == 408, status_code=status,
+        )
+    return ExternalServiceError(f"embedding request failed: {type(exc).__name__}", service="embeddings")
+
+
+def _vectors_from(response: Any, expected: int) -> np.ndarray:
+    items = sorted(response.data, key=lambda d: d.index)
+    if len(items) != expected:
+        raise ExternalServiceError(
+            f"embedding endpoint returned {len(items)} vectors for {expected} texts",
+            service="embeddings", retryable=False,
+        )
+    vecs = np.asarray([d.embedding for d in items], dtype=np.float32)
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return vecs / np.clip(norms, 1e-12, None)
+
+
+@register("holdfast-openai")
+class OpenAIFunction(TextEmbeddingFunction):
+    """LanceDB embedding function for an OpenAI-compatible /embeddings endpoint (sync client)."""
+
+    name: str = "text-embedding-3-small"
+    base_url: str = ""
+    dimensions: int = 0
+    max_retries: int = 0
+    _api_key: str = PrivateAttr(default="")
+
+    def ndims(self) -> int:
+        return self.dimensions or KNOWN_OPENAI_DIMS.get(self.name, 0)
+
+    def generate_embeddings(self, texts: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:
+        import openai
+
+        texts = [str(t) for t in texts]
+        with httpx.Client() as http:
+            client = openai.OpenAI(api_key=self._api_key or "unused", base_url=self.base_url or None,
+                                   max_retries=0, http_client=http)
+            try:
+                response = client.embeddings.create(model=self.name, input=texts, encoding_format="float")
+            except Exception as exc:  # translated to our taxonomy below
+                raise _translate_openai(exc) from exc
+        return list(_vectors_from(response, len(texts)))
+
+
+class OpenAIEmbedder(_Base):
+    """The configured endpoint's /embeddings through ``openai.AsyncOpenAI`` (no SDK retries)."""
+
+    provider = "openai"
+
+    def __init__(self, model: str, llm: LLMConfig, *, http_client: httpx.AsyncClient | None = None,
+                 environ: dict[str, str] | None = None) -> None:
+        import openai
+
+        self.model = model
+        self._dims = KNOWN_OPENAI_DIMS.get(model, 0)
+        self._http = http_client or httpx.AsyncClient(
+            timeout=httpx.Timeout(llm.read_timeout, connect=llm.connect_timeout)
+        )
+        self._client = openai.AsyncOpenAI(
+            api_key=llm.resolve_api_key(environ) or "unused",
+            base_url=llm.effective_base_url or None,
+            max_retries=0,
+            http_client=self._http,
+        )
+
+    @property
+    def ndims(self) -> int:
+        if not self._dims:
+            raise ValidationError(
+                f"dimension of embedding model {self.model!r} unknown until the first call"
+            )
+        return self._dims
+
+    async def probe(self) -> int:
+        """Learn the dimension of an unknown model with one tiny request."""
+        if not self._dims:
+            self._dims = int((await self.embed(["dimension probe"])).shape[1])
+        return self._dims
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        try:
+            response = await self._client.embeddings.create(
+                model=self.model, input=list(texts), encoding_format="float"
+            )
+        except Exception as exc:  # translated to our taxonomy below
+            raise _translate_openai(exc) from exc
+        vecs = _vectors_from(response, len(texts))
+        if self._dims and vecs.shape[1] != self._dims:
+            raise ExternalServiceError(
+                f"embedding model {self.model!r} returned {vecs.shape[1]} dimensions, expected {self._dims}",
+                service="embeddings", retryable=False,
+            )
+        self._dims = int(vecs.shape[1])
+        return vecs
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+EmbedderFactory = Callable[[Config], Embedder]
+
+
+def make_embedder(config: Config, *, http_client: httpx.AsyncClient | None = None) -> Embedder:
+    """The provider ``[memory].embedding_provider`` names."""
+    mem = config.memory
+    if mem.embedding_provider == "local":
+        return LocalEmbedder(mem.embedding_model)
+    if mem.embedding_provider == "openai":
+        return OpenAIEmbedder(mem.embedding_model, config.llm, http_client=http_client)
+    return LexicalEmbedder()

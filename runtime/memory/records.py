@@ -1,0 +1,152 @@
+"""The memory table's Arrow schema, its naming rule, and the typed results callers get.
+
+Typed columns (not a metadata blob) carry everything a filter needs, so LanceDB can
+prefilter and index them; ``metadata`` is free-form JSON for the rest. A table's name
+carries the embedding model and dimension: vectors of different models never mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+
+TABLE_PREFIX = "memories__"
+
+#: Memory types the runtime writes.
+FACT = "fact"
+PREFERENCE = "preference"
+EXPLICIT = "explicit"
+CONVERSATION_SUMMARY = "conversation_summary"
+
+
+def table_name(table_suffix: str) -> str:
+    return f"{TABLE_PREFIX}{table_suffix}"
+
+
+def schema(ndims: int) -> pa.Schema:
+    return pa.schema([
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("conversation_id", pa.string(), nullable=False),
+        pa.field("type", pa.string(), nullable=False),
+        pa.field("content", pa.string(), nullable=False),
+        pa.field("content_hash", pa.string(), nullable=False),
+        pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("metadata", pa.string(), nullable=False),
+        pa.field("vector", pa.list_(pa.float32(), ndims), nullable=False),
+    ])
+
+
+def normalise(content: str) -> str:
+    """The form two texts must share to count as the same fact (case, spacing, unicode)."""
+    return " ".join(unicodedata.normalize("NFKC", content).casefold().split())
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(normalise(content).encode("utf-8")).hexdigest()
+
+
+def memory_id(user_id: str, content: str) -> str:
+    """Stable id: the same fact for the same user is the same row, whoever writes it."""
+    digest = hashlib.sha256()
+    digest.update(user_id.encode("utf-8"))
+    digest.update(b"\x00")
+    digest.update(normalise(content).encode("utf-8"))
+    return digest.hexdigest()[:32]
+
+
+def summary_id(user_id: str, conversation_id: str) -> str:
+    """One summary row per conversation: a newer summary replaces the older one."""
+    digest = hashlib.sha256(f"summary\x00{user_id}\x00{conversation_id}".encode("utf-8"))
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One stored memory as callers see it; ``score`` is cosine similarity (None when listed)."""
+
+    id: str
+    user_id: str
+    conversation_id: str
+    type: str
+    content: str
+    created_at: datetime
+    metadata: dict[str, Any] = field(default_factory=dict)
+    score: float | None = None
+
+    def formatted(self) -> str:
+        """The spec's prompt form: ``[Memory from {timestamp}]: {content}``."""
+        return f"[Memory from {self.created_at.strftime('%Y-%m-%d %H:%M')}]: {self.content}"
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], score: float | None = None) -> Memory:
+        created = row["created_at"]
+        if isinstance(created, datetime) and created.tzinfo is None:
+            created = created.replace(tzinfo=timezone.utc)
+        try:
+            meta = json.loads(row.get("metadata") or "{}")
+        except json.JSONDecodeError:
+            meta = {}
+        return cls(
+            id=row["id"], user_id=row["user_id"], conversation_id=row["conversation_id"],
+            type=row["type"], content=row["content"], created_at=created,
+            metadata=meta if isinstance(meta, dict) else {}, score=score,
+        )
+
+
+@dataclass(frozen=True)
+class MemoryRecall:
+    """What a recall returns. ``degraded`` is True when memory could not be searched
+    properly (store or embedding provider down, or the lexical stand-in answered);
+    the turn goes on either way and the UI shows a "memory offline" badge."""
+
+    memories: tuple[Memory, ...] = ()
+    degraded: bool = False
+    reason: str = ""
+    source: str = "vector"  # vector | lexical | none
+
+    def __iter__(self):  # noqa: ANN204 - iterate the memories directly
+        return iter(self.memories)
+
+    def __len__(self) -> int:
+        return len(self.memories)
+
+    def formatted(self) -> list[str]:
+        return [m.formatted() for m in self.memories]
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """A memory write the store could not apply yet (kept in the write queue)."""
+
+    op: str  # store | forget
+    user_id: str
+    id: str
+    conversation_id: str = ""
+    content: str = ""
+    type: str = FACT
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "op": self.op, "user_id": self.user_id, "id": self.id,
+            "conversation_id": self.conversation_id, "content": self.content, "type": self.type,
+            "metadata": self.metadata, "created_at": self.created_at,
+        }, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, line: str) -> PendingWrite:
+        data = json.loads(line)
+        return cls(
+            op=str(data["op"]), user_id=str(data["user_id"]), id=str(data["id"]),
+            conversation_id=str(data.get("conversation_id", "")), content=str(data.get("content", "")),
+            type=str(data.get("type", FACT)), metadata=dict(data.get("metadata") or {}),
+            created_at=float(data.get("created_at", 0.0)),
+        )

@@ -1,0 +1,558 @@
+"""VectorMemoryStore: user-scoped long-term memory on LanceDB, recalled by meaning.
+
+Owns the memory table (one per embedding model and dimension), writes (batched, deduplicated,
+queued while a backend is down), recall (prefiltered by user, cosine similarity, threshold),
+and upkeep (indexes once the table is large, periodic ``optimize()``).
+
+Every LanceDB call runs inside Guard("memory") and every embedding inside
+Guard("embeddings"); LanceDB's async API does its I/O off the event loop, and the local
+model runs in a worker thread, so the TUI never stalls on memory. Failures degrade instead
+of breaking the turn: recall answers :class:`MemoryRecall` with ``degraded=True`` (ranked by
+the lexical stand-in when only the embedding provider is down), writes go to the on-disk
+:class:`WriteQueue` and drain when the backends are healthy again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+from runtime.config import Config, MemoryConfig
+from runtime.errors import AppError, ServiceUnavailableError, ValidationError, describe
+from runtime.events import EventBus, HealthChanged
+from runtime.memory import escaping
+from runtime.memory.embeddings import Embedder, LexicalEmbedder, make_embedder
+from runtime.memory.lexical import lexical_vector, lexical_vectors
+from runtime.memory.records import (
+    CONVERSATION_SUMMARY,
+    FACT,
+    Memory,
+    MemoryRecall,
+    PendingWrite,
+    content_hash,
+    memory_id,
+    schema,
+    summary_id,
+    table_name,
+)
+from runtime.memory.write_queue import WriteQueue
+
+log = logging.getLogger(__name__)
+
+#: Columns returned to callers (the vector stays in the table).
+_COLUMNS = ["id", "user_id", "conversation_id", "type", "content", "content_hash", "created_at", "metadata"]
+#: Lexical scores are on another scale than MiniLM's; this floor keeps only clear word overlap.
+LEXICAL_MIN_SIMILARITY = 0.25
+#: Rows the lexical fallback may scan for one user (it ranks in Python).
+LEXICAL_SCAN_LIMIT = 5000
+#: With an IVF-PQ index the PQ distances are approximate; re-rank this many times the limit
+#: with exact vectors so the similarity threshold compares true cosine scores.
+REFINE_FACTOR = 10
+MAX_CONTENT_CHARS = 4000
+#: Seconds an index build or ``optimize()`` may take (100k rows build in well under this).
+UPKEEP_TIMEOUT = 600.0
+
+
+def _translate_lancedb(exc: Exception, action: str) -> AppError:
+    """LanceDB raises OSError/RuntimeError/ValueError/Arrow errors; the guard needs AppErrors."""
+    text = " ".join(str(exc).split())[:200]
+    return ServiceUnavailableError(f"memory store {action} failed: {text}", service="memory")
+
+
+class VectorMemoryStore:
+    """The spec's VectorMemoryStore, user-scoped, with degraded mode and upkeep."""
+
+    def __init__(
+        self,
+        config: MemoryConfig,
+        *,
+        uri: str,
+        resilience: Any,
+        embedder: Embedder,
+        bus: EventBus | None = None,
+        queue_path: Path | None = None,
+        default_user: str = "local",
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.uri = uri
+        self.embedder = embedder
+        self.default_user = default_user
+        self._now = now
+        self._memory_guard = resilience.guard("memory")
+        self._embed_guard = resilience.guard("embeddings")
+        self._upkeep_guard = _upkeep_guard(resilience)
+        self._lexical = LexicalEmbedder()
+        self.queue = WriteQueue(queue_path)
+        self._db: Any = None
+        self._table: Any = None
+        self._open_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
+        self._pending: list[tuple[PendingWrite, asyncio.Future[str]]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._commits_since_optimize = 0
+        self._indexed: bool | None = None
+        self._maintenance: asyncio.Task[Any] | None = None
+        self._drain_task: asyncio.Task[Any] | None = None
+        self.last_error: str = ""
+        self._unsubscribe = bus.add_listener(self._on_event) if bus is not None else None
+
+    @classmethod
+    def from_config(cls, config: Config, resilience: Any, *, bus: EventBus | None = None,
+                    embedder: Embedder | None = None, now: Callable[[], float] = time.time) -> VectorMemoryStore:
+        uri = config.memory_uri
+        return cls(
+            config.memory, uri=uri, resilience=resilience, embedder=embedder or make_embedder(config),
+            bus=bus, queue_path=Path(uri).parent / "memory-write-queue.jsonl",
+            default_user=config.agent.user or "local", now=now,
+        )
+
+    # ------------------------------------------------------------ plumbing
+
+    @property
+    def table_name(self) -> str:
+        return table_name(self.embedder.table_suffix)
+
+    async def _db_call(self, action: str, fn: Callable[[], Awaitable[Any]], *, guard: Any = None) -> Any:
+        async def attempt() -> Any:
+            try:
+                return await fn()
+            except AppError:
+                raise
+            except Exception as exc:  # any LanceDB/Arrow/OS failure is a store failure
+                raise _translate_lancedb(exc, action) from exc
+
+        return await (guard or self._memory_guard).call(attempt)
+
+    async def _embed(self, texts: list[str]) -> np.ndarray:
+        if hasattr(self.embedder, "probe"):
+            await self._embed_guard.call(lambda: self.embedder.probe())  # type: ignore[attr-defined]
+        return await self._embed_guard.call(lambda: self.embedder.embed(texts))
+
+    async def _connect(self) -> Any:
+        if self._db is None:
+            async def connect() -> Any:
+                if "://" not in self.uri:
+                    Path(self.uri).mkdir(parents=True, exist_ok=True)
+                return await lancedb.connect_async(self.uri)
+
+            self._db = await self._db_call("connect", connect)
+        return self._db
+
+    async def _open(self, *, create: bool) -> Any:
+        """The memory table (created on first write); None if it does not exist yet."""
+        if self._table is not None:
+            return self._table
+        async with self._open_lock:
+            if self._table is not None:
+                return self._table
+            db = await self._connect()
+            name = self.table_name
+
+            async def open_or_create() -> Any:
+                names = (await db.list_tables()).tables
+                if name in names:
+                    return await db.open_table(name)
+                if not create:
+                    return None
+                return await db.create_table(name, schema=schema(self.embedder.ndims), exist_ok=True)
+
+            if create and hasattr(self.embedder, "probe"):
+                await self._embed_guard.call(lambda: self.embedder.probe())  # type: ignore[attr-defined]
+            self._table = await self._db_call("open", open_or_create)
+            return self._table
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def wait_idle(self) -> None:
+        """Wait for background upkeep and drains (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*tuple(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        await self.wait_idle()
+        if self._table is not None:
+            self._table.close()
+        if self._db is not None:
+            self._db.close()
+        self._table = self._db = None
+
+    # ------------------------------------------------------------ writes
+
+    async def store_memory(self, user_id: str, conversation_id: str, content: str,
+                           metadata: dict[str, Any] | None = None, *, type: str = FACT) -> str:
+        """Store (or refresh) a memory; returns its id. Never raises for a backend outage:
+        the write is queued and the id is still returned."""
+        _check_user(user_id)
+        text = " ".join(str(content).split())
+        if not text:
+            raise ValidationError("a memory needs some content")
+        if len(text) > MAX_CONTENT_CHARS:
+            raise ValidationError(f"a memory is at most {MAX_CONTENT_CHARS} characters, got {len(text)}")
+        mid = summary_id(user_id, conversation_id) if type == CONVERSATION_SUMMARY else memory_id(user_id, text)
+        item = PendingWrite(op="store", user_id=user_id, id=mid, conversation_id=conversation_id or "",
+                            content=text, type=type, metadata=dict(metadata or {}), created_at=self._now())
+        return await self._submit(item)
+
+    async def summarize_conversation(self, conversation_id: str, summary: str,
+                                     *, user_id: str | None = None,
+                                     metadata: dict[str, Any] | None = None) -> str:
+        """Store a conversation's summary (type ``conversation_summary``); one per conversation."""
+        return await self.store_memory(user_id or self.default_user, conversation_id, summary,
+                                       metadata, type=CONVERSATION_SUMMARY)
+
+    async def forget(self, user_id: str, memory_id_: str) -> bool:
+        """Delete one of this user's memories. True if it existed (or the delete was queued)."""
+        _check_user(user_id)
+        item = PendingWrite(op="forget", user_id=user_id, id=str(memory_id_), created_at=self._now())
+        return (await self._submit(item)) != ""
+
+    async def _submit(self, item: PendingWrite) -> str:
+        # Writers that arrive while a batch is being written are coalesced into the next
+        # batch: one embedding call and one LanceDB commit for all of them.
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        async with self._write_lock:
+            if not future.done():
+                batch, self._pending = self._pending, []
+                await self._flush(batch)
+        return await future
+
+    async def _flush(self, batch: list[tuple[PendingWrite, asyncio.Future[str]]]) -> None:
+        items = [item for item, _ in batch]
+        try:
+            if len(self.queue):
+                # Keep order behind older queued writes: queue these, then try to drain all.
+                for item in items:
+                    self.queue.push(item)
+                results = {}
+                await self._drain_locked()
+            else:
+                results = await self._apply(items)
+        except AppError as exc:
+            self.last_error = describe(exc)
+            log.warning("memory write queued (%d pending): %s", len(self.queue) + len(items), self.last_error)
+            for item in items:
+                self.queue.push(item)
+            results = {}
+        except BaseException as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            raise
+        for item, fut in batch:
+            if not fut.done():
+                fut.set_result(results.get(id(item), item.id))
+
+    async def _apply(self, items: list[PendingWrite]) -> dict[int, str]:
+        """Apply writes in order; returns the id each store ended up under (or '' for a
+        forget that found nothing). Raises AppError without partial effects per run."""
+        results: dict[int, str] = {}
+        run: list[PendingWrite] = []
+        for item in items:
+            if item.op == "store":
+                run.append(item)
+                continue
+            if run:
+                results.update(await self._apply_stores(run))
+                run = []
+            results[id(item)] = await self._apply_forget(item)
+        if run:
+            results.update(await self._apply_stores(run))
+        return results
+
+    async def _apply_forget(self, item: PendingWrite) -> str:
+        table = await self._open(create=False)
+        if table is None:
+            return ""
+        where = escaping.all_of(escaping.eq("id", item.id), escaping.eq("user_id", item.user_id))
+
+        async def delete() -> int:
+            found = await table.count_rows(where)
+            if found:
+                await table.delete(where)
+            return found
+
+        found = await self._db_call("delete", delete)
+        if found:
+            self._after_commit()
+        return item.id if found else ""
+
+    async def _apply_stores(self, items: list[PendingWrite], *, dedup: bool = True) -> dict[int, str]:
+        vectors = await self._embed([i.content for i in items])
+        table = await self._open(create=True)
+        rows: dict[str, dict[str, Any]] = {}
+        results: dict[int, str] = {}
+        for item, vec in zip(items, vectors):
+            target = item.id
+            if dedup and item.type != CONVERSATION_SUMMARY:
+                target = await self._near_duplicate(table, item, vec, rows) or item.id
+            results[id(item)] = target
+            # A later write of the same id in this batch wins (dict keeps one row per id).
+            rows[target] = {
+                "id": target, "user_id": item.user_id, "conversation_id": item.conversation_id,
+                "type": item.type, "content": item.content, "content_hash": content_hash(item.content),
+                "created_at": datetime.fromtimestamp(item.created_at, tz=timezone.utc),
+                "metadata": json.dumps(item.metadata, ensure_ascii=False, default=str),
+                "vector": vec.astype(np.float32).tolist(),
+            }
+        data = pa.Table.from_pylist(list(rows.values()), schema=schema(self.embedder.ndims))
+
+        async def merge() -> Any:
+            return await (table.merge_insert("id").when_matched_update_all()
+                          .when_not_matched_insert_all().execute(data))
+
+        await self._db_call("write", merge)
+        self._after_commit()
+        return results
+
+    async def _near_duplicate(self, table: Any, item: PendingWrite, vec: np.ndarray,
+                              batch_rows: dict[str, dict[str, Any]]) -> str | None:
+        """The id of an existing memory of this user that says nearly the same thing."""
+        threshold = self.config.dedup_similarity
+        for rid, row in batch_rows.items():
+            if row["user_id"] == item.user_id and row["type"] != CONVERSATION_SUMMARY:
+                if float(np.dot(np.asarray(row["vector"], dtype=np.float32), vec)) >= threshold:
+                    return rid
+        where = escaping.all_of(escaping.eq("user_id", item.user_id),
+                                f"type != {escaping.sql_string(CONVERSATION_SUMMARY)}")
+
+        async def nearest() -> list[dict[str, Any]]:
+            return await (table.vector_search(vec.tolist()).distance_type("cosine").where(where)
+                          .select(["id", "_distance"]).limit(1).to_list())
+
+        hits = await self._db_call("dedup search", nearest)
+        if hits and 1.0 - float(hits[0]["_distance"]) >= threshold:
+            return str(hits[0]["id"])
+        return None
+
+    # ------------------------------------------------------------ queue drain
+
+    def _on_event(self, event: Any) -> None:
+        if (isinstance(event, HealthChanged) and event.name in ("memory", "embeddings")
+                and event.new_status == "healthy"):
+            self.schedule_drain()
+
+    def schedule_drain(self) -> None:
+        """Start draining the write queue in the background (no-op if empty or running)."""
+        if not len(self.queue) or (self._drain_task is not None and not self._drain_task.done()):
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._drain_task = self._spawn(self.drain())
+
+    async def drain(self) -> int:
+        """Apply queued writes in order; returns how many were applied. Stops at the first
+        failure, leaving the rest queued."""
+        async with self._write_lock:
+            return await self._drain_locked()
+
+    async def _drain_locked(self) -> int:
+        items = self.queue.items()
+        if not items:
+            return 0
+        await self._apply(items)
+        self.queue.remove(items)
+        self.last_error = ""
+        log.info("memory write queue drained: %d writes applied", len(items))
+        return len(items)
+
+    # ------------------------------------------------------------ reads
+
+    async def search_memories(self, query: str, user_id: str, conversation_id: str | None = None,
+                              limit: int | None = None, min_similarity: float | None = None,
+                              *, types: list[str] | None = None) -> MemoryRecall:
+        """Memories of ``user_id`` similar to ``query``, best first, at or above the threshold.
+        Never raises for an outage: answers ``degraded=True`` instead."""
+        _check_user(user_id)
+        limit = limit or self.config.top_k
+        threshold = self.config.min_similarity if min_similarity is None else min_similarity
+        where = escaping.all_of(
+            escaping.eq("user_id", user_id),
+            escaping.eq("conversation_id", conversation_id) if conversation_id else None,
+            escaping.one_of("type", types) if types is not None else None,
+        )
+        if not query.strip():
+            return MemoryRecall()
+        try:
+            table = await self._open(create=False)
+        except AppError as exc:
+            return self._degraded(exc)
+        if table is None:
+            return MemoryRecall(degraded=self.embedder.degraded, source="none")
+        try:
+            vec = (await self._embed([query]))[0]
+        except AppError as exc:
+            return await self._lexical_recall(table, query, where, limit, exc)
+
+        async def search() -> list[dict[str, Any]]:
+            q = (table.vector_search(vec.tolist()).distance_type("cosine").where(where)
+                 .select([*_COLUMNS, "_distance"]).limit(limit))
+            if self._indexed:
+                q = q.refine_factor(REFINE_FACTOR)
+            return await q.to_list()
+
+        try:
+            rows = await self._db_call("search", search)
+        except AppError as exc:
+            return self._degraded(exc)
+        memories = [Memory.from_row(r, 1.0 - float(r["_distance"])) for r in rows]
+        kept = tuple(m for m in memories if m.score is not None and m.score >= threshold)
+        return MemoryRecall(kept, degraded=self.embedder.degraded,
+                            source="lexical" if self.embedder.degraded else "vector")
+
+    async def recall(self, user_id: str, message: str, limit: int | None = None) -> MemoryRecall:
+        """What the turn pipeline calls: this user's memories relevant to ``message``."""
+        return await self.search_memories(message, user_id, limit=limit)
+
+    async def get_context_memories(self, user_id: str, message: str, limit: int = 5) -> list[str]:
+        """The spec's prompt lines, ``[Memory from {timestamp}]: {content}``."""
+        return (await self.search_memories(message, user_id, limit=limit)).formatted()
+
+    def _degraded(self, exc: AppError) -> MemoryRecall:
+        self.last_error = describe(exc)
+        log.warning("memory recall degraded: %s", self.last_error)
+        return MemoryRecall(degraded=True, reason=self.last_error, source="none")
+
+    async def _lexical_recall(self, table: Any, query: str, where: str, limit: int,
+                              cause: AppError) -> MemoryRecall:
+        """Embedding provider down: rank this user's stored texts by word overlap instead.
+        No lexical vector is ever written, so tables stay single-model."""
+        reason = describe(cause)
+        self.last_error = reason
+
+        async def scan() -> list[dict[str, Any]]:
+            return await table.query().where(where).select(_COLUMNS).limit(LEXICAL_SCAN_LIMIT).to_list()
+
+        try:
+            rows = await self._db_call("scan", scan)
+        except AppError as exc:
+            return self._degraded(exc)
+        if not rows:
+            return MemoryRecall(degraded=True, reason=reason, source="lexical")
+        qvec = lexical_vector(query)
+        scores = lexical_vectors([r["content"] for r in rows]) @ qvec
+        order = np.argsort(-scores)[:limit]
+        kept = tuple(Memory.from_row(rows[i], float(scores[i])) for i in order
+                     if scores[i] >= LEXICAL_MIN_SIMILARITY)
+        return MemoryRecall(kept, degraded=True, reason=reason, source="lexical")
+
+    async def list(self, user_id: str, *, limit: int = 1000, types: list[str] | None = None) -> list[Memory]:
+        """This user's memories, newest first (for the UI's memory list)."""
+        _check_user(user_id)
+        table = await self._open(create=False)
+        if table is None:
+            return []
+        where = escaping.all_of(escaping.eq("user_id", user_id),
+                                escaping.one_of("type", types) if types is not None else None)
+
+        async def scan() -> list[dict[str, Any]]:
+            return await table.query().where(where).select(_COLUMNS).to_list()
+
+        rows = await self._db_call("list", scan)
+        rows.sort(key=lambda r: r["created_at"], reverse=True)
+        return [Memory.from_row(r) for r in rows[:limit]]
+
+    async def count(self, user_id: str | None = None) -> int:
+        table = await self._open(create=False)
+        if table is None:
+            return 0
+        where = escaping.eq("user_id", user_id) if user_id is not None else None
+        return int(await self._db_call("count", lambda: table.count_rows(where)))
+
+    # ------------------------------------------------------------ upkeep
+
+    def _after_commit(self) -> None:
+        self._commits_since_optimize += 1
+        if self._maintenance is None or self._maintenance.done():
+            self._maintenance = self._spawn(self._upkeep())
+
+    async def _upkeep(self) -> None:
+        try:
+            if self._indexed is not True and await self.count() >= self.config.index_threshold:
+                await self.ensure_indexes()
+            if self._commits_since_optimize >= self.config.optimize_every:
+                await self.optimize()
+        except AppError as exc:
+            log.warning("memory upkeep skipped: %s", describe(exc))
+
+    async def ensure_indexes(self, *, force: bool = False) -> bool:
+        """Create the vector index (IVF-PQ, cosine) and a scalar index on ``user_id`` once the
+        table holds ``index_threshold`` rows (or now, with ``force``). True if indexed."""
+        table = await self._open(create=False)
+        if table is None:
+            return False
+        rows = await self.count()
+        if not force and rows < self.config.index_threshold:
+            return False
+        existing = {i.columns[0] for i in await self._db_call("list indices", table.list_indices)}
+        if {"vector", "user_id"} <= existing:
+            self._indexed = True
+            return True
+        from lancedb.index import BTree, IvfPq
+
+        ndims = self.embedder.ndims
+        sub_vectors = next(d for d in (ndims // 8, ndims // 16, 1) if d and ndims % d == 0)
+        partitions = max(1, min(1024, int(math.sqrt(rows))))
+        if "user_id" not in existing:
+            await self._db_call("index user_id", lambda: table.create_index("user_id", config=BTree()),
+                                guard=self._upkeep_guard)
+        if "vector" not in existing and rows >= 256:
+            await self._db_call("index vector", lambda: table.create_index(
+                "vector", config=IvfPq(distance_type="cosine", num_partitions=partitions,
+                                       num_sub_vectors=sub_vectors)),
+                guard=self._upkeep_guard)
+            self._indexed = True
+        return bool(self._indexed)
+
+    async def optimize(self) -> None:
+        """Compact fragments and fold new rows into the indexes."""
+        table = await self._open(create=False)
+        if table is None:
+            return
+        self._commits_since_optimize = 0
+        await self._db_call("optimize", table.optimize, guard=self._upkeep_guard)
+
+    async def fragment_count(self) -> int:
+        table = await self._open(create=False)
+        if table is None:
+            return 0
+        stats = await self._db_call("stats", table.stats)
+        return int(stats.fragment_stats.num_fragments)
+
+
+def _upkeep_guard(resilience: Any) -> Any:
+    """A guard for index builds and compaction: same memory backend, but its own breaker
+    (a slow rebuild must not open the recall breaker) and a timeout sized for minutes of
+    work on a large table, not the 5 s a recall gets. One attempt: upkeep reruns later."""
+    from runtime.resilience.guard import Guard
+
+    settings = resilience.config.for_service("memory").model_copy(
+        update={"timeout": UPKEEP_TIMEOUT, "deadline": UPKEEP_TIMEOUT, "max_attempts": 1})
+    return Guard("memory:upkeep", settings, breaker=resilience.breakers.get("memory:upkeep"),
+                 fallbacks=resilience.fallbacks, bus=resilience.bus, clock=resilience.clock,
+                 sleep=resilience.sleep)
+
+
+def _check_user(user_id: str) -> None:
+    if not isinstance(user_id, str) or not user_id:
+        raise ValidationError("memory operations need a user id")
