@@ -1,0 +1,336 @@
+"""Guard: the one composition every outside call goes through, and the Resilience factory.
+
+Order, outermost first::
+
+    fallback( retry( breaker( bulkhead( timeout( call ) ) ) ) )
+
+* **fallback** (only in :meth:`Guard.call_with_fallback`) sees the final error after retries.
+* **retry** wraps the breaker, so every attempt asks the breaker first: once the breaker
+  opens, the next attempt gets :class:`CircuitOpenError`, which is not retryable, and the
+  retries stop at once with no I/O.
+* **breaker** outside the bulkhead: a rejected call never takes a slot, and a full bulkhead
+  (our own limit, not the backend's fault) releases the permit without counting.
+* **timeout** innermost, so a timed-out attempt is a failure the breaker counts and the
+  retry policy may retry.
+
+The success path is: breaker permit (one compare), bulkhead slot (one compare), a ticket in
+the guard's :class:`DeadlineWatch`, the call itself, the reports. No task is created, no
+tenacity code runs, no timer is scheduled per call. Retry machinery starts only after a
+first retryable failure.
+
+Foreign exceptions are translated here, by :func:`runtime.resilience.classify.translate`;
+``asyncio.CancelledError`` always propagates untouched and never counts as a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from typing import Any, TypeVar
+
+from runtime.config import ResilienceConfig, ServiceResilience
+from runtime.errors import AppError, OperationTimeoutError, describe
+from runtime.events import EventBus, RetryScheduled
+from runtime.resilience.breaker import BreakerRegistry, CircuitBreaker
+from runtime.resilience.bulkhead import Bulkhead
+from runtime.resilience.classify import translate
+from runtime.resilience.deadline import DeadlineWatch
+from runtime.resilience.fallback import CacheFallback, FallbackChain, Outcome
+from runtime.resilience.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[Any]]
+
+_MISSING: Any = object()
+
+#: The ``source`` of an Outcome built from ``call_with_fallback(default=...)``.
+DEFAULT_SOURCE = "default"
+
+
+class Guard:
+    """Retries, breaker, bulkhead and timeout for one named service. Get one from :class:`Resilience`."""
+
+    def __init__(
+        self,
+        service: str,
+        settings: ServiceResilience,
+        *,
+        breaker: CircuitBreaker,
+        fallbacks: FallbackChain,
+        bus: EventBus | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.breaker = breaker
+        self.bulkhead = Bulkhead(service, settings.max_concurrent, settings.bulkhead_wait)
+        self.policy = RetryPolicy(settings)
+        self.timeout = settings.timeout
+        self._watch = DeadlineWatch(settings.timeout)
+        self._fallbacks = fallbacks
+        self._bus = bus
+        self._clock = clock
+        self._sleep = sleep
+
+    # ------------------------------------------------------------ coroutines
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Await ``fn()`` under the full policy; raises an :class:`AppError` on failure.
+
+        ``fn`` is called once per attempt, so it must build a fresh awaitable each time
+        (``lambda: client.get(key)``, not a coroutine object).
+        """
+        start = self._clock()
+        try:
+            return await self._attempt(fn, None)
+        except AppError as exc:
+            if not exc.retryable or self.policy.max_attempts <= 1:
+                raise
+            first = exc
+        return await self._retry(fn, first, start)
+
+    async def _attempt(self, fn: Callable[[], Awaitable[T]], timeout: float | None) -> T:
+        """One attempt: breaker, bulkhead, timeout, call, report."""
+        breaker = self.breaker
+        permit = breaker.acquire()
+        bulkhead = self.bulkhead
+        if not bulkhead.try_acquire():
+            try:
+                await bulkhead.acquire()
+            except BaseException:
+                breaker.on_ignore(permit)
+                raise
+        slow = breaker.slow_call_seconds
+        started = self._clock() if slow else 0.0
+        try:
+            if timeout is None:
+                watch = self._watch
+                ticket = watch.start()
+                try:
+                    result = await fn()
+                except BaseException as exc:
+                    if watch.finish(ticket):
+                        raise self._timed_out(self.timeout) from exc
+                    raise
+                watch.finish(ticket)
+            else:
+                try:
+                    async with asyncio.timeout(timeout):
+                        result = await fn()
+                except TimeoutError as exc:
+                    raise self._timed_out(timeout) from exc
+        except asyncio.CancelledError:
+            breaker.on_ignore(permit)
+            raise
+        except AppError as exc:
+            breaker.record(permit, exc)
+            raise
+        except Exception as exc:
+            error = translate(exc, self.service)
+            breaker.record(permit, error)
+            raise error from exc
+        except BaseException:
+            # KeyboardInterrupt, SystemExit, GeneratorExit: not the backend's fault.
+            breaker.on_ignore(permit)
+            raise
+        finally:
+            bulkhead.release()
+        breaker.on_success(permit, self._clock() - started if slow else 0.0)
+        return result
+
+    async def _retry(self, fn: Callable[[], Awaitable[T]], error: AppError, start: float) -> T:
+        policy = self.policy
+        state = policy.new_state(start)
+        while True:
+            decision = policy.decide(state, error, self._clock())
+            if decision.delay is None:
+                self._give_up(state.attempt_number, error, decision.reason)
+                raise error
+            self._announce_retry(state.attempt_number, decision.delay, error)
+            await self._sleep(decision.delay)
+            state.attempt_number += 1
+            remaining = policy.remaining(state, self._clock())
+            # The last attempts get only what is left of the call's total budget.
+            timeout = None if remaining >= self.timeout else max(remaining, 0.001)
+            try:
+                return await self._attempt(fn, timeout)
+            except AppError as exc:
+                if not exc.retryable:
+                    raise
+                error = exc
+
+    # ------------------------------------------------------------ streams
+
+    async def stream(self, fn: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
+        """Iterate ``fn()`` as one guarded call.
+
+        The timeout applies to the wait for each item. A stream that fails before its first
+        item is retried like a call; once an item was yielded, a failure is raised as is (the
+        consumer already acted on part of it). Stopping early (``aclose``/``break``) counts as
+        neither success nor failure.
+        """
+        policy = self.policy
+        state = None
+        while True:
+            breaker = self.breaker
+            permit = breaker.acquire()
+            bulkhead = self.bulkhead
+            if not bulkhead.try_acquire():
+                try:
+                    await bulkhead.acquire()
+                except BaseException:
+                    breaker.on_ignore(permit)
+                    raise
+            yielded = False
+            started = self._clock()
+            error: AppError
+            try:
+                iterator = fn().__aiter__()
+                try:
+                    while True:
+                        try:
+                            async with asyncio.timeout(self.timeout):
+                                item = await iterator.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        except TimeoutError as exc:
+                            raise self._timed_out(self.timeout) from exc
+                        yielded = True
+                        yield item
+                finally:
+                    aclose = getattr(iterator, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+            except (asyncio.CancelledError, GeneratorExit):
+                breaker.on_ignore(permit)
+                raise
+            except AppError as exc:
+                breaker.record(permit, exc)
+                error = exc
+            except Exception as exc:
+                error = translate(exc, self.service)
+                error.__cause__ = exc
+                breaker.record(permit, error)
+            except BaseException:
+                breaker.on_ignore(permit)
+                raise
+            else:
+                breaker.on_success(permit, self._clock() - started)
+                return
+            finally:
+                bulkhead.release()
+            if yielded or not error.retryable:
+                raise error
+            if state is None:
+                state = policy.new_state(started)
+            decision = policy.decide(state, error, self._clock())
+            if decision.delay is None:
+                self._give_up(state.attempt_number, error, decision.reason)
+                raise error
+            self._announce_retry(state.attempt_number, decision.delay, error)
+            await self._sleep(decision.delay)
+            state.attempt_number += 1
+
+    # ------------------------------------------------------------ fallback
+
+    async def call_with_fallback(self, fn: Callable[[], Awaitable[T]], key: Hashable | None = None,
+                                 *, default: Any = _MISSING) -> Outcome[T]:
+        """:meth:`call`, then on failure the service's fallbacks, as an :class:`Outcome`.
+
+        With ``key``, a success is remembered in the cache and a failure first looks for the
+        last good value under that key (``source="cache"``, ``stale=True``). Then registered
+        handlers run in order; then ``default`` if given (``source="default"``); otherwise the
+        error is raised.
+        """
+        try:
+            value = await self.call(fn)
+        except AppError as exc:
+            error = exc
+        else:
+            if key is not None:
+                self._fallbacks.remember(self.service, key, value)
+            return Outcome(value)
+        try:
+            return await self._fallbacks.resolve(self.service, error, key)
+        except AppError:
+            if default is _MISSING:
+                raise
+        self._fallbacks.announce(self.service, DEFAULT_SOURCE, error)
+        return Outcome(default, DEFAULT_SOURCE, False, error)
+
+    # ------------------------------------------------------------ reporting
+
+    def _timed_out(self, seconds: float) -> OperationTimeoutError:
+        return OperationTimeoutError(f"{self.service} did not answer within {seconds:g}s",
+                                     service=self.service, details={"timeout": seconds})
+
+    def _announce_retry(self, attempt: int, delay: float, error: AppError) -> None:
+        text = describe(error)
+        log.warning("%s: attempt %d failed (%s); retrying in %.2fs", self.service, attempt, text, delay)
+        if self._bus is not None:
+            self._bus.publish(RetryScheduled(service=self.service, attempt=attempt, delay=delay, error=text))
+
+    def _give_up(self, attempts: int, error: AppError, reason: str) -> None:
+        log.warning("%s: giving up after %d attempt(s) (%s): %s", self.service, attempts, reason,
+                    describe(error))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Breaker snapshot plus bulkhead occupancy, as a plain dict."""
+        data = self.breaker.snapshot().to_dict()
+        data["in_flight"] = self.bulkhead.in_use
+        data["waiting"] = self.bulkhead.waiting
+        return data
+
+    def __repr__(self) -> str:
+        return f"Guard({self.service!r}, breaker={self.breaker.state.value})"
+
+
+class Resilience:
+    """Builds and keeps one :class:`Guard` per service, sharing breakers, fallbacks and the bus."""
+
+    def __init__(
+        self,
+        config: ResilienceConfig | None = None,
+        bus: EventBus | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        cache: CacheFallback | None = None,
+    ) -> None:
+        self.config = config or ResilienceConfig()
+        self.bus = bus
+        self.clock = clock
+        self.sleep = sleep
+        self.breakers = BreakerRegistry(self.config, clock=clock, bus=bus)
+        self.fallbacks = FallbackChain(cache=cache or CacheFallback(clock=clock), bus=bus)
+        self._guards: dict[str, Guard] = {}
+
+    def guard(self, service: str) -> Guard:
+        """Get or create the guard of ``service`` (``llm``, ``redis``, ``memory``, ``embeddings``, ``tool:<name>``)."""
+        guard = self._guards.get(service)
+        if guard is None:
+            guard = Guard(
+                service,
+                self.config.for_service(service),
+                breaker=self.breakers.get(service),
+                fallbacks=self.fallbacks,
+                bus=self.bus,
+                clock=self.clock,
+                sleep=self.sleep,
+            )
+            self._guards[service] = guard
+        return guard
+
+    @property
+    def guards(self) -> dict[str, Guard]:
+        return dict(self._guards)
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        """Every breaker's snapshot as a plain dict (for ``holdfast health`` and the UI)."""
+        return [snap.to_dict() for snap in self.breakers.snapshots()]

@@ -1,0 +1,200 @@
+"""Health monitor: named async checks, run with a timeout, aggregated, polled, observable.
+
+Each check returns a :class:`CheckResult` (or the spec's ``{"status": ..., "details": ...}``
+dict). A check that raises or overruns its timeout (spec: 5 s) is UNHEALTHY with the error.
+Overall status follows the spec: any unhealthy -> unhealthy, else any degraded -> degraded,
+else healthy. Checks run concurrently, so one slow backend does not delay the others.
+A background poller re-runs them every ``interval`` seconds and publishes
+:class:`HealthChanged` only when a check's (or the overall) status changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from runtime.errors import describe
+from runtime.events import EventBus, HealthChanged
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[Any]]
+
+#: The name used in :class:`HealthChanged` events about the aggregate status.
+OVERALL = "overall"
+DEFAULT_CHECK_TIMEOUT = 5.0
+
+
+class HealthStatus(str, Enum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+_RANK = {HealthStatus.HEALTHY: 0, HealthStatus.DEGRADED: 1, HealthStatus.UNHEALTHY: 2}
+
+
+def aggregate(statuses: list[HealthStatus]) -> HealthStatus:
+    """The spec's rule: the worst status wins; no checks is healthy."""
+    return max(statuses, key=_RANK.__getitem__, default=HealthStatus.HEALTHY)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    status: HealthStatus
+    latency_ms: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status.value, "latency_ms": self.latency_ms,
+                "details": dict(self.details), "error": self.error}
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    status: HealthStatus
+    checks: dict[str, CheckResult]
+    #: Wall-clock time, for display only.
+    checked_at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status.value, "checked_at": self.checked_at,
+                "checks": {name: result.to_dict() for name, result in self.checks.items()}}
+
+
+CheckFn = Callable[[], Awaitable["CheckResult | Mapping[str, Any]"]]
+
+
+@dataclass(frozen=True)
+class _Check:
+    fn: CheckFn
+    timeout: float
+
+
+def _coerce(value: object) -> CheckResult:
+    """Accept a CheckResult, a HealthStatus, or the spec's dict form."""
+    if isinstance(value, CheckResult):
+        return value
+    if isinstance(value, HealthStatus):
+        return CheckResult(value)
+    if isinstance(value, Mapping):
+        details = value.get("details") or {}
+        return CheckResult(HealthStatus(value.get("status", HealthStatus.HEALTHY.value)),
+                           value.get("latency_ms"), dict(details), value.get("error"))
+    return CheckResult(HealthStatus.UNHEALTHY, error=f"check returned {type(value).__name__}, not a CheckResult")
+
+
+class HealthMonitor:
+    """Registry of health checks with a background poller. Spec name: ``HealthCheck``."""
+
+    def __init__(self, bus: EventBus | None = None, *, interval: float = 15.0,
+                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+        self.bus = bus
+        self.interval = interval
+        self._clock = clock
+        self._sleep = sleep
+        self._checks: dict[str, _Check] = {}
+        self._last: HealthReport | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def register_check(self, name: str, check_func: CheckFn, timeout: float = DEFAULT_CHECK_TIMEOUT) -> None:
+        self._checks[name] = _Check(check_func, timeout)
+
+    def unregister_check(self, name: str) -> None:
+        self._checks.pop(name, None)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._checks)
+
+    async def check(self, name: str) -> CheckResult:
+        """Run one check; never raises (except cancellation)."""
+        spec = self._checks[name]
+        started = self._clock()
+        try:
+            async with asyncio.timeout(spec.timeout):
+                raw = await spec.fn()
+        except TimeoutError:
+            return CheckResult(HealthStatus.UNHEALTHY, (self._clock() - started) * 1000,
+                               error=f"health check timed out after {spec.timeout:g}s")
+        except Exception as exc:  # a failing check is a result, not a crash
+            return CheckResult(HealthStatus.UNHEALTHY, (self._clock() - started) * 1000, error=describe(exc))
+        try:
+            result = _coerce(raw)
+        except ValueError as exc:
+            return CheckResult(HealthStatus.UNHEALTHY, error=f"invalid health result: {exc}")
+        if result.latency_ms is None:
+            result = CheckResult(result.status, (self._clock() - started) * 1000, result.details, result.error)
+        return result
+
+    async def run_checks(self) -> HealthReport:
+        """Run every check concurrently, record the report, publish what changed."""
+        names = list(self._checks)
+        results = await asyncio.gather(*(self.check(name) for name in names))
+        report = HealthReport(aggregate([r.status for r in results]), dict(zip(names, results)))
+        self._publish_changes(self._last, report)
+        self._last = report
+        return report
+
+    def snapshot(self) -> HealthReport | None:
+        """The last report, or None before the first run."""
+        return self._last
+
+    def _publish_changes(self, old: HealthReport | None, new: HealthReport) -> None:
+        for name, result in new.checks.items():
+            before = old.checks.get(name) if old else None
+            if before is None or before.status is not result.status:
+                self._emit(name, before.status if before else None, result)
+        if old is None or old.status is not new.status:
+            old_status = old.status.value if old else None
+            log.log(logging.INFO if new.status is HealthStatus.HEALTHY else logging.WARNING,
+                    "health: %s -> %s", old_status, new.status.value)
+            if self.bus is not None:
+                self.bus.publish(HealthChanged(name=OVERALL, old_status=old_status, new_status=new.status.value))
+
+    def _emit(self, name: str, old: HealthStatus | None, result: CheckResult) -> None:
+        detail = result.error or ""
+        log.info("health %s: %s -> %s %s", name, old.value if old else None, result.status.value, detail)
+        if self.bus is not None:
+            self.bus.publish(HealthChanged(name=name, old_status=old.value if old else None,
+                                           new_status=result.status.value, detail=detail,
+                                           latency_ms=result.latency_ms))
+
+    # ------------------------------------------------------------ background polling
+
+    def start(self) -> None:
+        """Poll every ``interval`` seconds in a background task (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._poll(), name="health-monitor")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                await self.run_checks()
+            except Exception:  # keep polling: the next round may work
+                log.exception("health poll failed")
+            await self._sleep(self.interval)
+
+
+#: The spec's name.
+HealthCheck = HealthMonitor
