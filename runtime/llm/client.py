@@ -1,0 +1,492 @@
+"""LLMClient: chat (streamed or not), embeddings and models of any OpenAI-compatible endpoint.
+
+Every call goes through ``Guard("llm")``: the SDK's own retries are off (``max_retries=0``)
+so one logical call makes at most ``1 + max_retries`` HTTP attempts, all decided by our
+retry policy. Failures are translated to the error taxonomy inside the guarded function
+(:mod:`runtime.llm.errors`).
+
+Streaming reads the SSE lines itself (through the SDK's ``with_streaming_response``, which
+still does auth, URLs and status errors) instead of the SDK's pydantic chunk objects: one
+``json.loads`` per chunk keeps the client's cost per token small, and a malformed chunk
+becomes a typed error rather than whatever the SDK raises.
+
+A stream that breaks before its first event is retried by the guard; after events reached
+the caller it is not: the caller gets :class:`StreamInterrupted` with the partial text.
+When the LLM is unavailable, the registered fallbacks answer (see :mod:`runtime.llm.fallbacks`).
+
+Consume :meth:`LLMClient.stream_chat` with ``contextlib.aclosing`` (or to the end) so that
+stopping early (the user pressed Esc) closes the HTTP stream at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import openai
+
+from runtime.config import LLMConfig
+from runtime.errors import AppError, ExternalServiceError, describe
+from runtime.llm import prompt_tools
+from runtime.llm.errors import SERVICE, error_for_response, translate
+from runtime.llm.fallbacks import OUTAGE_TYPES, LLMFallbacks
+from runtime.llm.stream_events import (
+    FallbackReply,
+    Finish,
+    StreamEvent,
+    StreamInterrupted,
+    TextDelta,
+    ToolCallError,
+    ToolCallReady,
+    Usage,
+    parse_arguments,
+)
+from runtime.llm.tool_assembly import ToolCallAssembler
+from runtime.messages import ToolCall
+from runtime.resilience import Resilience
+
+Message = Mapping[str, Any]
+TokenCounter = Callable[[str], int]
+
+
+_ROUGH_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+_PLACEHOLDER_KEY = "no-key-configured"
+
+
+def rough_token_count(text: str) -> int:
+    """Words and punctuation marks: used only when no real counter was injected."""
+    return len(_ROUGH_TOKEN_RE.findall(text))
+
+
+def prompt_key(request: Mapping[str, Any]) -> str:
+    """Identity of a prompt for the answer cache: model, messages and tools, canonical JSON."""
+    material = {k: request.get(k) for k in ("model", "messages", "tools")}
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A whole reply from :meth:`LLMClient.complete`; ``source`` says where it came from."""
+
+    text: str
+    tool_calls: tuple[ToolCallReady, ...] = ()
+    tool_errors: tuple[ToolCallError, ...] = ()
+    usage: Usage | None = None
+    finish_reason: str = "stop"
+    model: str = ""
+    source: str = "primary"
+    error: str = ""
+
+    @property
+    def from_fallback(self) -> bool:
+        return self.source != "primary"
+
+
+@dataclass
+class _StreamState:
+    model: str
+    finish_reason: str | None = None
+    done: bool = False
+    usage: Usage | None = None
+    text: list[str] = field(default_factory=list)
+
+
+class LLMClient:
+    """The OpenAI-compatible client every Holdfast LLM call uses."""
+
+    def __init__(
+        self,
+        config: LLMConfig,
+        resilience: Resilience,
+        *,
+        base_url: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        count_tokens: TokenCounter | None = None,
+        environ: Mapping[str, str] | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.base_url = (base_url or config.effective_base_url).rstrip("/")
+        if not self.base_url:
+            raise ExternalServiceError("no LLM endpoint: start the demo server or set [llm].base_url",
+                                       service=SERVICE, retryable=False)
+        self.guard = resilience.guard(SERVICE)
+        self.fallbacks = resilience.fallbacks
+        self.tools_supported = config.tools_supported
+        self._count = count_tokens
+        self._api_key_env = config.api_key_env
+        timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self._owns_http = http_client is None
+        self._openai = openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=config.resolve_api_key(environ) or _PLACEHOLDER_KEY,
+            http_client=self._http,
+            max_retries=0,  # only our RetryPolicy retries: no multiplied attempts
+            timeout=timeout,
+        )
+        self._model = config.effective_model
+        self.llm_fallbacks = LLMFallbacks.install(resilience, endpoint=self.base_url, wall_clock=wall_clock)
+
+    # ------------------------------------------------------------ helpers
+
+    async def model(self) -> str:
+        """The configured model, or the endpoint's first model when none is configured (vLLM, LM Studio)."""
+        if not self._model:
+            models = await self.list_models()
+            if not models:
+                raise ExternalServiceError("the LLM endpoint lists no models; set [llm].model", service=SERVICE,
+                                           retryable=False)
+            self._model = models[0]
+        return self._model
+
+    def _tokens(self, text: str) -> int:
+        return (self._count or rough_token_count)(text)
+
+    async def _request(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None,
+                       model: str | None, temperature: float | None, max_tokens: int | None) -> dict[str, Any]:
+        msgs = [dict(m) for m in messages]
+        tool_list = [dict(t) for t in tools or ()]
+        request: dict[str, Any] = {
+            "model": model or await self.model(),
+            "messages": msgs,
+            "temperature": self.config.temperature if temperature is None else temperature,
+            "max_tokens": max_tokens or self.config.max_output_tokens,
+        }
+        if tool_list:
+            if self.tools_supported:
+                request["tools"] = tool_list
+            else:
+                request["messages"] = prompt_tools.with_tools_in_prompt(msgs, tool_list)
+        return request
+
+    def _estimate_usage(self, request: Mapping[str, Any], completion: str) -> Usage:
+        prompt = sum(self._tokens(_content(m)) + 4 for m in request["messages"])
+        if request.get("tools"):
+            prompt += self._tokens(json.dumps(request["tools"]))
+        return Usage(prompt, self._tokens(completion), estimated=True)
+
+    @staticmethod
+    def _tool_names(tools: Sequence[Mapping[str, Any]] | None) -> list[str]:
+        return [str((t.get("function") or t).get("name")) for t in tools or ()]
+
+    # ------------------------------------------------------------ streaming
+
+    async def stream_chat(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        use_fallback: bool = True,
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream a chat reply as typed events (see :mod:`runtime.llm.stream_events`).
+
+        Raises :class:`AppError` when the call fails before any event and no fallback
+        applies (a rejected request, a bad key, or ``use_fallback=False``).
+        """
+        try:
+            request = await self._request(messages, tools, model, temperature, max_tokens)
+        except AppError as exc:
+            # Resolving the model needs the endpoint too; that failure takes the fallback path.
+            async for event in self._fallback_events(exc, None, use_fallback):
+                yield event
+            return
+        names = self._tool_names(tools)
+        shown: list[str] = []
+        events = 0
+        finish: Finish | None = None
+        tool_seen = False
+        try:
+            async for event in self.guard.stream(lambda: self._stream_once(request, names)):
+                events += 1
+                if isinstance(event, TextDelta):
+                    shown.append(event.text)
+                elif isinstance(event, (ToolCallReady, ToolCallError)):
+                    tool_seen = True
+                elif isinstance(event, Finish):
+                    finish = event
+                yield event
+        except AppError as exc:
+            if events:
+                self.llm_fallbacks.note_failure(exc)
+                yield StreamInterrupted("".join(shown), describe(exc), exc.error_type.value)
+                return
+            async for event in self._fallback_events(exc, prompt_key(request), use_fallback):
+                yield event
+            return
+        self.llm_fallbacks.note_success()
+        if finish is not None and finish.reason == "stop" and not tool_seen and shown:
+            self.fallbacks.remember(SERVICE, prompt_key(request), "".join(shown))
+
+    async def _fallback_events(self, error: AppError, key: str | None, use_fallback: bool) -> AsyncIterator[StreamEvent]:
+        self.llm_fallbacks.note_failure(error)
+        if not use_fallback or error.error_type not in OUTAGE_TYPES:
+            raise error
+        outcome = await self.fallbacks.resolve(SERVICE, error, key)
+        details = {"endpoint": self.base_url, **self.llm_fallbacks.status()}
+        yield FallbackReply(str(outcome.value), outcome.source, describe(error), outcome.stale, details)
+        yield Finish("fallback", "")
+
+    async def _stream_once(self, request: dict[str, Any], tool_names: list[str]) -> AsyncIterator[StreamEvent]:
+        """One HTTP attempt: open the SSE stream, turn its chunks into events, always close it."""
+        try:
+            opened = self._openai.chat.completions.with_streaming_response.create(
+                **request, stream=True, stream_options={"include_usage": True})
+            response = await opened.__aenter__()
+        except Exception as exc:
+            raise translate(exc, api_key_env=self._api_key_env) from exc
+        state = _StreamState(model=request["model"])
+        assembler = ToolCallAssembler()
+        # Without native tools a JSON reply may be a tool request: hold it back until complete.
+        hold = bool(tool_names) and not self.tools_supported
+        held: list[str] = []
+        deciding = hold
+        try:
+            data_lines: list[str] = []
+            async for line in response.iter_lines():
+                if line:
+                    if line.startswith("data:"):
+                        data_lines.append(line[5:].lstrip(" "))
+                    continue  # comments (":"), "event:" and "id:" lines carry nothing we use
+                if not data_lines:
+                    continue
+                payload = "\n".join(data_lines)
+                data_lines = []
+                if payload == "[DONE]":
+                    state.done = True
+                    break
+                for text in self._apply_chunk(payload, state, assembler):
+                    if deciding:
+                        held.append(text)
+                        joined = "".join(held)
+                        if not joined.strip():
+                            continue
+                        deciding = False
+                        if prompt_tools.looks_like_tool_json(joined):
+                            continue
+                        hold = False
+                        held = []
+                        state.text.append(joined)
+                        yield TextDelta(joined)
+                    elif hold:
+                        held.append(text)
+                    else:
+                        state.text.append(text)
+                        yield TextDelta(text)
+            if data_lines and not state.done:
+                payload = "\n".join(data_lines)
+                if payload == "[DONE]":
+                    state.done = True
+                else:
+                    for text in self._apply_chunk(payload, state, assembler):
+                        state.text.append(text)
+                        yield TextDelta(text)
+        except AppError:
+            raise
+        except Exception as exc:
+            raise translate(exc, api_key_env=self._api_key_env) from exc
+        finally:
+            await opened.__aexit__(None, None, None)
+        if not state.done and state.finish_reason is None:
+            raise ExternalServiceError("the LLM stream ended before the reply was complete", service=SERVICE)
+        for event in self._finish_events(request, state, assembler, "".join(held) if held else None, tool_names):
+            yield event
+
+    def _apply_chunk(self, payload: str, state: _StreamState, assembler: ToolCallAssembler) -> list[str]:
+        """Fold one SSE chunk into the state; returns its text pieces."""
+        try:
+            data = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            raise ExternalServiceError(f"the LLM endpoint sent a malformed stream chunk ({exc.msg})",
+                                       service=SERVICE, details={"chunk": payload[:200]}) from exc
+        if not isinstance(data, dict):
+            raise ExternalServiceError("the LLM endpoint sent a stream chunk that is not an object", service=SERVICE)
+        if data.get("error"):
+            err = data["error"]
+            status = int(err.get("code")) if isinstance(err, dict) and str(err.get("code", "")).isdigit() else 500
+            raise error_for_response(status, data, None, api_key_env=self._api_key_env)
+        if data.get("model"):
+            state.model = data["model"]
+        usage = data.get("usage")
+        if usage:
+            state.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        texts: list[str] = []
+        for choice in data.get("choices") or ():
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
+                texts.append(content)
+            for tc in delta.get("tool_calls") or ():
+                assembler.feed(tc)
+            if choice.get("finish_reason"):
+                state.finish_reason = choice["finish_reason"]
+        return texts
+
+    def _finish_events(self, request: Mapping[str, Any], state: _StreamState, assembler: ToolCallAssembler,
+                       held: str | None, tool_names: list[str]) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        reason = state.finish_reason or "stop"
+        completion_text = "".join(state.text)
+        tool_texts: list[str] = []
+        if held is not None:
+            calls = prompt_tools.parse_tool_reply(held, tool_names)
+            if calls:
+                events.extend(parse_arguments(c) for c in calls)
+                reason = "tool_calls"
+            else:
+                events.append(TextDelta(held))
+            completion_text += held
+        for event in assembler.finish():
+            events.append(event)
+            tool_texts.append(event.call.name + event.call.arguments)
+        usage = state.usage or self._estimate_usage(request, completion_text + "".join(tool_texts))
+        events.append(usage)
+        events.append(Finish(reason, state.model))
+        return events
+
+    # ------------------------------------------------------------ whole replies
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        use_fallback: bool = True,
+    ) -> Completion:
+        """One non-streaming reply, with the same fallbacks as :meth:`stream_chat`."""
+        key: str | None = None
+        try:
+            request = await self._request(messages, tools, model, temperature, max_tokens)
+            key = prompt_key(request)
+            names = self._tool_names(tools)
+            result = await self.guard.call(lambda: self._complete_once(request, names))
+        except AppError as exc:
+            self.llm_fallbacks.note_failure(exc)
+            if not use_fallback or exc.error_type not in OUTAGE_TYPES:
+                raise
+            outcome = await self.fallbacks.resolve(SERVICE, exc, key)
+            return Completion(str(outcome.value), finish_reason="fallback", source=outcome.source, error=describe(exc))
+        self.llm_fallbacks.note_success()
+        if result.finish_reason == "stop" and not result.tool_calls and result.text:
+            self.fallbacks.remember(SERVICE, key, result.text)
+        return result
+
+    async def _complete_once(self, request: dict[str, Any], tool_names: list[str]) -> Completion:
+        try:
+            raw = await self._openai.chat.completions.with_raw_response.create(**request)
+            data = json.loads(raw.text)
+        except json.JSONDecodeError as exc:
+            raise ExternalServiceError(f"the LLM endpoint sent a malformed response ({exc.msg})",
+                                       service=SERVICE) from exc
+        except Exception as exc:
+            raise translate(exc, api_key_env=self._api_key_env) from exc
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not choices:
+            raise ExternalServiceError("the LLM endpoint sent a reply without choices", service=SERVICE)
+        message = choices[0].get("message") or {}
+        text = message.get("content") or ""
+        parsed = [parse_arguments(ToolCall.from_dict(tc)) for tc in message.get("tool_calls") or ()]
+        reason = choices[0].get("finish_reason") or "stop"
+        if not parsed and tool_names and not self.tools_supported:
+            calls = prompt_tools.parse_tool_reply(text, tool_names)
+            if calls:
+                parsed = [parse_arguments(c) for c in calls]
+                text, reason = "", "tool_calls"
+        usage_data = data.get("usage")
+        if usage_data:
+            usage = Usage(int(usage_data.get("prompt_tokens") or 0), int(usage_data.get("completion_tokens") or 0))
+        else:
+            usage = self._estimate_usage(request, text + "".join(p.call.arguments for p in parsed))
+        return Completion(
+            text=text,
+            tool_calls=tuple(p for p in parsed if isinstance(p, ToolCallReady)),
+            tool_errors=tuple(p for p in parsed if isinstance(p, ToolCallError)),
+            usage=usage, finish_reason=reason, model=str(data.get("model") or request["model"]),
+        )
+
+    # ------------------------------------------------------------ other endpoints
+
+    async def embed(self, texts: Sequence[str], *, model: str | None = None) -> list[list[float]]:
+        """Embedding vectors of ``texts``, in order (guarded like every LLM call)."""
+        if not texts:
+            return []
+        use = model or await self.model()
+
+        async def once() -> list[list[float]]:
+            try:
+                result = await self._openai.embeddings.create(model=use, input=list(texts), encoding_format="float")
+            except Exception as exc:
+                raise translate(exc, api_key_env=self._api_key_env) from exc
+            ordered = sorted(result.data, key=lambda d: d.index)
+            return [list(d.embedding) for d in ordered]
+
+        return await self.guard.call(once)
+
+    async def list_models(self) -> list[str]:
+        """Ids of the models the endpoint offers."""
+
+        async def once() -> list[str]:
+            return await self._fetch_models()
+
+        return await self.guard.call(once)
+
+    async def _fetch_models(self) -> list[str]:
+        try:
+            page = await self._openai.models.list()
+        except Exception as exc:
+            raise translate(exc, api_key_env=self._api_key_env) from exc
+        return [m.id for m in page.data]
+
+    async def probe(self) -> dict[str, Any]:
+        """Reach the endpoint directly, bypassing the guard (for health checks).
+
+        ``GET /models`` first; an endpoint that does not implement it (404) gets a
+        one-token completion instead.
+        """
+        try:
+            models = await self._fetch_models()
+            return {"method": "models", "models": len(models)}
+        except AppError as exc:
+            if exc.status_code != 404:
+                raise
+        try:
+            await self._openai.chat.completions.create(
+                model=self._model or "default", messages=[{"role": "user", "content": "ping"}], max_tokens=1)
+        except Exception as exc:
+            raise translate(exc, api_key_env=self._api_key_env) from exc
+        return {"method": "completion"}
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def aclose(self) -> None:
+        # The SDK's close() would close the httpx client, which may belong to the caller.
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _content(message: Mapping[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+

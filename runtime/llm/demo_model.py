@@ -1,0 +1,240 @@
+"""The deterministic "holdfast-demo" model behind the demo LLM server.
+
+It is not a language model: it reads the request and answers by rule, so a demo (and a
+test) sees exactly what reached the model. Rules, in order, for the last message:
+
+* a ``tool`` result -> a one-line answer quoting that result;
+* a user message that clearly asks for an offered tool -> a tool call
+  ("remember ..." -> ``memory``, arithmetic -> ``calculator``, time or date -> ``clock``);
+* anything else -> a short reply saying how many messages arrived, which recalled
+  memories (``[Memory from ...]: ...`` lines in system messages) it saw, quoting the one
+  that shares the most words with the user's message.
+
+Every reply starts with ``[holdfast-demo]`` so nobody mistakes it for a real model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+MODEL_NAME = "holdfast-demo"
+EMBED_MODEL_NAME = "holdfast-demo-embed"
+EMBED_DIM = 64
+LABEL = "[holdfast-demo]"
+
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+_MEMORY_LINE_RE = re.compile(r"^\s*\[Memory from ([^\]]*)\]:\s*(.+?)\s*$", re.MULTILINE)
+_REMEMBER_RE = re.compile(r"^\s*(?:please\s+)?remember(?:\s+that)?[\s:,]+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
+# Digits joined by at least one operator; brackets and spaces allowed in between.
+_ARITH_RE = re.compile(r"[(\s]*-?\d+(?:\.\d+)?(?:\s*[-+*/%^]\s*[(\s]*-?\d+(?:\.\d+)?[)\s]*)+")
+_TIME_RE = re.compile(r"\b(time|date|today|clock|what day|which day)\b", re.IGNORECASE)
+_TZ_IANA_RE = re.compile(r"\b([A-Z][A-Za-z]+/[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z_]+)?)\b")
+_TZ_ABBREVIATIONS = ("UTC", "GMT", "CET", "CEST", "EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT",
+                     "BST", "IST", "JST", "AEST", "AEDT", "NZST")
+_TZ_ABBR_RE = re.compile(r"\b(" + "|".join(_TZ_ABBREVIATIONS) + r")\b")
+_WORD_RE = re.compile(r"[a-z0-9]+")
+_STOPWORDS = frozenset(
+    "a an the and or but is are was were be to of in on at for with my your i you me we it this that "
+    "what which who how do does did can could would should please tell about from as by".split()
+)
+
+
+@dataclass(frozen=True)
+class DemoToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, exactly what is streamed to the client
+
+
+@dataclass(frozen=True)
+class DemoReply:
+    """What the demo model decided: text, or tool calls (then ``text`` is None)."""
+
+    text: str | None
+    tool_calls: tuple[DemoToolCall, ...] = ()
+    prompt_tokens: int = 0
+
+    @property
+    def finish_reason(self) -> str:
+        return "tool_calls" if self.tool_calls else "stop"
+
+    @property
+    def completion_tokens(self) -> int:
+        if self.tool_calls:
+            return sum(count_tokens(tc.name) + count_tokens(tc.arguments) for tc in self.tool_calls)
+        return len(split_words(self.text or ""))
+
+
+@dataclass(frozen=True)
+class Memory:
+    source: str
+    text: str
+
+
+@dataclass
+class _Request:
+    messages: list[dict[str, Any]]
+    tool_names: set[str] = field(default_factory=set)
+
+
+def count_tokens(text: str) -> int:
+    """The demo server's own token count: words and punctuation marks."""
+    return len(_TOKEN_RE.findall(text))
+
+
+def split_words(text: str) -> list[str]:
+    """The streamed pieces: each word with the whitespace that follows it, so they join back exactly."""
+    return re.findall(r"\S+\s*", text)
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """Text of an OpenAI-format message, whether ``content`` is a string or a list of parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def recalled_memories(messages: Sequence[dict[str, Any]]) -> list[Memory]:
+    found: list[Memory] = []
+    for msg in messages:
+        if msg.get("role") == "system":
+            found.extend(Memory(src.strip(), text) for src, text in _MEMORY_LINE_RE.findall(message_text(msg)))
+    return found
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD_RE.findall(text.lower()) if w not in _STOPWORDS}
+
+
+def most_relevant(memories: Sequence[Memory], query: str) -> Memory | None:
+    """The memory sharing the most content words with ``query`` (first wins a tie), or None."""
+    query_words = _words(query)
+    best: Memory | None = None
+    best_score = 0
+    for memory in memories:
+        score = len(query_words & _words(memory.text))
+        if score > best_score:
+            best, best_score = memory, score
+    return best
+
+
+def _call_id(seed: str, index: int) -> str:
+    return "call_" + hashlib.sha1(f"{index}:{seed}".encode()).hexdigest()[:16]
+
+
+def _arithmetic(text: str) -> str | None:
+    for match in _ARITH_RE.finditer(text):
+        expr = match.group(0).strip()
+        if any(op in expr.lstrip("-(") for op in "+-*/%^") and sum(c.isdigit() for c in expr) >= 2:
+            return expr
+    return None
+
+
+def _timezone(text: str) -> str:
+    iana = _TZ_IANA_RE.search(text)
+    if iana:
+        return iana.group(1)
+    abbr = _TZ_ABBR_RE.search(text)
+    return abbr.group(1) if abbr else "UTC"
+
+
+def _tool_request(text: str, tools: set[str]) -> tuple[str, dict[str, Any]] | None:
+    remember = _REMEMBER_RE.match(text)
+    if remember and "memory" in tools:
+        return "memory", {"action": "remember", "text": remember.group(1).rstrip(".")}
+    expr = _arithmetic(text)
+    if expr and "calculator" in tools:
+        return "calculator", {"expression": expr}
+    if _TIME_RE.search(text) and "clock" in tools:
+        return "clock", {"timezone": _timezone(text)}
+    return None
+
+
+def _tool_name_for(messages: Sequence[dict[str, Any]], call_id: str | None) -> str:
+    for msg in reversed(messages):
+        for tc in msg.get("tool_calls") or ():
+            if tc.get("id") == call_id:
+                return str((tc.get("function") or {}).get("name") or "tool")
+    return "tool"
+
+
+def _quote(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _tool_answer(messages: Sequence[dict[str, Any]]) -> str:
+    # Answer from every tool result after the last assistant turn (parallel calls).
+    results: list[str] = []
+    for msg in reversed(messages):
+        if msg.get("role") != "tool":
+            break
+        name = msg.get("name") or _tool_name_for(messages, msg.get("tool_call_id"))
+        results.append(f'{name} returned "{_quote(message_text(msg))}"')
+    results.reverse()
+    return f"{LABEL} The " + "; the ".join(results) + "."
+
+
+def _plain_answer(messages: Sequence[dict[str, Any]], user_text: str) -> str:
+    roles = [m.get("role") for m in messages]
+    counts = ", ".join(f"{roles.count(r)} {r}" for r in ("system", "user", "assistant", "tool") if roles.count(r))
+    parts = [f"{LABEL} I received {len(messages)} messages ({counts})."]
+    if user_text:
+        parts.append(f'You said: "{_quote(user_text, 120)}".')
+    memories = recalled_memories(messages)
+    if memories:
+        best = most_relevant(memories, user_text)
+        noun = "memory" if len(memories) == 1 else "memories"
+        if best is not None:
+            parts.append(f'I see {len(memories)} recalled {noun}; the relevant one ({best.source}) says: '
+                         f'"{_quote(best.text)}".')
+        else:
+            parts.append(f"I see {len(memories)} recalled {noun}, none related to this message.")
+    else:
+        parts.append("I see no recalled memories.")
+    return " ".join(parts)
+
+
+def respond(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> DemoReply:
+    """Decide the demo model's reply to an OpenAI-format chat request."""
+    prompt_tokens = sum(count_tokens(message_text(m)) + 4 for m in messages) + sum(
+        count_tokens(json.dumps(t, sort_keys=True)) for t in tools or ()
+    )
+    if not messages:
+        return DemoReply(f"{LABEL} I received no messages.", prompt_tokens=prompt_tokens)
+    last = messages[-1]
+    if last.get("role") == "tool":
+        return DemoReply(_tool_answer(messages), prompt_tokens=prompt_tokens)
+    user_text = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    tool_names = {str((t.get("function") or t).get("name")) for t in tools or ()}
+    if last.get("role") == "user":
+        wanted = _tool_request(user_text, tool_names)
+        if wanted is not None:
+            name, args = wanted
+            call = DemoToolCall(_call_id(f"{len(messages)}:{user_text}", 0), name, json.dumps(args))
+            return DemoReply(None, (call,), prompt_tokens=prompt_tokens)
+    return DemoReply(_plain_answer(messages, user_text), prompt_tokens=prompt_tokens)
+
+
+def embed(text: str, dim: int = EMBED_DIM) -> list[float]:
+    """A deterministic hashed bag-of-words vector, L2-normalised (zero text gives a unit axis)."""
+    vec = [0.0] * dim
+    for word in _WORD_RE.findall(text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        slot, sign = struct.unpack("<IxxxB", digest)
+        vec[slot % dim] += 1.0 if sign & 1 else -1.0
+    norm = math.sqrt(sum(v * v for v in vec))
+    if norm == 0:
+        vec[0] = 1.0
+        return vec
+    return [v / norm for v in vec]

@@ -1,0 +1,79 @@
+"""What the user gets when the LLM cannot answer: a cached answer, else a plain degraded notice.
+
+The answer cache itself is the Resilience fallback cache: :class:`LLMClient` remembers every
+complete answer under its prompt key, and the fallback chain serves it (``source="cache"``)
+for an identical prompt. After that comes the handler installed here, which says what is
+down, since when, and that the user's message is kept for ``/retry``.
+
+"Since when" is the wall-clock time of the first failure of the current outage, for
+display only; the breaker decides everything with its own monotonic clock.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from runtime.errors import AppError, ErrorType, describe
+from runtime.resilience import Resilience
+from runtime.resilience.fallback import NO_FALLBACK, FallbackChain
+
+SERVICE = "llm"
+DEGRADED = "degraded"
+
+#: Failures that mean "the endpoint is down or overloaded" (not "the request was wrong").
+OUTAGE_TYPES = frozenset({ErrorType.EXTERNAL_SERVICE, ErrorType.TIMEOUT, ErrorType.RATE_LIMIT,
+                          ErrorType.CIRCUIT_OPEN, ErrorType.INTERNAL})
+
+_installed: weakref.WeakKeyDictionary[FallbackChain, LLMFallbacks] = weakref.WeakKeyDictionary()
+
+
+class LLMFallbacks:
+    """Tracks the current LLM outage and writes the degraded reply."""
+
+    def __init__(self, endpoint: str, *, wall_clock: Callable[[], float] = time.time) -> None:
+        self.endpoint = endpoint
+        self._wall_clock = wall_clock
+        self.down_since: float | None = None
+        self.last_error: str = ""
+
+    @classmethod
+    def install(cls, resilience: Resilience, *, endpoint: str,
+                wall_clock: Callable[[], float] = time.time) -> LLMFallbacks:
+        """Register the degraded handler for ``llm`` once per Resilience; returns the tracker."""
+        chain = resilience.fallbacks
+        existing = _installed.get(chain)
+        if existing is not None:
+            existing.endpoint = endpoint
+            return existing
+        tracker = cls(endpoint, wall_clock=wall_clock)
+        chain.register(SERVICE, tracker.degraded_reply, name=DEGRADED)
+        _installed[chain] = tracker
+        return tracker
+
+    def note_failure(self, error: AppError) -> None:
+        if error.error_type not in OUTAGE_TYPES:
+            return
+        if self.down_since is None:
+            self.down_since = self._wall_clock()
+        self.last_error = describe(error)
+
+    def note_success(self) -> None:
+        self.down_since = None
+        self.last_error = ""
+
+    def status(self) -> dict[str, Any]:
+        return {"down_since": self.down_since, "last_error": self.last_error}
+
+    def degraded_reply(self, error: AppError, key: Any) -> Any:
+        """The fallback handler: a notice for outages; nothing for caller errors."""
+        if error.error_type not in OUTAGE_TYPES:
+            return NO_FALLBACK
+        since = self.down_since if self.down_since is not None else self._wall_clock()
+        when = time.strftime("%H:%M:%S", time.localtime(since))
+        return (
+            f"The language model at {self.endpoint} is unavailable since {when} ({describe(error)}). "
+            "Your message is saved; use /retry to send it again once the model is back."
+        )

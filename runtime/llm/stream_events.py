@@ -1,0 +1,98 @@
+"""The typed events :meth:`LLMClient.stream_chat` yields, in the order a turn sees them.
+
+A normal stream is ``TextDelta* ToolCallReady* Usage? Finish``. A stream that broke after
+text was shown ends with :class:`StreamInterrupted` (the partial text is kept, never
+retried). When the LLM is unavailable and a fallback answered, the stream is one
+:class:`FallbackReply` followed by ``Finish(reason="fallback")``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.messages import ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallReady:
+    """A complete tool call; ``arguments`` is the parsed JSON object."""
+
+    call: ToolCall
+    arguments: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.call.name
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallError:
+    """A tool call the model sent but that cannot be run (bad JSON, no name)."""
+
+    call: ToolCall
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    #: True when the endpoint sent no usage and we counted the tokens ourselves.
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """End of a stream: ``stop``, ``length``, ``tool_calls``, ``content_filter`` or ``fallback``."""
+
+    reason: str
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInterrupted:
+    """The stream broke after tokens were shown; ``partial_text`` is what the user saw."""
+
+    partial_text: str
+    error: str
+    error_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackReply:
+    """The LLM could not answer; ``source`` is ``cache`` (an earlier answer to the same
+    prompt) or ``degraded`` (a notice saying what is down and that the message is kept)."""
+
+    text: str
+    source: str
+    error: str
+    stale: bool = True
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+StreamEvent = TextDelta | ToolCallReady | ToolCallError | Usage | Finish | StreamInterrupted | FallbackReply
+
+
+def parse_arguments(call: ToolCall) -> ToolCallReady | ToolCallError:
+    """Parse a call's JSON arguments; anything but a JSON object is a :class:`ToolCallError`."""
+    if not call.name:
+        return ToolCallError(call, "the model sent a tool call without a function name")
+    raw = call.arguments.strip() or "{}"
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return ToolCallError(call, f"arguments of {call.name} are not valid JSON ({exc.msg} at char {exc.pos})")
+    if not isinstance(parsed, dict):
+        return ToolCallError(call, f"arguments of {call.name} must be a JSON object, got {type(parsed).__name__}")
+    return ToolCallReady(call, parsed)
