@@ -1,0 +1,488 @@
+"""ContextWindowManager: the token-budgeted, tool-safe prompt for one LLM call.
+
+Budget = the model's context window minus the tokens reserved for the reply (and at most
+``[context].max_prompt_tokens`` when set). What goes in, in priority order:
+
+1. the system prompt, always (with the tool schemas as a text block when the endpoint has no
+   native tool support; otherwise the schemas go in the API's ``tools`` and are counted);
+2. the newest user message, always; if it alone does not fit, its middle is cut on token
+   boundaries with a visible "[... N tokens omitted ...]" marker (the stored text is untouched);
+3. the recalled memories, as one system message, most relevant first, each kept if it fits;
+4. the conversation summary (the archived start of the conversation), if it fits;
+5. history, newest first, in whole units (an assistant tool call with all its results), as far
+   as the budget goes, emitted in chronological order. Long tool outputs are first shrunk to a
+   preview so more turns fit; leftover budget then restores full outputs, newest first.
+
+Cost grows with the messages kept, not the conversation's length: history is read backwards
+(from a :class:`~runtime.messages.HistoryReader` in growing pages, or by index from an in-memory
+sequence) only until a lower bound of its cost passes the budget, and stored per-message token
+counts are used instead of re-tokenising.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from runtime.config import ContextConfig
+from runtime.context.groups import Unit, group_units, last_user_index
+from runtime.context.report import BuiltPrompt, ContextOverflowError, PromptReport, ToolsMode
+from runtime.context.tokens import REPLY_PRIMING_TOKENS, TokenCounter
+from runtime.context.truncate import PREVIEW_MIN_SAVING, tool_output_preview, truncate_middle
+from runtime.errors import InternalError, ValidationError
+from runtime.messages import ChatMessage, ConversationSummary, HistoryReader
+
+MEMORIES_HEADER = "Relevant memories from earlier conversations (they may be out of date):"
+SUMMARY_HEADER = "Summary of the earlier part of this conversation"
+TOOLS_TEXT_HEADER = "Available tools:"
+
+#: How many messages past the budget the scan may still read to find the newest user message
+#: (a turn with many tool steps puts it far back).
+ANCHOR_SEARCH_LIMIT = 256
+FIRST_PAGE = 32
+MAX_PAGE = 1024
+
+
+class HasText(Protocol):
+    text: str
+
+
+Memory = str | HasText
+
+
+def prompt_budget(config: ContextConfig, context_window: int) -> int:
+    """Tokens a prompt may use: window minus reserved output, capped by ``max_prompt_tokens``."""
+    budget = context_window - config.reserved_output_tokens
+    if config.max_prompt_tokens:
+        budget = min(budget, config.max_prompt_tokens)
+    return budget
+
+
+def format_tools_text(tools: Sequence[Mapping[str, Any]]) -> str:
+    """Tool schemas as a text block, for endpoints without native tool calls."""
+    lines = [TOOLS_TEXT_HEADER]
+    for tool in tools:
+        fn = tool.get("function") or tool
+        line = f"- {fn.get('name', '')}: {fn.get('description', '')}".rstrip()
+        if fn.get("parameters"):
+            line += " Parameters: " + json.dumps(fn["parameters"], ensure_ascii=False, separators=(",", ":"))
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _native_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    if "function" in tool:
+        return dict(tool)
+    return {"type": "function", "function": dict(tool)}
+
+
+def _memory_text(memory: Memory) -> str:
+    return (memory if isinstance(memory, str) else str(memory.text)).strip()
+
+
+def memories_message(texts: Sequence[str]) -> dict[str, Any]:
+    return {"role": "system", "content": MEMORIES_HEADER + "\n" + "\n".join(f"- {t}" for t in texts)}
+
+
+def summary_message(summary: ConversationSummary) -> dict[str, Any]:
+    how = ", extractive" if summary.method == "extractive" else ""
+    return {"role": "system",
+            "content": f"{SUMMARY_HEADER} ({summary.covered_count} earlier messages{how}):\n{summary.text}"}
+
+
+# ---------------------------------------------------------------------- reading the tail
+
+
+@dataclass
+class _Tail:
+    messages: list[ChatMessage]  # chronological
+    reached_start: bool
+    total_messages: int | None  # length of the live history, when known
+
+
+class _TailScanner:
+    """Decides, message by message from the newest, when enough history has been read.
+
+    Uses a lower bound of what each message can cost in the prompt (a long tool output may
+    shrink to a preview), so stopping never loses a unit that could have fit.
+    """
+
+    def __init__(self, counter: TokenCounter, available: int, preview_tokens: int, anchor_limit: int) -> None:
+        self._counter = counter
+        self._available = available
+        self._tool_floor = max(1, preview_tokens // 2)
+        self._anchor_limit = anchor_limit
+        self._spent = 0
+        self._anchor_found = False
+        self._past_budget = 0
+
+    def add(self, message: ChatMessage) -> bool:
+        """Account for ``message``; True once older messages cannot matter."""
+        cost = self._counter.count_message(message)
+        if message.role == "tool":
+            cost = min(cost, self._tool_floor)
+        self._spent += cost
+        if message.role == "user":
+            self._anchor_found = True
+        if self._spent <= self._available:
+            return False
+        if self._anchor_found:
+            return True
+        self._past_budget += 1
+        return self._past_budget > self._anchor_limit
+
+
+def _tail_of_sequence(history: Sequence[ChatMessage], scanner: _TailScanner) -> _Tail:
+    index = len(history)
+    while index > 0:
+        index -= 1
+        if scanner.add(history[index]):
+            break
+    return _Tail(list(history[index:]), reached_start=index == 0, total_messages=len(history))
+
+
+async def _tail_of_reader(reader: HistoryReader, conversation_id: str, scanner: _TailScanner) -> _Tail:
+    pages: list[list[ChatMessage]] = []
+    before: int | None = None
+    limit = FIRST_PAGE
+    total: int | None = None
+    reached_start = False
+    while True:
+        page = await reader.read_tail(conversation_id, limit, before_seq=before)
+        if not page:
+            reached_start = True
+            break
+        if total is None and page[-1].seq is not None:
+            total = page[-1].seq + 1
+        cut = None
+        for k in range(len(page) - 1, -1, -1):
+            if scanner.add(page[k]):
+                cut = k
+                break
+        if cut is not None:
+            pages.append(page[cut:])
+            reached_start = page[cut].seq == 0
+            break
+        pages.append(page)
+        if len(page) < limit or page[0].seq in (None, 0):
+            # A short page is the start; without positions we cannot page further back.
+            reached_start = len(page) < limit or page[0].seq == 0
+            break
+        before = page[0].seq
+        limit = min(limit * 2, MAX_PAGE)
+    messages = [msg for page in reversed(pages) for msg in page]
+    return _Tail(messages, reached_start, total)
+
+
+# ---------------------------------------------------------------------- planning
+
+
+@dataclass
+class _Slot:
+    """One history message as it will be sent, possibly in a shortened form."""
+
+    full: dict[str, Any]
+    full_cost: int
+    short: dict[str, Any] | None = None
+    short_cost: int = 0
+    use_short: bool = False
+
+    @property
+    def cost(self) -> int:
+        return self.short_cost if self.use_short else self.full_cost
+
+    @property
+    def min_cost(self) -> int:
+        return self.short_cost if self.short is not None else self.full_cost
+
+    @property
+    def out(self) -> dict[str, Any]:
+        return self.short if self.use_short and self.short is not None else self.full
+
+
+class _Planner:
+    def __init__(self, counter: TokenCounter, config: ContextConfig, context_window: int, *,
+                 native_tools: bool, preview_cache: dict[tuple[str, int], tuple[dict[str, Any], int] | None]) -> None:
+        self.counter = counter
+        self.config = config
+        self.context_window = context_window
+        self.budget = prompt_budget(config, context_window)
+        self.native_tools = native_tools
+        self._previews = preview_cache
+
+    def fixed_part(self, system_prompt: str, tools: Sequence[Mapping[str, Any]] | None
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]] | None, int, int, ToolsMode]:
+        """The system message, the ``tools`` parameter, their token costs and the tools mode."""
+        system = {"role": "system", "content": system_prompt}
+        system_tokens = self.counter.count_openai_message(system)
+        if not tools:
+            return system, None, system_tokens, 0, "none"
+        if self.native_tools:
+            native = [_native_tool(t) for t in tools]
+            return system, native, system_tokens, self.counter.count_tools(native), "native"
+        block = format_tools_text(tools)
+        system = {"role": "system", "content": f"{system_prompt}\n\n{block}" if system_prompt else block}
+        with_block = self.counter.count_openai_message(system)
+        return system, None, system_tokens, with_block - system_tokens, "text"
+
+    def history_room(self, system_tokens: int, tools_tokens: int) -> int:
+        if self.budget <= 0:
+            raise ContextOverflowError(
+                f"no room for a prompt: context window {self.context_window} minus "
+                f"{self.config.reserved_output_tokens} reserved output tokens",
+                details={"context_window": self.context_window, "budget": self.budget},
+            )
+        fixed = system_tokens + tools_tokens + REPLY_PRIMING_TOKENS
+        if fixed > self.budget:
+            raise ContextOverflowError(
+                f"the system prompt ({system_tokens} tokens) and tool schemas ({tools_tokens} tokens) "
+                f"do not fit the prompt budget of {self.budget} tokens",
+                details={"system_tokens": system_tokens, "tools_tokens": tools_tokens, "budget": self.budget},
+            )
+        return self.budget - fixed
+
+    def scanner(self, room: int) -> _TailScanner:
+        return _TailScanner(self.counter, room, self.config.tool_output_preview_tokens, ANCHOR_SEARCH_LIMIT)
+
+    def _slot(self, message: ChatMessage) -> _Slot:
+        slot = _Slot(message.to_openai(), self.counter.count_message(message))
+        if message.role == "tool" and slot.full_cost > self.config.tool_output_preview_tokens + PREVIEW_MIN_SAVING:
+            key = (message.id, hash(message.content))
+            if key not in self._previews:
+                text = tool_output_preview(self.counter, message.content, self.config.tool_output_preview_tokens)
+                if text is None:
+                    self._previews[key] = None
+                else:
+                    short = {**slot.full, "content": text}
+                    self._previews[key] = (short, self.counter.count_openai_message(short))
+            cached = self._previews[key]
+            if cached is not None and cached[1] < slot.full_cost:
+                slot.short, slot.short_cost = cached
+        return slot
+
+    def _anchor_slot(self, message: ChatMessage, room: int) -> tuple[_Slot, int]:
+        """The newest user message, cut in the middle if it alone exceeds ``room``."""
+        slot = _Slot(message.to_openai(), self.counter.count_message(message))
+        if slot.full_cost <= room:
+            return slot, 0
+        overhead = self.counter.count_openai_message({**slot.full, "content": ""})
+        cut = truncate_middle(self.counter, message.content, room - overhead) if room > overhead else None
+        if cut is None:
+            raise ContextOverflowError(
+                f"the newest message cannot fit: only {room} tokens are left after the system prompt "
+                f"and tool schemas (budget {self.budget})",
+                details={"room": room, "budget": self.budget},
+            )
+        short = {**slot.full, "content": cut[0]}
+        return _Slot(short, self.counter.count_openai_message(short)), cut[1]
+
+    def plan(self, system_prompt: str, tail: _Tail, tools: Sequence[Mapping[str, Any]] | None,
+             memories: Sequence[Memory], summary: ConversationSummary | None) -> BuiltPrompt:
+        system, native_tools, system_tokens, tools_tokens, tools_mode = self.fixed_part(system_prompt, tools)
+        room = self.history_room(system_tokens, tools_tokens)
+
+        messages = tail.messages
+        window_cut = 0
+        if not tail.reached_start:
+            # Results whose call lies before the read window: dropped by the budget, not unsendable.
+            while window_cut < len(messages) and messages[window_cut].role == "tool":
+                window_cut += 1
+            messages = messages[window_cut:]
+        grouping = group_units(messages)
+        units = grouping.units
+        anchor = last_user_index(units)
+
+        slots: dict[int, list[_Slot]] = {}
+        omitted = 0
+        if anchor is not None:
+            anchor_slot, omitted = self._anchor_slot(units[anchor].messages[0], room)
+            slots[anchor] = [anchor_slot]
+            room -= anchor_slot.cost
+
+        mem_msg, mem_tokens, mem_included, mem_total = self._memories(memories, room)
+        room -= mem_tokens
+
+        sum_msg = summary_message(summary) if summary is not None and summary.text.strip() else None
+        sum_tokens = self.counter.count_openai_message(sum_msg) if sum_msg is not None else 0
+        if sum_msg is not None and sum_tokens > room:
+            sum_msg, sum_tokens = None, 0
+        room -= sum_tokens
+
+        room = self._fill_history(units, anchor, slots, room)
+
+        history: list[dict[str, Any]] = []
+        history_tokens = 0
+        shrunk = 0
+        for index in sorted(slots):
+            for slot in slots[index]:
+                history.append(slot.out)
+                history_tokens += slot.cost
+                shrunk += slot.use_short
+        out = [system]
+        if mem_msg is not None:
+            out.append(mem_msg)
+        if sum_msg is not None:
+            out.append(sum_msg)
+        out.extend(history)
+
+        known = tail.total_messages if tail.total_messages is not None else len(tail.messages)
+        report = PromptReport(
+            model=self.counter.model,
+            encoding=self.counter.encoding_name,
+            approximate=self.counter.approximate,
+            context_window=self.context_window,
+            budget=self.budget,
+            reserved_tokens=self.context_window - self.budget,
+            system_tokens=system_tokens,
+            tools_tokens=tools_tokens,
+            memories_tokens=mem_tokens,
+            summary_tokens=sum_tokens,
+            history_tokens=history_tokens,
+            overhead_tokens=REPLY_PRIMING_TOKENS,
+            messages_included=len(history),
+            messages_dropped=max(0, known - len(history)),
+            memories_included=mem_included,
+            memories_dropped=mem_total - mem_included,
+            summary_used=sum_msg is not None,
+            summary_method=summary.method if sum_msg is not None and summary is not None else None,
+            tools_mode=tools_mode,
+            user_message_truncated=omitted > 0,
+            omitted_tokens=omitted,
+            tool_outputs_shrunk=shrunk,
+            unsendable_dropped=len(grouping.unsendable),
+        )
+        if report.prompt_tokens > self.budget:
+            # The selection above never overspends; this guards the invariant, not the input.
+            raise InternalError(f"prompt of {report.prompt_tokens} tokens exceeds its budget of {self.budget}")
+        return BuiltPrompt(messages=out, tools=native_tools, report=report)
+
+    def _memories(self, memories: Sequence[Memory], room: int) -> tuple[dict[str, Any] | None, int, int, int]:
+        texts = [t for t in (_memory_text(m) for m in memories) if t]
+        kept: list[str] = []
+        cost = 0
+        for text in texts:
+            # Exact count of the composed message: joined lines do not tokenise additively.
+            trial = self.counter.count_openai_message(memories_message([*kept, text]))
+            if trial <= room:
+                kept.append(text)
+                cost = trial
+        if not kept:
+            return None, 0, 0, len(texts)
+        return memories_message(kept), cost, len(kept), len(texts)
+
+    def _fill_history(self, units: Sequence[Unit], anchor: int | None, slots: dict[int, list[_Slot]], room: int) -> int:
+        candidates = [i for i in range(len(units) - 1, -1, -1) if i != anchor]
+        full = {i: [self._plain_slot(m) for m in units[i].messages] for i in candidates}
+        if sum(s.full_cost for i in candidates for s in full[i]) <= room:
+            # Everything fits as is: no previews needed.
+            for i in candidates:
+                slots[i] = full[i]
+            return room - sum(s.full_cost for i in candidates for s in full[i])
+
+        kept: list[int] = []
+        for i in candidates:
+            unit_slots = [self._slot(m) if m.role == "tool" else full[i][k] for k, m in enumerate(units[i].messages)]
+            need = sum(s.min_cost for s in unit_slots)
+            if need > room:
+                break  # older units stay out too: the window is one contiguous span
+            for s in unit_slots:
+                s.use_short = s.short is not None
+            slots[i] = unit_slots
+            kept.append(i)
+            room -= need
+        # Give full outputs back, newest first, with whatever budget is left.
+        for i in kept:
+            for s in slots[i]:
+                if s.use_short and s.full_cost - s.short_cost <= room:
+                    room -= s.full_cost - s.short_cost
+                    s.use_short = False
+        return room
+
+    def _plain_slot(self, message: ChatMessage) -> _Slot:
+        return _Slot(message.to_openai(), self.counter.count_message(message))
+
+
+# ---------------------------------------------------------------------- public API
+
+
+def build_prompt(
+    counter: TokenCounter,
+    config: ContextConfig,
+    context_window: int,
+    system_prompt: str,
+    history: Sequence[ChatMessage],
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    memories: Sequence[Memory] = (),
+    *,
+    summary: ConversationSummary | None = None,
+    native_tools: bool = True,
+) -> BuiltPrompt:
+    """Build a prompt from an in-memory, chronological ``history`` (no store needed).
+
+    Reads ``history`` backwards by index only as far as the budget goes."""
+    planner = _Planner(counter, config, context_window, native_tools=native_tools, preview_cache={})
+    _, _, system_tokens, tools_tokens, _ = planner.fixed_part(system_prompt, tools)
+    tail = _tail_of_sequence(history, planner.scanner(planner.history_room(system_tokens, tools_tokens)))
+    return planner.plan(system_prompt, tail, tools, memories, summary)
+
+
+class ContextWindowManager:
+    """Builds budgeted prompts for one model; keeps a small cache of tool-output previews."""
+
+    def __init__(
+        self,
+        counter: TokenCounter,
+        config: ContextConfig,
+        model_context_window: int,
+        *,
+        reader: HistoryReader | None = None,
+        native_tools: bool = True,
+        preview_cache_size: int = 2048,
+    ) -> None:
+        self.counter = counter
+        self.config = config
+        self.context_window = model_context_window
+        self.reader = reader
+        self.native_tools = native_tools
+        self._previews: dict[tuple[str, int], tuple[dict[str, Any], int] | None] = {}
+        self._preview_cache_size = preview_cache_size
+
+    @property
+    def budget(self) -> int:
+        return prompt_budget(self.config, self.context_window)
+
+    async def build_prompt(
+        self,
+        system_prompt: str,
+        history: str | Sequence[ChatMessage],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        memories: Sequence[Memory] = (),
+        *,
+        reader: HistoryReader | None = None,
+        summary: ConversationSummary | None = None,
+    ) -> BuiltPrompt:
+        """The prompt for the next LLM call.
+
+        ``history`` is a conversation id (read through ``reader``, which also supplies the
+        summary unless one is given) or an in-memory chronological sequence of messages.
+        Raises :class:`ContextOverflowError` when the parts that are never dropped do not fit,
+        and whatever the reader raises (an AppError) when history cannot be read.
+        """
+        if len(self._previews) > self._preview_cache_size:
+            self._previews.clear()
+        planner = _Planner(self.counter, self.config, self.context_window,
+                           native_tools=self.native_tools, preview_cache=self._previews)
+        _, _, system_tokens, tools_tokens, _ = planner.fixed_part(system_prompt, tools)
+        scanner = planner.scanner(planner.history_room(system_tokens, tools_tokens))
+        if isinstance(history, str):
+            source = reader or self.reader
+            if source is None:
+                raise ValidationError("build_prompt was given a conversation id but no history reader")
+            tail = await _tail_of_reader(source, history, scanner)
+            if summary is None:
+                summary = await source.get_summary(history)
+        else:
+            tail = _tail_of_sequence(history, scanner)
+        return planner.plan(system_prompt, tail, tools, memories, summary)
