@@ -1,0 +1,41 @@
+"""Distributed state on Redis: key/value store, sessions, conversations, local journal.
+
+Modules: ``client`` (connection pool, error translation, guarded runner), ``codec`` (JSON
+only), ``keys`` (key names with cluster hash tags), ``store`` (RedisStateStore), ``locks``,
+``sessions`` (SessionManager), ``history`` (conversation scripts), ``conversations``
+(ConversationStore with degraded mode), ``journal``, ``cache``, ``export``, ``health``,
+``embedded_redis`` (private redis-server launcher).
+
+Names are resolved lazily so importing the launcher (as the test fixtures do) does not pull
+in redis-py and the resilience layer.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "make_redis_client": "runtime.state.client",
+    "RedisRunner": "runtime.state.client",
+    "RedisStateStore": "runtime.state.store",
+    "SessionManager": "runtime.state.sessions",
+    "Session": "runtime.state.sessions",
+    "ConversationStore": "runtime.state.conversations",
+    "ConversationContext": "runtime.state.conversations",
+    "ReplayReport": "runtime.state.conversations",
+    "ConversationInfo": "runtime.state.history",
+    "Journal": "runtime.state.journal",
+    "RecentCache": "runtime.state.cache",
+    "register_redis_health": "runtime.state.health",
+    "redis_check": "runtime.state.health",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runtime.state' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,103 @@
+"""A bounded in-process cache of recent conversations, read while Redis is unreachable.
+
+It holds what this process last saw of each recently used conversation (metadata, summary,
+the newest messages with their seq) plus the messages written to the journal and not yet
+replayed (``pending``, no seq yet). It is a degraded-mode view, not a source of truth:
+messages other processes wrote while we could not see Redis are missing from it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from runtime.messages import ChatMessage, ConversationSummary
+from runtime.state.history import ConversationInfo
+
+
+@dataclass
+class _Entry:
+    info: ConversationInfo | None = None
+    summary: ConversationSummary | None = None
+    confirmed: dict[int, ChatMessage] = field(default_factory=dict)
+    pending: list[ChatMessage] = field(default_factory=list)
+
+
+class RecentCache:
+    """LRU of ``max_conversations``, each keeping its newest ``max_messages`` confirmed messages."""
+
+    def __init__(self, max_conversations: int = 32, max_messages: int = 500) -> None:
+        self.max_conversations = max_conversations
+        self.max_messages = max_messages
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def _entry(self, conv_id: str) -> _Entry:
+        entry = self._entries.get(conv_id)
+        if entry is None:
+            entry = self._entries[conv_id] = _Entry()
+            while len(self._entries) > self.max_conversations:
+                oldest = next(iter(self._entries))
+                if self._entries[oldest].pending:  # never evict unreplayed writes from view
+                    self._entries.move_to_end(oldest)
+                    if all(e.pending for e in self._entries.values()):
+                        break
+                    continue
+                del self._entries[oldest]
+        else:
+            self._entries.move_to_end(conv_id)
+        return entry
+
+    def put_info(self, info: ConversationInfo) -> None:
+        self._entry(info.id).info = info
+
+    def info(self, conv_id: str) -> ConversationInfo | None:
+        entry = self._entries.get(conv_id)
+        return entry.info if entry else None
+
+    def infos_for_user(self, user_id: str) -> list[ConversationInfo]:
+        found = [e.info for e in self._entries.values() if e.info and e.info.user_id == user_id]
+        return sorted(found, key=lambda c: c.updated_at, reverse=True)
+
+    def put_summary(self, conv_id: str, summary: ConversationSummary | None) -> None:
+        self._entry(conv_id).summary = summary
+
+    def summary(self, conv_id: str) -> ConversationSummary | None:
+        entry = self._entries.get(conv_id)
+        return entry.summary if entry else None
+
+    def put_messages(self, conv_id: str, messages: list[ChatMessage]) -> None:
+        entry = self._entry(conv_id)
+        for message in messages:
+            if message.seq is not None:
+                entry.confirmed[message.seq] = message
+        if len(entry.confirmed) > self.max_messages:
+            for seq in sorted(entry.confirmed)[: len(entry.confirmed) - self.max_messages]:
+                del entry.confirmed[seq]
+
+    def add_pending(self, conv_id: str, message: ChatMessage) -> None:
+        self._entry(conv_id).pending.append(message)
+
+    def confirm(self, conv_id: str, message_id: str, seq: int) -> None:
+        """A journaled message reached Redis at ``seq``."""
+        entry = self._entries.get(conv_id)
+        if entry is None:
+            return
+        for i, message in enumerate(entry.pending):
+            if message.id == message_id:
+                del entry.pending[i]
+                self.put_messages(conv_id, [message.with_updates(seq=seq)])
+                return
+
+    def forget(self, conv_id: str) -> None:
+        self._entries.pop(conv_id, None)
+
+    def tail(self, conv_id: str, limit: int, before_seq: int | None = None) -> list[ChatMessage]:
+        """Newest ``limit`` messages before ``before_seq`` (pending ones count as newest)."""
+        entry = self._entries.get(conv_id)
+        if entry is None or limit <= 0:
+            return []
+        seqs = sorted(s for s in entry.confirmed if before_seq is None or s < before_seq)
+        messages = [entry.confirmed[s] for s in seqs]
+        if before_seq is None:
+            messages += entry.pending
+        return messages[-limit:]

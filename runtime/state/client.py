@@ -1,0 +1,138 @@
+"""The Redis connection and the boundary where redis-py's exceptions become AppErrors.
+
+One :func:`make_redis_client` per process gives one connection pool with short socket
+timeouts and *no* redis-py retries: retries belong to ``Guard("redis")`` alone, so a killed
+server fails each attempt in milliseconds and the breaker sees every failure.
+
+:class:`RedisRunner` is what the stores use: ``await runner.run(lambda r: r.get(key))``
+runs the operation through the guard, translating redis-py errors *inside* the guarded
+function (the guard only retries AppErrors marked retryable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from runtime.errors import (
+    AppError,
+    AuthenticationError,
+    ConflictError,
+    InternalError,
+    NotFoundError,
+    OperationTimeoutError,
+    ServiceUnavailableError,
+    ValidationError,
+)
+
+T = TypeVar("T")
+
+SERVICE = "redis"
+
+#: Error prefixes our Lua scripts raise with ``redis.error_reply``; mapped to typed errors.
+SCRIPT_NOT_FOUND = "HFNOTFOUND"
+SCRIPT_INVALID = "HFINVALID"
+SCRIPT_CONFLICT = "HFCONFLICT"
+
+# Replies that mean "this server cannot serve right now, another attempt may succeed".
+_TRANSIENT_REPLIES = ("LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "OOM")
+
+
+class GuardLike(Protocol):
+    """The part of ``runtime.resilience.Guard`` the stores use."""
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T: ...
+
+
+def make_redis_client(
+    url: str,
+    *,
+    connect_timeout: float = 1.0,
+    socket_timeout: float = 2.0,
+    max_connections: int = 64,
+    **kwargs: Any,
+) -> aioredis.Redis:
+    """A client with one bounded pool that fails fast when the server is gone.
+
+    ``retry=Retry(NoBackoff(), 0)`` switches off redis-py's own retry loop (on by default
+    since redis-py 6), which would otherwise multiply with the guard's attempts.
+    """
+    pool = aioredis.ConnectionPool.from_url(
+        url,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=socket_timeout,
+        socket_keepalive=True,
+        max_connections=max_connections,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=False,
+        health_check_interval=0,
+        **kwargs,
+    )
+    return aioredis.Redis(connection_pool=pool, auto_close_connection_pool=True)
+
+
+def translate(exc: BaseException, operation: str = "") -> AppError:
+    """The AppError for a redis-py (or socket) exception; the cause is chained by the caller."""
+    where = f" during {operation}" if operation else ""
+    if isinstance(exc, AppError):
+        return exc
+    if isinstance(exc, rexc.AuthenticationError):
+        return AuthenticationError(f"Redis refused the credentials{where}", service=SERVICE)
+    if isinstance(exc, (rexc.TimeoutError, asyncio.TimeoutError, TimeoutError)):
+        return OperationTimeoutError(f"Redis did not answer in time{where}", service=SERVICE)
+    if isinstance(exc, (rexc.ConnectionError, ConnectionError, OSError)):
+        return ServiceUnavailableError(f"Redis is unreachable{where}: {_short(exc)}", service=SERVICE)
+    if isinstance(exc, rexc.ResponseError):
+        text = str(exc)
+        head = text.split(" ", 1)[0]
+        if head == SCRIPT_NOT_FOUND:
+            return NotFoundError(text[len(head):].strip() or "not found", service=SERVICE)
+        if head == SCRIPT_INVALID:
+            return ValidationError(text[len(head):].strip() or "invalid request", service=SERVICE)
+        if head == SCRIPT_CONFLICT:
+            return ConflictError(text[len(head):].strip() or "conflict", service=SERVICE)
+        if head == "WRONGTYPE":
+            return ValidationError(f"Redis key holds a different kind of value{where}", service=SERVICE)
+        if head in _TRANSIENT_REPLIES:
+            return ServiceUnavailableError(f"Redis is temporarily unable to serve{where}: {_short(exc)}",
+                                           service=SERVICE)
+        return InternalError(f"Redis rejected a command{where}: {_short(exc)}", service=SERVICE)
+    if isinstance(exc, rexc.RedisError):
+        return InternalError(f"Redis client error{where}: {_short(exc)}", service=SERVICE)
+    return InternalError(f"unexpected error talking to Redis{where}: {_short(exc)}", service=SERVICE)
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] if text else type(exc).__name__
+
+
+async def translated(awaitable: Awaitable[T], operation: str = "") -> T:
+    """Await ``awaitable``, re-raising any failure as the matching AppError."""
+    try:
+        return await awaitable
+    except AppError:
+        raise
+    except (rexc.RedisError, OSError, asyncio.TimeoutError) as exc:
+        raise translate(exc, operation) from exc
+
+
+class RedisRunner:
+    """Runs Redis operations through the guard, with errors translated inside the guarded call."""
+
+    def __init__(self, client: aioredis.Redis, guard: GuardLike) -> None:
+        self.client = client
+        self.guard = guard
+
+    async def run(self, op: Callable[[aioredis.Redis], Awaitable[T]], operation: str = "") -> T:
+        client = self.client
+        return await self.guard.call(lambda: translated(op(client), operation))
+
+    async def ping(self) -> bool:
+        return bool(await self.run(lambda r: r.ping(), "PING"))

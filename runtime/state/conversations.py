@@ -1,0 +1,462 @@
+"""ConversationStore: the conversation history every Holdfast process shares, and its degraded mode.
+
+Normal mode: each operation is one guarded Redis call (see :mod:`runtime.state.history`).
+
+Degraded mode starts when a Redis call fails with an outage error (unreachable, timed out,
+breaker open) after the guard's retries. From then on writes skip Redis and go straight
+to the local :class:`Journal` (fsync per write), in call order, and reads are served from
+the :class:`RecentCache`. ``degraded`` and ``pending_writes`` say so; :class:`StoreDegraded`
+is published once on entry.
+
+Recovery: :meth:`replay` applies the journal to Redis in order (each record idempotent),
+removes what was applied, and leaves degraded mode when the journal is empty
+(:class:`JournalReplayed`, then :class:`StoreRecovered`). It runs when called, when the
+health check sees Redis answer (:meth:`notify_healthy`), from the background loop started
+by :meth:`start` (injected sleep and interval), and on :meth:`open` for a journal left by a
+previous run. Writes wait while a replay holds the journal lock, so nothing written after
+the outage can overtake what was journaled during it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.config import Config, RedisConfig
+from runtime.errors import (
+    AppError,
+    CircuitOpenError,
+    ExternalServiceError,
+    NotFoundError,
+    OperationTimeoutError,
+    ServiceUnavailableError,
+    ValidationError,
+)
+from runtime.events import EventBus, JournalReplayed, StoreDegraded, StoreRecovered
+from runtime.messages import ChatMessage, ConversationSummary, Role, ToolCall
+from runtime.state import codec, export
+from runtime.state.cache import RecentCache
+from runtime.state.client import RedisRunner
+from runtime.state.history import ConversationDump, ConversationInfo, RedisHistory, encode_message
+from runtime.state.journal import Journal
+from runtime.state.keys import Keys
+
+log = logging.getLogger(__name__)
+
+STORE_NAME = "conversations"
+_ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
+_MAX_TITLE = 200
+
+TokenCounter = Callable[[ChatMessage], int]
+
+
+def is_outage(exc: AppError) -> bool:
+    """Errors that mean "Redis cannot be used right now" (as opposed to a bad request)."""
+    return isinstance(exc, (ServiceUnavailableError, OperationTimeoutError, CircuitOpenError, ExternalServiceError))
+
+
+def new_conversation_id() -> str:
+    return "conv_" + secrets.token_hex(12)
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    replayed: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+    remaining: int = 0
+    error: str = ""
+
+
+class ConversationStore:
+    """Append-only conversation history on Redis with a local journal for outages.
+
+    Implements :class:`runtime.messages.HistoryReader` (``read_tail``, ``get_summary``).
+    """
+
+    def __init__(
+        self,
+        runner: RedisRunner,
+        config: RedisConfig,
+        *,
+        journal_dir: Path,
+        bus: EventBus | None = None,
+        count_tokens: TokenCounter | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        replay_interval: float = 2.0,
+        cache: RecentCache | None = None,
+    ) -> None:
+        self._runner = runner
+        self._history = RedisHistory(runner, Keys(config.key_prefix), retention=config.conversation_retention,
+                                     archive_ttl=config.archive_ttl)
+        self.journal = Journal(journal_dir)
+        self._bus = bus
+        self._count_tokens = count_tokens
+        self._clock = clock
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._replay_interval = replay_interval
+        self._cache = cache or RecentCache()
+        self._degraded = False
+        self._degraded_since = 0.0
+        self._pending = 0
+        # Held while journaling or replaying, so journal order is write order.
+        self._journal_lock = asyncio.Lock()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._replay_task: asyncio.Task[ReplayReport] | None = None
+
+    @classmethod
+    def from_config(cls, runner: RedisRunner, config: Config, **kwargs: Any) -> ConversationStore:
+        kwargs.setdefault("journal_dir", config.data_path / "journal")
+        return cls(runner, config.redis, **kwargs)
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def degraded(self) -> bool:
+        return self._degraded
+
+    @property
+    def pending_writes(self) -> int:
+        return self._pending
+
+    async def open(self) -> ReplayReport:
+        """Pick up a journal left by a previous run and replay it if Redis answers."""
+        records = await asyncio.to_thread(self.journal.records)
+        self._pending = len(records)
+        if not records:
+            return ReplayReport()
+        for record in records:  # make journaled messages readable before they reach Redis
+            if record["op"] == "append":
+                self._cache.add_pending(record["conv"], ChatMessage.from_dict(record["message"]))
+            elif record["op"] == "create":
+                self._cache.put_info(ConversationInfo.from_dict(record["info"]))
+        self._enter_degraded(f"{len(records)} writes from a previous run are waiting in the local journal")
+        return await self.replay()
+
+    def start(self) -> None:
+        """Start the background loop that replays the journal once Redis answers again."""
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = asyncio.create_task(self._recovery_loop(), name="conversation-store-recovery")
+
+    async def close(self) -> None:
+        for task in (self._loop_task, self._replay_task):
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, AppError):
+                    pass
+        self._loop_task = self._replay_task = None
+
+    def notify_healthy(self) -> None:
+        """Redis answered a health check: replay now rather than at the next poll."""
+        if self._degraded and (self._replay_task is None or self._replay_task.done()):
+            self._replay_task = asyncio.create_task(self.replay(), name="conversation-store-replay")
+
+    # ------------------------------------------------------------ conversations
+
+    async def create(self, user_id: str, title: str = "New conversation", system_prompt: str = "",
+                     metadata: dict[str, Any] | None = None, *, conversation_id: str | None = None) -> str:
+        """Start a conversation; returns its id (chosen here unless given)."""
+        codec.check_id(user_id, "user_id")
+        conv_id = codec.check_id(conversation_id, "conversation_id") if conversation_id else new_conversation_id()
+        now = self._clock()
+        info = ConversationInfo(id=conv_id, user_id=user_id, title=_title(title), created_at=now, updated_at=now,
+                                system_prompt=codec.check_text(system_prompt, "system_prompt"),
+                                metadata=dict(metadata or {}))
+        codec.dumps(info.to_dict(), "conversation")  # refuse what cannot be stored before any I/O
+        await self._write({"op": "create", "info": info.to_dict()}, lambda: self._history.create(info))
+        self._cache.put_info(info)
+        return conv_id
+
+    async def get(self, conversation_id: str) -> ConversationInfo:
+        """Metadata of a conversation; :class:`NotFoundError` if there is none."""
+        codec.check_id(conversation_id, "conversation_id")
+        info = await self._read(lambda: self._history.info(conversation_id),
+                                lambda: self._cached_info(conversation_id))
+        if info is None:
+            raise NotFoundError(f"conversation {conversation_id} does not exist")
+        self._cache.put_info(info)
+        return info
+
+    async def list_conversations(self, user_id: str, limit: int | None = None) -> list[ConversationInfo]:
+        """The user's conversations with title, last activity and message count, most recent first."""
+        codec.check_id(user_id, "user_id")
+        found = await self._read(lambda: self._history.list_for_user(user_id, limit),
+                                 lambda: self._cache.infos_for_user(user_id)[:limit] if limit
+                                 else self._cache.infos_for_user(user_id))
+        return found
+
+    async def rename(self, conversation_id: str, title: str) -> None:
+        codec.check_id(conversation_id, "conversation_id")
+        clean = _title(title)
+        now = self._clock()
+
+        def local() -> None:
+            info = self._cache.info(conversation_id)
+            if info is not None:
+                info.title, info.updated_at = clean, now
+
+        await self._write({"op": "rename", "conv": conversation_id, "title": clean, "at": now},
+                          lambda: self._history.rename(conversation_id, clean, now))
+        local()
+
+    async def delete(self, conversation_id: str) -> None:
+        """Delete a conversation and everything stored with it (idempotent)."""
+        codec.check_id(conversation_id, "conversation_id")
+
+        async def apply() -> None:
+            await self._history.delete(conversation_id)
+
+        await self._write({"op": "delete", "conv": conversation_id}, apply)
+        self._cache.forget(conversation_id)
+
+    # ------------------------------------------------------------ messages
+
+    async def add_message(self, conversation_id: str, role: Role, content: str,
+                          tool_calls: list[ToolCall | dict[str, Any]] | None = None,
+                          tool_call_id: str | None = None, metadata: dict[str, Any] | None = None, *,
+                          name: str | None = None, message_id: str | None = None) -> ChatMessage:
+        """Append one message atomically (idempotent by ``message_id``); returns it with its seq
+        (``seq`` is None while degraded: it is assigned when the journal replays)."""
+        if role not in _ROLES:
+            raise ValidationError(f"role must be one of {', '.join(sorted(_ROLES))}, got {role!r}")
+        calls = tuple(tc if isinstance(tc, ToolCall) else ToolCall.from_dict(tc) for tc in tool_calls or ())
+        fields: dict[str, Any] = {"role": role, "content": content, "tool_calls": calls,
+                                  "tool_call_id": tool_call_id, "name": name, "metadata": dict(metadata or {}),
+                                  "created_at": self._clock()}
+        if message_id is not None:
+            fields["id"] = message_id
+        return await self.append(conversation_id, ChatMessage(**fields))
+
+    async def append(self, conversation_id: str, message: ChatMessage) -> ChatMessage:
+        """Append a prepared message; a retried append of the same id returns the stored seq."""
+        codec.check_id(conversation_id, "conversation_id")
+        codec.check_id(message.id, "message id")
+        if message.token_count is None and self._count_tokens is not None:
+            message = message.with_updates(token_count=self._count_tokens(message))
+        message = message.with_updates(seq=None)
+        record = {"op": "append", "conv": conversation_id, "message": message.to_dict(), "at": self._clock()}
+        encode_message(message)  # validates (JSON-safe, valid Unicode, size) before any I/O
+        stored: list[ChatMessage] = []
+
+        async def apply() -> None:
+            seq, _ = await self._history.append(conversation_id, message, record["at"])
+            stored.append(message.with_updates(seq=seq))
+
+        await self._write(record, apply, lambda: self._cache.add_pending(conversation_id, message))
+        if stored:
+            self._cache.put_messages(conversation_id, stored)
+            return stored[0]
+        return message
+
+    async def read_tail(self, conversation_id: str, limit: int, *, before_seq: int | None = None) -> list[ChatMessage]:
+        """Up to ``limit`` messages, oldest first, ending just before ``before_seq`` (or the newest)."""
+        codec.check_id(conversation_id, "conversation_id")
+        messages = await self._read(lambda: self._history.tail(conversation_id, limit, before_seq),
+                                    lambda: self._cache.tail(conversation_id, limit, before_seq))
+        if not self._degraded:
+            self._cache.put_messages(conversation_id, messages)
+        return messages
+
+    async def get_summary(self, conversation_id: str) -> ConversationSummary | None:
+        codec.check_id(conversation_id, "conversation_id")
+        summary = await self._read(lambda: self._history.summary(conversation_id),
+                                   lambda: self._cache.summary(conversation_id))
+        self._cache.put_summary(conversation_id, summary)
+        return summary
+
+    async def summarize(self, conversation_id: str, summary: str, covers_up_to: str, *,
+                        method: str = "llm", token_count: int | None = None) -> None:
+        """Store ``summary`` as the conversation's summary and move every message up to and
+        including ``covers_up_to`` to the archive (``archive_ttl``), in one atomic script."""
+        codec.check_id(conversation_id, "conversation_id")
+        codec.check_id(covers_up_to, "covers_up_to")
+        if method not in ("llm", "extractive"):
+            raise ValidationError(f"method must be llm or extractive, got {method!r}")
+        now = self._clock()
+        record = ConversationSummary(text=codec.check_text(summary, "summary"), covers_up_to=covers_up_to,
+                                     covered_count=0, created_at=now, method=method,  # type: ignore[arg-type]
+                                     token_count=token_count)
+
+        async def apply() -> None:
+            await self._history.summarize(conversation_id, record, now)
+
+        await self._write({"op": "summarize", "conv": conversation_id, "text": record.text,
+                           "covers_up_to": covers_up_to, "method": method, "token_count": token_count, "at": now},
+                          apply)
+
+    # ------------------------------------------------------------ export
+
+    async def export_json(self, conversation_id: str) -> str:
+        return export.to_json(await self._dump(conversation_id), self._clock())
+
+    async def export_markdown(self, conversation_id: str) -> str:
+        return export.to_markdown(await self._dump(conversation_id))
+
+    async def _dump(self, conversation_id: str) -> ConversationDump:
+        codec.check_id(conversation_id, "conversation_id")
+        if self._degraded:
+            raise ServiceUnavailableError("export needs Redis, which is unreachable right now", service="redis")
+        dump = await self._history.dump(conversation_id)
+        if dump is None:
+            raise NotFoundError(f"conversation {conversation_id} does not exist")
+        return dump
+
+    # ------------------------------------------------------------ spec names
+
+    async def initialize_context(self, conversation_id: str, system_prompt: str | None = None,
+                                 metadata: dict[str, Any] | None = None, *, user_id: str = "local") -> str:
+        return await self.create(user_id, system_prompt=system_prompt or "", metadata=metadata,
+                                 conversation_id=conversation_id)
+
+    async def summarize_context(self, conversation_id: str, summary: str, covers_up_to: str) -> None:
+        await self.summarize(conversation_id, summary, covers_up_to)
+
+    # ------------------------------------------------------------ plumbing
+
+    async def _write(self, record: dict[str, Any], apply: Callable[[], Awaitable[Any]],
+                     local: Callable[[], None] | None = None) -> None:
+        """Apply to Redis, or journal when Redis is out (or already known to be out)."""
+        if not self._degraded:
+            try:
+                await apply()
+                return
+            except AppError as exc:
+                if not is_outage(exc):
+                    raise
+                self._enter_degraded(exc.user_message())
+        async with self._journal_lock:
+            await asyncio.to_thread(self.journal.append, record)
+            self._pending += 1
+            # A replay may have finished while we waited: a non-empty journal means degraded.
+            self._enter_degraded("writes are waiting in the local journal")
+            if local is not None:
+                local()
+
+    async def _read(self, fetch: Callable[[], Awaitable[Any]], cached: Callable[[], Any]) -> Any:
+        if self._degraded:
+            return cached()
+        try:
+            return await fetch()
+        except AppError as exc:
+            if not is_outage(exc):
+                raise
+            self._enter_degraded(exc.user_message())
+            return cached()
+
+    def _cached_info(self, conversation_id: str) -> ConversationInfo:
+        info = self._cache.info(conversation_id)
+        if info is None:
+            raise ServiceUnavailableError(
+                f"conversation {conversation_id} is not available while Redis is unreachable", service="redis")
+        return info
+
+    def _enter_degraded(self, reason: str) -> None:
+        if self._degraded:
+            return
+        self._degraded = True
+        self._degraded_since = self._monotonic()
+        log.warning("conversation store degraded: %s", reason)
+        self._publish(StoreDegraded(store=STORE_NAME, reason=reason, pending_writes=self._pending))
+
+    def _leave_degraded(self) -> None:
+        if not self._degraded:
+            return
+        self._degraded = False
+        seconds = self._monotonic() - self._degraded_since
+        log.info("conversation store recovered after %.1fs", seconds)
+        self._publish(StoreRecovered(store=STORE_NAME, degraded_seconds=seconds))
+
+    def _publish(self, event: Any) -> None:
+        if self._bus is not None:
+            self._bus.publish(event)
+
+    async def replay(self) -> ReplayReport:
+        """Apply the journal to Redis in order, drop what was applied, leave degraded mode if empty."""
+        async with self._journal_lock:
+            records = await asyncio.to_thread(self.journal.records)
+            if not records:
+                self._pending = 0
+                if self._degraded:
+                    await self._runner.ping()  # raises if Redis is still out
+                    self._leave_degraded()
+                return ReplayReport()
+            applied: set[str] = set()
+            replayed = duplicates = dropped = 0
+            error = ""
+            for record in records:
+                try:
+                    inserted = await self._apply(record)
+                except AppError as exc:
+                    if is_outage(exc):
+                        error = exc.user_message()
+                        break
+                    # It can never apply (e.g. its conversation was deleted meanwhile): drop it.
+                    log.warning("dropping journal record %s (%s): %s", record["jid"], record["op"], exc.user_message())
+                    dropped += 1
+                else:
+                    replayed += 1
+                    duplicates += 0 if inserted else 1
+                applied.add(record["jid"])
+            remaining = await asyncio.to_thread(self.journal.remove, applied)
+            self._pending = remaining
+            report = ReplayReport(replayed=replayed, duplicates=duplicates, dropped=dropped,
+                                  remaining=remaining, error=error)
+            self._publish(JournalReplayed(store=STORE_NAME, replayed=replayed, duplicates=duplicates,
+                                          dropped=dropped, remaining=remaining, error=error))
+            if remaining == 0 and not error:
+                self._leave_degraded()
+            return report
+
+    async def _apply(self, record: dict[str, Any]) -> bool:
+        """Apply one journal record to Redis; False if Redis already had it."""
+        op = record["op"]
+        if op == "append":
+            message = ChatMessage.from_dict(record["message"])
+            seq, inserted = await self._history.append(record["conv"], message, float(record["at"]))
+            self._cache.confirm(record["conv"], message.id, seq)
+            return inserted
+        if op == "create":
+            return await self._history.create(ConversationInfo.from_dict(record["info"]))
+        if op == "rename":
+            await self._history.rename(record["conv"], record["title"], float(record["at"]))
+            return True
+        if op == "delete":
+            return await self._history.delete(record["conv"])
+        if op == "summarize":
+            summary = ConversationSummary(text=record["text"], covers_up_to=record["covers_up_to"], covered_count=0,
+                                          created_at=float(record["at"]), method=record["method"],
+                                          token_count=record.get("token_count"))
+            return await self._history.summarize(record["conv"], summary, float(record["at"])) > 0
+        raise ValidationError(f"unknown journal operation {op!r}")
+
+    async def _recovery_loop(self) -> None:
+        while True:
+            await self._sleep(self._replay_interval)
+            if not self._degraded:
+                continue
+            try:
+                await self.replay()
+            except AppError as exc:
+                log.debug("Redis still unavailable: %s", exc.user_message())
+
+
+def _title(title: str) -> str:
+    text = " ".join(codec.check_text(title, "title").split())
+    if len(text) > _MAX_TITLE:
+        raise ValidationError(f"title must be at most {_MAX_TITLE} characters, got {len(text)}")
+    return text
+
+
+#: The spec's name for the conversation store.
+ConversationContext = ConversationStore
