@@ -157,6 +157,19 @@ class CircuitBreaker:
         probes[token] = now
         return token
 
+    def open_for(self) -> float:
+        """Seconds this breaker will keep rejecting calls (0 unless OPEN; inf when forced)."""
+        if self._state is not _OPEN or self._opened_at is None:
+            return 0.0
+        if self._forced:
+            return float("inf")
+        return max(0.0, self._opened_at + self._open_for - self._clock())
+
+    def rejection(self) -> CircuitOpenError:
+        """The error a caller gets while the breaker rejects calls."""
+        wait = self.open_for()
+        return CircuitOpenError(self.name, None if wait == float("inf") else wait, last_error=self._last_error)
+
     # ------------------------------------------------------------ reports
 
     def on_success(self, permit: int, duration: float = 0.0) -> None:
@@ -169,6 +182,9 @@ class CircuitBreaker:
             # A full count window with no failures is unchanged by one more success.
             if window.failures or window.calls != self._full:
                 window.record(False)
+                if window.failures:
+                    # The call that reaches minimum_calls may be a success.
+                    self._check_rate()
         elif self._state is _HALF_OPEN and self._probes.pop(permit, None) is not None:
             self._half_open_successes += 1
             if self._half_open_successes >= self.settings.success_threshold:
@@ -184,11 +200,14 @@ class CircuitBreaker:
             if self._consecutive >= self._threshold:
                 self._trip(f"{self._consecutive} consecutive failures")
                 return
-            calls, failures = window.totals()
-            if calls >= self._min_calls and failures >= self._rate * calls:
-                self._trip(f"failure rate {failures}/{calls} >= {self._rate:.0%}")
+            self._check_rate()
         elif self._state is _HALF_OPEN and self._probes.pop(permit, None) is not None:
             self._trip("probe failed")
+
+    def _check_rate(self) -> None:
+        calls, failures = self._window.totals()
+        if calls >= self._min_calls and failures >= self._rate * calls:
+            self._trip(f"failure rate {failures}/{calls} >= {self._rate:.0%}")
 
     def on_ignore(self, permit: int) -> None:
         """The call ended in a way that says nothing about the backend (cancelled, caller error)."""

@@ -152,6 +152,10 @@ class Guard:
             if decision.delay is None:
                 self._give_up(state.attempt_number, error, decision.reason)
                 raise error
+            if self.breaker.open_for() > decision.delay:
+                # The breaker would reject the next attempt anyway: fail now, not after a sleep.
+                self._give_up(state.attempt_number, error, "circuit open")
+                raise self.breaker.rejection() from error
             self._announce_retry(state.attempt_number, decision.delay, error)
             await self._sleep(decision.delay)
             state.attempt_number += 1
@@ -233,6 +237,10 @@ class Guard:
             if decision.delay is None:
                 self._give_up(state.attempt_number, error, decision.reason)
                 raise error
+            if self.breaker.open_for() > decision.delay:
+                # The breaker would reject the next attempt anyway: fail now, not after a sleep.
+                self._give_up(state.attempt_number, error, "circuit open")
+                raise self.breaker.rejection() from error
             self._announce_retry(state.attempt_number, decision.delay, error)
             await self._sleep(decision.delay)
             state.attempt_number += 1
