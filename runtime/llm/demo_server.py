@@ -331,8 +331,17 @@ def build_app(state: DemoServerState) -> ASGIApp:
             body = await _json_body(request)
             if isinstance(body, JSONResponse):
                 return body
+            changes = dict(body)
             try:
-                state.faults.update(dict(body))
+                if "tokens_per_second" in changes:
+                    # Pacing is not a fault but a demo wants to change it live ("slow model").
+                    tps = float(changes.pop("tokens_per_second"))
+                    if tps < 0:
+                        raise ValidationError("tokens_per_second cannot be negative")
+                    state.tokens_per_second = tps
+                state.faults.update(changes)
+            except (TypeError, ValueError) as exc:
+                return _error(400, f"bad tokens_per_second: {exc}", "invalid_request_error")
             except ValidationError as exc:
                 return _error(400, exc.message, "invalid_request_error")
             log.warning("faults now %s", state.faults.faults.to_dict())
