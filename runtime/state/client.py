@@ -56,15 +56,19 @@ def make_redis_client(
     connect_timeout: float = 1.0,
     socket_timeout: float = 2.0,
     max_connections: int = 64,
+    pool_timeout: float = 5.0,
     **kwargs: Any,
 ) -> aioredis.Redis:
     """A client with one bounded pool that fails fast when the server is gone.
 
     ``retry=Retry(NoBackoff(), 0)`` switches off redis-py's own retry loop (on by default
-    since redis-py 6), which would otherwise multiply with the guard's attempts.
+    since redis-py 6), which would otherwise multiply with the guard's attempts. The pool
+    is a blocking one: a burst of concurrent calls waits up to ``pool_timeout`` for a
+    connection instead of failing with "Too many connections".
     """
-    pool = aioredis.ConnectionPool.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        timeout=pool_timeout,
         socket_connect_timeout=connect_timeout,
         socket_timeout=socket_timeout,
         socket_keepalive=True,
@@ -74,7 +78,7 @@ def make_redis_client(
         health_check_interval=0,
         **kwargs,
     )
-    return aioredis.Redis(connection_pool=pool, auto_close_connection_pool=True)
+    return aioredis.Redis.from_pool(pool)
 
 
 def translate(exc: BaseException, operation: str = "") -> AppError:

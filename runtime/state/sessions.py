@@ -281,7 +281,7 @@ class SessionManager:
                 for member in members:
                     sid, uid = member.split(":", 1)
                     # A Script on a pipeline is SCRIPT LOADed first if the server forgot it.
-                    self._delete_if_expired(keys=[self._keys.session(sid)], args=[_fmt(now)], client=pipe)
+                    await self._delete_if_expired(keys=[self._keys.session(sid)], args=[_fmt(now)], client=pipe)
                     pipe.zremrangebyscore(self._keys.user_sessions(uid), "-inf", now)
                     pipe.zrem(expiry, member)
                 return await pipe.execute()

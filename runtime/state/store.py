@@ -180,11 +180,17 @@ class Subscription:
 
     async def get(self, timeout: float = 1.0) -> tuple[str, Any] | None:
         """The next message, or None if none arrived within ``timeout`` seconds."""
-        msg = await translated(self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout),
-                               "pub/sub read")
-        if msg is None:
-            return None
-        return msg["channel"].decode("utf-8")[self._prefix_len:], codec.loads(msg["data"])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            # Subscribe confirmations also come back as None; keep reading until the deadline.
+            remaining = max(0.0, deadline - loop.time())
+            msg = await translated(self._pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining),
+                                   "pub/sub read")
+            if msg is not None:
+                return msg["channel"].decode("utf-8")[self._prefix_len:], codec.loads(msg["data"])
+            if loop.time() >= deadline:
+                return None
 
     def __aiter__(self) -> AsyncIterator[tuple[str, Any]]:
         return self._iterate()
