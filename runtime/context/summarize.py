@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from runtime.config import ContextConfig
 from runtime.context.tokens import TokenCounter
@@ -40,7 +40,14 @@ SUMMARY_PROMPT = (
 )
 
 SummarizeFn = Callable[[Sequence[ChatMessage]], Awaitable[str]]
-SwapFn = Callable[[str, ConversationSummary, str], Awaitable[object]]
+
+
+class SwapFn(Protocol):
+    """The store's atomic swap (``ConversationStore.summarize``): saves the summary and moves
+    every message up to and including ``covers_up_to`` to the archive, all or nothing."""
+
+    def __call__(self, conversation_id: str, summary: str, covers_up_to: str, *,
+                 method: str = "llm", token_count: int | None = None) -> Awaitable[object]: ...
 
 READ_PAGE = 512
 
@@ -186,6 +193,8 @@ class Summarizer:
             page = await self.reader.read_tail(conversation_id, READ_PAGE, before_seq=before)
             if page:
                 pages.append(page)
+            # The store numbers messages across the whole conversation (archived ones
+            # included), so only a short or empty page marks the start of live history.
             if len(page) < READ_PAGE or page[0].seq in (None, 0):
                 break
             before = page[0].seq
@@ -214,7 +223,8 @@ class Summarizer:
             self._floors[conversation_id] = total
             return SummarizeResult("failed", total, total, error="no summary could be made")
         try:
-            await self.swap_fn(conversation_id, summary, summary.covers_up_to)
+            await self.swap_fn(conversation_id, summary.text, summary.covers_up_to,
+                               method=summary.method, token_count=summary.token_count)
         except AppError as exc:
             log.warning("summary swap failed for %s: %s", conversation_id, describe(exc))
             self._floors[conversation_id] = total

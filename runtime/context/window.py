@@ -143,7 +143,11 @@ def _tail_of_sequence(history: Sequence[ChatMessage], scanner: _TailScanner) -> 
     return _Tail(list(history[index:]), reached_start=index == 0, total_messages=len(history))
 
 
-async def _tail_of_reader(reader: HistoryReader, conversation_id: str, scanner: _TailScanner) -> _Tail:
+async def _tail_of_reader(reader: HistoryReader, conversation_id: str, scanner: _TailScanner,
+                          live_start: int) -> _Tail:
+    """Pages backwards through the store. ``live_start`` is the ``seq`` of the first live
+    message: the store numbers messages across the whole conversation, so after a summary
+    the live history starts at the summary's ``covered_count``, not at 0."""
     pages: list[list[ChatMessage]] = []
     before: int | None = None
     limit = FIRST_PAGE
@@ -155,7 +159,7 @@ async def _tail_of_reader(reader: HistoryReader, conversation_id: str, scanner: 
             reached_start = True
             break
         if total is None and page[-1].seq is not None:
-            total = page[-1].seq + 1
+            total = page[-1].seq + 1 - live_start
         cut = None
         for k in range(len(page) - 1, -1, -1):
             if scanner.add(page[k]):
@@ -163,16 +167,20 @@ async def _tail_of_reader(reader: HistoryReader, conversation_id: str, scanner: 
                 break
         if cut is not None:
             pages.append(page[cut:])
-            reached_start = page[cut].seq == 0
+            first = page[cut].seq
+            reached_start = first is not None and first <= live_start
             break
         pages.append(page)
-        if len(page) < limit or page[0].seq in (None, 0):
+        first = page[0].seq
+        if len(page) < limit or first is None or first <= live_start:
             # A short page is the start; without positions we cannot page further back.
-            reached_start = len(page) < limit or page[0].seq == 0
+            reached_start = len(page) < limit or (first is not None and first <= live_start)
             break
-        before = page[0].seq
+        before = first
         limit = min(limit * 2, MAX_PAGE)
     messages = [msg for page in reversed(pages) for msg in page]
+    if total is not None and total < len(messages):  # positions not as the store numbers them
+        total = None
     return _Tail(messages, reached_start, total)
 
 
@@ -480,9 +488,10 @@ class ContextWindowManager:
             source = reader or self.reader
             if source is None:
                 raise ValidationError("build_prompt was given a conversation id but no history reader")
-            tail = await _tail_of_reader(source, history, scanner)
             if summary is None:
                 summary = await source.get_summary(history)
+            live_start = summary.covered_count if summary is not None else 0
+            tail = await _tail_of_reader(source, history, scanner, live_start)
         else:
             tail = _tail_of_sequence(history, scanner)
         return planner.plan(system_prompt, tail, tools, memories, summary)

@@ -8,26 +8,30 @@ from runtime.messages import ChatMessage, ConversationSummary, ToolCall
 
 
 class MemoryHistory:
-    """Implements runtime.messages.HistoryReader over lists, plus the store's atomic summary swap.
+    """Implements runtime.messages.HistoryReader over lists, plus the store's atomic summary swap,
+    with the Redis store's numbering: ``seq`` counts every message ever appended (archived ones
+    included) and a summary's ``covered_count`` is the number archived.
 
-    Records how many messages each read returned so tests can check reads stay bounded.
+    Records how many messages reads returned so tests can check reads stay bounded.
     """
 
     def __init__(self) -> None:
         self.messages: dict[str, list[ChatMessage]] = {}
+        self.archived: dict[str, int] = {}
         self.summaries: dict[str, ConversationSummary] = {}
         self.messages_read = 0
         self.reads = 0
 
     def append(self, conversation_id: str, message: ChatMessage) -> ChatMessage:
         live = self.messages.setdefault(conversation_id, [])
-        stored = message.with_updates(seq=len(live))
+        stored = message.with_updates(seq=self.archived.get(conversation_id, 0) + len(live))
         live.append(stored)
         return stored
 
     async def read_tail(self, conversation_id: str, limit: int, *, before_seq: int | None = None) -> list[ChatMessage]:
         live = self.messages.get(conversation_id, [])
-        end = len(live) if before_seq is None else max(0, min(before_seq, len(live)))
+        archived = self.archived.get(conversation_id, 0)
+        end = len(live) if before_seq is None else max(0, min(before_seq - archived, len(live)))
         page = live[max(0, end - limit):end]
         self.reads += 1
         self.messages_read += len(page)
@@ -36,11 +40,15 @@ class MemoryHistory:
     async def get_summary(self, conversation_id: str) -> ConversationSummary | None:
         return self.summaries.get(conversation_id)
 
-    async def swap(self, conversation_id: str, summary: ConversationSummary, covers_up_to: str) -> None:
+    async def summarize(self, conversation_id: str, summary: str, covers_up_to: str, *,
+                        method: str = "llm", token_count: int | None = None) -> None:
         live = self.messages[conversation_id]
         cut = next(i for i, m in enumerate(live) if m.id == covers_up_to) + 1
-        self.messages[conversation_id] = [m.with_updates(seq=i) for i, m in enumerate(live[cut:])]
-        self.summaries[conversation_id] = summary
+        self.archived[conversation_id] = live[cut - 1].seq + 1
+        self.messages[conversation_id] = live[cut:]
+        self.summaries[conversation_id] = ConversationSummary(
+            text=summary, covers_up_to=covers_up_to, covered_count=self.archived[conversation_id],
+            method=method, token_count=token_count)  # type: ignore[arg-type]
 
 
 def tool_turn(n: int, *, user: str = "", calls: int = 1, output: str = "", answer: str = "") -> list[ChatMessage]:

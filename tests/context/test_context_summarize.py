@@ -102,7 +102,7 @@ async def test_summarises_once_at_the_high_mark_then_not_until_the_next_gap(coun
     fns = Fns(store)
     budget = 2000  # high 1600, low 1000
     summarizer = Summarizer(counter, ContextConfig(), budget, reader=store,
-                            summarize_fn=fns.summarize, swap_fn=store.swap)
+                            summarize_fn=fns.summarize, swap_fn=store.summarize)
     runs: list[int] = []
     for n in range(40):
         grow(store, counter, n)
@@ -128,7 +128,7 @@ async def test_an_unavailable_llm_falls_back_to_an_extractive_summary(counter: T
     store = MemoryHistory()
     fns = Fns(store, fail_llm=CircuitOpenError("llm", 30.0))
     summarizer = Summarizer(counter, ContextConfig(), 2000, reader=store,
-                            summarize_fn=fns.summarize, swap_fn=store.swap)
+                            summarize_fn=fns.summarize, swap_fn=store.summarize)
     result = None
     n = 0
     while result is None:
@@ -144,7 +144,7 @@ async def test_a_failing_summariser_leaves_the_conversation_unchanged(counter: T
     store = MemoryHistory()
     fns = Fns(store, fail_llm=ServiceUnavailableError("llm down"))
     summarizer = Summarizer(counter, ContextConfig(), 2000, reader=store, summarize_fn=fns.summarize,
-                            swap_fn=store.swap, extractive_fallback=False)
+                            swap_fn=store.summarize, extractive_fallback=False)
     result = None
     n = 0
     while result is None:
@@ -164,7 +164,7 @@ async def test_a_failing_summariser_leaves_the_conversation_unchanged(counter: T
 async def test_a_failed_swap_leaves_history_unchanged(counter: TokenCounter) -> None:
     store = MemoryHistory()
 
-    async def broken_swap(*_: object) -> None:
+    async def broken_swap(*_: object, **__: object) -> None:
         raise ServiceUnavailableError("redis is down", service="redis")
 
     summarizer = Summarizer(counter, ContextConfig(), 2000, reader=store,

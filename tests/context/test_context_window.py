@@ -186,7 +186,9 @@ async def test_manager_reads_the_store_tail_in_bounded_pages(counter: TokenCount
     for n in range(3000):
         for msg in tool_turn(n) if n % 3 == 0 else chat_turn(n, words=8):
             store.append("c1", counter.with_count(msg))
-    store.summaries["c1"] = ConversationSummary(text="Earlier: colours.", covers_up_to="x", covered_count=7)
+    # Archive the first 8 messages (two turns) under a summary, as the store does.
+    await store.summarize("c1", "Earlier: colours.", store.messages["c1"][7].id)
+    assert store.summaries["c1"].covered_count == 8 and store.messages["c1"][0].seq == 8
     manager = ContextWindowManager(counter, cfg(), 3000, reader=store)
     built = await manager.build_prompt(SYSTEM, "c1", TOOLS, ["likes blue"])
     check_tool_pairing(built.messages)
