@@ -2,43 +2,58 @@
 offline demo/chaos LLM server (``demo_server``, launched by ``demo_launcher``, steered by
 ``demo_admin``).
 
-Importing this package does not import starlette/uvicorn; the demo server modules are
-imported only by whoever runs them.
+The public names are imported lazily: the demo server child process imports
+``runtime.llm.demo_model`` and must not pay for importing the openai SDK (~3 s here).
 """
 
 from __future__ import annotations
 
-from runtime.llm.client import Completion, LLMClient, prompt_key, rough_token_count
-from runtime.llm.demo_admin import DemoAdmin
-from runtime.llm.demo_launcher import DemoLLMServer
-from runtime.llm.fallbacks import LLMFallbacks
-from runtime.llm.health import llm_health_check
-from runtime.llm.stream_events import (
-    FallbackReply,
-    Finish,
-    StreamEvent,
-    StreamInterrupted,
-    TextDelta,
-    ToolCallError,
-    ToolCallReady,
-    Usage,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "Completion",
-    "DemoAdmin",
-    "DemoLLMServer",
-    "FallbackReply",
-    "Finish",
-    "LLMClient",
-    "LLMFallbacks",
-    "StreamEvent",
-    "StreamInterrupted",
-    "TextDelta",
-    "ToolCallError",
-    "ToolCallReady",
-    "Usage",
-    "llm_health_check",
-    "prompt_key",
-    "rough_token_count",
-]
+_EXPORTS = {
+    "Completion": "runtime.llm.client",
+    "LLMClient": "runtime.llm.client",
+    "prompt_key": "runtime.llm.client",
+    "rough_token_count": "runtime.llm.client",
+    "DemoAdmin": "runtime.llm.demo_admin",
+    "DemoLLMServer": "runtime.llm.demo_launcher",
+    "LLMFallbacks": "runtime.llm.fallbacks",
+    "llm_health_check": "runtime.llm.health",
+    "FallbackReply": "runtime.llm.stream_events",
+    "Finish": "runtime.llm.stream_events",
+    "StreamEvent": "runtime.llm.stream_events",
+    "StreamInterrupted": "runtime.llm.stream_events",
+    "TextDelta": "runtime.llm.stream_events",
+    "ToolCallError": "runtime.llm.stream_events",
+    "ToolCallReady": "runtime.llm.stream_events",
+    "Usage": "runtime.llm.stream_events",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from runtime.llm.client import Completion, LLMClient, prompt_key, rough_token_count
+    from runtime.llm.demo_admin import DemoAdmin
+    from runtime.llm.demo_launcher import DemoLLMServer
+    from runtime.llm.fallbacks import LLMFallbacks
+    from runtime.llm.health import llm_health_check
+    from runtime.llm.stream_events import (
+        FallbackReply,
+        Finish,
+        StreamEvent,
+        StreamInterrupted,
+        TextDelta,
+        ToolCallError,
+        ToolCallReady,
+        Usage,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runtime.llm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -85,8 +85,10 @@ class FaultState:
         self._rng = random.Random(seed)
 
     def update(self, changes: dict[str, Any]) -> Faults:
+        """Apply ``changes``; ``{"reset": true}`` first clears every fault and the request count."""
         if changes.pop("reset", False):
             self.faults = Faults()
+            self.requests = 0
         self.faults = self.faults.updated(changes)
         return self.faults
 

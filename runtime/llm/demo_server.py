@@ -332,6 +332,8 @@ def build_app(state: DemoServerState) -> ASGIApp:
             if isinstance(body, JSONResponse):
                 return body
             changes = dict(body)
+            if changes.get("reset"):
+                state.streams_completed = state.streams_cancelled = state.streams_dropped = 0
             try:
                 if "tokens_per_second" in changes:
                     # Pacing is not a fault but a demo wants to change it live ("slow model").
