@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -29,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from runtime.config import Config, MemoryConfig
-from runtime.errors import AppError, ServiceUnavailableError, ValidationError, describe
+from runtime.errors import AppError, CircuitOpenError, ServiceUnavailableError, ValidationError, describe
 from runtime.events import EventBus, HealthChanged
 from runtime.memory import escaping
 from runtime.memory.embeddings import Embedder, LexicalEmbedder, make_embedder
@@ -133,7 +132,14 @@ class VectorMemoryStore:
             except Exception as exc:  # any LanceDB/Arrow/OS failure is a store failure
                 raise _translate_lancedb(exc, action) from exc
 
-        return await (guard or self._memory_guard).call(attempt)
+        try:
+            return await (guard or self._memory_guard).call(attempt)
+        except AppError as exc:
+            if not isinstance(exc, CircuitOpenError):
+                # The handles may point at files that moved or broke; reopen next time.
+                self._table = self._db = None
+                self._indexed = None
+            raise
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
         if hasattr(self.embedder, "probe"):
@@ -512,14 +518,14 @@ class VectorMemoryStore:
 
         ndims = self.embedder.ndims
         sub_vectors = next(d for d in (ndims // 8, ndims // 16, 1) if d and ndims % d == 0)
-        partitions = max(1, min(1024, int(math.sqrt(rows))))
         if "user_id" not in existing:
             await self._db_call("index user_id", lambda: table.create_index("user_id", config=BTree()),
                                 guard=self._upkeep_guard)
         if "vector" not in existing and rows >= 256:
             await self._db_call("index vector", lambda: table.create_index(
-                "vector", config=IvfPq(distance_type="cosine", num_partitions=partitions,
-                                       num_sub_vectors=sub_vectors)),
+                # Partition count is left to LanceDB (rows / its target partition size):
+                # sqrt(rows) over-partitions small tables and leaves partitions untrained.
+                "vector", config=IvfPq(distance_type="cosine", num_sub_vectors=sub_vectors)),
                 guard=self._upkeep_guard)
             self._indexed = True
         return bool(self._indexed)
@@ -537,7 +543,8 @@ class VectorMemoryStore:
         if table is None:
             return 0
         stats = await self._db_call("stats", table.stats)
-        return int(stats.fragment_stats.num_fragments)
+        frags = stats["fragment_stats"] if isinstance(stats, dict) else stats.fragment_stats
+        return int(frags["num_fragments"] if isinstance(frags, dict) else frags.num_fragments)
 
 
 def _upkeep_guard(resilience: Any) -> Any:

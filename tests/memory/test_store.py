@@ -1,0 +1,98 @@
+"""VectorMemoryStore writes: dedup, concurrency, forget, summaries, listing, upkeep."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from runtime.memory.records import CONVERSATION_SUMMARY
+from runtime.memory.remember import remember_turn
+from runtime.memory.store import VectorMemoryStore
+
+
+async def test_same_fact_twice_is_one_memory(store: VectorMemoryStore) -> None:
+    first = await store.store_memory("alice", "c1", "My dog is called Rex")
+    again = await store.store_memory("alice", "c2", "my dog is  called rex")
+    assert first == again
+    assert await store.count("alice") == 1
+    other = await store.store_memory("bob", "c1", "My dog is called Rex")
+    assert other != first and await store.count() == 2
+
+
+async def test_concurrent_adds_of_the_same_fact_do_not_duplicate(store: VectorMemoryStore) -> None:
+    ids = await asyncio.gather(*[store.store_memory("alice", f"c{i}", "I live in Berlin") for i in range(20)],
+                               *[store.store_memory("alice", "c", fact) for fact in (
+                                   "I drive a red Volvo", "My sister Anna lives in Oslo", "I am vegetarian",
+                                   "My favourite book is Dune", "I support Liverpool football club")])
+    assert len(set(ids[:20])) == 1
+    assert await store.count("alice") == 6
+
+
+async def test_near_duplicates_are_merged_into_the_existing_memory(make_store: Callable[..., VectorMemoryStore]) -> None:
+    store = make_store(dedup_similarity=0.9)
+    first = await store.store_memory("alice", "c1", "My dog is called Rex.")
+    second = await store.store_memory("alice", "c1", "My dog is called Rex!!")
+    assert second == first
+    assert [m.content for m in await store.list("alice")] == ["My dog is called Rex!!"]
+    await store.store_memory("alice", "c1", "My cat is called Tom")
+    assert await store.count("alice") == 2
+
+
+async def test_forget_removes_only_that_memory(store: VectorMemoryStore) -> None:
+    rex = await store.store_memory("alice", "c1", "My dog is called Rex")
+    await store.store_memory("alice", "c1", "I live in Berlin")
+    assert await store.forget("alice", rex) is True
+    assert await store.forget("alice", rex) is False
+    assert [m.content for m in await store.list("alice")] == ["I live in Berlin"]
+    assert (await store.search_memories("what's my pet's name?", "alice")).memories == ()
+
+
+async def test_summaries_are_typed_and_replace_the_previous_one(store: VectorMemoryStore) -> None:
+    await store.summarize_conversation("conv-1", "We planned a trip to Oslo in June.", user_id="alice")
+    await store.summarize_conversation("conv-1", "We planned a trip to Oslo in June and booked a hotel.",
+                                       user_id="alice")
+    await store.summarize_conversation("conv-2", "We debugged a Rust borrow checker error.", user_id="alice")
+    summaries = await store.list("alice", types=[CONVERSATION_SUMMARY])
+    assert sorted(m.content for m in summaries) == [
+        "We debugged a Rust borrow checker error.",
+        "We planned a trip to Oslo in June and booked a hotel.",
+    ]
+    assert {m.type for m in summaries} == {CONVERSATION_SUMMARY}
+    recall = await store.search_memories("when is the Oslo trip?", "alice")
+    assert recall.memories[0].conversation_id == "conv-1"
+
+
+async def test_list_is_newest_first_with_metadata(store: VectorMemoryStore, clock: object) -> None:
+    ticks = iter(range(100))
+    store._now = lambda: 1_700_000_000.0 + next(ticks)
+    await store.store_memory("alice", "c1", "I live in Berlin", {"source": "test"})
+    await store.store_memory("alice", "c1", "I prefer tea over coffee")
+    listed = await store.list("alice")
+    assert [m.content for m in listed] == ["I prefer tea over coffee", "I live in Berlin"]
+    assert listed[1].metadata == {"source": "test"}
+
+
+async def test_remember_turn_stores_salient_statements_only(store: VectorMemoryStore,
+                                                            make_store: Callable[..., VectorMemoryStore]) -> None:
+    ids = await remember_turn(store, "alice", "c1",
+                              "Hi! My dog is called Rex. Can you suggest a name for my cat? Remember that I hate onions.")
+    assert len(ids) == 2
+    assert sorted(m.content for m in await store.list("alice")) == ["I hate onions", "My dog is called Rex"]
+    off = make_store(auto_remember=False)
+    assert await remember_turn(off, "bob", "c1", "My dog is called Rex.") == []
+
+
+async def test_indexes_are_built_past_the_threshold_and_optimize_compacts(
+        make_store: Callable[..., VectorMemoryStore]) -> None:
+    store = make_store(index_threshold=300, optimize_every=4)
+    texts = [f"Note {i}: I like {w} number {i}" for i, w in enumerate(["tea", "trains", "rust", "oslo"] * 80)]
+    for start in range(0, len(texts), 40):
+        await asyncio.gather(*[store.store_memory(f"u{i % 3}", "c", t)
+                               for i, t in enumerate(texts[start:start + 40])])
+    await store.wait_idle()
+    table = await store._open(create=False)
+    indexed = {tuple(i.columns) for i in await table.list_indices()}
+    assert ("vector",) in indexed and ("user_id",) in indexed
+    assert await store.fragment_count() <= 4
+    recall = await store.search_memories("Note 17: I like trains number 17", "u2")
+    assert recall.memories and recall.memories[0].content == "Note 17: I like trains number 17"
