@@ -29,7 +29,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from runtime.config import ResilienceConfig, ServiceResilience
-from runtime.errors import CircuitOpenError, describe
+from runtime.errors import CircuitOpenError, ErrorType, describe
 from runtime.events import BreakerStateChanged, EventBus
 from runtime.resilience.classify import records_failure
 from runtime.resilience.window import CountWindow, TimeWindow
@@ -38,6 +38,28 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Clock = Callable[[], float]
+
+
+class BreakerOpen(CircuitOpenError):
+    """The :class:`CircuitOpenError` a breaker raises, built in one frame.
+
+    Rejections are the hot path during an outage (every caller, every retry), and
+    ``AppError.__init__`` through ``CircuitOpenError.__init__`` is two Python frames plus
+    formatting; this sets the same attributes directly.
+    """
+
+    def __init__(self, name: str, retry_after: float | None = None, *, last_error: str | None = None) -> None:
+        message = (f"{name} is unavailable (circuit open; next probe in {retry_after:.1f}s)"
+                   if retry_after and retry_after > 0 else f"{name} is unavailable (circuit open)")
+        Exception.__init__(self, message)
+        self.message = message
+        self.error_type = ErrorType.CIRCUIT_OPEN
+        self.details = {"breaker": name, "last_error": last_error}
+        self.retryable = False
+        self.status_code = 503
+        self.retry_after = retry_after
+        self.service = name
+        self.name = name
 
 
 class CircuitState(str, Enum):
@@ -139,7 +161,7 @@ class CircuitBreaker:
             assert self._opened_at is not None
             remaining = self._opened_at + self._open_for - now
             if self._forced or remaining > 0:
-                raise CircuitOpenError(self.name, None if self._forced else remaining,
+                raise BreakerOpen(self.name, None if self._forced else remaining,
                                        last_error=self._last_error)
             self._transition(_HALF_OPEN, "recovery timeout elapsed")
         probes = self._probes
@@ -152,7 +174,7 @@ class CircuitBreaker:
                     log.warning("breaker %s: probe gave no answer in %.1fs, admitting another",
                                 self.name, max_wait)
         if len(probes) >= self.settings.half_open_max_probes:
-            raise CircuitOpenError(self.name, None, last_error=self._last_error)
+            raise BreakerOpen(self.name, None, last_error=self._last_error)
         token = next(self._ids)
         probes[token] = now
         return token
@@ -168,7 +190,7 @@ class CircuitBreaker:
     def rejection(self) -> CircuitOpenError:
         """The error a caller gets while the breaker rejects calls."""
         wait = self.open_for()
-        return CircuitOpenError(self.name, None if wait == float("inf") else wait, last_error=self._last_error)
+        return BreakerOpen(self.name, None if wait == float("inf") else wait, last_error=self._last_error)
 
     # ------------------------------------------------------------ reports
 

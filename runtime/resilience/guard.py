@@ -87,18 +87,20 @@ class Guard:
         (``lambda: client.get(key)``, not a coroutine object).
         """
         start = self._clock()
+        # Admission happens here, not in _attempt, so an open breaker's rejection leaves
+        # through one frame: rejections are the hot path of an outage.
+        permit = self.breaker.acquire()
         try:
-            return await self._attempt(fn, None)
+            return await self._attempt(fn, None, permit)
         except AppError as exc:
             if not exc.retryable or self.policy.max_attempts <= 1:
                 raise
             first = exc
         return await self._retry(fn, first, start)
 
-    async def _attempt(self, fn: Callable[[], Awaitable[T]], timeout: float | None) -> T:
-        """One attempt: breaker, bulkhead, timeout, call, report."""
+    async def _attempt(self, fn: Callable[[], Awaitable[T]], timeout: float | None, permit: int) -> T:
+        """One admitted attempt: bulkhead, timeout, call, report to the breaker."""
         breaker = self.breaker
-        permit = breaker.acquire()
         bulkhead = self.bulkhead
         if not bulkhead.try_acquire():
             try:
@@ -163,7 +165,7 @@ class Guard:
             # The last attempts get only what is left of the call's total budget.
             timeout = None if remaining >= self.timeout else max(remaining, 0.001)
             try:
-                return await self._attempt(fn, timeout)
+                return await self._attempt(fn, timeout, self.breaker.acquire())
             except AppError as exc:
                 if not exc.retryable:
                     raise

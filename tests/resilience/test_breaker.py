@@ -256,3 +256,13 @@ def test_registry_creates_per_service_breakers_from_config(clock: FakeClock) -> 
     states = reg.get_all_states()
     assert states["tool:a"]["state"] == "open" and states["tool:b"]["state"] == "closed"
     assert {s.name for s in reg.snapshots()} == {"tool:a", "tool:b", "redis"}
+
+
+@pytest.mark.parametrize("retry_after", [None, 3.0])
+def test_rejection_error_is_a_full_circuit_open_error(retry_after: float | None) -> None:
+    from runtime.resilience.breaker import BreakerOpen
+
+    fast = BreakerOpen("llm", retry_after, last_error="boom")
+    spec = CircuitOpenError("llm", retry_after, last_error="boom")
+    assert isinstance(fast, CircuitOpenError)
+    assert vars(fast) == vars(spec) and str(fast) == str(spec) and fast.to_dict() == spec.to_dict()
