@@ -1,45 +1,696 @@
-"""The Holdfast Textual app (placeholder screen until the chat UI lands)."""
+"""The Holdfast Textual app: layout, the runtime's lifecycle, turns, commands and live panels.
+
+The first frame is drawn before anything heavy happens: the runtime is imported and started
+in a background worker (heavy libraries are imported in a thread first), with progress in
+the Health panel. Runtime events arrive through an :class:`EventBus` listener and become
+Textual messages; panels change only from those events and from in-memory snapshots, never
+by polling a backend. Turns and commands run in workers; an exception in a worker becomes a
+visible notice, never a crash.
+"""
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
-from textual.widgets import Footer, Header, Static
+import asyncio
+import contextlib
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
+
+from app.command_handlers import CommandHandlers
+from app.commands import COMMANDS, CommandError, is_command, parse
 from app.main import install_exit_signals
+from app.screens.confirm import ConfirmScreen
+from app.screens.permission import PermissionScreen
+from app.screens.text_prompt import TextPromptScreen
+from app.widgets.assistant_message import AssistantMessage
+from app.widgets.breakers_panel import BreakersPanel
+from app.widgets.chat_log import ChatLog
+from app.widgets.composer import Composer
+from app.widgets.context_panel import ContextPanel
+from app.widgets.conversation_list import ConversationList
+from app.widgets.header_bar import HeaderBar
+from app.widgets.health_panel import HealthPanel
+from app.widgets.tool_call_block import ToolCallBlock
+from app.widgets.user_message import UserMessage
 from runtime.config import LoadedConfig
-from runtime.state.embedded_redis import EmbeddedRedis
+from runtime.errors import AppError, describe
+from runtime.events import (
+    AssistantSaved,
+    BackendStatus,
+    BreakerStateChanged,
+    Degraded,
+    Event,
+    FallbackUsed,
+    HealthChanged,
+    JournalReplayed,
+    MemoriesRecalled,
+    PromptBuilt,
+    StoreDegraded,
+    StoreRecovered,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+    UserSaved,
+)
+
+log = logging.getLogger(__name__)
+
+#: Imported in a thread before the runtime starts, so the event loop never stalls on them.
+HEAVY_MODULES = ("openai", "httpx", "redis.asyncio", "numpy", "pyarrow", "lancedb", "tiktoken",
+                 "runtime.services", "runtime.agent", "runtime.llm", "runtime.memory", "runtime.context",
+                 "runtime.state.conversations")
+
+RuntimeFactory = Callable[[Any], Any]
+
+
+@dataclass
+class RuntimeEvent(Message):
+    """A runtime event (breaker, health, backend, store) delivered on the UI thread."""
+
+    event: Event
 
 
 class HoldfastApp(App[int]):
     TITLE = "Holdfast"
-    BINDINGS = [("ctrl+q", "quit", "Quit")]
+    CSS_PATH = "holdfast.tcss"
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+n", "new_conversation", "New"),
+        Binding("f2", "rename_conversation", "Rename"),
+        Binding("ctrl+d", "delete_conversation", "Delete"),
+        Binding("ctrl+b", "toggle_sidebar", "Sidebar"),
+        Binding("ctrl+r", "toggle_panels", "Panels"),
+        Binding("ctrl+f", "search_conversations", "Search"),
+        Binding("escape", "cancel_turn", "Cancel", show=False),
+    ]
 
-    def __init__(self, loaded: LoadedConfig) -> None:
+    def __init__(self, loaded: LoadedConfig, *, runtime: Any = None,
+                 runtime_factory: RuntimeFactory | None = None, clock: Callable[[], float] = time.monotonic,
+                 boot: bool = True) -> None:
         super().__init__()
+        #: False leaves the runtime unstarted (snapshot tests feed events by hand).
+        self.boot = boot
         self.loaded = loaded
-        self.redis: EmbeddedRedis | None = None
+        self.config = loaded.config
+        self.rt: Any = runtime
+        self._runtime_factory = runtime_factory
+        self._owns_runtime = runtime is None
+        self._clock = clock
+        self.conversation_id: str | None = None
+        self.handlers = CommandHandlers(self)
+        self._turn: Worker[None] | None = None
+        self._queue: list[tuple[str, UserMessage]] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        self._ui_thread = threading.get_ident()
+        self._oldest_seq: int | None = None
+        self._permission_waiters: list[asyncio.Future[str]] = []
+        #: Set when the runtime is started and the first conversation is open (tests await it).
+        self.ready = asyncio.Event()
+        #: Launch-to-first-frame and launch-to-ready times (seconds), for the benchmark.
+        self.timings: dict[str, float] = {}
+        self._launched = clock()
+        self.theme = self.config.ui.theme if self.config.ui.theme in self.available_themes else "textual-dark"
+
+    # ------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("Starting backends…", id="status")
+        yield HeaderBar(id="header")
+        with Horizontal(id="body"):
+            sidebar = ConversationList(id="sidebar")
+            sidebar.display = self.config.ui.show_sidebar
+            yield sidebar
+            with Vertical(id="main"):
+                yield ChatLog(id="chat", max_rendered=self.config.ui.max_rendered_messages)
+                yield Composer(id="composer", placeholder="Message Holdfast — Enter sends, Ctrl+J newline, /help")
+            with VerticalScroll(id="panels") as panels:
+                panels.display = self.config.ui.show_panels
+                yield BreakersPanel(id="breakers", clock=self._clock)
+                yield HealthPanel(id="health")
+                yield ContextPanel(id="context")
         yield Footer()
 
-    async def on_mount(self) -> None:
+    @property
+    def chat_log(self) -> ChatLog:
+        return self.query_one("#chat", ChatLog)
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one("#composer", Composer)
+
+    @property
+    def header(self) -> HeaderBar:
+        return self.query_one("#header", HeaderBar)
+
+    @property
+    def sidebar(self) -> ConversationList:
+        return self.query_one("#sidebar", ConversationList)
+
+    @property
+    def breakers_panel(self) -> BreakersPanel:
+        return self.query_one("#breakers", BreakersPanel)
+
+    @property
+    def health_panel(self) -> HealthPanel:
+        return self.query_one("#health", HealthPanel)
+
+    @property
+    def context_panel(self) -> ContextPanel:
+        return self.query_one("#context", ContextPanel)
+
+    # ------------------------------------------------------------ startup and shutdown
+
+    def on_mount(self) -> None:
         install_exit_signals(self)
-        cfg = self.loaded.config
-        status = self.query_one("#status", Static)
-        if cfg.redis.url:
-            status.update(f"Redis: {cfg.redis.url}")
-            return
-        self.redis = EmbeddedRedis(cfg.data_path / "redis", port=cfg.redis.embedded_port,
-                                   startup_timeout=cfg.redis.startup_timeout)
+        self.composer.focus()
+        llm = self.config.llm
+        self.header.model = llm.effective_model or "(endpoint default)"
+        self.header.demo = llm.preset == "demo" and not llm.base_url
+        self.header.endpoint = llm.effective_base_url or ("demo server (starting…)" if self.header.demo else "")
+        self.call_after_refresh(self._first_frame)
+        if self.boot:
+            self.run_worker(self._boot(), name="boot", group="boot", exit_on_error=False)
+
+    def _first_frame(self) -> None:
+        self.timings.setdefault("first_frame", self._clock() - self._launched)
+
+    async def _boot(self) -> None:
+        health = self.health_panel
+        health.set_row("redis", status="starting", detail="loading libraries…")
+        await asyncio.to_thread(_import_heavy)
+        if self.rt is None:
+            factory = self._runtime_factory or _default_factory
+            self.rt = factory(self.config)
+        rt = self.rt
+        self._unsubscribe = rt.bus.add_listener(self._on_bus_event)
+        rt.monitor.interval = self.config.ui.health_interval
+        health.set_row("redis", detail="starting…")
+        health.set_row("llm", detail="starting…")
+        if not rt.started:
+            await rt.start()
+        self.header.endpoint = rt.llm_url or self.header.endpoint
+        if rt.llm is not None:
+            with contextlib.suppress(AppError):
+                self.header.model = await asyncio.wait_for(rt.llm.model(), 5)
+        self._show_plugins()
+        self.refresh_breakers()
+        self.refresh_backend_pids()
+        if rt.memory is None:
+            health.set_row("memory", status="unknown", detail="disabled in config")
+            health.set_row("embeddings", status="unknown", detail="disabled in config")
+        self.run_worker(self.check_health_now(), group="health", exit_on_error=False)
+        await self._open_first_conversation()
+        self.timings.setdefault("ready", self._clock() - self._launched)
+        self.ready.set()
+        await self._drain_queue()
+
+    def _show_plugins(self) -> None:
+        errors = dict(self.rt.plugin_errors)
+        count = len(self.rt.tools.names())
+        if errors:
+            self.health_panel.set_row("plugins", status="degraded",
+                                      detail=f"{count} tools; failed: {', '.join(sorted(errors))}")
+            for name, error in errors.items():
+                self.notify(f"plugin {name} failed to load: {error}", severity="warning", markup=False)
+        else:
+            self.health_panel.set_row("plugins", status="healthy", detail=f"{count} tools")
+
+    async def _open_first_conversation(self) -> None:
         try:
-            address = await self.redis.astart()
-        except Exception as exc:  # shown, never a crash: the app runs degraded
-            status.update(f"Redis unavailable: {exc}")
-            return
-        status.update(f"Embedded redis-server pid {self.redis.pid} on {address.host}:{address.port}")
+            conversations = await self.rt.store.list_conversations(self.rt.user_id)
+        except AppError as exc:
+            await self.chat_log.notice(f"could not list conversations: {describe(exc)}", "degraded")
+            conversations = []
+        self.sidebar.show(conversations)
+        if conversations:
+            newest = max(conversations, key=lambda c: c.updated_at)
+            await self.open_conversation(newest.id)
+        else:
+            await self.start_new_conversation()
 
     async def on_unmount(self) -> None:
-        if self.redis is not None:
-            self.redis.stop()
+        for waiter in self._permission_waiters:
+            if not waiter.done():
+                waiter.set_result("deny")
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self.rt is not None and self._owns_runtime:
+            await self.rt.stop()
+
+    # ------------------------------------------------------------ runtime events
+
+    def _on_bus_event(self, event: Event) -> None:
+        if isinstance(event, TurnEvent):
+            return  # turn events are consumed from the turn's own iterator
+        if threading.get_ident() == self._ui_thread:
+            self.post_message(RuntimeEvent(event))
+        else:
+            self.call_from_thread(self.post_message, RuntimeEvent(event))
+
+    def on_runtime_event(self, message: RuntimeEvent) -> None:
+        event = message.event
+        if isinstance(event, BreakerStateChanged):
+            self.refresh_breakers()
+            if event.new_state == "closed" and event.old_state in ("open", "half_open") and event.reason != "reset":
+                self.notify(f"{event.name} recovered: breaker closed", title="Recovered", markup=False)
+            elif event.new_state == "open":
+                self.notify(f"{event.name} breaker OPEN: {event.reason}", severity="warning", markup=False)
+        elif isinstance(event, HealthChanged):
+            if event.name != "overall":
+                self.health_panel.set_row(_health_row(event.name), status=event.new_status,
+                                          detail=event.detail or event.new_status, latency_ms=event.latency_ms)
+                self.refresh_backend_pids()
+        elif isinstance(event, BackendStatus):
+            status = {"running": "healthy", "starting": "starting", "stopped": "stopped"}.get(event.status, "unhealthy")
+            self.health_panel.set_row(event.name, status=status, detail=event.detail or event.status,
+                                      pid=event.pid, keep_pid=False)
+        elif isinstance(event, StoreDegraded):
+            self.health_panel.set_row("redis", status="unhealthy",
+                                      detail=f"journaling locally ({event.pending_writes} pending): {event.reason}")
+        elif isinstance(event, JournalReplayed):
+            if event.replayed or event.remaining:
+                self.notify(f"journal replayed: {event.replayed} writes"
+                            + (f", {event.remaining} still waiting" if event.remaining else ""),
+                            title="Redis", markup=False)
+        elif isinstance(event, StoreRecovered):
+            self.health_panel.set_row("redis", status="healthy", detail="back: journal empty")
+            self.refresh_backend_pids()
+            self.notify(f"Redis is back after {event.degraded_seconds:.0f}s; everything is saved",
+                        title="Recovered", markup=False)
+        elif isinstance(event, FallbackUsed):
+            self.refresh_breakers()
+
+    def refresh_breakers(self) -> None:
+        if self.rt is not None:
+            self.breakers_panel.show(self.rt.resilience.snapshots())
+
+    def refresh_backend_pids(self) -> None:
+        """Show the pid of each embedded backend (a local process table read, not a backend call)."""
+        if self.rt is None:
+            return
+        for name, backend in self.rt.backends.items():
+            running = backend.running()
+            row = self.health_panel.rows.get(name)
+            self.health_panel.set_row(name, pid=backend.pid if running else None, keep_pid=False)
+            if not running and row is not None and row.status in ("healthy", "starting"):
+                self.health_panel.set_row(name, status="stopped", detail="process not running")
+
+    async def check_health_now(self) -> None:
+        if self.rt is None:
+            return
+        report = await self.rt.monitor.run_checks()
+        self.health_panel.show_report(report)
+        self.refresh_backend_pids()
+
+    def schedule_recovery_probe(self, service: str) -> None:
+        """After a backend restarts, let one call through when its breaker allows a probe, so the
+        panel goes half-open then closed without waiting for the user's next message."""
+        if service != "llm" or self.rt is None or self.rt.llm is None:
+            return
+        snap = self.rt.resilience.guard("llm").breaker.snapshot()
+        if snap.state == "closed":
+            return
+        delay = (snap.seconds_until_half_open or 0.0) + 0.05
+        self.set_timer(delay, lambda: self.run_worker(self._probe_llm(), group="probe", exit_on_error=False))
+
+    async def _probe_llm(self) -> None:
+        try:
+            await self.rt.llm.list_models()
+        except AppError as exc:
+            log.info("llm recovery probe failed: %s", describe(exc))
+        self.refresh_breakers()
+
+    # ------------------------------------------------------------ conversations
+
+    async def start_new_conversation(self) -> None:
+        from runtime.state.conversations import new_conversation_id
+
+        # Created lazily by the agent on the first turn (titled from the first message).
+        await self._show_conversation(new_conversation_id(), [], title="New conversation")
+
+    async def open_conversation(self, conversation_id: str) -> None:
+        title = self.sidebar.title_of(conversation_id)
+        try:
+            info = await self.rt.store.get(conversation_id)
+            title = info.title
+        except AppError as exc:
+            log.info("conversation info unavailable: %s", describe(exc))
+        messages = await self.rt.store.read_tail(conversation_id, self.config.ui.max_rendered_messages)
+        await self._show_conversation(conversation_id, messages, title=title)
+
+    async def _show_conversation(self, conversation_id: str, messages: list[Any], *, title: str) -> None:
+        self.conversation_id = conversation_id
+        self.header.title_text = title
+        self.sidebar.current_id = conversation_id
+        self.sidebar.show(self.sidebar.conversations)
+        log_ = self.chat_log
+        await log_.clear()
+        await log_.add(*render_history(messages))
+        self._oldest_seq = messages[0].seq if messages else None
+        log_.has_older = bool(messages) and messages[0].seq not in (None, 0)
+        log_.scroll_end(animate=False)
+
+    async def reload_sidebar(self) -> None:
+        if self.rt is None or self.rt.store is None:
+            return
+        try:
+            conversations = await self.rt.store.list_conversations(self.rt.user_id)
+        except AppError as exc:
+            log.info("conversation list unavailable: %s", describe(exc))
+            return
+        self.sidebar.show(conversations, self.conversation_id)
+        title = self.sidebar.title_of(self.conversation_id or "")
+        if title:
+            self.header.title_text = title
+
+    def on_conversation_list_selected(self, message: ConversationList.Selected) -> None:
+        if message.conversation_id != self.conversation_id and self.rt is not None:
+            self.run_worker(self.open_conversation(message.conversation_id), group="conv", exclusive=True,
+                            exit_on_error=False)
+
+    async def on_chat_log_load_older(self, message: ChatLog.LoadOlder) -> None:
+        if self.rt is None or self.conversation_id is None or self._oldest_seq is None:
+            return
+        self.run_worker(self._load_older(self.conversation_id, self._oldest_seq), group="older", exit_on_error=False)
+
+    async def _load_older(self, conversation_id: str, before: int) -> None:
+        page = await self.rt.store.read_tail(conversation_id, 50, before_seq=before)
+        if conversation_id != self.conversation_id:
+            return
+        self._oldest_seq = page[0].seq if page else None
+        self.chat_log.has_older = bool(page) and page[0].seq not in (None, 0)
+        await self.chat_log.prepend(render_history(page))
+
+    def action_new_conversation(self) -> None:
+        if self.rt is not None:
+            self.run_worker(self.start_new_conversation(), group="conv", exit_on_error=False)
+
+    def action_toggle_sidebar(self) -> None:
+        self.sidebar.display = not self.sidebar.display
+
+    def action_toggle_panels(self) -> None:
+        panels = self.query_one("#panels")
+        panels.display = not panels.display
+
+    def action_search_conversations(self) -> None:
+        self.sidebar.display = True
+        self.query_one("#conv-search").focus()
+
+    @work(group="conv", exit_on_error=False)
+    async def action_rename_conversation(self) -> None:
+        if self.rt is None or self.conversation_id is None:
+            return
+        title = await self.push_screen_wait(TextPromptScreen("Rename this conversation:", self.header.title_text))
+        if title:
+            await self.rt.store.rename(self.conversation_id, title)
+            self.header.title_text = title
+            await self.reload_sidebar()
+
+    @work(group="conv", exit_on_error=False)
+    async def action_delete_conversation(self) -> None:
+        if self.rt is None or self.conversation_id is None:
+            return
+        title = self.header.title_text or self.conversation_id
+        if not await self.push_screen_wait(ConfirmScreen(f"Delete the conversation “{title}”? This cannot be undone.")):
+            return
+        await self.rt.store.delete(self.conversation_id)
+        await self.reload_sidebar()
+        remaining = self.sidebar.conversations
+        if remaining:
+            await self.open_conversation(remaining[0].id)
+        else:
+            await self.start_new_conversation()
+
+    # ------------------------------------------------------------ composer and turns
+
+    def on_composer_submitted(self, message: Composer.Submitted) -> None:
+        text = message.text
+        if is_command(text):
+            try:
+                invocation = parse(text)
+            except CommandError as exc:
+                self.run_worker(self.chat_log.notice(str(exc), "hint"), exit_on_error=False)
+                return
+            self.run_worker(self.handlers.run(invocation), group="command", exit_on_error=False)
+            return
+        self.run_worker(self.send(text), group="send", exit_on_error=False)
+
+    def on_composer_cancel_requested(self, message: Composer.CancelRequested) -> None:
+        self.action_cancel_turn()
+
+    @property
+    def turn_running(self) -> bool:
+        return self._turn is not None and self._turn.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+    async def send(self, text: str) -> None:
+        """Show the user's text and start its turn, or queue it behind a running one."""
+        bubble = UserMessage(text, queued=True)
+        await self.chat_log.add(bubble)
+        self.chat_log.scroll_end(animate=False)
+        self._queue.append((text, bubble))
+        if not self.turn_running and self.ready.is_set():
+            await self._drain_queue()
+
+    async def _drain_queue(self) -> None:
+        if self._queue and not self.turn_running:
+            text, bubble = self._queue.pop(0)
+            await self.start_turn(text, bubble=bubble)
+
+    async def start_turn(self, text: str | None, *, retry: bool = False, bubble: UserMessage | None = None) -> None:
+        if self.turn_running:
+            if retry:
+                await self.chat_log.notice("a reply is still streaming: press Esc first", "hint")
+            return
+        if self.conversation_id is None:
+            return
+        self._turn = self.run_worker(self._run_turn(self.conversation_id, text, retry, bubble), name="turn",
+                                     group="turn", exit_on_error=False)
+
+    def action_cancel_turn(self) -> None:
+        if self.turn_running and self._turn is not None:
+            self._turn.cancel()
+
+    async def _ask_permission(self, tool_name: str, arguments: dict[str, Any]) -> str:
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._permission_waiters.append(waiter)
+
+        def answered(result: str | None) -> None:
+            if not waiter.done():
+                waiter.set_result(result or "deny")
+
+        screen = PermissionScreen(tool_name, arguments)
+        self.push_screen(screen, answered)
+        try:
+            return await waiter
+        finally:
+            self._permission_waiters.remove(waiter)
+            if self.screen is screen:
+                screen.dismiss("deny")
+
+    async def _run_turn(self, conversation_id: str, text: str | None, retry: bool, bubble: UserMessage | None) -> None:
+        view = TurnView(self, conversation_id)
+        agent = self.rt.agent
+        events = (agent.retry_turn(conversation_id, ask_permission=self._ask_permission) if retry
+                  else agent.run_turn(conversation_id, text or "", ask_permission=self._ask_permission))
+        try:
+            async with contextlib.aclosing(events) as stream:
+                async for event in stream:
+                    if isinstance(event, UserSaved) and bubble is not None:
+                        bubble.mark_sent(event.message_id)
+                    await view.handle(event)
+        except asyncio.CancelledError:
+            await asyncio.shield(view.cancelled())
+            raise
+        finally:
+            if bubble is not None:
+                bubble.remove_class("-queued")
+            self.call_later(self._after_turn)
+
+    async def _after_turn(self) -> None:
+        await self.reload_sidebar()
+        self.refresh_breakers()
+        await self._drain_queue()
+
+    # ------------------------------------------------------------ errors in workers
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            text = describe(error) if isinstance(error, AppError) else f"{type(error).__name__}: {error}"
+            log.error("worker %s failed: %s", event.worker.name, text, exc_info=error)
+            self.notify(text, title=f"{event.worker.name or 'task'} failed", severity="error", markup=False)
+            self.run_worker(self.chat_log.notice(f"{event.worker.name or 'task'} failed: {text}", "error"),
+                            exit_on_error=False)
+
+    # ------------------------------------------------------------ command palette
+
+    def get_system_commands(self, screen: Screen) -> Any:
+        yield from super().get_system_commands(screen)
+        for spec in COMMANDS.values():
+            takes_args = spec.min_args > 0 or spec.free_text or spec.name in ("chaos", "breakers")
+            yield SystemCommand(spec.usage, spec.summary, self._palette_callback(spec.name, takes_args))
+
+    def _palette_callback(self, name: str, takes_args: bool) -> Callable[[], None]:
+        def run() -> None:
+            if takes_args:
+                # Commands with arguments are pre-filled in the composer to be completed.
+                self.composer.text = f"/{name} "
+                self.composer.move_cursor(self.composer.document.end)
+                self.composer.focus()
+            else:
+                self.run_worker(self.handlers.run(parse(f"/{name}")), group="command", exit_on_error=False)
+
+        return run
+
+
+class TurnView:
+    """Renders one turn's events into the chat log and the Context panel."""
+
+    def __init__(self, app: HoldfastApp, conversation_id: str) -> None:
+        self.app = app
+        self.conversation_id = conversation_id
+        self.reply: AssistantMessage | None = None
+        self.blocks: dict[str, ToolCallBlock] = {}
+        self.finished = False
+
+    @property
+    def log(self) -> ChatLog:
+        return self.app.chat_log
+
+    async def handle(self, event: TurnEvent) -> None:
+        if event.conversation_id != self.app.conversation_id:
+            return  # the user switched away; the store has it all
+        if isinstance(event, TextDelta):
+            if self.reply is None:
+                self.reply = AssistantMessage(streaming=True)
+                await self.log.add(self.reply)
+            await self.reply.append(event.text)
+            if self.log.scroll_y >= self.log.max_scroll_y - 3:
+                self.log.scroll_end(animate=False, immediate=False)
+        elif isinstance(event, ToolCallStarted):
+            await self._close_reply()
+            block = ToolCallBlock(event.call_id, event.name, event.arguments)
+            self.blocks[event.call_id] = block
+            await self.log.add(block)
+        elif isinstance(event, ToolCallFinished):
+            block = self.blocks.get(event.call_id)
+            if block is None:
+                block = ToolCallBlock(event.call_id, event.name)
+                self.blocks[event.call_id] = block
+                await self.log.add(block)
+            block.finish(status=event.status, output=event.output, error=event.error,
+                         duration_ms=event.duration_ms, truncated=event.truncated)
+        elif isinstance(event, AssistantSaved):
+            if self.reply is None:
+                if event.content:
+                    self.reply = AssistantMessage(event.content, message_id=event.message_id)
+                    await self.log.add(self.reply)
+                    await self.reply.finish(interrupted=event.interrupted, source=event.source,
+                                            message_id=event.message_id)
+            else:
+                await self.reply.finish(content=event.content, interrupted=event.interrupted, source=event.source,
+                                        message_id=event.message_id)
+            self.reply = None
+        elif isinstance(event, PromptBuilt):
+            self.app.context_panel.show_report(event.report)
+        elif isinstance(event, MemoriesRecalled):
+            self.app.context_panel.show_memories(event.texts)
+        elif isinstance(event, Degraded):
+            await self.log.notice(f"degraded ({event.service or 'backend'}): {event.reason}", "degraded")
+            if event.service == "memory":
+                self.app.context_panel.show_memories((), note="memory offline: recall skipped")
+        elif isinstance(event, TurnFailed):
+            await self._close_reply(interrupted=True)
+            hint = " — type /retry to resend it" if event.retryable else ""
+            await self.log.notice(f"the reply failed: {event.error}{hint}", "error")
+        elif isinstance(event, TurnFinished):
+            self.finished = True
+            await self._close_reply(interrupted=event.interrupted)
+            if event.stop_reason == "max_steps":
+                await self.log.notice("stopped: the tool step limit was reached", "degraded")
+
+    async def _close_reply(self, interrupted: bool = False) -> None:
+        if self.reply is not None:
+            await self.reply.finish(interrupted=interrupted)
+            self.reply = None
+
+    async def cancelled(self) -> None:
+        for block in self.blocks.values():
+            if block.status == "running":
+                block.finish(status="cancelled", output="cancelled by the user")
+        await self._close_reply(interrupted=True)
+        if not self.finished:
+            await self.log.notice("cancelled: the partial reply is kept, marked interrupted", "degraded")
+
+
+def render_history(messages: list[Any]) -> list[Widget]:
+    """Widgets for stored messages: user and assistant bubbles, tool blocks with their results."""
+    widgets: list[Widget] = []
+    blocks: dict[str, ToolCallBlock] = {}
+    for message in messages:
+        meta = message.metadata or {}
+        if message.role == "user":
+            widgets.append(UserMessage(message.content, message_id=message.id))
+        elif message.role == "assistant":
+            if message.content:
+                reply = AssistantMessage(message.content, message_id=message.id,
+                                         source=str(meta.get("source") or "llm"),
+                                         interrupted=bool(meta.get("interrupted")))
+                reply.set_class(bool(meta.get("interrupted")), "-interrupted")
+                reply.set_class(str(meta.get("source") or "llm") != "llm", "-fallback")
+                widgets.append(reply)
+            for call in message.tool_calls:
+                block = ToolCallBlock(call.id, call.name, _json_or_text(call.arguments))
+                blocks[call.id] = block
+                widgets.append(block)
+        elif message.role == "tool":
+            block = blocks.get(message.tool_call_id or "")
+            if block is None:
+                block = ToolCallBlock(message.tool_call_id or "", message.name or "tool")
+                widgets.append(block)
+            block.finish(status=str(meta.get("status") or "ok"), output=message.content,
+                         duration_ms=float(meta.get("duration_ms") or 0.0))
+    return widgets
+
+
+def _json_or_text(raw: str) -> Any:
+    import json
+
+    try:
+        return json.loads(raw) if raw else {}
+    except ValueError:
+        return raw
+
+
+def _health_row(check: str) -> str:
+    return "plugins" if check.startswith(("plugin", "tool")) else check
+
+
+def _import_heavy() -> None:
+    for name in HEAVY_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # an optional backend library missing: the runtime reports it
+            log.warning("could not import %s: %s", name, exc)
+
+
+def _default_factory(config: Any) -> Any:
+    from runtime.services import Runtime
+
+    return Runtime.from_config(config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import warnings
 
 from textual.app import App
 
@@ -22,6 +23,10 @@ def install_exit_signals(app: App[object]) -> None:
 
 def run_app(loaded: LoadedConfig) -> int:
     from app.chat_app import HoldfastApp
+
+    # lancedb warns on every fork; our forks (redis-server, the demo LLM) exec at once, and a
+    # warning printed to stderr would tear the full-screen UI.
+    warnings.filterwarnings("ignore", message="lancedb fork support", category=RuntimeWarning)
 
     app = HoldfastApp(loaded)
     app.run()

@@ -1,0 +1,1 @@
+"""Holdfast's widgets, one per module."""

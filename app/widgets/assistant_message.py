@@ -1,0 +1,127 @@
+"""The assistant's reply: streamed Markdown plus a badge for interrupted / cached / fallback.
+
+Deltas go through Textual's ``MarkdownStream``, which batches fragments while the widget is
+busy rendering, so a fast stream never queues up more work than the screen can show. A reply
+longer than ``PLAIN_LIMIT`` characters switches to plain literal text: re-parsing a huge
+Markdown document on every batch would freeze the UI.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+from app.safe_text import clean, literal
+
+#: Characters after which a reply is shown as plain text instead of Markdown.
+PLAIN_LIMIT = 60_000
+
+
+class AssistantMessage(Vertical):
+    """One assistant reply. ``text`` is what has been received so far (cleaned)."""
+
+    DEFAULT_CSS = """
+    AssistantMessage { height: auto; margin: 1 8 0 0; padding: 0 1; border-left: thick $success; }
+    AssistantMessage > Markdown { margin: 0; padding: 0; background: transparent; }
+    AssistantMessage > .plain { height: auto; }
+    AssistantMessage > .badge { color: $text-muted; height: auto; }
+    AssistantMessage.-interrupted { border-left: thick $warning; }
+    AssistantMessage.-fallback { border-left: thick $warning; background: $warning 8%; }
+    AssistantMessage.-streaming > .badge { color: $accent; }
+    """
+
+    def __init__(self, text: str = "", *, streaming: bool = False, message_id: str | None = None,
+                 source: str = "llm", interrupted: bool = False) -> None:
+        super().__init__(classes="-streaming" if streaming else "")
+        self.text = clean(text)
+        self.message_id = message_id
+        self.source = source
+        self.interrupted = interrupted
+        self.streaming = streaming
+        self._stream: MarkdownStream | None = None
+        self._plain: Static | None = None
+
+    def compose(self) -> ComposeResult:
+        if len(self.text) > PLAIN_LIMIT:
+            self._plain = Static(literal(self.text), markup=False, classes="plain")
+            yield self._plain
+        else:
+            yield Markdown(self.text)
+        yield Static(self._badge(), markup=False, classes="badge")
+
+    @property
+    def markdown(self) -> Markdown | None:
+        found = self.query(Markdown)
+        return found.first() if found else None
+
+    @property
+    def rendered_text(self) -> str:
+        """What the widget currently shows (for tests and the stream benchmark)."""
+        if self._plain is not None:
+            return self.text
+        md = self.markdown
+        return md._markdown if md is not None else ""  # noqa: SLF001 - Markdown keeps no public source
+
+    async def append(self, fragment: str) -> None:
+        fragment = clean(fragment)
+        if not fragment:
+            return
+        self.text += fragment
+        if self._plain is None and len(self.text) > PLAIN_LIMIT:
+            await self._switch_to_plain()
+            return
+        if self._plain is not None:
+            self._plain.update(literal(self.text))
+            return
+        if self._stream is None:
+            md = self.markdown
+            if md is None:
+                return
+            self._stream = Markdown.get_stream(md)
+        await self._stream.write(fragment)
+
+    async def _switch_to_plain(self) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        md = self.markdown
+        self._plain = Static(literal(self.text), markup=False, classes="plain")
+        if md is not None:
+            await md.remove()
+        await self.mount(self._plain, before=self.query_one(".badge"))
+
+    async def finish(self, *, content: str | None = None, interrupted: bool = False, source: str = "llm",
+                     message_id: str | None = None) -> None:
+        """The reply is complete (or cut): flush the stream, fix the text, show the badge."""
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        self.streaming = False
+        self.remove_class("-streaming")
+        self.interrupted = interrupted
+        self.source = source
+        self.message_id = message_id or self.message_id
+        if content is not None and clean(content) != self.text:
+            self.text = clean(content)
+            if self._plain is None and len(self.text) > PLAIN_LIMIT:
+                await self._switch_to_plain()
+            elif self._plain is not None:
+                self._plain.update(literal(self.text))
+            elif self.markdown is not None:
+                await self.markdown.update(self.text)
+        self.set_class(interrupted, "-interrupted")
+        self.set_class(source not in ("llm", ""), "-fallback")
+        self.query_one(".badge", Static).update(self._badge())
+
+    def _badge(self) -> Text:
+        if self.streaming:
+            return Text("▍ streaming…")
+        parts: list[str] = []
+        if self.interrupted:
+            parts.append("⚠ interrupted")
+        if self.source not in ("llm", ""):
+            parts.append(f"⚠ {'cached answer' if self.source == 'cache' else 'fallback: ' + clean(self.source)}")
+        return Text(" · ".join(parts), style="italic")

@@ -1,0 +1,117 @@
+"""The multi-line composer: Enter sends, Shift+Enter / Ctrl+J newline, Up/Down recall, Esc cancels.
+
+Recall works like a shell: Up on the first line steps back through earlier inputs, Down on the
+last line steps forward, and the draft being typed is kept while browsing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import events
+from textual.message import Message
+from textual.widgets import TextArea
+
+#: Keys that insert a newline instead of sending (terminals differ in what Shift+Enter sends).
+NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "newline", "alt+enter", "ctrl+enter"})
+
+
+class InputHistory:
+    """Earlier inputs and a cursor into them; ``None`` cursor means "editing a new draft"."""
+
+    def __init__(self, limit: int = 500) -> None:
+        self.items: list[str] = []
+        self.limit = limit
+        self._cursor: int | None = None
+        self._draft = ""
+
+    def add(self, text: str) -> None:
+        if text.strip() and (not self.items or self.items[-1] != text):
+            self.items.append(text)
+            del self.items[: -self.limit]
+        self._cursor = None
+        self._draft = ""
+
+    def previous(self, current: str) -> str | None:
+        if not self.items:
+            return None
+        if self._cursor is None:
+            self._draft = current
+            self._cursor = len(self.items) - 1
+        elif self._cursor > 0:
+            self._cursor -= 1
+        else:
+            return None
+        return self.items[self._cursor]
+
+    def next(self) -> str | None:
+        if self._cursor is None:
+            return None
+        if self._cursor < len(self.items) - 1:
+            self._cursor += 1
+            return self.items[self._cursor]
+        self._cursor = None
+        return self._draft
+
+
+class Composer(TextArea):
+    DEFAULT_CSS = """
+    Composer { height: auto; min-height: 3; max-height: 12; border: tall $accent 40%; }
+    Composer:focus { border: tall $accent; }
+    """
+
+    @dataclass
+    class Submitted(Message):
+        composer: Composer
+        text: str
+
+    @dataclass
+    class CancelRequested(Message):
+        composer: Composer
+
+    def __init__(self, *, id: str | None = None, placeholder: str = "") -> None:
+        super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus",
+                         placeholder=placeholder, compact=False)
+        self.recall = InputHistory()
+
+    def _set_text(self, text: str) -> None:
+        self.text = text
+        self.move_cursor(self.document.end)
+
+    async def _on_key(self, event: events.Key) -> None:
+        key = event.key
+        if key == "enter":
+            event.stop()
+            event.prevent_default()
+            text = self.text
+            if text.strip():
+                self.recall.add(text)
+                self.text = ""
+                self.post_message(self.Submitted(self, text))
+            return
+        if key in NEWLINE_KEYS:
+            event.stop()
+            event.prevent_default()
+            start, end = self.selection
+            self._replace_via_keyboard("\n", start, end)
+            return
+        if key == "escape":
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.CancelRequested(self))
+            return
+        if key == "up" and self.cursor_location[0] == 0:
+            recalled = self.recall.previous(self.text)
+            if recalled is not None:
+                event.stop()
+                event.prevent_default()
+                self._set_text(recalled)
+                return
+        if key == "down" and self.cursor_location[0] == self.document.line_count - 1:
+            recalled = self.recall.next()
+            if recalled is not None:
+                event.stop()
+                event.prevent_default()
+                self._set_text(recalled)
+                return
+        await super()._on_key(event)

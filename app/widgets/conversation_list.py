@@ -1,0 +1,87 @@
+"""The conversations sidebar: most recent first, filter by title, select to open.
+
+It shows ``ConversationInfo``-like objects (``id``, ``title``, ``updated_at``,
+``message_count``); the app loads them from the store in a worker and calls :meth:`show`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input, OptionList
+from textual.widgets.option_list import Option
+
+from app.safe_text import one_line
+
+
+class ConversationList(Vertical):
+    DEFAULT_CSS = """
+    ConversationList { width: 30; border-right: vkey $primary 40%; }
+    ConversationList > Input { margin: 0; border: tall $primary 30%; }
+    ConversationList > OptionList { height: 1fr; border: none; background: transparent; }
+    """
+
+    @dataclass
+    class Selected(Message):
+        conversation_id: str
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.conversations: list[Any] = []
+        self.current_id: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="search titles…", id="conv-search")
+        yield OptionList(id="conv-options")
+
+    @property
+    def options(self) -> OptionList:
+        return self.query_one("#conv-options", OptionList)
+
+    def show(self, conversations: Iterable[Any], current_id: str | None = None) -> None:
+        self.conversations = sorted(conversations, key=lambda c: getattr(c, "updated_at", 0.0), reverse=True)
+        if current_id is not None:
+            self.current_id = current_id
+        self._render_options()
+
+    def titles(self) -> list[str]:
+        return [opt.id or "" for opt in self._visible()]
+
+    def _visible(self) -> list[Any]:
+        query = self.query_one("#conv-search", Input).value.strip().lower()
+        return [c for c in self.conversations if not query or query in str(c.title).lower()]
+
+    def _render_options(self) -> None:
+        options = self.options
+        options.clear_options()
+        highlight: int | None = None
+        for index, conv in enumerate(self._visible()):
+            label = Text(one_line(conv.title or "Untitled", 40),
+                         style="bold" if conv.id == self.current_id else "")
+            label.append(f"\n{getattr(conv, 'message_count', 0)} msgs", style="dim")
+            options.add_option(Option(label, id=conv.id))
+            if conv.id == self.current_id:
+                highlight = index
+        if highlight is not None:
+            options.highlighted = highlight
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._render_options()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.post_message(self.Selected(event.option.id))
+
+    def title_of(self, conversation_id: str) -> str:
+        for conv in self.conversations:
+            if conv.id == conversation_id:
+                return str(conv.title)
+        return ""
