@@ -200,6 +200,8 @@ class UIConfig(_Section):
     show_sidebar: bool = True
     show_panels: bool = True
     max_rendered_messages: PositiveInt = 200
+    #: Seconds between background health checks while the app runs (panels change within this).
+    health_interval: PositiveFloat = 2.0
 
 
 class LoggingConfig(_Section):
