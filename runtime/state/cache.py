@@ -88,6 +88,16 @@ class RecentCache:
                 self.put_messages(conv_id, [message.with_updates(seq=seq)])
                 return
 
+    def archive_through(self, conv_id: str, message_id: str) -> None:
+        """Messages up to ``message_id`` were summarised: they are no longer live history."""
+        entry = self._entries.get(conv_id)
+        if entry is None:
+            return
+        cut = next((s for s, m in entry.confirmed.items() if m.id == message_id), None)
+        if cut is not None:
+            for seq in [s for s in entry.confirmed if s <= cut]:
+                del entry.confirmed[seq]
+
     def forget(self, conv_id: str) -> None:
         self._entries.pop(conv_id, None)
 

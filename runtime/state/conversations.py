@@ -290,6 +290,8 @@ class ConversationStore:
 
         async def apply() -> None:
             await self._history.summarize(conversation_id, record, now)
+            self._cache.archive_through(conversation_id, covers_up_to)
+            self._cache.put_summary(conversation_id, None)  # re-read (with its count) on next get
 
         await self._write({"op": "summarize", "conv": conversation_id, "text": record.text,
                            "covers_up_to": covers_up_to, "method": method, "token_count": token_count, "at": now},
