@@ -181,7 +181,9 @@ class HealthMonitor:
             try:
                 await task
             except asyncio.CancelledError:
-                pass
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # stop() itself was cancelled: do not swallow that
 
     @property
     def running(self) -> bool:
