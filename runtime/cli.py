@@ -1,7 +1,11 @@
 """The ``holdfast`` command line: the TUI by default, plus headless subcommands.
 
-Exit codes: 0 success; 1 a check or command failed; 2 bad usage or invalid configuration
-(one line on stderr, never a traceback); 130 interrupted.
+Subcommands: config, doctor, demo-llm, chat, conversations, memory, health, tools
+(see :mod:`runtime.cli_commands`). Every command takes ``--user NAME``.
+
+Exit codes: 0 success; 1 a check or command failed (a turn failed, a backend is not
+healthy, an id was not found, a plugin failed to load for ``tools``); 2 bad usage or invalid
+configuration (one line on stderr, never a traceback); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("config", help="print the effective configuration and where each value came from")
     sub.add_parser("doctor", help="check every backend and print a verdict")
+    from runtime.cli_commands import add_subcommands
+
+    add_subcommands(sub)
     demo = sub.add_parser("demo-llm", help="run the offline demo/chaos LLM server", add_help=False)
     demo.add_argument("demo_args", nargs=argparse.REMAINDER)
     return parser
@@ -96,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from runtime.doctor import print_report, run_doctor
 
             return print_report(asyncio.run(run_doctor(cfg)), sys.stdout)
+        if args.command in ("chat", "conversations", "memory", "health", "tools"):
+            from runtime.cli_commands import run_command
+
+            return asyncio.run(run_command(args, cfg))
         from app.main import run_app
 
         return run_app(loaded)
