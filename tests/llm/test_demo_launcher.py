@@ -1,0 +1,43 @@
+"""The demo server's lifecycle: a child process on loopback, pid shown, restart on the same
+port, no orphans; and the CLI entry point's refusals."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from runtime.errors import ValidationError
+from runtime.llm.demo_launcher import DemoLLMServer, port_open
+from runtime.llm.demo_server import run_cli
+
+
+def test_start_kill_restart_on_the_same_port_then_stop(tmp_path: Path) -> None:
+    server = DemoLLMServer(tokens_per_second=0, log_path=tmp_path / "demo.log", down=True)
+    address = server.start()
+    try:
+        first_pid = server.pid
+        assert first_pid is not None and server.url == f"http://127.0.0.1:{address.port}/v1"
+        assert "--down" in server._argv(address.port)  # fault flags reach the child
+        server.kill()
+        assert server.pid is None and not port_open("127.0.0.1", address.port)
+        assert server.start().port == address.port
+        assert server.pid not in (None, first_pid)
+    finally:
+        server.stop()
+    assert not server.running() and not port_open("127.0.0.1", address.port)
+    with pytest.raises(ProcessLookupError):
+        os.kill(first_pid, 0)
+
+
+def test_unknown_fault_is_refused_before_starting() -> None:
+    with pytest.raises(ValidationError, match="unknown demo fault"):
+        DemoLLMServer(explode=True)
+
+
+def test_cli_refuses_non_loopback_hosts_and_bad_faults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["--host", "0.0.0.0"]) == 2
+    assert "loopback only" in capsys.readouterr().err
+    assert run_cli(["--error-rate", "3"]) == 2
+    assert "error_rate" in capsys.readouterr().err
