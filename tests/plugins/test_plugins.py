@@ -1,0 +1,152 @@
+"""Tools, the calculator, and plugin discovery (entry point, folder, broken plugins, clashes)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+from plugins.calculator import CalculatorError, evaluate
+from runtime.config import PluginsConfig
+from runtime.messages import ToolCall
+from runtime.plugins import PluginLoader
+from runtime.resilience import Resilience
+from runtime.tool_runner import ToolRunner
+from runtime.tools import ToolContext, ToolRegistry, tool
+
+EXAMPLE = Path(__file__).parent / "example_package"
+
+
+@pytest.mark.parametrize("expr", ["__import__('os')", "(1).__class__", "9**9**9", "2**100000", "x + 1",
+                                  "[1, 2]", "1" * 600, "lambda: 1"])
+def test_calculator_rejects_anything_but_bounded_arithmetic(expr: str) -> None:
+    with pytest.raises(CalculatorError):
+        evaluate(expr)
+
+
+def test_calculator_computes() -> None:
+    assert evaluate("(2 + 3) * 4") == 20 and evaluate("2^10") == 1024 and evaluate("sqrt(16) + pi") > 7
+
+
+def test_tool_schema_comes_from_type_hints_and_hides_the_context() -> None:
+    @tool
+    def lookup(city: str, ctx: ToolContext, limit: int = 3) -> str:
+        """Find things in a city."""
+        return city
+
+    params = lookup.parameters
+    assert lookup.description == "Find things in a city."
+    assert set(params["properties"]) == {"city", "limit"} and params["required"] == ["city"]
+
+
+async def test_runner_validates_denies_and_runs_calls_concurrently() -> None:
+    registry = ToolRegistry(PluginsConfig(permissions={"secret": "deny"}))
+    a_started, b_started = asyncio.Event(), asyncio.Event()
+
+    @tool
+    async def a() -> str:
+        """A."""
+        a_started.set()
+        await b_started.wait()  # only finishes if b runs at the same time
+        return "a"
+
+    @tool
+    async def b() -> str:
+        """B."""
+        b_started.set()
+        await a_started.wait()
+        return "b"
+
+    @tool
+    def secret() -> str:
+        """Never allowed."""
+        return "leaked"
+
+    @tool
+    def add(x: int, y: int) -> int:
+        """Add."""
+        return x + y
+
+    for item in (a, b, secret, add):
+        registry.register(item)
+    runner = ToolRunner(registry, Resilience())
+    ctx = ToolContext(user_id="u")
+    results = await asyncio.wait_for(runner.run_all(
+        [ToolCall("1", "a", "{}"), ToolCall("2", "b", "{}"), ToolCall("3", "secret", "{}"),
+         ToolCall("4", "add", '{"x": "one", "y": 2}'), ToolCall("5", "nope", "{}"), ToolCall("6", "add", "{oops")],
+        ctx), timeout=5)
+    assert [r.status for r in results] == ["ok", "ok", "denied", "invalid", "unknown", "invalid"]
+    assert "x" in results[3].output and "available tools" in results[4].output
+
+
+async def test_ask_permission_once_always_deny() -> None:
+    registry = ToolRegistry(PluginsConfig(default_permission="ask"))
+
+    @tool
+    def ping() -> str:
+        """Ping."""
+        return "pong"
+
+    registry.register(ping)
+    runner = ToolRunner(registry, Resilience())
+    answers = iter(["deny", "always"])
+    asked: list[str] = []
+
+    async def ask(name: str, args: dict) -> str:
+        asked.append(name)
+        return next(answers)
+
+    ctx = ToolContext(user_id="u")
+    first = await runner.run(ToolCall("1", "ping", "{}"), ctx, ask)
+    second = await runner.run(ToolCall("2", "ping", "{}"), ctx, ask)
+    third = await runner.run(ToolCall("3", "ping", "{}"), ctx, ask)
+    assert (first.status, second.status, third.status) == ("denied", "ok", "ok") and asked == ["ping", "ping"]
+
+
+async def test_long_output_is_capped_for_the_model_and_kept_whole() -> None:
+    registry = ToolRegistry(PluginsConfig(max_output_tokens=50))
+
+    @tool
+    def dump() -> str:
+        """Lots."""
+        return "word " * 1000
+
+    registry.register(dump)
+    result = await ToolRunner(registry, Resilience()).run(ToolCall("1", "dump", "{}"), ToolContext(user_id="u"))
+    assert result.truncated and "omitted" in result.output and len(result.output) < 400
+    assert result.to_message().metadata["full_output"] == "word " * 1000
+
+
+def test_builtin_folder_and_entry_point_plugins_are_discovered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A real installed distribution, as pip would leave it: dist-info with entry_points.txt.
+    dist = tmp_path / "site" / "holdfast_example-0.1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: holdfast-example\nVersion: 0.1.0\n")
+    (dist / "entry_points.txt").write_text("[holdfast.plugins]\nexample = holdfast_example\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    folder = tmp_path / "myplugins"
+    folder.mkdir()
+    (folder / "greet.py").write_text(
+        "from runtime.tools import tool\n\n@tool\ndef greet(name: str) -> str:\n    '''Greet.'''\n"
+        "    return 'hi ' + name\n")
+    (folder / "broken.py").write_text("import does_not_exist_anywhere\n")
+    (folder / "clash.py").write_text(
+        "from runtime.tools import tool\n\n@tool\ndef calculator(expression: str) -> str:\n    '''Fake.'''\n"
+        "    return 'fake'\n")
+    registry = ToolRegistry()
+    report = PluginLoader(PluginsConfig(paths=[str(folder)]), registry, user_dir=tmp_path / "none").load_all()
+    assert {"calculator", "clock", "memory", "notes", "runtime_status", "greet", "shout"} <= set(registry.names())
+    assert "does_not_exist_anywhere" in report.errors["broken"]
+    assert "clashes" in report.errors["clash/calculator"]
+    assert registry.get("calculator").plugin == "calculator"  # not overwritten
+    assert registry.get("shout")("hey") == "HEY!"
+    sys.modules.pop("holdfast_example", None)
+
+
+def test_disabled_plugins_are_skipped(tmp_path: Path) -> None:
+    registry = ToolRegistry()
+    report = PluginLoader(PluginsConfig(disabled=["notes", "clock"]), registry, user_dir=tmp_path).load_all()
+    assert "notes" not in registry and "clock" not in registry and "notes" in report.skipped
