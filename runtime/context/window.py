@@ -187,32 +187,22 @@ async def _tail_of_reader(reader: HistoryReader, conversation_id: str, scanner: 
 # ---------------------------------------------------------------------- planning
 
 
+Preview = tuple[dict[str, Any], int]  # a shortened tool message as sent, and its token count
+
+
 @dataclass
-class _Slot:
-    """One history message as it will be sent, possibly in a shortened form."""
+class _Selection:
+    """Which units are sent, which of their tool outputs are previews, and the room left."""
 
-    full: dict[str, Any]
-    full_cost: int
-    short: dict[str, Any] | None = None
-    short_cost: int = 0
-    use_short: bool = False
-
-    @property
-    def cost(self) -> int:
-        return self.short_cost if self.use_short else self.full_cost
-
-    @property
-    def min_cost(self) -> int:
-        return self.short_cost if self.short is not None else self.full_cost
-
-    @property
-    def out(self) -> dict[str, Any]:
-        return self.short if self.use_short and self.short is not None else self.full
+    kept: list[int]
+    # unit index -> [(message index, preview, full cost)] for outputs sent as a preview
+    previews: dict[int, list[tuple[int, Preview, int]]]
+    room: int
 
 
 class _Planner:
     def __init__(self, counter: TokenCounter, config: ContextConfig, context_window: int, *,
-                 native_tools: bool, preview_cache: dict[tuple[str, int], tuple[dict[str, Any], int] | None]) -> None:
+                 native_tools: bool, preview_cache: dict[tuple[str, int], Preview | None]) -> None:
         self.counter = counter
         self.config = config
         self.context_window = context_window
@@ -254,28 +244,29 @@ class _Planner:
     def scanner(self, room: int) -> _TailScanner:
         return _TailScanner(self.counter, room, self.config.tool_output_preview_tokens, ANCHOR_SEARCH_LIMIT)
 
-    def _slot(self, message: ChatMessage) -> _Slot:
-        slot = _Slot(message.to_openai(), self.counter.count_message(message))
-        if message.role == "tool" and slot.full_cost > self.config.tool_output_preview_tokens + PREVIEW_MIN_SAVING:
-            key = (message.id, hash(message.content))
-            if key not in self._previews:
-                text = tool_output_preview(self.counter, message.content, self.config.tool_output_preview_tokens)
-                if text is None:
-                    self._previews[key] = None
-                else:
-                    short = {**slot.full, "content": text}
-                    self._previews[key] = (short, self.counter.count_openai_message(short))
-            cached = self._previews[key]
-            if cached is not None and cached[1] < slot.full_cost:
-                slot.short, slot.short_cost = cached
-        return slot
+    def _preview(self, message: ChatMessage) -> Preview | None:
+        """A long tool output's preview (cached by message id and content), or None."""
+        if self.counter.count_message(message) <= self.config.tool_output_preview_tokens + PREVIEW_MIN_SAVING:
+            return None
+        key = (message.id, hash(message.content))
+        if key not in self._previews:
+            text = tool_output_preview(self.counter, message.content, self.config.tool_output_preview_tokens)
+            preview: Preview | None = None
+            if text is not None:
+                short = {**message.to_openai(), "content": text}
+                preview = (short, self.counter.count_openai_message(short))
+            self._previews[key] = preview
+        cached = self._previews[key]
+        return cached if cached is not None and cached[1] < self.counter.count_message(message) else None
 
-    def _anchor_slot(self, message: ChatMessage, room: int) -> tuple[_Slot, int]:
-        """The newest user message, cut in the middle if it alone exceeds ``room``."""
-        slot = _Slot(message.to_openai(), self.counter.count_message(message))
-        if slot.full_cost <= room:
-            return slot, 0
-        overhead = self.counter.count_openai_message({**slot.full, "content": ""})
+    def _anchor(self, message: ChatMessage, room: int) -> tuple[dict[str, Any], int, int]:
+        """The newest user message as sent, its cost, and the tokens cut from its middle when
+        it alone exceeds ``room``."""
+        out = message.to_openai()
+        cost = self.counter.count_message(message)
+        if cost <= room:
+            return out, cost, 0
+        overhead = self.counter.count_openai_message({**out, "content": ""})
         cut = truncate_middle(self.counter, message.content, room - overhead) if room > overhead else None
         if cut is None:
             raise ContextOverflowError(
@@ -283,8 +274,8 @@ class _Planner:
                 f"and tool schemas (budget {self.budget})",
                 details={"room": room, "budget": self.budget},
             )
-        short = {**slot.full, "content": cut[0]}
-        return _Slot(short, self.counter.count_openai_message(short)), cut[1]
+        short = {**out, "content": cut[0]}
+        return short, self.counter.count_openai_message(short), cut[1]
 
     def plan(self, system_prompt: str, tail: _Tail, tools: Sequence[Mapping[str, Any]] | None,
              memories: Sequence[Memory], summary: ConversationSummary | None) -> BuiltPrompt:
@@ -302,12 +293,11 @@ class _Planner:
         units = grouping.units
         anchor = last_user_index(units)
 
-        slots: dict[int, list[_Slot]] = {}
-        omitted = 0
+        anchor_out: dict[str, Any] | None = None
+        anchor_cost = omitted = 0
         if anchor is not None:
-            anchor_slot, omitted = self._anchor_slot(units[anchor].messages[0], room)
-            slots[anchor] = [anchor_slot]
-            room -= anchor_slot.cost
+            anchor_out, anchor_cost, omitted = self._anchor(units[anchor].messages[0], room)
+            room -= anchor_cost
 
         mem_msg, mem_tokens, mem_included, mem_total = self._memories(memories, room)
         room -= mem_tokens
@@ -318,16 +308,25 @@ class _Planner:
             sum_msg, sum_tokens = None, 0
         room -= sum_tokens
 
-        room = self._fill_history(units, anchor, slots, room)
+        selection = self._fill_history(units, anchor, room)
 
         history: list[dict[str, Any]] = []
-        history_tokens = 0
+        history_tokens = anchor_cost
         shrunk = 0
-        for index in sorted(slots):
-            for slot in slots[index]:
-                history.append(slot.out)
-                history_tokens += slot.cost
-                shrunk += slot.use_short
+        for index in sorted([*selection.kept, anchor] if anchor is not None else selection.kept):
+            if index == anchor and anchor_out is not None:
+                history.append(anchor_out)
+                continue
+            unit = units[index].messages
+            previews = {k: preview for k, preview, _ in selection.previews.get(index, ())}
+            for k, msg in enumerate(unit):
+                if k in previews:
+                    history.append(previews[k][0])
+                    history_tokens += previews[k][1]
+                    shrunk += 1
+                else:
+                    history.append(msg.to_openai())
+                    history_tokens += self.counter.count_message(msg)
         out = [system]
         if mem_msg is not None:
             out.append(mem_msg)
@@ -380,36 +379,41 @@ class _Planner:
             return None, 0, 0, len(texts)
         return memories_message(kept), cost, len(kept), len(texts)
 
-    def _fill_history(self, units: Sequence[Unit], anchor: int | None, slots: dict[int, list[_Slot]], room: int) -> int:
+    def _fill_history(self, units: Sequence[Unit], anchor: int | None, room: int) -> _Selection:
+        count = self.counter.count_message
         candidates = [i for i in range(len(units) - 1, -1, -1) if i != anchor]
-        full = {i: [self._plain_slot(m) for m in units[i].messages] for i in candidates}
-        if sum(s.full_cost for i in candidates for s in full[i]) <= room:
+        full_costs = [sum(count(m) for m in units[i].messages) for i in candidates]
+        if sum(full_costs) <= room:
             # Everything fits as is: no previews needed.
-            for i in candidates:
-                slots[i] = full[i]
-            return room - sum(s.full_cost for i in candidates for s in full[i])
+            return _Selection(candidates, {}, room - sum(full_costs))
 
         kept: list[int] = []
-        for i in candidates:
-            unit_slots = [self._slot(m) if m.role == "tool" else full[i][k] for k, m in enumerate(units[i].messages)]
-            need = sum(s.min_cost for s in unit_slots)
+        previews: dict[int, list[tuple[int, Preview, int]]] = {}
+        for i, need in zip(candidates, full_costs):
+            shortened: list[tuple[int, Preview, int]] = []
+            if units[i].is_tool_group:
+                for k, msg in enumerate(units[i].messages):
+                    preview = self._preview(msg) if msg.role == "tool" else None
+                    if preview is not None:
+                        shortened.append((k, preview, count(msg)))
+                        need -= count(msg) - preview[1]
             if need > room:
                 break  # older units stay out too: the window is one contiguous span
-            for s in unit_slots:
-                s.use_short = s.short is not None
-            slots[i] = unit_slots
             kept.append(i)
             room -= need
+            if shortened:
+                previews[i] = shortened
         # Give full outputs back, newest first, with whatever budget is left.
         for i in kept:
-            for s in slots[i]:
-                if s.use_short and s.full_cost - s.short_cost <= room:
-                    room -= s.full_cost - s.short_cost
-                    s.use_short = False
-        return room
-
-    def _plain_slot(self, message: ChatMessage) -> _Slot:
-        return _Slot(message.to_openai(), self.counter.count_message(message))
+            still_short = []
+            for k, preview, full in previews.get(i, ()):
+                if full - preview[1] <= room:
+                    room -= full - preview[1]
+                else:
+                    still_short.append((k, preview, full))
+            if i in previews:
+                previews[i] = still_short
+        return _Selection(kept, previews, room)
 
 
 # ---------------------------------------------------------------------- public API
@@ -426,11 +430,15 @@ def build_prompt(
     *,
     summary: ConversationSummary | None = None,
     native_tools: bool = True,
+    preview_cache: dict[tuple[str, int], Preview | None] | None = None,
 ) -> BuiltPrompt:
     """Build a prompt from an in-memory, chronological ``history`` (no store needed).
 
-    Reads ``history`` backwards by index only as far as the budget goes."""
-    planner = _Planner(counter, config, context_window, native_tools=native_tools, preview_cache={})
+    Reads ``history`` backwards by index only as far as the budget goes. Pass the same
+    ``preview_cache`` dict to repeated calls (or use :class:`ContextWindowManager`) so long tool
+    outputs are not re-tokenised for their previews every time."""
+    planner = _Planner(counter, config, context_window, native_tools=native_tools,
+                       preview_cache=preview_cache if preview_cache is not None else {})
     _, _, system_tokens, tools_tokens, _ = planner.fixed_part(system_prompt, tools)
     tail = _tail_of_sequence(history, planner.scanner(planner.history_room(system_tokens, tools_tokens)))
     return planner.plan(system_prompt, tail, tools, memories, summary)
@@ -454,7 +462,7 @@ class ContextWindowManager:
         self.context_window = model_context_window
         self.reader = reader
         self.native_tools = native_tools
-        self._previews: dict[tuple[str, int], tuple[dict[str, Any], int] | None] = {}
+        self._previews: dict[tuple[str, int], Preview | None] = {}
         self._preview_cache_size = preview_cache_size
 
     @property
