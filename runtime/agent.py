@@ -316,8 +316,9 @@ class Agent:
         else:
             texts = tuple(m.formatted() for m in recall.memories)
             scores = tuple(float(m.score or 0.0) for m in recall.memories)
-            if recall.degraded:
-                reason = recall.reason or f"memory recall is degraded ({recall.source})"
+            # A configured lexical embedder is "degraded" by design; only an outage has a reason.
+            if recall.degraded and recall.reason:
+                reason = recall.reason
         turn.memories = list(texts)
         turn.timed("recall_ms", t0, self._clock())
         yield MemoriesRecalled(conversation_id=turn.conversation_id, turn_id=turn.turn_id, texts=texts,
