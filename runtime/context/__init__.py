@@ -17,6 +17,16 @@ from __future__ import annotations
 from runtime.context.groups import Unit, group_units
 from runtime.context.models import DEFAULT_CONTEXT_WINDOW, KNOWN_CONTEXT_WINDOWS, context_window_for
 from runtime.context.report import BuiltPrompt, ContextOverflowError, PromptReport
+from runtime.context.summarize import (
+    SUMMARY_PROMPT,
+    SummarizeResult,
+    Summarizer,
+    WaterMarks,
+    plan_eviction,
+    should_summarize,
+    summary_request,
+    water_marks,
+)
 from runtime.context.tokens import EncodingChoice, TokenCounter, resolve_encoding
 from runtime.context.window import ContextWindowManager, build_prompt, format_tools_text, prompt_budget
 
@@ -28,12 +38,20 @@ __all__ = [
     "ContextWindowManager",
     "EncodingChoice",
     "PromptReport",
+    "SUMMARY_PROMPT",
+    "SummarizeResult",
+    "Summarizer",
+    "WaterMarks",
     "TokenCounter",
     "Unit",
     "build_prompt",
     "context_window_for",
     "format_tools_text",
     "group_units",
+    "plan_eviction",
     "prompt_budget",
     "resolve_encoding",
+    "should_summarize",
+    "summary_request",
+    "water_marks",
 ]
