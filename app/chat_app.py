@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -78,6 +78,7 @@ HEAVY_MODULES = ("openai", "httpx", "redis.asyncio", "numpy", "pyarrow", "lanced
                  "runtime.state.conversations")
 
 RuntimeFactory = Callable[[Any], Any]
+W = TypeVar("W", bound=Widget)
 
 
 @dataclass
@@ -107,6 +108,7 @@ class HoldfastApp(App[int]):
         super().__init__()
         #: False leaves the runtime unstarted (snapshot tests feed events by hand).
         self.boot = boot
+        self._parts: dict[str, Widget] = {}
         self.loaded = loaded
         self.config = loaded.config
         self.rt: Any = runtime
@@ -146,33 +148,40 @@ class HoldfastApp(App[int]):
                 yield ContextPanel(id="context")
         yield Footer()
 
+    def _part(self, selector: str, kind: type[W]) -> W:
+        """A widget of the main screen, found once: a modal on top must not hide it."""
+        found = self._parts.get(selector)
+        if found is None:
+            found = self._parts[selector] = self.screen_stack[0].query_one(selector, kind)
+        return found  # type: ignore[return-value]
+
     @property
     def chat_log(self) -> ChatLog:
-        return self.query_one("#chat", ChatLog)
+        return self._part("#chat", ChatLog)
 
     @property
     def composer(self) -> Composer:
-        return self.query_one("#composer", Composer)
+        return self._part("#composer", Composer)
 
     @property
     def header(self) -> HeaderBar:
-        return self.query_one("#header", HeaderBar)
+        return self._part("#header", HeaderBar)
 
     @property
     def sidebar(self) -> ConversationList:
-        return self.query_one("#sidebar", ConversationList)
+        return self._part("#sidebar", ConversationList)
 
     @property
     def breakers_panel(self) -> BreakersPanel:
-        return self.query_one("#breakers", BreakersPanel)
+        return self._part("#breakers", BreakersPanel)
 
     @property
     def health_panel(self) -> HealthPanel:
-        return self.query_one("#health", HealthPanel)
+        return self._part("#health", HealthPanel)
 
     @property
     def context_panel(self) -> ContextPanel:
-        return self.query_one("#context", ContextPanel)
+        return self._part("#context", ContextPanel)
 
     # ------------------------------------------------------------ startup and shutdown
 
@@ -264,6 +273,8 @@ class HoldfastApp(App[int]):
             self.call_from_thread(self.post_message, RuntimeEvent(event))
 
     def on_runtime_event(self, message: RuntimeEvent) -> None:
+        if self._closing or self._closed or not self._parts:
+            return
         event = message.event
         if isinstance(event, BreakerStateChanged):
             self.refresh_breakers()
