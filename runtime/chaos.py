@@ -31,12 +31,7 @@ class Chaos:
 
     async def start(self, name: str) -> None:
         """Restart a killed backend on its old port."""
-        backend = self._backend(name)
-        astart = getattr(backend, "astart", None)
-        if astart is not None:
-            await astart()
-        else:
-            backend.start()
+        await self._backend(name).astart()
 
     async def faults(self, **faults: Any) -> dict[str, Any]:
         """Set demo LLM server faults (latency, error_rate, fail_next, down, ...)."""

@@ -75,10 +75,10 @@ async def check_llm(config: Config) -> DoctorRow:
         base_url = llm.effective_base_url
         label = base_url
         if not base_url:
-            from runtime.llm.demo_server import DemoLLMServer
+            from runtime.llm.demo_launcher import DemoLLMServer
 
             server = DemoLLMServer()
-            await asyncio.to_thread(server.start)
+            await server.astart()
             base_url = server.url
             label = f"demo server pid {server.pid}"
         headers = {}

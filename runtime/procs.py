@@ -7,6 +7,7 @@ running, and :meth:`ManagedProcess.stop` is called on orderly shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import ctypes
 import ctypes.util
@@ -19,8 +20,10 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+from runtime.errors import AppError, ServiceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +121,113 @@ def stop_all_children() -> None:
             child.stop(timeout=3)
         except Exception:  # best effort at interpreter exit
             log.exception("could not stop %s", child.name)
+
+
+class ManagedServer:
+    """A loopback server child with a fixed port: start, restart on the same port, kill, stop.
+
+    Subclasses give the command line (:meth:`argv`) and a readiness probe. :meth:`start`
+    blocks until ready; :meth:`astart` spawns in the event loop's thread and awaits
+    readiness, so the UI stays responsive. Spawn from a thread that lives as long as the
+    server should: the kernel stops the child when the thread that spawned it exits.
+    """
+
+    name = "server"
+    service = "server"
+
+    def __init__(self, *, port: int = 0, log_path: Path | None = None, startup_timeout: float = 10.0) -> None:
+        self.port = port  # 0 until started: then the port it keeps across restarts
+        self.log_path = log_path
+        self.startup_timeout = startup_timeout
+        self._proc: ManagedProcess | None = None
+
+    # -- for subclasses
+    def argv(self, port: int) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self, port: int) -> bool:
+        """Blocking readiness probe (short timeout)."""
+        raise NotImplementedError
+
+    def before_spawn(self) -> None:
+        """Hook: create directories, find binaries; raise an AppError to refuse to start."""
+
+    def after_start(self) -> None:
+        """Hook: runs once the server answers."""
+
+    # -- lifecycle
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc and self._proc.running() else None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.running()
+
+    def start(self) -> int:
+        """Start (or restart on the same port); returns the port once the server answers."""
+        if self.running():
+            return self.port
+        for port in self._candidate_ports():
+            proc = self._spawn(port)
+            if wait_until(lambda: not proc.running() or self.ready(port), self.startup_timeout) and proc.running():
+                return self._started(proc, port)
+            proc.stop(timeout=1)
+        raise self._failure()
+
+    async def astart(self) -> int:
+        if self.running():
+            return self.port
+        loop = asyncio.get_running_loop()
+        for port in self._candidate_ports():
+            proc = self._spawn(port)
+            deadline = loop.time() + self.startup_timeout
+            while proc.running() and loop.time() < deadline:
+                if await asyncio.to_thread(self.ready, port):
+                    return self._started(proc, port)
+                await asyncio.sleep(0.02)
+            proc.stop(timeout=1)
+        raise self._failure()
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.stop()
+
+    def kill(self) -> None:
+        """SIGKILL, as a person demoing an outage would."""
+        if self._proc is not None:
+            self._proc.kill()
+
+    # -- internals
+    def _candidate_ports(self) -> Iterator[int]:
+        # A free port can be taken between probing and binding: try a few fresh ones,
+        # but a restart keeps its port so clients and breakers see the same endpoint return.
+        if self.port:
+            yield self.port
+            return
+        for _ in range(3):
+            yield free_port()
+
+    def _spawn(self, port: int) -> ManagedProcess:
+        self.before_spawn()
+        proc = ManagedProcess(self.name, self.argv(port), log_path=self.log_path)
+        proc.spawn()
+        return proc
+
+    def _started(self, proc: ManagedProcess, port: int) -> int:
+        self._proc = proc
+        self.port = port
+        self.after_start()
+        return port
+
+    def _failure(self) -> AppError:
+        reason = self._tail_log() or "did not answer in time"
+        return ServiceUnavailableError(f"{self.name} could not start: {reason}", service=self.service)
+
+    def _tail_log(self) -> str:
+        if self.log_path is None:
+            return ""
+        try:
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1][-200:] if lines else ""

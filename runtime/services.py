@@ -39,7 +39,7 @@ class BackendHandle(Protocol):
 
     def kill(self) -> None: ...
 
-    def start(self) -> Any: ...
+    async def astart(self) -> Any: ...
 
 
 def default_user(config: Config) -> str:
@@ -114,7 +114,7 @@ class Runtime:
         cfg = self.config
         cfg.data_path.mkdir(parents=True, exist_ok=True)
         await self._start_redis()
-        self._start_llm_server()
+        await self._start_llm_server()
         from runtime.context import TokenCounter, context_window_for
         from runtime.context.window import ContextWindowManager
 
@@ -144,21 +144,20 @@ class Runtime:
         server = EmbeddedRedis(data_dir, port=cfg.redis.embedded_port or free_port(),
                                startup_timeout=cfg.redis.startup_timeout)
         self._embedded_redis = server
-        self.backends["redis"] = _AsyncStartHandle(server)
+        self.backends["redis"] = server
         self.bus.publish(BackendStatus(name="redis", status="starting"))
         try:
             # In the loop's thread: the kernel kills the child when its spawning thread exits.
             address = await server.astart()
         except AppError as exc:
-            port = server._requested_port
-            self.redis_url = f"redis://127.0.0.1:{port}/0"
+            self.redis_url = f"redis://127.0.0.1:{server.port}/0"
             log.error("embedded redis-server did not start: %s; running on the local journal", describe(exc))
             self.bus.publish(BackendStatus(name="redis", status="failed", detail=describe(exc)))
             return
         self.redis_url = address.url
         self.bus.publish(BackendStatus(name="redis", status="running", pid=server.pid, address=address.url))
 
-    def _start_llm_server(self) -> None:
+    async def _start_llm_server(self) -> None:
         cfg = self.config
         self.llm_url = cfg.llm.effective_base_url
         if self.llm_url:
@@ -170,10 +169,10 @@ class Runtime:
                                log_path=cfg.data_path / "demo-llm.log")
         self._demo_llm = server
         self.backends["llm"] = server
-        self.llm_url = f"http://127.0.0.1:{server._requested_port}/v1"
+        self.llm_url = f"http://127.0.0.1:{server.port}/v1"
         try:
-            # Called in the loop's thread on purpose (see _start_redis); it waits ~0.5 s for the port.
-            server.start()
+            # Spawned in the loop's thread on purpose (see _start_redis).
+            await server.astart()
         except AppError as exc:
             log.error("demo LLM server did not start: %s", describe(exc))
             self.bus.publish(BackendStatus(name="llm", status="failed", detail=describe(exc)))
@@ -293,26 +292,3 @@ class Runtime:
             "memory_queue": len(self.memory.queue) if self.memory is not None else 0,
             "plugins": self.plugins.to_dict(),
         }
-
-
-class _AsyncStartHandle:
-    """The embedded redis-server as a backend handle whose ``start`` is safe on the loop."""
-
-    def __init__(self, server: Any) -> None:
-        self.server = server
-
-    @property
-    def pid(self) -> int | None:
-        return self.server.pid
-
-    def running(self) -> bool:
-        return bool(self.server.running())
-
-    def kill(self) -> None:
-        self.server.kill()
-
-    def start(self) -> Any:
-        return self.server.start()
-
-    async def astart(self) -> Any:
-        return await self.server.astart()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.errors import ServiceUnavailableError, ValidationError
-from runtime.procs import ManagedProcess, free_port, wait_until
+from runtime.procs import ManagedServer
 
 _FLAG_NAMES = {
     "latency": "--latency", "error_rate": "--error-rate", "error_status": "--error-status",
@@ -43,10 +43,11 @@ class DemoAddress:
         return f"http://{self.host}:{self.port}/v1"
 
 
-class DemoLLMServer:
+class DemoLLMServer(ManagedServer):
     """One demo LLM server child process on a fixed loopback port."""
 
     name = "demo-llm"
+    service = "llm"
 
     def __init__(self, *, port: int = 0, tokens_per_second: float = 200.0, seed: int = 0,
                  log_path: Path | None = None, startup_timeout: float = 15.0,
@@ -54,35 +55,31 @@ class DemoLLMServer:
         unknown = set(faults) - set(_FLAG_NAMES)
         if unknown:
             raise ValidationError(f"unknown demo fault(s): {', '.join(sorted(unknown))}")
+        super().__init__(port=port, log_path=log_path, startup_timeout=startup_timeout)
         self.tokens_per_second = tokens_per_second
         self.seed = seed
         self.faults = faults
-        self.log_path = log_path
-        self.startup_timeout = startup_timeout
         self.python = python or sys.executable
-        self._requested_port = port
-        self.address: DemoAddress | None = None
-        self._proc: ManagedProcess | None = None
 
     @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc and self._proc.running() else None
+    def address(self) -> DemoAddress | None:
+        return DemoAddress("127.0.0.1", self.port) if self.port else None
 
     @property
     def url(self) -> str:
         """Base URL ending in ``/v1``, as an OpenAI client wants it."""
-        if self.address is None:
+        if not self.port:
             raise ServiceUnavailableError("the demo LLM server has not been started", service="llm")
-        return self.address.url
+        return DemoAddress("127.0.0.1", self.port).url
 
     @property
     def root_url(self) -> str:
         return self.url.removesuffix("/v1")
 
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.running()
+    def ready(self, port: int) -> bool:
+        return port_open("127.0.0.1", port)
 
-    def _argv(self, port: int) -> list[str]:
+    def argv(self, port: int) -> list[str]:
         argv = [self.python, "-m", "runtime.llm.demo_server", "--host", "127.0.0.1", "--port", str(port),
                 "--tokens-per-second", str(self.tokens_per_second), "--seed", str(self.seed)]
         for key, value in self.faults.items():
@@ -94,41 +91,8 @@ class DemoLLMServer:
                 argv += [flag, str(value)]
         return argv
 
-    def start(self) -> DemoAddress:
-        """Start (or restart on the same port) and wait until the port accepts connections."""
-        if self.running():
-            assert self.address is not None
-            return self.address
-        last_error = "did not open its port in time"
-        for _ in range(3):  # a free port can be taken between probing and binding
-            port = self.address.port if self.address else (self._requested_port or free_port())
-            proc = ManagedProcess(self.name, self._argv(port), log_path=self.log_path)
-            proc.spawn()
-            ready = wait_until(lambda: port_open("127.0.0.1", port) or not proc.running(), self.startup_timeout)
-            if ready and proc.running():
-                self._proc = proc
-                self.address = DemoAddress("127.0.0.1", port)
-                return self.address
-            proc.stop(timeout=1)
-            last_error = self._tail_log() or last_error
-            if self.address or self._requested_port:
-                break
-        raise ServiceUnavailableError(f"the demo LLM server could not start: {last_error}", service="llm")
+    def start(self) -> DemoAddress:  # type: ignore[override]
+        return DemoAddress("127.0.0.1", super().start())
 
-    def _tail_log(self) -> str:
-        if self.log_path is None:
-            return ""
-        try:
-            lines = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return lines[-1][-200:] if lines else ""
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop()
-
-    def kill(self) -> None:
-        """SIGKILL: the outage a person demos with ``/chaos llm kill``."""
-        if self._proc is not None:
-            self._proc.kill()
+    async def astart(self) -> DemoAddress:  # type: ignore[override]
+        return DemoAddress("127.0.0.1", await super().astart())

@@ -30,7 +30,7 @@ EMBED_DIM = 64
 LABEL = "[holdfast-demo]"
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
-_MEMORY_LINE_RE = re.compile(r"^\s*\[Memory from ([^\]]*)\]:\s*(.+?)\s*$", re.MULTILINE)
+_MEMORY_LINE_RE = re.compile(r"^\s*(?:[-*]\s+)?\[Memory from ([^\]]*)\]:\s*(.+?)\s*$", re.MULTILINE)
 _REMEMBER_RE = re.compile(r"^\s*(?:please\s+)?remember(?:\s+that)?[\s:,]+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
 # Digits joined by at least one operator; brackets and spaces allowed in between.
 _ARITH_RE = re.compile(r"[(\s]*-?\d+(?:\.\d+)?(?:\s*[-+*/%^]\s*[(\s]*-?\d+(?:\.\d+)?[)\s]*)+")

@@ -19,7 +19,7 @@ def test_start_kill_restart_on_the_same_port_then_stop(tmp_path: Path) -> None:
     try:
         first_pid = server.pid
         assert first_pid is not None and server.url == f"http://127.0.0.1:{address.port}/v1"
-        assert "--down" in server._argv(address.port)  # fault flags reach the child
+        assert "--down" in server.argv(address.port)  # fault flags reach the child
         server.kill()
         assert server.pid is None and not port_open("127.0.0.1", address.port)
         assert server.start().port == address.port
