@@ -95,7 +95,7 @@ class HoldfastApp(App[int]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+n", "new_conversation", "New"),
         Binding("f2", "rename_conversation", "Rename"),
-        Binding("ctrl+d", "delete_conversation", "Delete"),
+        Binding("f8", "delete_conversation", "Delete"),
         Binding("ctrl+b", "toggle_sidebar", "Sidebar"),
         Binding("ctrl+r", "toggle_panels", "Panels"),
         Binding("ctrl+f", "search_conversations", "Search"),
