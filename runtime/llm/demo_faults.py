@@ -33,6 +33,7 @@ class Faults:
     malformed: bool = False  # send broken JSON (SSE chunk or response body)
     malformed_tool_args: bool = False  # tool calls carry arguments that are not valid JSON
     down: bool = False  # drop every model request's connection without a response
+    unknown_tool: bool = False  # the model answers user messages by calling a tool nobody offered
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "rate_limit_rate"):

@@ -4,8 +4,11 @@ It is not a language model: it reads the request and answers by rule, so a demo 
 test) sees exactly what reached the model. Rules, in order, for the last message:
 
 * a ``tool`` result -> a one-line answer quoting that result;
-* a user message that clearly asks for an offered tool -> a tool call
-  ("remember ..." -> ``memory``, arithmetic -> ``calculator``, time or date -> ``clock``);
+* a user message that clearly asks for offered tools -> tool calls, several in one reply when
+  it asks for several things ("remember ..." -> ``memory``; each arithmetic expression ->
+  ``calculator``; time or date -> ``clock``: "what is 2+2 and what time is it" is two
+  parallel calls), or, under the ``unknown_tool`` fault, a call to :data:`UNKNOWN_TOOL`, a tool
+  nobody offered (the hallucinated name a real model sometimes produces);
 * anything else -> a short reply saying how many messages arrived, which recalled
   memories (``[Memory from ...]: ...`` lines in system messages) it saw, quoting the one
   that shares the most words with the user's message.
@@ -28,6 +31,8 @@ MODEL_NAME = "holdfast-demo"
 EMBED_MODEL_NAME = "holdfast-demo-embed"
 EMBED_DIM = 64
 LABEL = "[holdfast-demo]"
+#: The tool the ``unknown_tool`` fault makes the model call; never a real tool's name.
+UNKNOWN_TOOL = "summon_unicorn"
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 _MEMORY_LINE_RE = re.compile(r"^\s*(?:[-*]\s+)?\[Memory from ([^\]]*)\]:\s*(.+?)\s*$", re.MULTILINE)
@@ -132,12 +137,15 @@ def _call_id(seed: str, index: int) -> str:
     return "call_" + hashlib.sha1(f"{index}:{seed}".encode()).hexdigest()[:16]
 
 
-def _arithmetic(text: str) -> str | None:
+def _arithmetic(text: str) -> list[str]:
+    """Every distinct arithmetic expression in ``text``, in order."""
+    found: list[str] = []
     for match in _ARITH_RE.finditer(text):
         expr = match.group(0).strip()
-        if any(op in expr.lstrip("-(") for op in "+-*/%^") and sum(c.isdigit() for c in expr) >= 2:
-            return expr
-    return None
+        if any(op in expr.lstrip("-(") for op in "+-*/%^") and sum(c.isdigit() for c in expr) >= 2 \
+                and expr not in found:
+            found.append(expr)
+    return found
 
 
 def _timezone(text: str) -> str:
@@ -148,16 +156,18 @@ def _timezone(text: str) -> str:
     return abbr.group(1) if abbr else "UTC"
 
 
-def _tool_request(text: str, tools: set[str]) -> tuple[str, dict[str, Any]] | None:
+def _tool_requests(text: str, tools: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The offered tools ``text`` clearly asks for, in the order a reader would run them."""
     remember = _REMEMBER_RE.match(text)
     if remember and "memory" in tools:
-        return "memory", {"action": "remember", "text": remember.group(1).rstrip(".")}
-    expr = _arithmetic(text)
-    if expr and "calculator" in tools:
-        return "calculator", {"expression": expr}
+        # Everything after "remember" is the fact, numbers and times included.
+        return [("memory", {"action": "remember", "text": remember.group(1).rstrip(".")})]
+    wanted: list[tuple[str, dict[str, Any]]] = []
+    if "calculator" in tools:
+        wanted.extend(("calculator", {"expression": expr}) for expr in _arithmetic(text))
     if _TIME_RE.search(text) and "clock" in tools:
-        return "clock", {"timezone": _timezone(text)}
-    return None
+        wanted.append(("clock", {"timezone": _timezone(text)}))
+    return wanted
 
 
 def _tool_name_for(messages: Sequence[dict[str, Any]], call_id: str | None) -> str:
@@ -205,8 +215,13 @@ def _plain_answer(messages: Sequence[dict[str, Any]], user_text: str) -> str:
     return " ".join(parts)
 
 
-def respond(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> DemoReply:
-    """Decide the demo model's reply to an OpenAI-format chat request."""
+def respond(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None, *,
+            unknown_tool: bool = False) -> DemoReply:
+    """Decide the demo model's reply to an OpenAI-format chat request.
+
+    ``unknown_tool`` (the fault of that name) makes every reply to a user message a call to
+    :data:`UNKNOWN_TOOL`, whatever was offered.
+    """
     prompt_tokens = sum(count_tokens(message_text(m)) + 4 for m in messages) + sum(
         count_tokens(json.dumps(t, sort_keys=True)) for t in tools or ()
     )
@@ -218,11 +233,15 @@ def respond(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] 
     user_text = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
     tool_names = {str((t.get("function") or t).get("name")) for t in tools or ()}
     if last.get("role") == "user":
-        wanted = _tool_request(user_text, tool_names)
-        if wanted is not None:
-            name, args = wanted
-            call = DemoToolCall(_call_id(f"{len(messages)}:{user_text}", 0), name, json.dumps(args))
+        seed = f"{len(messages)}:{user_text}"
+        if unknown_tool:
+            call = DemoToolCall(_call_id(seed, 0), UNKNOWN_TOOL, json.dumps({"request": _quote(user_text, 80)}))
             return DemoReply(None, (call,), prompt_tokens=prompt_tokens)
+        wanted = _tool_requests(user_text, tool_names)
+        if wanted:
+            calls = tuple(DemoToolCall(_call_id(seed, i), name, json.dumps(args))
+                          for i, (name, args) in enumerate(wanted))
+            return DemoReply(None, calls, prompt_tokens=prompt_tokens)
     return DemoReply(_plain_answer(messages, user_text), prompt_tokens=prompt_tokens)
 
 

@@ -287,7 +287,7 @@ def build_app(state: DemoServerState) -> ASGIApp:
         injected = await _apply_faults(request, state)
         if injected is not None:
             return injected
-        reply = demo_model.respond(messages, tools)
+        reply = demo_model.respond(messages, tools, unknown_tool=state.faults.faults.unknown_tool)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return _ChatStream(state, reply, include_usage)
@@ -405,6 +405,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--malformed", action="store_true", help="send broken JSON")
     f.add_argument("--malformed-tool-args", action="store_true", help="send tool calls with broken arguments")
     f.add_argument("--down", action="store_true", help="drop every model request's connection")
+    f.add_argument("--unknown-tool", action="store_true", help="call a tool that was not offered")
     return p
 
 
@@ -420,7 +421,7 @@ def run_cli(argv: list[str]) -> int:
             fail_next=args.fail_next, rate_limit_rate=args.rate_limit_rate,
             rate_limit_next=args.rate_limit_next, retry_after=args.retry_after,
             drop_after_tokens=args.drop_after_tokens, hang=args.hang, malformed=args.malformed,
-            malformed_tool_args=args.malformed_tool_args, down=args.down,
+            malformed_tool_args=args.malformed_tool_args, down=args.down, unknown_tool=args.unknown_tool,
         )
     except ValidationError as exc:
         print(f"demo-llm: {exc.message}", file=sys.stderr)
