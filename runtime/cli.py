@@ -1,17 +1,18 @@
 """The ``holdfast`` command line: the TUI by default, plus headless subcommands.
 
 Subcommands: config, doctor, demo-llm, chat, conversations, memory, health, tools
-(see :mod:`runtime.cli_commands`). Every command takes ``--user NAME``.
+(see :mod:`runtime.cli_commands`). Every command takes ``--user NAME`` (before or after the
+subcommand), which scopes conversations and memories.
 
-Exit codes: 0 success; 1 a check or command failed (a turn failed, a backend is not
-healthy, an id was not found, a plugin failed to load for ``tools``); 2 bad usage or invalid
-configuration (one line on stderr, never a traceback); 130 interrupted.
+Exit codes (also printed by ``holdfast --help``): see :data:`EXIT_CODES_HELP`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -23,6 +24,14 @@ from runtime.logs import register_secret, setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+EXIT_CODES_HELP = """exit codes:
+  0    success
+  1    the command failed: chat got no answer from the model (a refused or failing tool is
+       not a failure: the model answers), an id was not found or belongs to another user,
+       health is not "healthy", a plugin failed to load (tools)
+  2    bad usage or invalid configuration (one line on stderr, never a traceback)
+  130  interrupted (Ctrl-C)"""
+
 
 def package_version() -> str:
     try:
@@ -32,7 +41,8 @@ def package_version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="holdfast", description="A terminal chat with an LLM that does not fall over.")
+    parser = argparse.ArgumentParser(prog="holdfast", description="A terminal chat with an LLM that does not fall over.",
+                                     epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"holdfast {package_version()}")
     parser.add_argument("--config", metavar="PATH", help="extra config file (above the user config, below env)")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
@@ -112,6 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_app(loaded)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `holdfast chat --json ... | head`: the reader left; that is not our failure. Point
+        # stdout at devnull so the interpreter's final flush does not raise again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 Each runs one :class:`runtime.services.Runtime` for the duration of the command. Exit codes
 (see :mod:`runtime.cli`): 0 ok, 1 the command failed (turn failed, not found, backend down),
 2 bad usage, 130 interrupted.
+
+``chat`` writes the answer to stdout and tool calls, degraded notices and the conversation id
+to stderr, so ``holdfast chat "..." > answer.txt`` keeps only the answer. ``--json`` writes
+every turn event as one JSON line on stdout, each with ``type`` and ``conversation_id``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,16 @@ from runtime.config import Config
 from runtime.errors import AppError, NotFoundError
 from runtime.events import AssistantSaved, Degraded, TextDelta, ToolCallFinished, ToolCallStarted, TurnFailed
 
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+#: Actions of ``conversations`` that need an id.
+_NEEDS_ID = ("show", "export", "delete")
+
+
+def _user_option(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: given after the subcommand it wins, absent it leaves the global --user alone.
+    parser.add_argument("--user", default=argparse.SUPPRESS,
+                        help="user name that scopes conversations and memories (default: the OS user)")
 
 
 def add_subcommands(sub: Any) -> None:
@@ -29,22 +42,32 @@ def add_subcommands(sub: Any) -> None:
     conv = sub.add_parser("conversations", help="list, show, export or delete conversations")
     conv.add_argument("action", choices=["list", "show", "export", "delete"])
     conv.add_argument("id", nargs="?")
-    conv.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    conv.add_argument("--format", choices=["markdown", "md", "json"], default="markdown",
+                      help="export format (default: markdown)")
     mem = sub.add_parser("memory", help="add, search, list or forget long-term memories")
     mem.add_argument("action", choices=["add", "search", "list", "forget", "reembed"])
     mem.add_argument("text", nargs="?", default="")
-    sub.add_parser("health", help="JSON snapshot of breakers and health checks")
-    sub.add_parser("tools", help="registered tools and their JSON schemas")
+    health = sub.add_parser("health", help="JSON snapshot of breakers and health checks")
+    tools = sub.add_parser("tools", help="registered tools and their JSON schemas")
+    for parser in (chat, conv, mem, health, tools):
+        _user_option(parser)
 
 
 def _json(data: Any, out: TextIO) -> None:
     out.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
 
 
-async def run_command(args: argparse.Namespace, config: Config, out: TextIO = sys.stdout,
-                      err: TextIO = sys.stderr) -> int:
+async def run_command(args: argparse.Namespace, config: Config, out: TextIO | None = None,
+                      err: TextIO | None = None) -> int:
     from runtime.services import Runtime
 
+    # Looked up per call, not bound at import: a caller (or pytest) may have swapped them.
+    out = out or sys.stdout
+    err = err or sys.stderr
+    usage = _usage_error(args)
+    if usage:
+        err.write(f"holdfast {args.command}: {usage}\n")
+        return EXIT_USAGE
     rt = Runtime.from_config(config, user=args.user, start_monitor=False)
     if args.command == "tools":
         _json({"tools": [t.to_openai() | {"plugin": t.plugin, "permission": rt.tools.permission(t.name)}
@@ -65,6 +88,20 @@ async def run_command(args: argparse.Namespace, config: Config, out: TextIO = sy
         except AppError as exc:
             err.write(f"holdfast: {exc.user_message()}\n")
             return EXIT_FAILED
+
+
+def _usage_error(args: argparse.Namespace) -> str:
+    """What is wrong with the arguments argparse cannot check, or ""."""
+    if args.command == "chat":
+        if not args.message.strip():
+            return "the message is empty"
+        if args.new and args.conversation:
+            return "--new and --conversation cannot be used together"
+    if args.command == "conversations" and args.action in _NEEDS_ID and not args.id:
+        return f"conversations {args.action} needs a conversation id"
+    if args.command == "memory" and args.action in ("add", "search", "forget") and not args.text.strip():
+        return f"memory {args.action} needs " + ("a memory id" if args.action == "forget" else "some text")
+    return ""
 
 
 async def _chat(rt: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -94,7 +131,8 @@ async def _chat(rt: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         elif isinstance(event, TurnFailed):
             err.write(f"[turn failed: {event.error}]\n")
     if not args.json:
-        out.write(f"\n[conversation {conv}]\n")
+        out.write("\n")
+        err.write(f"[conversation {conv}]\n")
     await rt.agent.wait_background()
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -104,15 +142,13 @@ async def _conversations(rt: Any, args: argparse.Namespace, out: TextIO) -> int:
         for info in await rt.store.list_conversations(rt.user_id):
             _json(info.to_dict(), out)
         return EXIT_OK
-    if not args.id:
-        raise NotFoundError(f"conversations {args.action} needs a conversation id")
     info = await rt.store.get(args.id)
     if info.user_id != rt.user_id:
         raise NotFoundError(f"conversation {args.id} does not exist")
     if args.action == "delete":
         await rt.store.delete(args.id)
         out.write(f"deleted {args.id}\n")
-    elif args.action == "show" or args.format == "markdown":
+    elif args.action == "show" or args.format != "json":
         out.write(await rt.store.export_markdown(args.id))
     else:
         out.write(await rt.store.export_json(args.id) + "\n")
