@@ -17,6 +17,11 @@ from typing import Any
 import pyarrow as pa
 
 TABLE_PREFIX = "memories__"
+#: Field metadata that makes ``id`` the table's (unenforced) primary key. With it, Lance
+#: records the keys a ``merge_insert`` inserted and detects two writers (processes or
+#: handles) inserting the same new id as a commit conflict, so the later one retries and
+#: updates the row instead of committing a duplicate; without it both inserts succeed.
+PRIMARY_KEY_METADATA = {"lance-schema:unenforced-primary-key": "true"}
 
 #: Memory types the runtime writes.
 FACT = "fact"
@@ -29,9 +34,17 @@ def table_name(table_suffix: str) -> str:
     return f"{TABLE_PREFIX}{table_suffix}"
 
 
+def has_primary_key(table_schema: pa.Schema) -> bool:
+    """True if ``id`` is marked as the primary key (tables made before the marker are not)."""
+    meta = table_schema.field("id").metadata or {}
+    # ``set_unenforced_primary_key`` writes the positional form, ``schema()`` the flag form.
+    return (b"lance-schema:unenforced-primary-key:position" in meta
+            or meta.get(b"lance-schema:unenforced-primary-key", b"").lower() in (b"true", b"1"))
+
+
 def schema(ndims: int) -> pa.Schema:
     return pa.schema([
-        pa.field("id", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=False, metadata=PRIMARY_KEY_METADATA),
         pa.field("user_id", pa.string(), nullable=False),
         pa.field("conversation_id", pa.string(), nullable=False),
         pa.field("type", pa.string(), nullable=False),

@@ -40,6 +40,7 @@ from runtime.memory.records import (
     MemoryRecall,
     PendingWrite,
     content_hash,
+    has_primary_key,
     memory_id,
     schema,
     summary_id,
@@ -169,7 +170,12 @@ class VectorMemoryStore:
             async def open_or_create() -> Any:
                 names = (await db.list_tables()).tables
                 if name in names:
-                    return await db.open_table(name)
+                    table = await db.open_table(name)
+                    if not has_primary_key(await table.schema()):
+                        # Tables written before the marker: add it, so concurrent writers
+                        # of the same fact stop committing duplicate rows from now on.
+                        await table.set_unenforced_primary_key("id")
+                    return table
                 if not create:
                     return None
                 return await db.create_table(name, schema=schema(self.embedder.ndims), exist_ok=True)
