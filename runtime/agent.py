@@ -538,12 +538,17 @@ class Agent:
                                 message_id=turn.user_message_id)
         except AppError as exc:
             log.warning("memory write after turn %s failed: %s", turn.turn_id, describe(exc))
+        except Exception:  # same reason as in _summarize
+            log.exception("memory write after turn %s crashed", turn.turn_id)
 
     async def _summarize(self, conversation_id: str) -> None:
         try:
             result = await self.summarizer.maybe_summarize(conversation_id)
         except AppError as exc:
             log.warning("summarisation of %s skipped: %s", conversation_id, describe(exc))
+            return
+        except Exception:  # a bug here must reach the log, not die as an unretrieved task error
+            log.exception("summarisation of %s crashed", conversation_id)
             return
         if result is not None:
             log.info("summarisation of %s: %s (%d -> %d tokens)", conversation_id, result.status,

@@ -232,14 +232,10 @@ class Runtime:
             completion = await llm.complete(summary_request(messages), use_fallback=False)
             return completion.text
 
-        async def swap_fn(conversation_id: str, summary: Any, covers_up_to: str) -> None:
-            await store.summarize(conversation_id, summary.text, covers_up_to, method=summary.method,
-                                  token_count=summary.token_count)
-
         from runtime.agent import PromptHistory
 
         summarizer = Summarizer(self.counter, cfg.context, window.budget, reader=PromptHistory(store),
-                                summarize_fn=summarize_fn, swap_fn=swap_fn)
+                                summarize_fn=summarize_fn, swap_fn=store.summarize)
         runner = ToolRunner(self.tools, self.resilience, counter=self.counter)
         locks = TurnLocks(self.state, ttl=cfg.agent.turn_lock_timeout, wait=cfg.agent.turn_lock_timeout)
         self.agent = Agent(cfg, user_id=self.user_id, store=store, llm=llm, window=window, tools=self.tools,
