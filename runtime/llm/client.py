@@ -5,10 +5,15 @@ so one logical call makes at most ``1 + max_retries`` HTTP attempts, all decided
 retry policy. Failures are translated to the error taxonomy inside the guarded function
 (:mod:`runtime.llm.errors`).
 
-Streaming reads the SSE lines itself (through the SDK's ``with_streaming_response``, which
-still does auth, URLs and status errors) instead of the SDK's pydantic chunk objects: one
-``json.loads`` per chunk keeps the client's cost per token small, and a malformed chunk
-becomes a typed error rather than whatever the SDK raises.
+Streaming posts to ``/chat/completions`` with the httpx client directly and decodes the SSE
+bytes itself (:mod:`runtime.llm.sse`), one ``json.loads`` per chunk: the SDK's request
+transform and pydantic chunk objects cost milliseconds per call and tens of microseconds
+per token, and a malformed chunk becomes a typed error rather than whatever the SDK raises.
+Status errors are classified like the SDK's (:func:`runtime.llm.errors.error_for_response`).
+A finished stream's body is read to its end so the keep-alive connection is reused. The
+guarded stream carries one batch of events per network read, so the guard's per-item cost
+(a timeout scope) is paid per read, not per token; :meth:`LLMClient.stream_chat` yields
+the events one by one.
 
 A stream that breaks before its first event is retried by the guard; after events reached
 the caller it is not: the caller gets :class:`StreamInterrupted` with the partial text.
@@ -20,6 +25,7 @@ stopping early (the user pressed Esc) closes the HTTP stream at once.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -32,9 +38,10 @@ import httpx
 import openai
 
 from runtime.config import LLMConfig
-from runtime.errors import AppError, ExternalServiceError, describe
+from runtime.errors import AppError, ExternalServiceError, ServiceUnavailableError, describe
 from runtime.llm import prompt_tools
 from runtime.llm.errors import SERVICE, error_for_response, translate
+from runtime.llm.sse import SSEDecoder
 from runtime.llm.fallbacks import OUTAGE_TYPES, LLMFallbacks
 from runtime.llm.stream_events import (
     FallbackReply,
@@ -57,6 +64,10 @@ TokenCounter = Callable[[str], int]
 
 _ROUGH_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 _PLACEHOLDER_KEY = "no-key-configured"
+_DONE = b"[DONE]"
+# After [DONE] the rest of the body is only the chunked-encoding terminator; a server that
+# holds the connection open instead costs the keep-alive connection, not the reply.
+_DRAIN_SECONDS = 1.0
 
 
 def rough_token_count(text: str) -> int:
@@ -97,6 +108,44 @@ class _StreamState:
     text: list[str] = field(default_factory=list)
 
 
+class _TextGate:
+    """Passes text pieces on as :class:`TextDelta` events, or holds them back.
+
+    Without native tools a reply that starts as JSON may be a tool request: it is held
+    until the stream ends (then parsed as tool calls); anything else is shown at once.
+    """
+
+    __slots__ = ("_state", "_hold", "_deciding", "_held")
+
+    def __init__(self, state: _StreamState, *, hold: bool) -> None:
+        self._state = state
+        self._hold = hold
+        self._deciding = hold
+        self._held: list[str] = []
+
+    def add(self, text: str, out: list[StreamEvent]) -> None:
+        if not self._hold:
+            self._state.text.append(text)
+            out.append(TextDelta(text))
+            return
+        self._held.append(text)
+        if not self._deciding:
+            return
+        joined = "".join(self._held)
+        if not joined.strip():
+            return
+        self._deciding = False
+        if prompt_tools.looks_like_tool_json(joined):
+            return
+        self._hold = False
+        self._held = []
+        self._state.text.append(joined)
+        out.append(TextDelta(joined))
+
+    def held_text(self) -> str | None:
+        return "".join(self._held) if self._held else None
+
+
 class LLMClient:
     """The OpenAI-compatible client every Holdfast LLM call uses."""
 
@@ -122,11 +171,19 @@ class LLMClient:
         self._count = count_tokens
         self._api_key_env = config.api_key_env
         timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+        self._timeout = timeout
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
         self._owns_http = http_client is None
+        api_key = config.resolve_api_key(environ) or _PLACEHOLDER_KEY
+        self._chat_url = self.base_url + "/chat/completions"
+        self._stream_headers = {
+            "authorization": f"Bearer {api_key}",
+            "content-type": "application/json",
+            "accept": "text/event-stream",
+        }
         self._openai = openai.AsyncOpenAI(
             base_url=self.base_url,
-            api_key=config.resolve_api_key(environ) or _PLACEHOLDER_KEY,
+            api_key=api_key,
             http_client=self._http,
             max_retries=0,  # only our RetryPolicy retries: no multiplied attempts
             timeout=timeout,
@@ -206,15 +263,16 @@ class LLMClient:
         finish: Finish | None = None
         tool_seen = False
         try:
-            async for event in self.guard.stream(lambda: self._stream_once(request, names)):
-                events += 1
-                if isinstance(event, TextDelta):
-                    shown.append(event.text)
-                elif isinstance(event, (ToolCallReady, ToolCallError)):
-                    tool_seen = True
-                elif isinstance(event, Finish):
-                    finish = event
-                yield event
+            async for batch in self.guard.stream(lambda: self._stream_once(request, names)):
+                for event in batch:
+                    events += 1
+                    if type(event) is TextDelta:
+                        shown.append(event.text)
+                    elif isinstance(event, (ToolCallReady, ToolCallError)):
+                        tool_seen = True
+                    elif isinstance(event, Finish):
+                        finish = event
+                    yield event
         except AppError as exc:
             if events:
                 self.llm_fallbacks.note_failure(exc)
@@ -236,100 +294,102 @@ class LLMClient:
         yield FallbackReply(str(outcome.value), outcome.source, describe(error), outcome.stale, details)
         yield Finish("fallback", "")
 
-    async def _stream_once(self, request: dict[str, Any], tool_names: list[str]) -> AsyncIterator[StreamEvent]:
-        """One HTTP attempt: open the SSE stream, turn its chunks into events, always close it."""
+    async def _stream_once(self, request: dict[str, Any], tool_names: list[str]) -> AsyncIterator[list[StreamEvent]]:
+        """One HTTP attempt: open the SSE stream, turn its chunks into batches of events, always close it."""
+        body = json.dumps({**request, "stream": True, "stream_options": {"include_usage": True}},
+                          separators=(",", ":"), ensure_ascii=False).encode()
         try:
-            opened = self._openai.chat.completions.with_streaming_response.create(
-                **request, stream=True, stream_options={"include_usage": True})
-            response = await opened.__aenter__()
+            response = await self._http.send(
+                self._http.build_request("POST", self._chat_url, content=body, headers=self._stream_headers,
+                                         timeout=self._timeout),
+                stream=True)
         except Exception as exc:
-            raise translate(exc, api_key_env=self._api_key_env) from exc
+            raise _send_error(exc, self._api_key_env) from exc
         state = _StreamState(model=request["model"])
         assembler = ToolCallAssembler()
-        # Without native tools a JSON reply may be a tool request: hold it back until complete.
-        hold = bool(tool_names) and not self.tools_supported
-        held: list[str] = []
-        deciding = hold
+        text_out = _TextGate(state, hold=bool(tool_names) and not self.tools_supported)
+        decoder = SSEDecoder()
         try:
-            data_lines: list[str] = []
-            async for line in response.iter_lines():
-                if line:
-                    if line.startswith("data:"):
-                        data_lines.append(line[5:].lstrip(" "))
-                    continue  # comments (":"), "event:" and "id:" lines carry nothing we use
-                if not data_lines:
-                    continue
-                payload = "\n".join(data_lines)
-                data_lines = []
-                if payload == "[DONE]":
-                    state.done = True
+            if response.status_code >= 400:
+                raise await self._status_error(response)
+            chunks = response.aiter_bytes()
+            async for raw in chunks:
+                batch: list[StreamEvent] = []
+                try:
+                    for payload in decoder.feed(raw):
+                        if payload == _DONE:
+                            state.done = True
+                            break
+                        self._apply_chunk(payload, state, assembler, text_out, batch)
+                except AppError:
+                    if batch:
+                        yield batch  # what arrived before the broken chunk is shown, then the error
+                    raise
+                if batch:
+                    yield batch
+                if state.done:
+                    await _drain(chunks)
                     break
-                for text in self._apply_chunk(payload, state, assembler):
-                    if deciding:
-                        held.append(text)
-                        joined = "".join(held)
-                        if not joined.strip():
-                            continue
-                        deciding = False
-                        if prompt_tools.looks_like_tool_json(joined):
-                            continue
-                        hold = False
-                        held = []
-                        state.text.append(joined)
-                        yield TextDelta(joined)
-                    elif hold:
-                        held.append(text)
+            else:
+                batch = []
+                for payload in decoder.flush():
+                    if payload == _DONE:
+                        state.done = True
                     else:
-                        state.text.append(text)
-                        yield TextDelta(text)
-            if data_lines and not state.done:
-                payload = "\n".join(data_lines)
-                if payload == "[DONE]":
-                    state.done = True
-                else:
-                    for text in self._apply_chunk(payload, state, assembler):
-                        state.text.append(text)
-                        yield TextDelta(text)
+                        self._apply_chunk(payload, state, assembler, text_out, batch)
+                if batch:
+                    yield batch
         except AppError:
             raise
         except Exception as exc:
             raise translate(exc, api_key_env=self._api_key_env) from exc
         finally:
-            await opened.__aexit__(None, None, None)
+            await response.aclose()
         if not state.done and state.finish_reason is None:
             raise ExternalServiceError("the LLM stream ended before the reply was complete", service=SERVICE)
-        for event in self._finish_events(request, state, assembler, "".join(held) if held else None, tool_names):
-            yield event
+        yield self._finish_events(request, state, assembler, text_out.held_text(), tool_names)
 
-    def _apply_chunk(self, payload: str, state: _StreamState, assembler: ToolCallAssembler) -> list[str]:
-        """Fold one SSE chunk into the state; returns its text pieces."""
+    async def _status_error(self, response: httpx.Response) -> AppError:
+        await response.aread()
+        try:
+            body: Any = json.loads(response.content)
+        except ValueError:
+            body = response.text
+        return error_for_response(response.status_code, body, dict(response.headers), api_key_env=self._api_key_env)
+
+    def _apply_chunk(self, payload: bytes, state: _StreamState, assembler: ToolCallAssembler, text_out: _TextGate,
+                     batch: list[StreamEvent]) -> None:
+        """Fold one SSE chunk into the state; its text goes through ``text_out`` into ``batch``."""
         try:
             data = json.loads(payload)
-        except json.JSONDecodeError as exc:
-            raise ExternalServiceError(f"the LLM endpoint sent a malformed stream chunk ({exc.msg})",
-                                       service=SERVICE, details={"chunk": payload[:200]}) from exc
-        if not isinstance(data, dict):
+        except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+            raise ExternalServiceError(f"the LLM endpoint sent a malformed stream chunk ({reason})",
+                                       service=SERVICE,
+                                       details={"chunk": payload[:200].decode(errors="replace")}) from exc
+        if type(data) is not dict:
             raise ExternalServiceError("the LLM endpoint sent a stream chunk that is not an object", service=SERVICE)
         if data.get("error"):
             err = data["error"]
             status = int(err.get("code")) if isinstance(err, dict) and str(err.get("code", "")).isdigit() else 500
             raise error_for_response(status, data, None, api_key_env=self._api_key_env)
-        if data.get("model"):
-            state.model = data["model"]
+        model = data.get("model")
+        if model:
+            state.model = model
         usage = data.get("usage")
         if usage:
             state.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-        texts: list[str] = []
         for choice in data.get("choices") or ():
             delta = choice.get("delta") or {}
             content = delta.get("content")
             if content:
-                texts.append(content)
-            for tc in delta.get("tool_calls") or ():
-                assembler.feed(tc)
+                text_out.add(content, batch)
+            tool_calls = delta.get("tool_calls")
+            if tool_calls:
+                for tc in tool_calls:
+                    assembler.feed(tc)
             if choice.get("finish_reason"):
                 state.finish_reason = choice["finish_reason"]
-        return texts
 
     def _finish_events(self, request: Mapping[str, Any], state: _StreamState, assembler: ToolCallAssembler,
                        held: str | None, tool_names: list[str]) -> list[StreamEvent]:
@@ -490,3 +550,22 @@ def _content(message: Mapping[str, Any]) -> str:
         return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return ""
 
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read what is left of a finished stream so httpx returns the connection to its pool."""
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in chunks:
+                pass
+    except TimeoutError:
+        pass  # the response is closed instead; the reply itself is complete
+
+
+def _send_error(exc: Exception, api_key_env: str) -> AppError:
+    """Classify a failure to get a response at all, worded as the SDK path words it."""
+    if isinstance(exc, (httpx.TransportError, OSError)) and not isinstance(exc, httpx.TimeoutException):
+        detail = " ".join(str(exc).split())[:200]
+        name = type(exc).__name__
+        return ServiceUnavailableError(f"the LLM endpoint is unreachable ({name}: {detail})" if detail
+                                       else f"the LLM endpoint is unreachable ({name})", service=SERVICE)
+    return translate(exc, api_key_env=api_key_env)
