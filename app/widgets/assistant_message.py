@@ -26,6 +26,7 @@ class AssistantMessage(Vertical):
     DEFAULT_CSS = """
     AssistantMessage { height: auto; margin: 1 8 0 0; padding: 0 1; border-left: thick $success; }
     AssistantMessage > Markdown { margin: 0; padding: 0; background: transparent; }
+    AssistantMessage > Markdown > *:last-child { margin-bottom: 0; }
     AssistantMessage > .plain { height: auto; }
     AssistantMessage > .badge { color: $text-muted; height: auto; }
     AssistantMessage.-interrupted { border-left: thick $warning; }
@@ -50,7 +51,10 @@ class AssistantMessage(Vertical):
             yield self._plain
         else:
             yield Markdown(self.text)
-        yield Static(self._badge(), markup=False, classes="badge")
+        badge_text = self._badge()
+        badge = Static(badge_text, markup=False, classes="badge")
+        badge.display = bool(badge_text.plain)
+        yield badge
 
     @property
     def markdown(self) -> Markdown | None:
@@ -114,7 +118,10 @@ class AssistantMessage(Vertical):
                 await self.markdown.update(self.text)
         self.set_class(interrupted, "-interrupted")
         self.set_class(source not in ("llm", ""), "-fallback")
-        self.query_one(".badge", Static).update(self._badge())
+        badge = self.query_one(".badge", Static)
+        text = self._badge()
+        badge.update(text)
+        badge.display = bool(text.plain)
 
     def _badge(self) -> Text:
         if self.streaming:

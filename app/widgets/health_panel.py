@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
@@ -66,18 +65,20 @@ class HealthPanel(Static):
             self.set_row(_row_name(name), status=status, detail=_detail(result), latency_ms=result.latency_ms)
 
     def refresh_table(self) -> None:
-        table = Table.grid(padding=(0, 1), expand=True)
-        table.add_column("dot", no_wrap=True, width=1)
-        table.add_column("name", no_wrap=True, ratio=3)
-        table.add_column("latency", no_wrap=True, justify="right", ratio=2)
-        table.add_column("detail", ratio=4, overflow="ellipsis", no_wrap=True)
+        lines: list[Text] = []
         for name, row in self.rows.items():
             dot, style = STATUS_STYLES.get(row.status, ("○", "dim"))
-            latency = f"{row.latency_ms:.0f}ms" if row.latency_ms is not None else ""
-            detail = row.detail if row.pid is None else f"pid {row.pid} · {row.detail}"
-            table.add_row(Text(dot, style=style), Text(name, style=style if row.status != "healthy" else ""),
-                          Text(latency, style="dim"), Text(one_line(detail, 80), style="dim"))
-        self.update(table)
+            line = Text(f"{dot} ", style=style)
+            line.append(f"{name:<11}", style=style if row.status != "healthy" else "")
+            line.append(f"{'pid ' + str(row.pid) if row.pid is not None else '':<10}", style="dim")
+            if row.latency_ms is not None:
+                line.append(f"{row.latency_ms:>6.0f} ms", style="dim")
+            lines.append(line)
+            # Only news is worth a line: a problem, or what a row is doing (starting, tool count).
+            if row.detail and row.detail != row.status:
+                lines.append(Text("  " + one_line(row.detail, 160),
+                                  style=style if row.status != "healthy" else "dim"))
+        self.update(Text("\n").join(lines))
 
 
 def _row_name(check: str) -> str:

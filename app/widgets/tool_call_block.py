@@ -79,3 +79,6 @@ class ToolCallBlock(Collapsible):
             self._error.display = True
         self.set_class(status != "ok", "-error")
         self.title = self._make_title()
+        # The title widget is auto-width; a longer label needs a new layout or it is cut off.
+        for title in self.query("CollapsibleTitle"):
+            title.refresh(layout=True)
