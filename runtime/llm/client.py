@@ -11,9 +11,10 @@ transform and pydantic chunk objects cost milliseconds per call and tens of micr
 per token, and a malformed chunk becomes a typed error rather than whatever the SDK raises.
 Status errors are classified like the SDK's (:func:`runtime.llm.errors.error_for_response`).
 A finished stream's body is read to its end so the keep-alive connection is reused. The
-guarded stream carries one batch of events per network read, so the guard's per-item cost
-(a timeout scope) is paid per read, not per token; :meth:`LLMClient.stream_chat` yields
-the events one by one.
+body is read ahead in its own task (:mod:`runtime.llm.read_ahead`) and the guarded stream
+carries batches: everything that arrived since the consumer's last turn. The guard's
+per-item cost (a timeout scope) is then paid per batch, not per token, whenever the
+consumer falls behind; :meth:`LLMClient.stream_chat` yields the events one by one.
 
 A stream that breaks before its first event is retried by the guard; after events reached
 the caller it is not: the caller gets :class:`StreamInterrupted` with the partial text.
@@ -41,6 +42,7 @@ from runtime.config import LLMConfig
 from runtime.errors import AppError, ExternalServiceError, ServiceUnavailableError, describe
 from runtime.llm import prompt_tools
 from runtime.llm.errors import SERVICE, error_for_response, translate
+from runtime.llm.read_ahead import ReadAhead
 from runtime.llm.sse import SSEDecoder
 from runtime.llm.fallbacks import OUTAGE_TYPES, LLMFallbacks
 from runtime.llm.stream_events import (
@@ -313,32 +315,31 @@ class LLMClient:
             if response.status_code >= 400:
                 raise await self._status_error(response)
             chunks = response.aiter_bytes()
-            async for raw in chunks:
-                batch: list[StreamEvent] = []
-                try:
-                    for payload in decoder.feed(raw):
-                        if payload == _DONE:
-                            state.done = True
-                            break
-                        self._apply_chunk(payload, state, assembler, text_out, batch)
-                except AppError:
-                    if batch:
-                        yield batch  # what arrived before the broken chunk is shown, then the error
-                    raise
-                if batch:
-                    yield batch
-                if state.done:
+
+            def feed(raw: bytes, out: list[StreamEvent]) -> bool:
+                for payload in decoder.feed(raw):
+                    if payload == _DONE:
+                        state.done = True
+                        return True
+                    self._apply_chunk(payload, state, assembler, text_out, out)
+                return False
+
+            async def finish(out: list[StreamEvent], completed: bool) -> None:
+                if completed:
                     await _drain(chunks)
-                    break
-            else:
-                batch = []
-                for payload in decoder.flush():
+                    return
+                for payload in decoder.flush():  # a server that ended without the last blank line
                     if payload == _DONE:
                         state.done = True
                     else:
-                        self._apply_chunk(payload, state, assembler, text_out, batch)
-                if batch:
+                        self._apply_chunk(payload, state, assembler, text_out, out)
+
+            reader = ReadAhead(chunks, feed, finish).start()
+            try:
+                while (batch := await reader.next_batch()) is not None:
                     yield batch
+            finally:
+                await reader.aclose()
         except AppError:
             raise
         except Exception as exc:
