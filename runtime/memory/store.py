@@ -30,7 +30,7 @@ import pyarrow as pa
 from runtime.config import Config, MemoryConfig
 from runtime.errors import AppError, CircuitOpenError, ServiceUnavailableError, ValidationError, describe
 from runtime.events import EventBus, HealthChanged
-from runtime.memory import escaping
+from runtime.memory import escaping, indexing
 from runtime.memory.embeddings import Embedder, LexicalEmbedder, make_embedder
 from runtime.memory.lexical import lexical_vector, lexical_vectors
 from runtime.memory.records import (
@@ -56,9 +56,6 @@ _COLUMNS = ["id", "user_id", "conversation_id", "type", "content", "content_hash
 LEXICAL_MIN_SIMILARITY = 0.25
 #: Rows the lexical fallback may scan for one user (it ranks in Python).
 LEXICAL_SCAN_LIMIT = 5000
-#: With an IVF-PQ index the PQ distances are approximate; re-rank this many times the limit
-#: with exact vectors so the similarity threshold compares true cosine scores.
-REFINE_FACTOR = 10
 MAX_CONTENT_CHARS = 4000
 #: Seconds an index build or ``optimize()`` may take (100k rows build in well under this).
 UPKEEP_TIMEOUT = 600.0
@@ -103,6 +100,8 @@ class VectorMemoryStore:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._commits_since_optimize = 0
         self._indexed: bool | None = None
+        #: How to query the table's vector index; None while it has none (flat search).
+        self._plan: indexing.SearchPlan | None = None
         self._maintenance: asyncio.Task[Any] | None = None
         self._drain_task: asyncio.Task[Any] | None = None
         self.last_error: str = ""
@@ -140,6 +139,7 @@ class VectorMemoryStore:
                 # The handles may point at files that moved or broke; reopen next time.
                 self._table = self._db = None
                 self._indexed = None
+                self._plan = None
             raise
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
@@ -175,6 +175,7 @@ class VectorMemoryStore:
                         # Tables written before the marker: add it, so concurrent writers
                         # of the same fact stop committing duplicate rows from now on.
                         await table.set_unenforced_primary_key("id")
+                    self._plan = _plan_from(await table.list_indices())
                     return table
                 if not create:
                     return None
@@ -347,8 +348,11 @@ class VectorMemoryStore:
                                 f"type != {escaping.sql_string(CONVERSATION_SUMMARY)}")
 
         async def nearest() -> list[dict[str, Any]]:
-            return await (table.vector_search(vec.tolist()).distance_type("cosine").where(where)
-                          .select(["id", "_distance"]).limit(1).to_list())
+            q = (table.vector_search(vec.tolist()).distance_type("cosine").where(where)
+                 .select(["id", "_distance"]).limit(1))
+            if self._plan is not None:
+                q = self._plan.apply(q)
+            return await q.to_list()
 
         hits = await self._db_call("dedup search", nearest)
         if hits and 1.0 - float(hits[0]["_distance"]) >= threshold:
@@ -419,8 +423,8 @@ class VectorMemoryStore:
         async def search() -> list[dict[str, Any]]:
             q = (table.vector_search(vec.tolist()).distance_type("cosine").where(where)
                  .select([*_COLUMNS, "_distance"]).limit(limit))
-            if self._indexed:
-                q = q.refine_factor(REFINE_FACTOR)
+            if self._plan is not None:
+                q = self._plan.apply(q)
             return await q.to_list()
 
         try:
@@ -508,31 +512,33 @@ class VectorMemoryStore:
             log.warning("memory upkeep skipped: %s", describe(exc))
 
     async def ensure_indexes(self, *, force: bool = False) -> bool:
-        """Create the vector index (IVF-PQ, cosine) and a scalar index on ``user_id`` once the
-        table holds ``index_threshold`` rows (or now, with ``force``). True if indexed."""
+        """Create the vector index (see :mod:`runtime.memory.indexing`) and a scalar index on
+        ``user_id`` once the table holds ``index_threshold`` rows (or now, with ``force``).
+        True if the table has a vector index."""
         table = await self._open(create=False)
         if table is None:
             return False
         rows = await self.count()
         if not force and rows < self.config.index_threshold:
             return False
-        existing = {i.columns[0] for i in await self._db_call("list indices", table.list_indices)}
+        indices = await self._db_call("list indices", table.list_indices)
+        existing = {i.columns[0] for i in indices}
         if {"vector", "user_id"} <= existing:
+            self._plan = _plan_from(indices)
             self._indexed = True
             return True
-        from lancedb.index import BTree, IvfPq
+        from lancedb.index import BTree
 
-        ndims = self.embedder.ndims
-        sub_vectors = next(d for d in (ndims // 8, ndims // 16, 1) if d and ndims % d == 0)
         if "user_id" not in existing:
             await self._db_call("index user_id", lambda: table.create_index("user_id", config=BTree()),
                                 guard=self._upkeep_guard)
+        # k-means needs some rows per partition; below this a flat search is fast anyway.
         if "vector" not in existing and rows >= 256:
             await self._db_call("index vector", lambda: table.create_index(
-                # Partition count is left to LanceDB (rows / its target partition size):
-                # sqrt(rows) over-partitions small tables and leaves partitions untrained.
-                "vector", config=IvfPq(distance_type="cosine", num_sub_vectors=sub_vectors)),
-                guard=self._upkeep_guard)
+                "vector", config=indexing.vector_index(rows)), guard=self._upkeep_guard)
+            existing.add("vector")
+        if "vector" in existing:
+            self._plan = _plan_from(await self._db_call("list indices", table.list_indices))
             self._indexed = True
         return bool(self._indexed)
 
@@ -564,6 +570,15 @@ def _upkeep_guard(resilience: Any) -> Any:
     return Guard("memory:upkeep", settings, breaker=resilience.breakers.get("memory:upkeep"),
                  fallbacks=resilience.fallbacks, bus=resilience.bus, clock=resilience.clock,
                  sleep=resilience.sleep)
+
+
+def _plan_from(indices: list[Any]) -> indexing.SearchPlan | None:
+    """The search plan for the table's vector index, if it has one."""
+    for index in indices:
+        if list(index.columns) == ["vector"]:
+            rows = (index.num_indexed_rows or 0) + (index.num_unindexed_rows or 0)
+            return indexing.plan_for(str(index.index_type), rows)
+    return None
 
 
 def _check_user(user_id: str) -> None:

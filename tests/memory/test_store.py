@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
+
+from runtime.memory import indexing
+from runtime.memory.embeddings import LexicalEmbedder
 from runtime.memory.records import CONVERSATION_SUMMARY
 from runtime.memory.remember import remember_turn
 from runtime.memory.store import VectorMemoryStore
@@ -96,3 +100,24 @@ async def test_indexes_are_built_past_the_threshold_and_optimize_compacts(
     assert await store.fragment_count() <= 4
     recall = await store.search_memories("Note 17: I like trains number 17", "u2")
     assert recall.memories and recall.memories[0].content == "Note 17: I like trains number 17"
+
+
+async def test_a_user_with_few_memories_in_a_large_indexed_table_gets_all_of_them(
+        make_store: Callable[..., VectorMemoryStore], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Many small partitions and few probes, so bob's rows mostly sit in partitions a
+    # query does not probe first (as in a big table where each user owns ~1% of rows).
+    monkeypatch.setattr(indexing, "ROWS_PER_PARTITION", 10)
+    monkeypatch.setattr(indexing, "MIN_PROBES", 1)
+    monkeypatch.setattr(indexing, "PROBE_SHARE", 0.05)
+    store = make_store(embedder=LexicalEmbedder(), index_threshold=10**9, optimize_every=10**9)
+    topics = ["tea", "trains", "rust", "oslo", "cello", "chess", "bread", "birds"]
+    await asyncio.gather(*[store.store_memory("alice", "c", f"Note {i} about {topics[i % 8]} and {topics[i * 3 % 8]}")
+                           for i in range(400)])
+    bob = ["Bob keeps bees in the garden", "Bob fixes old radios", "Bob's train leaves at nine"]
+    for fact in bob:
+        await store.store_memory("bob", "c", fact)
+    assert await store.ensure_indexes(force=True)
+
+    for reader in (store, make_store(embedder=LexicalEmbedder())):  # a fresh store finds the index too
+        recall = await reader.search_memories("what does bob do?", "bob", limit=5, min_similarity=-1.0)
+        assert sorted(m.content for m in recall.memories) == sorted(bob)
