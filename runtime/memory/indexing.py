@@ -62,7 +62,8 @@ class SearchPlan:
     def apply(self, query: Any) -> Any:
         # At least ``probes`` partitions; unlimited beyond that when the filter leaves
         # fewer than ``limit`` rows there (a user with few memories still gets all of them).
-        query = query.minimum_nprobes(self.probes).maximum_nprobes(0)
+        # (LanceDB checks min <= max on each call: lift the maximum first.)
+        query = query.maximum_nprobes(0).minimum_nprobes(self.probes)
         if self.refine_factor:
             query = query.refine_factor(self.refine_factor)
         return query

@@ -102,12 +102,14 @@ async def test_indexes_are_built_past_the_threshold_and_optimize_compacts(
     assert recall.memories and recall.memories[0].content == "Note 17: I like trains number 17"
 
 
+@pytest.mark.parametrize("min_probes", [1, 30])
 async def test_a_user_with_few_memories_in_a_large_indexed_table_gets_all_of_them(
-        make_store: Callable[..., VectorMemoryStore], monkeypatch: pytest.MonkeyPatch) -> None:
+        make_store: Callable[..., VectorMemoryStore], monkeypatch: pytest.MonkeyPatch, min_probes: int) -> None:
     # Many small partitions and few probes, so bob's rows mostly sit in partitions a
-    # query does not probe first (as in a big table where each user owns ~1% of rows).
+    # query does not probe first (as in a big table where each user owns ~1% of rows);
+    # and more probes than LanceDB's default of 20, as a 100k table gets.
     monkeypatch.setattr(indexing, "ROWS_PER_PARTITION", 10)
-    monkeypatch.setattr(indexing, "MIN_PROBES", 1)
+    monkeypatch.setattr(indexing, "MIN_PROBES", min_probes)
     monkeypatch.setattr(indexing, "PROBE_SHARE", 0.05)
     store = make_store(embedder=LexicalEmbedder(), index_threshold=10**9, optimize_every=10**9)
     topics = ["tea", "trains", "rust", "oslo", "cello", "chess", "bread", "birds"]
