@@ -21,6 +21,7 @@ counts are used instead of re-tokenising.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -120,26 +121,40 @@ class _TailScanner:
 
     def add(self, message: ChatMessage) -> bool:
         """Account for ``message``; True once older messages cannot matter."""
-        cost = self._counter.count_message(message)
-        if message.role == "tool":
-            cost = min(cost, self._tool_floor)
-        self._spent += cost
-        if message.role == "user":
-            self._anchor_found = True
-        if self._spent <= self._available:
-            return False
-        if self._anchor_found:
-            return True
-        self._past_budget += 1
-        return self._past_budget > self._anchor_limit
+        return self.scan_back([message]) is not None
+
+    def scan_back(self, messages: Sequence[ChatMessage], end: int | None = None) -> int | None:
+        """Account for ``messages[:end]`` newest first; the index where older ones stop
+        mattering, or None when all of them may (one call per page: no call per message)."""
+        count = self._counter.count_message
+        floor, available, limit = self._tool_floor, self._available, self._anchor_limit
+        spent, anchor_found, past = self._spent, self._anchor_found, self._past_budget
+        stop: int | None = None
+        for index in range(len(messages) if end is None else end, 0, -1):
+            message = messages[index - 1]
+            cost = count(message)
+            role = message.role
+            if role == "tool":
+                if cost > floor:
+                    cost = floor
+            elif role == "user":
+                anchor_found = True
+            spent += cost
+            if spent <= available:
+                continue
+            if not anchor_found:
+                past += 1
+                if past <= limit:
+                    continue
+            stop = index - 1
+            break
+        self._spent, self._anchor_found, self._past_budget = spent, anchor_found, past
+        return stop
 
 
 def _tail_of_sequence(history: Sequence[ChatMessage], scanner: _TailScanner) -> _Tail:
-    index = len(history)
-    while index > 0:
-        index -= 1
-        if scanner.add(history[index]):
-            break
+    stop = scanner.scan_back(history)
+    index = 0 if stop is None else stop
     return _Tail(list(history[index:]), reached_start=index == 0, total_messages=len(history))
 
 
@@ -160,11 +175,7 @@ async def _tail_of_reader(reader: HistoryReader, conversation_id: str, scanner: 
             break
         if total is None and page[-1].seq is not None:
             total = page[-1].seq + 1 - live_start
-        cut = None
-        for k in range(len(page) - 1, -1, -1):
-            if scanner.add(page[k]):
-                cut = k
-                break
+        cut = scanner.scan_back(page)
         if cut is not None:
             pages.append(page[cut:])
             first = page[cut].seq
@@ -194,7 +205,7 @@ Preview = tuple[dict[str, Any], int]  # a shortened tool message as sent, and it
 class _Selection:
     """Which units are sent, which of their tool outputs are previews, and the room left."""
 
-    kept: list[int]
+    kept: list[int]  # unit indexes, newest first
     # unit index -> [(message index, preview, full cost)] for outputs sent as a preview
     previews: dict[int, list[tuple[int, Preview, int]]]
     room: int
@@ -309,24 +320,35 @@ class _Planner:
         room -= sum_tokens
 
         selection = self._fill_history(units, anchor, room)
+        # What the selection spent is exactly what its messages cost as sent (previews included).
+        history_tokens = anchor_cost + room - selection.room
 
         history: list[dict[str, Any]] = []
-        history_tokens = anchor_cost
+        append = history.append
         shrunk = 0
-        for index in sorted([*selection.kept, anchor] if anchor is not None else selection.kept):
+        previews_of = selection.previews
+        kept = selection.kept
+        kept.reverse()  # chronological: the selection runs newest first
+        if anchor is not None:
+            kept.insert(bisect.bisect(kept, anchor), anchor)
+        for index in kept:
             if index == anchor and anchor_out is not None:
-                history.append(anchor_out)
+                append(anchor_out)
                 continue
             unit = units[index].messages
-            previews = {k: preview for k, preview, _ in selection.previews.get(index, ())}
+            shortened = previews_of.get(index)
+            if not shortened:
+                for msg in unit:
+                    append(msg.to_openai())
+                continue
+            by_position = {k: preview for k, preview, _ in shortened}
             for k, msg in enumerate(unit):
-                if k in previews:
-                    history.append(previews[k][0])
-                    history_tokens += previews[k][1]
-                    shrunk += 1
+                preview = by_position.get(k)
+                if preview is None:
+                    append(msg.to_openai())
                 else:
-                    history.append(msg.to_openai())
-                    history_tokens += self.counter.count_message(msg)
+                    append(preview[0])
+                    shrunk += 1
         out = [system]
         if mem_msg is not None:
             out.append(mem_msg)
@@ -380,39 +402,53 @@ class _Planner:
         return memories_message(kept), cost, len(kept), len(texts)
 
     def _fill_history(self, units: Sequence[Unit], anchor: int | None, room: int) -> _Selection:
+        """Units to send, newest first, as far as ``room`` goes (see :class:`_Selection`)."""
         count = self.counter.count_message
-        candidates = [i for i in range(len(units) - 1, -1, -1) if i != anchor]
-        full_costs = [sum(count(m) for m in units[i].messages) for i in candidates]
-        if sum(full_costs) <= room:
+        candidates: list[int] = []
+        full_costs: list[int] = []
+        total = 0
+        for i in range(len(units) - 1, -1, -1):
+            if i == anchor:
+                continue
+            messages = units[i].messages
+            # Most units are one message: skip the generator a sum() over them would build.
+            cost = count(messages[0]) if len(messages) == 1 else sum(count(m) for m in messages)
+            candidates.append(i)
+            full_costs.append(cost)
+            total += cost
+        if total <= room:
             # Everything fits as is: no previews needed.
-            return _Selection(candidates, {}, room - sum(full_costs))
+            return _Selection(candidates, {}, room - total)
 
         kept: list[int] = []
         previews: dict[int, list[tuple[int, Preview, int]]] = {}
         for i, need in zip(candidates, full_costs):
-            shortened: list[tuple[int, Preview, int]] = []
-            if units[i].is_tool_group:
-                for k, msg in enumerate(units[i].messages):
+            messages = units[i].messages
+            shortened: list[tuple[int, Preview, int]] | None = None
+            if messages[0].tool_calls:  # a tool group: its long outputs may go in as previews
+                for k, msg in enumerate(messages):
                     preview = self._preview(msg) if msg.role == "tool" else None
                     if preview is not None:
-                        shortened.append((k, preview, count(msg)))
-                        need -= count(msg) - preview[1]
+                        full = count(msg)
+                        if shortened is None:
+                            shortened = []
+                        shortened.append((k, preview, full))
+                        need -= full - preview[1]
             if need > room:
                 break  # older units stay out too: the window is one contiguous span
             kept.append(i)
             room -= need
             if shortened:
                 previews[i] = shortened
-        # Give full outputs back, newest first, with whatever budget is left.
-        for i in kept:
+        # Give full outputs back, newest first (the dict's insertion order), with whatever budget is left.
+        for i, shortened in previews.items():
             still_short = []
-            for k, preview, full in previews.get(i, ()):
+            for k, preview, full in shortened:
                 if full - preview[1] <= room:
                     room -= full - preview[1]
                 else:
                     still_short.append((k, preview, full))
-            if i in previews:
-                previews[i] = still_short
+            previews[i] = still_short
         return _Selection(kept, previews, room)
 
 
