@@ -90,7 +90,7 @@ class LocalMiniLMFunction(TextEmbeddingFunction):
 
     name: str = onnx_minilm.MODEL_NAME
     max_retries: int = 0
-    intra_op_threads: int = 2
+    intra_op_threads: int = 1
     _model: onnx_minilm.MiniLM = PrivateAttr()
 
     def __init__(self, **kwargs: Any) -> None:
@@ -113,7 +113,7 @@ class LocalEmbedder(_Base):
 
     provider = "local"
 
-    def __init__(self, model: str = onnx_minilm.MODEL_NAME, *, intra_op_threads: int = 2) -> None:
+    def __init__(self, model: str = onnx_minilm.MODEL_NAME, *, intra_op_threads: int = 1) -> None:
         if _slug(model) != _slug(onnx_minilm.MODEL_NAME):
             raise ValidationError(
                 f"[memory].embedding_model {model!r} is not available offline; the local provider "

@@ -46,8 +46,11 @@ def _sha256(path: Path) -> str:
 class MiniLM:
     """A lazily loaded, thread-safe MiniLM encoder.
 
-    ``intra_op_threads`` stays small: the machine also runs the UI, Redis and LanceDB,
-    and a query is a few milliseconds of work that more threads barely speed up.
+    One intra-op thread by default: a query is ~11 tokens and ~6 ms of CPU, too little to
+    split, and the machine also runs the UI, Redis and LanceDB. Measured on 2 shared CPUs
+    (tests/bench/bench_memory.py): 1 thread gave query p50 7.6 ms and 208 texts/s in
+    batches; 2 threads 12.6 ms and 144 texts/s (their spin-waiting competes for the CPU),
+    2 threads without spinning 7.8 ms and 178 texts/s. Spinning is off for any setting.
     """
 
     def __init__(
@@ -56,7 +59,7 @@ class MiniLM:
         model_file: Path | None = None,
         expected_sha256: str | None = None,
         tokenizer_file: Path = TOKENIZER_PATH,
-        intra_op_threads: int = 2,
+        intra_op_threads: int = 1,
     ) -> None:
         self._model_file = model_file
         self._expected_sha256 = expected_sha256
@@ -114,6 +117,8 @@ class MiniLM:
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
+            # Idle worker threads would otherwise spin on the CPU between runs.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
                 session = ort.InferenceSession(
                     str(model_file), sess_options=options, providers=["CPUExecutionProvider"]

@@ -163,8 +163,15 @@ async def test_bench_inserts_with_real_embeddings(tmp_path: Path) -> None:
     await embedder.embed(["warm up"])
     store = VectorMemoryStore(MemoryConfig(), uri=str(tmp_path / "mem"), resilience=Resilience(),
                               embedder=embedder, queue_path=tmp_path / "queue.jsonl")
-    topics = ["cats", "trains", "tea", "rust", "oslo"]
-    texts = [f"I have a note number {i} about {topics[i % 5]}" for i in range(1000)]
+    # Distinct facts (MiniLM barely separates texts that differ only in a number, so those
+    # would be merged as near-duplicates and the benchmark would time updates, not inserts).
+    people = ["My sister", "My boss", "My neighbour", "My dentist", "My best friend", "My landlord",
+              "My grandmother", "My coach", "My cousin", "My teacher"]
+    verbs = ["loves", "collects", "is afraid of", "writes about", "repairs", "paints", "sells",
+             "studies", "photographs", "dreams about"]
+    things = ["old trains", "jazz records", "mountain goats", "Japanese tea", "sailing boats", "Roman coins",
+              "tropical fish", "vintage radios", "chess openings", "wild mushrooms"]
+    texts = [f"{p} {v} {t}" for p in people for v in verbs for t in things]
     t0 = time.perf_counter()
     for i in range(0, 1000, 100):
         await asyncio.gather(*[store.store_memory(f"u{j % 10}", "c", t) for j, t in enumerate(texts[i:i + 100])])
