@@ -193,11 +193,12 @@ class HoldfastApp(App[int]):
         self.header.demo = llm.preset == "demo" and not llm.base_url
         self.header.endpoint = llm.effective_base_url or ("demo server (starting…)" if self.header.demo else "")
         self.call_after_refresh(self._first_frame)
-        if self.boot:
-            self.run_worker(self._boot(), name="boot", group="boot", exit_on_error=False)
 
     def _first_frame(self) -> None:
         self.timings.setdefault("first_frame", self._clock() - self._launched)
+        # Only now: the import thread would otherwise compete with the first paint for the GIL.
+        if self.boot:
+            self.run_worker(self._boot(), name="boot", group="boot", exit_on_error=False)
 
     async def _boot(self) -> None:
         health = self.health_panel
@@ -376,6 +377,7 @@ class HoldfastApp(App[int]):
         self._oldest_seq = messages[0].seq if messages else None
         log_.has_older = bool(messages) and messages[0].seq not in (None, 0)
         log_.scroll_end(animate=False)
+        log_.anchor()
 
     async def reload_sidebar(self) -> None:
         if self.rt is None or self.rt.store is None:
@@ -473,7 +475,7 @@ class HoldfastApp(App[int]):
         """Show the user's text and start its turn, or queue it behind a running one."""
         bubble = UserMessage(text, queued=True)
         await self.chat_log.add(bubble)
-        self.chat_log.scroll_end(animate=False)
+        self.chat_log.anchor()  # sending means "show me the answer": follow the tail again
         self._queue.append((text, bubble))
         if not self.turn_running and self.ready.is_set():
             await self._drain_queue()
@@ -592,8 +594,6 @@ class TurnView:
                 self.reply = AssistantMessage(streaming=True)
                 await self.log.add(self.reply)
             await self.reply.append(event.text)
-            if self.log.scroll_y >= self.log.max_scroll_y - 3:
-                self.log.scroll_end(animate=False, immediate=False)
         elif isinstance(event, ToolCallStarted):
             await self._close_reply()
             block = ToolCallBlock(event.call_id, event.name, event.arguments)

@@ -1,12 +1,16 @@
 """The assistant's reply: streamed Markdown plus a badge for interrupted / cached / fallback.
 
-Deltas go through Textual's ``MarkdownStream``, which batches fragments while the widget is
-busy rendering, so a fast stream never queues up more work than the screen can show. A reply
+Deltas are gathered and handed to Textual's ``MarkdownStream`` at most every ``FLUSH_SECONDS``
+(the first at once); the stream itself batches again while the widget is busy rendering. Each
+append re-lays out the chat log, so fewer, larger appends keep a fast stream drawn on time. A reply
 longer than ``PLAIN_LIMIT`` characters switches to plain literal text: re-parsing a huge
 Markdown document on every batch would freeze the UI.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,6 +22,8 @@ from app.safe_text import clean, literal
 
 #: Characters after which a reply is shown as plain text instead of Markdown.
 PLAIN_LIMIT = 60_000
+#: Least time between two Markdown appends while streaming (20 frames a second).
+FLUSH_SECONDS = 0.05
 
 
 class AssistantMessage(Vertical):
@@ -26,7 +32,6 @@ class AssistantMessage(Vertical):
     DEFAULT_CSS = """
     AssistantMessage { height: auto; margin: 1 8 0 0; padding: 0 1; border-left: thick $success; }
     AssistantMessage > Markdown { margin: 0; padding: 0; background: transparent; }
-    AssistantMessage > Markdown > *:last-child { margin-bottom: 0; }
     AssistantMessage > .plain { height: auto; }
     AssistantMessage > .badge { color: $text-muted; height: auto; }
     AssistantMessage.-interrupted { border-left: thick $warning; }
@@ -35,7 +40,7 @@ class AssistantMessage(Vertical):
     """
 
     def __init__(self, text: str = "", *, streaming: bool = False, message_id: str | None = None,
-                 source: str = "llm", interrupted: bool = False) -> None:
+                 source: str = "llm", interrupted: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(classes="-streaming" if streaming else "")
         self.text = clean(text)
         self.message_id = message_id
@@ -44,6 +49,10 @@ class AssistantMessage(Vertical):
         self.streaming = streaming
         self._stream: MarkdownStream | None = None
         self._plain: Static | None = None
+        self._clock = clock
+        self._pending = ""
+        self._last_flush = float("-inf")
+        self._flush_scheduled = False
 
     def compose(self) -> ComposeResult:
         if len(self.text) > PLAIN_LIMIT:
@@ -80,6 +89,20 @@ class AssistantMessage(Vertical):
         if self._plain is not None:
             self._plain.update(literal(self.text))
             return
+        self._pending += fragment
+        wait = self._last_flush + FLUSH_SECONDS - self._clock()
+        if wait <= 0:
+            await self._flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.set_timer(wait, self._flush)
+
+    async def _flush(self) -> None:
+        self._flush_scheduled = False
+        fragment, self._pending = self._pending, ""
+        if not fragment or self._plain is not None:
+            return
+        self._last_flush = self._clock()
         if self._stream is None:
             md = self.markdown
             if md is None:
@@ -88,6 +111,7 @@ class AssistantMessage(Vertical):
         await self._stream.write(fragment)
 
     async def _switch_to_plain(self) -> None:
+        self._pending = ""
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
@@ -100,6 +124,7 @@ class AssistantMessage(Vertical):
     async def finish(self, *, content: str | None = None, interrupted: bool = False, source: str = "llm",
                      message_id: str | None = None) -> None:
         """The reply is complete (or cut): flush the stream, fix the text, show the badge."""
+        await self._flush()
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None

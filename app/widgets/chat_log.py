@@ -39,16 +39,15 @@ class ChatLog(VerticalScroll):
     def entries(self) -> list[Widget]:
         return list(self.children)
 
-    def _near_bottom(self) -> bool:
-        return self.scroll_y >= self.max_scroll_y - 2
+    def on_mount(self) -> None:
+        # Anchored: the log follows new content (a streaming reply) until the user scrolls up,
+        # without a scroll request per delta.
+        self.anchor()
 
     async def add(self, *widgets: Widget) -> None:
-        """Append at the bottom; follow the tail only if the user was already there."""
-        follow = self._near_bottom()
+        """Append at the bottom (followed while the log is anchored to its end)."""
         await self.mount_all(widgets)
         await self._prune()
-        if follow:
-            self.scroll_end(animate=False, immediate=False)
 
     async def prepend(self, widgets: list[Widget]) -> None:
         """Insert older entries above the current ones (after a LoadOlder)."""

@@ -1,0 +1,273 @@
+"""Benchmarks of the Textual app, each printed side by side with a baseline from the same run.
+
+1. Launch to an interactive composer: ``holdfast`` (``python -m runtime.cli``) against elia
+   (``elia``, another Textual chat app; install it in its own venv: it pins an older Textual),
+   both in a pseudo-terminal, timed until the composer is drawn. Set ``ELIA`` to elia's path, or
+   put it at /tmp/elia-venv/bin/elia (``python -m venv /tmp/elia-venv && /tmp/elia-venv/bin/pip
+   install elia-chat``).
+2. Keeping up with a 500 tokens/s stream from the demo LLM server: how far the rendered reply
+   lags the stream when it ends, against the same turn run headless (no UI) as the baseline.
+
+Run: .venv/bin/python -m pytest tests/bench/bench_app.py -o addopts="" -s
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.safe_text import clean
+from runtime.config import LoadedConfig, load_config
+
+pytestmark = pytest.mark.bench
+
+RUNS = 3
+HOLDFAST_MARK = b"Message Holdfast"
+ELIA_MARK = b"Enter your"
+
+
+def _time_to_screen(argv: list[str], mark: bytes, env: dict[str, str], timeout: float = 30.0) -> float:
+    """Seconds from spawn until ``mark`` appears in what the program draws on its terminal."""
+    master, slave = pty.openpty()
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    seen = b""
+    elapsed = float("nan")
+    try:
+        deadline = started + timeout
+        while time.perf_counter() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+                if mark in seen:
+                    elapsed = time.perf_counter() - started
+                    break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        end = time.perf_counter() + 15
+        while proc.poll() is None and time.perf_counter() < end:
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    os.read(master, 65536)
+                except OSError:
+                    break
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return elapsed
+
+
+def _elia() -> str | None:
+    for candidate in (os.environ.get("ELIA"), "/tmp/elia-venv/bin/elia", shutil.which("elia")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+@pytest.mark.timeout(600)
+def test_launch_to_interactive_composer(tmp_path: Path) -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("HOLDFAST_", "OPENAI_", "REDIS_URL"))}
+    base.update(TERM="xterm-256color", COLUMNS="120", LINES="36", HOME=str(tmp_path / "benchhome"))
+    (tmp_path / "benchhome").mkdir()
+    elia = _elia()
+    holdfast_times: list[float] = []
+    elia_times: list[float] = []
+    for run in range(RUNS):
+        env = dict(base, HOLDFAST_DATA_DIR=str(tmp_path / f"data{run}"), HOLDFAST_LOG_DIR=str(tmp_path / "logs"))
+        holdfast_times.append(_time_to_screen([sys.executable, "-m", "runtime.cli"], HOLDFAST_MARK, env))
+        if elia:
+            elia_env = dict(base, XDG_DATA_HOME=str(tmp_path / f"elia{run}"), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+            elia_times.append(_time_to_screen([elia], ELIA_MARK, elia_env))
+    print("\nlaunch -> interactive composer (median of %d, seconds)" % RUNS)
+    print(f"  holdfast : {statistics.median(holdfast_times):.3f}  runs {[round(t, 3) for t in holdfast_times]}")
+    if elia:
+        print(f"  elia     : {statistics.median(elia_times):.3f}  runs {[round(t, 3) for t in elia_times]}")
+    else:
+        print("  elia     : not installed (python -m venv /tmp/elia-venv && /tmp/elia-venv/bin/pip install elia-chat)")
+    assert all(t == t for t in holdfast_times), "holdfast never drew its composer"
+
+
+async def _headless_turns(config: Any, texts: list[str]) -> list[float]:
+    """Seconds from sending to the last streamed delta, per turn, with no UI at all."""
+    from runtime.events import TextDelta
+    from runtime.services import Runtime
+
+    durations: list[float] = []
+    async with Runtime.from_config(config, start_monitor=False) as rt:
+        for text in texts:
+            started = time.perf_counter()
+            last = started
+            async for event in rt.agent.run_turn("conv_bench_headless", text):
+                if isinstance(event, TextDelta):
+                    last = time.perf_counter()
+            durations.append(last - started)
+    return durations
+
+
+class LagProbe:
+    """When each delta arrived (on the bus, before the UI saw it) and when the Markdown widget
+    finished drawing each append (patched in for the benchmark only). The lag of a delta is the
+    time until an append covering it was drawn."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, int]] = []  # (time, total chars received so far)
+        self.drawn: list[tuple[float, int]] = []  # (time, total chars drawn)
+        self._original: Any = None
+
+    def on_event(self, event: Any) -> None:
+        from runtime.events import TextDelta
+
+        if isinstance(event, TextDelta):
+            total = (self.arrivals[-1][1] if self.arrivals else 0) + len(clean(event.text))
+            self.arrivals.append((time.perf_counter(), total))
+
+    def __enter__(self) -> LagProbe:
+        from textual.await_complete import AwaitComplete
+        from textual.widgets import Markdown
+
+        original = self._original = Markdown.append
+        probe = self
+
+        def append(widget: Markdown, markdown: str) -> AwaitComplete:
+            pending = original(widget, markdown)
+            total = len(widget._markdown)  # noqa: SLF001 - the source this append will draw
+
+            async def drawn() -> None:
+                await pending
+                probe.drawn.append((time.perf_counter(), total))
+
+            return AwaitComplete(drawn())
+
+        Markdown.append = append  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from textual.widgets import Markdown
+
+        Markdown.append = self._original  # type: ignore[method-assign]
+
+    def lags(self) -> tuple[float, float]:
+        """(end lag, worst lag) in seconds: for the last delta, and for any delta."""
+        worst = 0.0
+        for arrived, total in self.arrivals:
+            drawn_at = next((t for t, chars in self.drawn if chars >= total and t >= arrived), None)
+            if drawn_at is None:
+                raise AssertionError(f"text up to {total} chars was never drawn")
+            worst = max(worst, drawn_at - arrived)
+        last_arrived, last_total = self.arrivals[-1]
+        end = next(t for t, chars in self.drawn if chars >= last_total and t >= last_arrived) - last_arrived
+        return end, worst
+
+
+async def _app_turns(config: Any, texts: list[str]) -> list[tuple[float, float]]:
+    from app.chat_app import HoldfastApp
+
+    app = HoldfastApp(LoadedConfig(config=config))
+    results: list[tuple[float, float]] = []
+    async with app.run_test(size=(140, 40)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 60)
+        for text in texts:
+            with LagProbe() as probe:
+                remove = app.rt.bus.add_listener(probe.on_event)
+                app.composer.text = text
+                await pilot.press("enter")
+                assert app._turn is not None
+                await app._turn.wait()
+                await pilot.pause()
+                remove()
+            results.append(probe.lags())
+    return results
+
+
+async def _synthetic_stream(config: Any, tokens: int, rate: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A long Markdown reply (prose, lists, code) fed at ``rate`` deltas/s as real TextDelta
+    events through the app's TurnView, and the same deltas into a bare Textual Markdown stream
+    (the baseline)."""
+    from textual.app import App, ComposeResult
+    from textual.containers import VerticalScroll
+    from textual.widgets import Markdown
+
+    from app.chat_app import HoldfastApp, TurnView
+    from runtime.events import AssistantSaved, TextDelta, TurnFinished
+
+    pieces = []
+    for i in range(tokens):
+        if i % 120 == 0:
+            pieces.append("\n\n```python\nfor x in range(10):\n    print(x)\n```\n\n")
+        elif i % 40 == 0:
+            pieces.append("\n- item ")
+        else:
+            pieces.append(f"word{i % 50} ")
+    full = "".join(pieces)
+    ids = {"conversation_id": "conv_synthetic", "turn_id": "turn_1"}
+
+    async def paced(deliver: Any, probe: LagProbe) -> None:
+        start = time.perf_counter()
+        for index, piece in enumerate(pieces):
+            # Paced like a network stream: each delta at its due time.
+            await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
+            event = TextDelta(**ids, text=piece)
+            probe.on_event(event)
+            await deliver(event)
+
+    app = HoldfastApp(LoadedConfig(config=config), boot=False)
+    with LagProbe() as ours:
+        async with app.run_test(size=(140, 40)) as pilot:
+            app.conversation_id = "conv_synthetic"
+            view = TurnView(app, "conv_synthetic")
+            await paced(view.handle, ours)
+            await view.handle(AssistantSaved(**ids, message_id="msg_x", content=full))
+            await view.handle(TurnFinished(**ids))
+            await pilot.pause()
+
+    class Bare(App[None]):
+        def compose(self) -> ComposeResult:
+            with VerticalScroll():
+                yield Markdown()
+
+    bare = Bare()
+    with LagProbe() as base:
+        async with bare.run_test(size=(140, 40)) as pilot:
+            stream = Markdown.get_stream(bare.query_one(Markdown))
+
+            async def write(event: Any) -> None:
+                await stream.write(event.text)
+
+            await paced(write, base)
+            await stream.stop()
+            await pilot.pause()
+    return ours.lags(), base.lags()
+
+
+async def test_ui_keeps_up_with_a_500_tokens_per_second_stream(tmp_path: Path, redis_url: str) -> None:
+    overrides = {"data_dir": str(tmp_path / "data"), "redis.url": redis_url, "llm.demo_tokens_per_second": 500.0,
+                 "memory.embedding_provider": "lexical", "agent.user": "bench"}
+    config = load_config(environ={}, overrides=overrides, user_config=Path("/nonexistent")).config
+    texts = [f"question number {i}: " + " ".join(f"word{j}" for j in range(40)) for i in range(8)]
+    headless = await _headless_turns(config, texts)
+    ui = await _app_turns(config, texts)
+    ours, bare = await _synthetic_stream(config, 2000, 500.0)
+    ms = 1000.0
+    print("\n500 tokens/s streams (rendered text lag behind the stream; target <= 100 ms at the end)")
+    print(f"  demo server, {len(texts)} turns  headless turn median {statistics.median(headless) * ms:.0f} ms"
+          f" | app: end lag median {statistics.median(e for e, _ in ui) * ms:.1f} ms, "
+          f"max {max(e for e, _ in ui) * ms:.1f} ms; worst lag of any delta {max(w for _, w in ui) * ms:.1f} ms")
+    print(f"  2,000-token Markdown reply   bare Textual Markdown stream: end lag {bare[0] * ms:.1f} ms, worst "
+          f"{bare[1] * ms:.1f} ms | Holdfast chat log: end lag {ours[0] * ms:.1f} ms, worst {ours[1] * ms:.1f} ms")
