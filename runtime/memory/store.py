@@ -311,12 +311,18 @@ class VectorMemoryStore:
     async def _apply_stores(self, items: list[PendingWrite], *, dedup: bool = True) -> dict[int, str]:
         vectors = await self._embed([i.content for i in items])
         table = await self._open(create=True)
+        nearest = await self._nearest_stored(table, items, vectors) if dedup else {}
+        threshold = self.config.dedup_similarity
         rows: dict[str, dict[str, Any]] = {}
         results: dict[int, str] = {}
-        for item, vec in zip(items, vectors):
+        for n, (item, vec) in enumerate(zip(items, vectors)):
             target = item.id
             if dedup and item.type != CONVERSATION_SUMMARY:
-                target = await self._near_duplicate(table, item, vec, rows) or item.id
+                # Earlier writes of this batch first (they are newer than anything stored).
+                found = _near_in_batch(item, vec, rows, threshold)
+                if found is None and n in nearest and nearest[n][1] >= threshold:
+                    found = nearest[n][0]
+                target = found or item.id
             results[id(item)] = target
             # A later write of the same id in this batch wins (dict keeps one row per id).
             rows[target] = {
@@ -336,28 +342,32 @@ class VectorMemoryStore:
         self._after_commit()
         return results
 
-    async def _near_duplicate(self, table: Any, item: PendingWrite, vec: np.ndarray,
-                              batch_rows: dict[str, dict[str, Any]]) -> str | None:
-        """The id of an existing memory of this user that says nearly the same thing."""
-        threshold = self.config.dedup_similarity
-        for rid, row in batch_rows.items():
-            if row["user_id"] == item.user_id and row["type"] != CONVERSATION_SUMMARY:
-                if float(np.dot(np.asarray(row["vector"], dtype=np.float32), vec)) >= threshold:
-                    return rid
-        where = escaping.all_of(escaping.eq("user_id", item.user_id),
-                                f"type != {escaping.sql_string(CONVERSATION_SUMMARY)}")
+    async def _nearest_stored(self, table: Any, items: list[PendingWrite],
+                              vectors: np.ndarray) -> dict[int, tuple[str, float]]:
+        """For each fact in the batch, the most similar stored memory of its user (id and
+        cosine similarity), with one multi-vector query per user rather than one per fact."""
+        by_user: dict[str, list[int]] = {}
+        for n, item in enumerate(items):
+            if item.type != CONVERSATION_SUMMARY:
+                by_user.setdefault(item.user_id, []).append(n)
+        best: dict[int, tuple[str, float]] = {}
+        for user, positions in by_user.items():
+            where = escaping.all_of(escaping.eq("user_id", user),
+                                    f"type != {escaping.sql_string(CONVERSATION_SUMMARY)}")
 
-        async def nearest() -> list[dict[str, Any]]:
-            q = (table.vector_search(vec.tolist()).distance_type("cosine").where(where)
-                 .select(["id", "_distance"]).limit(1))
-            if self._plan is not None:
-                q = self._plan.apply(q)
-            return await q.to_list()
+            async def nearest(positions: list[int] = positions, where: str = where) -> list[dict[str, Any]]:
+                q = (table.vector_search([vectors[n].tolist() for n in positions]).distance_type("cosine")
+                     .where(where).select(["id", "_distance"]).limit(1))
+                if self._plan is not None:
+                    q = self._plan.apply(q)
+                return await q.to_list()
 
-        hits = await self._db_call("dedup search", nearest)
-        if hits and 1.0 - float(hits[0]["_distance"]) >= threshold:
-            return str(hits[0]["id"])
-        return None
+            for hit in await self._db_call("dedup search", nearest):
+                n = positions[int(hit.get("query_index", 0))]
+                score = 1.0 - float(hit["_distance"])
+                if n not in best or score > best[n][1]:
+                    best[n] = (str(hit["id"]), score)
+        return best
 
     # ------------------------------------------------------------ queue drain
 
@@ -570,6 +580,15 @@ def _upkeep_guard(resilience: Any) -> Any:
     return Guard("memory:upkeep", settings, breaker=resilience.breakers.get("memory:upkeep"),
                  fallbacks=resilience.fallbacks, bus=resilience.bus, clock=resilience.clock,
                  sleep=resilience.sleep)
+
+
+def _near_in_batch(item: PendingWrite, vec: np.ndarray, batch_rows: dict[str, dict[str, Any]],
+                   threshold: float) -> str | None:
+    for rid, row in batch_rows.items():
+        if row["user_id"] == item.user_id and row["type"] != CONVERSATION_SUMMARY:
+            if float(np.dot(np.asarray(row["vector"], dtype=np.float32), vec)) >= threshold:
+                return rid
+    return None
 
 
 def _plan_from(indices: list[Any]) -> indexing.SearchPlan | None:

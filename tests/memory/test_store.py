@@ -42,6 +42,25 @@ async def test_near_duplicates_are_merged_into_the_existing_memory(make_store: C
     assert await store.count("alice") == 2
 
 
+async def test_a_batch_of_near_duplicates_each_merges_into_its_own_memory(
+        make_store: Callable[..., VectorMemoryStore]) -> None:
+    store = make_store(dedup_similarity=0.9)
+    rex = await store.store_memory("alice", "c1", "My dog is called Rex.")
+    tom = await store.store_memory("alice", "c1", "My cat is called Tom.")
+    bobs_rex = await store.store_memory("bob", "c1", "My dog is called Rex.")
+    # Concurrent writers are coalesced into one batch: one nearest-neighbour query per user.
+    ids = await asyncio.gather(store.store_memory("alice", "c2", "I live in Berlin"),
+                               store.store_memory("alice", "c2", "My cat is called Tom!!"),
+                               store.store_memory("bob", "c2", "My dog is called Rex!!"),
+                               store.store_memory("alice", "c2", "My dog is called Rex!!"),
+                               store.store_memory("alice", "c2", "I support Liverpool football club"))
+    assert ids[1] == tom and ids[2] == bobs_rex and ids[3] == rex
+    assert len({rex, tom, bobs_rex, ids[0], ids[4]}) == 5
+    assert sorted(m.content for m in await store.list("alice")) == [
+        "I live in Berlin", "I support Liverpool football club", "My cat is called Tom!!", "My dog is called Rex!!"]
+    assert [m.content for m in await store.list("bob")] == ["My dog is called Rex!!"]
+
+
 async def test_forget_removes_only_that_memory(store: VectorMemoryStore) -> None:
     rex = await store.store_memory("alice", "c1", "My dog is called Rex")
     await store.store_memory("alice", "c1", "I live in Berlin")
