@@ -7,13 +7,15 @@ endpoint, a busy machine), a batch is whatever arrived meanwhile. The per-item c
 it (the guard's timeout scope per item, generator hops) are then paid per batch, not per
 token, without ever delaying an item that has arrived.
 
-A socket read finds data already queued when the endpoint is faster than the parsing, so
-the reader may not suspend for a whole stream. It therefore hands the loop over on its
-own: right after the first item (time to first token is what a user feels), then at least
-every ``max_hold`` seconds (1 ms: far below a rendered frame) while items wait.
+The first batch is read by the consumer itself, in its own task: time to first token is
+what a user feels, and it pays neither a task start nor a hand-over. The task reading the
+rest starts after it. A socket read finds data already queued when the endpoint is faster
+than the parsing, so that task may not suspend for a whole stream; it therefore hands the
+loop over on its own at least every ``max_hold`` seconds (1 ms: far below a rendered frame)
+while items wait.
 
 Errors raised while reading or parsing reach the consumer after the items parsed before
-them, in order. Closing the reader cancels its task; the caller closes the response.
+them, in order. Closing the reader cancels its task and closes the source.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ Finish = Callable[[list[T], bool], Awaitable[None]]
 
 
 class ReadAhead(Generic[T]):
-    """Start it with :meth:`start`; take batches with :meth:`next_batch`; always :meth:`aclose`."""
+    """Take batches with :meth:`next_batch` until it returns None; always :meth:`aclose`."""
 
     def __init__(self, source: AsyncIterator[bytes], feed: Feed[T], finish: Finish[T], *,
                  clock: Callable[[], float] = time.perf_counter, max_hold: float = MAX_HOLD) -> None:
@@ -46,37 +48,51 @@ class ReadAhead(Generic[T]):
         self._max_hold = max_hold
         self._pending: list[T] = []
         self._error: BaseException | None = None
-        self._ended = False
+        self._completed = False  # ``feed`` said the stream is done
+        self._ended = False  # nothing more will be read
         self._wake: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._first = True
 
     def start(self) -> ReadAhead[T]:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        """Nothing is read yet: the first :meth:`next_batch` reads the first items itself."""
         return self
 
-    async def _run(self) -> None:
-        completed = False
-        handed_over: float | None = None  # when the loop last ran the consumer; None: no item yet
-        clock, max_hold = self._clock, self._max_hold
+    async def _read(self, first_only: bool) -> None:
+        """Read and parse chunks into the pending items; with ``first_only``, stop as soon as
+        there are some (the stream goes on in a task)."""
+        completed = self._completed
+        handed_over = self._clock()
         try:
-            async for chunk in self._source:
-                completed = self._feed(chunk, self._pending)
-                if self._pending:
-                    self._notify()
-                    if handed_over is None or clock() - handed_over >= max_hold:
-                        await asyncio.sleep(0)  # let the consumer take what is pending
-                        handed_over = clock()
-                if completed:
+            while not completed:
+                try:
+                    chunk = await self._source.__anext__()
+                except StopAsyncIteration:
                     break
+                completed = self._feed(chunk, self._pending)
+                if not self._pending:
+                    continue
+                if first_only:
+                    self._completed = completed
+                    return
+                self._notify()
+                if not completed and self._clock() - handed_over >= self._max_hold:
+                    await asyncio.sleep(0)  # let the consumer take what is pending
+                    handed_over = self._clock()
             await self._finish(self._pending, completed)
         except Exception as exc:  # handed to the consumer, after the items parsed before it
             self._error = exc
-        finally:
-            self._ended = True
-            self._notify()
-            close = getattr(self._source, "aclose", None)
-            if close is not None:
-                await close()  # a generator source runs its cleanup now, not whenever it is collected
+        except BaseException:  # cancelled: the consumer is gone or closing
+            await self._end()
+            raise
+        await self._end()
+
+    async def _end(self) -> None:
+        self._ended = True
+        self._notify()
+        close = getattr(self._source, "aclose", None)
+        if close is not None:
+            await close()  # a generator source runs its cleanup now, not whenever it is collected
 
     def _notify(self) -> None:
         wake = self._wake
@@ -85,6 +101,11 @@ class ReadAhead(Generic[T]):
 
     async def next_batch(self) -> list[T] | None:
         """Every item parsed since the last call; None once the body ended and all were taken."""
+        if self._first:
+            self._first = False
+            await self._read(first_only=True)
+            if not self._ended:
+                self._task = asyncio.get_running_loop().create_task(self._read(first_only=False))
         while not self._pending:
             if self._ended:
                 if self._error is not None:
@@ -101,13 +122,16 @@ class ReadAhead(Generic[T]):
 
     async def aclose(self) -> None:
         task = self._task
-        if task is None or task.done():
-            return
-        task.cancel()
         try:
-            await task
-        except asyncio.CancelledError:
-            # Our own cancel of the reader; if *we* are being cancelled too, keep that going.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    # Our own cancel of the reader; if *we* are being cancelled too, keep that going.
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise
+        finally:
+            if not self._ended:  # the task never ran (cancelled before its first step) or never started
+                await self._end()
