@@ -2,6 +2,9 @@
 
 Recall works like a shell: Up on the first line steps back through earlier inputs, Down on the
 last line steps forward, and the draft being typed is kept while browsing.
+
+A paste longer than ``LARGE_PASTE_CHARS`` is not put into the editor (wrapping megabytes of text
+freezes it); a one-line marker stands in for it and is expanded to the full text when sent.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from dataclasses import dataclass
 from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
+
+#: Pastes longer than this become a marker in the editor and are expanded on send.
+LARGE_PASTE_CHARS = 20_000
 
 #: Keys that insert a newline instead of sending (terminals differ in what Shift+Enter sends).
 NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "newline", "alt+enter", "ctrl+enter"})
@@ -73,6 +79,25 @@ class Composer(TextArea):
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus",
                          placeholder=placeholder, compact=False)
         self.recall = InputHistory()
+        #: marker text -> the pasted text it stands for (kept so recalled inputs still expand).
+        self.pastes: dict[str, str] = {}
+
+    def expand(self, text: str) -> str:
+        for marker, pasted in self.pastes.items():
+            if marker in text:
+                text = text.replace(marker, pasted)
+        return text
+
+    async def _on_paste(self, event: events.Paste) -> None:
+        if len(event.text) <= LARGE_PASTE_CHARS or self.read_only:
+            return  # TextArea's own handler inserts it
+        event.stop()
+        event.prevent_default()
+        lines = event.text.count("\n") + 1
+        marker = f"⟦pasted text #{len(self.pastes) + 1}: {len(event.text):,} chars, {lines:,} lines⟧"
+        self.pastes[marker] = event.text
+        start, end = self.selection
+        self._replace_via_keyboard(marker, start, end)
 
     def _set_text(self, text: str) -> None:
         self.text = text
@@ -87,7 +112,7 @@ class Composer(TextArea):
             if text.strip():
                 self.recall.add(text)
                 self.text = ""
-                self.post_message(self.Submitted(self, text))
+                self.post_message(self.Submitted(self, self.expand(text)))
             return
         if key in NEWLINE_KEYS:
             event.stop()

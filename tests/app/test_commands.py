@@ -190,3 +190,16 @@ async def test_palette_lists_the_slash_commands(app_config: LoadedConfig) -> Non
         system = next(cmd for cmd in app.get_system_commands(app.screen) if cmd.title.startswith("/system"))
         system.callback()
         assert app.composer.text == "/system "
+
+
+async def test_an_exception_in_a_worker_is_a_visible_notice_not_a_crash(app_config: LoadedConfig) -> None:
+    app = HoldfastApp(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await _reply(pilot, "something to export")
+        # /proc refuses new directories: an OSError escapes the handler inside its worker.
+        await send(pilot, "/export md /proc/holdfast-nope/out.md")
+        await wait_for(pilot, lambda: any("failed" in t and "/proc/holdfast-nope" in t
+                                          for t in _notices(app, "error")), what="error notice")
+        assert app.is_running
+        await _command(pilot, "/health", "overall:")

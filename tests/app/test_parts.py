@@ -193,3 +193,25 @@ async def test_huge_replies_switch_to_plain_text() -> None:
         await reply.finish()
         assert reply.markdown is None and reply.rendered_text == reply.text
         assert len(reply.text) > PLAIN_LIMIT
+
+
+async def test_a_huge_paste_becomes_a_marker_and_is_sent_whole() -> None:
+    from textual import events
+
+    from app.widgets.composer import LARGE_PASTE_CHARS
+
+    app = Host(Composer(id="c"))
+    big = ("lorem ipsum dolor sit amet\n" * 1000) * 4
+    assert len(big) > LARGE_PASTE_CHARS
+    async with app.run_test() as pilot:
+        composer = app.query_one(Composer)
+        composer.focus()
+        await pilot.press("x", "space")
+        app.post_message(events.Paste(big))  # as the terminal driver does
+        await pilot.pause()
+        assert composer.text.startswith("x ⟦pasted text #1:") and len(composer.text) < 200
+        await pilot.press("enter")
+        assert app.messages == [("sent", "x " + big)]
+        app.post_message(events.Paste("small paste"))
+        await pilot.pause()
+        assert composer.text == "small paste"
