@@ -44,6 +44,7 @@ from app.widgets.context_panel import ContextPanel
 from app.widgets.conversation_list import ConversationList
 from app.widgets.header_bar import HeaderBar
 from app.widgets.health_panel import HealthPanel
+from app.widgets.notice import Notice
 from app.widgets.tool_call_block import ToolCallBlock
 from app.widgets.user_message import UserMessage
 from runtime.config import LoadedConfig
@@ -59,6 +60,7 @@ from runtime.events import (
     JournalReplayed,
     MemoriesRecalled,
     PromptBuilt,
+    RetryScheduled,
     StoreDegraded,
     StoreRecovered,
     TextDelta,
@@ -122,6 +124,7 @@ class HoldfastApp(App[int]):
         self._unsubscribe: Callable[[], None] | None = None
         self._ui_thread = threading.get_ident()
         self._oldest_seq: int | None = None
+        self._view: TurnView | None = None
         self._permission_waiters: list[asyncio.Future[str]] = []
         #: Set when the runtime is started and the first conversation is open (tests await it).
         self.ready = asyncio.Event()
@@ -307,6 +310,8 @@ class HoldfastApp(App[int]):
                         title="Recovered", markup=False)
         elif isinstance(event, FallbackUsed):
             self.refresh_breakers()
+        elif isinstance(event, RetryScheduled) and self._view is not None and event.service == "llm":
+            self._view.retrying(event)
 
     def refresh_breakers(self) -> None:
         if self.rt is not None:
@@ -517,7 +522,7 @@ class HoldfastApp(App[int]):
                 screen.dismiss("deny")
 
     async def _run_turn(self, conversation_id: str, text: str | None, retry: bool, bubble: UserMessage | None) -> None:
-        view = TurnView(self, conversation_id)
+        view = self._view = TurnView(self, conversation_id)
         agent = self.rt.agent
         events = (agent.retry_turn(conversation_id, ask_permission=self._ask_permission) if retry
                   else agent.run_turn(conversation_id, text or "", ask_permission=self._ask_permission))
@@ -531,6 +536,8 @@ class HoldfastApp(App[int]):
             await asyncio.shield(view.cancelled())
             raise
         finally:
+            self._view = None
+            await view.stop_waiting()
             if bubble is not None:
                 bubble.remove_class("-queued")
             self.call_later(self._after_turn)
@@ -581,14 +588,35 @@ class TurnView:
         self.reply: AssistantMessage | None = None
         self.blocks: dict[str, ToolCallBlock] = {}
         self.finished = False
+        #: "waiting for the model…" between the prompt and the first token (retries shown in it).
+        self.waiting: Notice | None = None
 
     @property
     def log(self) -> ChatLog:
         return self.app.chat_log
 
+    async def start_waiting(self) -> None:
+        if self.waiting is None:
+            self.waiting = Notice("waiting for the model…", "hint")
+            await self.log.add(self.waiting)
+
+    async def stop_waiting(self) -> None:
+        if self.waiting is not None:
+            waiting, self.waiting = self.waiting, None
+            await waiting.remove()
+
+    def retrying(self, event: RetryScheduled) -> None:
+        if self.waiting is not None:
+            self.waiting.set_text(f"the model did not answer ({event.error}); retry {event.attempt} "
+                                  f"in {event.delay:.1f} s…")
+
     async def handle(self, event: TurnEvent) -> None:
         if event.conversation_id != self.app.conversation_id:
             return  # the user switched away; the store has it all
+        if isinstance(event, PromptBuilt):
+            await self.start_waiting()
+        elif not isinstance(event, (MemoriesRecalled, UserSaved, Degraded)):
+            await self.stop_waiting()
         if isinstance(event, TextDelta):
             if self.reply is None:
                 self.reply = AssistantMessage(streaming=True)

@@ -54,11 +54,15 @@ class ConversationList(Vertical):
         return [opt.id or "" for opt in self._visible()]
 
     def _visible(self) -> list[Any]:
-        query = self.query_one("#conv-search", Input).value.strip().lower()
+        search = self.query("#conv-search")
+        query = search.first(Input).value.strip().lower() if search else ""
         return [c for c in self.conversations if not query or query in str(c.title).lower()]
 
     def _render_options(self) -> None:
-        options = self.options
+        found = self.query("#conv-options")
+        if not found:
+            return  # not composed yet, or being torn down: the next show() draws it
+        options = found.first(OptionList)
         options.clear_options()
         highlight: int | None = None
         for index, conv in enumerate(self._visible()):

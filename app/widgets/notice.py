@@ -26,8 +26,16 @@ class Notice(Static):
     """
 
     def __init__(self, text: str, kind: NoticeKind = "info") -> None:
-        body = Text(f"{_ICONS[kind]} ", style="bold")
-        body.append(clean(text))
-        super().__init__(body, markup=False, classes=f"-{kind}")
+        super().__init__(self._body(text, kind), markup=False, classes=f"-{kind}")
         self.kind = kind
         self.text = text
+
+    @staticmethod
+    def _body(text: str, kind: str) -> Text:
+        body = Text(f"{_ICONS[kind]} ", style="bold")
+        body.append(clean(text))
+        return body
+
+    def set_text(self, text: str) -> None:
+        self.text = text
+        self.update(self._body(text, self.kind))

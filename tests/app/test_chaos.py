@@ -102,3 +102,21 @@ async def test_chaos_faults_memory_and_reset(app_config: LoadedConfig) -> None:
                        and app.breakers_panel.state_of("llm") == "closed", what="reset")
         await send(pilot, "/chaos explode llm")
         await wait_for(pilot, lambda: any("usage: /chaos" in t for t in _notices(app, "hint")), what="hint")
+
+
+async def test_a_retry_is_shown_while_waiting_and_the_notice_goes_with_the_answer(data_dir: Path,
+                                                                                  redis_url: str) -> None:
+    config = make_config(data_dir, redis_url, **{"resilience.llm.max_attempts": 2,
+                                                 "resilience.llm.initial_delay": 0.5,
+                                                 "resilience.llm.jitter": False,
+                                                 "resilience.llm.failure_threshold": 5})
+    app = HoldfastApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await app.rt.chaos.faults(fail_next=1, error_status=503)
+        await send(pilot, "please answer after one failure")
+        await wait_for(pilot, lambda: any("retry 1" in t for t in _notices(app, "hint")), what="retry shown")
+        await wait_for(pilot, lambda: not app.turn_running and any(
+            "please answer after one failure" in r.text for r in app.chat_log.query(AssistantMessage)),
+                       what="answer after the retry")
+        assert not any("waiting for the model" in t or "retry 1" in t for t in _notices(app))
