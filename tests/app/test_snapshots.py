@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.chat_app import HoldfastApp, TurnView
+from app.chat_app import HoldfastApp
+from app.turn_view import TurnView
 from app.widgets.user_message import UserMessage
 from runtime.config import LoadedConfig
 from runtime.context.report import PromptReport

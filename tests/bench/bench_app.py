@@ -205,7 +205,8 @@ async def _synthetic_stream(config: Any, tokens: int, rate: float) -> tuple[tupl
     from textual.containers import VerticalScroll
     from textual.widgets import Markdown
 
-    from app.chat_app import HoldfastApp, TurnView
+    from app.chat_app import HoldfastApp
+    from app.turn_view import TurnView
     from runtime.events import AssistantSaved, TextDelta, TurnFinished
 
     pieces = []
