@@ -175,6 +175,16 @@ async def test_permission_modal_allow_once_and_deny(data_dir: Path, redis_url: s
         await wait_for(pilot, lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 2,
                        what="denied")
         assert app.chat_log.query(ToolCallBlock).last().status == "denied"
+        await send(pilot, "what is 2*3?")
+        await wait_for(pilot, lambda: isinstance(app.screen, PermissionScreen), what="asked a third time")
+        await pilot.click("#always")
+        await wait_for(pilot, lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 3,
+                       what="allowed always")
+        await send(pilot, "what is 9*9?")
+        await wait_for(pilot, lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 4,
+                       what="no question after always")
+        assert not isinstance(app.screen, PermissionScreen)
+        assert [b.status for b in app.chat_log.query(ToolCallBlock)][2:] == ["ok", "ok"]
 
 
 async def test_palette_lists_the_slash_commands(app_config: LoadedConfig) -> None:
