@@ -8,11 +8,15 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+import pytest
+
 from app.chat_app import HoldfastApp
 from app.widgets.assistant_message import AssistantMessage
 from app.widgets.notice import Notice
 from runtime.config import LoadedConfig
 from tests.app.conftest import make_config, ready, send, wait_for
+
+pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.redis]
 
 SIZE = (140, 40)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from app.chat_app import HoldfastApp
 from app.screens.confirm import ConfirmScreen
 from app.screens.permission import PermissionScreen
@@ -15,6 +17,8 @@ from app.widgets.tool_call_block import ToolCallBlock
 from app.widgets.user_message import UserMessage
 from runtime.config import LoadedConfig
 from tests.app.conftest import make_config, ready, send, wait_for
+
+pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.redis]
 
 SIZE = (140, 40)
 

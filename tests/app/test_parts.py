@@ -23,6 +23,8 @@ from runtime.resilience.breaker import CircuitBreaker
 
 # ------------------------------------------------------------ commands
 
+pytestmark = pytest.mark.ui
+
 
 @pytest.mark.parametrize("line", ["/new", "/help", "/chaos kill redis", "/export json /tmp/x.json"])
 def test_valid_commands_parse(line: str) -> None:

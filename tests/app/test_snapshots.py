@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app.chat_app import HoldfastApp
 from app.turn_view import TurnView
 from app.widgets.user_message import UserMessage
@@ -36,6 +38,8 @@ from tests.app.conftest import make_config
 
 SIZE = (150, 40)
 CONV = "conv_snapshot"
+
+pytestmark = pytest.mark.ui
 
 
 class FakeClock:
