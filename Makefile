@@ -28,8 +28,13 @@ run: $(VENV)/.stamp-run
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.stamp-dev
-	$(BIN)/python -m pytest tests/bench -o addopts="-q -p no:cacheprovider" -s -m "bench or not bench" $(PYTEST_ARGS)
+# elia (the launch-time peer in bench_app) pins an older Textual, so it gets its own venv.
+.venv-elia/bin/elia:
+	$(PYTHON) -m venv .venv-elia
+	.venv-elia/bin/python -m pip --disable-pip-version-check -q install elia-chat
+
+bench: $(VENV)/.stamp-dev .venv-elia/bin/elia
+	ELIA=$(CURDIR)/.venv-elia/bin/elia $(BIN)/python -m pytest tests/bench -o addopts="-q -p no:cacheprovider" -s -m "bench or not bench" $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .venv-elia .pytest_cache build *.egg-info

@@ -53,12 +53,9 @@ class CommandHandlers:
         await self.app.start_new_conversation()
 
     async def cmd_system(self, inv: Invocation) -> None:
-        # The runtime offers no way to change a stored conversation's system prompt, so a new
-        # conversation is created with it (the prompt is stored with the conversation).
         prompt = inv.rest
-        conv_id = await self.rt.store.create(self.rt.user_id, title="New conversation", system_prompt=prompt)
-        await self.app.open_conversation(conv_id)
-        await self.say(f"system prompt set for this new conversation: {prompt}")
+        await self.rt.agent.set_system_prompt(self.app.conversation_id, prompt)
+        await self.say(f"system prompt set for this conversation: {prompt}")
 
     async def cmd_model(self, inv: Invocation) -> None:
         models = await self.rt.llm.list_models()
@@ -70,12 +67,7 @@ class CommandHandlers:
         name = inv.args[0]
         if models and name not in models:
             raise CommandError(f"unknown model {name!r}; available: {', '.join(models)}")
-        setter = getattr(self.rt.llm, "set_model", None)
-        if setter is not None:
-            setter(name)
-        else:
-            # LLMClient has no public setter yet; its model is the one attribute model() reads.
-            self.rt.llm._model = name  # noqa: SLF001
+        self.rt.llm.set_model(name)
         self.app.header.model = name
         await self.say(f"model switched to {name}")
 

@@ -265,6 +265,16 @@ class Agent:
                            reason="Redis is unreachable: the conversation is kept in the local journal "
                                   "and will be replayed when Redis is back")
 
+    async def set_system_prompt(self, conversation_id: str, prompt: str) -> None:
+        """Store a new system prompt for the conversation; this process's next turn uses it
+        (another process picks it up when it next loads the conversation)."""
+        try:
+            await self.store.set_system_prompt(conversation_id, prompt)
+        except NotFoundError:  # a new conversation with no message yet: create it with this prompt
+            await self.store.create(self.user_id, title="New conversation", system_prompt=prompt,
+                                    conversation_id=conversation_id)
+        self._known[conversation_id] = prompt
+
     async def _conversation(self, conversation_id: str, first_text: str) -> str:
         """The conversation's system prompt, creating the conversation on first use."""
         known = self._known.get(conversation_id)

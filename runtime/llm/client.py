@@ -39,7 +39,7 @@ import httpx
 import openai
 
 from runtime.config import LLMConfig
-from runtime.errors import AppError, ExternalServiceError, ServiceUnavailableError, describe
+from runtime.errors import AppError, ExternalServiceError, ServiceUnavailableError, ValidationError, describe
 from runtime.llm import prompt_tools
 from runtime.llm.errors import SERVICE, error_for_response, translate
 from runtime.llm.read_ahead import ReadAhead
@@ -204,6 +204,12 @@ class LLMClient:
                                            retryable=False)
             self._model = models[0]
         return self._model
+
+    def set_model(self, name: str) -> None:
+        """Use ``name`` for every later request (``/model``)."""
+        if not name.strip():
+            raise ValidationError("model name must not be empty", service=SERVICE)
+        self._model = name.strip()
 
     def _tokens(self, text: str) -> int:
         return (self._count or rough_token_count)(text)

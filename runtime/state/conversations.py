@@ -207,8 +207,19 @@ class ConversationStore:
                 info.title, info.updated_at = clean, now
 
         await self._write({"op": "rename", "conv": conversation_id, "title": clean, "at": now},
-                          lambda: self._history.rename(conversation_id, clean, now))
+                          lambda: self._history.set_meta(conversation_id, "title", clean, now))
         local()
+
+    async def set_system_prompt(self, conversation_id: str, system_prompt: str) -> None:
+        """Replace the conversation's system prompt; the next turn's prompt uses it."""
+        codec.check_id(conversation_id, "conversation_id")
+        prompt = codec.check_text(system_prompt, "system_prompt")
+        now = self._clock()
+        await self._write({"op": "system_prompt", "conv": conversation_id, "text": prompt, "at": now},
+                          lambda: self._history.set_meta(conversation_id, "system_prompt", prompt, now))
+        info = self._cache.info(conversation_id)
+        if info is not None:
+            info.system_prompt, info.updated_at = prompt, now
 
     async def delete(self, conversation_id: str) -> None:
         """Delete a conversation and everything stored with it (idempotent)."""
@@ -431,7 +442,10 @@ class ConversationStore:
         if op == "create":
             return await self._history.create(ConversationInfo.from_dict(record["info"]))
         if op == "rename":
-            await self._history.rename(record["conv"], record["title"], float(record["at"]))
+            await self._history.set_meta(record["conv"], "title", record["title"], float(record["at"]))
+            return True
+        if op == "system_prompt":
+            await self._history.set_meta(record["conv"], "system_prompt", record["text"], float(record["at"]))
             return True
         if op == "delete":
             return await self._history.delete(record["conv"])

@@ -60,11 +60,12 @@ return 1
 """
 
 # KEYS: meta, messages, ids, summary   ARGV: now, retention, title
-_RENAME = f"""
+# ARGV: now, retention, field (title | system_prompt), value
+_SET_META = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('{SCRIPT_NOT_FOUND} conversation does not exist')
 end
-redis.call('HSET', KEYS[1], 'title', ARGV[3], 'updated_at', ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4], 'updated_at', ARGV[1])
 local ttl = tonumber(ARGV[2])
 if ttl > 0 then
   for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
@@ -208,7 +209,7 @@ class RedisHistory:
         client = runner.client
         self._append = client.register_script(_APPEND)
         self._create = client.register_script(_CREATE)
-        self._rename = client.register_script(_RENAME)
+        self._set_meta = client.register_script(_SET_META)
         self._delete = client.register_script(_DELETE)
         self._tail_before = client.register_script(_TAIL_BEFORE)
         self._summarize = client.register_script(_SUMMARIZE)
@@ -270,10 +271,13 @@ class RedisHistory:
         moved = await self._runner.run(lambda r: self._summarize(keys=keys, args=args, client=r), "summarize")
         return int(moved)
 
-    async def rename(self, conv_id: str, title: str, now: float) -> None:
+    async def set_meta(self, conv_id: str, field: str, value: str, now: float) -> None:
+        """Set one text field of the conversation's meta hash (title, system_prompt)."""
+        if field not in ("title", "system_prompt"):
+            raise ValidationError(f"conversation field {field!r} cannot be set")
         keys = self._live_keys(conv_id)
-        args = [repr(now), str(self.retention), title.encode("utf-8")]
-        await self._runner.run(lambda r: self._rename(keys=keys, args=args, client=r), "rename")
+        args = [repr(now), str(self.retention), field, value.encode("utf-8")]
+        await self._runner.run(lambda r: self._set_meta(keys=keys, args=args, client=r), f"set {field}")
 
     async def delete(self, conv_id: str) -> bool:
         keys = self._keys.conv_all(conv_id)

@@ -64,6 +64,10 @@ async def test_new_system_and_model(app_config: LoadedConfig) -> None:
         await ready(pilot)
         await _reply(pilot, "first conversation")
         first = app.conversation_id
+        await _command(pilot, "/system Answer in French.", "system prompt")
+        assert app.conversation_id == first  # same conversation, history kept
+        info = await app.rt.store.get(first)
+        assert info.system_prompt == "Answer in French." and info.message_count >= 2
         await send(pilot, "/new")
         await wait_for(pilot, lambda: app.conversation_id != first and not app.chat_log.query(UserMessage),
                        what="/new")

@@ -1,10 +1,9 @@
 """Benchmarks of the Textual app, each printed side by side with a baseline from the same run.
 
 1. Launch to an interactive composer: ``holdfast`` (``python -m runtime.cli``) against elia
-   (``elia``, another Textual chat app; install it in its own venv: it pins an older Textual),
-   both in a pseudo-terminal, timed until the composer is drawn. Set ``ELIA`` to elia's path, or
-   put it at /tmp/elia-venv/bin/elia (``python -m venv /tmp/elia-venv && /tmp/elia-venv/bin/pip
-   install elia-chat``).
+   (``elia``, another Textual chat app, in its own venv because it pins an older Textual:
+   ``make bench`` creates ``.venv-elia`` and sets ``ELIA``), both in a pseudo-terminal, timed
+   until the composer is drawn.
 2. Keeping up with a 500 tokens/s stream from the demo LLM server: how far the rendered reply
    lags the stream when it ends, against the same turn run headless (no UI) as the baseline.
 
@@ -76,7 +75,7 @@ def _time_to_screen(argv: list[str], mark: bytes, env: dict[str, str], timeout: 
 
 
 def _elia() -> str | None:
-    for candidate in (os.environ.get("ELIA"), "/tmp/elia-venv/bin/elia", shutil.which("elia")):
+    for candidate in (os.environ.get("ELIA"), ".venv-elia/bin/elia", shutil.which("elia")):
         if candidate and Path(candidate).exists():
             return candidate
     return None
@@ -101,7 +100,7 @@ def test_launch_to_interactive_composer(tmp_path: Path) -> None:
     if elia:
         print(f"  elia     : {statistics.median(elia_times):.3f}  runs {[round(t, 3) for t in elia_times]}")
     else:
-        print("  elia     : not installed (python -m venv /tmp/elia-venv && /tmp/elia-venv/bin/pip install elia-chat)")
+        print("  elia     : not installed (make bench installs it in .venv-elia)")
     assert all(t == t for t in holdfast_times), "holdfast never drew its composer"
 
 

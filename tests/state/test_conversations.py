@@ -244,3 +244,14 @@ async def test_hostile_input_is_refused_with_a_clear_error(conversations: Conver
     with pytest.raises(ValidationError, match="metadata"):
         await conversations.add_message(conv, "user", "x", metadata={"when": object()})
     assert await conversations.read_tail(conv, 10) == []
+
+
+async def test_system_prompt_can_be_replaced_without_touching_history(conversations: ConversationStore) -> None:
+    conv = await conversations.create("alice", "Chat", "Be brief.")
+    await _fill(conversations, conv, 3)
+    await conversations.set_system_prompt(conv, "Answer in French.")
+    info = await conversations.get(conv)
+    assert info.system_prompt == "Answer in French." and info.message_count == 3
+    assert [m.content for m in await conversations.read_tail(conv, 10)] == ["m0", "m1", "m2"]
+    with pytest.raises(NotFoundError):
+        await conversations.set_system_prompt("conv_missing", "x")

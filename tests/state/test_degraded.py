@@ -198,13 +198,15 @@ async def test_conversations_created_renamed_and_deleted_offline_replay_in_order
     conv = await store.create("alice", "made offline", "sys")
     await store.add_message(conv, "user", "hello offline")
     await store.rename(conv, "renamed offline")
+    await store.set_system_prompt(conv, "prompt set offline")
     await store.delete(doomed)
     await store.add_message(doomed, "user", "to a deleted conversation")  # cannot apply: dropped on replay
     assert (await store.get(conv)).title == "renamed offline"
     aof_redis.start()
     mono.advance(5)
     report = await store.replay()
-    assert (report.replayed, report.dropped, report.remaining) == (4, 1, 0)
+    assert (report.replayed, report.dropped, report.remaining) == (5, 1, 0)
+    assert (await store.get(conv)).system_prompt == "prompt set offline"
     listed = await store.list_conversations("alice")
     assert [(c.id, c.title, c.message_count) for c in listed] == [(conv, "renamed offline", 1)]
     assert [m.content for m in await store.read_tail(conv, 10)] == ["hello offline"]
