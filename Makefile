@@ -34,7 +34,7 @@ test: $(VENV)/.stamp-dev
 	.venv-elia/bin/python -m pip --disable-pip-version-check -q install elia-chat
 
 bench: $(VENV)/.stamp-dev .venv-elia/bin/elia
-	ELIA=$(CURDIR)/.venv-elia/bin/elia $(BIN)/python -m pytest tests/bench -o addopts="-q -p no:cacheprovider" -s -m "bench or not bench" $(PYTEST_ARGS)
+	ELIA=$(CURDIR)/.venv-elia/bin/elia $(BIN)/python -m pytest tests/bench -o addopts="-q -p no:cacheprovider" -o python_files="bench_*.py" -s $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-elia .pytest_cache build *.egg-info
