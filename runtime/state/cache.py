@@ -111,3 +111,88 @@ class RecentCache:
         if before_seq is None:
             messages += entry.pending
         return messages[-limit:]
+
+
+@dataclass
+class LiveTail:
+    """The newest live messages of one conversation, decoded, as of the last sync with Redis.
+
+    ``messages`` is contiguous by seq and ends at ``next_seq - 1``; ``created_at`` tells a
+    conversation from a deleted-and-recreated one with the same id; ``summary_seq`` is the
+    meta hash's marker of the current summary ("" for none) and ``summary`` its decoded record.
+    """
+
+    created_at: str
+    next_seq: int
+    archived: int
+    summary_seq: str
+    summary: ConversationSummary | None
+    messages: list[ChatMessage] = field(default_factory=list)
+
+    @property
+    def start(self) -> int:
+        """The seq of the oldest cached message (``next_seq`` when none is cached)."""
+        return self.next_seq - len(self.messages)
+
+    def covers(self, before_seq: int, limit: int) -> bool:
+        """True when every live message of the page ``[before_seq - limit, before_seq)`` is cached."""
+        low = max(before_seq - limit, self.archived)
+        return self.start <= low and before_seq <= self.next_seq
+
+    def page(self, before_seq: int, limit: int) -> list[ChatMessage]:
+        low = max(before_seq - limit, self.archived, self.start)
+        return self.messages[low - self.start: max(low, before_seq) - self.start]
+
+
+class LiveTailCache:
+    """Decoded recent messages per conversation (LRU), so a turn decodes only what is new.
+
+    It is only a copy: every read of the newest messages first syncs with Redis in one round
+    trip (what was appended since, by any process; a summary swap; a recreated conversation),
+    so it never serves what Redis no longer says.
+    """
+
+    def __init__(self, max_conversations: int = 64, max_messages: int = 2048) -> None:
+        self.max_conversations = max_conversations
+        self.max_messages = max_messages
+        self._tails: OrderedDict[str, LiveTail] = OrderedDict()
+
+    def get(self, conv_id: str) -> LiveTail | None:
+        tail = self._tails.get(conv_id)
+        if tail is not None:
+            self._tails.move_to_end(conv_id)
+        return tail
+
+    def put(self, conv_id: str, tail: LiveTail) -> None:
+        if len(tail.messages) > self.max_messages:
+            del tail.messages[: len(tail.messages) - self.max_messages]
+        self._tails[conv_id] = tail
+        self._tails.move_to_end(conv_id)
+        while len(self._tails) > self.max_conversations:
+            self._tails.popitem(last=False)
+
+    def prepend(self, conv_id: str, older: list[ChatMessage]) -> None:
+        """Older messages read by seq that end exactly where the cached run starts."""
+        tail = self._tails.get(conv_id)
+        if tail is None or not older or older[-1].seq != tail.start - 1:
+            return
+        if any(m.seq is None for m in older) or older[-1].seq - older[0].seq + 1 != len(older):
+            return
+        room = self.max_messages - len(tail.messages)
+        if room > 0:
+            tail.messages[:0] = older[-room:]
+
+    def appended(self, conv_id: str, message: ChatMessage) -> None:
+        """This process appended ``message`` (with its seq): extend the run if it is the next one."""
+        tail = self._tails.get(conv_id)
+        if tail is None or message.seq is None:
+            return
+        if message.seq == tail.next_seq:
+            tail.messages.append(message)
+            tail.next_seq += 1
+            if len(tail.messages) > self.max_messages:
+                del tail.messages[0]
+        # A later seq means another process appended in between: the next sync fetches the gap.
+
+    def forget(self, conv_id: str) -> None:
+        self._tails.pop(conv_id, None)

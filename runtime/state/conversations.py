@@ -41,7 +41,7 @@ from runtime.errors import (
 from runtime.events import EventBus, JournalReplayed, StoreDegraded, StoreRecovered
 from runtime.messages import ChatMessage, ConversationSummary, Role, ToolCall
 from runtime.state import codec, export
-from runtime.state.cache import RecentCache
+from runtime.state.cache import LiveTail, LiveTailCache, RecentCache
 from runtime.state.client import RedisRunner
 from runtime.state.history import ConversationDump, ConversationInfo, RedisHistory, encode_message
 from runtime.state.journal import Journal
@@ -93,6 +93,7 @@ class ConversationStore:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         replay_interval: float = 2.0,
         cache: RecentCache | None = None,
+        live: LiveTailCache | None = None,
     ) -> None:
         self._runner = runner
         self._history = RedisHistory(runner, Keys(config.key_prefix), retention=config.conversation_retention,
@@ -105,6 +106,8 @@ class ConversationStore:
         self._sleep = sleep
         self._replay_interval = replay_interval
         self._cache = cache or RecentCache()
+        # Decoded newest messages per conversation, synced with Redis on every read of the tail.
+        self._live = live or LiveTailCache()
         self._degraded = False
         self._degraded_since = 0.0
         self._pending = 0
@@ -230,6 +233,7 @@ class ConversationStore:
 
         await self._write({"op": "delete", "conv": conversation_id}, apply)
         self._cache.forget(conversation_id)
+        self._live.forget(conversation_id)
 
     # ------------------------------------------------------------ messages
 
@@ -267,17 +271,76 @@ class ConversationStore:
         await self._write(record, apply, lambda: self._cache.add_pending(conversation_id, message))
         if stored:
             self._cache.put_messages(conversation_id, stored)
+            self._live.appended(conversation_id, stored[0])
             return stored[0]
         return message
 
     async def read_tail(self, conversation_id: str, limit: int, *, before_seq: int | None = None) -> list[ChatMessage]:
         """Up to ``limit`` messages, oldest first, ending just before ``before_seq`` (or the newest)."""
         codec.check_id(conversation_id, "conversation_id")
+        if before_seq is None and not self._degraded:
+            return (await self.read_recent(conversation_id, limit))[1]
+        if before_seq is not None and not self._degraded:
+            tail = self._live.get(conversation_id)
+            if tail is not None and limit > 0 and tail.covers(before_seq, limit):
+                return tail.page(before_seq, limit)
         messages = await self._read(lambda: self._history.tail(conversation_id, limit, before_seq),
                                     lambda: self._cache.tail(conversation_id, limit, before_seq))
         if not self._degraded:
             self._cache.put_messages(conversation_id, messages)
+            self._live.prepend(conversation_id, messages)
         return messages
+
+    async def read_recent(self, conversation_id: str, limit: int) -> tuple[ConversationSummary | None,
+                                                                          list[ChatMessage]]:
+        """The summary and the newest ``limit`` live messages, in one round trip.
+
+        Decoded messages are kept per conversation: the round trip carries only what any
+        process appended since this one last looked, the summary only when it was swapped,
+        and a summary's archiving or a recreated conversation resets what is kept.
+        """
+        codec.check_id(conversation_id, "conversation_id")
+        if self._degraded:
+            return self._cache.summary(conversation_id), self._cache.tail(conversation_id, limit)
+        if limit > self._live.max_messages:  # more than is ever kept: a plain read (exports, tests)
+            summary = await self.get_summary(conversation_id)
+            messages = await self._read(lambda: self._history.tail(conversation_id, limit),
+                                        lambda: self._cache.tail(conversation_id, limit))
+            return summary, messages
+        tail = self._live.get(conversation_id)
+        try:
+            synced = await self._history.sync(
+                conversation_id, known_next=tail.next_seq if tail else -1, limit=max(limit, 0),
+                summary_seq=tail.summary_seq if tail else "", created_at=tail.created_at if tail else "")
+        except AppError as exc:
+            if not is_outage(exc):
+                raise
+            self._enter_degraded(exc.user_message())
+            return self._cache.summary(conversation_id), self._cache.tail(conversation_id, limit)
+        if synced is None:
+            self._live.forget(conversation_id)
+            return None, []
+        if tail is None or synced.created_at != tail.created_at or synced.first_seq != tail.next_seq:
+            # Nothing usable was cached, or more is new than was asked for: start a fresh run.
+            messages = synced.messages
+        else:
+            messages = tail.messages + synced.messages
+        summary = synced.summary if synced.summary_changed or tail is None else tail.summary
+        fresh = LiveTail(created_at=synced.created_at, next_seq=synced.next_seq, archived=synced.archived,
+                         summary_seq=synced.summary_seq, summary=summary, messages=messages)
+        # A summary swap archived the start: those messages are no longer live.
+        if fresh.start < fresh.archived:
+            del fresh.messages[: fresh.archived - fresh.start]
+        self._live.put(conversation_id, fresh)
+        live = max(0, fresh.next_seq - fresh.archived)
+        if len(fresh.messages) < min(limit, live):
+            older = await self.read_tail(conversation_id, min(limit, live) - len(fresh.messages),
+                                         before_seq=fresh.start)
+            self._live.prepend(conversation_id, older)
+        result = fresh.page(fresh.next_seq, limit) if limit > 0 else []
+        self._cache.put_messages(conversation_id, result)
+        self._cache.put_summary(conversation_id, summary)
+        return summary, result
 
     async def get_summary(self, conversation_id: str) -> ConversationSummary | None:
         codec.check_id(conversation_id, "conversation_id")
@@ -302,6 +365,7 @@ class ConversationStore:
         async def apply() -> None:
             await self._history.summarize(conversation_id, record, now)
             self._cache.archive_through(conversation_id, covers_up_to)
+            self._live.forget(conversation_id)
             self._cache.put_summary(conversation_id, None)  # re-read (with its count) on next get
 
         await self._write({"op": "summarize", "conv": conversation_id, "text": record.text,

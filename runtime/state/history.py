@@ -90,6 +90,26 @@ if start < 0 then start = 0 end
 return redis.call('LRANGE', KEYS[2], start, stop)
 """
 
+# KEYS: meta, messages, summary   ARGV: first seq wanted (-1: none known), limit, known summary_seq, known created_at
+# Returns {next_seq, archived, summary_seq, created_at, summary JSON or false when unchanged, messages};
+# an empty array when the conversation does not exist. One round trip tells a cached tail what changed.
+_SYNC = """
+local m = redis.call('HMGET', KEYS[1], 'next_seq', 'archived', 'summary_seq', 'created_at')
+if not m[1] then return {} end
+local nxt = tonumber(m[1])
+local archived = tonumber(m[2] or '0')
+local created = m[4] or ''
+local from = tonumber(ARGV[1])
+if created ~= ARGV[4] or from < 0 or from > nxt then from = 0 end
+local lo = math.max(from, nxt - tonumber(ARGV[2]), archived)
+local items = {}
+if lo < nxt then items = redis.call('LRANGE', KEYS[2], lo - archived, nxt - archived - 1) end
+local sseq = m[3] or ''
+local summary = false
+if sseq ~= ARGV[3] or created ~= ARGV[4] then summary = redis.call('GET', KEYS[3]) or '' end
+return {nxt, archived, sseq, created, summary, items}
+"""
+
 # KEYS: meta, messages, ids, summary, archive
 # ARGV: covers_up_to id, summary JSON without covered_count, now, retention, archive ttl
 _SUMMARIZE = f"""
@@ -124,6 +144,21 @@ if ttl > 0 then
 end
 return moved
 """
+
+
+@dataclass
+class SyncResult:
+    """What :meth:`RedisHistory.sync` learnt: the conversation's counters, the summary when it
+    changed (``summary_changed``), and the messages from ``first_seq`` on, decoded."""
+
+    next_seq: int
+    archived: int
+    summary_seq: str
+    created_at: str
+    summary_changed: bool
+    summary: ConversationSummary | None
+    first_seq: int
+    messages: list[ChatMessage]
 
 
 @dataclass
@@ -213,6 +248,7 @@ class RedisHistory:
         self._delete = client.register_script(_DELETE)
         self._tail_before = client.register_script(_TAIL_BEFORE)
         self._summarize = client.register_script(_SUMMARIZE)
+        self._sync = client.register_script(_SYNC)
 
     def _live_keys(self, conv_id: str) -> list[str]:
         k = self._keys
@@ -253,6 +289,26 @@ class RedisHistory:
             args = [int(before_seq), int(limit)]
             raw = await self._runner.run(lambda r: self._tail_before(keys=keys, args=args, client=r), "tail read")
         return [decode_message(item) for item in raw]
+
+    async def sync(self, conv_id: str, *, known_next: int, limit: int, summary_seq: str,
+                   created_at: str) -> SyncResult | None:
+        """Counters, a changed summary and the messages after ``known_next`` (at most the newest
+        ``limit``; all of them from scratch when ``known_next`` is -1 or ``created_at`` differs),
+        in one script; None when the conversation does not exist."""
+        k = self._keys
+        keys = [k.conv_meta(conv_id), k.conv_messages(conv_id), k.conv_summary(conv_id)]
+        args = [int(known_next), int(limit), summary_seq, created_at]
+        reply = await self._runner.run(lambda r: self._sync(keys=keys, args=args, client=r), "tail sync")
+        if not reply:
+            return None
+        nxt, archived, sseq, created, summary, items = reply
+        messages = [decode_message(item) for item in items]
+        next_seq = int(nxt)
+        changed = summary is not None
+        return SyncResult(next_seq=next_seq, archived=int(archived), summary_seq=_text(sseq),
+                          created_at=_text(created), summary_changed=changed,
+                          summary=decode_summary(summary) if summary else None,
+                          first_seq=next_seq - len(messages), messages=messages)
 
     async def info(self, conv_id: str) -> ConversationInfo | None:
         key = self._keys.conv_meta(conv_id)
@@ -331,6 +387,10 @@ class RedisHistory:
         return ConversationDump(info=_info(row), summary=decode_summary(summary) if summary else None,
                                 archived=[decode_message(m) for m in archived],
                                 messages=[decode_message(m) for m in live])
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def _info(row: dict[bytes, bytes]) -> ConversationInfo:
