@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.config import Config
+from runtime.context.window import RECENT_PAGE
 from runtime.errors import AppError, AuthorizationError, NotFoundError, ValidationError, describe
 from runtime.events import (
     AssistantSaved,
@@ -73,10 +74,14 @@ def max_steps_note(steps: int) -> str:
 class PromptHistory:
     """The conversation as the model should see it: a HistoryReader over the store that
     skips hidden messages (fallback notices, partial answers of failed attempts), refilling
-    pages so paging callers still get full pages until the real start."""
+    pages so paging callers still get full pages until the real start.
+
+    ``read_recent`` (summary and newest page together) serves a snapshot primed by
+    :meth:`prefetch` once, so a turn's history read can overlap its memory recall."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
+        self._primed: dict[str, tuple[int, tuple[ConversationSummary | None, list[ChatMessage]]]] = {}
 
     async def read_tail(self, conversation_id: str, limit: int, *, before_seq: int | None = None) -> list[ChatMessage]:
         kept: list[ChatMessage] = []
@@ -90,6 +95,31 @@ class PromptHistory:
 
     async def get_summary(self, conversation_id: str) -> ConversationSummary | None:
         return await self.store.get_summary(conversation_id)
+
+    async def prefetch(self, conversation_id: str, limit: int) -> None:
+        """Read summary and tail now and keep them for the next ``read_recent`` of up to ``limit``."""
+        self._primed[conversation_id] = (limit, await self._fetch_recent(conversation_id, limit))
+
+    def drop_prefetched(self, conversation_id: str) -> None:
+        self._primed.pop(conversation_id, None)
+
+    async def read_recent(self, conversation_id: str, limit: int) -> tuple[ConversationSummary | None,
+                                                                          list[ChatMessage]]:
+        primed = self._primed.pop(conversation_id, None)
+        if primed is not None and primed[0] >= limit:
+            summary, page = primed[1]
+            return summary, page[-limit:]
+        return await self._fetch_recent(conversation_id, limit)
+
+    async def _fetch_recent(self, conversation_id: str, limit: int) -> tuple[ConversationSummary | None,
+                                                                             list[ChatMessage]]:
+        if not hasattr(self.store, "read_recent"):
+            return await self.store.get_summary(conversation_id), await self.read_tail(conversation_id, limit)
+        summary, page = await self.store.read_recent(conversation_id, limit)
+        kept = [m for m in page if not m.metadata.get(HIDDEN)]
+        if len(kept) < limit and len(page) >= limit and page and page[0].seq not in (None, 0):
+            kept = await self.read_tail(conversation_id, limit - len(kept), before_seq=page[0].seq) + kept
+        return summary, kept
 
 
 @dataclass
@@ -110,6 +140,8 @@ class _Turn:
     saved: bool = False
     #: Tool calls of the current step without a saved result yet (filled on cancel).
     open_calls: list[ToolCall] = field(default_factory=list)
+    #: The history read started alongside memory recall (it does not depend on it).
+    prefetch: asyncio.Future[None] | None = None
 
     def timed(self, name: str, started: float, now: float) -> None:
         self.timings[name] = round(self.timings.get(name, 0.0) + (now - started) * 1000.0, 3)
@@ -221,7 +253,8 @@ class Agent:
                 finished = True
                 yield emit(self._finished(turn, started, failed=True, stop_reason="failed"))
                 return
-            # 2. memories
+            # 2. memories, while the history tail is read (the read needs only the saved message)
+            turn.prefetch = asyncio.ensure_future(self.history.prefetch(conversation_id, RECENT_PAGE))
             async with contextlib.aclosing(self._recall(turn)) as events:
                 async for event in events:
                     yield emit(event)
@@ -237,6 +270,9 @@ class Agent:
                 await asyncio.shield(self._on_cancel(turn, started))
             raise
         finally:
+            if turn.prefetch is not None and not turn.prefetch.done():
+                turn.prefetch.cancel()
+            self.history.drop_prefetched(conversation_id)
             await asyncio.shield(lock.release())
             if stop_reason == "done" and turn.saved:
                 self._after_turn(turn)
@@ -355,6 +391,12 @@ class Agent:
         for step in range(1, max_steps + 1):
             turn.steps = step
             t0 = self._clock()
+            if turn.prefetch is not None:
+                prefetch, turn.prefetch = turn.prefetch, None
+                try:
+                    await prefetch
+                except AppError as exc:  # the prompt's own read below retries and reports it
+                    log.debug("history prefetch failed: %s", describe(exc))
             try:
                 built = await self.window.build_prompt(turn.system_prompt, conv, schemas or None, turn.memories,
                                                        reader=self.history)

@@ -44,6 +44,10 @@ TOOLS_TEXT_HEADER = "Available tools:"
 ANCHOR_SEARCH_LIMIT = 256
 FIRST_PAGE = 32
 MAX_PAGE = 1024
+#: First page asked of a reader with ``read_recent`` (summary and tail in one call): such a
+#: reader keeps decoded messages, so a larger first page costs a slice, not a decode, and
+#: usually saves the further round trips a doubling series of small pages would take.
+RECENT_PAGE = 256
 
 
 class HasText(Protocol):
@@ -159,17 +163,21 @@ def _tail_of_sequence(history: Sequence[ChatMessage], scanner: _TailScanner) -> 
 
 
 async def _tail_of_reader(reader: HistoryReader, conversation_id: str, scanner: _TailScanner,
-                          live_start: int) -> _Tail:
+                          live_start: int, newest: tuple[list[ChatMessage], int] | None = None) -> _Tail:
     """Pages backwards through the store. ``live_start`` is the ``seq`` of the first live
     message: the store numbers messages across the whole conversation, so after a summary
-    the live history starts at the summary's ``covered_count``, not at 0."""
+    the live history starts at the summary's ``covered_count``, not at 0. ``newest`` is the
+    newest page already read (with the limit it was read with), if any."""
     pages: list[list[ChatMessage]] = []
     before: int | None = None
-    limit = FIRST_PAGE
+    limit = FIRST_PAGE if newest is None else newest[1]
     total: int | None = None
     reached_start = False
     while True:
-        page = await reader.read_tail(conversation_id, limit, before_seq=before)
+        if newest is not None:
+            page, newest = newest[0], None
+        else:
+            page = await reader.read_tail(conversation_id, limit, before_seq=before)
         if not page:
             reached_start = True
             break
@@ -532,10 +540,15 @@ class ContextWindowManager:
             source = reader or self.reader
             if source is None:
                 raise ValidationError("build_prompt was given a conversation id but no history reader")
-            if summary is None:
+            newest: tuple[list[ChatMessage], int] | None = None
+            read_recent = getattr(source, "read_recent", None)
+            if summary is None and read_recent is not None:
+                summary, page = await read_recent(history, RECENT_PAGE)
+                newest = (page, RECENT_PAGE)
+            elif summary is None:
                 summary = await source.get_summary(history)
             live_start = summary.covered_count if summary is not None else 0
-            tail = await _tail_of_reader(source, history, scanner, live_start)
+            tail = await _tail_of_reader(source, history, scanner, live_start, newest)
         else:
             tail = _tail_of_sequence(history, scanner)
         return planner.plan(system_prompt, tail, tools, memories, summary)
