@@ -51,6 +51,7 @@ from runtime.events import (
     TurnFinished,
     UserSaved,
 )
+from runtime.logs import log_context
 from runtime.messages import ChatMessage, ConversationSummary, ToolCall
 from runtime.tool_runner import ToolResult, ToolRunner
 from runtime.tools import AskPermission, ToolContext, ToolRegistry
@@ -223,8 +224,17 @@ class Agent:
 
     async def _run(self, conversation_id: str, user_text: str | None, resend: bool | None,
                    ask: AskPermission | None) -> AsyncIterator[TurnEvent]:
+        """The turn, with its ids on every log record written while it runs."""
+        turn_id = new_turn_id()
+        with log_context(turn_id=turn_id, conversation_id=conversation_id):
+            async with contextlib.aclosing(self._turn(conversation_id, turn_id, user_text, resend, ask)) as events:
+                async for event in events:
+                    yield event
+
+    async def _turn(self, conversation_id: str, turn_id: str, user_text: str | None, resend: bool | None,
+                    ask: AskPermission | None) -> AsyncIterator[TurnEvent]:
         started = self._clock()
-        turn = _Turn(conversation_id, new_turn_id(), started)
+        turn = _Turn(conversation_id, turn_id, started)
         emit = self._emit
         try:
             lock = await self.locks.acquire(conversation_id)

@@ -95,7 +95,10 @@ def log_context(*, turn_id: str | None = None, conversation_id: str | None = Non
         yield
     finally:
         for var, token in reversed(tokens):
-            var.reset(token)
+            try:
+                var.reset(token)
+            except ValueError:  # closed from another context (an async generator finalised elsewhere)
+                var.set(None)
 
 
 def setup_logging(path: Path, level: str = "INFO", *, max_bytes: int = 5_000_000, backups: int = 3) -> Path:

@@ -171,3 +171,28 @@ async def test_two_turns_on_one_conversation_are_queued_not_interleaved(rt: Runt
                          collect(rt.agent.run_turn(conv, "what is 3+4?")))
     roles = [m.role for m in await history(rt, conv)]
     assert roles == ["user", "assistant", "tool", "assistant"] * 2
+
+
+async def test_log_records_written_during_a_turn_carry_its_ids(rt: Runtime, tmp_path) -> None:
+    import json
+    import logging
+
+    from runtime.logs import setup_logging
+
+    path = setup_logging(tmp_path / "turn.log", "DEBUG")
+    try:
+        conv = await rt.agent.new_conversation()
+        events = await collect(rt.agent.run_turn(conv, "what is 6*7?"))
+        turn_id = events[0].turn_id
+        logging.getLogger("holdfast.after").info("after the turn")
+    finally:
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if getattr(h, "_holdfast", False)]:
+            handler.flush()
+            root.removeHandler(handler)
+            handler.close()
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    during = [r for r in records if r.get("turn_id") == turn_id]
+    assert during, "no log record carried the turn id"
+    assert all(r["conversation_id"] == conv for r in during)
+    assert "turn_id" not in records[-1]  # the ids do not leak past the turn
