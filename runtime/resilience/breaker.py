@@ -43,23 +43,37 @@ Clock = Callable[[], float]
 class BreakerOpen(CircuitOpenError):
     """The :class:`CircuitOpenError` a breaker raises, built in one frame.
 
-    Rejections are the hot path during an outage (every caller, every retry), and
-    ``AppError.__init__`` through ``CircuitOpenError.__init__`` is two Python frames plus
-    formatting; this sets the same attributes directly.
+    Rejections are the hot path during an outage (every caller, every retry): this sets
+    the fields directly instead of going through ``AppError.__init__``, and formats the
+    message and details only when someone reads them.
     """
 
+    error_type = ErrorType.CIRCUIT_OPEN
+    retryable = False
+    status_code = 503
+
     def __init__(self, name: str, retry_after: float | None = None, *, last_error: str | None = None) -> None:
-        message = (f"{name} is unavailable (circuit open; next probe in {retry_after:.1f}s)"
-                   if retry_after and retry_after > 0 else f"{name} is unavailable (circuit open)")
-        Exception.__init__(self, message)
-        self.message = message
-        self.error_type = ErrorType.CIRCUIT_OPEN
-        self.details = {"breaker": name, "last_error": last_error}
-        self.retryable = False
-        self.status_code = 503
+        self.name = self.service = name
         self.retry_after = retry_after
-        self.service = name
-        self.name = name
+        self._last_error = last_error
+
+    @property  # type: ignore[override]
+    def message(self) -> str:
+        wait = self.retry_after
+        if wait and wait > 0:
+            return f"{self.name} is unavailable (circuit open; next probe in {wait:.1f}s)"
+        return f"{self.name} is unavailable (circuit open)"
+
+    @property  # type: ignore[override]
+    def details(self) -> dict[str, Any]:
+        return {"breaker": self.name, "last_error": self._last_error}
+
+    @property
+    def args(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.message,)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class CircuitState(str, Enum):
