@@ -1,16 +1,15 @@
 """The assistant's reply: streamed Markdown plus a badge for interrupted / cached / fallback.
 
-Deltas are gathered and handed to Textual's ``MarkdownStream`` at most every ``FLUSH_SECONDS``
-(the first at once); the stream itself batches again while the widget is busy rendering. Each
-append re-lays out the chat log, so fewer, larger appends keep a fast stream drawn on time. A reply
-longer than ``PLAIN_LIMIT`` characters switches to plain literal text: re-parsing a huge
-Markdown document on every batch would freeze the UI.
+Every delta goes straight to Textual's ``MarkdownStream``, which re-parses only the last block
+and, while an append is still being drawn, coalesces whatever arrives meanwhile into the next
+one: the batch size follows how busy the UI is (one delta per append when idle, hundreds when a
+long reply makes each layout slow). A fixed flush timer on top of that only added latency: its
+callback queued behind the very layouts it was meant to avoid, so a long reply fell 100-300 ms
+behind for most of its deltas. A reply longer than ``PLAIN_LIMIT`` characters switches to plain
+literal text: re-parsing a huge Markdown document on every batch would freeze the UI.
 """
 
 from __future__ import annotations
-
-import time
-from collections.abc import Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -22,8 +21,6 @@ from app.safe_text import clean, literal
 
 #: Characters after which a reply is shown as plain text instead of Markdown.
 PLAIN_LIMIT = 60_000
-#: Least time between two Markdown appends while streaming (20 frames a second).
-FLUSH_SECONDS = 0.05
 
 
 class AssistantMessage(Vertical):
@@ -36,12 +33,12 @@ class AssistantMessage(Vertical):
     AssistantMessage > .badge { color: $text-muted; height: auto; }
     AssistantMessage.-interrupted { border-left: thick $warning; }
     AssistantMessage.-fallback { border-left: thick $warning; background: $warning 8%; }
-    AssistantMessage.-streaming > .badge { color: $accent; }
+    AssistantMessage > .badge.-streaming { color: $accent; }
     """
 
     def __init__(self, text: str = "", *, streaming: bool = False, message_id: str | None = None,
-                 source: str = "llm", interrupted: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(classes="-streaming" if streaming else "")
+                 source: str = "llm", interrupted: bool = False) -> None:
+        super().__init__()
         self.text = clean(text)
         self.message_id = message_id
         self.source = source
@@ -49,10 +46,6 @@ class AssistantMessage(Vertical):
         self.streaming = streaming
         self._stream: MarkdownStream | None = None
         self._plain: Static | None = None
-        self._clock = clock
-        self._pending = ""
-        self._last_flush = float("-inf")
-        self._flush_scheduled = False
 
     def compose(self) -> ComposeResult:
         if len(self.text) > PLAIN_LIMIT:
@@ -61,7 +54,9 @@ class AssistantMessage(Vertical):
         else:
             yield Markdown(self.text)
         badge_text = self._badge()
-        badge = Static(badge_text, markup=False, classes="badge")
+        # The streaming marker lives on the badge, not on the message: toggling a class on the
+        # message restyles every Markdown block under it (hundreds of widgets in a long reply).
+        badge = Static(badge_text, markup=False, classes="badge -streaming" if self.streaming else "badge")
         badge.display = bool(badge_text.plain)
         yield badge
 
@@ -89,20 +84,9 @@ class AssistantMessage(Vertical):
         if self._plain is not None:
             self._plain.update(literal(self.text))
             return
-        self._pending += fragment
-        wait = self._last_flush + FLUSH_SECONDS - self._clock()
-        if wait <= 0:
-            await self._flush()
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.set_timer(wait, self._flush)
+        await self._write(fragment)
 
-    async def _flush(self) -> None:
-        self._flush_scheduled = False
-        fragment, self._pending = self._pending, ""
-        if not fragment or self._plain is not None:
-            return
-        self._last_flush = self._clock()
+    async def _write(self, fragment: str) -> None:
         if self._stream is None:
             md = self.markdown
             if md is None:
@@ -110,11 +94,19 @@ class AssistantMessage(Vertical):
             self._stream = Markdown.get_stream(md)
         await self._stream.write(fragment)
 
+    async def _close_stream(self) -> None:
+        """Draw what the stream still holds, and wait until it is drawn."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.stop()
+            md = self.markdown
+            if md is not None:
+                # stop() does not wait for an append already in flight; the lock it holds does.
+                async with md.lock:
+                    pass
+
     async def _switch_to_plain(self) -> None:
-        self._pending = ""
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
+        await self._close_stream()
         md = self.markdown
         self._plain = Static(literal(self.text), markup=False, classes="plain")
         if md is not None:
@@ -123,13 +115,11 @@ class AssistantMessage(Vertical):
 
     async def finish(self, *, content: str | None = None, interrupted: bool = False, source: str = "llm",
                      message_id: str | None = None) -> None:
-        """The reply is complete (or cut): flush the stream, fix the text, show the badge."""
-        await self._flush()
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
+        """The reply is complete (or cut): draw the rest of the stream, fix the text, show the badge.
+
+        The text is drawn before anything is restyled, so the end of a reply is on screen first."""
+        await self._close_stream()
         self.streaming = False
-        self.remove_class("-streaming")
         self.interrupted = interrupted
         self.source = source
         self.message_id = message_id or self.message_id
@@ -144,6 +134,7 @@ class AssistantMessage(Vertical):
         self.set_class(interrupted, "-interrupted")
         self.set_class(source not in ("llm", ""), "-fallback")
         badge = self.query_one(".badge", Static)
+        badge.remove_class("-streaming")
         text = self._badge()
         badge.update(text)
         badge.display = bool(text.plain)

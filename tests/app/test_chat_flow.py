@@ -37,7 +37,7 @@ async def test_message_streams_a_reply_and_is_saved(app_config: LoadedConfig) ->
         reply = _replies(app)[-1]
         assert "hello holdfast" in reply.text
         assert reply.rendered_text == reply.text  # everything received is on screen
-        assert not reply.has_class("-streaming")
+        assert not reply.streaming and not reply.query_one(".badge").display  # no "streaming…" left
         stored = await app.rt.store.read_tail(app.conversation_id, 10)
         assert [m.role for m in stored] == ["user", "assistant"]
         assert stored[1].content == reply.text
