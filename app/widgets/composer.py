@@ -62,7 +62,9 @@ class InputHistory:
 
 class Composer(TextArea):
     DEFAULT_CSS = """
-    Composer { height: auto; min-height: 3; max-height: 12; border: tall $accent 40%; }
+    /* min-width: with both side panels in an 80-column terminal the chat column is ~6 cells,
+       and a TextArea wrapping its placeholder at width 0 crashed the app. */
+    Composer { height: auto; min-height: 3; max-height: 12; min-width: 12; border: tall $accent 40%; }
     Composer:focus { border: tall $accent; }
     """
 
