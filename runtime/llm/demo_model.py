@@ -9,6 +9,10 @@ test) sees exactly what reached the model. Rules, in order, for the last message
   ``calculator``; time or date -> ``clock``: "what is 2+2 and what time is it" is two
   parallel calls), or, under the ``unknown_tool`` fault, a call to :data:`UNKNOWN_TOOL`, a tool
   nobody offered (the hallucinated name a real model sometimes produces);
+* a user message asking for a long answer ("a long story", "long answer", "in detail, at
+  length") -> about :data:`LONG_REPLY_WORDS` words of deterministic Markdown (headings,
+  paragraphs, bullet and numbered lists, code blocks): the long reply the UI stream benchmark
+  and tests draw;
 * anything else -> a short reply saying how many messages arrived, which recalled
   memories (``[Memory from ...]: ...`` lines in system messages) it saw, quoting the one
   that shares the most words with the user's message.
@@ -45,6 +49,10 @@ _TZ_ABBREVIATIONS = ("UTC", "GMT", "CET", "CEST", "EST", "EDT", "CST", "CDT", "M
                      "BST", "IST", "JST", "AEST", "AEDT", "NZST")
 _TZ_ABBR_RE = re.compile(r"\b(" + "|".join(_TZ_ABBREVIATIONS) + r")\b")
 _WORD_RE = re.compile(r"[a-z0-9]+")
+_LONG_RE = re.compile(r"\blong\s+(?:\w+\s+)?(?:answer|reply|story|essay|explanation|response)\b|\bat length\b",
+                      re.IGNORECASE)
+#: Streamed words (see :func:`split_words`) in a long reply, about as many tokens.
+LONG_REPLY_WORDS = 2000
 _STOPWORDS = frozenset(
     "a an the and or but is are was were be to of in on at for with my your i you me we it this that "
     "what which who how do does did can could would should please tell about from as by".split()
@@ -215,6 +223,46 @@ def _plain_answer(messages: Sequence[dict[str, Any]], user_text: str) -> str:
     return " ".join(parts)
 
 
+_LONG_TOPICS = ("circuit breakers", "retries with jitter", "bulkheads", "timeouts", "fallbacks", "health checks",
+                "journals", "backpressure")
+
+
+def _long_section(index: int) -> str:
+    """One deterministic section of the long reply; the index varies topics, lists and code."""
+    topic = _LONG_TOPICS[index % len(_LONG_TOPICS)]
+    lines = [f"## {index + 1}. On {topic}", ""]
+    lines.append(" ".join(
+        f"Sentence {s + 1} of part {index + 1} explains how {topic} keep a service answering when a "
+        f"dependency fails, and why the **cost** of `{topic.split()[0]}` stays small." for s in range(3)))
+    lines.append("")
+    if index % 2 == 0:
+        lines.extend(f"- point {p + 1}: {topic} bound the damage of failure number {index * 4 + p}" for p in range(4))
+    else:
+        lines.extend(f"{p + 1}. step {p + 1} for {topic}, checked {index + p} times" for p in range(4))
+    lines.append("")
+    if index % 3 == 0:
+        lines.extend(["```python", f"def part_{index + 1}(attempt: int) -> float:",
+                      f'    """Delay before attempt {index + 1} of {topic}."""',
+                      f"    return min(30.0, 0.5 * 2 ** attempt)  # capped at {index + 30} s", "```", ""])
+    elif index % 3 == 1:
+        lines.extend([f"> A quoted remark about {topic}, part {index + 1}.", ""])
+    return "\n".join(lines) + "\n"
+
+
+def long_answer(user_text: str) -> str:
+    """About :data:`LONG_REPLY_WORDS` streamed words of Markdown, the same for the same request."""
+    parts = [f"{LABEL} A long answer to \"{_quote(user_text, 80)}\".\n\n# Staying up\n\n"]
+    words = len(split_words(parts[0]))
+    index = 0
+    while words < LONG_REPLY_WORDS:
+        section = _long_section(index)
+        parts.append(section)
+        words += len(split_words(section))
+        index += 1
+    parts.append("That is the whole story.\n")
+    return "".join(parts)
+
+
 def respond(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None, *,
             unknown_tool: bool = False) -> DemoReply:
     """Decide the demo model's reply to an OpenAI-format chat request.
@@ -242,6 +290,8 @@ def respond(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] 
             calls = tuple(DemoToolCall(_call_id(seed, i), name, json.dumps(args))
                           for i, (name, args) in enumerate(wanted))
             return DemoReply(None, calls, prompt_tokens=prompt_tokens)
+        if _LONG_RE.search(user_text):
+            return DemoReply(long_answer(user_text), prompt_tokens=prompt_tokens)
     return DemoReply(_plain_answer(messages, user_text), prompt_tokens=prompt_tokens)
 
 
