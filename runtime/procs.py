@@ -75,7 +75,11 @@ class ManagedProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def spawn(self) -> None:
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        except OSError as exc:
+            raise ServiceUnavailableError(f"{self.name}: cannot open its log {self.log_path}: {exc}",
+                                          retryable=False, service=self.name) from exc
         try:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -86,6 +90,9 @@ class ManagedProcess:
                 env=self.env,
                 start_new_session=True,  # Ctrl+C in the TUI must not reach the child directly
             )
+        except OSError as exc:  # a missing or non-executable binary: the caller runs degraded
+            raise ServiceUnavailableError(f"{self.name} could not be started ({self.argv[0]}): {exc}",
+                                          retryable=False, service=self.name) from exc
         finally:
             if out is not subprocess.DEVNULL:
                 out.close()
@@ -181,10 +188,16 @@ class ManagedServer:
         for port in self._candidate_ports():
             proc = self._spawn(port)
             deadline = loop.time() + self.startup_timeout
-            while proc.running() and loop.time() < deadline:
-                if await asyncio.to_thread(self.ready, port):
-                    return self._started(proc, port)
-                await asyncio.sleep(0.02)
+            try:
+                while proc.running() and loop.time() < deadline:
+                    if await asyncio.to_thread(self.ready, port):
+                        return self._started(proc, port)
+                    await asyncio.sleep(0.02)
+            except BaseException:
+                # Cancelled mid-start (the app quit while booting): this child is not yet
+                # self._proc, so stop() would never reach it.
+                proc.stop(timeout=1)
+                raise
             proc.stop(timeout=1)
         raise self._failure()
 
