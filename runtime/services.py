@@ -111,6 +111,15 @@ class Runtime:
         if self.started:
             return
         self.started = True
+        try:
+            await self._start_parts()
+        except BaseException:
+            # A half-started runtime must not leave redis-server or the demo LLM server running
+            # behind a caller that never reaches stop() (``async with`` skips __aexit__ here).
+            await self.stop()
+            raise
+
+    async def _start_parts(self) -> None:
         cfg = self.config
         cfg.data_path.mkdir(parents=True, exist_ok=True)
         await self._start_redis()
@@ -247,25 +256,29 @@ class Runtime:
         if not self.started:
             return
         self.started = False
-        steps: list[tuple[str, Any]] = [
-            ("agent", self.agent.aclose() if self.agent else None),
-            ("monitor", self.monitor.stop()),
-            ("store", self.store.close() if self.store else None),
-            ("memory", self.memory.aclose() if self.memory else None),
-            ("llm", self.llm.aclose() if self.llm else None),
-            ("redis client", self._redis_client.aclose() if self._redis_client else None),
+        # Closers, not coroutines: a coroutine made up front and never awaited (an earlier step
+        # cancelled) would only warn, and its part would stay open.
+        steps: list[tuple[str, Any, str]] = [
+            ("agent", self.agent, "aclose"), ("monitor", self.monitor, "stop"), ("store", self.store, "close"),
+            ("memory", self.memory, "aclose"), ("llm", self.llm, "aclose"),
+            ("redis client", self._redis_client, "aclose"),
         ]
-        for name, coro in steps:
-            if coro is None:
+        for name, part, method in steps:
+            if part is None:
                 continue
             try:
-                await coro
+                await getattr(part, method)()
             except Exception as exc:  # shutdown goes on whatever one part says
                 log.warning("stopping %s: %s", name, describe(exc))
         for name, server in (("llm", self._demo_llm), ("redis", self._embedded_redis)):
-            if server is not None:
+            if server is None:
+                continue
+            try:
                 await asyncio.to_thread(server.stop)
-                self.bus.publish(BackendStatus(name=name, status="stopped"))
+            except Exception as exc:  # the other server must still be stopped
+                log.warning("stopping the %s server: %s", name, describe(exc))
+                continue
+            self.bus.publish(BackendStatus(name=name, status="stopped"))
 
     async def __aenter__(self) -> Runtime:
         await self.start()
