@@ -110,6 +110,7 @@ class HoldfastApp(App[int]):
         self.handlers = CommandHandlers(self)
         self._turn: Worker[None] | None = None
         self._queue: list[tuple[str, UserMessage]] = []
+        self._boot_error: str | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._ui_thread = threading.get_ident()
         self._oldest_seq: int | None = None
@@ -190,7 +191,27 @@ class HoldfastApp(App[int]):
         self.timings.setdefault("first_frame", self._clock() - self._launched)
         # Only now: the import thread would otherwise compete with the first paint for the GIL.
         if self.boot:
-            self.run_worker(self._boot(), name="boot", group="boot", exit_on_error=False)
+            self.run_worker(self._boot_or_explain(), name="boot", group="boot", exit_on_error=False)
+
+    async def _boot_or_explain(self) -> None:
+        """Boot; if that fails, say so and give queued messages back rather than hold them forever."""
+        try:
+            await self._boot()
+        except Exception as exc:  # shown to the user, never a crash
+            log.exception("start-up failed")
+            self._boot_error = describe(exc)
+            await self.chat_log.notice(f"Holdfast could not start: {self._boot_error}", "degraded")
+            self._return_queued_to_composer()
+
+    def _return_queued_to_composer(self) -> None:
+        if not self._queue:
+            return
+        texts = [text for text, _ in self._queue]
+        for _, bubble in self._queue:
+            bubble.remove()
+        self._queue.clear()
+        self.composer.text = "\n\n".join([*texts, self.composer.text] if self.composer.text else texts)
+        self.notify("Your unsent messages are back in the composer.", severity="warning", markup=False)
 
     async def _boot(self) -> None:
         health = self.health_panel
@@ -247,6 +268,11 @@ class HoldfastApp(App[int]):
             await self.start_new_conversation()
 
     async def on_unmount(self) -> None:
+        # A streaming turn must end (and save its partial reply) before the runtime closes.
+        if self._turn is not None and self.turn_running:
+            self._turn.cancel()
+            with contextlib.suppress(Exception):
+                await self._turn.wait()
         for waiter in self._permission_waiters:
             if not waiter.done():
                 waiter.set_result("deny")
@@ -467,6 +493,10 @@ class HoldfastApp(App[int]):
 
     async def send(self, text: str) -> None:
         """Show the user's text and start its turn, or queue it behind a running one."""
+        if self._boot_error is not None:
+            self.composer.text = text
+            self.notify(f"Not sent: Holdfast could not start ({self._boot_error}).", severity="error", markup=False)
+            return
         bubble = UserMessage(text, queued=True)
         await self.chat_log.add(bubble)
         self.chat_log.anchor()  # sending means "show me the answer": follow the tail again
