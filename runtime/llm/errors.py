@@ -31,6 +31,7 @@ from runtime.errors import (
     ServiceUnavailableError,
     ValidationError,
 )
+from runtime.logs import redact
 from runtime.resilience.classify import error_for_status
 
 SERVICE = "llm"
@@ -56,8 +57,11 @@ def _server_message(body: Any, fallback: str) -> str:
 
 def error_for_response(status: int, body: Any, headers: Mapping[str, str] | None, *,
                        api_key_env: str = "OPENAI_API_KEY", now: Callable[[], float] = time.time) -> AppError:
-    """The AppError for an HTTP error answer of an LLM endpoint."""
-    message = _server_message(body, f"HTTP {status}")
+    """The AppError for an HTTP error answer of an LLM endpoint.
+
+    The server's own words are kept, redacted: some servers echo the key they refused.
+    """
+    message = redact(_server_message(body, f"HTTP {status}"))
     if status in AUTH_STATUSES:
         return AuthenticationError(
             f"the LLM endpoint refused the credentials (HTTP {status}: {message}); {api_key_hint(api_key_env)}",

@@ -309,3 +309,13 @@ async def test_sdk_sends_no_retries_of_its_own(client: LLMClient) -> None:
         route = mock.get("/models").respond(200, json={"object": "list", "data": [{"id": "a", "object": "model"}]})
         assert await client.list_models() == ["a"]
     assert route.calls.last.request.headers.get("x-stainless-retry-count") == "0"
+
+
+async def test_a_server_that_echoes_the_refused_key_never_shows_it(client: LLMClient) -> None:
+    leaked = "sk-live-0123456789abcdefghijklmnop"
+    with respx.mock(base_url=BASE) as mock:
+        mock.post("/chat/completions").respond(401, json={"error": {"message": f"Incorrect API key: {leaked}"}})
+        with pytest.raises(AuthenticationError) as info:
+            await collect(client)
+    shown = info.value.user_message()
+    assert leaked not in shown and "Incorrect API key" in shown
