@@ -239,8 +239,11 @@ class Agent:
         try:
             lock = await self.locks.acquire(conversation_id)
         except TurnBusyError as exc:
-            yield emit(TurnFailed(conversation_id=conversation_id, turn_id=turn.turn_id, error=exc.user_message(),
-                                  error_type=exc.error_type.value, retryable=True))
+            # Not retryable: this message was never saved, so /retry would resend the other
+            # turn's message instead of this one.
+            yield emit(TurnFailed(conversation_id=conversation_id, turn_id=turn.turn_id,
+                                  error=exc.user_message() + "; your message was not sent",
+                                  error_type=exc.error_type.value, retryable=False))
             yield emit(self._finished(turn, started, failed=True, stop_reason="busy"))
             return
         turn.timed("lock_ms", started, self._clock())
@@ -280,8 +283,11 @@ class Agent:
                 await asyncio.shield(self._on_cancel(turn, started))
             raise
         finally:
-            if turn.prefetch is not None and not turn.prefetch.done():
+            if turn.prefetch is not None:
                 turn.prefetch.cancel()
+                # Nobody awaits it now: retrieve its outcome so a failed read is not reported
+                # as "Task exception was never retrieved".
+                turn.prefetch.add_done_callback(_retrieve)
             self.history.drop_prefetched(conversation_id)
             await asyncio.shield(lock.release())
             if stop_reason == "done" and turn.saved:
@@ -516,8 +522,12 @@ class Agent:
                                        status=result.status, output=result.output, error=result.error,
                                        truncated=result.truncated, duration_ms=result.duration_ms, step=step)
         finally:
-            for task in tasks:
+            pending = [task for task in tasks if not task.done()]
+            for task in pending:
                 task.cancel()
+            if pending:
+                # Let cancelled tools finish unwinding before _on_cancel writes their results.
+                await asyncio.gather(*pending, return_exceptions=True)
         turn.timed("tools_ms", t0, self._clock())
         t0 = self._clock()
         for call in calls:
@@ -615,6 +625,11 @@ class Agent:
         if result is not None:
             log.info("summarisation of %s: %s (%d -> %d tokens)", conversation_id, result.status,
                      result.history_tokens_before, result.history_tokens_after)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def collect(events: AsyncIterator[TurnEvent]) -> list[TurnEvent]:

@@ -196,3 +196,20 @@ async def test_log_records_written_during_a_turn_carry_its_ids(rt: Runtime, tmp_
     assert during, "no log record carried the turn id"
     assert all(r["conversation_id"] == conv for r in during)
     assert "turn_id" not in records[-1]  # the ids do not leak past the turn
+
+
+async def test_a_turn_that_cannot_get_the_conversation_is_not_offered_for_retry(
+        runtime_factory: Callable[..., Runtime]) -> None:
+    rt = runtime_factory(agent={"turn_lock_timeout": 0.2})
+    async with rt:
+        conv = await rt.agent.new_conversation()
+        held = await rt.agent.locks.acquire(conv)  # another turn on this conversation is running
+        try:
+            events = await collect(rt.agent.run_turn(conv, "second message"))
+        finally:
+            await held.release()
+        failed = [e for e in events if isinstance(e, TurnFailed)]
+        assert len(failed) == 1 and not failed[0].retryable
+        assert "not sent" in failed[0].error
+        assert not any(isinstance(e, UserSaved) for e in events)
+        assert await history(rt, conv) == []
