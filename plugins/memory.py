@@ -12,7 +12,7 @@ from runtime.errors import ServiceUnavailableError, ValidationError
 from runtime.tools import ToolContext, tool
 
 
-@tool(timeout=15.0)
+@tool(timeout=15.0, ask_if=lambda args: args.get("action") == "forget")
 async def memory(action: Literal["remember", "recall", "forget"], ctx: ToolContext, text: str = "",
                  memory_id: str = "") -> str:
     """Long-term memory of the user across conversations.

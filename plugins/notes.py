@@ -17,7 +17,7 @@ from runtime.tools import ToolContext, tool
 NAMESPACE = "notes"
 
 
-@tool
+@tool(ask_if=lambda args: args.get("action") == "delete")
 async def notes(action: Literal["add", "list", "delete"], ctx: ToolContext, text: str = "", note_id: str = "") -> str:
     """The user's notepad: add a note, list notes, or delete one by id.
 

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from runtime.config import Config
 from runtime.errors import AppError, NotFoundError
 from runtime.events import AssistantSaved, Degraded, TextDelta, ToolCallFinished, ToolCallStarted, TurnFailed
+from runtime.safe_text import clean
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -118,18 +119,18 @@ async def _chat(rt: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         if args.json:
             _json(event.to_dict(), out)
         elif isinstance(event, TextDelta):
-            out.write(event.text)
+            out.write(clean(event.text))
             out.flush()
         elif isinstance(event, ToolCallStarted):
             err.write(f"[tool {event.name} {json.dumps(event.arguments)}]\n")
         elif isinstance(event, ToolCallFinished):
-            err.write(f"[tool {event.name}: {event.status}] {event.output[:200]}\n")
+            err.write(f"[tool {event.name}: {event.status}] {clean(event.output[:200])}\n")
         elif isinstance(event, Degraded):
-            err.write(f"[degraded: {event.reason}]\n")
+            err.write(f"[degraded: {clean(event.reason)}]\n")
         elif isinstance(event, AssistantSaved) and event.source != "llm" and event.source != "cache":
-            out.write(event.content)
+            out.write(clean(event.content))
         elif isinstance(event, TurnFailed):
-            err.write(f"[turn failed: {event.error}]\n")
+            err.write(f"[turn failed: {clean(event.error)}]\n")
     if not args.json:
         out.write("\n")
         err.write(f"[conversation {conv}]\n")
@@ -149,7 +150,9 @@ async def _conversations(rt: Any, args: argparse.Namespace, out: TextIO) -> int:
         await rt.store.delete(args.id)
         out.write(f"deleted {args.id}\n")
     elif args.action == "show" or args.format != "json":
-        out.write(await rt.store.export_markdown(args.id))
+        text = await rt.store.export_markdown(args.id)
+        # Model text never drives the terminal; an export into a file or pipe stays byte-exact.
+        out.write(clean(text) if args.action == "show" or out.isatty() else text)
     else:
         out.write(await rt.store.export_json(args.id) + "\n")
     return EXIT_OK

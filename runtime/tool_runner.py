@@ -138,7 +138,7 @@ class ToolRunner:
     async def _check_permission(self, found: Tool, args: dict[str, Any],
                                 ask: AskPermission | None) -> str | None:
         """None when the call may run, else the refusal the model is told."""
-        permission = self.registry.permission(found.name)
+        permission = self.registry.permission(found.name, args)
         if permission == "deny":
             return f"the user's settings do not allow the tool {found.name!r}; it was not run"
         if permission == "allow" or self.registry.allowed_always(found.name):

@@ -80,6 +80,8 @@ class Tool:
     timeout: float | None = None
     #: The tool's own default permission; config [plugins].permissions overrides it.
     permission: Permission | None = None
+    #: Calls for which an "allow" becomes "ask" (the harmful actions of a tool, e.g. delete).
+    ask_if: Callable[[Mapping[str, Any]], bool] | None = None
     #: Plugin that registered it (for messages about clashes and failures).
     plugin: str = ""
 
@@ -141,7 +143,8 @@ def _split_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
 
 
 def _build(fn: Callable[..., Any], name: str | None, description: str | None,
-           timeout: float | None, permission: Permission | None) -> Tool:
+           timeout: float | None, permission: Permission | None,
+           ask_if: Callable[[Mapping[str, Any]], bool] | None = None) -> Tool:
     tool_name = name or fn.__name__
     if not _NAME_RE.match(tool_name):
         raise ToolDefinitionError(f"tool name {tool_name!r} must be 1-64 letters, digits, '_' or '-'")
@@ -177,17 +180,22 @@ def _build(fn: Callable[..., Any], name: str | None, description: str | None,
     schema.setdefault("properties", {})
     return Tool(name=tool_name, description=description or doc_description or tool_name,
                 parameters=schema, fn=fn, args_model=model, context_param=context_param,
-                timeout=timeout, permission=permission)
+                timeout=timeout, permission=permission, ask_if=ask_if)
 
 
 def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None,
-         timeout: float | None = None, permission: Permission | None = None) -> Any:
-    """Make a typed function a :class:`Tool`; usable bare (``@tool``) or with options."""
+         timeout: float | None = None, permission: Permission | None = None,
+         ask_if: Callable[[Mapping[str, Any]], bool] | None = None) -> Any:
+    """Make a typed function a :class:`Tool`; usable bare (``@tool``) or with options.
+
+    ``ask_if(arguments)`` marks the calls that can cause harm (a delete, say): for those an
+    "allow" permission becomes "ask", unless the user's config names the tool explicitly.
+    """
     if fn is not None:
-        return _build(fn, name, description, timeout, permission)
+        return _build(fn, name, description, timeout, permission, ask_if)
 
     def wrap(inner: Callable[..., Any]) -> Tool:
-        return _build(inner, name, description, timeout, permission)
+        return _build(inner, name, description, timeout, permission, ask_if)
 
     return wrap
 
@@ -240,14 +248,18 @@ class ToolRegistry:
         which is clearer to the user than a model that does not know the tool exists."""
         return [t.to_openai() for t in self]
 
-    def permission(self, name: str) -> Permission:
-        """Config for this tool, else the tool's own default, else the config default."""
+    def permission(self, name: str, arguments: Mapping[str, Any] | None = None) -> Permission:
+        """Config for this tool, else the tool's own default, else the config default; a
+        harmful call (the tool's ``ask_if``) is asked about unless the config names the tool."""
         if name in self.config.permissions:
             return self.config.permissions[name]
         found = self._tools.get(name)
-        if found is not None and found.permission is not None:
-            return found.permission
-        return self.config.default_permission
+        chosen = found.permission if found is not None and found.permission is not None \
+            else self.config.default_permission
+        if chosen == "allow" and found is not None and found.ask_if is not None and arguments is not None \
+                and found.ask_if(arguments):
+            return "ask"
+        return chosen
 
     def allow_always(self, name: str) -> None:
         self._always.add(name)

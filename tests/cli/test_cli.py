@@ -147,6 +147,15 @@ def test_a_remembered_fact_reaches_the_model_in_chat(holdfast: Holdfast) -> None
     assert run.code == 0 and "My cat is called Tom" in run.out
 
 
+def test_escape_sequences_in_model_text_never_reach_the_terminal(holdfast: Holdfast) -> None:
+    # A memory that tries to retitle the window and write the clipboard (OSC 0, OSC 52).
+    holdfast("memory", "add", "My cat is called \x1b]0;pwned\x07Tom\x1b]52;c;ZXZpbA==\x07 \x1b[31mred")
+    run = holdfast("chat", "what is my cat called?")
+    assert run.code == 0, run.err
+    assert "Tom" in run.out and "red" in run.out
+    assert "\x1b" not in run.out and "\x07" not in run.out and "\x1b" not in run.err
+
+
 # ---------------------------------------------------------------- health and tools
 
 

@@ -105,6 +105,34 @@ async def test_ask_permission_once_always_deny() -> None:
     assert (first.status, second.status, third.status) == ("denied", "ok", "ok") and asked == ["ping", "ping"]
 
 
+async def test_harmful_actions_of_the_builtin_plugins_ask_first() -> None:
+    import plugins.memory as memory_plugin
+    import plugins.notes as notes_plugin
+
+    registry = ToolRegistry(PluginsConfig())
+    registry.register(memory_plugin.memory)
+    registry.register(notes_plugin.notes)
+    runner = ToolRunner(registry, Resilience())
+    asked: list[tuple[str, dict]] = []
+
+    async def ask(name: str, args: dict) -> str:
+        asked.append((name, args))
+        return "deny"
+
+    ctx = ToolContext(user_id="u")
+    forget = await runner.run(ToolCall("1", "memory", '{"action": "forget", "text": "my dog"}'), ctx, ask)
+    delete = await runner.run(ToolCall("2", "notes", '{"action": "delete", "note_id": "n1"}'), ctx, ask)
+    assert (forget.status, delete.status) == ("denied", "denied")
+    assert [name for name, _ in asked] == ["memory", "notes"]
+    # Harmless actions of the same tools run without a question (no store: a tool error, not a refusal).
+    recall = await runner.run(ToolCall("3", "memory", '{"action": "recall", "text": "dog"}'), ctx, ask)
+    assert recall.status != "denied" and len(asked) == 2
+    # A user who allows the tool by name in config is not asked.
+    trusting = ToolRegistry(PluginsConfig(permissions={"memory": "allow"}))
+    trusting.register(memory_plugin.memory)
+    assert trusting.permission("memory", {"action": "forget"}) == "allow"
+
+
 async def test_long_output_is_capped_for_the_model_and_kept_whole() -> None:
     registry = ToolRegistry(PluginsConfig(max_output_tokens=50))
 
