@@ -52,6 +52,8 @@ class PluginInfo:
     tools: list[str] = field(default_factory=list)
     health_checks: list[str] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)
+    #: (service, handler) pairs, so a plugin that fails half-way can take them back.
+    fallback_handlers: list[tuple[str, Any]] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -232,6 +234,7 @@ class PluginLoader:
             return
         self.resilience.fallbacks.register(service, handler)
         info.fallbacks.append(service)
+        info.fallback_handlers.append((service, handler))
 
     def _rollback(self, info: PluginInfo) -> None:
         for name in info.tools:
@@ -239,8 +242,13 @@ class PluginLoader:
         if self.monitor is not None:
             for name in info.health_checks:
                 self.monitor.unregister_check(name)
+        if self.resilience is not None:
+            for service, handler in info.fallback_handlers:
+                self.resilience.fallbacks.unregister(service, handler)
         info.tools.clear()
         info.health_checks.clear()
+        info.fallbacks.clear()
+        info.fallback_handlers.clear()
 
     def _fail(self, key: str, message: str) -> None:
         self.report.errors[key] = message

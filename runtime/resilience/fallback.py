@@ -163,6 +163,14 @@ class FallbackChain:
         label = name or getattr(handler, "__name__", None) or "fallback"
         self._handlers.setdefault(service, []).append(_Handler(label, handler, False))
 
+    def unregister(self, service: str, handler: Callable[..., Any]) -> None:
+        """Remove ``handler`` from ``service`` (a plugin that failed to load takes its fallbacks back)."""
+        kept = [h for h in self._handlers.get(service, []) if h.fn is not handler]
+        if kept:
+            self._handlers[service] = kept
+        else:
+            self._handlers.pop(service, None)
+
     def register_fallback(self, service: str, fallback_func: Callable[..., Any]) -> None:
         """The spec's form: ``fallback_func`` is called with the primary's own arguments."""
         label = getattr(fallback_func, "__name__", None) or "fallback"

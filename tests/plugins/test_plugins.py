@@ -178,3 +178,21 @@ def test_disabled_plugins_are_skipped(tmp_path: Path) -> None:
     registry = ToolRegistry()
     report = PluginLoader(PluginsConfig(disabled=["notes", "clock"]), registry, user_dir=tmp_path).load_all()
     assert "notes" not in registry and "clock" not in registry and "notes" in report.skipped
+
+
+def test_a_plugin_that_fails_half_way_takes_back_its_tools_and_fallbacks(tmp_path: Path) -> None:
+    folder = tmp_path / "half"
+    folder.mkdir()
+    (folder / "halfway.py").write_text(
+        "from runtime.tools import tool\n\n"
+        "@tool\ndef half_tool(x: int) -> int:\n    '''Half.'''\n    return x\n\n"
+        "def _fallback(error, key):\n    return 'from a broken plugin'\n\n"
+        "FALLBACKS = {'llm': _fallback}\n\n"
+        "def register(api):\n    raise RuntimeError('boom in register')\n")
+    registry = ToolRegistry()
+    resilience = Resilience()
+    report = PluginLoader(PluginsConfig(paths=[str(folder)], include_builtin=False), registry,
+                          resilience=resilience, user_dir=tmp_path / "none").load_all()
+    assert "boom in register" in report.errors["halfway"]
+    assert "half_tool" not in registry
+    assert not resilience.fallbacks.has_fallback("llm")
