@@ -198,7 +198,7 @@ class ManagedServer:
                 # self._proc, so stop() would never reach it.
                 proc.stop(timeout=1)
                 raise
-            proc.stop(timeout=1)
+            await asyncio.to_thread(proc.stop, 1)  # off the loop: the UI keeps drawing
         raise self._failure()
 
     def stop(self) -> None:
