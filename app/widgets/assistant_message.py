@@ -52,13 +52,23 @@ class AssistantMessage(Vertical):
             self._plain = Static(literal(self.text), markup=False, classes="plain")
             yield self._plain
         else:
-            yield Markdown(self.text)
+            # Links a model wrote are not followed blindly: see on_markdown_link_clicked.
+            yield Markdown(self.text, open_links=False)
         badge_text = self._badge()
         # The streaming marker lives on the badge, not on the message: toggling a class on the
         # message restyles every Markdown block under it (hundreds of widgets in a long reply).
         badge = Static(badge_text, markup=False, classes="badge -streaming" if self.streaming else "badge")
         badge.display = bool(badge_text.plain)
         yield badge
+
+    def on_markdown_link_clicked(self, event: Markdown.LinkClicked) -> None:
+        """Open only web links a model wrote; anything else (file:, javascript:, custom schemes) is shown, not opened."""
+        event.stop()
+        href = event.href
+        if href.lower().startswith(("http://", "https://")):
+            self.app.open_url(href)
+        else:
+            self.app.notify(f"not opened: {clean(href)[:200]}", severity="warning", markup=False)
 
     @property
     def markdown(self) -> Markdown | None:

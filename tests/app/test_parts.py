@@ -217,3 +217,20 @@ async def test_a_huge_paste_becomes_a_marker_and_is_sent_whole() -> None:
         app.post_message(events.Paste("small paste"))
         await pilot.pause()
         assert composer.text == "small paste"
+
+
+async def test_links_a_model_wrote_open_only_when_they_are_web_links() -> None:
+    reply = AssistantMessage("see [docs](https://example.org/x) and [this](file:///etc/passwd)")
+    opened: list[str] = []
+    app = Host(reply)
+    app.open_url = lambda url, **_: opened.append(url)  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 20)) as pilot:
+        markdown = reply.markdown
+        assert markdown is not None
+        from textual.widgets import Markdown
+
+        markdown.post_message(Markdown.LinkClicked(markdown, "file:///etc/passwd"))
+        markdown.post_message(Markdown.LinkClicked(markdown, "https://example.org/x"))
+        await pilot.pause()
+        assert opened == ["https://example.org/x"]
+        assert any("not opened: file:///etc/passwd" in str(n.message) for n in app._notifications)
