@@ -30,6 +30,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
+from tenacity import RetryCallState
+
 from runtime.config import ResilienceConfig, ServiceResilience
 from runtime.errors import AppError, OperationTimeoutError, describe
 from runtime.events import EventBus, RetryScheduled
@@ -146,20 +148,24 @@ class Guard:
         breaker.on_success(permit, self._clock() - started if slow else 0.0)
         return result
 
+    def _next_delay(self, state: RetryCallState, error: AppError) -> float:
+        """Seconds to wait before the next attempt; raises when there will be none."""
+        decision = self.policy.decide(state, error, self._clock())
+        if decision.delay is None:
+            self._give_up(state.attempt_number, error, decision.reason)
+            raise error
+        if self.breaker.open_for() > decision.delay:
+            # The breaker would reject the next attempt anyway: fail now, not after a sleep.
+            self._give_up(state.attempt_number, error, "circuit open")
+            raise self.breaker.rejection() from error
+        self._announce_retry(state.attempt_number, decision.delay, error)
+        return decision.delay
+
     async def _retry(self, fn: Callable[[], Awaitable[T]], error: AppError, start: float) -> T:
         policy = self.policy
         state = policy.new_state(start)
         while True:
-            decision = policy.decide(state, error, self._clock())
-            if decision.delay is None:
-                self._give_up(state.attempt_number, error, decision.reason)
-                raise error
-            if self.breaker.open_for() > decision.delay:
-                # The breaker would reject the next attempt anyway: fail now, not after a sleep.
-                self._give_up(state.attempt_number, error, "circuit open")
-                raise self.breaker.rejection() from error
-            self._announce_retry(state.attempt_number, decision.delay, error)
-            await self._sleep(decision.delay)
+            await self._sleep(self._next_delay(state, error))
             state.attempt_number += 1
             remaining = policy.remaining(state, self._clock())
             # The last attempts get only what is left of the call's total budget.
@@ -235,16 +241,7 @@ class Guard:
                 raise error
             if state is None:
                 state = policy.new_state(started)
-            decision = policy.decide(state, error, self._clock())
-            if decision.delay is None:
-                self._give_up(state.attempt_number, error, decision.reason)
-                raise error
-            if self.breaker.open_for() > decision.delay:
-                # The breaker would reject the next attempt anyway: fail now, not after a sleep.
-                self._give_up(state.attempt_number, error, "circuit open")
-                raise self.breaker.rejection() from error
-            self._announce_retry(state.attempt_number, decision.delay, error)
-            await self._sleep(decision.delay)
+            await self._sleep(self._next_delay(state, error))
             state.attempt_number += 1
 
     # ------------------------------------------------------------ fallback
