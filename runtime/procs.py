@@ -32,10 +32,13 @@ _live: weakref.WeakSet[ManagedProcess] = weakref.WeakSet()
 _live_lock = threading.Lock()
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    def set_death_signal() -> None:  # runs in the child between fork and exec
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, sig)
+
+    return set_death_signal
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -43,6 +46,20 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie awaiting its parent's wait counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
@@ -60,9 +77,13 @@ class ManagedProcess:
     """A child process started with die-with-parent semantics and stopped on exit."""
 
     def __init__(self, name: str, argv: Sequence[str], *, log_path: Path | None = None,
+                 death_signal: int = signal.SIGTERM,
                  env: dict[str, str] | None = None) -> None:
         self.name = name
         self.argv = list(argv)
+        #: What the kernel sends the child when its parent dies (SIGKILL for stateless servers,
+        #: whose graceful shutdown could wait on a connection nobody will ever close).
+        self.death_signal = death_signal
         self.log_path = log_path
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
@@ -86,7 +107,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe enough
+                preexec_fn=_die_with_parent(self.death_signal),  # noqa: PLW1509 - only prctl, async-signal-safe enough
                 env=self.env,
                 start_new_session=True,  # Ctrl+C in the TUI must not reach the child directly
             )
@@ -141,6 +162,7 @@ class ManagedServer:
 
     name = "server"
     service = "server"
+    death_signal: int = signal.SIGTERM
 
     def __init__(self, *, port: int = 0, log_path: Path | None = None, startup_timeout: float = 10.0) -> None:
         self.port = port  # 0 until started: then the port it keeps across restarts
@@ -222,7 +244,7 @@ class ManagedServer:
 
     def _spawn(self, port: int) -> ManagedProcess:
         self.before_spawn()
-        proc = ManagedProcess(self.name, self.argv(port), log_path=self.log_path)
+        proc = ManagedProcess(self.name, self.argv(port), log_path=self.log_path, death_signal=self.death_signal)
         proc.spawn()
         return proc
 

@@ -8,6 +8,7 @@ so clients and breakers see the same endpoint come back.
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ class DemoLLMServer(ManagedServer):
 
     name = "demo-llm"
     service = "llm"
+    # Stateless: when Holdfast dies, end at once rather than wait on in-flight streams.
+    death_signal = signal.SIGKILL
 
     def __init__(self, *, port: int = 0, tokens_per_second: float = 200.0, seed: int = 0,
                  log_path: Path | None = None, startup_timeout: float = 15.0,

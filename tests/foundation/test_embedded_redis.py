@@ -12,20 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.procs import wait_until
+from runtime.procs import pid_alive, wait_until
 from runtime.state.embedded_redis import EmbeddedRedis, ping
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still "exists"; it is dead for our purposes.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 async def test_start_kill_restart_keeps_port_and_data(tmp_path: Path) -> None:
@@ -86,7 +75,7 @@ def _launch_app(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
 
     assert wait_until(started, 30), "the app did not start its embedded redis-server"
     redis_pid = int(pid_file.read_text().split()[0])
-    assert _alive(redis_pid)
+    assert pid_alive(redis_pid)
     return proc, master, pid_file
 
 
@@ -98,10 +87,10 @@ def test_no_orphan_redis_after_the_app_dies(tmp_path: Path, sig: signal.Signals)
     try:
         os.kill(proc.pid, sig)
         assert wait_until(lambda: _drain(master) or proc.poll() is not None, 20), f"the app ignored {sig.name}"
-        assert wait_until(lambda: not _alive(redis_pid), 10), f"redis-server {redis_pid} outlived the app ({sig.name})"
+        assert wait_until(lambda: not pid_alive(redis_pid), 10), f"redis-server {redis_pid} outlived the app ({sig.name})"
     finally:
         os.close(master)
         if proc.poll() is None:
             proc.kill()
-        if _alive(redis_pid):
+        if pid_alive(redis_pid):
             os.kill(redis_pid, signal.SIGKILL)

@@ -41,3 +41,40 @@ def test_cli_refuses_non_loopback_hosts_and_bad_faults(capsys: pytest.CaptureFix
     assert "loopback only" in capsys.readouterr().err
     assert run_cli(["--error-rate", "3"]) == 2
     assert "error_rate" in capsys.readouterr().err
+
+
+def test_the_server_dies_with_its_parent_even_mid_stream(tmp_path: Path) -> None:
+    """SIGKILL the process that launched the server while a request hangs on it: the server
+    must not outlive it (a graceful shutdown would wait for that request forever)."""
+    import signal
+    import subprocess
+    import sys
+
+    from runtime.procs import pid_alive, wait_until
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import threading, time, httpx\n"
+        "from runtime.llm.demo_launcher import DemoLLMServer\n"
+        "s = DemoLLMServer(hang=True)\n"
+        "s.start()\n"
+        "def hang():\n"
+        "    try:\n"
+        "        httpx.post(s.url + '/chat/completions', timeout=300, json={'model': 'm', 'stream': True,\n"
+        "                   'messages': [{'role': 'user', 'content': 'hi'}]})\n"
+        "    except Exception:\n"
+        "        pass\n"
+        "threading.Thread(target=hang, daemon=True).start()\n"
+        "print(s.pid, flush=True)\n"
+        "time.sleep(300)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    try:
+        child = int(parent.stdout.readline())  # type: ignore[union-attr]
+        assert wait_until(lambda: pid_alive(child), 5)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        assert wait_until(lambda: not pid_alive(child), 10), "the demo server outlived its parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
