@@ -138,5 +138,16 @@ class RedisRunner:
         client = self.client
         return await self.guard.call(lambda: translated(op(client), operation))
 
+    async def hgetall_many(self, keys: list[str], operation: str = "") -> list[dict[bytes, bytes]]:
+        """HGETALL of each key in one pipelined round trip (an empty dict for a missing key)."""
+
+        async def fetch(r: aioredis.Redis) -> list[dict[bytes, bytes]]:
+            pipe = r.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            return await pipe.execute()
+
+        return await self.run(fetch, operation)
+
     async def ping(self) -> bool:
         return bool(await self.run(lambda r: r.ping(), "PING"))

@@ -352,13 +352,7 @@ class RedisHistory:
             return []
         names = [i.decode("utf-8") for i in ids]
 
-        async def fetch(r: Any) -> Any:
-            pipe = r.pipeline(transaction=False)
-            for conv_id in names:
-                pipe.hgetall(self._keys.conv_meta(conv_id))
-            return await pipe.execute()
-
-        rows = await self._runner.run(fetch, "conversation list")
+        rows = await self._runner.hgetall_many([self._keys.conv_meta(c) for c in names], "conversation list")
         found, gone = [], []
         for conv_id, row in zip(names, rows, strict=True):
             if row:

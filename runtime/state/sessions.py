@@ -246,13 +246,7 @@ class SessionManager:
             return []
         names = [i.decode("utf-8") for i in ids]
 
-        async def fetch(r: Any) -> Any:
-            pipe = r.pipeline(transaction=False)
-            for sid in names:
-                pipe.hgetall(self._keys.session(sid))
-            return await pipe.execute()
-
-        rows = await self._runner.run(fetch, "session list")
+        rows = await self._runner.hgetall_many([self._keys.session(sid) for sid in names], "session list")
         sessions, gone = [], []
         for sid, row in zip(names, rows, strict=True):
             if row and float(row[b"expires_at"]) > now:
