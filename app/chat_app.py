@@ -46,8 +46,8 @@ from app.widgets.header_bar import HeaderBar
 from app.widgets.health_panel import HealthPanel
 from app.widgets.user_message import UserMessage
 from runtime.config import LoadedConfig
-from runtime.errors import AppError, describe
-from runtime.events import (
+from runtime.core.errors import AppError, describe
+from runtime.core.events import (
     BackendStatus,
     BreakerStateChanged,
     Event,
@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 
 #: Imported in a thread before the runtime starts, so the event loop never stalls on them.
 HEAVY_MODULES = ("openai", "httpx", "redis.asyncio", "numpy", "pyarrow", "lancedb", "tiktoken",
-                 "runtime.services", "runtime.agent", "runtime.llm", "runtime.memory", "runtime.context",
+                 "runtime.host.runtime", "runtime.agent", "runtime.llm", "runtime.memory", "runtime.context",
                  "runtime.state.conversations")
 
 RuntimeFactory = Callable[[Any], Any]
@@ -611,6 +611,6 @@ def _import_heavy() -> None:
 
 
 def _default_factory(config: Any) -> Any:
-    from runtime.services import Runtime
+    from runtime.host.runtime import Runtime
 
     return Runtime.from_config(config)

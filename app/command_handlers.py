@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.commands import COMMANDS, CommandError, Invocation, help_lines
-from runtime.errors import AppError, describe
+from runtime.core.errors import AppError, describe
 
 if TYPE_CHECKING:
     from app.chat_app import HoldfastApp

@@ -2,7 +2,7 @@
 
 Text from the model, tools or memories must reach the screen exactly as typed: never parsed
 as Rich/Textual markup and never able to drive the terminal. ``clean`` (from
-:mod:`runtime.safe_text`) removes terminal escapes; ``literal`` wraps the result in a
+:mod:`runtime.core.safe_text`) removes terminal escapes; ``literal`` wraps the result in a
 ``rich.text.Text`` so no markup is interpreted.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from runtime.safe_text import clean
+from runtime.core.safe_text import clean
 
 __all__ = ["clean", "literal", "one_line"]
 

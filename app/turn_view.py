@@ -17,7 +17,7 @@ from app.widgets.chat_log import ChatLog
 from app.widgets.notice import Notice
 from app.widgets.tool_call_block import ToolCallBlock
 from app.widgets.user_message import UserMessage
-from runtime.events import (
+from runtime.core.events import (
     AssistantSaved,
     Degraded,
     MemoriesRecalled,

@@ -14,7 +14,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from runtime.errors import ValidationError
+from runtime.core.errors import ValidationError
 from runtime.tools import tool
 
 MAX_EXPRESSION_CHARS = 500

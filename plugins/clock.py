@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone as dt_timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from runtime.errors import ValidationError
+from runtime.core.errors import ValidationError
 from runtime.tools import tool
 
 #: Common abbreviations a person types, mapped to a zone (or a fixed offset zone name).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from runtime.errors import ServiceUnavailableError, ValidationError
+from runtime.core.errors import ServiceUnavailableError, ValidationError
 from runtime.tools import ToolContext, tool
 
 

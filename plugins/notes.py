@@ -11,7 +11,7 @@ import secrets
 import time
 from typing import Literal
 
-from runtime.errors import NotFoundError, ServiceUnavailableError, ValidationError
+from runtime.core.errors import NotFoundError, ServiceUnavailableError, ValidationError
 from runtime.tools import ToolContext, tool
 
 NAMESPACE = "notes"

@@ -11,6 +11,8 @@ import pytest
 
 from runtime.state.embedded_redis import EmbeddedRedis
 
+pytest_plugins = ["tests.support.llm_fixtures"]
+
 
 def _is_loopback(address: object) -> bool:
     if isinstance(address, (str, bytes)):  # unix socket path

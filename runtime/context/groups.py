@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from runtime.messages import ChatMessage
+from runtime.core.messages import ChatMessage
 
 
 class Unit(NamedTuple):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from runtime.errors import ValidationError
+from runtime.core.errors import ValidationError
 
 ToolsMode = Literal["native", "text", "none"]
 

@@ -28,8 +28,8 @@ from typing import Literal, Protocol
 from runtime.config import ContextConfig
 from runtime.context.tokens import TokenCounter
 from runtime.context.truncate import truncate_middle
-from runtime.errors import AppError, describe
-from runtime.messages import ChatMessage, ConversationSummary, HistoryReader
+from runtime.core.errors import AppError, describe
+from runtime.core.messages import ChatMessage, ConversationSummary, HistoryReader
 
 log = logging.getLogger(__name__)
 

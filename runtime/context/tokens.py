@@ -35,7 +35,7 @@ from typing import Any
 import tiktoken
 from tiktoken.model import encoding_name_for_model
 
-from runtime.messages import ChatMessage
+from runtime.core.messages import ChatMessage
 
 log = logging.getLogger(__name__)
 

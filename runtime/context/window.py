@@ -14,7 +14,7 @@ Budget = the model's context window minus the tokens reserved for the reply (and
    preview so more turns fit; leftover budget then restores full outputs, newest first.
 
 Cost grows with the messages kept, not the conversation's length: history is read backwards
-(from a :class:`~runtime.messages.HistoryReader` in growing pages, or by index from an in-memory
+(from a :class:`~runtime.core.messages.HistoryReader` in growing pages, or by index from an in-memory
 sequence) only until a lower bound of its cost passes the budget, and stored per-message token
 counts are used instead of re-tokenising.
 """
@@ -32,8 +32,8 @@ from runtime.context.groups import Unit, group_units, last_user_index
 from runtime.context.report import BuiltPrompt, ContextOverflowError, PromptReport, ToolsMode
 from runtime.context.tokens import REPLY_PRIMING_TOKENS, TokenCounter
 from runtime.context.truncate import PREVIEW_MIN_SAVING, tool_output_preview, truncate_middle
-from runtime.errors import InternalError, ValidationError
-from runtime.messages import ChatMessage, ConversationSummary, HistoryReader
+from runtime.core.errors import InternalError, ValidationError
+from runtime.core.messages import ChatMessage, ConversationSummary, HistoryReader
 
 MEMORIES_HEADER = "Relevant memories from earlier conversations (they may be out of date):"
 SUMMARY_HEADER = "Summary of the earlier part of this conversation"

@@ -1,9 +1,9 @@
-"""LLM access: the OpenAI-compatible client, its stream events and fallbacks, and the
-offline demo/chaos LLM server (``demo_server``, launched by ``demo_launcher``, steered by
-``demo_admin``).
+"""LLM access: the OpenAI-compatible client (SSE read over httpx), its stream events, tool-call
+assembly, prompt-described tools, fallbacks and health check.
 
-The public names are imported lazily: the demo server child process imports
-``runtime.llm.demo_model`` and must not pay for importing the openai SDK (~3 s here).
+The demo/chaos server it is tested against lives in :mod:`runtime.demo`, apart from the client.
+The public names are imported lazily so that importing ``runtime.llm.stream_events`` (as the
+agent does) does not pay for importing the openai SDK.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ _EXPORTS = {
     "LLMClient": "runtime.llm.client",
     "prompt_key": "runtime.llm.client",
     "rough_token_count": "runtime.llm.client",
-    "DemoAdmin": "runtime.llm.demo_admin",
-    "DemoLLMServer": "runtime.llm.demo_launcher",
     "LLMFallbacks": "runtime.llm.fallbacks",
     "llm_health_check": "runtime.llm.health",
     "FallbackReply": "runtime.llm.stream_events",
@@ -34,8 +32,6 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from runtime.llm.client import Completion, LLMClient, prompt_key, rough_token_count
-    from runtime.llm.demo_admin import DemoAdmin
-    from runtime.llm.demo_launcher import DemoLLMServer
     from runtime.llm.fallbacks import LLMFallbacks
     from runtime.llm.health import llm_health_check
     from runtime.llm.stream_events import (

@@ -39,7 +39,7 @@ import httpx
 import openai
 
 from runtime.config import LLMConfig
-from runtime.errors import AppError, ExternalServiceError, ServiceUnavailableError, ValidationError, describe
+from runtime.core.errors import AppError, ExternalServiceError, ServiceUnavailableError, ValidationError, describe
 from runtime.llm import prompt_tools
 from runtime.llm.errors import SERVICE, error_for_response, translate
 from runtime.llm.read_ahead import ReadAhead
@@ -57,7 +57,7 @@ from runtime.llm.stream_events import (
     parse_arguments,
 )
 from runtime.llm.tool_assembly import ToolCallAssembler
-from runtime.messages import ToolCall
+from runtime.core.messages import ToolCall
 from runtime.resilience import Resilience
 
 Message = Mapping[str, Any]

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import openai
 
-from runtime.errors import (
+from runtime.core.errors import (
     AppError,
     AuthenticationError,
     ExternalServiceError,
@@ -31,7 +31,7 @@ from runtime.errors import (
     ServiceUnavailableError,
     ValidationError,
 )
-from runtime.logs import redact
+from runtime.core.logs import redact
 from runtime.resilience.classify import error_for_status
 
 SERVICE = "llm"

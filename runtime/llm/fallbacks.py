@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from runtime.errors import AppError, ErrorType, describe
+from runtime.core.errors import AppError, ErrorType, describe
 from runtime.resilience import Resilience
 from runtime.resilience.fallback import NO_FALLBACK, FallbackChain
 

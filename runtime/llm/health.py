@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from runtime.errors import AppError, describe
+from runtime.core.errors import AppError, describe
 from runtime.llm.client import LLMClient
 from runtime.resilience import CheckResult, HealthStatus
 

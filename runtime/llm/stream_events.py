@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.messages import ToolCall
+from runtime.core.messages import ToolCall
 
 
 @dataclass(frozen=True, slots=True)

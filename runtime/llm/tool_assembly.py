@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.llm.stream_events import ToolCallError, ToolCallReady, parse_arguments
-from runtime.messages import ToolCall
+from runtime.core.messages import ToolCall
 
 
 @dataclass

@@ -24,7 +24,7 @@ from lancedb.embeddings import TextEmbeddingFunction, register
 from pydantic import PrivateAttr
 
 from runtime.config import Config, LLMConfig
-from runtime.errors import (
+from runtime.core.errors import (
     AppError,
     AuthenticationError,
     ExternalServiceError,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from runtime.errors import ValidationError
+from runtime.core.errors import ValidationError
 
 #: The only columns filters may name (the typed, filterable columns of the memory table).
 FILTER_COLUMNS = frozenset({"id", "user_id", "conversation_id", "type", "content_hash"})

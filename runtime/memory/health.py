@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from runtime.errors import describe
+from runtime.core.errors import describe
 from runtime.memory.records import table_name
 
 

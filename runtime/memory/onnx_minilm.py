@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import ConfigError, ServiceUnavailableError
+from runtime.core.errors import ConfigError, ServiceUnavailableError
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384

@@ -28,8 +28,8 @@ import numpy as np
 import pyarrow as pa
 
 from runtime.config import Config, MemoryConfig
-from runtime.errors import AppError, CircuitOpenError, ServiceUnavailableError, ValidationError, describe
-from runtime.events import EventBus, HealthChanged
+from runtime.core.errors import AppError, CircuitOpenError, ServiceUnavailableError, ValidationError, describe
+from runtime.core.events import EventBus, HealthChanged
 from runtime.memory import escaping, indexing
 from runtime.memory.embeddings import Embedder, LexicalEmbedder, make_embedder
 from runtime.memory.lexical import lexical_vector, lexical_vectors

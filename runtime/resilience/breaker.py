@@ -29,8 +29,8 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from runtime.config import ResilienceConfig, ServiceResilience
-from runtime.errors import CircuitOpenError, ErrorType, describe
-from runtime.events import BreakerStateChanged, EventBus
+from runtime.core.errors import CircuitOpenError, ErrorType, describe
+from runtime.core.events import BreakerStateChanged, EventBus
 from runtime.resilience.classify import records_failure
 from runtime.resilience.window import CountWindow, TimeWindow
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from runtime.errors import BulkheadFullError
+from runtime.core.errors import BulkheadFullError
 
 
 class Bulkhead:

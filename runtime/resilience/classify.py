@@ -17,7 +17,7 @@ import email.utils
 import time
 from collections.abc import Callable, Mapping
 
-from runtime.errors import (
+from runtime.core.errors import (
     AppError,
     AuthenticationError,
     AuthorizationError,

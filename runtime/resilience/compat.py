@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from runtime.config import ResilienceConfig, ServiceResilience
-from runtime.errors import AppError, describe
-from runtime.events import EventBus, RetryScheduled
+from runtime.core.errors import AppError, describe
+from runtime.core.events import EventBus, RetryScheduled
 from runtime.resilience.breaker import BreakerRegistry
 from runtime.resilience.classify import translate
 from runtime.resilience.fallback import CacheFallback, FallbackChain

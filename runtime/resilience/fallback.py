@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from runtime.errors import AppError, InternalError, describe
-from runtime.events import EventBus, FallbackUsed
+from runtime.core.errors import AppError, InternalError, describe
+from runtime.core.events import EventBus, FallbackUsed
 
 log = logging.getLogger(__name__)
 

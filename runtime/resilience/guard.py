@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 from tenacity import RetryCallState
 
 from runtime.config import ResilienceConfig, ServiceResilience
-from runtime.errors import AppError, OperationTimeoutError, describe
-from runtime.events import EventBus, RetryScheduled
+from runtime.core.errors import AppError, OperationTimeoutError, describe
+from runtime.core.events import EventBus, RetryScheduled
 from runtime.resilience.breaker import BreakerRegistry, CircuitBreaker
 from runtime.resilience.bulkhead import Bulkhead
 from runtime.resilience.classify import translate

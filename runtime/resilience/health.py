@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from runtime.errors import describe
-from runtime.events import EventBus, HealthChanged
+from runtime.core.errors import describe
+from runtime.core.events import EventBus, HealthChanged
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import tenacity
 from tenacity import RetryCallState
 
 from runtime.config import ServiceResilience
-from runtime.errors import AppError
+from runtime.core.errors import AppError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from runtime.messages import ChatMessage, ConversationSummary
+from runtime.core.messages import ChatMessage, ConversationSummary
 from runtime.state.history import ConversationInfo
 
 

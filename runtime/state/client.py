@@ -20,7 +20,7 @@ from redis import exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from runtime.errors import (
+from runtime.core.errors import (
     AppError,
     AuthenticationError,
     ConflictError,

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-from runtime.errors import ValidationError
+from runtime.core.errors import ValidationError
 
 #: Ids that become part of Redis keys: no braces (they would break ``{conv:ID}`` hash tags),
 #: no whitespace or control characters, bounded length.

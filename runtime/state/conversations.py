@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.config import Config, RedisConfig
-from runtime.errors import (
+from runtime.core.errors import (
     AppError,
     CircuitOpenError,
     ExternalServiceError,
@@ -38,8 +38,8 @@ from runtime.errors import (
     ServiceUnavailableError,
     ValidationError,
 )
-from runtime.events import EventBus, JournalReplayed, StoreDegraded, StoreRecovered
-from runtime.messages import ChatMessage, ConversationSummary, Role, ToolCall
+from runtime.core.events import EventBus, JournalReplayed, StoreDegraded, StoreRecovered
+from runtime.core.messages import ChatMessage, ConversationSummary, Role, ToolCall
 from runtime.state import codec, export
 from runtime.state.cache import LiveTail, LiveTailCache, RecentCache
 from runtime.state.client import RedisRunner
@@ -77,7 +77,7 @@ class ReplayReport:
 class ConversationStore:
     """Append-only conversation history on Redis with a local journal for outages.
 
-    Implements :class:`runtime.messages.HistoryReader` (``read_tail``, ``get_summary``).
+    Implements :class:`runtime.core.messages.HistoryReader` (``read_tail``, ``get_summary``).
     """
 
     def __init__(

@@ -13,8 +13,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.errors import ServiceUnavailableError
-from runtime.procs import ManagedServer
+from runtime.core.errors import ServiceUnavailableError
+from runtime.core.procs import ManagedServer
 
 
 def find_redis_server() -> str | None:

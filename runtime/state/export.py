@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from runtime.messages import ChatMessage
+from runtime.core.messages import ChatMessage
 from runtime.state.history import ConversationDump
 
 FORMAT = "holdfast.conversation/1"

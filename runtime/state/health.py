@@ -14,7 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from runtime.errors import AppError
+from runtime.core.errors import AppError
 from runtime.resilience import CheckResult, HealthMonitor, HealthStatus
 from runtime.state.client import translated
 

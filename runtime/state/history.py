@@ -23,8 +23,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.errors import ValidationError
-from runtime.messages import ChatMessage, ConversationSummary
+from runtime.core.errors import ValidationError
+from runtime.core.messages import ChatMessage, ConversationSummary
 from runtime.state import codec
 from runtime.state.client import SCRIPT_NOT_FOUND, RedisRunner
 from runtime.state.keys import Keys

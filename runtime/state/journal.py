@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import InternalError
+from runtime.core.errors import InternalError
 
 log = logging.getLogger(__name__)
 

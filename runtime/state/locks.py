@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from runtime.errors import AppError, ConflictError, ValidationError
+from runtime.core.errors import AppError, ConflictError, ValidationError
 from runtime.state.client import RedisRunner
 
 log = logging.getLogger(__name__)

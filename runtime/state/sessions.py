@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.config import RedisConfig
-from runtime.errors import ValidationError
+from runtime.core.errors import ValidationError
 from runtime.state import codec
 from runtime.state.client import RedisRunner
 from runtime.state.keys import Keys

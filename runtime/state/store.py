@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from runtime.errors import ValidationError
+from runtime.core.errors import ValidationError
 from runtime.state import codec
 from runtime.state.client import RedisRunner, translated
 from runtime.state.keys import Keys

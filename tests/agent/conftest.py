@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from runtime.config import Config
-from runtime.llm import DemoAdmin, DemoLLMServer
-from runtime.services import Runtime
+from runtime.demo.admin import DemoAdmin
+from runtime.demo.launcher import DemoLLMServer
+from runtime.host.runtime import Runtime
 
 
 @pytest.fixture(scope="session")

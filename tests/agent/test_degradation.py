@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from runtime.agent import collect, final_text
-from runtime.events import AssistantSaved, Degraded, TurnFailed, TurnFinished, UserSaved
-from runtime.services import Runtime
-from runtime.procs import wait_until
+from runtime.core.events import AssistantSaved, Degraded, TurnFailed, TurnFinished, UserSaved
+from runtime.host.runtime import Runtime
+from runtime.core.procs import wait_until
 from runtime.state.embedded_redis import EmbeddedRedis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]

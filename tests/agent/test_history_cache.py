@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from runtime.agent import collect
-from runtime.events import PromptBuilt, TurnFinished
-from runtime.services import Runtime
+from runtime.core.events import PromptBuilt, TurnFinished
+from runtime.host.runtime import Runtime
 
 
 def _report(events: list) -> object:

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from runtime.agent import collect, final_text
-from runtime.events import PromptBuilt, TurnFinished
-from runtime.services import Runtime
+from runtime.core.events import PromptBuilt, TurnFinished
+from runtime.host.runtime import Runtime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 

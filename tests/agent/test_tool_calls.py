@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 
 from runtime.agent import collect, final_text
-from runtime.events import PromptBuilt, ToolCallFinished, ToolCallStarted, TurnFinished
-from runtime.llm import demo_model
-from runtime.services import Runtime
+from runtime.core.events import PromptBuilt, ToolCallFinished, ToolCallStarted, TurnFinished
+from runtime.demo import model as demo_model
+from runtime.host.runtime import Runtime
 from runtime.tools import tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]

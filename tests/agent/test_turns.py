@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from runtime.agent import collect, final_text
-from runtime.events import (
+from runtime.core.events import (
     AssistantSaved,
     Degraded,
     MemoriesRecalled,
@@ -20,7 +20,7 @@ from runtime.events import (
     TurnFinished,
     UserSaved,
 )
-from runtime.services import Runtime
+from runtime.host.runtime import Runtime
 from runtime.tools import tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -177,7 +177,7 @@ async def test_log_records_written_during_a_turn_carry_its_ids(rt: Runtime, tmp_
     import json
     import logging
 
-    from runtime.logs import setup_logging
+    from runtime.core.logs import setup_logging
 
     path = setup_logging(tmp_path / "turn.log", "DEBUG")
     try:

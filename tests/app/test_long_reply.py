@@ -13,7 +13,7 @@ from textual.widgets._markdown import MarkdownBlock, MarkdownFence, MarkdownHead
 from app.chat_app import HoldfastApp
 from app.widgets.assistant_message import AssistantMessage
 from runtime.config import LoadedConfig
-from runtime.llm import demo_model
+from runtime.demo import model as demo_model
 from tests.app.conftest import ready, send, wait_for
 
 pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.redis]

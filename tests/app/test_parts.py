@@ -18,7 +18,7 @@ from app.widgets.composer import Composer, InputHistory
 from app.widgets.context_panel import ContextPanel, budget_bar
 from app.widgets.notice import Notice
 from runtime.context.report import PromptReport
-from runtime.errors import ServiceUnavailableError
+from runtime.core.errors import ServiceUnavailableError
 from runtime.resilience.breaker import CircuitBreaker
 
 # ------------------------------------------------------------ commands

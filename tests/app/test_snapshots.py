@@ -17,8 +17,8 @@ from app.turn_view import TurnView
 from app.widgets.user_message import UserMessage
 from runtime.config import LoadedConfig
 from runtime.context.report import PromptReport
-from runtime.errors import ServiceUnavailableError
-from runtime.events import (
+from runtime.core.errors import ServiceUnavailableError
+from runtime.core.events import (
     AssistantSaved,
     BackendStatus,
     Degraded,
@@ -33,7 +33,7 @@ from runtime.events import (
     UserSaved,
 )
 from runtime.resilience import Resilience
-from runtime.services import Runtime
+from runtime.host.runtime import Runtime
 from tests.app.conftest import make_config
 
 SIZE = (150, 40)

@@ -9,7 +9,7 @@ from app.widgets.assistant_message import AssistantMessage
 from app.widgets.notice import Notice
 from app.widgets.user_message import UserMessage
 from runtime.config import LoadedConfig
-from runtime.errors import InternalError
+from runtime.core.errors import InternalError
 from tests.app.conftest import ready, send, wait_for
 
 pytestmark = pytest.mark.ui

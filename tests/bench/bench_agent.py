@@ -34,11 +34,11 @@ import pytest
 
 from runtime.agent import collect
 from runtime.config import Config
-from runtime.events import TurnFinished
-from runtime.llm import DemoLLMServer
+from runtime.core.events import TurnFinished
+from runtime.demo.launcher import DemoLLMServer
 from runtime.memory.records import PendingWrite
 from runtime.memory.store import VectorMemoryStore
-from runtime.services import Runtime
+from runtime.host.runtime import Runtime
 
 pytestmark = pytest.mark.bench
 

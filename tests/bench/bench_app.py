@@ -93,7 +93,7 @@ def test_launch_to_interactive_composer(tmp_path: Path) -> None:
     elia_times: list[float] = []
     for run in range(RUNS):
         env = dict(base, HOLDFAST_DATA_DIR=str(tmp_path / f"data{run}"), HOLDFAST_LOG_DIR=str(tmp_path / "logs"))
-        holdfast_times.append(_time_to_screen([sys.executable, "-m", "runtime.cli"], HOLDFAST_MARK, env))
+        holdfast_times.append(_time_to_screen([sys.executable, "-m", "runtime.cli.main"], HOLDFAST_MARK, env))
         if elia:
             elia_env = dict(base, XDG_DATA_HOME=str(tmp_path / f"elia{run}"), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
             elia_times.append(_time_to_screen([elia], ELIA_MARK, elia_env))
@@ -108,8 +108,8 @@ def test_launch_to_interactive_composer(tmp_path: Path) -> None:
 
 async def _headless_turns(config: Any, texts: list[str]) -> list[float]:
     """Seconds from sending to the last streamed delta, per turn, with no UI at all."""
-    from runtime.events import TextDelta
-    from runtime.services import Runtime
+    from runtime.core.events import TextDelta
+    from runtime.host.runtime import Runtime
 
     durations: list[float] = []
     async with Runtime.from_config(config, start_monitor=False) as rt:
@@ -136,7 +136,7 @@ class LagProbe:
         self._originals: tuple[Any, Any] | None = None
 
     def on_event(self, event: Any) -> None:
-        from runtime.events import TextDelta
+        from runtime.core.events import TextDelta
 
         if isinstance(event, TextDelta):
             total = (self.arrivals[-1][1] if self.arrivals else 0) + len(clean(event.text))
@@ -238,7 +238,7 @@ async def _synthetic_stream(config: Any, tokens: int, rate: float) -> tuple[Lags
 
     from app.chat_app import HoldfastApp
     from app.turn_view import TurnView
-    from runtime.events import AssistantSaved, TextDelta, TurnFinished
+    from runtime.core.events import AssistantSaved, TextDelta, TurnFinished
 
     pieces = []
     for i in range(tokens):

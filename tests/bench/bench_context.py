@@ -20,7 +20,7 @@ import pytest
 
 from runtime.config import ContextConfig
 from runtime.context import ContextWindowManager, TokenCounter, build_prompt
-from runtime.messages import ChatMessage, ToolCall
+from runtime.core.messages import ChatMessage, ToolCall
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "context"))
 from ctx_support import MemoryHistory  # noqa: E402

@@ -28,7 +28,7 @@ import pytest
 
 from runtime.config import LLMConfig
 from runtime.llm.client import LLMClient
-from runtime.llm.demo_launcher import DemoLLMServer
+from runtime.demo.launcher import DemoLLMServer
 from runtime.llm.stream_events import TextDelta
 from runtime.resilience import Resilience
 

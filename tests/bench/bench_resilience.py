@@ -19,7 +19,7 @@ import pytest
 import tenacity
 
 from runtime.config import ResilienceConfig
-from runtime.errors import CircuitOpenError
+from runtime.core.errors import CircuitOpenError
 from runtime.resilience import CircuitBreaker, Resilience
 
 pytestmark = pytest.mark.bench

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime.cli import main
-from runtime.llm import DemoLLMServer
+from runtime.cli.main import main
+from runtime.demo.launcher import DemoLLMServer
 
 
 @dataclass

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from runtime.cli import EXIT_CODES_HELP, build_parser
+from runtime.cli.main import EXIT_CODES_HELP, build_parser
 from tests.cli.conftest import Run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from runtime.messages import ChatMessage, ConversationSummary, ToolCall
+from runtime.core.messages import ChatMessage, ConversationSummary, ToolCall
 
 
 class MemoryHistory:
-    """Implements runtime.messages.HistoryReader over lists, plus the store's atomic summary swap,
+    """Implements runtime.core.messages.HistoryReader over lists, plus the store's atomic summary swap,
     with the Redis store's numbering: ``seq`` counts every message ever appended (archived ones
     included) and a summary's ``covered_count`` is the number archived.
 

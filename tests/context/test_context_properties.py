@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from runtime.config import ContextConfig
 from runtime.context import ContextOverflowError, TokenCounter, build_prompt
-from runtime.messages import ChatMessage, ToolCall
+from runtime.core.messages import ChatMessage, ToolCall
 
 from ctx_support import check_tool_pairing
 

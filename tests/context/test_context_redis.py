@@ -10,8 +10,8 @@ import pytest
 from runtime.config import ContextConfig, RedisConfig, ResilienceConfig
 from runtime.context import ContextWindowManager, TokenCounter
 from runtime.context.summarize import Summarizer
-from runtime.events import EventBus
-from runtime.messages import ChatMessage
+from runtime.core.events import EventBus
+from runtime.core.messages import ChatMessage
 from runtime.resilience import Resilience
 from runtime.state.client import RedisRunner, make_redis_client
 from runtime.state.conversations import ConversationStore

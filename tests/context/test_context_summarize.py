@@ -17,8 +17,8 @@ from runtime.context.summarize import (
     summary_request,
     water_marks,
 )
-from runtime.errors import CircuitOpenError, ServiceUnavailableError
-from runtime.messages import ChatMessage
+from runtime.core.errors import CircuitOpenError, ServiceUnavailableError
+from runtime.core.messages import ChatMessage
 
 from ctx_support import MemoryHistory, chat_turn, check_tool_pairing, tool_turn
 

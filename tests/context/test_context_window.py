@@ -9,8 +9,8 @@ import pytest
 from runtime.config import ContextConfig
 from runtime.context import ContextOverflowError, ContextWindowManager, TokenCounter, build_prompt
 from runtime.context.window import MEMORIES_HEADER, SUMMARY_HEADER, TOOLS_TEXT_HEADER
-from runtime.errors import ValidationError
-from runtime.messages import ChatMessage, ConversationSummary
+from runtime.core.errors import ValidationError
+from runtime.core.messages import ChatMessage, ConversationSummary
 
 from ctx_support import MemoryHistory, chat_turn, check_tool_pairing, tool_turn
 

@@ -14,7 +14,7 @@ import pytest
 import respx
 
 from runtime.config import LLMConfig
-from runtime.errors import AuthenticationError, ErrorType, ValidationError
+from runtime.core.errors import AuthenticationError, ErrorType, ValidationError
 from runtime.llm.client import LLMClient
 from runtime.llm.stream_events import (
     FallbackReply,

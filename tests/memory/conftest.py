@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from runtime.config import MemoryConfig
-from runtime.events import EventBus
+from runtime.core.events import EventBus
 from runtime.memory.embeddings import Embedder, LocalEmbedder
 from runtime.memory.store import VectorMemoryStore
 from runtime.resilience import Resilience

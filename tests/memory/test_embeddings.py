@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from runtime.config import LLMConfig
-from runtime.errors import ConfigError, ExternalServiceError, ServiceUnavailableError
+from runtime.core.errors import ConfigError, ExternalServiceError, ServiceUnavailableError
 from runtime.memory.embeddings import LexicalEmbedder, LocalEmbedder, OpenAIEmbedder
 from runtime.memory.onnx_minilm import MAX_TOKENS, MiniLM
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.errors import ValidationError
+from runtime.core.errors import ValidationError
 from runtime.memory import escaping
 from runtime.memory.store import VectorMemoryStore
 

@@ -10,10 +10,10 @@ import pytest
 
 from plugins.calculator import CalculatorError, evaluate
 from runtime.config import PluginsConfig
-from runtime.messages import ToolCall
-from runtime.plugins import PluginLoader
+from runtime.core.messages import ToolCall
+from runtime.tools.plugins import PluginLoader
 from runtime.resilience import Resilience
-from runtime.tool_runner import ToolRunner
+from runtime.tools.runner import ToolRunner
 from runtime.tools import ToolContext, ToolRegistry, tool
 
 EXAMPLE = Path(__file__).parent / "example_package"

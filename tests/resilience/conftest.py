@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from runtime.config import ResilienceConfig, ServiceResilience
-from runtime.events import Event, EventBus
+from runtime.core.events import Event, EventBus
 
 
 class FakeClock:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.errors import CircuitOpenError, NotFoundError, ServiceUnavailableError, ValidationError
-from runtime.events import BreakerStateChanged, EventBus
+from runtime.core.errors import CircuitOpenError, NotFoundError, ServiceUnavailableError, ValidationError
+from runtime.core.events import BreakerStateChanged, EventBus
 from runtime.resilience import BreakerRegistry, CircuitBreaker, CircuitState
 from tests.resilience.conftest import FakeClock, config_with, settings
 

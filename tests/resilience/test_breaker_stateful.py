@@ -8,7 +8,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from runtime.errors import CircuitOpenError, ServiceUnavailableError
+from runtime.core.errors import CircuitOpenError, ServiceUnavailableError
 from runtime.resilience import CircuitBreaker
 from tests.resilience.conftest import FakeClock, settings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runtime.config import ResilienceConfig
-from runtime.errors import ServiceUnavailableError
+from runtime.core.errors import ServiceUnavailableError
 from runtime.resilience import (
     BreakerRegistry,
     CacheBasedFallback,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from runtime.errors import (
+from runtime.core.errors import (
     BulkheadFullError,
     CircuitOpenError,
     InternalError,
@@ -17,7 +17,7 @@ from runtime.errors import (
     ServiceUnavailableError,
     ValidationError,
 )
-from runtime.events import BreakerStateChanged, Event, EventBus, FallbackUsed, RetryScheduled
+from runtime.core.events import BreakerStateChanged, Event, EventBus, FallbackUsed, RetryScheduled
 from runtime.resilience import NO_FALLBACK, CircuitState, Guard, Resilience
 from tests.resilience.conftest import FakeClock, RecordingSleep, config_with
 

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from runtime.errors import CircuitOpenError, ServiceUnavailableError
+from runtime.core.errors import CircuitOpenError, ServiceUnavailableError
 from runtime.resilience import CircuitState, Resilience
 from runtime.state.embedded_redis import EmbeddedRedis
 from tests.resilience.conftest import FakeClock, RecordingSleep, config_with

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from runtime.errors import ServiceUnavailableError
-from runtime.events import EventBus, HealthChanged
+from runtime.core.errors import ServiceUnavailableError
+from runtime.core.events import EventBus, HealthChanged
 from runtime.resilience import CheckResult, HealthCheck, HealthMonitor, HealthStatus
 from runtime.resilience.health import OVERALL, aggregate
 

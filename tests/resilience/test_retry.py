@@ -6,7 +6,7 @@ import email.utils
 
 import pytest
 
-from runtime.errors import (
+from runtime.core.errors import (
     AuthenticationError,
     ConflictError,
     ExternalServiceError,

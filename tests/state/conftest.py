@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio.connection import Connection
 
 from runtime.config import RedisConfig, ResilienceConfig, ServiceResilience
-from runtime.events import Event, EventBus
+from runtime.core.events import Event, EventBus
 from runtime.resilience import Resilience
 from runtime.state.client import RedisRunner, make_redis_client
 from runtime.state.conversations import ConversationStore

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from runtime.config import RedisConfig
-from runtime.errors import NotFoundError, ValidationError
-from runtime.messages import ChatMessage, ToolCall
+from runtime.core.errors import NotFoundError, ValidationError
+from runtime.core.messages import ChatMessage, ToolCall
 from runtime.state.client import RedisRunner
 from runtime.state.conversations import ConversationStore
 from runtime.state.keys import Keys

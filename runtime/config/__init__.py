@@ -1,0 +1,55 @@
+"""Typed settings: defaults < repo ``config.toml`` < user config < ``--config`` < env < flags.
+
+Everything lives in :mod:`runtime.config.settings`; the names other layers use are re-exported
+here. Depends only on :mod:`runtime.core`.
+"""
+
+from __future__ import annotations
+
+from runtime.config.settings import (
+    APP_NAME,
+    ENV_PREFIX,
+    PRESETS,
+    REPO_CONFIG,
+    AgentConfig,
+    Config,
+    ContextConfig,
+    LLMConfig,
+    LoadedConfig,
+    LoggingConfig,
+    MemoryConfig,
+    PluginsConfig,
+    RedisConfig,
+    ResilienceConfig,
+    ServiceResilience,
+    UIConfig,
+    describe_allowed,
+    effective_items,
+    load_config,
+    mask_secret,
+    user_config_path,
+)
+
+__all__ = [
+    "APP_NAME",
+    "ENV_PREFIX",
+    "PRESETS",
+    "REPO_CONFIG",
+    "AgentConfig",
+    "Config",
+    "ContextConfig",
+    "LLMConfig",
+    "LoadedConfig",
+    "LoggingConfig",
+    "MemoryConfig",
+    "PluginsConfig",
+    "RedisConfig",
+    "ResilienceConfig",
+    "ServiceResilience",
+    "UIConfig",
+    "describe_allowed",
+    "effective_items",
+    "load_config",
+    "mask_secret",
+    "user_config_path",
+]

@@ -1,0 +1,6 @@
+"""The host: the typed :class:`Runtime` wired from a Config, and the chaos actions on it.
+
+- ``runtime``: :class:`Runtime` builds and starts every part (Redis, LLM, memory, tools, agent)
+  and stops them in order.
+- ``chaos``: kill/start/fault the demo LLM server and other backends for the degradation demo.
+"""

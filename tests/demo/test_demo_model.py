@@ -1,0 +1,131 @@
+"""The demo model's rules: tool calls only when offered and clearly asked for, replies that show
+what reached the model, and determinism."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from runtime.core.errors import ValidationError
+from runtime.demo import model as demo_model
+from runtime.demo.faults import Faults, FaultState
+
+
+def tool(name: str) -> dict:
+    return {"type": "function", "function": {"name": name, "description": name, "parameters": {}}}
+
+
+ALL_TOOLS = [tool("calculator"), tool("clock"), tool("memory")]
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "system", "content": "be brief"}, {"role": "user", "content": text}]
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "args"),
+    [
+        ("what is (12 + 3) * 4?", "calculator", {"expression": "(12 + 3) * 4"}),
+        ("compute 2.5/5 please", "calculator", {"expression": "2.5/5"}),
+        ("What time is it?", "clock", {"timezone": "UTC"}),
+        ("what's the date in Europe/Paris", "clock", {"timezone": "Europe/Paris"}),
+        ("what time is it in PST", "clock", {"timezone": "PST"}),
+        ("Remember that my cat is called Tom.", "memory", {"action": "remember", "text": "my cat is called Tom"}),
+        ("remember: 2+2 is my lucky sum", "memory", {"action": "remember", "text": "2+2 is my lucky sum"}),
+    ],
+)
+def test_clear_requests_become_tool_calls_when_the_tool_is_offered(text: str, name: str, args: dict) -> None:
+    reply = demo_model.respond(user(text), ALL_TOOLS)
+    assert reply.text is None and reply.finish_reason == "tool_calls"
+    (call,) = reply.tool_calls
+    assert call.name == name
+    assert json.loads(call.arguments) == args
+
+
+def test_no_tool_call_for_a_tool_that_was_not_offered() -> None:
+    reply = demo_model.respond(user("what is 6*7?"), [tool("clock")])
+    assert not reply.tool_calls
+    assert reply.text is not None and reply.text.startswith("[holdfast-demo]")
+    assert demo_model.respond(user("what is 6*7?"), None).tool_calls == ()
+
+
+def test_plain_numbers_are_not_arithmetic() -> None:
+    assert not demo_model.respond(user("I was born in 1990 and have 2 cats"), ALL_TOOLS).tool_calls
+
+
+def test_answers_from_the_tool_result_naming_the_tool() -> None:
+    messages = user("what is 6*7?") + [
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "calculator", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+    ]
+    reply = demo_model.respond(messages, ALL_TOOLS)
+    assert reply.text == '[holdfast-demo] The calculator returned "42".'
+    assert reply.finish_reason == "stop"
+
+
+def test_reply_counts_messages_and_quotes_the_relevant_memory() -> None:
+    messages = [
+        {"role": "system", "content": "You are Holdfast.\n[Memory from 2024-05-01]: I live in Lisbon\n"
+                                      "[Memory from 2024-05-02]: My cat Tom hates the vet"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "what does my cat think of the vet?"},
+    ]
+    text = demo_model.respond(messages).text
+    assert text is not None
+    assert "I received 4 messages (1 system, 2 user, 1 assistant)" in text
+    assert 'I see 2 recalled memories; the relevant one (2024-05-02) says: "My cat Tom hates the vet"' in text
+    assert "Lisbon" not in text
+
+
+def test_unrelated_memories_are_counted_but_not_quoted() -> None:
+    messages = [{"role": "system", "content": "[Memory from a]: I live in Lisbon"},
+                {"role": "user", "content": "tell me a joke"}]
+    text = demo_model.respond(messages).text or ""
+    assert "1 recalled memory, none related" in text
+    assert "Lisbon" not in text
+
+
+def test_replies_are_deterministic() -> None:
+    assert demo_model.respond(user("what is 1+1"), ALL_TOOLS) == demo_model.respond(user("what is 1+1"), ALL_TOOLS)
+    assert demo_model.respond(user("hello")) == demo_model.respond(user("hello"))
+
+
+def test_streamed_words_join_back_to_the_reply() -> None:
+    text = demo_model.respond(user("hello   there\nfriend")).text or ""
+    assert "".join(demo_model.split_words(text)) == text
+
+
+def test_embeddings_are_deterministic_unit_vectors_that_reflect_words() -> None:
+    a, b, c = (demo_model.embed(t) for t in ("the cat sat", "the cat sat", "stock market crash"))
+    assert a == b and len(a) == demo_model.EMBED_DIM
+    assert math.isclose(sum(v * v for v in a), 1.0, rel_tol=1e-9)
+    same = sum(x * y for x, y in zip(a, demo_model.embed("cat sat"), strict=True))
+    other = sum(x * y for x, y in zip(a, c, strict=True))
+    assert same > other
+
+
+def test_fault_counters_break_exactly_the_next_requests() -> None:
+    state = FaultState(Faults(fail_next=2, rate_limit_next=1))
+    assert [state.decide() for _ in range(5)] == ["rate_limit", "error", "error", "ok", "ok"]
+    assert state.requests == 5
+
+
+def test_random_faults_replay_with_the_same_seed() -> None:
+    one, two = FaultState(Faults(error_rate=0.5), seed=7), FaultState(Faults(error_rate=0.5), seed=7)
+    first = [one.decide() for _ in range(50)]
+    assert first == [two.decide() for _ in range(50)]
+    assert 10 < first.count("error") < 40
+
+
+def test_fault_updates_are_validated() -> None:
+    state = FaultState()
+    assert state.update({"down": "true", "latency": "0.5"}).down is True
+    with pytest.raises(ValidationError, match="unknown fault 'explode'"):
+        state.update({"explode": True})
+    with pytest.raises(ValidationError, match="error_rate"):
+        state.update({"error_rate": 2})
+    assert state.update({"reset": True}) == Faults()
