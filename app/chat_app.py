@@ -64,9 +64,21 @@ from runtime.core.events import (
 log = logging.getLogger(__name__)
 
 #: Imported in a thread before the runtime starts, so the event loop never stalls on them.
-HEAVY_MODULES = ("openai", "httpx", "redis.asyncio", "numpy", "pyarrow", "lancedb", "tiktoken",
-                 "runtime.host.runtime", "runtime.agent", "runtime.llm", "runtime.memory", "runtime.context",
-                 "runtime.state.conversations")
+HEAVY_MODULES = (
+    "openai",
+    "httpx",
+    "redis.asyncio",
+    "numpy",
+    "pyarrow",
+    "lancedb",
+    "tiktoken",
+    "runtime.host.runtime",
+    "runtime.agent",
+    "runtime.llm",
+    "runtime.memory",
+    "runtime.context",
+    "runtime.state.conversations",
+)
 
 RuntimeFactory = Callable[[Any], Any]
 W = TypeVar("W", bound=Widget)
@@ -93,9 +105,15 @@ class HoldfastApp(App[int]):
         Binding("escape", "cancel_turn", "Cancel", show=False),
     ]
 
-    def __init__(self, loaded: LoadedConfig, *, runtime: Any = None,
-                 runtime_factory: RuntimeFactory | None = None, clock: Callable[[], float] = time.monotonic,
-                 boot: bool = True) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        runtime: Any = None,
+        runtime_factory: RuntimeFactory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        boot: bool = True,
+    ) -> None:
         super().__init__()
         #: False leaves the runtime unstarted (snapshot tests feed events by hand).
         self.boot = boot
@@ -247,8 +265,9 @@ class HoldfastApp(App[int]):
         errors = dict(self.rt.plugin_errors)
         count = len(self.rt.tools.names())
         if errors:
-            self.health_panel.set_row("plugins", status="degraded",
-                                      detail=f"{count} tools; failed: {', '.join(sorted(errors))}")
+            self.health_panel.set_row(
+                "plugins", status="degraded", detail=f"{count} tools; failed: {', '.join(sorted(errors))}"
+            )
             for name, error in errors.items():
                 self.notify(f"plugin {name} failed to load: {error}", severity="warning", markup=False)
         else:
@@ -303,26 +322,40 @@ class HoldfastApp(App[int]):
                 self.notify(f"{event.name} breaker OPEN: {event.reason}", severity="warning", markup=False)
         elif isinstance(event, HealthChanged):
             if event.name != "overall":
-                self.health_panel.set_row(_health_row(event.name), status=event.new_status,
-                                          detail=event.detail or event.new_status, latency_ms=event.latency_ms)
+                self.health_panel.set_row(
+                    _health_row(event.name),
+                    status=event.new_status,
+                    detail=event.detail or event.new_status,
+                    latency_ms=event.latency_ms,
+                )
                 self.refresh_backend_pids()
         elif isinstance(event, BackendStatus):
             status = {"running": "healthy", "starting": "starting", "stopped": "stopped"}.get(event.status, "unhealthy")
-            self.health_panel.set_row(event.name, status=status, detail=event.detail or event.status,
-                                      pid=event.pid, keep_pid=False)
+            self.health_panel.set_row(
+                event.name, status=status, detail=event.detail or event.status, pid=event.pid, keep_pid=False
+            )
         elif isinstance(event, StoreDegraded):
-            self.health_panel.set_row("redis", status="unhealthy",
-                                      detail=f"journaling locally ({event.pending_writes} pending): {event.reason}")
+            self.health_panel.set_row(
+                "redis",
+                status="unhealthy",
+                detail=f"journaling locally ({event.pending_writes} pending): {event.reason}",
+            )
         elif isinstance(event, JournalReplayed):
             if event.replayed or event.remaining:
-                self.notify(f"journal replayed: {event.replayed} writes"
-                            + (f", {event.remaining} still waiting" if event.remaining else ""),
-                            title="Redis", markup=False)
+                self.notify(
+                    f"journal replayed: {event.replayed} writes"
+                    + (f", {event.remaining} still waiting" if event.remaining else ""),
+                    title="Redis",
+                    markup=False,
+                )
         elif isinstance(event, StoreRecovered):
             self.health_panel.set_row("redis", status="healthy", detail="back: journal empty")
             self.refresh_backend_pids()
-            self.notify(f"Redis is back after {event.degraded_seconds:.0f}s; everything is saved",
-                        title="Recovered", markup=False)
+            self.notify(
+                f"Redis is back after {event.degraded_seconds:.0f}s; everything is saved",
+                title="Recovered",
+                markup=False,
+            )
         elif isinstance(event, FallbackUsed):
             self.refresh_breakers()
         elif isinstance(event, RetryScheduled) and self._view is not None and event.service == "llm":
@@ -414,8 +447,9 @@ class HoldfastApp(App[int]):
 
     def on_conversation_list_selected(self, message: ConversationList.Selected) -> None:
         if message.conversation_id != self.conversation_id and self.rt is not None:
-            self.run_worker(self.open_conversation(message.conversation_id), group="conv", exclusive=True,
-                            exit_on_error=False)
+            self.run_worker(
+                self.open_conversation(message.conversation_id), group="conv", exclusive=True, exit_on_error=False
+            )
 
     async def on_chat_log_load_older(self, message: ChatLog.LoadOlder) -> None:
         if self.rt is None or self.conversation_id is None or self._oldest_seq is None:
@@ -516,8 +550,9 @@ class HoldfastApp(App[int]):
             return
         if self.conversation_id is None:
             return
-        self._turn = self.run_worker(self._run_turn(self.conversation_id, text, retry, bubble), name="turn",
-                                     group="turn", exit_on_error=False)
+        self._turn = self.run_worker(
+            self._run_turn(self.conversation_id, text, retry, bubble), name="turn", group="turn", exit_on_error=False
+        )
 
     def action_cancel_turn(self) -> None:
         if self.turn_running and self._turn is not None:
@@ -543,8 +578,11 @@ class HoldfastApp(App[int]):
     async def _run_turn(self, conversation_id: str, text: str | None, retry: bool, bubble: UserMessage | None) -> None:
         view = self._view = TurnView(self, conversation_id)
         agent = self.rt.agent
-        events = (agent.retry_turn(conversation_id, ask_permission=self._ask_permission) if retry
-                  else agent.run_turn(conversation_id, text or "", ask_permission=self._ask_permission))
+        events = (
+            agent.retry_turn(conversation_id, ask_permission=self._ask_permission)
+            if retry
+            else agent.run_turn(conversation_id, text or "", ask_permission=self._ask_permission)
+        )
         try:
             async with contextlib.aclosing(events) as stream:
                 async for event in stream:
@@ -574,8 +612,9 @@ class HoldfastApp(App[int]):
             text = describe(error) if isinstance(error, AppError) else f"{type(error).__name__}: {error}"
             log.error("worker %s failed: %s", event.worker.name, text, exc_info=error)
             self.notify(text, title=f"{event.worker.name or 'task'} failed", severity="error", markup=False)
-            self.run_worker(self.chat_log.notice(f"{event.worker.name or 'task'} failed: {text}", "error"),
-                            exit_on_error=False)
+            self.run_worker(
+                self.chat_log.notice(f"{event.worker.name or 'task'} failed: {text}", "error"), exit_on_error=False
+            )
 
     # ------------------------------------------------------------ command palette
 

@@ -83,8 +83,10 @@ class CommandHandlers:
         if result is None:
             await self.say("history is below the summarise threshold: nothing to do")
             return
-        await self.say(f"summary: {result.status} ({result.history_tokens_before:,} -> "
-                       f"{result.history_tokens_after:,} tokens)" + (f"; {result.error}" if result.error else ""))
+        await self.say(
+            f"summary: {result.status} ({result.history_tokens_before:,} -> "
+            f"{result.history_tokens_after:,} tokens)" + (f"; {result.error}" if result.error else "")
+        )
         await self.app.open_conversation(conv_id)
 
     async def cmd_export(self, inv: Invocation) -> None:
@@ -111,8 +113,10 @@ class CommandHandlers:
         if self.rt.memory is None:
             raise CommandError("long-term memory is disabled ([memory].enabled = false)")
         recall = await self.rt.memory.search_memories(inv.rest, self.rt.user_id)
-        lines = [f"{m.id}  {m.score:.2f}  {m.content}" if m.score is not None else f"{m.id}  {m.content}"
-                 for m in recall.memories]
+        lines = [
+            f"{m.id}  {m.score:.2f}  {m.content}" if m.score is not None else f"{m.id}  {m.content}"
+            for m in recall.memories
+        ]
         head = f"{len(lines)} memories for {inv.rest!r}" + (f" (degraded: {recall.reason})" if recall.degraded else "")
         await self.say("\n".join([head, *lines]))
 

@@ -28,24 +28,32 @@ class CommandSpec:
     free_text: bool = False
 
 
-COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
-    CommandSpec("new", "/new", "start a new conversation"),
-    CommandSpec("system", "/system <prompt>", "set the system prompt of this conversation", 1, 1, True),
-    CommandSpec("model", "/model [name]", "list models, or switch to one", 0, 1),
-    CommandSpec("retry", "/retry", "resend the last user message"),
-    CommandSpec("summarize", "/summarize", "summarise the older part of this conversation"),
-    CommandSpec("memory", "/memory <query>", "search long-term memory", 1, 1, True),
-    CommandSpec("remember", "/remember <text>", "store a long-term memory", 1, 1, True),
-    CommandSpec("forget", "/forget <id>", "delete a memory by id", 1, 1),
-    CommandSpec("tools", "/tools", "list the registered tools"),
-    CommandSpec("export", "/export [md|json] [path]", "export this conversation", 0, 2),
-    CommandSpec("breakers", "/breakers reset [service]", "reset one or every circuit breaker", 1, 2),
-    CommandSpec("health", "/health", "run every health check now"),
-    CommandSpec("copy", "/copy", "copy the last reply to the clipboard"),
-    CommandSpec("chaos", "/chaos kill|start redis|llm · faults k=v… · memory on|off · reset",
-                "break and heal backends for a demo", 1, None),
-    CommandSpec("help", "/help", "list the commands"),
-)}
+COMMANDS: dict[str, CommandSpec] = {
+    spec.name: spec
+    for spec in (
+        CommandSpec("new", "/new", "start a new conversation"),
+        CommandSpec("system", "/system <prompt>", "set the system prompt of this conversation", 1, 1, True),
+        CommandSpec("model", "/model [name]", "list models, or switch to one", 0, 1),
+        CommandSpec("retry", "/retry", "resend the last user message"),
+        CommandSpec("summarize", "/summarize", "summarise the older part of this conversation"),
+        CommandSpec("memory", "/memory <query>", "search long-term memory", 1, 1, True),
+        CommandSpec("remember", "/remember <text>", "store a long-term memory", 1, 1, True),
+        CommandSpec("forget", "/forget <id>", "delete a memory by id", 1, 1),
+        CommandSpec("tools", "/tools", "list the registered tools"),
+        CommandSpec("export", "/export [md|json] [path]", "export this conversation", 0, 2),
+        CommandSpec("breakers", "/breakers reset [service]", "reset one or every circuit breaker", 1, 2),
+        CommandSpec("health", "/health", "run every health check now"),
+        CommandSpec("copy", "/copy", "copy the last reply to the clipboard"),
+        CommandSpec(
+            "chaos",
+            "/chaos kill|start redis|llm · faults k=v… · memory on|off · reset",
+            "break and heal backends for a demo",
+            1,
+            None,
+        ),
+        CommandSpec("help", "/help", "list the commands"),
+    )
+}
 
 CHAOS_BACKENDS = ("redis", "llm")
 

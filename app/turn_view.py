@@ -64,8 +64,9 @@ class TurnView:
 
     def retrying(self, event: RetryScheduled) -> None:
         if self.waiting is not None:
-            self.waiting.set_text(f"the model did not answer ({event.error}); retry {event.attempt} "
-                                  f"in {event.delay:.1f} s…")
+            self.waiting.set_text(
+                f"the model did not answer ({event.error}); retry {event.attempt} in {event.delay:.1f} s…"
+            )
 
     async def handle(self, event: TurnEvent) -> None:
         if event.conversation_id != self.app.conversation_id:
@@ -90,18 +91,28 @@ class TurnView:
                 block = ToolCallBlock(event.call_id, event.name)
                 self.blocks[event.call_id] = block
                 await self.log.add(block)
-            block.finish(status=event.status, output=event.output, error=event.error,
-                         duration_ms=event.duration_ms, truncated=event.truncated)
+            block.finish(
+                status=event.status,
+                output=event.output,
+                error=event.error,
+                duration_ms=event.duration_ms,
+                truncated=event.truncated,
+            )
         elif isinstance(event, AssistantSaved):
             if self.reply is None:
                 if event.content:
                     self.reply = AssistantMessage(event.content, message_id=event.message_id)
                     await self.log.add(self.reply)
-                    await self.reply.finish(interrupted=event.interrupted, source=event.source,
-                                            message_id=event.message_id)
+                    await self.reply.finish(
+                        interrupted=event.interrupted, source=event.source, message_id=event.message_id
+                    )
             else:
-                await self.reply.finish(content=event.content, interrupted=event.interrupted, source=event.source,
-                                        message_id=event.message_id)
+                await self.reply.finish(
+                    content=event.content,
+                    interrupted=event.interrupted,
+                    source=event.source,
+                    message_id=event.message_id,
+                )
             self.reply = None
         elif isinstance(event, PromptBuilt):
             self.app.context_panel.show_report(event.report)
@@ -145,9 +156,12 @@ def render_history(messages: list[Any]) -> list[Widget]:
             widgets.append(UserMessage(message.content, message_id=message.id))
         elif message.role == "assistant":
             if message.content:
-                reply = AssistantMessage(message.content, message_id=message.id,
-                                         source=str(meta.get("source") or "llm"),
-                                         interrupted=bool(meta.get("interrupted")))
+                reply = AssistantMessage(
+                    message.content,
+                    message_id=message.id,
+                    source=str(meta.get("source") or "llm"),
+                    interrupted=bool(meta.get("interrupted")),
+                )
                 reply.set_class(bool(meta.get("interrupted")), "-interrupted")
                 reply.set_class(str(meta.get("source") or "llm") != "llm", "-fallback")
                 widgets.append(reply)
@@ -160,8 +174,11 @@ def render_history(messages: list[Any]) -> list[Widget]:
             if block is None:
                 block = ToolCallBlock(message.tool_call_id or "", message.name or "tool")
                 widgets.append(block)
-            block.finish(status=str(meta.get("status") or "ok"), output=message.content,
-                         duration_ms=float(meta.get("duration_ms") or 0.0))
+            block.finish(
+                status=str(meta.get("status") or "ok"),
+                output=message.content,
+                duration_ms=float(meta.get("duration_ms") or 0.0),
+            )
     return widgets
 
 

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
+from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from runtime.core.errors import ValidationError
-from runtime.tools import tool
+from runtime.tools import ValidationError, tool
 
 #: Common abbreviations a person types, mapped to a zone (or a fixed offset zone name).
 ALIASES = {
-    "UTC": "UTC", "GMT": "UTC", "Z": "UTC", "CET": "Europe/Paris", "CEST": "Europe/Paris",
-    "EST": "America/New_York", "EDT": "America/New_York", "CST": "America/Chicago",
-    "CDT": "America/Chicago", "MST": "America/Denver", "MDT": "America/Denver",
-    "PST": "America/Los_Angeles", "PDT": "America/Los_Angeles", "BST": "Europe/London",
-    "IST": "Asia/Kolkata", "JST": "Asia/Tokyo", "AEST": "Australia/Sydney",
-    "AEDT": "Australia/Sydney", "NZST": "Pacific/Auckland",
+    "UTC": "UTC",
+    "GMT": "UTC",
+    "Z": "UTC",
+    "CET": "Europe/Paris",
+    "CEST": "Europe/Paris",
+    "EST": "America/New_York",
+    "EDT": "America/New_York",
+    "CST": "America/Chicago",
+    "CDT": "America/Chicago",
+    "MST": "America/Denver",
+    "MDT": "America/Denver",
+    "PST": "America/Los_Angeles",
+    "PDT": "America/Los_Angeles",
+    "BST": "Europe/London",
+    "IST": "Asia/Kolkata",
+    "JST": "Asia/Tokyo",
+    "AEST": "Australia/Sydney",
+    "AEDT": "Australia/Sydney",
+    "NZST": "Pacific/Auckland",
 }
 
 
@@ -23,7 +36,7 @@ def resolve_zone(name: str) -> ZoneInfo | dt_timezone:
     key = name.strip() or "UTC"
     key = ALIASES.get(key.upper(), key)
     if key == "UTC":
-        return dt_timezone.utc
+        return UTC
     try:
         return ZoneInfo(key)
     except (ZoneInfoNotFoundError, ValueError) as exc:

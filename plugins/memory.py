@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from runtime.core.errors import ServiceUnavailableError, ValidationError
-from runtime.tools import ToolContext, tool
+from runtime.tools import ServiceUnavailableError, ToolContext, ValidationError, tool
 
 
 @tool(timeout=15.0, ask_if=lambda args: args.get("action") == "forget")
-async def memory(action: Literal["remember", "recall", "forget"], ctx: ToolContext, text: str = "",
-                 memory_id: str = "") -> str:
+async def memory(
+    action: Literal["remember", "recall", "forget"], ctx: ToolContext, text: str = "", memory_id: str = ""
+) -> str:
     """Long-term memory of the user across conversations.
 
     Args:

@@ -11,8 +11,7 @@ import secrets
 import time
 from typing import Literal
 
-from runtime.core.errors import NotFoundError, ServiceUnavailableError, ValidationError
-from runtime.tools import ToolContext, tool
+from runtime.tools import NotFoundError, ServiceUnavailableError, ToolContext, ValidationError, tool
 
 NAMESPACE = "notes"
 

@@ -25,8 +25,12 @@ class PermissionScreen(ModalScreen[str]):
     PermissionScreen Horizontal { height: auto; align-horizontal: right; }
     PermissionScreen Button { margin-left: 1; }
     """
-    BINDINGS = [("escape", "dismiss('deny')", "Deny"), ("o", "dismiss('once')", "Allow once"),
-                ("a", "dismiss('always')", "Always"), ("d", "dismiss('deny')", "Deny")]
+    BINDINGS = [
+        ("escape", "dismiss('deny')", "Deny"),
+        ("o", "dismiss('once')", "Allow once"),
+        ("a", "dismiss('always')", "Always"),
+        ("d", "dismiss('deny')", "Deny"),
+    ]
 
     def __init__(self, tool_name: str, arguments: dict[str, Any]) -> None:
         super().__init__()

@@ -36,8 +36,15 @@ class AssistantMessage(Vertical):
     AssistantMessage > .badge.-streaming { color: $accent; }
     """
 
-    def __init__(self, text: str = "", *, streaming: bool = False, message_id: str | None = None,
-                 source: str = "llm", interrupted: bool = False) -> None:
+    def __init__(
+        self,
+        text: str = "",
+        *,
+        streaming: bool = False,
+        message_id: str | None = None,
+        source: str = "llm",
+        interrupted: bool = False,
+    ) -> None:
         super().__init__()
         self.text = clean(text)
         self.message_id = message_id
@@ -81,7 +88,7 @@ class AssistantMessage(Vertical):
         if self._plain is not None:
             return self.text
         md = self.markdown
-        return md._markdown if md is not None else ""  # noqa: SLF001 - Markdown keeps no public source
+        return md._markdown if md is not None else ""
 
     async def append(self, fragment: str) -> None:
         fragment = clean(fragment)
@@ -123,8 +130,14 @@ class AssistantMessage(Vertical):
             await md.remove()
         await self.mount(self._plain, before=self.query_one(".badge"))
 
-    async def finish(self, *, content: str | None = None, interrupted: bool = False, source: str = "llm",
-                     message_id: str | None = None) -> None:
+    async def finish(
+        self,
+        *,
+        content: str | None = None,
+        interrupted: bool = False,
+        source: str = "llm",
+        message_id: str | None = None,
+    ) -> None:
         """The reply is complete (or cut): draw the rest of the stream, fix the text, show the badge.
 
         The text is drawn before anything is restyled, so the end of a reply is on screen first."""

@@ -17,8 +17,7 @@ from textual.widgets import Static
 
 from app.safe_text import one_line
 
-STATE_STYLES = {"closed": ("● CLOSED", "green"), "open": ("● OPEN", "bold red"),
-                "half_open": ("◐ HALF-OPEN", "yellow")}
+STATE_STYLES = {"closed": ("● CLOSED", "green"), "open": ("● OPEN", "bold red"), "half_open": ("◐ HALF-OPEN", "yellow")}
 
 
 class BreakersPanel(Static):

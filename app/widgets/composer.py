@@ -78,8 +78,9 @@ class Composer(TextArea):
         composer: Composer
 
     def __init__(self, *, id: str | None = None, placeholder: str = "") -> None:
-        super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus",
-                         placeholder=placeholder, compact=False)
+        super().__init__(
+            id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus", placeholder=placeholder, compact=False
+        )
         self.recall = InputHistory()
         #: marker text -> the pasted text it stands for (kept so recalled inputs still expand).
         self.pastes: dict[str, str] = {}

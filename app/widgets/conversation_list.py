@@ -66,8 +66,7 @@ class ConversationList(Vertical):
         options.clear_options()
         highlight: int | None = None
         for index, conv in enumerate(self._visible()):
-            label = Text(one_line(conv.title or "Untitled", 40),
-                         style="bold" if conv.id == self.current_id else "")
+            label = Text(one_line(conv.title or "Untitled", 40), style="bold" if conv.id == self.current_id else "")
             label.append(f"\n{getattr(conv, 'message_count', 0)} msgs", style="dim")
             options.add_option(Option(label, id=conv.id))
             if conv.id == self.current_id:

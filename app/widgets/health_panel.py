@@ -16,8 +16,14 @@ from textual.widgets import Static
 from app.safe_text import one_line
 
 ROWS = ("redis", "llm", "memory", "embeddings", "plugins")
-STATUS_STYLES = {"healthy": ("●", "green"), "degraded": ("●", "yellow"), "unhealthy": ("●", "bold red"),
-                 "starting": ("◌", "cyan"), "stopped": ("○", "bold red"), "unknown": ("○", "dim")}
+STATUS_STYLES = {
+    "healthy": ("●", "green"),
+    "degraded": ("●", "yellow"),
+    "unhealthy": ("●", "bold red"),
+    "starting": ("◌", "cyan"),
+    "stopped": ("○", "bold red"),
+    "unknown": ("○", "dim"),
+}
 
 
 @dataclass
@@ -45,8 +51,16 @@ class HealthPanel(Static):
     def status_of(self, name: str) -> str:
         return self.rows[name].status if name in self.rows else "unknown"
 
-    def set_row(self, name: str, *, status: str | None = None, detail: str | None = None,
-                latency_ms: float | None = None, pid: int | None = None, keep_pid: bool = True) -> None:
+    def set_row(
+        self,
+        name: str,
+        *,
+        status: str | None = None,
+        detail: str | None = None,
+        latency_ms: float | None = None,
+        pid: int | None = None,
+        keep_pid: bool = True,
+    ) -> None:
         row = self.rows.setdefault(name, HealthRow())
         if status is not None:
             row.status = status
@@ -76,8 +90,7 @@ class HealthPanel(Static):
             lines.append(line)
             # Only news is worth a line: a problem, or what a row is doing (starting, tool count).
             if row.detail and row.detail != row.status:
-                lines.append(Text("  " + one_line(row.detail, 160),
-                                  style=style if row.status != "healthy" else "dim"))
+                lines.append(Text("  " + one_line(row.detail, 160), style=style if row.status != "healthy" else "dim"))
         self.update(Text("\n").join(lines))
 
 

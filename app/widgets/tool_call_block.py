@@ -11,8 +11,16 @@ from textual.widgets import Collapsible, Static
 
 from app.safe_text import clean, literal
 
-_STATUS_ICONS = {"ok": "✓", "running": "…", "error": "✖", "denied": "⊘", "invalid": "✖",
-                 "unknown": "?", "timeout": "⌛", "cancelled": "⊘"}
+_STATUS_ICONS = {
+    "ok": "✓",
+    "running": "…",
+    "error": "✖",
+    "denied": "⊘",
+    "invalid": "✖",
+    "unknown": "?",
+    "timeout": "⌛",
+    "cancelled": "⊘",
+}
 
 
 def format_arguments(arguments: Any) -> str:
@@ -64,8 +72,9 @@ class ToolCallBlock(Collapsible):
         # A Content object is never parsed as markup, so a hostile tool name stays literal.
         return Content(" · ".join(parts))
 
-    def finish(self, *, status: str, output: str, error: str | None = None, duration_ms: float = 0.0,
-               truncated: bool = False) -> None:
+    def finish(
+        self, *, status: str, output: str, error: str | None = None, duration_ms: float = 0.0, truncated: bool = False
+    ) -> None:
         self.status = status
         self.output = clean(output)
         self.error = clean(error) if error else None

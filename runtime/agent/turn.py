@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.agent.turn_lock import TurnBusyError, TurnLocks
 from runtime.config import Config
 from runtime.context.window import RECENT_PAGE
 from runtime.core.errors import AppError, AuthorizationError, NotFoundError, ValidationError, describe
@@ -53,9 +54,8 @@ from runtime.core.events import (
 )
 from runtime.core.logs import log_context
 from runtime.core.messages import ChatMessage, ConversationSummary, ToolCall
-from runtime.tools.runner import ToolResult, ToolRunner
 from runtime.tools import AskPermission, ToolContext, ToolRegistry
-from runtime.agent.turn_lock import TurnBusyError, TurnLocks
+from runtime.tools.runner import ToolResult, ToolRunner
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,10 @@ def new_turn_id() -> str:
 
 
 def max_steps_note(steps: int) -> str:
-    return f"[Stopped after {steps} steps, the limit for one turn; the last requested tools were not run. " \
-           "Ask me to continue if you want me to go on.]"
+    return (
+        f"[Stopped after {steps} steps, the limit for one turn; the last requested tools were not run. "
+        "Ask me to continue if you want me to go on.]"
+    )
 
 
 class PromptHistory:
@@ -104,16 +106,18 @@ class PromptHistory:
     def drop_prefetched(self, conversation_id: str) -> None:
         self._primed.pop(conversation_id, None)
 
-    async def read_recent(self, conversation_id: str, limit: int) -> tuple[ConversationSummary | None,
-                                                                          list[ChatMessage]]:
+    async def read_recent(
+        self, conversation_id: str, limit: int
+    ) -> tuple[ConversationSummary | None, list[ChatMessage]]:
         primed = self._primed.pop(conversation_id, None)
         if primed is not None and primed[0] >= limit:
             summary, page = primed[1]
             return summary, page[-limit:]
         return await self._fetch_recent(conversation_id, limit)
 
-    async def _fetch_recent(self, conversation_id: str, limit: int) -> tuple[ConversationSummary | None,
-                                                                             list[ChatMessage]]:
+    async def _fetch_recent(
+        self, conversation_id: str, limit: int
+    ) -> tuple[ConversationSummary | None, list[ChatMessage]]:
         if not hasattr(self.store, "read_recent"):
             return await self.store.get_summary(conversation_id), await self.read_tail(conversation_id, limit)
         summary, page = await self.store.read_recent(conversation_id, limit)
@@ -133,8 +137,9 @@ class _Turn:
     system_prompt: str = ""
     memories: list[str] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
-    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0,
-                                                           "total_tokens": 0})
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    )
     timings: dict[str, float] = field(default_factory=dict)
     steps: int = 0
     degraded: bool = False
@@ -196,12 +201,15 @@ class Agent:
         self._known[conv_id] = self.config.agent.system_prompt
         return conv_id
 
-    def run_turn(self, conversation_id: str, user_text: str, *,
-                 ask_permission: AskPermission | None = None) -> AsyncIterator[TurnEvent]:
+    def run_turn(
+        self, conversation_id: str, user_text: str, *, ask_permission: AskPermission | None = None
+    ) -> AsyncIterator[TurnEvent]:
         """Run one turn for ``user_text``; iterate the events (close the iterator to cancel)."""
         return self._run(conversation_id, user_text, None, ask_permission)
 
-    def retry_turn(self, conversation_id: str, *, ask_permission: AskPermission | None = None) -> AsyncIterator[TurnEvent]:
+    def retry_turn(
+        self, conversation_id: str, *, ask_permission: AskPermission | None = None
+    ) -> AsyncIterator[TurnEvent]:
         """Resend the conversation's last user message (already saved: not saved again)."""
         return self._run(conversation_id, None, True, ask_permission)
 
@@ -222,8 +230,9 @@ class Agent:
             self.bus.publish(event)
         return event
 
-    async def _run(self, conversation_id: str, user_text: str | None, resend: bool | None,
-                   ask: AskPermission | None) -> AsyncIterator[TurnEvent]:
+    async def _run(
+        self, conversation_id: str, user_text: str | None, resend: bool | None, ask: AskPermission | None
+    ) -> AsyncIterator[TurnEvent]:
         """The turn, with its ids on every log record written while it runs."""
         turn_id = new_turn_id()
         with log_context(turn_id=turn_id, conversation_id=conversation_id):
@@ -231,8 +240,9 @@ class Agent:
                 async for event in events:
                     yield event
 
-    async def _turn(self, conversation_id: str, turn_id: str, user_text: str | None, resend: bool | None,
-                    ask: AskPermission | None) -> AsyncIterator[TurnEvent]:
+    async def _turn(
+        self, conversation_id: str, turn_id: str, user_text: str | None, resend: bool | None, ask: AskPermission | None
+    ) -> AsyncIterator[TurnEvent]:
         started = self._clock()
         turn = _Turn(conversation_id, turn_id, started)
         emit = self._emit
@@ -241,9 +251,15 @@ class Agent:
         except TurnBusyError as exc:
             # Not retryable: this message was never saved, so /retry would resend the other
             # turn's message instead of this one.
-            yield emit(TurnFailed(conversation_id=conversation_id, turn_id=turn.turn_id,
-                                  error=exc.user_message() + "; your message was not sent",
-                                  error_type=exc.error_type.value, retryable=False))
+            yield emit(
+                TurnFailed(
+                    conversation_id=conversation_id,
+                    turn_id=turn.turn_id,
+                    error=exc.user_message() + "; your message was not sent",
+                    error_type=exc.error_type.value,
+                    retryable=False,
+                )
+            )
             yield emit(self._finished(turn, started, failed=True, stop_reason="busy"))
             return
         turn.timed("lock_ms", started, self._clock())
@@ -252,17 +268,29 @@ class Agent:
         try:
             if lock.degraded_reason:
                 turn.degraded = True
-                yield emit(Degraded(conversation_id=conversation_id, turn_id=turn.turn_id,
-                                    reason=lock.degraded_reason, service="redis"))
+                yield emit(
+                    Degraded(
+                        conversation_id=conversation_id,
+                        turn_id=turn.turn_id,
+                        reason=lock.degraded_reason,
+                        service="redis",
+                    )
+                )
             # 1. the user's message, first
             try:
                 async with contextlib.aclosing(self._save_user(turn, user_text)) as events:
                     async for event in events:
                         yield emit(event)
             except AppError as exc:
-                yield emit(TurnFailed(conversation_id=conversation_id, turn_id=turn.turn_id,
-                                      error=exc.user_message(), error_type=exc.error_type.value,
-                                      retryable=exc.retryable))
+                yield emit(
+                    TurnFailed(
+                        conversation_id=conversation_id,
+                        turn_id=turn.turn_id,
+                        error=exc.user_message(),
+                        error_type=exc.error_type.value,
+                        retryable=exc.retryable,
+                    )
+                )
                 finished = True
                 yield emit(self._finished(turn, started, failed=True, stop_reason="failed"))
                 return
@@ -303,19 +331,30 @@ class Agent:
         else:
             if not user_text.strip():
                 raise ValidationError("the message is empty")
-            saved = await self.store.add_message(turn.conversation_id, "user", user_text,
-                                                 metadata={"turn_id": turn.turn_id})
+            saved = await self.store.add_message(
+                turn.conversation_id, "user", user_text, metadata={"turn_id": turn.turn_id}
+            )
             turn.user_text, turn.user_message_id = user_text, saved.id
             resent = False
         journaled = bool(self.store.degraded)
         turn.timed("save_user_ms", t0, self._clock())
-        yield UserSaved(conversation_id=turn.conversation_id, turn_id=turn.turn_id, message_id=turn.user_message_id,
-                        content=turn.user_text, journaled=journaled, resent=resent)
+        yield UserSaved(
+            conversation_id=turn.conversation_id,
+            turn_id=turn.turn_id,
+            message_id=turn.user_message_id,
+            content=turn.user_text,
+            journaled=journaled,
+            resent=resent,
+        )
         if journaled:
             turn.degraded = True
-            yield Degraded(conversation_id=turn.conversation_id, turn_id=turn.turn_id, service="redis",
-                           reason="Redis is unreachable: the conversation is kept in the local journal "
-                                  "and will be replayed when Redis is back")
+            yield Degraded(
+                conversation_id=turn.conversation_id,
+                turn_id=turn.turn_id,
+                service="redis",
+                reason="Redis is unreachable: the conversation is kept in the local journal "
+                "and will be replayed when Redis is back",
+            )
 
     async def set_system_prompt(self, conversation_id: str, prompt: str) -> None:
         """Store a new system prompt for the conversation; this process's next turn uses it
@@ -323,8 +362,9 @@ class Agent:
         try:
             await self.store.set_system_prompt(conversation_id, prompt)
         except NotFoundError:  # a new conversation with no message yet: create it with this prompt
-            await self.store.create(self.user_id, title="New conversation", system_prompt=prompt,
-                                    conversation_id=conversation_id)
+            await self.store.create(
+                self.user_id, title="New conversation", system_prompt=prompt, conversation_id=conversation_id
+            )
         self._known[conversation_id] = prompt
 
     async def _conversation(self, conversation_id: str, first_text: str) -> str:
@@ -342,8 +382,12 @@ class Agent:
             info = None  # Redis is out and the conversation is not cached: create it (journaled, idempotent)
         if info is None:
             title = " ".join(first_text.split())[:60] or "New conversation"
-            await self.store.create(self.user_id, title=title, system_prompt=self.config.agent.system_prompt,
-                                    conversation_id=conversation_id)
+            await self.store.create(
+                self.user_id,
+                title=title,
+                system_prompt=self.config.agent.system_prompt,
+                conversation_id=conversation_id,
+            )
             prompt = self.config.agent.system_prompt
         else:
             if info.user_id != self.user_id:
@@ -383,12 +427,21 @@ class Agent:
                 reason = recall.reason
         turn.memories = list(texts)
         turn.timed("recall_ms", t0, self._clock())
-        yield MemoriesRecalled(conversation_id=turn.conversation_id, turn_id=turn.turn_id, texts=texts,
-                               scores=scores, latency_ms=turn.timings["recall_ms"])
+        yield MemoriesRecalled(
+            conversation_id=turn.conversation_id,
+            turn_id=turn.turn_id,
+            texts=texts,
+            scores=scores,
+            latency_ms=turn.timings["recall_ms"],
+        )
         if reason:
             turn.degraded = True
-            yield Degraded(conversation_id=turn.conversation_id, turn_id=turn.turn_id, service="memory",
-                           reason=f"memory offline: {reason}")
+            yield Degraded(
+                conversation_id=turn.conversation_id,
+                turn_id=turn.turn_id,
+                service="memory",
+                reason=f"memory offline: {reason}",
+            )
 
     async def _steps(self, turn: _Turn, ask: AskPermission | None) -> AsyncIterator[TurnEvent]:
         from runtime.llm.stream_events import (
@@ -414,11 +467,17 @@ class Agent:
                 except AppError as exc:  # the prompt's own read below retries and reports it
                     log.debug("history prefetch failed: %s", describe(exc))
             try:
-                built = await self.window.build_prompt(turn.system_prompt, conv, schemas or None, turn.memories,
-                                                       reader=self.history)
+                built = await self.window.build_prompt(
+                    turn.system_prompt, conv, schemas or None, turn.memories, reader=self.history
+                )
             except AppError as exc:
-                yield TurnFailed(conversation_id=conv, turn_id=tid, error=exc.user_message(),
-                                 error_type=exc.error_type.value, retryable=exc.retryable)
+                yield TurnFailed(
+                    conversation_id=conv,
+                    turn_id=tid,
+                    error=exc.user_message(),
+                    error_type=exc.error_type.value,
+                    retryable=exc.retryable,
+                )
                 yield self._finished(turn, None, failed=True, stop_reason="failed")
                 return
             turn.timed("prompt_ms", t0, self._clock())
@@ -436,9 +495,7 @@ class Agent:
                         if isinstance(event, LLMText):
                             step_text.append(event.text)
                             yield TextDelta(conversation_id=conv, turn_id=tid, text=event.text, step=step)
-                        elif isinstance(event, ToolCallReady):
-                            calls.append(event.call)
-                        elif isinstance(event, ToolCallError):
+                        elif isinstance(event, ToolCallReady) or isinstance(event, ToolCallError):
                             calls.append(event.call)
                         elif isinstance(event, Usage):
                             turn.usage["prompt_tokens"] += event.prompt_tokens
@@ -454,8 +511,13 @@ class Agent:
                     turn.timed("llm_ms", t0, self._clock())
                     # Rejected outright (bad request, auth): nothing to fall back on.
                     yield Degraded(conversation_id=conv, turn_id=tid, service="llm", reason=exc.user_message())
-                    yield TurnFailed(conversation_id=conv, turn_id=tid, error=exc.user_message(),
-                                     error_type=exc.error_type.value, retryable=exc.retryable)
+                    yield TurnFailed(
+                        conversation_id=conv,
+                        turn_id=tid,
+                        error=exc.user_message(),
+                        error_type=exc.error_type.value,
+                        retryable=exc.retryable,
+                    )
                     yield self._finished(turn, None, failed=True, stop_reason="failed")
                     return
             turn.timed("llm_ms", t0, self._clock())
@@ -467,12 +529,19 @@ class Agent:
                 return
             if interrupted is not None:
                 turn.degraded = True
-                yield Degraded(conversation_id=conv, turn_id=tid, service="llm",
-                               reason=f"the reply broke off: {interrupted.error}")
-                yield await self._save_answer(turn, "".join(step_text), interrupted=True, hidden=True,
-                                              extra={"error": interrupted.error})
-                yield TurnFailed(conversation_id=conv, turn_id=tid, error=interrupted.error,
-                                 error_type=interrupted.error_type, retryable=True)
+                yield Degraded(
+                    conversation_id=conv, turn_id=tid, service="llm", reason=f"the reply broke off: {interrupted.error}"
+                )
+                yield await self._save_answer(
+                    turn, "".join(step_text), interrupted=True, hidden=True, extra={"error": interrupted.error}
+                )
+                yield TurnFailed(
+                    conversation_id=conv,
+                    turn_id=tid,
+                    error=interrupted.error,
+                    error_type=interrupted.error_type,
+                    retryable=True,
+                )
                 yield self._finished(turn, None, failed=True, interrupted=True, stop_reason="interrupted")
                 return
             if not calls:
@@ -490,27 +559,35 @@ class Agent:
                 async for event in events:
                     yield event
 
-    async def _run_tools(self, turn: _Turn, step: int, text: str, calls: list[ToolCall],
-                         ask: AskPermission | None) -> AsyncIterator[TurnEvent]:
+    async def _run_tools(
+        self, turn: _Turn, step: int, text: str, calls: list[ToolCall], ask: AskPermission | None
+    ) -> AsyncIterator[TurnEvent]:
         conv, tid = turn.conversation_id, turn.turn_id
         t0 = self._clock()
-        await self.store.add_message(conv, "assistant", text, tool_calls=calls,
-                                     metadata={"turn_id": tid, "step": step})
+        await self.store.add_message(conv, "assistant", text, tool_calls=calls, metadata={"turn_id": tid, "step": step})
         turn.timed("save_ms", t0, self._clock())
         turn.open_calls = list(calls)
         turn.text = []  # saved with the tool calls; a cancel must not save it twice
-        ctx = ToolContext(user_id=self.user_id, conversation_id=conv, turn_id=tid, memory=self.memory,
-                          state=self.state, resilience=self.resilience, monitor=self.monitor)
-        from runtime.tools.runner import parse_arguments
+        ctx = ToolContext(
+            user_id=self.user_id,
+            conversation_id=conv,
+            turn_id=tid,
+            memory=self.memory,
+            state=self.state,
+            resilience=self.resilience,
+            monitor=self.monitor,
+        )
         from runtime.tools import ToolArgumentsError
+        from runtime.tools.runner import parse_arguments
 
         for call in calls:
             try:
                 shown = parse_arguments(call.arguments)
             except ToolArgumentsError:
                 shown = {"_raw": call.arguments}
-            yield ToolCallStarted(conversation_id=conv, turn_id=tid, call_id=call.id, name=call.name,
-                                  arguments=shown, step=step)
+            yield ToolCallStarted(
+                conversation_id=conv, turn_id=tid, call_id=call.id, name=call.name, arguments=shown, step=step
+            )
         t0 = self._clock()
         tasks = {asyncio.ensure_future(self.runner.run(call, ctx, ask)): call for call in calls}
         results: dict[str, ToolResult] = {}
@@ -518,9 +595,18 @@ class Agent:
             for next_done in asyncio.as_completed(list(tasks)):
                 result = await next_done
                 results[result.call_id] = result
-                yield ToolCallFinished(conversation_id=conv, turn_id=tid, call_id=result.call_id, name=result.name,
-                                       status=result.status, output=result.output, error=result.error,
-                                       truncated=result.truncated, duration_ms=result.duration_ms, step=step)
+                yield ToolCallFinished(
+                    conversation_id=conv,
+                    turn_id=tid,
+                    call_id=result.call_id,
+                    name=result.name,
+                    status=result.status,
+                    output=result.output,
+                    error=result.error,
+                    truncated=result.truncated,
+                    duration_ms=result.duration_ms,
+                    step=step,
+                )
         finally:
             pending = [task for task in tasks if not task.done()]
             for task in pending:
@@ -546,14 +632,24 @@ class Agent:
             yield await self._save_answer(turn, fallback.text, source="cache", extra={"stale": True})
             yield self._finished(turn, None, stop_reason="answer")
             return
-        yield await self._save_answer(turn, fallback.text, source=fallback.source, hidden=True,
-                                      extra={"fallback": True, "error": fallback.error})
-        yield TurnFailed(conversation_id=conv, turn_id=tid, error=fallback.error, error_type="llm_unavailable",
-                         retryable=True)
+        yield await self._save_answer(
+            turn, fallback.text, source=fallback.source, hidden=True, extra={"fallback": True, "error": fallback.error}
+        )
+        yield TurnFailed(
+            conversation_id=conv, turn_id=tid, error=fallback.error, error_type="llm_unavailable", retryable=True
+        )
         yield self._finished(turn, None, failed=True, stop_reason="llm_unavailable")
 
-    async def _save_answer(self, turn: _Turn, text: str, *, interrupted: bool = False, hidden: bool = False,
-                           source: str = "llm", extra: dict[str, Any] | None = None) -> AssistantSaved:
+    async def _save_answer(
+        self,
+        turn: _Turn,
+        text: str,
+        *,
+        interrupted: bool = False,
+        hidden: bool = False,
+        source: str = "llm",
+        extra: dict[str, Any] | None = None,
+    ) -> AssistantSaved:
         t0 = self._clock()
         metadata: dict[str, Any] = {"turn_id": turn.turn_id, "source": source, **(extra or {})}
         if interrupted:
@@ -563,27 +659,55 @@ class Agent:
         saved = await self.store.add_message(turn.conversation_id, "assistant", text, metadata=metadata)
         turn.saved = True
         turn.timed("save_assistant_ms", t0, self._clock())
-        return AssistantSaved(conversation_id=turn.conversation_id, turn_id=turn.turn_id, message_id=saved.id,
-                              content=text, interrupted=interrupted, journaled=bool(self.store.degraded),
-                              source=source)
+        return AssistantSaved(
+            conversation_id=turn.conversation_id,
+            turn_id=turn.turn_id,
+            message_id=saved.id,
+            content=text,
+            interrupted=interrupted,
+            journaled=bool(self.store.degraded),
+            source=source,
+        )
 
-    def _finished(self, turn: _Turn, started: float | None, *, failed: bool = False, interrupted: bool = False,
-                  stop_reason: str = "answer") -> TurnFinished:
+    def _finished(
+        self,
+        turn: _Turn,
+        started: float | None,
+        *,
+        failed: bool = False,
+        interrupted: bool = False,
+        stop_reason: str = "answer",
+    ) -> TurnFinished:
         turn.timings["total_ms"] = round((self._clock() - turn.started) * 1000.0, 3)
-        return TurnFinished(conversation_id=turn.conversation_id, turn_id=turn.turn_id, usage=dict(turn.usage),
-                            timings=dict(turn.timings), steps=turn.steps, degraded=turn.degraded,
-                            interrupted=interrupted, failed=failed, stop_reason=stop_reason)
+        return TurnFinished(
+            conversation_id=turn.conversation_id,
+            turn_id=turn.turn_id,
+            usage=dict(turn.usage),
+            timings=dict(turn.timings),
+            steps=turn.steps,
+            degraded=turn.degraded,
+            interrupted=interrupted,
+            failed=failed,
+            stop_reason=stop_reason,
+        )
 
     async def _on_cancel(self, turn: _Turn, started: float) -> None:
         """Leave a consistent conversation after Esc: results for open tool calls, the partial answer."""
         conv, tid = turn.conversation_id, turn.turn_id
         try:
             for call in turn.open_calls:
-                await self.store.add_message(conv, "tool", "Error: cancelled by the user", tool_call_id=call.id,
-                                             name=call.name, metadata={"turn_id": tid, "status": "cancelled"})
+                await self.store.add_message(
+                    conv,
+                    "tool",
+                    "Error: cancelled by the user",
+                    tool_call_id=call.id,
+                    name=call.name,
+                    metadata={"turn_id": tid, "status": "cancelled"},
+                )
             if turn.user_message_id and not turn.saved and "".join(turn.text).strip():
-                event = await self._save_answer(turn, "".join(turn.text), interrupted=True,
-                                                extra={"stop_reason": "cancelled"})
+                event = await self._save_answer(
+                    turn, "".join(turn.text), interrupted=True, extra={"stop_reason": "cancelled"}
+                )
                 self._emit(event)
         except AppError as exc:
             log.warning("could not save the cancelled turn %s: %s", tid, describe(exc))
@@ -606,8 +730,9 @@ class Agent:
         from runtime.memory import remember_turn
 
         try:
-            await remember_turn(self.memory, self.user_id, turn.conversation_id, turn.user_text,
-                                message_id=turn.user_message_id)
+            await remember_turn(
+                self.memory, self.user_id, turn.conversation_id, turn.user_text, message_id=turn.user_message_id
+            )
         except AppError as exc:
             log.warning("memory write after turn %s failed: %s", turn.turn_id, describe(exc))
         except Exception:  # same reason as in _summarize
@@ -623,8 +748,13 @@ class Agent:
             log.exception("summarisation of %s crashed", conversation_id)
             return
         if result is not None:
-            log.info("summarisation of %s: %s (%d -> %d tokens)", conversation_id, result.status,
-                     result.history_tokens_before, result.history_tokens_after)
+            log.info(
+                "summarisation of %s: %s (%d -> %d tokens)",
+                conversation_id,
+                result.status,
+                result.history_tokens_before,
+                result.history_tokens_after,
+            )
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -28,8 +28,15 @@ class TurnBusyError(ConflictError):
 class TurnLock:
     """A held turn lock; release it with :meth:`release` (idempotent)."""
 
-    def __init__(self, local: asyncio.Lock, state: Any, key: str, token: str | None,
-                 heartbeat: asyncio.Task[None] | None, degraded_reason: str = "") -> None:
+    def __init__(
+        self,
+        local: asyncio.Lock,
+        state: Any,
+        key: str,
+        token: str | None,
+        heartbeat: asyncio.Task[None] | None,
+        degraded_reason: str = "",
+    ) -> None:
         self._local = local
         self._state = state
         self._key = key
@@ -57,8 +64,9 @@ class TurnLock:
 class TurnLocks:
     """Hands out :class:`TurnLock` per conversation. ``state`` is a RedisStateStore (or None)."""
 
-    def __init__(self, state: Any, *, ttl: float, wait: float,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+    def __init__(
+        self, state: Any, *, ttl: float, wait: float, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    ) -> None:
         self.state = state
         self.ttl = ttl
         self.wait = wait
@@ -71,8 +79,9 @@ class TurnLocks:
             async with asyncio.timeout(self.wait):
                 await local.acquire()
         except TimeoutError as exc:
-            raise TurnBusyError(f"another turn on this conversation is still running (waited {self.wait:g}s)",
-                                retryable=False) from exc
+            raise TurnBusyError(
+                f"another turn on this conversation is still running (waited {self.wait:g}s)", retryable=False
+            ) from exc
         if self.state is None:
             return TurnLock(local, None, "", None, None, "")
         key = self.state.full_key(f"turn:{conversation_id}", namespace="lock")
@@ -80,11 +89,19 @@ class TurnLocks:
             token = await self.state.locks.acquire_within(key, self.ttl, self.wait)
         except ConflictError as exc:
             local.release()
-            raise TurnBusyError(f"another terminal's turn on this conversation is still running "
-                                f"(waited {self.wait:g}s)", retryable=False) from exc
+            raise TurnBusyError(
+                f"another terminal's turn on this conversation is still running (waited {self.wait:g}s)",
+                retryable=False,
+            ) from exc
         except AppError as exc:
-            return TurnLock(local, self.state, key, None, None,
-                            f"turn lock unavailable ({describe(exc)}); only this process is serialised")
+            return TurnLock(
+                local,
+                self.state,
+                key,
+                None,
+                None,
+                f"turn lock unavailable ({describe(exc)}); only this process is serialised",
+            )
         except BaseException:
             local.release()
             raise

@@ -29,8 +29,11 @@ _NEEDS_ID = ("show", "export", "delete")
 
 def _user_option(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS: given after the subcommand it wins, absent it leaves the global --user alone.
-    parser.add_argument("--user", default=argparse.SUPPRESS,
-                        help="user name that scopes conversations and memories (default: the OS user)")
+    parser.add_argument(
+        "--user",
+        default=argparse.SUPPRESS,
+        help="user name that scopes conversations and memories (default: the OS user)",
+    )
 
 
 def add_subcommands(sub: Any) -> None:
@@ -43,8 +46,9 @@ def add_subcommands(sub: Any) -> None:
     conv = sub.add_parser("conversations", help="list, show, export or delete conversations")
     conv.add_argument("action", choices=["list", "show", "export", "delete"])
     conv.add_argument("id", nargs="?")
-    conv.add_argument("--format", choices=["markdown", "md", "json"], default="markdown",
-                      help="export format (default: markdown)")
+    conv.add_argument(
+        "--format", choices=["markdown", "md", "json"], default="markdown", help="export format (default: markdown)"
+    )
     mem = sub.add_parser("memory", help="add, search, list or forget long-term memories")
     mem.add_argument("action", choices=["add", "search", "list", "forget", "reembed"])
     mem.add_argument("text", nargs="?", default="")
@@ -58,8 +62,9 @@ def _json(data: Any, out: TextIO) -> None:
     out.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
 
 
-async def run_command(args: argparse.Namespace, config: Config, out: TextIO | None = None,
-                      err: TextIO | None = None) -> int:
+async def run_command(
+    args: argparse.Namespace, config: Config, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     from runtime.host.runtime import Runtime
 
     # Looked up per call, not bound at import: a caller (or pytest) may have swapped them.
@@ -71,9 +76,15 @@ async def run_command(args: argparse.Namespace, config: Config, out: TextIO | No
         return EXIT_USAGE
     rt = Runtime.from_config(config, user=args.user, start_monitor=False)
     if args.command == "tools":
-        _json({"tools": [t.to_openai() | {"plugin": t.plugin, "permission": rt.tools.permission(t.name)}
-                         for t in rt.tools],
-               "plugin_errors": rt.plugin_errors}, out)
+        _json(
+            {
+                "tools": [
+                    t.to_openai() | {"plugin": t.plugin, "permission": rt.tools.permission(t.name)} for t in rt.tools
+                ],
+                "plugin_errors": rt.plugin_errors,
+            },
+            out,
+        )
         return EXIT_FAILED if rt.plugin_errors else EXIT_OK
     async with rt:
         try:

@@ -38,8 +38,11 @@ async def check_redis(config: Config) -> DoctorRow:
     url = config.redis.url
     try:
         if not url:
-            embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="holdfast-doctor-")), persist=False,
-                                     startup_timeout=config.redis.startup_timeout)
+            embedded = EmbeddedRedis(
+                Path(tempfile.mkdtemp(prefix="holdfast-doctor-")),
+                persist=False,
+                startup_timeout=config.redis.startup_timeout,
+            )
             url = (await embedded.astart()).url
         client = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         try:
@@ -138,11 +141,16 @@ async def check_embeddings(config: Config) -> DoctorRow:
 
 
 CHECKS: tuple[Callable[[Config], Awaitable[DoctorRow]], ...] = (
-    check_redis, check_llm, check_memory_dir, check_embeddings,
+    check_redis,
+    check_llm,
+    check_memory_dir,
+    check_embeddings,
 )
 
 
-async def run_doctor(config: Config, checks: tuple[Callable[[Config], Awaitable[DoctorRow]], ...] = CHECKS) -> list[DoctorRow]:
+async def run_doctor(
+    config: Config, checks: tuple[Callable[[Config], Awaitable[DoctorRow]], ...] = CHECKS
+) -> list[DoctorRow]:
     return list(await asyncio.gather(*(check(config) for check in checks)))
 
 

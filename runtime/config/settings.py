@@ -165,12 +165,21 @@ def _svc(**overrides: Any) -> Any:
 
 class ResilienceConfig(_Section):
     llm: ServiceResilience = _svc(max_attempts=5, initial_delay=2.0, timeout=120.0, deadline=180.0)
-    redis: ServiceResilience = _svc(max_attempts=3, initial_delay=0.5, timeout=2.0, deadline=5.0,
-                                    recovery_timeout=5.0, success_threshold=1, max_concurrent=256)
-    memory: ServiceResilience = _svc(max_attempts=2, initial_delay=0.2, timeout=5.0, deadline=10.0,
-                                     recovery_timeout=10.0)
-    embeddings: ServiceResilience = _svc(max_attempts=2, initial_delay=0.2, timeout=10.0, deadline=20.0,
-                                         recovery_timeout=10.0)
+    redis: ServiceResilience = _svc(
+        max_attempts=3,
+        initial_delay=0.5,
+        timeout=2.0,
+        deadline=5.0,
+        recovery_timeout=5.0,
+        success_threshold=1,
+        max_concurrent=256,
+    )
+    memory: ServiceResilience = _svc(
+        max_attempts=2, initial_delay=0.2, timeout=5.0, deadline=10.0, recovery_timeout=10.0
+    )
+    embeddings: ServiceResilience = _svc(
+        max_attempts=2, initial_delay=0.2, timeout=10.0, deadline=20.0, recovery_timeout=10.0
+    )
     tools: ServiceResilience = _svc(max_attempts=3, initial_delay=1.0, timeout=30.0, deadline=60.0)
 
     def for_service(self, service: str) -> ServiceResilience:
@@ -284,11 +293,11 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith(ENV_PREFIX):
             continue
         if "__" not in name:
-            top = name[len(ENV_PREFIX):].lower()
+            top = name[len(ENV_PREFIX) :].lower()
             if top in _TOP_LEVEL_SCALARS:  # HOLDFAST_DATA_DIR, HOLDFAST_LOG_DIR
                 layer[top] = value
             continue
-        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
         if parts[0] in ("log", ""):  # HOLDFAST_LOG_LEVEL is handled below
             continue
         node = layer
@@ -321,8 +330,9 @@ def _env_value(raw: str) -> Any:
     return raw
 
 
-def _merge(base: dict[str, Any], layer: Mapping[str, Any], origin: str, sources: dict[str, str],
-           prefix: str = "") -> None:
+def _merge(
+    base: dict[str, Any], layer: Mapping[str, Any], origin: str, sources: dict[str, str], prefix: str = ""
+) -> None:
     for key, value in layer.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, Mapping) and isinstance(base.get(key), dict):
@@ -398,9 +408,7 @@ def _check_unknown(layer: Mapping[str, Any], model: type[BaseModel], origin: str
         sub = _submodel(fields[key])
         if sub is not None:
             if not isinstance(value, Mapping):
-                raise ConfigError(
-                    f"{origin}: {_display_key(prefix + key)} must be a table, got {_show(value)}"
-                )
+                raise ConfigError(f"{origin}: {_display_key(prefix + key)} must be a table, got {_show(value)}")
             _check_unknown(value, sub, origin, f"{prefix}{key}.")
 
 
@@ -494,7 +502,9 @@ def effective_items(loaded: LoadedConfig, environ: Mapping[str, str] | None = No
     walk(loaded.config, "")
     key = loaded.config.llm.resolve_api_key(environ)
     env_name = loaded.config.llm.api_key_env
-    rows.append(("llm.api_key (resolved)", mask_secret(key), f"${env_name}" if key and not loaded.config.llm.api_key else "-"))
+    rows.append(
+        ("llm.api_key (resolved)", mask_secret(key), f"${env_name}" if key and not loaded.config.llm.api_key else "-")
+    )
     return rows
 
 

@@ -51,8 +51,14 @@ class PromptReport:
 
     @property
     def prompt_tokens(self) -> int:
-        return (self.system_tokens + self.tools_tokens + self.memories_tokens + self.summary_tokens
-                + self.history_tokens + self.overhead_tokens)
+        return (
+            self.system_tokens
+            + self.tools_tokens
+            + self.memories_tokens
+            + self.summary_tokens
+            + self.history_tokens
+            + self.overhead_tokens
+        )
 
     @property
     def free_tokens(self) -> int:

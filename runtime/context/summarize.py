@@ -46,8 +46,16 @@ class SwapFn(Protocol):
     """The store's atomic swap (``ConversationStore.summarize``): saves the summary and moves
     every message up to and including ``covers_up_to`` to the archive, all or nothing."""
 
-    def __call__(self, conversation_id: str, summary: str, covers_up_to: str, *,
-                 method: str = "llm", token_count: int | None = None) -> Awaitable[object]: ...
+    def __call__(
+        self,
+        conversation_id: str,
+        summary: str,
+        covers_up_to: str,
+        *,
+        method: str = "llm",
+        token_count: int | None = None,
+    ) -> Awaitable[object]: ...
+
 
 READ_PAGE = 512
 
@@ -223,8 +231,13 @@ class Summarizer:
             self._floors[conversation_id] = total
             return SummarizeResult("failed", total, total, error="no summary could be made")
         try:
-            await self.swap_fn(conversation_id, summary.text, summary.covers_up_to,
-                               method=summary.method, token_count=summary.token_count)
+            await self.swap_fn(
+                conversation_id,
+                summary.text,
+                summary.covers_up_to,
+                method=summary.method,
+                token_count=summary.token_count,
+            )
         except AppError as exc:
             log.warning("summary swap failed for %s: %s", conversation_id, describe(exc))
             self._floors[conversation_id] = total
@@ -238,16 +251,20 @@ class Summarizer:
             return 0
         return summary.token_count if summary.token_count is not None else self.counter.count_text(summary.text)
 
-    async def _make_summary(self, evicted: Sequence[ChatMessage],
-                            previous: ConversationSummary | None) -> ConversationSummary | None:
+    async def _make_summary(
+        self, evicted: Sequence[ChatMessage], previous: ConversationSummary | None
+    ) -> ConversationSummary | None:
         inputs = summary_input(evicted, previous)
         method: Literal["llm", "extractive"] = "llm"
         text = ""
         try:
             text = (await self.summarize_fn(inputs)).strip()
         except AppError as exc:
-            log.warning("LLM summary failed (%s); %s", describe(exc),
-                        "using extractive summary" if self.extractive_fallback else "history unchanged")
+            log.warning(
+                "LLM summary failed (%s); %s",
+                describe(exc),
+                "using extractive summary" if self.extractive_fallback else "history unchanged",
+            )
         except Exception:  # an injected callback's bug must not lose the turn; logged in full
             log.exception("summarize_fn raised")
         if text:

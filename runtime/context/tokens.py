@@ -29,7 +29,7 @@ import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import tiktoken
@@ -133,7 +133,7 @@ def _cached_blob_is_valid(encoding: str) -> bool:
 _load_lock = threading.Lock()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_encoding(name: str) -> tiktoken.Encoding:
     # Loading cl100k takes ~0.7 s; every counter in the process shares one instance.
     with _load_lock:
@@ -226,8 +226,15 @@ class TokenCounter:
         if message.token_count is not None:
             return message.token_count
         # Hashes, not the texts, so the cache does not keep old messages' content alive.
-        key = (message.id, message.role, hash(message.content), len(message.content), message.name,
-               message.tool_call_id, hash(message.tool_calls))
+        key = (
+            message.id,
+            message.role,
+            hash(message.content),
+            len(message.content),
+            message.name,
+            message.tool_call_id,
+            hash(message.tool_calls),
+        )
         cached = self._cache.get(key)
         if cached is not None:
             return cached

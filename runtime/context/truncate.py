@@ -30,8 +30,11 @@ def truncate_middle(counter: TokenCounter, text: str, max_tokens: int) -> tuple[
         tail = keep - head
         omitted = len(tokens) - head - tail
         candidate = (
-            counter.decode(tokens[:head]) + "\n" + omitted_marker(omitted) + "\n"
-            + (counter.decode(tokens[len(tokens) - tail:]) if tail else "")
+            counter.decode(tokens[:head])
+            + "\n"
+            + omitted_marker(omitted)
+            + "\n"
+            + (counter.decode(tokens[len(tokens) - tail :]) if tail else "")
         )
         size = counter.count_text(candidate)
         if size <= max_tokens:

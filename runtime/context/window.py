@@ -93,8 +93,10 @@ def memories_message(texts: Sequence[str]) -> dict[str, Any]:
 
 def summary_message(summary: ConversationSummary) -> dict[str, Any]:
     how = ", extractive" if summary.method == "extractive" else ""
-    return {"role": "system",
-            "content": f"{SUMMARY_HEADER} ({summary.covered_count} earlier messages{how}):\n{summary.text}"}
+    return {
+        "role": "system",
+        "content": f"{SUMMARY_HEADER} ({summary.covered_count} earlier messages{how}):\n{summary.text}",
+    }
 
 
 # ---------------------------------------------------------------------- reading the tail
@@ -162,8 +164,13 @@ def _tail_of_sequence(history: Sequence[ChatMessage], scanner: _TailScanner) -> 
     return _Tail(list(history[index:]), reached_start=index == 0, total_messages=len(history))
 
 
-async def _tail_of_reader(reader: HistoryReader, conversation_id: str, scanner: _TailScanner,
-                          live_start: int, newest: tuple[list[ChatMessage], int] | None = None) -> _Tail:
+async def _tail_of_reader(
+    reader: HistoryReader,
+    conversation_id: str,
+    scanner: _TailScanner,
+    live_start: int,
+    newest: tuple[list[ChatMessage], int] | None = None,
+) -> _Tail:
     """Pages backwards through the store. ``live_start`` is the ``seq`` of the first live
     message: the store numbers messages across the whole conversation, so after a summary
     the live history starts at the summary's ``covered_count``, not at 0. ``newest`` is the
@@ -220,8 +227,15 @@ class _Selection:
 
 
 class _Planner:
-    def __init__(self, counter: TokenCounter, config: ContextConfig, context_window: int, *,
-                 native_tools: bool, preview_cache: dict[tuple[str, int], Preview | None]) -> None:
+    def __init__(
+        self,
+        counter: TokenCounter,
+        config: ContextConfig,
+        context_window: int,
+        *,
+        native_tools: bool,
+        preview_cache: dict[tuple[str, int], Preview | None],
+    ) -> None:
         self.counter = counter
         self.config = config
         self.context_window = context_window
@@ -229,8 +243,9 @@ class _Planner:
         self.native_tools = native_tools
         self._previews = preview_cache
 
-    def fixed_part(self, system_prompt: str, tools: Sequence[Mapping[str, Any]] | None
-                   ) -> tuple[dict[str, Any], list[dict[str, Any]] | None, int, int, ToolsMode]:
+    def fixed_part(
+        self, system_prompt: str, tools: Sequence[Mapping[str, Any]] | None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]] | None, int, int, ToolsMode]:
         """The system message, the ``tools`` parameter, their token costs and the tools mode."""
         system = {"role": "system", "content": system_prompt}
         system_tokens = self.counter.count_openai_message(system)
@@ -296,8 +311,14 @@ class _Planner:
         short = {**out, "content": cut[0]}
         return short, self.counter.count_openai_message(short), cut[1]
 
-    def plan(self, system_prompt: str, tail: _Tail, tools: Sequence[Mapping[str, Any]] | None,
-             memories: Sequence[Memory], summary: ConversationSummary | None) -> BuiltPrompt:
+    def plan(
+        self,
+        system_prompt: str,
+        tail: _Tail,
+        tools: Sequence[Mapping[str, Any]] | None,
+        memories: Sequence[Memory],
+        summary: ConversationSummary | None,
+    ) -> BuiltPrompt:
         system, native_tools, system_tokens, tools_tokens, tools_mode = self.fixed_part(system_prompt, tools)
         room = self.history_room(system_tokens, tools_tokens)
 
@@ -481,8 +502,13 @@ def build_prompt(
     Reads ``history`` backwards by index only as far as the budget goes. Pass the same
     ``preview_cache`` dict to repeated calls (or use :class:`ContextWindowManager`) so long tool
     outputs are not re-tokenised for their previews every time."""
-    planner = _Planner(counter, config, context_window, native_tools=native_tools,
-                       preview_cache=preview_cache if preview_cache is not None else {})
+    planner = _Planner(
+        counter,
+        config,
+        context_window,
+        native_tools=native_tools,
+        preview_cache=preview_cache if preview_cache is not None else {},
+    )
     _, _, system_tokens, tools_tokens, _ = planner.fixed_part(system_prompt, tools)
     tail = _tail_of_sequence(history, planner.scanner(planner.history_room(system_tokens, tools_tokens)))
     return planner.plan(system_prompt, tail, tools, memories, summary)
@@ -532,8 +558,9 @@ class ContextWindowManager:
         """
         if len(self._previews) > self._preview_cache_size:
             self._previews.clear()
-        planner = _Planner(self.counter, self.config, self.context_window,
-                           native_tools=self.native_tools, preview_cache=self._previews)
+        planner = _Planner(
+            self.counter, self.config, self.context_window, native_tools=self.native_tools, preview_cache=self._previews
+        )
         _, _, system_tokens, tools_tokens, _ = planner.fixed_part(system_prompt, tools)
         scanner = planner.scanner(planner.history_room(system_tokens, tools_tokens))
         if isinstance(history, str):

@@ -76,9 +76,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
 class ManagedProcess:
     """A child process started with die-with-parent semantics and stopped on exit."""
 
-    def __init__(self, name: str, argv: Sequence[str], *, log_path: Path | None = None,
-                 death_signal: int = signal.SIGTERM,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path | None = None,
+        death_signal: int = signal.SIGTERM,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         #: What the kernel sends the child when its parent dies (SIGKILL for stateless servers,
@@ -99,21 +105,23 @@ class ManagedProcess:
         try:
             out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         except OSError as exc:
-            raise ServiceUnavailableError(f"{self.name}: cannot open its log {self.log_path}: {exc}",
-                                          retryable=False, service=self.name) from exc
+            raise ServiceUnavailableError(
+                f"{self.name}: cannot open its log {self.log_path}: {exc}", retryable=False, service=self.name
+            ) from exc
         try:
             self.proc = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent(self.death_signal),  # noqa: PLW1509 - only prctl, async-signal-safe enough
+                preexec_fn=_die_with_parent(self.death_signal),
                 env=self.env,
                 start_new_session=True,  # Ctrl+C in the TUI must not reach the child directly
             )
         except OSError as exc:  # a missing or non-executable binary: the caller runs degraded
-            raise ServiceUnavailableError(f"{self.name} could not be started ({self.argv[0]}): {exc}",
-                                          retryable=False, service=self.name) from exc
+            raise ServiceUnavailableError(
+                f"{self.name} could not be started ({self.argv[0]}): {exc}", retryable=False, service=self.name
+            ) from exc
         finally:
             if out is not subprocess.DEVNULL:
                 out.close()

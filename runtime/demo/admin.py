@@ -30,8 +30,9 @@ class DemoAdmin:
         if response.status_code == 400:
             raise ValidationError(response.json().get("error", {}).get("message", "bad fault"), service="llm")
         if response.status_code != 200:
-            raise ServiceUnavailableError(f"demo LLM admin API answered {response.status_code}", service="llm",
-                                          status_code=response.status_code)
+            raise ServiceUnavailableError(
+                f"demo LLM admin API answered {response.status_code}", service="llm", status_code=response.status_code
+            )
         data: dict[str, Any] = response.json()
         return data
 

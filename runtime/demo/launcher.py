@@ -18,11 +18,18 @@ from runtime.core.errors import ServiceUnavailableError, ValidationError
 from runtime.core.procs import ManagedServer
 
 _FLAG_NAMES = {
-    "latency": "--latency", "error_rate": "--error-rate", "error_status": "--error-status",
-    "fail_next": "--fail-next", "rate_limit_rate": "--rate-limit-rate",
-    "rate_limit_next": "--rate-limit-next", "retry_after": "--retry-after",
-    "drop_after_tokens": "--drop-after-tokens", "hang": "--hang", "malformed": "--malformed",
-    "malformed_tool_args": "--malformed-tool-args", "down": "--down",
+    "latency": "--latency",
+    "error_rate": "--error-rate",
+    "error_status": "--error-status",
+    "fail_next": "--fail-next",
+    "rate_limit_rate": "--rate-limit-rate",
+    "rate_limit_next": "--rate-limit-next",
+    "retry_after": "--retry-after",
+    "drop_after_tokens": "--drop-after-tokens",
+    "hang": "--hang",
+    "malformed": "--malformed",
+    "malformed_tool_args": "--malformed-tool-args",
+    "down": "--down",
 }
 
 
@@ -52,9 +59,17 @@ class DemoLLMServer(ManagedServer):
     # Stateless: when Holdfast dies, end at once rather than wait on in-flight streams.
     death_signal = signal.SIGKILL
 
-    def __init__(self, *, port: int = 0, tokens_per_second: float = 200.0, seed: int = 0,
-                 log_path: Path | None = None, startup_timeout: float = 15.0,
-                 python: str | None = None, **faults: float | int | bool) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        tokens_per_second: float = 200.0,
+        seed: int = 0,
+        log_path: Path | None = None,
+        startup_timeout: float = 15.0,
+        python: str | None = None,
+        **faults: float | int | bool,
+    ) -> None:
         unknown = set(faults) - set(_FLAG_NAMES)
         if unknown:
             raise ValidationError(f"unknown demo fault(s): {', '.join(sorted(unknown))}")
@@ -83,8 +98,19 @@ class DemoLLMServer(ManagedServer):
         return port_open("127.0.0.1", port)
 
     def argv(self, port: int) -> list[str]:
-        argv = [self.python, "-m", "runtime.demo.server", "--host", "127.0.0.1", "--port", str(port),
-                "--tokens-per-second", str(self.tokens_per_second), "--seed", str(self.seed)]
+        argv = [
+            self.python,
+            "-m",
+            "runtime.demo.server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--tokens-per-second",
+            str(self.tokens_per_second),
+            "--seed",
+            str(self.seed),
+        ]
         for key, value in self.faults.items():
             flag = _FLAG_NAMES[key]
             if isinstance(value, bool):

@@ -45,17 +45,80 @@ _REMEMBER_RE = re.compile(r"^\s*(?:please\s+)?remember(?:\s+that)?[\s:,]+(.+?)\s
 _ARITH_RE = re.compile(r"[(\s]*-?\d+(?:\.\d+)?(?:\s*[-+*/%^]\s*[(\s]*-?\d+(?:\.\d+)?[)\s]*)+")
 _TIME_RE = re.compile(r"\b(time|date|today|clock|what day|which day)\b", re.IGNORECASE)
 _TZ_IANA_RE = re.compile(r"\b([A-Z][A-Za-z]+/[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z_]+)?)\b")
-_TZ_ABBREVIATIONS = ("UTC", "GMT", "CET", "CEST", "EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT",
-                     "BST", "IST", "JST", "AEST", "AEDT", "NZST")
+_TZ_ABBREVIATIONS = (
+    "UTC",
+    "GMT",
+    "CET",
+    "CEST",
+    "EST",
+    "EDT",
+    "CST",
+    "CDT",
+    "MST",
+    "MDT",
+    "PST",
+    "PDT",
+    "BST",
+    "IST",
+    "JST",
+    "AEST",
+    "AEDT",
+    "NZST",
+)
 _TZ_ABBR_RE = re.compile(r"\b(" + "|".join(_TZ_ABBREVIATIONS) + r")\b")
 _WORD_RE = re.compile(r"[a-z0-9]+")
-_LONG_RE = re.compile(r"\blong\s+(?:\w+\s+)?(?:answer|reply|story|essay|explanation|response)\b|\bat length\b",
-                      re.IGNORECASE)
+_LONG_RE = re.compile(
+    r"\blong\s+(?:\w+\s+)?(?:answer|reply|story|essay|explanation|response)\b|\bat length\b", re.IGNORECASE
+)
 #: Streamed words (see :func:`split_words`) in a long reply, about as many tokens.
 LONG_REPLY_WORDS = 2000
 _STOPWORDS = frozenset(
-    "a an the and or but is are was were be to of in on at for with my your i you me we it this that "
-    "what which who how do does did can could would should please tell about from as by".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "my",
+        "your",
+        "i",
+        "you",
+        "me",
+        "we",
+        "it",
+        "this",
+        "that",
+        "what",
+        "which",
+        "who",
+        "how",
+        "do",
+        "does",
+        "did",
+        "can",
+        "could",
+        "would",
+        "should",
+        "please",
+        "tell",
+        "about",
+        "from",
+        "as",
+        "by",
+    ]
 )
 
 
@@ -150,8 +213,11 @@ def _arithmetic(text: str) -> list[str]:
     found: list[str] = []
     for match in _ARITH_RE.finditer(text):
         expr = match.group(0).strip()
-        if any(op in expr.lstrip("-(") for op in "+-*/%^") and sum(c.isdigit() for c in expr) >= 2 \
-                and expr not in found:
+        if (
+            any(op in expr.lstrip("-(") for op in "+-*/%^")
+            and sum(c.isdigit() for c in expr) >= 2
+            and expr not in found
+        ):
             found.append(expr)
     return found
 
@@ -214,8 +280,9 @@ def _plain_answer(messages: Sequence[dict[str, Any]], user_text: str) -> str:
         best = most_relevant(memories, user_text)
         noun = "memory" if len(memories) == 1 else "memories"
         if best is not None:
-            parts.append(f'I see {len(memories)} recalled {noun}; the relevant one ({best.source}) says: '
-                         f'"{_quote(best.text)}".')
+            parts.append(
+                f'I see {len(memories)} recalled {noun}; the relevant one ({best.source}) says: "{_quote(best.text)}".'
+            )
         else:
             parts.append(f"I see {len(memories)} recalled {noun}, none related to this message.")
     else:
@@ -223,17 +290,29 @@ def _plain_answer(messages: Sequence[dict[str, Any]], user_text: str) -> str:
     return " ".join(parts)
 
 
-_LONG_TOPICS = ("circuit breakers", "retries with jitter", "bulkheads", "timeouts", "fallbacks", "health checks",
-                "journals", "backpressure")
+_LONG_TOPICS = (
+    "circuit breakers",
+    "retries with jitter",
+    "bulkheads",
+    "timeouts",
+    "fallbacks",
+    "health checks",
+    "journals",
+    "backpressure",
+)
 
 
 def _long_section(index: int) -> str:
     """One deterministic section of the long reply; the index varies topics, lists and code."""
     topic = _LONG_TOPICS[index % len(_LONG_TOPICS)]
     lines = [f"## {index + 1}. On {topic}", ""]
-    lines.append(" ".join(
-        f"Sentence {s + 1} of part {index + 1} explains how {topic} keep a service answering when a "
-        f"dependency fails, and why the **cost** of `{topic.split()[0]}` stays small." for s in range(3)))
+    lines.append(
+        " ".join(
+            f"Sentence {s + 1} of part {index + 1} explains how {topic} keep a service answering when a "
+            f"dependency fails, and why the **cost** of `{topic.split()[0]}` stays small."
+            for s in range(3)
+        )
+    )
     lines.append("")
     if index % 2 == 0:
         lines.extend(f"- point {p + 1}: {topic} bound the damage of failure number {index * 4 + p}" for p in range(4))
@@ -241,9 +320,16 @@ def _long_section(index: int) -> str:
         lines.extend(f"{p + 1}. step {p + 1} for {topic}, checked {index + p} times" for p in range(4))
     lines.append("")
     if index % 3 == 0:
-        lines.extend(["```python", f"def part_{index + 1}(attempt: int) -> float:",
-                      f'    """Delay before attempt {index + 1} of {topic}."""',
-                      f"    return min(30.0, 0.5 * 2 ** attempt)  # capped at {index + 30} s", "```", ""])
+        lines.extend(
+            [
+                "```python",
+                f"def part_{index + 1}(attempt: int) -> float:",
+                f'    """Delay before attempt {index + 1} of {topic}."""',
+                f"    return min(30.0, 0.5 * 2 ** attempt)  # capped at {index + 30} s",
+                "```",
+                "",
+            ]
+        )
     elif index % 3 == 1:
         lines.extend([f"> A quoted remark about {topic}, part {index + 1}.", ""])
     return "\n".join(lines) + "\n"
@@ -251,7 +337,7 @@ def _long_section(index: int) -> str:
 
 def long_answer(user_text: str) -> str:
     """About :data:`LONG_REPLY_WORDS` streamed words of Markdown, the same for the same request."""
-    parts = [f"{LABEL} A long answer to \"{_quote(user_text, 80)}\".\n\n# Staying up\n\n"]
+    parts = [f'{LABEL} A long answer to "{_quote(user_text, 80)}".\n\n# Staying up\n\n']
     words = len(split_words(parts[0]))
     index = 0
     while words < LONG_REPLY_WORDS:
@@ -263,8 +349,9 @@ def long_answer(user_text: str) -> str:
     return "".join(parts)
 
 
-def respond(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None, *,
-            unknown_tool: bool = False) -> DemoReply:
+def respond(
+    messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None, *, unknown_tool: bool = False
+) -> DemoReply:
     """Decide the demo model's reply to an OpenAI-format chat request.
 
     ``unknown_tool`` (the fault of that name) makes every reply to a user message a call to
@@ -287,8 +374,9 @@ def respond(messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] 
             return DemoReply(None, (call,), prompt_tokens=prompt_tokens)
         wanted = _tool_requests(user_text, tool_names)
         if wanted:
-            calls = tuple(DemoToolCall(_call_id(seed, i), name, json.dumps(args))
-                          for i, (name, args) in enumerate(wanted))
+            calls = tuple(
+                DemoToolCall(_call_id(seed, i), name, json.dumps(args)) for i, (name, args) in enumerate(wanted)
+            )
             return DemoReply(None, calls, prompt_tokens=prompt_tokens)
         if _LONG_RE.search(user_text):
             return DemoReply(long_answer(user_text), prompt_tokens=prompt_tokens)

@@ -77,8 +77,9 @@ class DemoServerState:
 # ---------------------------------------------------------------- helpers
 
 
-def _error(status: int, message: str, err_type: str, *, headers: dict[str, str] | None = None,
-           code: str | None = None) -> JSONResponse:
+def _error(
+    status: int, message: str, err_type: str, *, headers: dict[str, str] | None = None, code: str | None = None
+) -> JSONResponse:
     body = {"error": {"message": message, "type": err_type, "param": None, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -124,18 +125,27 @@ async def _apply_faults(request: Request, state: DemoServerState) -> Response | 
         await _wait_for_disconnect(request.receive)
         return Response(status_code=504)
     if action == "rate_limit":
-        return _error(429, "demo: rate limit injected", "requests", code="rate_limit_exceeded",
-                      headers={"retry-after": f"{faults.retry_after:g}"})
+        return _error(
+            429,
+            "demo: rate limit injected",
+            "requests",
+            code="rate_limit_exceeded",
+            headers={"retry-after": f"{faults.retry_after:g}"},
+        )
     if action == "error":
         return _error(faults.error_status, f"demo: injected error {faults.error_status}", "server_error")
     return None
 
 
-def _chunk(state_id: str, created: int, delta: dict[str, Any], finish: str | None,
-           include_usage: bool) -> dict[str, Any]:
+def _chunk(
+    state_id: str, created: int, delta: dict[str, Any], finish: str | None, include_usage: bool
+) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "id": state_id, "object": "chat.completion.chunk", "created": created,
-        "model": demo_model.MODEL_NAME, "system_fingerprint": None,
+        "id": state_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": demo_model.MODEL_NAME,
+        "system_fingerprint": None,
         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
     }
     if include_usage:
@@ -144,8 +154,11 @@ def _chunk(state_id: str, created: int, delta: dict[str, Any], finish: str | Non
 
 
 def _usage(reply: demo_model.DemoReply) -> dict[str, int]:
-    return {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-            "total_tokens": reply.prompt_tokens + reply.completion_tokens}
+    return {
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.completion_tokens,
+        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+    }
 
 
 def _tool_args(call: demo_model.DemoToolCall, broken: bool) -> str:
@@ -181,22 +194,32 @@ class _ChatStream:
         out.append((_sse(_chunk(cid, created, {"role": "assistant", "content": ""}, None, usage)), False))
         if self.reply.tool_calls:
             for index, call in enumerate(self.reply.tool_calls):
-                head = {"index": index, "id": call.id, "type": "function",
-                        "function": {"name": call.name, "arguments": ""}}
+                head = {
+                    "index": index,
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": ""},
+                }
                 out.append((_sse(_chunk(cid, created, {"tool_calls": [head]}, None, usage)), True))
                 args = _tool_args(call, faults.malformed_tool_args)
                 # Arguments arrive in small fragments, as real endpoints send them.
                 for start in range(0, len(args), 8):
-                    piece = {"index": index, "function": {"arguments": args[start:start + 8]}}
+                    piece = {"index": index, "function": {"arguments": args[start : start + 8]}}
                     out.append((_sse(_chunk(cid, created, {"tool_calls": [piece]}, None, usage)), True))
         else:
             for word in demo_model.split_words(self.reply.text or ""):
                 out.append((_sse(_chunk(cid, created, {"content": word}, None, usage)), True))
         out.append((_sse(_chunk(cid, created, {}, self.reply.finish_reason, usage)), False))
         if usage:
-            final = {"id": cid, "object": "chat.completion.chunk", "created": created,
-                     "model": demo_model.MODEL_NAME, "system_fingerprint": None, "choices": [],
-                     "usage": _usage(self.reply)}
+            final = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": demo_model.MODEL_NAME,
+                "system_fingerprint": None,
+                "choices": [],
+                "usage": _usage(self.reply),
+            }
             out.append((_sse(final), False))
         out.append((b"data: [DONE]\n\n", False))
         return out
@@ -254,8 +277,11 @@ def _completion_body(state: DemoServerState, reply: demo_model.DemoReply) -> dic
             for c in reply.tool_calls
         ]
     return {
-        "id": state.next_id(), "object": "chat.completion", "created": int(time.time()),
-        "model": demo_model.MODEL_NAME, "system_fingerprint": None,
+        "id": state.next_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": demo_model.MODEL_NAME,
+        "system_fingerprint": None,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}],
         "usage": _usage(reply),
     }
@@ -299,8 +325,10 @@ def build_app(state: DemoServerState) -> ASGIApp:
         injected = await _apply_faults(request, state)
         if injected is not None:
             return injected
-        data = [{"id": name, "object": "model", "created": 0, "owned_by": "holdfast"}
-                for name in (demo_model.MODEL_NAME, demo_model.EMBED_MODEL_NAME)]
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "holdfast"}
+            for name in (demo_model.MODEL_NAME, demo_model.EMBED_MODEL_NAME)
+        ]
         return JSONResponse({"object": "list", "data": data})
 
     async def embeddings(request: Request) -> Response:
@@ -321,8 +349,14 @@ def build_app(state: DemoServerState) -> ASGIApp:
             value: Any = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode() if as_base64 else vec
             data.append({"object": "embedding", "index": index, "embedding": value})
         tokens = sum(demo_model.count_tokens(t) for t in texts)
-        return JSONResponse({"object": "list", "data": data, "model": demo_model.EMBED_MODEL_NAME,
-                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": demo_model.EMBED_MODEL_NAME,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def admin_faults(request: Request) -> Response:
         if not _is_loopback(request.client.host if request.client else None):
@@ -349,12 +383,14 @@ def build_app(state: DemoServerState) -> ASGIApp:
             log.warning("faults now %s", state.faults.faults.to_dict())
         return JSONResponse(state.snapshot())
 
-    app = Starlette(routes=[
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/models", models, methods=["GET"]),
-        Route("/v1/embeddings", embeddings, methods=["POST"]),
-        Route("/admin/faults", admin_faults, methods=["GET", "POST"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+            Route("/admin/faults", admin_faults, methods=["GET", "POST"]),
+        ]
+    )
 
     async def outer(scope: Scope, receive: Receive, send: Send) -> None:
         # Starlette wraps ``send``; keep a way to reach the raw uvicorn transport so the
@@ -390,14 +426,22 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 async def serve(state: DemoServerState, sock: socket.socket) -> None:
     config = uvicorn.Config(
-        build_app(state), log_level="warning", access_log=False, lifespan="off", loop="asyncio",
-        http="h11", timeout_graceful_shutdown=1, timeout_keep_alive=30,
+        build_app(state),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        loop="asyncio",
+        http="h11",
+        timeout_graceful_shutdown=1,
+        timeout_keep_alive=30,
     )
     await uvicorn.Server(config).serve(sockets=[sock])
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="holdfast demo-llm", description="Offline OpenAI-compatible demo/chaos LLM server.")
+    p = argparse.ArgumentParser(
+        prog="holdfast demo-llm", description="Offline OpenAI-compatible demo/chaos LLM server."
+    )
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     p.add_argument("--tokens-per-second", type=float, default=200.0, help="streaming rate; 0 = unpaced")
@@ -427,11 +471,19 @@ def run_cli(argv: list[str]) -> int:
         return 2
     try:
         faults = Faults(
-            latency=args.latency, error_rate=args.error_rate, error_status=args.error_status,
-            fail_next=args.fail_next, rate_limit_rate=args.rate_limit_rate,
-            rate_limit_next=args.rate_limit_next, retry_after=args.retry_after,
-            drop_after_tokens=args.drop_after_tokens, hang=args.hang, malformed=args.malformed,
-            malformed_tool_args=args.malformed_tool_args, down=args.down, unknown_tool=args.unknown_tool,
+            latency=args.latency,
+            error_rate=args.error_rate,
+            error_status=args.error_status,
+            fail_next=args.fail_next,
+            rate_limit_rate=args.rate_limit_rate,
+            rate_limit_next=args.rate_limit_next,
+            retry_after=args.retry_after,
+            drop_after_tokens=args.drop_after_tokens,
+            hang=args.hang,
+            malformed=args.malformed,
+            malformed_tool_args=args.malformed_tool_args,
+            down=args.down,
+            unknown_tool=args.unknown_tool,
         )
     except ValidationError as exc:
         print(f"demo-llm: {exc.message}", file=sys.stderr)
@@ -444,8 +496,10 @@ def run_cli(argv: list[str]) -> int:
     port = sock.getsockname()[1]
     state = DemoServerState(tokens_per_second=args.tokens_per_second, faults=FaultState(faults, seed=args.seed))
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"holdfast demo LLM server (model {demo_model.MODEL_NAME}) on http://{host}:{port}/v1 pid={os.getpid()}",
-          flush=True)
+    print(
+        f"holdfast demo LLM server (model {demo_model.MODEL_NAME}) on http://{host}:{port}/v1 pid={os.getpid()}",
+        flush=True,
+    )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         asyncio.run(serve(state, sock))

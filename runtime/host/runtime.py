@@ -23,8 +23,8 @@ from typing import Any, Protocol
 from runtime.config import Config
 from runtime.core.errors import AppError, describe
 from runtime.core.events import BackendStatus, EventBus
-from runtime.tools.plugins import PluginLoader, PluginReport
 from runtime.tools import ToolRegistry
+from runtime.tools.plugins import PluginLoader, PluginReport
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,9 @@ class Runtime:
         return self.plugins.errors
 
     @classmethod
-    def from_config(cls, config: Config, *, user: str | None = None, bus: EventBus | None = None,
-                    start_monitor: bool = True) -> Runtime:
+    def from_config(
+        cls, config: Config, *, user: str | None = None, bus: EventBus | None = None, start_monitor: bool = True
+    ) -> Runtime:
         """Build the light parts (guards, monitor, tool registry, plugins); starts nothing,
         opens no connection, imports no heavy library."""
         from runtime.resilience import HealthMonitor, Resilience
@@ -131,9 +132,12 @@ class Runtime:
         await self._build_state()
         self._build_llm()
         self._build_memory()
-        window = ContextWindowManager(self.counter, cfg.context,
-                                      context_window_for(cfg.llm.effective_model, cfg.llm.context_window),
-                                      native_tools=bool(self.llm and self.llm.tools_supported))
+        window = ContextWindowManager(
+            self.counter,
+            cfg.context,
+            context_window_for(cfg.llm.effective_model, cfg.llm.context_window),
+            native_tools=bool(self.llm and self.llm.tools_supported),
+        )
         self._build_agent(window)
         if self.memory is not None:
             self.memory.schedule_drain()
@@ -148,10 +152,12 @@ class Runtime:
         from runtime.core.procs import free_port
         from runtime.state.embedded_redis import EmbeddedRedis
 
-        data_dir = Path(cfg.redis.embedded_data_dir).expanduser() if cfg.redis.embedded_data_dir \
-            else cfg.data_path / "redis"
-        server = EmbeddedRedis(data_dir, port=cfg.redis.embedded_port or free_port(),
-                               startup_timeout=cfg.redis.startup_timeout)
+        data_dir = (
+            Path(cfg.redis.embedded_data_dir).expanduser() if cfg.redis.embedded_data_dir else cfg.data_path / "redis"
+        )
+        server = EmbeddedRedis(
+            data_dir, port=cfg.redis.embedded_port or free_port(), startup_timeout=cfg.redis.startup_timeout
+        )
         self._embedded_redis = server
         self.backends["redis"] = server
         self.bus.publish(BackendStatus(name="redis", status="starting"))
@@ -171,11 +177,12 @@ class Runtime:
         self.llm_url = cfg.llm.effective_base_url
         if self.llm_url:
             return
-        from runtime.demo.launcher import DemoLLMServer
         from runtime.core.procs import free_port
+        from runtime.demo.launcher import DemoLLMServer
 
-        server = DemoLLMServer(port=free_port(), tokens_per_second=cfg.llm.demo_tokens_per_second,
-                               log_path=cfg.data_path / "demo-llm.log")
+        server = DemoLLMServer(
+            port=free_port(), tokens_per_second=cfg.llm.demo_tokens_per_second, log_path=cfg.data_path / "demo-llm.log"
+        )
         self._demo_llm = server
         self.backends["llm"] = server
         self.llm_url = f"http://127.0.0.1:{server.port}/v1"
@@ -206,14 +213,16 @@ class Runtime:
         except AppError as exc:
             log.warning("journal replay at start did not finish: %s", describe(exc))
         self.store.start()
-        register_redis_health(self.monitor, self._redis_client, slow_ping_ms=cfg.redis.slow_ping_ms,
-                              on_healthy=self.store.notify_healthy)
+        register_redis_health(
+            self.monitor, self._redis_client, slow_ping_ms=cfg.redis.slow_ping_ms, on_healthy=self.store.notify_healthy
+        )
 
     def _build_llm(self) -> None:
         from runtime.llm import LLMClient, llm_health_check
 
-        self.llm = LLMClient(self.config.llm, self.resilience, base_url=self.llm_url,
-                             count_tokens=self.counter.count_text)
+        self.llm = LLMClient(
+            self.config.llm, self.resilience, base_url=self.llm_url, count_tokens=self.counter.count_text
+        )
         self.monitor.register_check("llm", llm_health_check(self.llm))
 
     def _build_memory(self) -> None:
@@ -229,9 +238,9 @@ class Runtime:
 
     def _build_agent(self, window: Any) -> None:
         from runtime.agent import Agent
+        from runtime.agent.turn_lock import TurnLocks
         from runtime.context.summarize import Summarizer, summary_request
         from runtime.tools.runner import ToolRunner
-        from runtime.agent.turn_lock import TurnLocks
 
         cfg = self.config
         llm = self.llm
@@ -243,13 +252,32 @@ class Runtime:
 
         from runtime.agent import PromptHistory
 
-        summarizer = Summarizer(self.counter, cfg.context, window.budget, reader=PromptHistory(store),
-                                summarize_fn=summarize_fn, swap_fn=store.summarize)
+        summarizer = Summarizer(
+            self.counter,
+            cfg.context,
+            window.budget,
+            reader=PromptHistory(store),
+            summarize_fn=summarize_fn,
+            swap_fn=store.summarize,
+        )
         runner = ToolRunner(self.tools, self.resilience, counter=self.counter)
         locks = TurnLocks(self.state, ttl=cfg.agent.turn_lock_timeout, wait=cfg.agent.turn_lock_timeout)
-        self.agent = Agent(cfg, user_id=self.user_id, store=store, llm=llm, window=window, tools=self.tools,
-                           runner=runner, bus=self.bus, memory=self.memory, state=self.state,
-                           resilience=self.resilience, monitor=self.monitor, summarizer=summarizer, locks=locks)
+        self.agent = Agent(
+            cfg,
+            user_id=self.user_id,
+            store=store,
+            llm=llm,
+            window=window,
+            tools=self.tools,
+            runner=runner,
+            bus=self.bus,
+            memory=self.memory,
+            state=self.state,
+            resilience=self.resilience,
+            monitor=self.monitor,
+            summarizer=summarizer,
+            locks=locks,
+        )
 
     async def stop(self) -> None:
         """Stop background work, close clients, stop embedded backends (idempotent)."""
@@ -259,8 +287,11 @@ class Runtime:
         # Closers, not coroutines: a coroutine made up front and never awaited (an earlier step
         # cancelled) would only warn, and its part would stay open.
         steps: list[tuple[str, Any, str]] = [
-            ("agent", self.agent, "aclose"), ("monitor", self.monitor, "stop"), ("store", self.store, "close"),
-            ("memory", self.memory, "aclose"), ("llm", self.llm, "aclose"),
+            ("agent", self.agent, "aclose"),
+            ("monitor", self.monitor, "stop"),
+            ("store", self.store, "close"),
+            ("memory", self.memory, "aclose"),
+            ("llm", self.llm, "aclose"),
             ("redis client", self._redis_client, "aclose"),
         ]
         for name, part, method in steps:
@@ -296,8 +327,10 @@ class Runtime:
             "status": report.status.value,
             "checks": {name: result.to_dict() for name, result in report.checks.items()},
             "breakers": self.resilience.snapshots(),
-            "conversation_store": {"degraded": bool(self.store and self.store.degraded),
-                                   "pending_writes": self.store.pending_writes if self.store else 0},
+            "conversation_store": {
+                "degraded": bool(self.store and self.store.degraded),
+                "pending_writes": self.store.pending_writes if self.store else 0,
+            },
             "memory_queue": len(self.memory.queue) if self.memory is not None else 0,
             "plugins": self.plugins.to_dict(),
         }

@@ -40,11 +40,12 @@ import openai
 
 from runtime.config import LLMConfig
 from runtime.core.errors import AppError, ExternalServiceError, ServiceUnavailableError, ValidationError, describe
+from runtime.core.messages import ToolCall
 from runtime.llm import prompt_tools
 from runtime.llm.errors import SERVICE, error_for_response, translate
+from runtime.llm.fallbacks import OUTAGE_TYPES, LLMFallbacks
 from runtime.llm.read_ahead import ReadAhead
 from runtime.llm.sse import SSEDecoder
-from runtime.llm.fallbacks import OUTAGE_TYPES, LLMFallbacks
 from runtime.llm.stream_events import (
     FallbackReply,
     Finish,
@@ -57,7 +58,6 @@ from runtime.llm.stream_events import (
     parse_arguments,
 )
 from runtime.llm.tool_assembly import ToolCallAssembler
-from runtime.core.messages import ToolCall
 from runtime.resilience import Resilience
 
 Message = Mapping[str, Any]
@@ -117,7 +117,7 @@ class _TextGate:
     until the stream ends (then parsed as tool calls); anything else is shown at once.
     """
 
-    __slots__ = ("_state", "_hold", "_deciding", "_held")
+    __slots__ = ("_deciding", "_held", "_hold", "_state")
 
     def __init__(self, state: _StreamState, *, hold: bool) -> None:
         self._state = state
@@ -165,8 +165,9 @@ class LLMClient:
         self.config = config
         self.base_url = (base_url or config.effective_base_url).rstrip("/")
         if not self.base_url:
-            raise ExternalServiceError("no LLM endpoint: start the demo server or set [llm].base_url",
-                                       service=SERVICE, retryable=False)
+            raise ExternalServiceError(
+                "no LLM endpoint: start the demo server or set [llm].base_url", service=SERVICE, retryable=False
+            )
         self.guard = resilience.guard(SERVICE)
         self.fallbacks = resilience.fallbacks
         self.tools_supported = config.tools_supported
@@ -200,8 +201,9 @@ class LLMClient:
         if not self._model:
             models = await self.list_models()
             if not models:
-                raise ExternalServiceError("the LLM endpoint lists no models; set [llm].model", service=SERVICE,
-                                           retryable=False)
+                raise ExternalServiceError(
+                    "the LLM endpoint lists no models; set [llm].model", service=SERVICE, retryable=False
+                )
             self._model = models[0]
         return self._model
 
@@ -214,8 +216,14 @@ class LLMClient:
     def _tokens(self, text: str) -> int:
         return (self._count or rough_token_count)(text)
 
-    async def _request(self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None,
-                       model: str | None, temperature: float | None, max_tokens: int | None) -> dict[str, Any]:
+    async def _request(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] | None,
+        model: str | None,
+        temperature: float | None,
+        max_tokens: int | None,
+    ) -> dict[str, Any]:
         msgs = [dict(m) for m in messages]
         tool_list = [dict(t) for t in tools or ()]
         request: dict[str, Any] = {
@@ -293,7 +301,9 @@ class LLMClient:
         if finish is not None and finish.reason == "stop" and not tool_seen and shown:
             self.fallbacks.remember(SERVICE, prompt_key(request), "".join(shown))
 
-    async def _fallback_events(self, error: AppError, key: str | None, use_fallback: bool) -> AsyncIterator[StreamEvent]:
+    async def _fallback_events(
+        self, error: AppError, key: str | None, use_fallback: bool
+    ) -> AsyncIterator[StreamEvent]:
         self.llm_fallbacks.note_failure(error)
         if not use_fallback or error.error_type not in OUTAGE_TYPES:
             raise error
@@ -304,13 +314,18 @@ class LLMClient:
 
     async def _stream_once(self, request: dict[str, Any], tool_names: list[str]) -> AsyncIterator[list[StreamEvent]]:
         """One HTTP attempt: open the SSE stream, turn its chunks into batches of events, always close it."""
-        body = json.dumps({**request, "stream": True, "stream_options": {"include_usage": True}},
-                          separators=(",", ":"), ensure_ascii=False).encode()
+        body = json.dumps(
+            {**request, "stream": True, "stream_options": {"include_usage": True}},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
         try:
             response = await self._http.send(
-                self._http.build_request("POST", self._chat_url, content=body, headers=self._stream_headers,
-                                         timeout=self._timeout),
-                stream=True)
+                self._http.build_request(
+                    "POST", self._chat_url, content=body, headers=self._stream_headers, timeout=self._timeout
+                ),
+                stream=True,
+            )
         except Exception as exc:
             raise _send_error(exc, self._api_key_env) from exc
         state = _StreamState(model=request["model"])
@@ -364,16 +379,24 @@ class LLMClient:
             body = response.text
         return error_for_response(response.status_code, body, dict(response.headers), api_key_env=self._api_key_env)
 
-    def _apply_chunk(self, payload: bytes, state: _StreamState, assembler: ToolCallAssembler, text_out: _TextGate,
-                     batch: list[StreamEvent]) -> None:
+    def _apply_chunk(
+        self,
+        payload: bytes,
+        state: _StreamState,
+        assembler: ToolCallAssembler,
+        text_out: _TextGate,
+        batch: list[StreamEvent],
+    ) -> None:
         """Fold one SSE chunk into the state; its text goes through ``text_out`` into ``batch``."""
         try:
             data = json.loads(payload)
         except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-            raise ExternalServiceError(f"the LLM endpoint sent a malformed stream chunk ({reason})",
-                                       service=SERVICE,
-                                       details={"chunk": payload[:200].decode(errors="replace")}) from exc
+            raise ExternalServiceError(
+                f"the LLM endpoint sent a malformed stream chunk ({reason})",
+                service=SERVICE,
+                details={"chunk": payload[:200].decode(errors="replace")},
+            ) from exc
         if type(data) is not dict:
             raise ExternalServiceError("the LLM endpoint sent a stream chunk that is not an object", service=SERVICE)
         if data.get("error"):
@@ -398,8 +421,14 @@ class LLMClient:
             if choice.get("finish_reason"):
                 state.finish_reason = choice["finish_reason"]
 
-    def _finish_events(self, request: Mapping[str, Any], state: _StreamState, assembler: ToolCallAssembler,
-                       held: str | None, tool_names: list[str]) -> list[StreamEvent]:
+    def _finish_events(
+        self,
+        request: Mapping[str, Any],
+        state: _StreamState,
+        assembler: ToolCallAssembler,
+        held: str | None,
+        tool_names: list[str],
+    ) -> list[StreamEvent]:
         events: list[StreamEvent] = []
         reason = state.finish_reason or "stop"
         completion_text = "".join(state.text)
@@ -455,8 +484,9 @@ class LLMClient:
             raw = await self._openai.chat.completions.with_raw_response.create(**request)
             data = json.loads(raw.text)
         except json.JSONDecodeError as exc:
-            raise ExternalServiceError(f"the LLM endpoint sent a malformed response ({exc.msg})",
-                                       service=SERVICE) from exc
+            raise ExternalServiceError(
+                f"the LLM endpoint sent a malformed response ({exc.msg})", service=SERVICE
+            ) from exc
         except Exception as exc:
             raise translate(exc, api_key_env=self._api_key_env) from exc
         choices = data.get("choices") if isinstance(data, dict) else None
@@ -480,7 +510,9 @@ class LLMClient:
             text=text,
             tool_calls=tuple(p for p in parsed if isinstance(p, ToolCallReady)),
             tool_errors=tuple(p for p in parsed if isinstance(p, ToolCallError)),
-            usage=usage, finish_reason=reason, model=str(data.get("model") or request["model"]),
+            usage=usage,
+            finish_reason=reason,
+            model=str(data.get("model") or request["model"]),
         )
 
     # ------------------------------------------------------------ other endpoints
@@ -530,7 +562,8 @@ class LLMClient:
                 raise
         try:
             await self._openai.chat.completions.create(
-                model=self._model or "default", messages=[{"role": "user", "content": "ping"}], max_tokens=1)
+                model=self._model or "default", messages=[{"role": "user", "content": "ping"}], max_tokens=1
+            )
         except Exception as exc:
             raise translate(exc, api_key_env=self._api_key_env) from exc
         return {"method": "completion"}
@@ -573,6 +606,10 @@ def _send_error(exc: Exception, api_key_env: str) -> AppError:
     if isinstance(exc, (httpx.TransportError, OSError)) and not isinstance(exc, httpx.TimeoutException):
         detail = " ".join(str(exc).split())[:200]
         name = type(exc).__name__
-        return ServiceUnavailableError(f"the LLM endpoint is unreachable ({name}: {detail})" if detail
-                                       else f"the LLM endpoint is unreachable ({name})", service=SERVICE)
+        return ServiceUnavailableError(
+            f"the LLM endpoint is unreachable ({name}: {detail})"
+            if detail
+            else f"the LLM endpoint is unreachable ({name})",
+            service=SERVICE,
+        )
     return translate(exc, api_key_env=api_key_env)

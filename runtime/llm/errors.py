@@ -55,8 +55,14 @@ def _server_message(body: Any, fallback: str) -> str:
     return fallback
 
 
-def error_for_response(status: int, body: Any, headers: Mapping[str, str] | None, *,
-                       api_key_env: str = "OPENAI_API_KEY", now: Callable[[], float] = time.time) -> AppError:
+def error_for_response(
+    status: int,
+    body: Any,
+    headers: Mapping[str, str] | None,
+    *,
+    api_key_env: str = "OPENAI_API_KEY",
+    now: Callable[[], float] = time.time,
+) -> AppError:
     """The AppError for an HTTP error answer of an LLM endpoint.
 
     The server's own words are kept, redacted: some servers echo the key they refused.
@@ -65,14 +71,21 @@ def error_for_response(status: int, body: Any, headers: Mapping[str, str] | None
     if status in AUTH_STATUSES:
         return AuthenticationError(
             f"the LLM endpoint refused the credentials (HTTP {status}: {message}); {api_key_hint(api_key_env)}",
-            service=SERVICE, status_code=status, details={"status": status},
+            service=SERVICE,
+            status_code=status,
+            details={"status": status},
         )
     if status in VALIDATION_STATUSES or (400 <= status < 500 and status not in (408, 409, 429)):
         hint = "; check [llm].model and [llm].base_url" if status == 404 else ""
-        return ValidationError(f"the LLM endpoint rejected the request (HTTP {status}: {message}){hint}",
-                               service=SERVICE, status_code=status, details={"status": status})
-    return error_for_status(status, f"the LLM endpoint answered HTTP {status}: {message}", service=SERVICE,
-                            headers=headers, now=now)
+        return ValidationError(
+            f"the LLM endpoint rejected the request (HTTP {status}: {message}){hint}",
+            service=SERVICE,
+            status_code=status,
+            details={"status": status},
+        )
+    return error_for_status(
+        status, f"the LLM endpoint answered HTTP {status}: {message}", service=SERVICE, headers=headers, now=now
+    )
 
 
 def translate(exc: BaseException, *, api_key_env: str = "OPENAI_API_KEY") -> AppError:
@@ -90,8 +103,7 @@ def translate(exc: BaseException, *, api_key_env: str = "OPENAI_API_KEY") -> App
     if isinstance(exc, (httpx.TransportError, httpx.StreamError, ConnectionError)):
         return ServiceUnavailableError(f"the LLM connection failed ({_short(exc)})", service=SERVICE)
     if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, UnicodeDecodeError)):
-        return ExternalServiceError(f"the LLM endpoint sent a malformed response ({_short(exc)})",
-                                    service=SERVICE)
+        return ExternalServiceError(f"the LLM endpoint sent a malformed response ({_short(exc)})", service=SERVICE)
     if isinstance(exc, TimeoutError):
         return OperationTimeoutError("the LLM endpoint did not answer in time", service=SERVICE)
     if isinstance(exc, OSError):

@@ -24,8 +24,9 @@ SERVICE = "llm"
 DEGRADED = "degraded"
 
 #: Failures that mean "the endpoint is down or overloaded" (not "the request was wrong").
-OUTAGE_TYPES = frozenset({ErrorType.EXTERNAL_SERVICE, ErrorType.TIMEOUT, ErrorType.RATE_LIMIT,
-                          ErrorType.CIRCUIT_OPEN, ErrorType.INTERNAL})
+OUTAGE_TYPES = frozenset(
+    {ErrorType.EXTERNAL_SERVICE, ErrorType.TIMEOUT, ErrorType.RATE_LIMIT, ErrorType.CIRCUIT_OPEN, ErrorType.INTERNAL}
+)
 
 _installed: weakref.WeakKeyDictionary[FallbackChain, LLMFallbacks] = weakref.WeakKeyDictionary()
 
@@ -40,8 +41,9 @@ class LLMFallbacks:
         self.last_error: str = ""
 
     @classmethod
-    def install(cls, resilience: Resilience, *, endpoint: str,
-                wall_clock: Callable[[], float] = time.time) -> LLMFallbacks:
+    def install(
+        cls, resilience: Resilience, *, endpoint: str, wall_clock: Callable[[], float] = time.time
+    ) -> LLMFallbacks:
         """Register the degraded handler for ``llm`` once per Resilience; returns the tracker."""
         chain = resilience.fallbacks
         existing = _installed.get(chain)

@@ -15,8 +15,9 @@ from runtime.llm.client import LLMClient
 from runtime.resilience import CheckResult, HealthStatus
 
 
-def llm_health_check(client: LLMClient, *, clock: Callable[[], float] = time.monotonic
-                     ) -> Callable[[], Awaitable[CheckResult]]:
+def llm_health_check(
+    client: LLMClient, *, clock: Callable[[], float] = time.monotonic
+) -> Callable[[], Awaitable[CheckResult]]:
     """A check for ``HealthMonitor.register_check("llm", ...)``."""
 
     async def check() -> CheckResult:

@@ -54,11 +54,18 @@ def with_tools_in_prompt(messages: Sequence[dict[str, Any]], tools: Sequence[dic
     for msg in messages:
         role = msg.get("role")
         if role == "tool":
-            out.append({"role": "user", "content": f"[tool result {msg.get('name') or msg.get('tool_call_id', '')}]: "
-                                                    f"{msg.get('content') or ''}"})
+            out.append(
+                {
+                    "role": "user",
+                    "content": f"[tool result {msg.get('name') or msg.get('tool_call_id', '')}]: "
+                    f"{msg.get('content') or ''}",
+                }
+            )
         elif role == "assistant" and msg.get("tool_calls"):
-            calls = [{"tool": _function(tc).get("name"), "arguments": _function(tc).get("arguments")}
-                     for tc in msg["tool_calls"]]
+            calls = [
+                {"tool": _function(tc).get("name"), "arguments": _function(tc).get("arguments")}
+                for tc in msg["tool_calls"]
+            ]
             out.append({"role": "assistant", "content": json.dumps({"tool_calls": calls})})
         else:
             out.append(dict(msg))

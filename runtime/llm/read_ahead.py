@@ -39,8 +39,15 @@ Finish = Callable[[list[T], bool], Awaitable[None]]
 class ReadAhead(Generic[T]):
     """Take batches with :meth:`next_batch` until it returns None; always :meth:`aclose`."""
 
-    def __init__(self, source: AsyncIterator[bytes], feed: Feed[T], finish: Finish[T], *,
-                 clock: Callable[[], float] = time.perf_counter, max_hold: float = MAX_HOLD) -> None:
+    def __init__(
+        self,
+        source: AsyncIterator[bytes],
+        feed: Feed[T],
+        finish: Finish[T],
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        max_hold: float = MAX_HOLD,
+    ) -> None:
         self._source = source
         self._feed = feed
         self._finish = finish

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.llm.stream_events import ToolCallError, ToolCallReady, parse_arguments
 from runtime.core.messages import ToolCall
+from runtime.llm.stream_events import ToolCallError, ToolCallReady, parse_arguments
 
 
 @dataclass

@@ -32,7 +32,21 @@ from runtime.memory.salience import Salient, salient_statements
 from runtime.memory.store import VectorMemoryStore
 
 __all__ = [
-    "CONVERSATION_SUMMARY", "Embedder", "LexicalEmbedder", "LocalEmbedder", "Memory", "MemoryRecall",
-    "OpenAIEmbedder", "ReembedReport", "Salient", "VectorMemoryStore", "check_embeddings", "check_memory",
-    "make_embedder", "other_tables", "reembed", "remember_turn", "salient_statements",
+    "CONVERSATION_SUMMARY",
+    "Embedder",
+    "LexicalEmbedder",
+    "LocalEmbedder",
+    "Memory",
+    "MemoryRecall",
+    "OpenAIEmbedder",
+    "ReembedReport",
+    "Salient",
+    "VectorMemoryStore",
+    "check_embeddings",
+    "check_memory",
+    "make_embedder",
+    "other_tables",
+    "reembed",
+    "remember_turn",
+    "salient_statements",
 ]

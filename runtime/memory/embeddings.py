@@ -197,8 +197,10 @@ def _translate_openai(exc: Exception) -> AppError:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         return ExternalServiceError(
-            f"embedding endpoint returned HTTP {status}", service="embeddings",
-            retryable=status >= 500 or status == 408, status_code=status,
+            f"embedding endpoint returned HTTP {status}",
+            service="embeddings",
+            retryable=status >= 500 or status == 408,
+            status_code=status,
         )
     return ExternalServiceError(f"embedding request failed: {type(exc).__name__}", service="embeddings")
 
@@ -208,7 +210,8 @@ def _vectors_from(response: Any, expected: int) -> np.ndarray:
     if len(items) != expected:
         raise ExternalServiceError(
             f"embedding endpoint returned {len(items)} vectors for {expected} texts",
-            service="embeddings", retryable=False,
+            service="embeddings",
+            retryable=False,
         )
     vecs = np.asarray([d.embedding for d in items], dtype=np.float32)
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -233,8 +236,9 @@ class OpenAIFunction(TextEmbeddingFunction):
 
         texts = [str(t) for t in texts]
         with httpx.Client() as http:
-            client = openai.OpenAI(api_key=self._api_key or "unused", base_url=self.base_url or None,
-                                   max_retries=0, http_client=http)
+            client = openai.OpenAI(
+                api_key=self._api_key or "unused", base_url=self.base_url or None, max_retries=0, http_client=http
+            )
             try:
                 response = client.embeddings.create(model=self.name, input=texts, encoding_format="float")
             except Exception as exc:  # translated to our taxonomy below
@@ -247,8 +251,14 @@ class OpenAIEmbedder(_Base):
 
     provider = "openai"
 
-    def __init__(self, model: str, llm: LLMConfig, *, http_client: httpx.AsyncClient | None = None,
-                 environ: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        llm: LLMConfig,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
         import openai
 
         self.model = model
@@ -266,9 +276,7 @@ class OpenAIEmbedder(_Base):
     @property
     def ndims(self) -> int:
         if not self._dims:
-            raise ValidationError(
-                f"dimension of embedding model {self.model!r} unknown until the first call"
-            )
+            raise ValidationError(f"dimension of embedding model {self.model!r} unknown until the first call")
         return self._dims
 
     async def probe(self) -> int:
@@ -288,7 +296,8 @@ class OpenAIEmbedder(_Base):
         if self._dims and vecs.shape[1] != self._dims:
             raise ExternalServiceError(
                 f"embedding model {self.model!r} returned {vecs.shape[1]} dimensions, expected {self._dims}",
-                service="embeddings", retryable=False,
+                service="embeddings",
+                retryable=False,
             )
         self._dims = int(vecs.shape[1])
         return vecs

@@ -16,9 +16,9 @@ from runtime.memory.records import table_name
 
 async def check_memory(store: Any) -> Any:
     """The table opens and a one-row query answers."""
-    from runtime.resilience import CheckResult, HealthStatus
-
     import lancedb
+
+    from runtime.resilience import CheckResult, HealthStatus
 
     started = time.perf_counter()
     details: dict[str, Any] = {"table": store.table_name, "queued_writes": len(store.queue)}
@@ -38,8 +38,7 @@ async def check_memory(store: Any) -> Any:
         finally:
             db.close()
     except Exception as exc:  # any failure here is exactly what the check reports
-        return CheckResult(status=HealthStatus.UNHEALTHY, latency_ms=_ms(started), details=details,
-                           error=describe(exc))
+        return CheckResult(status=HealthStatus.UNHEALTHY, latency_ms=_ms(started), details=details, error=describe(exc))
     store.schedule_drain()
     return CheckResult(status=HealthStatus.HEALTHY, latency_ms=_ms(started), details=details)
 
@@ -57,17 +56,24 @@ async def check_embeddings(store: Any) -> Any:
         if minilm is not None and not minilm.loaded:
             details["loaded"] = False
             if not minilm.files_present():
-                return CheckResult(status=HealthStatus.UNHEALTHY, latency_ms=_ms(started), details=details,
-                                   error="embedding model files are missing")
+                return CheckResult(
+                    status=HealthStatus.UNHEALTHY,
+                    latency_ms=_ms(started),
+                    details=details,
+                    error="embedding model files are missing",
+                )
         else:
             details["loaded"] = True
             await embedder.embed(["health check"])
     except Exception as exc:  # any failure here is exactly what the check reports
-        return CheckResult(status=HealthStatus.UNHEALTHY, latency_ms=_ms(started), details=details,
-                           error=describe(exc))
+        return CheckResult(status=HealthStatus.UNHEALTHY, latency_ms=_ms(started), details=details, error=describe(exc))
     if embedder.degraded:
-        return CheckResult(status=HealthStatus.DEGRADED, latency_ms=_ms(started), details=details,
-                           error="lexical stand-in configured: recall is by word overlap only")
+        return CheckResult(
+            status=HealthStatus.DEGRADED,
+            latency_ms=_ms(started),
+            details=details,
+            error="lexical stand-in configured: recall is by word overlap only",
+        )
     store.schedule_drain()
     return CheckResult(status=HealthStatus.HEALTHY, latency_ms=_ms(started), details=details)
 

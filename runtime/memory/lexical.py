@@ -24,7 +24,7 @@ def _features(text: str) -> list[str]:
     feats += [f"b:{a} {b}" for a, b in zip(words, words[1:])]
     for word in words:
         padded = f"#{word}#"
-        feats += [f"c:{padded[i:i + 3]}" for i in range(len(padded) - 2)]
+        feats += [f"c:{padded[i : i + 3]}" for i in range(len(padded) - 2)]
     return feats
 
 

@@ -104,12 +104,11 @@ class MiniLM:
             except OSError as exc:
                 raise ServiceUnavailableError(
                     f"embedding model files unreadable: {exc.strerror or exc}",
-                    service="embeddings", retryable=False,
+                    service="embeddings",
+                    retryable=False,
                 ) from exc
             if expected and actual != expected:
-                raise ConfigError(
-                    f"embedding model {model_file} has sha256 {actual[:12]}…, expected {expected[:12]}…"
-                )
+                raise ConfigError(f"embedding model {model_file} has sha256 {actual[:12]}…, expected {expected[:12]}…")
             # Dynamic padding (the vendored file pads every text to 128) and our own limit.
             tokenizer.enable_truncation(max_length=MAX_TOKENS)
             tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
@@ -137,7 +136,7 @@ class MiniLM:
         self.load()
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
-        out = [self._encode_batch(texts[i:i + BATCH_SIZE]) for i in range(0, len(texts), BATCH_SIZE)]
+        out = [self._encode_batch(texts[i : i + BATCH_SIZE]) for i in range(0, len(texts), BATCH_SIZE)]
         return np.concatenate(out, axis=0)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:

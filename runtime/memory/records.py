@@ -11,7 +11,7 @@ import hashlib
 import json
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -38,22 +38,25 @@ def has_primary_key(table_schema: pa.Schema) -> bool:
     """True if ``id`` is marked as the primary key (tables made before the marker are not)."""
     meta = table_schema.field("id").metadata or {}
     # ``set_unenforced_primary_key`` writes the positional form, ``schema()`` the flag form.
-    return (b"lance-schema:unenforced-primary-key:position" in meta
-            or meta.get(b"lance-schema:unenforced-primary-key", b"").lower() in (b"true", b"1"))
+    return b"lance-schema:unenforced-primary-key:position" in meta or meta.get(
+        b"lance-schema:unenforced-primary-key", b""
+    ).lower() in (b"true", b"1")
 
 
 def schema(ndims: int) -> pa.Schema:
-    return pa.schema([
-        pa.field("id", pa.string(), nullable=False, metadata=PRIMARY_KEY_METADATA),
-        pa.field("user_id", pa.string(), nullable=False),
-        pa.field("conversation_id", pa.string(), nullable=False),
-        pa.field("type", pa.string(), nullable=False),
-        pa.field("content", pa.string(), nullable=False),
-        pa.field("content_hash", pa.string(), nullable=False),
-        pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("metadata", pa.string(), nullable=False),
-        pa.field("vector", pa.list_(pa.float32(), ndims), nullable=False),
-    ])
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False, metadata=PRIMARY_KEY_METADATA),
+            pa.field("user_id", pa.string(), nullable=False),
+            pa.field("conversation_id", pa.string(), nullable=False),
+            pa.field("type", pa.string(), nullable=False),
+            pa.field("content", pa.string(), nullable=False),
+            pa.field("content_hash", pa.string(), nullable=False),
+            pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("metadata", pa.string(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), ndims), nullable=False),
+        ]
+    )
 
 
 def normalise(content: str) -> str:
@@ -76,7 +79,7 @@ def memory_id(user_id: str, content: str) -> str:
 
 def summary_id(user_id: str, conversation_id: str) -> str:
     """One summary row per conversation: a newer summary replaces the older one."""
-    digest = hashlib.sha256(f"summary\x00{user_id}\x00{conversation_id}".encode("utf-8"))
+    digest = hashlib.sha256(f"summary\x00{user_id}\x00{conversation_id}".encode())
     return digest.hexdigest()[:32]
 
 
@@ -101,15 +104,20 @@ class Memory:
     def from_row(cls, row: dict[str, Any], score: float | None = None) -> Memory:
         created = row["created_at"]
         if isinstance(created, datetime) and created.tzinfo is None:
-            created = created.replace(tzinfo=timezone.utc)
+            created = created.replace(tzinfo=UTC)
         try:
             meta = json.loads(row.get("metadata") or "{}")
         except json.JSONDecodeError:
             meta = {}
         return cls(
-            id=row["id"], user_id=row["user_id"], conversation_id=row["conversation_id"],
-            type=row["type"], content=row["content"], created_at=created,
-            metadata=meta if isinstance(meta, dict) else {}, score=score,
+            id=row["id"],
+            user_id=row["user_id"],
+            conversation_id=row["conversation_id"],
+            type=row["type"],
+            content=row["content"],
+            created_at=created,
+            metadata=meta if isinstance(meta, dict) else {},
+            score=score,
         )
 
 
@@ -124,7 +132,7 @@ class MemoryRecall:
     reason: str = ""
     source: str = "vector"  # vector | lexical | none
 
-    def __iter__(self):  # noqa: ANN204 - iterate the memories directly
+    def __iter__(self):
         return iter(self.memories)
 
     def __len__(self) -> int:
@@ -148,18 +156,30 @@ class PendingWrite:
     created_at: float = 0.0
 
     def to_json(self) -> str:
-        return json.dumps({
-            "op": self.op, "user_id": self.user_id, "id": self.id,
-            "conversation_id": self.conversation_id, "content": self.content, "type": self.type,
-            "metadata": self.metadata, "created_at": self.created_at,
-        }, ensure_ascii=False)
+        return json.dumps(
+            {
+                "op": self.op,
+                "user_id": self.user_id,
+                "id": self.id,
+                "conversation_id": self.conversation_id,
+                "content": self.content,
+                "type": self.type,
+                "metadata": self.metadata,
+                "created_at": self.created_at,
+            },
+            ensure_ascii=False,
+        )
 
     @classmethod
     def from_json(cls, line: str) -> PendingWrite:
         data = json.loads(line)
         return cls(
-            op=str(data["op"]), user_id=str(data["user_id"]), id=str(data["id"]),
-            conversation_id=str(data.get("conversation_id", "")), content=str(data.get("content", "")),
-            type=str(data.get("type", FACT)), metadata=dict(data.get("metadata") or {}),
+            op=str(data["op"]),
+            user_id=str(data["user_id"]),
+            id=str(data["id"]),
+            conversation_id=str(data.get("conversation_id", "")),
+            content=str(data.get("content", "")),
+            type=str(data.get("type", FACT)),
+            metadata=dict(data.get("metadata") or {}),
             created_at=float(data.get("created_at", 0.0)),
         )

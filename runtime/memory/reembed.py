@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from runtime.memory.records import TABLE_PREFIX, PendingWrite
@@ -38,8 +38,13 @@ async def other_tables(store: VectorMemoryStore) -> list[str]:
     return sorted(n for n in names if n.startswith(TABLE_PREFIX) and n != store.table_name)
 
 
-async def reembed(store: VectorMemoryStore, *, sources: list[str] | None = None, drop_old: bool = False,
-                  progress: Callable[[str, int], None] | None = None) -> ReembedReport:
+async def reembed(
+    store: VectorMemoryStore,
+    *,
+    sources: list[str] | None = None,
+    drop_old: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> ReembedReport:
     """Re-embed every memory of ``sources`` (default: all other memory tables) into the
     store's current table; returns how many rows came from each."""
     report = ReembedReport(target=store.table_name)
@@ -47,10 +52,15 @@ async def reembed(store: VectorMemoryStore, *, sources: list[str] | None = None,
     for name in sources if sources is not None else await other_tables(store):
         table = await store._db_call("open", lambda n=name: db.open_table(n))
         rows: list[dict[str, Any]] = await store._db_call(
-            "read", lambda t=table: t.query().select(
-                ["id", "user_id", "conversation_id", "type", "content", "created_at", "metadata"]).to_list())
+            "read",
+            lambda t=table: (
+                t.query()
+                .select(["id", "user_id", "conversation_id", "type", "content", "created_at", "metadata"])
+                .to_list()
+            ),
+        )
         for start in range(0, len(rows), BATCH):
-            chunk = [_pending(r) for r in rows[start:start + BATCH]]
+            chunk = [_pending(r) for r in rows[start : start + BATCH]]
             await store._apply_stores(chunk, dedup=False)
             report.copied[name] = report.copied.get(name, 0) + len(chunk)
             if progress is not None:
@@ -68,13 +78,20 @@ async def reembed(store: VectorMemoryStore, *, sources: list[str] | None = None,
 def _pending(row: dict[str, Any]) -> PendingWrite:
     created = row["created_at"]
     if isinstance(created, datetime):
-        stamp = (created if created.tzinfo else created.replace(tzinfo=timezone.utc)).timestamp()
+        stamp = (created if created.tzinfo else created.replace(tzinfo=UTC)).timestamp()
     else:
         stamp = float(created or 0)
     try:
         meta = json.loads(row.get("metadata") or "{}")
     except json.JSONDecodeError:
         meta = {}
-    return PendingWrite(op="store", user_id=row["user_id"], id=row["id"],
-                        conversation_id=row["conversation_id"], content=row["content"], type=row["type"],
-                        metadata=meta if isinstance(meta, dict) else {}, created_at=stamp)
+    return PendingWrite(
+        op="store",
+        user_id=row["user_id"],
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        content=row["content"],
+        type=row["type"],
+        metadata=meta if isinstance(meta, dict) else {},
+        created_at=stamp,
+    )

@@ -10,8 +10,9 @@ from runtime.memory.salience import salient_statements
 from runtime.memory.store import VectorMemoryStore
 
 
-async def remember_turn(store: VectorMemoryStore, user_id: str, conversation_id: str, user_text: str,
-                        *, message_id: str | None = None) -> list[str]:
+async def remember_turn(
+    store: VectorMemoryStore, user_id: str, conversation_id: str, user_text: str, *, message_id: str | None = None
+) -> list[str]:
     """Store the salient statements of ``user_text``; returns their memory ids (none when
     ``auto_remember`` is off or memory is disabled). Outages queue the writes."""
     if not (store.config.enabled and store.config.auto_remember):

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,13 +108,25 @@ class VectorMemoryStore:
         self._unsubscribe = bus.add_listener(self._on_event) if bus is not None else None
 
     @classmethod
-    def from_config(cls, config: Config, resilience: Any, *, bus: EventBus | None = None,
-                    embedder: Embedder | None = None, now: Callable[[], float] = time.time) -> VectorMemoryStore:
+    def from_config(
+        cls,
+        config: Config,
+        resilience: Any,
+        *,
+        bus: EventBus | None = None,
+        embedder: Embedder | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> VectorMemoryStore:
         uri = config.memory_uri
         return cls(
-            config.memory, uri=uri, resilience=resilience, embedder=embedder or make_embedder(config),
-            bus=bus, queue_path=Path(uri).parent / "memory-write-queue.jsonl",
-            default_user=config.agent.user or "local", now=now,
+            config.memory,
+            uri=uri,
+            resilience=resilience,
+            embedder=embedder or make_embedder(config),
+            bus=bus,
+            queue_path=Path(uri).parent / "memory-write-queue.jsonl",
+            default_user=config.agent.user or "local",
+            now=now,
         )
 
     # ------------------------------------------------------------ plumbing
@@ -149,6 +161,7 @@ class VectorMemoryStore:
 
     async def _connect(self) -> Any:
         if self._db is None:
+
             async def connect() -> Any:
                 if "://" not in self.uri:
                     Path(self.uri).mkdir(parents=True, exist_ok=True)
@@ -209,8 +222,15 @@ class VectorMemoryStore:
 
     # ------------------------------------------------------------ writes
 
-    async def store_memory(self, user_id: str, conversation_id: str, content: str,
-                           metadata: dict[str, Any] | None = None, *, type: str = FACT) -> str:
+    async def store_memory(
+        self,
+        user_id: str,
+        conversation_id: str,
+        content: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        type: str = FACT,
+    ) -> str:
         """Store (or refresh) a memory; returns its id. Never raises for a backend outage:
         the write is queued and the id is still returned."""
         _check_user(user_id)
@@ -220,16 +240,25 @@ class VectorMemoryStore:
         if len(text) > MAX_CONTENT_CHARS:
             raise ValidationError(f"a memory is at most {MAX_CONTENT_CHARS} characters, got {len(text)}")
         mid = summary_id(user_id, conversation_id) if type == CONVERSATION_SUMMARY else memory_id(user_id, text)
-        item = PendingWrite(op="store", user_id=user_id, id=mid, conversation_id=conversation_id or "",
-                            content=text, type=type, metadata=dict(metadata or {}), created_at=self._now())
+        item = PendingWrite(
+            op="store",
+            user_id=user_id,
+            id=mid,
+            conversation_id=conversation_id or "",
+            content=text,
+            type=type,
+            metadata=dict(metadata or {}),
+            created_at=self._now(),
+        )
         return await self._submit(item)
 
-    async def summarize_conversation(self, conversation_id: str, summary: str,
-                                     *, user_id: str | None = None,
-                                     metadata: dict[str, Any] | None = None) -> str:
+    async def summarize_conversation(
+        self, conversation_id: str, summary: str, *, user_id: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> str:
         """Store a conversation's summary (type ``conversation_summary``); one per conversation."""
-        return await self.store_memory(user_id or self.default_user, conversation_id, summary,
-                                       metadata, type=CONVERSATION_SUMMARY)
+        return await self.store_memory(
+            user_id or self.default_user, conversation_id, summary, metadata, type=CONVERSATION_SUMMARY
+        )
 
     async def forget(self, user_id: str, memory_id_: str) -> bool:
         """Delete one of this user's memories. True if it existed (or the delete was queued)."""
@@ -326,24 +355,28 @@ class VectorMemoryStore:
             results[id(item)] = target
             # A later write of the same id in this batch wins (dict keeps one row per id).
             rows[target] = {
-                "id": target, "user_id": item.user_id, "conversation_id": item.conversation_id,
-                "type": item.type, "content": item.content, "content_hash": content_hash(item.content),
-                "created_at": datetime.fromtimestamp(item.created_at, tz=timezone.utc),
+                "id": target,
+                "user_id": item.user_id,
+                "conversation_id": item.conversation_id,
+                "type": item.type,
+                "content": item.content,
+                "content_hash": content_hash(item.content),
+                "created_at": datetime.fromtimestamp(item.created_at, tz=UTC),
                 "metadata": json.dumps(item.metadata, ensure_ascii=False, default=str),
                 "vector": vec.astype(np.float32).tolist(),
             }
         data = pa.Table.from_pylist(list(rows.values()), schema=schema(self.embedder.ndims))
 
         async def merge() -> Any:
-            return await (table.merge_insert("id").when_matched_update_all()
-                          .when_not_matched_insert_all().execute(data))
+            return await table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
 
         await self._db_call("write", merge)
         self._after_commit()
         return results
 
-    async def _nearest_stored(self, table: Any, items: list[PendingWrite],
-                              vectors: np.ndarray) -> dict[int, tuple[str, float]]:
+    async def _nearest_stored(
+        self, table: Any, items: list[PendingWrite], vectors: np.ndarray
+    ) -> dict[int, tuple[str, float]]:
         """For each fact in the batch, the most similar stored memory of its user (id and
         cosine similarity), with one multi-vector query per user rather than one per fact."""
         by_user: dict[str, list[int]] = {}
@@ -352,12 +385,18 @@ class VectorMemoryStore:
                 by_user.setdefault(item.user_id, []).append(n)
         best: dict[int, tuple[str, float]] = {}
         for user, positions in by_user.items():
-            where = escaping.all_of(escaping.eq("user_id", user),
-                                    f"type != {escaping.sql_string(CONVERSATION_SUMMARY)}")
+            where = escaping.all_of(
+                escaping.eq("user_id", user), f"type != {escaping.sql_string(CONVERSATION_SUMMARY)}"
+            )
 
             async def nearest(positions: list[int] = positions, where: str = where) -> list[dict[str, Any]]:
-                q = (table.vector_search([vectors[n].tolist() for n in positions]).distance_type("cosine")
-                     .where(where).select(["id", "_distance"]).limit(1))
+                q = (
+                    table.vector_search([vectors[n].tolist() for n in positions])
+                    .distance_type("cosine")
+                    .where(where)
+                    .select(["id", "_distance"])
+                    .limit(1)
+                )
                 if self._plan is not None:
                     q = self._plan.apply(q)
                 return await q.to_list()
@@ -372,8 +411,11 @@ class VectorMemoryStore:
     # ------------------------------------------------------------ queue drain
 
     def _on_event(self, event: Any) -> None:
-        if (isinstance(event, HealthChanged) and event.name in ("memory", "embeddings")
-                and event.new_status == "healthy"):
+        if (
+            isinstance(event, HealthChanged)
+            and event.name in ("memory", "embeddings")
+            and event.new_status == "healthy"
+        ):
             self.schedule_drain()
 
     def schedule_drain(self) -> None:
@@ -404,9 +446,16 @@ class VectorMemoryStore:
 
     # ------------------------------------------------------------ reads
 
-    async def search_memories(self, query: str, user_id: str, conversation_id: str | None = None,
-                              limit: int | None = None, min_similarity: float | None = None,
-                              *, types: list[str] | None = None) -> MemoryRecall:
+    async def search_memories(
+        self,
+        query: str,
+        user_id: str,
+        conversation_id: str | None = None,
+        limit: int | None = None,
+        min_similarity: float | None = None,
+        *,
+        types: list[str] | None = None,
+    ) -> MemoryRecall:
         """Memories of ``user_id`` similar to ``query``, best first, at or above the threshold.
         Never raises for an outage: answers ``degraded=True`` instead."""
         _check_user(user_id)
@@ -431,8 +480,13 @@ class VectorMemoryStore:
             return await self._lexical_recall(table, query, where, limit, exc)
 
         async def search() -> list[dict[str, Any]]:
-            q = (table.vector_search(vec.tolist()).distance_type("cosine").where(where)
-                 .select([*_COLUMNS, "_distance"]).limit(limit))
+            q = (
+                table.vector_search(vec.tolist())
+                .distance_type("cosine")
+                .where(where)
+                .select([*_COLUMNS, "_distance"])
+                .limit(limit)
+            )
             if self._plan is not None:
                 q = self._plan.apply(q)
             return await q.to_list()
@@ -443,8 +497,9 @@ class VectorMemoryStore:
             return self._degraded(exc)
         memories = [Memory.from_row(r, 1.0 - float(r["_distance"])) for r in rows]
         kept = tuple(m for m in memories if m.score is not None and m.score >= threshold)
-        return MemoryRecall(kept, degraded=self.embedder.degraded,
-                            source="lexical" if self.embedder.degraded else "vector")
+        return MemoryRecall(
+            kept, degraded=self.embedder.degraded, source="lexical" if self.embedder.degraded else "vector"
+        )
 
     async def recall(self, user_id: str, message: str, limit: int | None = None) -> MemoryRecall:
         """What the turn pipeline calls: this user's memories relevant to ``message``."""
@@ -459,8 +514,7 @@ class VectorMemoryStore:
         log.warning("memory recall degraded: %s", self.last_error)
         return MemoryRecall(degraded=True, reason=self.last_error, source="none")
 
-    async def _lexical_recall(self, table: Any, query: str, where: str, limit: int,
-                              cause: AppError) -> MemoryRecall:
+    async def _lexical_recall(self, table: Any, query: str, where: str, limit: int, cause: AppError) -> MemoryRecall:
         """Embedding provider down: rank this user's stored texts by word overlap instead.
         No lexical vector is ever written, so tables stay single-model."""
         reason = describe(cause)
@@ -478,8 +532,7 @@ class VectorMemoryStore:
         qvec = lexical_vector(query)
         scores = lexical_vectors([r["content"] for r in rows]) @ qvec
         order = np.argsort(-scores)[:limit]
-        kept = tuple(Memory.from_row(rows[i], float(scores[i])) for i in order
-                     if scores[i] >= LEXICAL_MIN_SIMILARITY)
+        kept = tuple(Memory.from_row(rows[i], float(scores[i])) for i in order if scores[i] >= LEXICAL_MIN_SIMILARITY)
         return MemoryRecall(kept, degraded=True, reason=reason, source="lexical")
 
     async def list(self, user_id: str, *, limit: int = 1000, types: list[str] | None = None) -> list[Memory]:
@@ -488,8 +541,9 @@ class VectorMemoryStore:
         table = await self._open(create=False)
         if table is None:
             return []
-        where = escaping.all_of(escaping.eq("user_id", user_id),
-                                escaping.one_of("type", types) if types is not None else None)
+        where = escaping.all_of(
+            escaping.eq("user_id", user_id), escaping.one_of("type", types) if types is not None else None
+        )
 
         async def scan() -> list[dict[str, Any]]:
             return await table.query().where(where).select(_COLUMNS).to_list()
@@ -540,12 +594,16 @@ class VectorMemoryStore:
         from lancedb.index import BTree
 
         if "user_id" not in existing:
-            await self._db_call("index user_id", lambda: table.create_index("user_id", config=BTree()),
-                                guard=self._upkeep_guard)
+            await self._db_call(
+                "index user_id", lambda: table.create_index("user_id", config=BTree()), guard=self._upkeep_guard
+            )
         # k-means needs some rows per partition; below this a flat search is fast anyway.
         if "vector" not in existing and rows >= 256:
-            await self._db_call("index vector", lambda: table.create_index(
-                "vector", config=indexing.vector_index(rows)), guard=self._upkeep_guard)
+            await self._db_call(
+                "index vector",
+                lambda: table.create_index("vector", config=indexing.vector_index(rows)),
+                guard=self._upkeep_guard,
+            )
             existing.add("vector")
         if "vector" in existing:
             self._plan = _plan_from(await self._db_call("list indices", table.list_indices))
@@ -576,14 +634,22 @@ def _upkeep_guard(resilience: Any) -> Any:
     from runtime.resilience.guard import Guard
 
     settings = resilience.config.for_service("memory").model_copy(
-        update={"timeout": UPKEEP_TIMEOUT, "deadline": UPKEEP_TIMEOUT, "max_attempts": 1})
-    return Guard("memory:upkeep", settings, breaker=resilience.breakers.get("memory:upkeep"),
-                 fallbacks=resilience.fallbacks, bus=resilience.bus, clock=resilience.clock,
-                 sleep=resilience.sleep)
+        update={"timeout": UPKEEP_TIMEOUT, "deadline": UPKEEP_TIMEOUT, "max_attempts": 1}
+    )
+    return Guard(
+        "memory:upkeep",
+        settings,
+        breaker=resilience.breakers.get("memory:upkeep"),
+        fallbacks=resilience.fallbacks,
+        bus=resilience.bus,
+        clock=resilience.clock,
+        sleep=resilience.sleep,
+    )
 
 
-def _near_in_batch(item: PendingWrite, vec: np.ndarray, batch_rows: dict[str, dict[str, Any]],
-                   threshold: float) -> str | None:
+def _near_in_batch(
+    item: PendingWrite, vec: np.ndarray, batch_rows: dict[str, dict[str, Any]], threshold: float
+) -> str | None:
     for rid, row in batch_rows.items():
         if row["user_id"] == item.user_id and row["type"] != CONVERSATION_SUMMARY:
             if float(np.dot(np.asarray(row["vector"], dtype=np.float32), vec)) >= threshold:

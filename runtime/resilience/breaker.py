@@ -175,8 +175,7 @@ class CircuitBreaker:
             assert self._opened_at is not None
             remaining = self._opened_at + self._open_for - now
             if self._forced or remaining > 0:
-                raise BreakerOpen(self.name, None if self._forced else remaining,
-                                       last_error=self._last_error)
+                raise BreakerOpen(self.name, None if self._forced else remaining, last_error=self._last_error)
             self._transition(_HALF_OPEN, "recovery timeout elapsed")
         probes = self._probes
         if probes:
@@ -185,8 +184,7 @@ class CircuitBreaker:
                 if now - started >= max_wait:
                     # A probe that never reported back must not keep the breaker stuck.
                     del probes[token]
-                    log.warning("breaker %s: probe gave no answer in %.1fs, admitting another",
-                                self.name, max_wait)
+                    log.warning("breaker %s: probe gave no answer in %.1fs, admitting another", self.name, max_wait)
         if len(probes) >= self.settings.half_open_max_probes:
             raise BreakerOpen(self.name, None, last_error=self._last_error)
         token = next(self._ids)
@@ -273,8 +271,10 @@ class CircuitBreaker:
     def _trip(self, reason: str) -> None:
         self._trips += 1
         cfg = self.settings
-        self._open_for = min(cfg.recovery_timeout * cfg.open_backoff ** (self._trips - 1),
-                             max(cfg.max_recovery_timeout, cfg.recovery_timeout))
+        self._open_for = min(
+            cfg.recovery_timeout * cfg.open_backoff ** (self._trips - 1),
+            max(cfg.max_recovery_timeout, cfg.recovery_timeout),
+        )
         self._opened_at = self._clock()
         self._transition(_OPEN, reason)
 
@@ -300,8 +300,9 @@ class CircuitBreaker:
             except Exception:  # a broken listener must not break the breaker
                 log.exception("breaker %s: listener failed", self.name)
         if self._bus is not None:
-            self._bus.publish(BreakerStateChanged(name=self.name, old_state=old.value,
-                                                  new_state=new.value, reason=reason))
+            self._bus.publish(
+                BreakerStateChanged(name=self.name, old_state=old.value, new_state=new.value, reason=reason)
+            )
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(breaker, old, new, reason)`` on every transition."""
@@ -361,8 +362,9 @@ class CircuitBreaker:
 class BreakerRegistry:
     """Get-or-create breakers by service name, with settings from :class:`ResilienceConfig`."""
 
-    def __init__(self, config: ResilienceConfig | None = None, *, clock: Clock = time.monotonic,
-                 bus: EventBus | None = None) -> None:
+    def __init__(
+        self, config: ResilienceConfig | None = None, *, clock: Clock = time.monotonic, bus: EventBus | None = None
+    ) -> None:
         self._config = config or ResilienceConfig()
         self._clock = clock
         self._bus = bus
@@ -371,8 +373,9 @@ class BreakerRegistry:
     def get(self, name: str, **overrides: Any) -> CircuitBreaker:
         breaker = self._breakers.get(name)
         if breaker is None:
-            breaker = CircuitBreaker(name, self._config.for_service(name), clock=self._clock,
-                                     bus=self._bus, **overrides)
+            breaker = CircuitBreaker(
+                name, self._config.for_service(name), clock=self._clock, bus=self._bus, **overrides
+            )
             self._breakers[name] = breaker
         return breaker
 

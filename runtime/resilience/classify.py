@@ -39,14 +39,16 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 #: Error types caused by the caller; they say nothing about the backend's health, so a
 #: breaker ignores them (resilience4j's ``ignoreExceptions``).
-CALLER_ERROR_TYPES = frozenset({
-    ErrorType.VALIDATION,
-    ErrorType.AUTHENTICATION,
-    ErrorType.AUTHORIZATION,
-    ErrorType.NOT_FOUND,
-    ErrorType.CONFLICT,
-    ErrorType.CIRCUIT_OPEN,
-})
+CALLER_ERROR_TYPES = frozenset(
+    {
+        ErrorType.VALIDATION,
+        ErrorType.AUTHENTICATION,
+        ErrorType.AUTHORIZATION,
+        ErrorType.NOT_FOUND,
+        ErrorType.CONFLICT,
+        ErrorType.CIRCUIT_OPEN,
+    }
+)
 
 
 def is_retryable_status(status: int) -> bool:
@@ -69,8 +71,7 @@ def translate(exc: BaseException, service: str, *, timed_out: bool = False) -> A
     if timed_out or isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return OperationTimeoutError(f"{service} did not answer in time", service=service)
     if isinstance(exc, (ConnectionError, OSError)):
-        return ServiceUnavailableError(f"{service} is unreachable ({type(exc).__name__}: {exc})",
-                                       service=service)
+        return ServiceUnavailableError(f"{service} is unreachable ({type(exc).__name__}: {exc})", service=service)
     return InternalError(f"{service} call failed ({type(exc).__name__}: {exc})", service=service)
 
 
@@ -87,8 +88,7 @@ def records_failure(exc: BaseException) -> bool:
     return not isinstance(exc, asyncio.CancelledError)
 
 
-def parse_retry_after(headers: Mapping[str, str] | None, *,
-                      now: Callable[[], float] = time.time) -> float | None:
+def parse_retry_after(headers: Mapping[str, str] | None, *, now: Callable[[], float] = time.time) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date).
 
     Returns ``None`` when there is no usable hint. ``now`` is wall-clock time because HTTP
@@ -121,9 +121,14 @@ def parse_retry_after(headers: Mapping[str, str] | None, *,
     return max(seconds, 0.0)
 
 
-def error_for_status(status: int, message: str, *, service: str | None = None,
-                     headers: Mapping[str, str] | None = None,
-                     now: Callable[[], float] = time.time) -> AppError:
+def error_for_status(
+    status: int,
+    message: str,
+    *,
+    service: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    now: Callable[[], float] = time.time,
+) -> AppError:
     """The AppError a client should raise for an HTTP error status (with Retry-After parsed)."""
     retry_after = parse_retry_after(headers, now=now)
     kwargs = {"service": service, "status_code": status, "retry_after": retry_after}

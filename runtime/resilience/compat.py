@@ -48,17 +48,27 @@ class RetryConfig:
 
     def to_settings(self, base: ServiceResilience | None = None) -> ServiceResilience:
         data = (base or ServiceResilience()).model_dump()
-        data.update(max_attempts=self.max_attempts, initial_delay=self.initial_delay,
-                    max_delay=self.max_delay, multiplier=self.exponential_base, jitter=self.jitter)
+        data.update(
+            max_attempts=self.max_attempts,
+            initial_delay=self.initial_delay,
+            max_delay=self.max_delay,
+            multiplier=self.exponential_base,
+            jitter=self.jitter,
+        )
         return ServiceResilience(**data)
 
 
 class RetryManager:
     """The spec's retry-only helper (no breaker, no timeout): use a Guard for real calls."""
 
-    def __init__(self, config: ResilienceConfig | None = None, *, bus: EventBus | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        config: ResilienceConfig | None = None,
+        *,
+        bus: EventBus | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
         self.config = config or ResilienceConfig()
         self._bus = bus
         self._clock = clock
@@ -70,8 +80,9 @@ class RetryManager:
     def get_config(self, service: str) -> RetryConfig:
         return RetryConfig.from_settings(self._settings(service))
 
-    async def execute_with_retry(self, func: Callable[..., Awaitable[T]], service: str = "default",
-                                 *args: Any, **kwargs: Any) -> T:
+    async def execute_with_retry(
+        self, func: Callable[..., Awaitable[T]], service: str = "default", *args: Any, **kwargs: Any
+    ) -> T:
         policy = RetryPolicy(self._settings(service))
         state = policy.new_state(self._clock())
         while True:
@@ -85,11 +96,19 @@ class RetryManager:
             decision = policy.decide(state, error, self._clock())
             if decision.delay is None:
                 raise error
-            log.warning("%s: attempt %d failed (%s); retrying in %.2fs", service,
-                        state.attempt_number, describe(error), decision.delay)
+            log.warning(
+                "%s: attempt %d failed (%s); retrying in %.2fs",
+                service,
+                state.attempt_number,
+                describe(error),
+                decision.delay,
+            )
             if self._bus is not None:
-                self._bus.publish(RetryScheduled(service=service, attempt=state.attempt_number,
-                                                 delay=decision.delay, error=describe(error)))
+                self._bus.publish(
+                    RetryScheduled(
+                        service=service, attempt=state.attempt_number, delay=decision.delay, error=describe(error)
+                    )
+                )
             await self._sleep(decision.delay)
             state.attempt_number += 1
 

@@ -99,8 +99,14 @@ class CacheFallback:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def with_cache_fallback(self, func: Callable[..., Awaitable[T]], cache_key: Hashable,
-                                  ttl: float | None = None, *args: Any, **kwargs: Any) -> Outcome[T]:
+    async def with_cache_fallback(
+        self,
+        func: Callable[..., Awaitable[T]],
+        cache_key: Hashable,
+        ttl: float | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Outcome[T]:
         """The spec's helper: call ``func``; cache a success; on an AppError serve the cache."""
         try:
             value = await func(*args, **kwargs)
@@ -182,8 +188,14 @@ class FallbackChain:
     def remember(self, service: str, key: Hashable, value: Any) -> None:
         self.cache.put((service, key), value)
 
-    async def resolve(self, service: str, error: AppError, key: Hashable | None = None,
-                      args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Outcome[Any]:
+    async def resolve(
+        self,
+        service: str,
+        error: AppError,
+        key: Hashable | None = None,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Outcome[Any]:
         """The first fallback that has an answer, as an Outcome; re-raises ``error`` if none."""
         if key is not None:
             hit = self.cache.get((service, key))
@@ -204,8 +216,9 @@ class FallbackChain:
             return Outcome(value, handler.name, False, error)
         raise error
 
-    async def execute_with_fallback(self, primary_func: Callable[..., Awaitable[T]], service: str,
-                                    *args: Any, **kwargs: Any) -> Outcome[Any]:
+    async def execute_with_fallback(
+        self, primary_func: Callable[..., Awaitable[T]], service: str, *args: Any, **kwargs: Any
+    ) -> Outcome[Any]:
         """The spec's helper: run ``primary_func``; on an AppError try the service's fallbacks."""
         try:
             value = await primary_func(*args, **kwargs)

@@ -246,8 +246,9 @@ class Guard:
 
     # ------------------------------------------------------------ fallback
 
-    async def call_with_fallback(self, fn: Callable[[], Awaitable[T]], key: Hashable | None = None,
-                                 *, default: Any = _MISSING) -> Outcome[T]:
+    async def call_with_fallback(
+        self, fn: Callable[[], Awaitable[T]], key: Hashable | None = None, *, default: Any = _MISSING
+    ) -> Outcome[T]:
         """:meth:`call`, then on failure the service's fallbacks, as an :class:`Outcome`.
 
         With ``key``, a success is remembered in the cache and a failure first looks for the
@@ -274,8 +275,9 @@ class Guard:
     # ------------------------------------------------------------ reporting
 
     def _timed_out(self, seconds: float) -> OperationTimeoutError:
-        return OperationTimeoutError(f"{self.service} did not answer within {seconds:g}s",
-                                     service=self.service, details={"timeout": seconds})
+        return OperationTimeoutError(
+            f"{self.service} did not answer within {seconds:g}s", service=self.service, details={"timeout": seconds}
+        )
 
     def _announce_retry(self, attempt: int, delay: float, error: AppError) -> None:
         text = describe(error)
@@ -284,8 +286,7 @@ class Guard:
             self._bus.publish(RetryScheduled(service=self.service, attempt=attempt, delay=delay, error=text))
 
     def _give_up(self, attempts: int, error: AppError, reason: str) -> None:
-        log.warning("%s: giving up after %d attempt(s) (%s): %s", self.service, attempts, reason,
-                    describe(error))
+        log.warning("%s: giving up after %d attempt(s) (%s): %s", self.service, attempts, reason, describe(error))
 
     def snapshot(self) -> dict[str, Any]:
         """Breaker snapshot plus bulkhead occupancy, as a plain dict."""

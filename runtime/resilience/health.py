@@ -53,8 +53,12 @@ class CheckResult:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status.value, "latency_ms": self.latency_ms,
-                "details": dict(self.details), "error": self.error}
+        return {
+            "status": self.status.value,
+            "latency_ms": self.latency_ms,
+            "details": dict(self.details),
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,11 @@ class HealthReport:
     checked_at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status.value, "checked_at": self.checked_at,
-                "checks": {name: result.to_dict() for name, result in self.checks.items()}}
+        return {
+            "status": self.status.value,
+            "checked_at": self.checked_at,
+            "checks": {name: result.to_dict() for name, result in self.checks.items()},
+        }
 
 
 CheckFn = Callable[[], Awaitable["CheckResult | Mapping[str, Any]"]]
@@ -86,16 +93,26 @@ def _coerce(value: object) -> CheckResult:
         return CheckResult(value)
     if isinstance(value, Mapping):
         details = value.get("details") or {}
-        return CheckResult(HealthStatus(value.get("status", HealthStatus.HEALTHY.value)),
-                           value.get("latency_ms"), dict(details), value.get("error"))
+        return CheckResult(
+            HealthStatus(value.get("status", HealthStatus.HEALTHY.value)),
+            value.get("latency_ms"),
+            dict(details),
+            value.get("error"),
+        )
     return CheckResult(HealthStatus.UNHEALTHY, error=f"check returned {type(value).__name__}, not a CheckResult")
 
 
 class HealthMonitor:
     """Registry of health checks with a background poller. Spec name: ``HealthCheck``."""
 
-    def __init__(self, bus: EventBus | None = None, *, interval: float = 15.0,
-                 clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        bus: EventBus | None = None,
+        *,
+        interval: float = 15.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self.bus = bus
         self.interval = interval
         self._clock = clock
@@ -122,8 +139,11 @@ class HealthMonitor:
             async with asyncio.timeout(spec.timeout):
                 raw = await spec.fn()
         except TimeoutError:
-            return CheckResult(HealthStatus.UNHEALTHY, (self._clock() - started) * 1000,
-                               error=f"health check timed out after {spec.timeout:g}s")
+            return CheckResult(
+                HealthStatus.UNHEALTHY,
+                (self._clock() - started) * 1000,
+                error=f"health check timed out after {spec.timeout:g}s",
+            )
         except Exception as exc:  # a failing check is a result, not a crash
             return CheckResult(HealthStatus.UNHEALTHY, (self._clock() - started) * 1000, error=describe(exc))
         try:
@@ -154,8 +174,12 @@ class HealthMonitor:
                 self._emit(name, before.status if before else None, result)
         if old is None or old.status is not new.status:
             old_status = old.status.value if old else None
-            log.log(logging.INFO if new.status is HealthStatus.HEALTHY else logging.WARNING,
-                    "health: %s -> %s", old_status, new.status.value)
+            log.log(
+                logging.INFO if new.status is HealthStatus.HEALTHY else logging.WARNING,
+                "health: %s -> %s",
+                old_status,
+                new.status.value,
+            )
             if self.bus is not None:
                 self.bus.publish(HealthChanged(name=OVERALL, old_status=old_status, new_status=new.status.value))
 
@@ -163,9 +187,15 @@ class HealthMonitor:
         detail = result.error or ""
         log.info("health %s: %s -> %s %s", name, old.value if old else None, result.status.value, detail)
         if self.bus is not None:
-            self.bus.publish(HealthChanged(name=name, old_status=old.value if old else None,
-                                           new_status=result.status.value, detail=detail,
-                                           latency_ms=result.latency_ms))
+            self.bus.publish(
+                HealthChanged(
+                    name=name,
+                    old_status=old.value if old else None,
+                    new_status=result.status.value,
+                    detail=detail,
+                    latency_ms=result.latency_ms,
+                )
+            )
 
     # ------------------------------------------------------------ background polling
 

@@ -44,8 +44,7 @@ class RetryPolicy:
         self.retry_after_cap = settings.retry_after_cap
         wait_cls = tenacity.wait_random_exponential if settings.jitter else tenacity.wait_exponential
         # attempt n waits up to initial * multiplier**(n-1), capped at max_delay.
-        self.wait = wait_cls(multiplier=settings.initial_delay, exp_base=settings.multiplier,
-                             max=settings.max_delay)
+        self.wait = wait_cls(multiplier=settings.initial_delay, exp_base=settings.multiplier, max=settings.max_delay)
         self.stop = tenacity.stop_after_attempt(settings.max_attempts)
 
     def new_state(self, started_at: float) -> RetryCallState:

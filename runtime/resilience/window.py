@@ -14,7 +14,7 @@ from collections.abc import Callable
 class CountWindow:
     """The outcomes of the last ``size`` calls."""
 
-    __slots__ = ("_size", "_ring", "_pos", "calls", "failures")
+    __slots__ = ("_pos", "_ring", "_size", "calls", "failures")
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -46,7 +46,7 @@ class CountWindow:
 class TimeWindow:
     """The outcomes of the calls made in the last ``seconds`` seconds."""
 
-    __slots__ = ("_seconds", "_clock", "_buckets", "calls", "failures")
+    __slots__ = ("_buckets", "_clock", "_seconds", "calls", "failures")
 
     def __init__(self, seconds: int, clock: Callable[[], float]) -> None:
         self._seconds = seconds

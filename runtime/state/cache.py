@@ -141,7 +141,7 @@ class LiveTail:
 
     def page(self, before_seq: int, limit: int) -> list[ChatMessage]:
         low = max(before_seq - limit, self.archived, self.start)
-        return self.messages[low - self.start: max(low, before_seq) - self.start]
+        return self.messages[low - self.start : max(low, before_seq) - self.start]
 
 
 class LiveTailCache:

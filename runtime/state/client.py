@@ -96,16 +96,17 @@ def translate(exc: BaseException, operation: str = "") -> AppError:
         text = str(exc)
         head = text.split(" ", 1)[0]
         if head == SCRIPT_NOT_FOUND:
-            return NotFoundError(text[len(head):].strip() or "not found", service=SERVICE)
+            return NotFoundError(text[len(head) :].strip() or "not found", service=SERVICE)
         if head == SCRIPT_INVALID:
-            return ValidationError(text[len(head):].strip() or "invalid request", service=SERVICE)
+            return ValidationError(text[len(head) :].strip() or "invalid request", service=SERVICE)
         if head == SCRIPT_CONFLICT:
-            return ConflictError(text[len(head):].strip() or "conflict", service=SERVICE)
+            return ConflictError(text[len(head) :].strip() or "conflict", service=SERVICE)
         if head == "WRONGTYPE":
             return ValidationError(f"Redis key holds a different kind of value{where}", service=SERVICE)
         if head in _TRANSIENT_REPLIES:
-            return ServiceUnavailableError(f"Redis is temporarily unable to serve{where}: {_short(exc)}",
-                                           service=SERVICE)
+            return ServiceUnavailableError(
+                f"Redis is temporarily unable to serve{where}: {_short(exc)}", service=SERVICE
+            )
         return InternalError(f"Redis rejected a command{where}: {_short(exc)}", service=SERVICE)
     if isinstance(exc, rexc.RedisError):
         return InternalError(f"Redis client error{where}: {_short(exc)}", service=SERVICE)
@@ -123,7 +124,7 @@ async def translated(awaitable: Awaitable[T], operation: str = "") -> T:
         return await awaitable
     except AppError:
         raise
-    except (rexc.RedisError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, rexc.RedisError, OSError) as exc:
         raise translate(exc, operation) from exc
 
 

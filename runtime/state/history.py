@@ -180,18 +180,31 @@ class ConversationInfo:
         return self.updated_at
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "user_id": self.user_id, "title": self.title,
-                "created_at": self.created_at, "updated_at": self.updated_at,
-                "message_count": self.message_count, "archived_count": self.archived_count,
-                "system_prompt": self.system_prompt, "metadata": self.metadata}
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "title": self.title,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "message_count": self.message_count,
+            "archived_count": self.archived_count,
+            "system_prompt": self.system_prompt,
+            "metadata": self.metadata,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConversationInfo:
-        return cls(id=data["id"], user_id=data["user_id"], title=data["title"],
-                   created_at=float(data["created_at"]), updated_at=float(data["updated_at"]),
-                   message_count=int(data.get("message_count") or 0),
-                   archived_count=int(data.get("archived_count") or 0),
-                   system_prompt=data.get("system_prompt") or "", metadata=dict(data.get("metadata") or {}))
+        return cls(
+            id=data["id"],
+            user_id=data["user_id"],
+            title=data["title"],
+            created_at=float(data["created_at"]),
+            updated_at=float(data["updated_at"]),
+            message_count=int(data.get("message_count") or 0),
+            archived_count=int(data.get("archived_count") or 0),
+            system_prompt=data.get("system_prompt") or "",
+            metadata=dict(data.get("metadata") or {}),
+        )
 
 
 @dataclass
@@ -210,8 +223,9 @@ def encode_message(message: ChatMessage) -> bytes:
     del body["seq"]
     data = codec.dumps(body, "message")
     if len(data) > MAX_MESSAGE_BYTES:
-        raise ValidationError(f"message is {len(data)} bytes; the limit is {MAX_MESSAGE_BYTES}",
-                              details={"bytes": len(data)})
+        raise ValidationError(
+            f"message is {len(data)} bytes; the limit is {MAX_MESSAGE_BYTES}", details={"bytes": len(data)}
+        )
     return data
 
 
@@ -220,16 +234,28 @@ def decode_message(raw: bytes) -> ChatMessage:
 
 
 def encode_summary(summary: ConversationSummary) -> bytes:
-    return codec.dumps({"text": summary.text, "covers_up_to": summary.covers_up_to,
-                        "created_at": summary.created_at, "method": summary.method,
-                        "token_count": summary.token_count}, "summary")
+    return codec.dumps(
+        {
+            "text": summary.text,
+            "covers_up_to": summary.covers_up_to,
+            "created_at": summary.created_at,
+            "method": summary.method,
+            "token_count": summary.token_count,
+        },
+        "summary",
+    )
 
 
 def decode_summary(raw: bytes) -> ConversationSummary:
     data = json.loads(raw)
-    return ConversationSummary(text=data["text"], covers_up_to=data["covers_up_to"],
-                               covered_count=int(data["covered_count"]), created_at=float(data["created_at"]),
-                               method=data.get("method", "llm"), token_count=data.get("token_count"))
+    return ConversationSummary(
+        text=data["text"],
+        covers_up_to=data["covers_up_to"],
+        covered_count=int(data["covered_count"]),
+        created_at=float(data["created_at"]),
+        method=data.get("method", "llm"),
+        token_count=data.get("token_count"),
+    )
 
 
 class RedisHistory:
@@ -257,9 +283,18 @@ class RedisHistory:
     async def create(self, info: ConversationInfo) -> bool:
         """Store a new conversation; False (and no change) if the id already exists."""
         fields: list[bytes | str] = [
-            "id", info.id, "user_id", info.user_id, "title", info.title.encode("utf-8"),
-            "system_prompt", info.system_prompt.encode("utf-8"), "metadata", codec.dumps(info.metadata, "metadata"),
-            "created_at", repr(info.created_at),
+            "id",
+            info.id,
+            "user_id",
+            info.user_id,
+            "title",
+            info.title.encode("utf-8"),
+            "system_prompt",
+            info.system_prompt.encode("utf-8"),
+            "metadata",
+            codec.dumps(info.metadata, "metadata"),
+            "created_at",
+            repr(info.created_at),
         ]
         keys = self._live_keys(info.id)
         args = [repr(info.updated_at), str(self.retention), *fields]
@@ -273,8 +308,7 @@ class RedisHistory:
         body = encode_message(message)
         keys = self._live_keys(conv_id)
         args = [message.id, body, repr(now), str(self.retention)]
-        seq, inserted = await self._runner.run(lambda r: self._append(keys=keys, args=args, client=r),
-                                               "message append")
+        seq, inserted = await self._runner.run(lambda r: self._append(keys=keys, args=args, client=r), "message append")
         return int(seq), bool(inserted)
 
     async def tail(self, conv_id: str, limit: int, before_seq: int | None = None) -> list[ChatMessage]:
@@ -290,8 +324,9 @@ class RedisHistory:
             raw = await self._runner.run(lambda r: self._tail_before(keys=keys, args=args, client=r), "tail read")
         return [decode_message(item) for item in raw]
 
-    async def sync(self, conv_id: str, *, known_next: int, limit: int, summary_seq: str,
-                   created_at: str) -> SyncResult | None:
+    async def sync(
+        self, conv_id: str, *, known_next: int, limit: int, summary_seq: str, created_at: str
+    ) -> SyncResult | None:
         """Counters, a changed summary and the messages after ``known_next`` (at most the newest
         ``limit``; all of them from scratch when ``known_next`` is -1 or ``created_at`` differs),
         in one script; None when the conversation does not exist."""
@@ -305,10 +340,16 @@ class RedisHistory:
         messages = [decode_message(item) for item in items]
         next_seq = int(nxt)
         changed = summary is not None
-        return SyncResult(next_seq=next_seq, archived=int(archived), summary_seq=_text(sseq),
-                          created_at=_text(created), summary_changed=changed,
-                          summary=decode_summary(summary) if summary else None,
-                          first_seq=next_seq - len(messages), messages=messages)
+        return SyncResult(
+            next_seq=next_seq,
+            archived=int(archived),
+            summary_seq=_text(sseq),
+            created_at=_text(created),
+            summary_changed=changed,
+            summary=decode_summary(summary) if summary else None,
+            first_seq=next_seq - len(messages),
+            messages=messages,
+        )
 
     async def info(self, conv_id: str) -> ConversationInfo | None:
         key = self._keys.conv_meta(conv_id)
@@ -378,9 +419,12 @@ class RedisHistory:
         row, summary, archived, live = await self._runner.run(read, "export")
         if not row:
             return None
-        return ConversationDump(info=_info(row), summary=decode_summary(summary) if summary else None,
-                                archived=[decode_message(m) for m in archived],
-                                messages=[decode_message(m) for m in live])
+        return ConversationDump(
+            info=_info(row),
+            summary=decode_summary(summary) if summary else None,
+            archived=[decode_message(m) for m in archived],
+            messages=[decode_message(m) for m in live],
+        )
 
 
 def _text(value: bytes | str) -> str:
@@ -392,8 +436,13 @@ def _info(row: dict[bytes, bytes]) -> ConversationInfo:
         return row.get(name.encode(), b"").decode("utf-8")
 
     return ConversationInfo(
-        id=text("id"), user_id=text("user_id"), title=text("title"),
-        created_at=float(text("created_at") or 0), updated_at=float(text("updated_at") or 0),
-        message_count=int(text("next_seq") or 0), archived_count=int(text("archived") or 0),
-        system_prompt=text("system_prompt"), metadata=codec.loads(row.get(b"metadata")) or {},
+        id=text("id"),
+        user_id=text("user_id"),
+        title=text("title"),
+        created_at=float(text("created_at") or 0),
+        updated_at=float(text("updated_at") or 0),
+        message_count=int(text("next_seq") or 0),
+        archived_count=int(text("archived") or 0),
+        system_prompt=text("system_prompt"),
+        metadata=codec.loads(row.get(b"metadata")) or {},
     )

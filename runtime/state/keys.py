@@ -52,8 +52,13 @@ class Keys:
 
     def conv_all(self, conv_id: str) -> list[str]:
         """Every key of a conversation (the archive has its own TTL and is listed last)."""
-        return [self.conv_meta(conv_id), self.conv_messages(conv_id), self.conv_ids(conv_id),
-                self.conv_summary(conv_id), self.conv_archive(conv_id)]
+        return [
+            self.conv_meta(conv_id),
+            self.conv_messages(conv_id),
+            self.conv_ids(conv_id),
+            self.conv_summary(conv_id),
+            self.conv_archive(conv_id),
+        ]
 
     def user_conversations(self, user_id: str) -> str:
         return f"{self.prefix}:{{user:{user_id}}}:conversations"

@@ -40,8 +40,13 @@ return 0
 class LockManager:
     """Acquire, release and extend locks on fully qualified keys."""
 
-    def __init__(self, runner: RedisRunner, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        runner: RedisRunner,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._runner = runner
         self._clock = clock
         self._sleep = sleep
@@ -57,15 +62,13 @@ class LockManager:
 
     async def release(self, key: str, token: str) -> bool:
         """Delete the lock only if ``token`` still owns it; False for a non-owner or expired lock."""
-        result = await self._runner.run(lambda r: self._release(keys=[key], args=[token], client=r),
-                                        "lock release")
+        result = await self._runner.run(lambda r: self._release(keys=[key], args=[token], client=r), "lock release")
         return int(result) == 1
 
     async def extend(self, key: str, token: str, timeout: float) -> bool:
         """Reset the lock's expiry to ``timeout`` seconds from now, only for its owner."""
         ms = _to_ms(timeout)
-        result = await self._runner.run(lambda r: self._extend(keys=[key], args=[token, ms], client=r),
-                                        "lock extend")
+        result = await self._runner.run(lambda r: self._extend(keys=[key], args=[token, ms], client=r), "lock extend")
         return int(result) == 1
 
     async def acquire_within(self, key: str, timeout: float, wait: float) -> str:
@@ -78,8 +81,11 @@ class LockManager:
                 return token
             remaining = deadline - self._clock()
             if remaining <= 0:
-                raise ConflictError(f"lock {key!r} is held by someone else (waited {wait:g}s)",
-                                    details={"lock": key, "waited": wait}, service="redis")
+                raise ConflictError(
+                    f"lock {key!r} is held by someone else (waited {wait:g}s)",
+                    details={"lock": key, "waited": wait},
+                    service="redis",
+                )
             # Jitter keeps many contenders from retrying in lockstep.
             await self._sleep(min(remaining, delay * (0.5 + random.random())))
             delay = min(delay * 2, 0.1)

@@ -84,20 +84,34 @@ class Session:
     active_conversation_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "user_id": self.user_id, "created_at": self.created_at,
-                "last_accessed": self.last_accessed, "expires_at": self.expires_at,
-                "data": self.data, "active_conversation_id": self.active_conversation_id}
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "created_at": self.created_at,
+            "last_accessed": self.last_accessed,
+            "expires_at": self.expires_at,
+            "data": self.data,
+            "active_conversation_id": self.active_conversation_id,
+        }
 
 
 class SessionManager:
     """Create, read, update, extend, delete and clean up sessions."""
 
-    def __init__(self, runner: RedisRunner, *, key_prefix: str = "holdfast", default_ttl: int = 3600,
-                 max_ttl: int = 86400, clock: Callable[[], float] = time.time,
-                 cleanup_batch: int = 500) -> None:
+    def __init__(
+        self,
+        runner: RedisRunner,
+        *,
+        key_prefix: str = "holdfast",
+        default_ttl: int = 3600,
+        max_ttl: int = 86400,
+        clock: Callable[[], float] = time.time,
+        cleanup_batch: int = 500,
+    ) -> None:
         if default_ttl <= 0 or max_ttl < default_ttl:
-            raise ValidationError(f"session TTLs must satisfy 0 < default_ttl <= max_ttl, "
-                                  f"got {default_ttl} and {max_ttl}")
+            raise ValidationError(
+                f"session TTLs must satisfy 0 < default_ttl <= max_ttl, got {default_ttl} and {max_ttl}"
+            )
         self._runner = runner
         self._keys = Keys(key_prefix)
         self.default_ttl = default_ttl
@@ -112,23 +126,39 @@ class SessionManager:
         self._delete_if_expired = client.register_script(_DELETE_IF_EXPIRED)
 
     @classmethod
-    def from_config(cls, runner: RedisRunner, config: RedisConfig, *,
-                    clock: Callable[[], float] = time.time) -> SessionManager:
-        return cls(runner, key_prefix=config.key_prefix, default_ttl=config.session_ttl,
-                   max_ttl=config.session_max_ttl, clock=clock)
+    def from_config(
+        cls, runner: RedisRunner, config: RedisConfig, *, clock: Callable[[], float] = time.time
+    ) -> SessionManager:
+        return cls(
+            runner,
+            key_prefix=config.key_prefix,
+            default_ttl=config.session_ttl,
+            max_ttl=config.session_max_ttl,
+            clock=clock,
+        )
 
     # ------------------------------------------------------------ API
 
-    async def create_session(self, user_id: str, initial_data: dict[str, Any] | None = None, *,
-                             ttl: int | None = None) -> Session:
+    async def create_session(
+        self, user_id: str, initial_data: dict[str, Any] | None = None, *, ttl: int | None = None
+    ) -> Session:
         codec.check_id(user_id, "user_id")
         now = self._clock()
         lifetime = min(ttl or self.default_ttl, self.max_ttl)
-        session = Session(id=secrets.token_urlsafe(24), user_id=user_id, created_at=now,
-                          last_accessed=now, expires_at=now + lifetime, data=dict(initial_data or {}))
+        session = Session(
+            id=secrets.token_urlsafe(24),
+            user_id=user_id,
+            created_at=now,
+            last_accessed=now,
+            expires_at=now + lifetime,
+            data=dict(initial_data or {}),
+        )
         mapping: dict[str, bytes | str] = {
-            "id": session.id, "user_id": user_id, "created_at": _fmt(now),
-            "last_accessed": _fmt(now), "expires_at": _fmt(session.expires_at),
+            "id": session.id,
+            "user_id": user_id,
+            "created_at": _fmt(now),
+            "last_accessed": _fmt(now),
+            "expires_at": _fmt(session.expires_at),
         }
         mapping.update(_encode_data(session.data))
         key = self._keys.session(session.id)
@@ -154,8 +184,7 @@ class SessionManager:
             return None
         key = self._keys.session(session_id)
         now = self._clock()
-        raw = await self._runner.run(lambda r: self._get(keys=[key], args=[_fmt(now)], client=r),
-                                     "session get")
+        raw = await self._runner.run(lambda r: self._get(keys=[key], args=[_fmt(now)], client=r), "session get")
         return _decode(_pairs(raw)) if raw else None
 
     async def update_session(self, session_id: str, updates: dict[str, Any]) -> bool:
@@ -167,8 +196,7 @@ class SessionManager:
         for name, value in encoded.items():
             args += [name, value]
         key = self._keys.session(session_id)
-        result = await self._runner.run(lambda r: self._update(keys=[key], args=args, client=r),
-                                        "session update")
+        result = await self._runner.run(lambda r: self._update(keys=[key], args=args, client=r), "session update")
         return int(result) == 1
 
     async def set_active_conversation(self, session_id: str, conversation_id: str | None) -> bool:
@@ -179,8 +207,7 @@ class SessionManager:
             return False
         key = self._keys.session(session_id)
         args = [_fmt(self._clock()), "active_conversation_id", conversation_id or ""]
-        result = await self._runner.run(lambda r: self._update(keys=[key], args=args, client=r),
-                                        "session update")
+        result = await self._runner.run(lambda r: self._update(keys=[key], args=args, client=r), "session update")
         return int(result) == 1
 
     async def extend_session(self, session_id: str, additional_seconds: int | None = None) -> bool:
@@ -194,8 +221,7 @@ class SessionManager:
         key = self._keys.session(session_id)
         now = self._clock()
         args = [_fmt(now), str(additional), str(self.max_ttl)]
-        result = await self._runner.run(lambda r: self._extend(keys=[key], args=args, client=r),
-                                        "session extend")
+        result = await self._runner.run(lambda r: self._extend(keys=[key], args=args, client=r), "session extend")
         if not result:
             return False
         expires_at, user_id = float(result[0]), result[1].decode("utf-8")
@@ -265,7 +291,8 @@ class SessionManager:
         removed = 0
         while True:
             batch = await self._runner.run(
-                lambda r: r.zrangebyscore(expiry, "-inf", now, start=0, num=self._batch), "session expiry scan")
+                lambda r: r.zrangebyscore(expiry, "-inf", now, start=0, num=self._batch), "session expiry scan"
+            )
             if not batch:
                 return removed
             members = [m.decode("utf-8") for m in batch]
@@ -337,9 +364,14 @@ def _decode(row: dict[bytes, bytes]) -> Session:
     for name, value in row.items():
         text = name.decode("utf-8")
         if text.startswith(_DATA):
-            data[text[len(_DATA):]] = codec.loads(value)
+            data[text[len(_DATA) :]] = codec.loads(value)
     active = row.get(b"active_conversation_id", b"").decode("utf-8") or None
-    return Session(id=row[b"id"].decode("utf-8"), user_id=row[b"user_id"].decode("utf-8"),
-                   created_at=float(row[b"created_at"]), last_accessed=float(row[b"last_accessed"]),
-                   expires_at=float(row[b"expires_at"]), data=data, active_conversation_id=active)
-
+    return Session(
+        id=row[b"id"].decode("utf-8"),
+        user_id=row[b"user_id"].decode("utf-8"),
+        created_at=float(row[b"created_at"]),
+        last_accessed=float(row[b"last_accessed"]),
+        expires_at=float(row[b"expires_at"]),
+        data=data,
+        active_conversation_id=active,
+    )

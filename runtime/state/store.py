@@ -27,9 +27,14 @@ _SET_MEMBER_TYPES = (str, int, float, bool, type(None))
 class RedisStateStore:
     """Distributed state on Redis; every method is one round trip."""
 
-    def __init__(self, runner: RedisRunner, *, key_prefix: str = "holdfast",
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        runner: RedisRunner,
+        *,
+        key_prefix: str = "holdfast",
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._runner = runner
         self._keys = Keys(key_prefix)
         self.locks = LockManager(runner, clock=clock, sleep=sleep)
@@ -139,13 +144,13 @@ class RedisStateStore:
     async def release_lock(self, resource: str, lock_value: str, namespace: str = "lock") -> bool:
         return await self.locks.release(self.full_key(resource, namespace), lock_value)
 
-    async def extend_lock(self, resource: str, lock_value: str, timeout: float = 10,
-                          namespace: str = "lock") -> bool:
+    async def extend_lock(self, resource: str, lock_value: str, timeout: float = 10, namespace: str = "lock") -> bool:
         return await self.locks.extend(self.full_key(resource, namespace), lock_value, timeout)
 
     @asynccontextmanager
-    async def lock(self, resource: str, timeout: float = 10, wait: float = 5.0,
-                   namespace: str = "lock") -> AsyncIterator[str]:
+    async def lock(
+        self, resource: str, timeout: float = 10, wait: float = 5.0, namespace: str = "lock"
+    ) -> AsyncIterator[str]:
         """Hold ``resource`` for the block; waits at most ``wait`` s, else :class:`ConflictError`."""
         async with self.locks.hold(self.full_key(resource, namespace), timeout, wait) as token:
             yield token
@@ -185,10 +190,11 @@ class Subscription:
         while True:
             # Subscribe confirmations also come back as None; keep reading until the deadline.
             remaining = max(0.0, deadline - loop.time())
-            msg = await translated(self._pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining),
-                                   "pub/sub read")
+            msg = await translated(
+                self._pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining), "pub/sub read"
+            )
             if msg is not None:
-                return msg["channel"].decode("utf-8")[self._prefix_len:], codec.loads(msg["data"])
+                return msg["channel"].decode("utf-8")[self._prefix_len :], codec.loads(msg["data"])
             if loop.time() >= deadline:
                 return None
 

@@ -90,8 +90,10 @@ class Tool:
         return inspect.iscoroutinefunction(self.fn)
 
     def to_openai(self) -> dict[str, Any]:
-        return {"type": "function",
-                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
 
     def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """Arguments checked and coerced against the schema; raises :class:`ToolArgumentsError`."""
@@ -101,8 +103,9 @@ class Tool:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
             )
-            raise ToolArgumentsError(f"invalid arguments for {self.name}: {problems}",
-                                     details={"tool": self.name}) from exc
+            raise ToolArgumentsError(
+                f"invalid arguments for {self.name}: {problems}", details={"tool": self.name}
+            ) from exc
         return {name: getattr(model, name) for name in type(model).model_fields}
 
     async def invoke(self, arguments: Mapping[str, Any], context: ToolContext | None = None) -> Any:
@@ -142,9 +145,14 @@ def _split_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
     return description, params
 
 
-def _build(fn: Callable[..., Any], name: str | None, description: str | None,
-           timeout: float | None, permission: Permission | None,
-           ask_if: Callable[[Mapping[str, Any]], bool] | None = None) -> Tool:
+def _build(
+    fn: Callable[..., Any],
+    name: str | None,
+    description: str | None,
+    timeout: float | None,
+    permission: Permission | None,
+    ask_if: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> Tool:
     tool_name = name or fn.__name__
     if not _NAME_RE.match(tool_name):
         raise ToolDefinitionError(f"tool name {tool_name!r} must be 1-64 letters, digits, '_' or '-'")
@@ -172,20 +180,35 @@ def _build(fn: Callable[..., Any], name: str | None, description: str | None,
         else:
             fields[param.name] = (annotation, default)
     model = create_model(  # type: ignore[call-overload]
-        f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+        f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
+    )
     schema = model.model_json_schema()
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)
     schema.setdefault("properties", {})
-    return Tool(name=tool_name, description=description or doc_description or tool_name,
-                parameters=schema, fn=fn, args_model=model, context_param=context_param,
-                timeout=timeout, permission=permission, ask_if=ask_if)
+    return Tool(
+        name=tool_name,
+        description=description or doc_description or tool_name,
+        parameters=schema,
+        fn=fn,
+        args_model=model,
+        context_param=context_param,
+        timeout=timeout,
+        permission=permission,
+        ask_if=ask_if,
+    )
 
 
-def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None,
-         timeout: float | None = None, permission: Permission | None = None,
-         ask_if: Callable[[Mapping[str, Any]], bool] | None = None) -> Any:
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    permission: Permission | None = None,
+    ask_if: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> Any:
     """Make a typed function a :class:`Tool`; usable bare (``@tool``) or with options.
 
     ``ask_if(arguments)`` marks the calls that can cause harm (a delete, say): for those an
@@ -217,9 +240,11 @@ class ToolRegistry:
         existing = self._tools.get(new.name)
         if existing is not None:
             where = f" (from {existing.plugin})" if existing.plugin else ""
-            raise ToolNameClash(f"tool {new.name!r}{' of ' + plugin if plugin else ''} clashes with the "
-                                f"already registered {new.name!r}{where}; not registered",
-                                details={"tool": new.name, "plugin": plugin, "existing": existing.plugin})
+            raise ToolNameClash(
+                f"tool {new.name!r}{' of ' + plugin if plugin else ''} clashes with the "
+                f"already registered {new.name!r}{where}; not registered",
+                details={"tool": new.name, "plugin": plugin, "existing": existing.plugin},
+            )
         self._tools[new.name] = new
         return new
 
@@ -254,10 +279,16 @@ class ToolRegistry:
         if name in self.config.permissions:
             return self.config.permissions[name]
         found = self._tools.get(name)
-        chosen = found.permission if found is not None and found.permission is not None \
-            else self.config.default_permission
-        if chosen == "allow" and found is not None and found.ask_if is not None and arguments is not None \
-                and found.ask_if(arguments):
+        chosen = (
+            found.permission if found is not None and found.permission is not None else self.config.default_permission
+        )
+        if (
+            chosen == "allow"
+            and found is not None
+            and found.ask_if is not None
+            and arguments is not None
+            and found.ask_if(arguments)
+        ):
             return "ask"
         return chosen
 

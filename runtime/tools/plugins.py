@@ -91,10 +91,17 @@ class PluginAPI:
 class PluginLoader:
     """Finds and loads plugins into a registry (and optionally a monitor and resilience)."""
 
-    def __init__(self, config: PluginsConfig, registry: ToolRegistry, *, monitor: Any = None,
-                 resilience: Any = None, builtin_dir: Path | None = BUILTIN_DIR,
-                 user_dir: Path | None = None,
-                 entry_point_source: Callable[[], Iterable[EntryPoint]] | None = None) -> None:
+    def __init__(
+        self,
+        config: PluginsConfig,
+        registry: ToolRegistry,
+        *,
+        monitor: Any = None,
+        resilience: Any = None,
+        builtin_dir: Path | None = BUILTIN_DIR,
+        user_dir: Path | None = None,
+        entry_point_source: Callable[[], Iterable[EntryPoint]] | None = None,
+    ) -> None:
         self.config = config
         self.registry = registry
         self.monitor = monitor
@@ -127,7 +134,8 @@ class PluginLoader:
                 for path in sorted(folder.iterdir()):
                     name = path.stem
                     if name.startswith(("_", ".")) or not (
-                            (path.suffix == ".py" and path.is_file()) or (path / "__init__.py").is_file()):
+                        (path.suffix == ".py" and path.is_file()) or (path / "__init__.py").is_file()
+                    ):
                         continue
                     self._guarded_load(name, str(path), lambda p=path, n=name: self._import_path(n, p))
         try:
@@ -168,8 +176,9 @@ class PluginLoader:
     def _import_path(self, name: str, path: Path) -> ModuleType:
         module_name = f"holdfast_plugin_{name}"
         if path.is_dir():
-            spec = importlib.util.spec_from_file_location(module_name, path / "__init__.py",
-                                                          submodule_search_locations=[str(path)])
+            spec = importlib.util.spec_from_file_location(
+                module_name, path / "__init__.py", submodule_search_locations=[str(path)]
+            )
         else:
             spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:

@@ -51,8 +51,9 @@ class ToolResult:
             metadata["full_output"] = self.full_output
         if self.error:
             metadata["error"] = self.error
-        return ChatMessage(role="tool", content=self.output, tool_call_id=self.call_id, name=self.name,
-                           metadata=metadata)
+        return ChatMessage(
+            role="tool", content=self.output, tool_call_id=self.call_id, name=self.name, metadata=metadata
+        )
 
 
 def render_output(value: Any) -> str:
@@ -86,8 +87,15 @@ def parse_arguments(raw: str) -> dict[str, Any]:
 class ToolRunner:
     """Runs tool calls for the agent. ``counter`` is a runtime.context TokenCounter."""
 
-    def __init__(self, registry: ToolRegistry, resilience: Any, *, counter: Any = None,
-                 max_output_tokens: int | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        resilience: Any,
+        *,
+        counter: Any = None,
+        max_output_tokens: int | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.registry = registry
         self.resilience = resilience
         self._counter = counter
@@ -102,21 +110,22 @@ class ToolRunner:
             self._counter = TokenCounter("")
         return self._counter
 
-    async def run_all(self, calls: list[ToolCall], context: ToolContext,
-                      ask_permission: AskPermission | None = None) -> list[ToolResult]:
+    async def run_all(
+        self, calls: list[ToolCall], context: ToolContext, ask_permission: AskPermission | None = None
+    ) -> list[ToolResult]:
         """Run the calls concurrently; results come back in the calls' order."""
         if len(calls) == 1:
             return [await self.run(calls[0], context, ask_permission)]
         return list(await asyncio.gather(*(self.run(c, context, ask_permission) for c in calls)))
 
-    async def run(self, call: ToolCall, context: ToolContext,
-                  ask_permission: AskPermission | None = None) -> ToolResult:
+    async def run(
+        self, call: ToolCall, context: ToolContext, ask_permission: AskPermission | None = None
+    ) -> ToolResult:
         started = self._clock()
         found = self.registry.get(call.name)
         if found is None:
             known = ", ".join(self.registry.names()) or "none"
-            return self._result(call, "unknown", f"unknown tool {call.name!r}; available tools: {known}",
-                                {}, started)
+            return self._result(call, "unknown", f"unknown tool {call.name!r}; available tools: {known}", {}, started)
         try:
             raw_args = parse_arguments(call.arguments)
             args = found.validate(raw_args)
@@ -135,8 +144,7 @@ class ToolRunner:
             return self._result(call, "error", exc.user_message(), raw_args, started)
         return self._ok(call, render_output(value), raw_args, started)
 
-    async def _check_permission(self, found: Tool, args: dict[str, Any],
-                                ask: AskPermission | None) -> str | None:
+    async def _check_permission(self, found: Tool, args: dict[str, Any], ask: AskPermission | None) -> str | None:
         """None when the call may run, else the refusal the model is told."""
         permission = self.registry.permission(found.name, args)
         if permission == "deny":
@@ -163,26 +171,33 @@ class ToolRunner:
                     return await found.invoke(args, context)
             except TimeoutError as exc:
                 # Not retried: a tool that hung once likely hangs again, and may have side effects.
-                raise OperationTimeoutError(f"tool {found.name} did not finish within {timeout:g}s",
-                                            retryable=False, service=f"tool:{found.name}") from exc
+                raise OperationTimeoutError(
+                    f"tool {found.name} did not finish within {timeout:g}s",
+                    retryable=False,
+                    service=f"tool:{found.name}",
+                ) from exc
             except AppError:
                 raise
             except Exception as exc:  # the plugin's own bug or refusal, reported to the model
-                raise ToolExecutionError(f"tool {found.name} failed: {describe(exc)}",
-                                         service=f"tool:{found.name}") from exc
+                raise ToolExecutionError(
+                    f"tool {found.name} failed: {describe(exc)}", service=f"tool:{found.name}"
+                ) from exc
 
         return await guard.call(once)
 
     def _ok(self, call: ToolCall, text: str, args: dict[str, Any], started: float) -> ToolResult:
         shown, truncated = self._cap(text)
-        return ToolResult(call.id, call.name, "ok", shown, text, args, None, truncated,
-                          (self._clock() - started) * 1000)
+        return ToolResult(
+            call.id, call.name, "ok", shown, text, args, None, truncated, (self._clock() - started) * 1000
+        )
 
-    def _result(self, call: ToolCall, status: ToolStatus, message: str, args: dict[str, Any],
-                started: float) -> ToolResult:
+    def _result(
+        self, call: ToolCall, status: ToolStatus, message: str, args: dict[str, Any], started: float
+    ) -> ToolResult:
         text = f"Error: {message}"
-        return ToolResult(call.id, call.name, status, text, text, args, message, False,
-                          (self._clock() - started) * 1000)
+        return ToolResult(
+            call.id, call.name, status, text, text, args, message, False, (self._clock() - started) * 1000
+        )
 
     def _cap(self, text: str) -> tuple[str, bool]:
         # Cheap pre-check: every token is at least one UTF-8 byte, so short text always fits.

@@ -39,8 +39,13 @@ def make_config(data_dir: Path, redis_url: str, llm_url: str, **sections: dict[s
         "llm": {"preset": "openai", "base_url": llm_url, "model": "holdfast-demo"},
         "redis": {"url": redis_url},
         "memory": {"embedding_provider": "lexical", "min_similarity": 0.05},
-        "resilience": {"llm": dict(fast), "redis": {**fast, "timeout": 1.0}, "tools": dict(fast),
-                       "memory": dict(fast), "embeddings": dict(fast)},
+        "resilience": {
+            "llm": dict(fast),
+            "redis": {**fast, "timeout": 1.0},
+            "tools": dict(fast),
+            "memory": dict(fast),
+            "embeddings": dict(fast),
+        },
         "agent": {"turn_lock_timeout": 5.0},
     }
     for name, values in sections.items():
@@ -49,13 +54,15 @@ def make_config(data_dir: Path, redis_url: str, llm_url: str, **sections: dict[s
 
 
 @pytest.fixture
-def runtime_factory(data_dir: Path, redis_url: str, demo_llm: DemoLLMServer,
-                    demo_admin: DemoAdmin) -> Iterator[Callable[..., Runtime]]:
+def runtime_factory(
+    data_dir: Path, redis_url: str, demo_llm: DemoLLMServer, demo_admin: DemoAdmin
+) -> Iterator[Callable[..., Runtime]]:
     made: list[Runtime] = []
 
     def make(user: str = "alice", **sections: dict[str, Any]) -> Runtime:
-        rt = Runtime.from_config(make_config(data_dir, redis_url, demo_llm.url, **sections), user=user,
-                                 start_monitor=False)
+        rt = Runtime.from_config(
+            make_config(data_dir, redis_url, demo_llm.url, **sections), user=user, start_monitor=False
+        )
         made.append(rt)
         return rt
 

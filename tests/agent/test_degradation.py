@@ -9,14 +9,16 @@ import pytest
 
 from runtime.agent import collect, final_text
 from runtime.core.events import AssistantSaved, Degraded, TurnFailed, TurnFinished, UserSaved
-from runtime.host.runtime import Runtime
 from runtime.core.procs import wait_until
+from runtime.host.runtime import Runtime
 from runtime.state.embedded_redis import EmbeddedRedis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 
-async def test_llm_down_gives_a_notice_keeps_the_message_and_retry_does_not_duplicate_it(rt: Runtime, demo_admin) -> None:
+async def test_llm_down_gives_a_notice_keeps_the_message_and_retry_does_not_duplicate_it(
+    rt: Runtime, demo_admin
+) -> None:
     conv = await rt.agent.new_conversation()
     await demo_admin.set_faults(down=True)
     events = await collect(rt.agent.run_turn(conv, "are you there?"))
@@ -39,7 +41,8 @@ async def test_llm_down_gives_a_notice_keeps_the_message_and_retry_does_not_dupl
 
 
 async def test_redis_killed_mid_turn_completes_from_the_journal_and_replays(
-        runtime_factory: Callable[..., Runtime], tmp_path: Path) -> None:
+    runtime_factory: Callable[..., Runtime], tmp_path: Path
+) -> None:
     # A persistent server of our own, like the embedded one users get (AOF survives a kill).
     server = EmbeddedRedis(tmp_path / "redis", persist=True)
     server.start()
@@ -61,8 +64,10 @@ async def test_redis_killed_mid_turn_completes_from_the_journal_and_replays(
             report = await rt.store.replay()
             assert report.remaining == 0 and not rt.store.degraded
             stored = await rt.store.read_tail(conv, 50)
-            assert [(m.role, m.content) for m in stored] == [("user", "hello through an outage"),
-                                                             ("assistant", saved.content)]
+            assert [(m.role, m.content) for m in stored] == [
+                ("user", "hello through an outage"),
+                ("assistant", saved.content),
+            ]
     finally:
         server.stop()
 

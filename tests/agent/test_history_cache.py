@@ -14,8 +14,7 @@ def _report(events: list) -> object:
     return next(e for e in events if isinstance(e, PromptBuilt)).report
 
 
-async def test_messages_another_process_appended_reach_the_next_prompt(
-        runtime_factory: Callable[..., Runtime]) -> None:
+async def test_messages_another_process_appended_reach_the_next_prompt(runtime_factory: Callable[..., Runtime]) -> None:
     here, there = runtime_factory(), runtime_factory()
     async with here, there:
         conv = await here.agent.new_conversation("shared")
@@ -33,7 +32,8 @@ async def test_messages_another_process_appended_reach_the_next_prompt(
 
 
 async def test_summary_written_elsewhere_replaces_the_archived_history_in_the_prompt(
-        runtime_factory: Callable[..., Runtime]) -> None:
+    runtime_factory: Callable[..., Runtime],
+) -> None:
     here, there = runtime_factory(), runtime_factory()
     async with here, there:
         conv = await here.agent.new_conversation("shared")

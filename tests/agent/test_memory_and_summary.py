@@ -22,7 +22,7 @@ async def test_a_recalled_memory_reaches_the_model(rt: Runtime) -> None:
     conv = await rt.agent.new_conversation()
     events = await collect(rt.agent.run_turn(conv, "what is my cat called?"))
     # The demo model quotes the memory from what it was sent: it got there through the prompt.
-    assert 'the relevant one' in final_text(events) and '"My cat is called Tom"' in final_text(events)
+    assert "the relevant one" in final_text(events) and '"My cat is called Tom"' in final_text(events)
 
 
 async def test_without_memory_the_model_sees_none(runtime_factory: Callable[..., Runtime]) -> None:
@@ -41,10 +41,12 @@ def padded(index: int, counter: object, tokens: int) -> str:
 
 
 async def test_history_past_the_high_water_mark_is_summarised_and_archived(
-        runtime_factory: Callable[..., Runtime]) -> None:
+    runtime_factory: Callable[..., Runtime],
+) -> None:
     # Budget 1500 tokens: summarise at 1200 history tokens, down to 750.
-    rt = runtime_factory(context={"max_prompt_tokens": 1500, "summarize_at": 0.8, "summarize_to": 0.5},
-                         memory={"enabled": False})
+    rt = runtime_factory(
+        context={"max_prompt_tokens": 1500, "summarize_at": 0.8, "summarize_to": 0.5}, memory={"enabled": False}
+    )
     async with rt:
         conv = await rt.agent.new_conversation()
         # Seven earlier exchanges of ~150 tokens each: just under the high mark.

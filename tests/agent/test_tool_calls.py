@@ -23,7 +23,9 @@ def test_demo_model_asks_for_two_tools_in_one_reply() -> None:
     offered = [{"type": "function", "function": {"name": n, "parameters": {}}} for n in ("calculator", "clock")]
     reply = demo_model.respond(messages, offered)
     assert [(c.name, json.loads(c.arguments)) for c in reply.tool_calls] == [
-        ("calculator", {"expression": "2+2"}), ("clock", {"timezone": "Europe/Paris"})]
+        ("calculator", {"expression": "2+2"}),
+        ("clock", {"timezone": "Europe/Paris"}),
+    ]
     assert len({c.id for c in reply.tool_calls}) == 2
     # two expressions are two calculator calls; only the offered tools are called
     two = demo_model.respond([{"role": "user", "content": "compute 2+2 and 3*5"}], offered[:1])

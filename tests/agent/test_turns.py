@@ -9,8 +9,6 @@ import pytest
 
 from runtime.agent import collect, final_text
 from runtime.core.events import (
-    AssistantSaved,
-    Degraded,
     MemoriesRecalled,
     PromptBuilt,
     TextDelta,
@@ -63,7 +61,9 @@ async def test_single_tool_call_runs_and_its_result_is_fed_back(rt: Runtime) -> 
     assert roles == ["user", "assistant", "tool", "assistant"]
 
 
-async def test_tool_error_is_reported_to_the_model_and_the_turn_finishes(runtime_factory: Callable[..., Runtime]) -> None:
+async def test_tool_error_is_reported_to_the_model_and_the_turn_finishes(
+    runtime_factory: Callable[..., Runtime],
+) -> None:
     rt = runtime_factory(plugins={"disabled": ["calculator"]})
 
     @tool(name="calculator")
@@ -167,8 +167,9 @@ async def test_conversation_of_another_user_is_refused(runtime_factory: Callable
 
 async def test_two_turns_on_one_conversation_are_queued_not_interleaved(rt: Runtime) -> None:
     conv = await rt.agent.new_conversation()
-    await asyncio.gather(collect(rt.agent.run_turn(conv, "what is 1+2?")),
-                         collect(rt.agent.run_turn(conv, "what is 3+4?")))
+    await asyncio.gather(
+        collect(rt.agent.run_turn(conv, "what is 1+2?")), collect(rt.agent.run_turn(conv, "what is 3+4?"))
+    )
     roles = [m.role for m in await history(rt, conv)]
     assert roles == ["user", "assistant", "tool", "assistant"] * 2
 
@@ -199,7 +200,8 @@ async def test_log_records_written_during_a_turn_carry_its_ids(rt: Runtime, tmp_
 
 
 async def test_a_turn_that_cannot_get_the_conversation_is_not_offered_for_retry(
-        runtime_factory: Callable[..., Runtime]) -> None:
+    runtime_factory: Callable[..., Runtime],
+) -> None:
     rt = runtime_factory(agent={"turn_lock_timeout": 0.2})
     async with rt:
         conv = await rt.agent.new_conversation()

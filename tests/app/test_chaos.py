@@ -6,9 +6,8 @@ import os
 import signal
 from pathlib import Path
 
-import redis.asyncio as aioredis
-
 import pytest
+import redis.asyncio as aioredis
 
 from app.chat_app import HoldfastApp
 from app.widgets.assistant_message import AssistantMessage
@@ -34,8 +33,12 @@ async def test_llm_breaker_opens_on_kill_and_closes_after_start(app_config: Load
         await wait_for(pilot, lambda: not app.rt.backends["llm"].running(), what="demo LLM killed")
         with_pid = [t for t in _notices(app) if "killed llm" in t]
         assert with_pid and str(pid) in with_pid[0]
-        await wait_for(pilot, lambda: app.health_panel.status_of("llm") in ("degraded", "unhealthy"),
-                       timeout=5, what="llm health turns red")
+        await wait_for(
+            pilot,
+            lambda: app.health_panel.status_of("llm") in ("degraded", "unhealthy"),
+            timeout=5,
+            what="llm health turns red",
+        )
         await send(pilot, "are you there?")
         await wait_for(pilot, lambda: app.breakers_panel.state_of("llm") == "open", what="LLM breaker OPEN")
         await wait_for(pilot, lambda: not app.turn_running, what="turn ends")
@@ -44,8 +47,13 @@ async def test_llm_breaker_opens_on_kill_and_closes_after_start(app_config: Load
         await wait_for(pilot, lambda: app.breakers_panel.state_of("llm") == "closed", what="LLM breaker CLOSED")
         assert app.rt.backends["llm"].pid != pid
         await send(pilot, "/retry")
-        await wait_for(pilot, lambda: not app.turn_running and any(
-            "are you there?" in r.text for r in app.chat_log.query(AssistantMessage)), what="retried reply")
+        await wait_for(
+            pilot,
+            lambda: (
+                not app.turn_running and any("are you there?" in r.text for r in app.chat_log.query(AssistantMessage))
+            ),
+            what="retried reply",
+        )
 
 
 async def test_redis_killed_health_red_message_journaled_and_replayed(data_dir: Path) -> None:
@@ -56,18 +64,25 @@ async def test_redis_killed_health_red_message_journaled_and_replayed(data_dir: 
         assert (data_dir / "redis" / "redis-server.pid").exists()
         redis_url = app.rt.redis_url
         await send(pilot, "/chaos kill redis")
-        await wait_for(pilot, lambda: app.health_panel.status_of("redis") == "unhealthy", timeout=5,
-                       what="redis health red")
+        await wait_for(
+            pilot, lambda: app.health_panel.status_of("redis") == "unhealthy", timeout=5, what="redis health red"
+        )
         await send(pilot, "written while redis is down")
-        await wait_for(pilot, lambda: not app.turn_running and any(
-            "written while redis is down" in r.text for r in app.chat_log.query(AssistantMessage)),
-                       what="reply in degraded mode")
+        await wait_for(
+            pilot,
+            lambda: (
+                not app.turn_running
+                and any("written while redis is down" in r.text for r in app.chat_log.query(AssistantMessage))
+            ),
+            what="reply in degraded mode",
+        )
         assert any("redis" in t.lower() for t in _notices(app, "degraded"))
         assert app.rt.store.degraded
         await send(pilot, "/chaos start redis")
         await wait_for(pilot, lambda: not app.rt.store.degraded, what="journal replayed")
-        await wait_for(pilot, lambda: app.health_panel.status_of("redis") in ("healthy", "degraded"),
-                       what="redis health back")
+        await wait_for(
+            pilot, lambda: app.health_panel.status_of("redis") in ("healthy", "degraded"), what="redis health back"
+        )
         # Read straight from the restarted redis-server: the journaled message is really there.
         client = aioredis.from_url(redis_url)
         try:
@@ -82,12 +97,17 @@ async def test_redis_killed_from_outside_shows_in_the_health_panel(data_dir: Pat
     app = HoldfastApp(make_config(data_dir))
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await wait_for(pilot, lambda: app.health_panel.status_of("redis") in ("healthy", "degraded"),
-                       what="redis healthy")
+        await wait_for(
+            pilot, lambda: app.health_panel.status_of("redis") in ("healthy", "degraded"), what="redis healthy"
+        )
         os.kill(app.rt.backends["redis"].pid, signal.SIGKILL)
         # ui.health_interval is 0.5 s here; the issue allows 2 s.
-        await wait_for(pilot, lambda: app.health_panel.status_of("redis") == "unhealthy", timeout=3,
-                       what="redis health red after kill PID")
+        await wait_for(
+            pilot,
+            lambda: app.health_panel.status_of("redis") == "unhealthy",
+            timeout=3,
+            what="redis health red after kill PID",
+        )
         assert app.health_panel.rows["redis"].pid is None
 
 
@@ -102,25 +122,42 @@ async def test_chaos_faults_memory_and_reset(app_config: LoadedConfig) -> None:
         await send(pilot, "/chaos memory off")
         await wait_for(pilot, lambda: app.breakers_panel.state_of("memory") == "open", what="memory offline")
         await send(pilot, "/chaos reset")
-        await wait_for(pilot, lambda: app.breakers_panel.state_of("memory") == "closed"
-                       and app.breakers_panel.state_of("llm") == "closed", what="reset")
+        await wait_for(
+            pilot,
+            lambda: (
+                app.breakers_panel.state_of("memory") == "closed" and app.breakers_panel.state_of("llm") == "closed"
+            ),
+            what="reset",
+        )
         await send(pilot, "/chaos explode llm")
         await wait_for(pilot, lambda: any("usage: /chaos" in t for t in _notices(app, "hint")), what="hint")
 
 
-async def test_a_retry_is_shown_while_waiting_and_the_notice_goes_with_the_answer(data_dir: Path,
-                                                                                  redis_url: str) -> None:
-    config = make_config(data_dir, redis_url, **{"resilience.llm.max_attempts": 2,
-                                                 "resilience.llm.initial_delay": 0.5,
-                                                 "resilience.llm.jitter": False,
-                                                 "resilience.llm.failure_threshold": 5})
+async def test_a_retry_is_shown_while_waiting_and_the_notice_goes_with_the_answer(
+    data_dir: Path, redis_url: str
+) -> None:
+    config = make_config(
+        data_dir,
+        redis_url,
+        **{
+            "resilience.llm.max_attempts": 2,
+            "resilience.llm.initial_delay": 0.5,
+            "resilience.llm.jitter": False,
+            "resilience.llm.failure_threshold": 5,
+        },
+    )
     app = HoldfastApp(config)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await app.rt.chaos.faults(fail_next=1, error_status=503)
         await send(pilot, "please answer after one failure")
         await wait_for(pilot, lambda: any("retry 1" in t for t in _notices(app, "hint")), what="retry shown")
-        await wait_for(pilot, lambda: not app.turn_running and any(
-            "please answer after one failure" in r.text for r in app.chat_log.query(AssistantMessage)),
-                       what="answer after the retry")
+        await wait_for(
+            pilot,
+            lambda: (
+                not app.turn_running
+                and any("please answer after one failure" in r.text for r in app.chat_log.query(AssistantMessage))
+            ),
+            what="answer after the retry",
+        )
         assert not any("waiting for the model" in t or "retry 1" in t for t in _notices(app))

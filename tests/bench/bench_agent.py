@@ -36,9 +36,9 @@ from runtime.agent import collect
 from runtime.config import Config
 from runtime.core.events import TurnFinished
 from runtime.demo.launcher import DemoLLMServer
+from runtime.host.runtime import Runtime
 from runtime.memory.records import PendingWrite
 from runtime.memory.store import VectorMemoryStore
-from runtime.host.runtime import Runtime
 
 pytestmark = pytest.mark.bench
 
@@ -49,8 +49,18 @@ BASES = 200
 TURNS = 200
 WARMUP = 10
 
-_TOPICS = ["my sister", "the garden", "our trip to Porto", "the project deadline", "my bike", "the dentist",
-           "the book club", "my cat Tom", "the kitchen tap", "the piano lessons"]
+_TOPICS = [
+    "my sister",
+    "the garden",
+    "our trip to Porto",
+    "the project deadline",
+    "my bike",
+    "the dentist",
+    "the book club",
+    "my cat Tom",
+    "the kitchen tap",
+    "the piano lessons",
+]
 _NOTE_RE = re.compile(r"\(note (\d+)\)$")
 
 
@@ -97,21 +107,37 @@ async def _seed_messages(rt: Runtime, conv: str) -> float:
     started = time.perf_counter()
     text = "The quick brown fox jumps over the lazy dog, message {i} of the long history. " * 2
     for start in range(0, MESSAGES, 500):
-        await asyncio.gather(*(rt.store.add_message(conv, "user" if i % 2 == 0 else "assistant", text.format(i=i))
-                               for i in range(start, start + 500)))
+        await asyncio.gather(
+            *(
+                rt.store.add_message(conv, "user" if i % 2 == 0 else "assistant", text.format(i=i))
+                for i in range(start, start + 500)
+            )
+        )
     return time.perf_counter() - started
 
 
 async def _seed_memories(rt: Runtime) -> float:
     real = rt.memory.embedder
     bases = await real.embed([_base_text(i) for i in range(BASES)])
-    seeder = VectorMemoryStore(rt.config.memory, uri=rt.config.memory_uri, resilience=rt.resilience,
-                               embedder=SeedVectors(real, np.asarray(bases, dtype=np.float32)))
+    seeder = VectorMemoryStore(
+        rt.config.memory,
+        uri=rt.config.memory_uri,
+        resilience=rt.resilience,
+        embedder=SeedVectors(real, np.asarray(bases, dtype=np.float32)),
+    )
     started = time.perf_counter()
     for start in range(0, MEMORIES, 5000):
-        items = [PendingWrite(op="store", user_id=USER, id=f"m{i}", conversation_id="seed",
-                              content=f"{_base_text(i % BASES)} (note {i})", created_at=1_700_000_000.0 + i)
-                 for i in range(start, start + 5000)]
+        items = [
+            PendingWrite(
+                op="store",
+                user_id=USER,
+                id=f"m{i}",
+                conversation_id="seed",
+                content=f"{_base_text(i % BASES)} (note {i})",
+                created_at=1_700_000_000.0 + i,
+            )
+            for i in range(start, start + 5000)
+        ]
         await seeder._apply_stores(items, dedup=False)
     await seeder.wait_idle()
     await seeder.aclose()
@@ -129,8 +155,7 @@ async def _baseline(rt: Runtime, redis_url: str, conv: str) -> dict[str, list[fl
     table = await rt.memory._open(create=False)
     minilm = rt.memory.embedder
     payload = b'{"role":"user","content":"' + b"x" * 180 + b'"}'
-    out: dict[str, list[float]] = {"redis append": [], "redis tail(50)": [], "embed query": [],
-                                   "lancedb search": []}
+    out: dict[str, list[float]] = {"redis append": [], "redis tail(50)": [], "embed query": [], "lancedb search": []}
     try:
         for i in range(TURNS + WARMUP):
             t0 = time.perf_counter()
@@ -140,13 +165,23 @@ async def _baseline(rt: Runtime, redis_url: str, conv: str) -> dict[str, list[fl
             t2 = time.perf_counter()
             vec = (await minilm.embed([f"tell me about {_TOPICS[i % len(_TOPICS)]}"]))[0]
             t3 = time.perf_counter()
-            await (table.vector_search(vec.tolist()).distance_type("cosine")
-                   .where(escaping.eq("user_id", USER)).select(["id", "content", "_distance"]).limit(5)
-                   .refine_factor(10).to_list())
+            await (
+                table.vector_search(vec.tolist())
+                .distance_type("cosine")
+                .where(escaping.eq("user_id", USER))
+                .select(["id", "content", "_distance"])
+                .limit(5)
+                .refine_factor(10)
+                .to_list()
+            )
             t4 = time.perf_counter()
             if i >= WARMUP:
-                for name, a, b in (("redis append", t0, t1), ("redis tail(50)", t1, t2),
-                                   ("embed query", t2, t3), ("lancedb search", t3, t4)):
+                for name, a, b in (
+                    ("redis append", t0, t1),
+                    ("redis tail(50)", t1, t2),
+                    ("embed query", t2, t3),
+                    ("lancedb search", t3, t4),
+                ):
                     out[name].append((b - a) * 1000)
     finally:
         await client.aclose()
@@ -168,8 +203,10 @@ async def test_bench_agent_overhead_per_turn(redis_url: str, demo_llm: DemoLLMSe
         conv = await rt.agent.new_conversation("bench")
         seed_msgs = await _seed_messages(rt, conv)
         seed_mems = await _seed_memories(rt)
-        print(f"\nseeded {MESSAGES} messages in {seed_msgs:.2f} s, {MEMORIES} memories in {seed_mems:.2f} s "
-              f"(indexed: {rt.memory._indexed})")
+        print(
+            f"\nseeded {MESSAGES} messages in {seed_msgs:.2f} s, {MEMORIES} memories in {seed_mems:.2f} s "
+            f"(indexed: {rt.memory._indexed})"
+        )
 
         steps: dict[str, list[float]] = {}
         recalled: list[int] = []
@@ -193,8 +230,10 @@ async def test_bench_agent_overhead_per_turn(redis_url: str, demo_llm: DemoLLMSe
         live = len(await rt.store.read_tail(conv, MESSAGES + 2 * (TURNS + WARMUP) + 10))
         base = await _baseline(rt, redis_url, conv)
 
-    print(f"agent turn, {TURNS} turns after {WARMUP} warm-up; conversation of {live} live messages; "
-          f"memories recalled per turn: median {statistics.median(recalled):.0f}")
+    print(
+        f"agent turn, {TURNS} turns after {WARMUP} warm-up; conversation of {live} live messages; "
+        f"memories recalled per turn: median {statistics.median(recalled):.0f}"
+    )
     for name, values in steps.items():
         print(_row(name, values))
     print(_row("turn wall clock", wall))
@@ -202,4 +241,6 @@ async def test_bench_agent_overhead_per_turn(redis_url: str, demo_llm: DemoLLMSe
     for name, values in base.items():
         print(_row(name, values))
     p50 = _pct(steps["overhead (no llm)"], 50)
-    print(f"agent overhead p50 {p50:.3f} ms (target <= 15 ms); bare operations p50 {_pct(base['bare total'], 50):.3f} ms")
+    print(
+        f"agent overhead p50 {p50:.3f} ms (target <= 15 ms); bare operations p50 {_pct(base['bare total'], 50):.3f} ms"
+    )

@@ -148,13 +148,13 @@ class LagProbe:
         from textual.widgets import Markdown
 
         original_append = Markdown.append
-        original_refresh = Screen._compositor_refresh  # noqa: SLF001 - the one place a frame is drawn
+        original_refresh = Screen._compositor_refresh
         self._originals = (original_append, original_refresh)
         probe = self
 
         def append(widget: Markdown, markdown: str) -> AwaitComplete:
             pending = original_append(widget, markdown)
-            total = len(widget._markdown)  # noqa: SLF001 - the source this append will draw
+            total = len(widget._markdown)
 
             async def applied() -> None:
                 await pending
@@ -291,8 +291,13 @@ async def _synthetic_stream(config: Any, tokens: int, rate: float) -> tuple[Lags
 
 @pytest.mark.timeout(600)
 async def test_ui_keeps_up_with_a_500_tokens_per_second_stream(tmp_path: Path, redis_url: str) -> None:
-    overrides = {"data_dir": str(tmp_path / "data"), "redis.url": redis_url, "llm.demo_tokens_per_second": 500.0,
-                 "memory.embedding_provider": "lexical", "agent.user": "bench"}
+    overrides = {
+        "data_dir": str(tmp_path / "data"),
+        "redis.url": redis_url,
+        "llm.demo_tokens_per_second": 500.0,
+        "memory.embedding_provider": "lexical",
+        "agent.user": "bench",
+    }
     config = load_config(environ={}, overrides=overrides, user_config=Path("/nonexistent")).config
     texts = [f"question number {i}: " + " ".join(f"word{j}" for j in range(40)) for i in range(8)]
     # The demo model's long-answer mode: ~2,000 tokens of Markdown each, over real HTTP.
@@ -306,16 +311,24 @@ async def test_ui_keeps_up_with_a_500_tokens_per_second_stream(tmp_path: Path, r
 
     def turns(runs: list[Lags], which: int) -> str:
         ends = [lags[which][0] * ms for lags in runs]
-        return (f"end lag median {statistics.median(ends):.1f} ms, max {max(ends):.1f} ms; worst lag of any delta "
-                f"{max(lags[which][1] for lags in runs) * ms:.1f} ms")
+        return (
+            f"end lag median {statistics.median(ends):.1f} ms, max {max(ends):.1f} ms; worst lag of any delta "
+            f"{max(lags[which][1] for lags in runs) * ms:.1f} ms"
+        )
 
     print("\n500 tokens/s streams: lag from a delta's arrival until it is shown (target <= 100 ms at the end)")
     for which, measure in ((0, "until the first frame painted with it"), (1, "until the Markdown append applied it")):
         print(f" {measure}:")
-        for label, base_runs, runs in ((f"demo server, {len(texts)} short turns", headless, ui),
-                                       (f"demo server, {len(long_texts)} long turns", headless_long, ui_long)):
-            print(f"  {label:<30} headless turn median {statistics.median(base_runs) * ms:.0f} ms | app: "
-                  f"{turns(runs, which)}  (end lags {[round(lags[which][0] * ms, 1) for lags in runs]})")
-        print(f"  2,000-token Markdown reply   bare Textual Markdown stream: end lag {bare[which][0] * ms:.1f} ms, "
-              f"worst {bare[which][1] * ms:.1f} ms | Holdfast chat log: end lag {ours[which][0] * ms:.1f} ms, "
-              f"worst {ours[which][1] * ms:.1f} ms")
+        for label, base_runs, runs in (
+            (f"demo server, {len(texts)} short turns", headless, ui),
+            (f"demo server, {len(long_texts)} long turns", headless_long, ui_long),
+        ):
+            print(
+                f"  {label:<30} headless turn median {statistics.median(base_runs) * ms:.0f} ms | app: "
+                f"{turns(runs, which)}  (end lags {[round(lags[which][0] * ms, 1) for lags in runs]})"
+            )
+        print(
+            f"  2,000-token Markdown reply   bare Textual Markdown stream: end lag {bare[which][0] * ms:.1f} ms, "
+            f"worst {bare[which][1] * ms:.1f} ms | Holdfast chat log: end lag {ours[which][0] * ms:.1f} ms, "
+            f"worst {ours[which][1] * ms:.1f} ms"
+        )

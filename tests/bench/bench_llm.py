@@ -27,8 +27,8 @@ import openai
 import pytest
 
 from runtime.config import LLMConfig
-from runtime.llm.client import LLMClient
 from runtime.demo.launcher import DemoLLMServer
+from runtime.llm.client import LLMClient
 from runtime.llm.stream_events import TextDelta
 from runtime.resilience import Resilience
 
@@ -38,10 +38,16 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "150"))
 WARMUP = 15
 # Recalled memories make the demo reply long enough to measure per-token cost.
 MESSAGES = [
-    {"role": "system", "content": "You are Holdfast.\n[Memory from bench]: the quick brown fox jumps over the lazy dog "
-                                  "while the cat watches the garden from the old stone wall near the river bank"},
-    {"role": "user", "content": "tell me about the fox and the dog and the cat in the garden near the river, "
-                                "and what the wall is made of, in as many words as you can manage today please"},
+    {
+        "role": "system",
+        "content": "You are Holdfast.\n[Memory from bench]: the quick brown fox jumps over the lazy dog "
+        "while the cat watches the garden from the old stone wall near the river bank",
+    },
+    {
+        "role": "user",
+        "content": "tell me about the fox and the dog and the cat in the garden near the river, "
+        "and what the wall is made of, in as many words as you can manage today please",
+    },
 ]
 BODY = {"model": "holdfast-demo", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
 
@@ -54,8 +60,9 @@ def _raw(http: httpx.AsyncClient, url: str, parse: bool) -> Run:
         start = time.perf_counter()
         first = 0.0
         tokens = 0
-        async with http.stream("POST", url + "/chat/completions", json=BODY,
-                               headers={"authorization": "Bearer x"}) as response:
+        async with http.stream(
+            "POST", url + "/chat/completions", json=BODY, headers={"authorization": "Bearer x"}
+        ) as response:
             async for line in response.aiter_lines():
                 if not line.startswith("data: ") or line == "data: [DONE]":
                     continue
@@ -79,8 +86,12 @@ def _sdk(sdk: openai.AsyncOpenAI) -> Run:
         start = time.perf_counter()
         first = 0.0
         tokens = 0
-        stream = await sdk.chat.completions.create(model="holdfast-demo", messages=MESSAGES, stream=True,  # type: ignore[arg-type]
-                                                   stream_options={"include_usage": True})
+        stream = await sdk.chat.completions.create(
+            model="holdfast-demo",
+            messages=MESSAGES,
+            stream=True,  # type: ignore[arg-type]
+            stream_options={"include_usage": True},
+        )
         async for part in stream:
             if part.choices and part.choices[0].delta.content:
                 tokens += 1
@@ -113,8 +124,9 @@ async def test_llm_client_overhead(tmp_path: Path) -> None:
     try:
         http = httpx.AsyncClient(timeout=30)
         sdk = openai.AsyncOpenAI(base_url=server.url, api_key="x", max_retries=0, http_client=http)
-        client = LLMClient(LLMConfig(preset="demo", base_url=server.url), Resilience(), base_url=server.url,
-                           http_client=http)
+        client = LLMClient(
+            LLMConfig(preset="demo", base_url=server.url), Resilience(), base_url=server.url, http_client=http
+        )
         variants: dict[str, Run] = {
             "raw httpx SSE lines": _raw(http, server.url, parse=False),
             "raw httpx SSE + json.loads": _raw(http, server.url, parse=True),
@@ -140,17 +152,23 @@ async def test_llm_client_overhead(tmp_path: Path) -> None:
 
     tokens = results["LLMClient + Guard"][0][2]
     print(f"\nLLM streaming overhead, {ROUNDS} interleaved rounds, {tokens} text tokens per stream (medians)")
-    print(f"{'variant':32} {'ttft ms':>9} {'total ms':>9} {'us/token':>9} {'cpu ms':>8} {'cpu us/tok':>10}"
-          f" {'min ttft':>9} {'min total':>9}")
+    print(
+        f"{'variant':32} {'ttft ms':>9} {'total ms':>9} {'us/token':>9} {'cpu ms':>8} {'cpu us/tok':>10}"
+        f" {'min ttft':>9} {'min total':>9}"
+    )
     for name in variants:
-        print(f"{name:32} {med(name, 0) * 1e3:9.3f} {med(name, 1) * 1e3:9.3f} {med(name, 1) / tokens * 1e6:9.1f}"
-              f" {med(name, 3) * 1e3:8.3f} {med(name, 3) / tokens * 1e6:10.1f}"
-              f" {min(s[0] for s in results[name]) * 1e3:9.3f} {min(s[1] for s in results[name]) * 1e3:9.3f}")
+        print(
+            f"{name:32} {med(name, 0) * 1e3:9.3f} {med(name, 1) * 1e3:9.3f} {med(name, 1) / tokens * 1e6:9.1f}"
+            f" {med(name, 3) * 1e3:8.3f} {med(name, 3) / tokens * 1e6:10.1f}"
+            f" {min(s[0] for s in results[name]) * 1e3:9.3f} {min(s[1] for s in results[name]) * 1e3:9.3f}"
+        )
     client = "LLMClient + Guard"
     for baseline in ("raw httpx SSE lines", "raw httpx SSE + json.loads"):
         ttft_added = (med(client, 0) - med(baseline, 0)) / med(baseline, 0) * 100
         per_token = (med(client, 1) - med(baseline, 1)) / tokens * 1e6
         cpu_per_token = (med(client, 3) - med(baseline, 3)) / tokens * 1e6
-        print(f"LLMClient vs {baseline}: time-to-first-token {ttft_added:+.1f} % (target <= 5 %), "
-              f"added per token {per_token:+.1f} us wall, {cpu_per_token:+.1f} us CPU (target <= 20 us)")
+        print(
+            f"LLMClient vs {baseline}: time-to-first-token {ttft_added:+.1f} % (target <= 5 %), "
+            f"added per token {per_token:+.1f} us wall, {cpu_per_token:+.1f} us CPU (target <= 20 us)"
+        )
     assert all(s[2] == tokens for samples in results.values() for s in samples)  # same stream every time

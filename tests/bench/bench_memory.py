@@ -76,9 +76,17 @@ async def _fill(store: VectorMemoryStore, n: int) -> float:
     started = time.perf_counter()
     batch = 5000
     for start in range(0, n, batch):
-        items = [PendingWrite(op="store", user_id=f"user-{i % USERS}", id=f"m{i}", conversation_id="c",
-                              content=str(i), created_at=1_700_000_000.0 + i)
-                 for i in range(start, min(n, start + batch))]
+        items = [
+            PendingWrite(
+                op="store",
+                user_id=f"user-{i % USERS}",
+                id=f"m{i}",
+                conversation_id="c",
+                content=str(i),
+                created_at=1_700_000_000.0 + i,
+            )
+            for i in range(start, min(n, start + batch))
+        ]
         await store._apply_stores(items, dedup=False)
     await store.wait_idle()
     return n / (time.perf_counter() - started)
@@ -101,8 +109,9 @@ async def test_bench_recall_scale(n: int, tmp_path: Path) -> None:
     embedder = ClusteredVectors(n)
     res = Resilience(ResilienceConfig())
     cfg = MemoryConfig(index_threshold=10**9, optimize_every=10**9)
-    store = VectorMemoryStore(cfg, uri=str(tmp_path / "mem"), resilience=res, embedder=embedder,
-                              queue_path=tmp_path / "queue.jsonl")
+    store = VectorMemoryStore(
+        cfg, uri=str(tmp_path / "mem"), resilience=res, embedder=embedder, queue_path=tmp_path / "queue.jsonl"
+    )
     rate = await _fill(store, n)
     await store.optimize()
     flat_times, exact = await _recall_latencies(store, embedder)
@@ -115,11 +124,15 @@ async def test_bench_recall_scale(n: int, tmp_path: Path) -> None:
     total = sum(len(e) for e in exact)
     print(f"\n[memory n={n:>7} users={USERS}] {_load()}")
     print(f"  insert (store write path, vectors precomputed, 5k per commit): {rate:,.0f} rows/s")
-    print(f"  index build {build:.1f}s: {indexing.describe_vector_index(n, DIMS)} + BTree(user_id)"
-          f" (vector index built: {indexed_ok}); search {indexing.describe_search()}")
+    print(
+        f"  index build {build:.1f}s: {indexing.describe_vector_index(n, DIMS)} + BTree(user_id)"
+        f" (vector index built: {indexed_ok}); search {indexing.describe_search()}"
+    )
     print(f"  filtered top-5 flat (no index): p50 {_pct(flat_times, 50):6.2f} ms  p95 {_pct(flat_times, 95):6.2f} ms")
-    print(f"  filtered top-5 indexed        : p50 {_pct(idx_times, 50):6.2f} ms  p95 {_pct(idx_times, 95):6.2f} ms"
-          f"  (target at 100k: p95 <= 20 ms)")
+    print(
+        f"  filtered top-5 indexed        : p50 {_pct(idx_times, 50):6.2f} ms  p95 {_pct(idx_times, 95):6.2f} ms"
+        f"  (target at 100k: p95 <= 20 ms)"
+    )
     print(f"  recall@5 indexed vs exact: {hits / max(total, 1):.3f}  (target >= 0.95)")
     await store.aclose()
 
@@ -153,28 +166,65 @@ async def test_bench_query_embedding() -> None:
         tokens = statistics.median(len(embedder.minilm._tokenizer.encode(q).ids) for q in queries)
         # With one intra-op thread ONNX runs on the calling thread, so its CPU time is the model's cost.
         cpu_note = f"; CPU p50 {statistics.median(cpu):.2f} ms" if threads == 1 else ""
-        print(f"  intra_op_threads={threads}: load {load:.2f}s; p50 {statistics.median(via_thread):.2f} ms "
-              f"p95 {_pct(via_thread, 95):.2f} ms via worker thread (what the store awaits); direct p50 "
-              f"{statistics.median(direct):.2f} ms{cpu_note}; {tokens:.0f} tokens/query (target p50 <= 10 ms)")
+        print(
+            f"  intra_op_threads={threads}: load {load:.2f}s; p50 {statistics.median(via_thread):.2f} ms "
+            f"p95 {_pct(via_thread, 95):.2f} ms via worker thread (what the store awaits); direct p50 "
+            f"{statistics.median(direct):.2f} ms{cpu_note}; {tokens:.0f} tokens/query (target p50 <= 10 ms)"
+        )
 
 
 async def test_bench_inserts_with_real_embeddings(tmp_path: Path) -> None:
     embedder = LocalEmbedder()
     await embedder.embed(["warm up"])
-    store = VectorMemoryStore(MemoryConfig(), uri=str(tmp_path / "mem"), resilience=Resilience(),
-                              embedder=embedder, queue_path=tmp_path / "queue.jsonl")
+    store = VectorMemoryStore(
+        MemoryConfig(),
+        uri=str(tmp_path / "mem"),
+        resilience=Resilience(),
+        embedder=embedder,
+        queue_path=tmp_path / "queue.jsonl",
+    )
     # Distinct facts (MiniLM barely separates texts that differ only in a number, so those
     # would be merged as near-duplicates and the benchmark would time updates, not inserts).
-    people = ["My sister", "My boss", "My neighbour", "My dentist", "My best friend", "My landlord",
-              "My grandmother", "My coach", "My cousin", "My teacher"]
-    verbs = ["loves", "collects", "is afraid of", "writes about", "repairs", "paints", "sells",
-             "studies", "photographs", "dreams about"]
-    things = ["old trains", "jazz records", "mountain goats", "Japanese tea", "sailing boats", "Roman coins",
-              "tropical fish", "vintage radios", "chess openings", "wild mushrooms"]
+    people = [
+        "My sister",
+        "My boss",
+        "My neighbour",
+        "My dentist",
+        "My best friend",
+        "My landlord",
+        "My grandmother",
+        "My coach",
+        "My cousin",
+        "My teacher",
+    ]
+    verbs = [
+        "loves",
+        "collects",
+        "is afraid of",
+        "writes about",
+        "repairs",
+        "paints",
+        "sells",
+        "studies",
+        "photographs",
+        "dreams about",
+    ]
+    things = [
+        "old trains",
+        "jazz records",
+        "mountain goats",
+        "Japanese tea",
+        "sailing boats",
+        "Roman coins",
+        "tropical fish",
+        "vintage radios",
+        "chess openings",
+        "wild mushrooms",
+    ]
     texts = [f"{p} {v} {t}" for p in people for v in verbs for t in things]
     t0 = time.perf_counter()
     for i in range(0, 1000, 100):
-        await asyncio.gather(*[store.store_memory(f"u{j % 10}", "c", t) for j, t in enumerate(texts[i:i + 100])])
+        await asyncio.gather(*[store.store_memory(f"u{j % 10}", "c", t) for j, t in enumerate(texts[i : i + 100])])
     batched = 1000 / (time.perf_counter() - t0)
     t0 = time.perf_counter()
     for t in texts[:100]:
@@ -186,7 +236,9 @@ async def test_bench_inserts_with_real_embeddings(tmp_path: Path) -> None:
     embed_only = 100 / (time.perf_counter() - t0)
     assert vectors.shape == (100, DIMS)
     print(f"\n[insert through the store, real embeddings, dedup on] {_load()}")
-    print(f"  100 concurrent writers coalesced: {batched:,.0f} memories/s; one at a time (baseline): "
-          f"{single:,.0f} memories/s; embedding alone (batch of 100): {embed_only:,.0f} texts/s")
+    print(
+        f"  100 concurrent writers coalesced: {batched:,.0f} memories/s; one at a time (baseline): "
+        f"{single:,.0f} memories/s; embedding alone (batch of 100): {embed_only:,.0f} texts/s"
+    )
     print(f"  rows {await store.count()}, fragments now {await store.fragment_count()}")
     await store.aclose()

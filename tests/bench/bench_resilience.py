@@ -128,6 +128,8 @@ async def test_bench_guard_overhead() -> None:
     print(f"{'variant':34} {'us/call':>9} {'overhead vs bare':>17}")
     for name, us in results.items():
         print(f"{name:34} {us:9.2f} {us - bare:+17.2f}")
-    print(f"targets: Guard closed overhead <= 5 us (got {results['Guard.call (closed)'] - bare:.2f}); "
-          f"open rejection <= 2 us (got {results['Guard.call (open, rejected)']:.2f})")
+    print(
+        f"targets: Guard closed overhead <= 5 us (got {results['Guard.call (closed)'] - bare:.2f}); "
+        f"open rejection <= 2 us (got {results['Guard.call (open, rejected)']:.2f})"
+    )
     print(f"tasks created by 1,000 Guard.call: {await _tasks_created_by_guard_calls(1000)}")

@@ -110,8 +110,10 @@ async def test_bench_state(redis_url: str, tmp_path: Path) -> None:
 
         # ---------------------------------------------------------- the spec's JSON blob as baseline
         print("\n== append and tail read with history already holding N messages")
-        print(f"  {'N':>6} {'spec RMW append':>16} {'store append':>13} {'speedup':>8}"
-              f" {'spec tail':>10} {'store tail':>11} {'speedup':>8}")
+        print(
+            f"  {'N':>6} {'spec RMW append':>16} {'store append':>13} {'speedup':>8}"
+            f" {'spec tail':>10} {'store tail':>11} {'speedup':>8}"
+        )
         for size in (1000, 10_000):
             sconv, oconv = f"spec{size}", await store.create("bench")
             blob = {"messages": [{"role": "user", "content": text, "metadata": {}}] * size, "turn_count": size}
@@ -123,8 +125,10 @@ async def test_bench_state(redis_url: str, tmp_path: Path) -> None:
             ours_append = await _rate(reps, lambda i: store.add_message(oconv, "user", text))
             spec_tail = await _rate(reps, lambda i: spec.tail(sconv, 20))
             ours_tail = await _rate(reps, lambda i: store.read_tail(oconv, 20))
-            print(f"  {size:>6} {spec_append:>12.0f} /s {ours_append:>9.0f} /s {ours_append / spec_append:>7.1f}x"
-                  f" {spec_tail:>6.0f} /s {ours_tail:>7.0f} /s {ours_tail / spec_tail:>7.1f}x")
+            print(
+                f"  {size:>6} {spec_append:>12.0f} /s {ours_append:>9.0f} /s {ours_append / spec_append:>7.1f}x"
+                f" {spec_tail:>6.0f} /s {ours_tail:>7.0f} /s {ours_tail / spec_tail:>7.1f}x"
+            )
 
         print("\n== 50 concurrent writers x 100 appends to one conversation")
         sconv, oconv = "spec-concurrent", await store.create("bench")

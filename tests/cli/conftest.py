@@ -49,8 +49,13 @@ def set_faults(demo_llm: DemoLLMServer) -> Iterator[Callable[..., None]]:
 
 
 @pytest.fixture
-def holdfast(data_dir: Path, redis_url: str, demo_llm: DemoLLMServer, capsys: pytest.CaptureFixture[str],
-             monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
+def holdfast(
+    data_dir: Path,
+    redis_url: str,
+    demo_llm: DemoLLMServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., Run]:
     """``holdfast(*argv)`` runs one command and returns its exit code, stdout and stderr."""
     monkeypatch.setenv("HOLDFAST_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HOLDFAST_MEMORY__EMBEDDING_PROVIDER", "lexical")

@@ -78,7 +78,8 @@ def test_ask_permission_tool_runs_only_with_yes(holdfast: Holdfast, monkeypatch:
 
 
 def test_chat_fails_with_exit_1_when_the_model_is_down_and_keeps_the_message(
-        holdfast: Holdfast, set_faults: Callable[..., None]) -> None:
+    holdfast: Holdfast, set_faults: Callable[..., None]
+) -> None:
     set_faults(down=True)
     run = holdfast("chat", "are you there?")
     assert run.code == 1
@@ -100,13 +101,15 @@ def test_conversations_list_show_export_and_delete(holdfast: Holdfast) -> None:
     assert markdown.code == 0
     assert markdown.out.startswith("# hello there") and "## Messages" in markdown.out
     assert "hello there" in markdown.out
-    assert '[holdfast-demo] I received 2 messages' in markdown.out
+    assert "[holdfast-demo] I received 2 messages" in markdown.out
     assert holdfast("conversations", "export", conv, "--format", "md").out == markdown.out
 
     exported = holdfast("conversations", "export", conv, "--format", "json")
     data = json.loads(exported.out)
-    assert [(m["role"], m["content"][:11]) for m in data["messages"]] == [("user", "hello there"),
-                                                                        ("assistant", "[holdfast-d")]
+    assert [(m["role"], m["content"][:11]) for m in data["messages"]] == [
+        ("user", "hello there"),
+        ("assistant", "[holdfast-d"),
+    ]
 
     deleted = holdfast("conversations", "delete", conv)
     assert deleted.code == 0 and conv in deleted.out

@@ -30,23 +30,34 @@ def test_defaults_without_any_file() -> None:
 def test_precedence_file_then_env_then_cli(tmp_path: Path) -> None:
     user = write(tmp_path, '[llm]\nmodel = "from-user"\ntemperature = 0.1\n', "user.toml")
     extra = write(tmp_path, '[llm]\nmodel = "from-flag-file"\n', "extra.toml")
-    loaded = load_config(repo_config=None, user_config=user, config_file=extra,
-                         environ={"HOLDFAST_LLM__MODEL": "from-env"})
+    loaded = load_config(
+        repo_config=None, user_config=user, config_file=extra, environ={"HOLDFAST_LLM__MODEL": "from-env"}
+    )
     assert loaded.config.llm.model == "from-env"
     assert loaded.config.llm.temperature == 0.1
     assert loaded.source_of("llm.temperature") == str(user)
-    loaded = load_config(repo_config=None, user_config=user, config_file=extra,
-                         environ={"HOLDFAST_LLM__MODEL": "from-env"}, overrides={"llm.model": "from-cli"})
+    loaded = load_config(
+        repo_config=None,
+        user_config=user,
+        config_file=extra,
+        environ={"HOLDFAST_LLM__MODEL": "from-env"},
+        overrides={"llm.model": "from-cli"},
+    )
     assert loaded.config.llm.model == "from-cli"
     assert loaded.source_of("llm.model") == "command line"
 
 
 def test_standard_environment_variables() -> None:
-    loaded = load_config(repo_config=None, environ={
-        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "REDIS_URL": "redis://127.0.0.1:1/0",
-        "OPENAI_API_KEY": "sk-test", "HOLDFAST_LOG_LEVEL": "debug",
-        "HOLDFAST_RESILIENCE__LLM__MAX_ATTEMPTS": "2",
-    })
+    loaded = load_config(
+        repo_config=None,
+        environ={
+            "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "OPENAI_API_KEY": "sk-test",
+            "HOLDFAST_LOG_LEVEL": "debug",
+            "HOLDFAST_RESILIENCE__LLM__MAX_ATTEMPTS": "2",
+        },
+    )
     cfg = loaded.config
     assert cfg.llm.effective_base_url == "http://127.0.0.1:9/v1"
     assert cfg.llm.preset == "openai"  # a real endpoint, not the demo server
@@ -65,9 +76,12 @@ def test_standard_environment_variables() -> None:
         ('[llm]\nmodle = "x"\n', 'unknown key [llm].modle; did you mean "model"?'),
         ('[lm]\nmodel = "x"\n', 'unknown key lm; did you mean "llm"?'),
         ("[resilience.llm]\nmax_attempts = 0\n", "[resilience.llm].max_attempts must be an integer >= 1, got 0"),
-        ('[resilience.lm]\ntimeout = 1\n', 'unknown key [resilience].lm; did you mean "llm"?'),
+        ("[resilience.lm]\ntimeout = 1\n", 'unknown key [resilience].lm; did you mean "llm"?'),
         ('[memory]\nenabled = "maybe"\n', '[memory].enabled must be true or false, got "maybe"'),
-        ('[plugins]\npermissions = { shell = "sometimes" }\n', "[plugins.permissions].shell must be one of allow, ask, deny"),
+        (
+            '[plugins]\npermissions = { shell = "sometimes" }\n',
+            "[plugins.permissions].shell must be one of allow, ask, deny",
+        ),
         ("llm = 3\n", "llm must be a table, got 3"),
         ("[llm\n", "not valid TOML"),
     ],
@@ -134,8 +148,9 @@ def test_repo_config_documents_every_key_with_its_default() -> None:
     assert load_config(repo_config=REPO_CONFIG, environ={}).config == load_config(repo_config=None, environ={}).config
 
 
-def test_config_command_masks_secrets_and_shows_sources(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_command_masks_secrets_and_shows_sources(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = "sk-live-abcdefghijklmnopqrstuvwxyz123456"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     path = write(tmp_path, f'[llm]\napi_key = "{secret}"\nmodel = "m1"\n')

@@ -32,7 +32,7 @@ class MemoryHistory:
         live = self.messages.get(conversation_id, [])
         archived = self.archived.get(conversation_id, 0)
         end = len(live) if before_seq is None else max(0, min(before_seq - archived, len(live)))
-        page = live[max(0, end - limit):end]
+        page = live[max(0, end - limit) : end]
         self.reads += 1
         self.messages_read += len(page)
         return list(page)
@@ -40,15 +40,26 @@ class MemoryHistory:
     async def get_summary(self, conversation_id: str) -> ConversationSummary | None:
         return self.summaries.get(conversation_id)
 
-    async def summarize(self, conversation_id: str, summary: str, covers_up_to: str, *,
-                        method: str = "llm", token_count: int | None = None) -> None:
+    async def summarize(
+        self,
+        conversation_id: str,
+        summary: str,
+        covers_up_to: str,
+        *,
+        method: str = "llm",
+        token_count: int | None = None,
+    ) -> None:
         live = self.messages[conversation_id]
         cut = next(i for i, m in enumerate(live) if m.id == covers_up_to) + 1
         self.archived[conversation_id] = live[cut - 1].seq + 1
         self.messages[conversation_id] = live[cut:]
         self.summaries[conversation_id] = ConversationSummary(
-            text=summary, covers_up_to=covers_up_to, covered_count=self.archived[conversation_id],
-            method=method, token_count=token_count)  # type: ignore[arg-type]
+            text=summary,
+            covers_up_to=covers_up_to,
+            covered_count=self.archived[conversation_id],
+            method=method,
+            token_count=token_count,
+        )  # type: ignore[arg-type]
 
 
 def tool_turn(n: int, *, user: str = "", calls: int = 1, output: str = "", answer: str = "") -> list[ChatMessage]:
@@ -57,8 +68,11 @@ def tool_turn(n: int, *, user: str = "", calls: int = 1, output: str = "", answe
     ids = [f"call_{n}_{k}" for k in range(calls)]
     msgs = [
         ChatMessage(role="user", content=user or f"#{n} please look up item {n}"),
-        ChatMessage(role="assistant", content="",
-                    tool_calls=tuple(ToolCall(id=i, name="lookup", arguments=f'{{"item": {n}}}') for i in ids)),
+        ChatMessage(
+            role="assistant",
+            content="",
+            tool_calls=tuple(ToolCall(id=i, name="lookup", arguments=f'{{"item": {n}}}') for i in ids),
+        ),
     ]
     msgs += [ChatMessage(role="tool", content=output or f"item {n} is blue", tool_call_id=i) for i in ids]
     msgs.append(ChatMessage(role="assistant", content=answer or f"#{n} item {n} is blue."))

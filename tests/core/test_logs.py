@@ -60,8 +60,9 @@ def test_no_secret_reaches_the_log(log_file: Path) -> None:
     assert "Accept" in text  # the rest of the message is kept
 
 
-def test_cli_logs_to_the_file_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_logs_to_the_file_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.setenv("HOLDFAST_LOG_DIR", str(tmp_path / "logs"))
     assert main(["--log-level", "debug", "config"]) == 0

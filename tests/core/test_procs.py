@@ -63,4 +63,3 @@ async def test_cancelled_start_stops_the_child_it_spawned(tmp_path: Path) -> Non
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not child.running()
-

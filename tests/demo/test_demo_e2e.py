@@ -16,9 +16,9 @@ import pytest
 
 from runtime.core.errors import ValidationError
 from runtime.demo import model as demo_model
-from runtime.llm.client import LLMClient
 from runtime.demo.admin import DemoAdmin
 from runtime.demo.launcher import DemoLLMServer
+from runtime.llm.client import LLMClient
 from runtime.llm.health import llm_health_check
 from runtime.llm.stream_events import (
     FallbackReply,
@@ -33,9 +33,16 @@ from runtime.resilience import HealthStatus
 
 pytestmark = pytest.mark.e2e
 
-CALC = [{"type": "function", "function": {"name": "calculator", "description": "arithmetic",
-                                          "parameters": {"type": "object",
-                                                         "properties": {"expression": {"type": "string"}}}}}]
+CALC = [
+    {
+        "type": "function",
+        "function": {
+            "name": "calculator",
+            "description": "arithmetic",
+            "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}},
+        },
+    }
+]
 HELLO = [{"role": "user", "content": "hello there"}]
 
 
@@ -48,8 +55,9 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0)
         await asyncio.sleep(0.02)
 
 
-async def collect(client: LLMClient, messages: list[dict[str, Any]] = HELLO, tools: Any = None,
-                  **kwargs: Any) -> list[Any]:
+async def collect(
+    client: LLMClient, messages: list[dict[str, Any]] = HELLO, tools: Any = None, **kwargs: Any
+) -> list[Any]:
     async with aclosing(client.stream_chat(messages, tools, **kwargs)) as events:
         return [event async for event in events]
 
@@ -74,8 +82,9 @@ def sdk(demo_url: str) -> openai.AsyncOpenAI:
 
 async def test_official_client_streams_the_same_reply_as_the_plain_call_with_usage(sdk: openai.AsyncOpenAI) -> None:
     plain = await sdk.chat.completions.create(model="anything", messages=HELLO)
-    stream = await sdk.chat.completions.create(model="anything", messages=HELLO, stream=True,
-                                               stream_options={"include_usage": True})
+    stream = await sdk.chat.completions.create(
+        model="anything", messages=HELLO, stream=True, stream_options={"include_usage": True}
+    )
     pieces, usage, models = [], None, set()
     async for part in stream:
         models.add(part.model)
@@ -90,8 +99,9 @@ async def test_official_client_streams_the_same_reply_as_the_plain_call_with_usa
 
 
 async def test_official_client_gets_tool_calls_and_embeddings(sdk: openai.AsyncOpenAI) -> None:
-    reply = await sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "what is 6*7?"}],
-                                              tools=CALC)
+    reply = await sdk.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "what is 6*7?"}], tools=CALC
+    )
     call = reply.choices[0].message.tool_calls[0]
     assert reply.choices[0].finish_reason == "tool_calls"
     assert call.function.name == "calculator" and json.loads(call.function.arguments) == {"expression": "6*7"}
@@ -112,8 +122,10 @@ async def test_a_whole_tool_turn_through_llmclient(make_resilience: Any, make_cl
     assert call.arguments == {"expression": "(2+3)*4"} and first[-1] == Finish("tool_calls", "holdfast-demo")
     usage = next(e for e in first if isinstance(e, Usage))
     assert not usage.estimated and usage.completion_tokens > 0
-    follow = ask + [{"role": "assistant", "content": None, "tool_calls": [call.call.to_openai()]},
-                    {"role": "tool", "tool_call_id": call.call.id, "content": "20"}]
+    follow = ask + [
+        {"role": "assistant", "content": None, "tool_calls": [call.call.to_openai()]},
+        {"role": "tool", "tool_call_id": call.call.id, "content": "20"},
+    ]
     second = await collect(client, follow, CALC)
     assert text_of(second) == '[holdfast-demo] The calculator returned "20".'
     assert await client.embed(["a", "b"]) == [demo_model.embed("a"), demo_model.embed("b")]
@@ -121,8 +133,10 @@ async def test_a_whole_tool_turn_through_llmclient(make_resilience: Any, make_cl
 
 async def test_model_sees_recalled_memories(make_resilience: Any, make_client: Any, demo_url: str) -> None:
     client = make_client(make_resilience(), demo_url)
-    messages = [{"role": "system", "content": "You are Holdfast.\n[Memory from 2024-06-01]: my sister is Ana"},
-                {"role": "user", "content": "what is my sister called?"}]
+    messages = [
+        {"role": "system", "content": "You are Holdfast.\n[Memory from 2024-06-01]: my sister is Ana"},
+        {"role": "user", "content": "what is my sister called?"},
+    ]
     text = text_of(await collect(client, messages))
     assert 'the relevant one (2024-06-01) says: "my sister is Ana"' in text
 
@@ -130,16 +144,18 @@ async def test_model_sees_recalled_memories(make_resilience: Any, make_client: A
 # ------------------------------------------------------------ injected faults
 
 
-async def test_injected_errors_are_retried_until_success(make_resilience: Any, make_client: Any, admin: DemoAdmin,
-                                                         demo_url: str) -> None:
+async def test_injected_errors_are_retried_until_success(
+    make_resilience: Any, make_client: Any, admin: DemoAdmin, demo_url: str
+) -> None:
     await admin.set_faults(fail_next=2, error_status=503)
     events = await collect(make_client(make_resilience(), demo_url))
     assert text_of(events).startswith("[holdfast-demo]")
     assert await admin.requests() == 3
 
 
-async def test_attempts_never_exceed_one_plus_max_retries(make_resilience: Any, make_client: Any, admin: DemoAdmin,
-                                                          demo_url: str) -> None:
+async def test_attempts_never_exceed_one_plus_max_retries(
+    make_resilience: Any, make_client: Any, admin: DemoAdmin, demo_url: str
+) -> None:
     await admin.set_faults(fail_next=100)
     client = make_client(make_resilience(max_attempts=4), demo_url)
     events = await collect(client)
@@ -150,24 +166,27 @@ async def test_attempts_never_exceed_one_plus_max_retries(make_resilience: Any, 
     assert await admin.requests() == 8
 
 
-async def test_rate_limit_is_honoured(make_resilience: Any, make_client: Any, admin: DemoAdmin, demo_url: str,
-                                      sleeps: Any) -> None:
+async def test_rate_limit_is_honoured(
+    make_resilience: Any, make_client: Any, admin: DemoAdmin, demo_url: str, sleeps: Any
+) -> None:
     await admin.set_faults(rate_limit_next=1, retry_after=2.5)
     events = await collect(make_client(make_resilience(), demo_url))
     assert sleeps.delays == [2.5]
     assert isinstance(events[-1], Finish) and events[-1].reason == "stop"
 
 
-async def test_injected_client_error_is_not_retried(make_resilience: Any, make_client: Any, admin: DemoAdmin,
-                                                    demo_url: str) -> None:
+async def test_injected_client_error_is_not_retried(
+    make_resilience: Any, make_client: Any, admin: DemoAdmin, demo_url: str
+) -> None:
     await admin.set_faults(fail_next=1, error_status=422)
     with pytest.raises(ValidationError):
         await collect(make_client(make_resilience(), demo_url))
     assert await admin.requests() == 1
 
 
-async def test_dropped_connection_keeps_the_shown_tokens(make_resilience: Any, make_client: Any, admin: DemoAdmin,
-                                                         demo_url: str) -> None:
+async def test_dropped_connection_keeps_the_shown_tokens(
+    make_resilience: Any, make_client: Any, admin: DemoAdmin, demo_url: str
+) -> None:
     await admin.set_faults(drop_after_tokens=3)
     events = await collect(make_client(make_resilience(), demo_url))
     assert isinstance(events[-1], StreamInterrupted)
@@ -175,8 +194,9 @@ async def test_dropped_connection_keeps_the_shown_tokens(make_resilience: Any, m
     assert await admin.requests() == 1  # tokens were shown: no retry
 
 
-async def test_malformed_stream_is_retried_then_falls_back(make_resilience: Any, make_client: Any, admin: DemoAdmin,
-                                                           demo_url: str) -> None:
+async def test_malformed_stream_is_retried_then_falls_back(
+    make_resilience: Any, make_client: Any, admin: DemoAdmin, demo_url: str
+) -> None:
     await admin.set_faults(malformed=True)
     events = await collect(make_client(make_resilience(), demo_url))
     assert isinstance(events[0], FallbackReply) and "malformed" in events[0].error
@@ -184,7 +204,8 @@ async def test_malformed_stream_is_retried_then_falls_back(make_resilience: Any,
 
 
 async def test_malformed_tool_arguments_reach_the_caller_as_an_error_event(
-        make_resilience: Any, make_client: Any, admin: DemoAdmin, demo_url: str) -> None:
+    make_resilience: Any, make_client: Any, admin: DemoAdmin, demo_url: str
+) -> None:
     await admin.set_faults(malformed_tool_args=True)
     events = await collect(make_client(make_resilience(), demo_url), [{"role": "user", "content": "1+1"}], CALC)
     (error,) = [e for e in events if isinstance(e, ToolCallError)]
@@ -192,7 +213,8 @@ async def test_malformed_tool_arguments_reach_the_caller_as_an_error_event(
 
 
 async def test_down_server_drops_connections_and_the_reply_degrades(
-        make_resilience: Any, make_client: Any, admin: DemoAdmin, demo_url: str) -> None:
+    make_resilience: Any, make_client: Any, admin: DemoAdmin, demo_url: str
+) -> None:
     await admin.set_faults(down=True)
     events = await collect(make_client(make_resilience(), demo_url))
     assert isinstance(events[0], FallbackReply) and events[0].source == "degraded"
@@ -201,8 +223,9 @@ async def test_down_server_drops_connections_and_the_reply_degrades(
     assert await admin.requests() == 3
 
 
-async def test_hang_and_latency_end_in_a_timeout(make_resilience: Any, make_client: Any, admin: DemoAdmin,
-                                                 demo_url: str) -> None:
+async def test_hang_and_latency_end_in_a_timeout(
+    make_resilience: Any, make_client: Any, admin: DemoAdmin, demo_url: str
+) -> None:
     client = make_client(make_resilience(max_attempts=1, timeout=0.3), demo_url)
     await admin.set_faults(hang=True)
     events = await collect(client)
@@ -212,8 +235,9 @@ async def test_hang_and_latency_end_in_a_timeout(make_resilience: Any, make_clie
     assert isinstance(events[0], FallbackReply) and "did not answer" in events[0].error
 
 
-async def test_cancelling_a_stream_closes_the_http_stream(make_resilience: Any, make_client: Any, admin: DemoAdmin,
-                                                          demo_url: str) -> None:
+async def test_cancelling_a_stream_closes_the_http_stream(
+    make_resilience: Any, make_client: Any, admin: DemoAdmin, demo_url: str
+) -> None:
     await admin.set_faults(tokens_per_second=20)
     client = make_client(make_resilience(), demo_url)
     first = asyncio.Event()
@@ -249,12 +273,12 @@ async def test_admin_rejects_unknown_faults(admin: DemoAdmin) -> None:
 
 
 async def test_breaker_opens_when_the_server_dies_and_closes_when_it_returns(
-        make_resilience: Any, make_client: Any, clock: Any, tmp_path: Any) -> None:
+    make_resilience: Any, make_client: Any, clock: Any, tmp_path: Any
+) -> None:
     server = DemoLLMServer(tokens_per_second=0, log_path=tmp_path / "demo.log")
     server.start()
     try:
-        client = make_client(make_resilience(max_attempts=1, failure_threshold=2, recovery_timeout=5.0),
-                             server.url)
+        client = make_client(make_resilience(max_attempts=1, failure_threshold=2, recovery_timeout=5.0), server.url)
         check = llm_health_check(client)
         healthy = await check()
         assert healthy.status is HealthStatus.HEALTHY and healthy.latency_ms is not None

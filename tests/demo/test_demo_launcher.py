@@ -66,9 +66,11 @@ def test_the_server_dies_with_its_parent_even_mid_stream(tmp_path: Path) -> None
         "        pass\n"
         "threading.Thread(target=hang, daemon=True).start()\n"
         "print(s.pid, flush=True)\n"
-        "time.sleep(300)\n")
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                              cwd=Path(__file__).resolve().parents[2])
+        "time.sleep(300)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2]
+    )
     try:
         child = int(parent.stdout.readline())  # type: ignore[union-attr]
         assert wait_until(lambda: pid_alive(child), 5)

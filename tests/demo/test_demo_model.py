@@ -57,8 +57,11 @@ def test_plain_numbers_are_not_arithmetic() -> None:
 
 def test_answers_from_the_tool_result_naming_the_tool() -> None:
     messages = user("what is 6*7?") + [
-        {"role": "assistant", "content": None,
-         "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "calculator", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "calculator", "arguments": "{}"}}],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "42"},
     ]
     reply = demo_model.respond(messages, ALL_TOOLS)
@@ -68,8 +71,11 @@ def test_answers_from_the_tool_result_naming_the_tool() -> None:
 
 def test_reply_counts_messages_and_quotes_the_relevant_memory() -> None:
     messages = [
-        {"role": "system", "content": "You are Holdfast.\n[Memory from 2024-05-01]: I live in Lisbon\n"
-                                      "[Memory from 2024-05-02]: My cat Tom hates the vet"},
+        {
+            "role": "system",
+            "content": "You are Holdfast.\n[Memory from 2024-05-01]: I live in Lisbon\n"
+            "[Memory from 2024-05-02]: My cat Tom hates the vet",
+        },
         {"role": "user", "content": "hi"},
         {"role": "assistant", "content": "hello"},
         {"role": "user", "content": "what does my cat think of the vet?"},
@@ -82,8 +88,10 @@ def test_reply_counts_messages_and_quotes_the_relevant_memory() -> None:
 
 
 def test_unrelated_memories_are_counted_but_not_quoted() -> None:
-    messages = [{"role": "system", "content": "[Memory from a]: I live in Lisbon"},
-                {"role": "user", "content": "tell me a joke"}]
+    messages = [
+        {"role": "system", "content": "[Memory from a]: I live in Lisbon"},
+        {"role": "user", "content": "tell me a joke"},
+    ]
     text = demo_model.respond(messages).text or ""
     assert "1 recalled memory, none related" in text
     assert "Lisbon" not in text

@@ -68,8 +68,9 @@ class CutStream(httpx.AsyncByteStream):
         raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
 
 
-async def collect(client: LLMClient, messages: list[dict[str, Any]] = HELLO, tools: Any = None,
-                  **kwargs: Any) -> list[Any]:
+async def collect(
+    client: LLMClient, messages: list[dict[str, Any]] = HELLO, tools: Any = None, **kwargs: Any
+) -> list[Any]:
     async with aclosing(client.stream_chat(messages, tools, **kwargs)) as events:
         return [event async for event in events]
 
@@ -117,16 +118,17 @@ async def test_server_errors_are_retried_then_succeed(client: LLMClient, sleeps:
 async def test_rate_limit_waits_at_least_retry_after(client: LLMClient, sleeps: Any) -> None:
     with respx.mock(base_url=BASE) as mock:
         route = mock.post("/chat/completions")
-        route.side_effect = [httpx.Response(429, headers={"retry-after": "7"}, json={"error": {"message": "slow"}}),
-                             sse_response(text_stream("fine"))]
+        route.side_effect = [
+            httpx.Response(429, headers={"retry-after": "7"}, json={"error": {"message": "slow"}}),
+            sse_response(text_stream("fine")),
+        ]
         events = await collect(client)
     assert route.call_count == 2
     assert sleeps.delays == [7.0]  # the policy's own delay is 0.01 s; the server's hint wins
     assert isinstance(events[-1], Finish) and events[-1].reason == "stop"
 
 
-async def test_retry_after_beyond_the_cap_gives_up_at_once(make_resilience: Any, make_client: Any,
-                                                           sleeps: Any) -> None:
+async def test_retry_after_beyond_the_cap_gives_up_at_once(make_resilience: Any, make_client: Any, sleeps: Any) -> None:
     client = make_client(make_resilience(retry_after_cap=30.0), BASE, http_client=httpx.AsyncClient())
     with respx.mock(base_url=BASE) as mock:
         route = mock.post("/chat/completions").respond(429, headers={"retry-after": "3600"})
@@ -137,7 +139,8 @@ async def test_retry_after_beyond_the_cap_gives_up_at_once(make_resilience: Any,
 
 @pytest.mark.parametrize("failure", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow")])
 async def test_connection_errors_and_timeouts_are_retried_up_to_max_attempts(
-        failure: Exception, client: LLMClient, sleeps: Any) -> None:
+    failure: Exception, client: LLMClient, sleeps: Any
+) -> None:
     with respx.mock(base_url=BASE) as mock:
         route = mock.post("/chat/completions").mock(side_effect=failure)
         with pytest.raises(Exception) as info:
@@ -152,11 +155,31 @@ async def test_connection_errors_and_timeouts_are_retried_up_to_max_attempts(
 async def test_tool_call_deltas_split_across_chunks_including_parallel_calls(client: LLMClient) -> None:
     body = sse(
         chunk({"role": "assistant", "content": None}),
-        chunk({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
-                               "function": {"name": "calculator", "arguments": ""}}]}),
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_a",
+                        "type": "function",
+                        "function": {"name": "calculator", "arguments": ""},
+                    }
+                ]
+            }
+        ),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"expr'}}]}),
-        chunk({"tool_calls": [{"index": 1, "id": "call_b", "type": "function",
-                               "function": {"name": "clock", "arguments": '{"time'}}]}),
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 1,
+                        "id": "call_b",
+                        "type": "function",
+                        "function": {"name": "clock", "arguments": '{"time'},
+                    }
+                ]
+            }
+        ),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ession": "6*7"}'}}]}),
         chunk({"tool_calls": [{"index": 1, "function": {"arguments": 'zone": "UTC"}'}}]}),
         chunk({}, "tool_calls"),
@@ -167,15 +190,29 @@ async def test_tool_call_deltas_split_across_chunks_including_parallel_calls(cli
         events = await collect(client, tools=CALC)
     calls = [e for e in events if isinstance(e, ToolCallReady)]
     assert [(c.call.id, c.name, c.arguments) for c in calls] == [
-        ("call_a", "calculator", {"expression": "6*7"}), ("call_b", "clock", {"timezone": "UTC"})]
+        ("call_a", "calculator", {"expression": "6*7"}),
+        ("call_b", "clock", {"timezone": "UTC"}),
+    ]
     assert Usage(11, 5) in events
     assert events[-1] == Finish("tool_calls", "m")
 
 
 async def test_malformed_tool_arguments_are_an_event_not_a_crash(client: LLMClient) -> None:
-    body = sse(chunk({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
-                                      "function": {"name": "calculator", "arguments": '{"expression": '}}]}),
-               chunk({}, "tool_calls"))
+    body = sse(
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_a",
+                        "type": "function",
+                        "function": {"name": "calculator", "arguments": '{"expression": '},
+                    }
+                ]
+            }
+        ),
+        chunk({}, "tool_calls"),
+    )
     with respx.mock(base_url=BASE) as mock:
         mock.post("/chat/completions").mock(return_value=sse_response(body))
         events = await collect(client, tools=CALC)
@@ -197,8 +234,10 @@ async def test_usage_is_counted_with_the_injected_counter_when_the_endpoint_send
 async def test_malformed_sse_before_any_token_is_retried(client: LLMClient) -> None:
     with respx.mock(base_url=BASE) as mock:
         route = mock.post("/chat/completions")
-        route.side_effect = [sse_response(sse('{"choices": [{"delta": {"content"', done=False)),
-                             sse_response(text_stream("recovered"))]
+        route.side_effect = [
+            sse_response(sse('{"choices": [{"delta": {"content"', done=False)),
+            sse_response(text_stream("recovered")),
+        ]
         events = await collect(client)
     assert route.call_count == 2
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["recovered"]
@@ -218,7 +257,8 @@ async def test_stream_cut_after_n_tokens_is_marked_interrupted(client: LLMClient
     body = sse(chunk({"content": "one "}), chunk({"content": "two "}), done=False)
     with respx.mock(base_url=BASE) as mock:
         route = mock.post("/chat/completions").mock(
-            return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=CutStream(body)))
+            return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=CutStream(body))
+        )
         events = await collect(client)
     assert route.call_count == 1
     assert [type(e).__name__ for e in events] == ["TextDelta", "TextDelta", "StreamInterrupted"]
@@ -248,9 +288,9 @@ async def test_identical_prompt_gets_the_cached_answer_when_the_llm_is_down(clie
 
 
 async def test_degraded_reply_says_what_is_down_since_when_and_that_the_message_is_kept(
-        make_resilience: Any, make_client: Any) -> None:
-    client = make_client(make_resilience(), BASE, http_client=httpx.AsyncClient(),
-                         wall_clock=lambda: 1_700_000_000.0)
+    make_resilience: Any, make_client: Any
+) -> None:
+    client = make_client(make_resilience(), BASE, http_client=httpx.AsyncClient(), wall_clock=lambda: 1_700_000_000.0)
     with respx.mock(base_url=BASE) as mock:
         mock.post("/chat/completions").mock(side_effect=httpx.ConnectError("refused"))
         (reply, finish) = await collect(client)
@@ -263,8 +303,12 @@ async def test_degraded_reply_says_what_is_down_since_when_and_that_the_message_
 
 
 async def test_complete_uses_the_same_cache(client: LLMClient) -> None:
-    body = {"id": "x", "object": "chat.completion", "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Fine."}, "finish_reason": "stop"}]}
+    body = {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Fine."}, "finish_reason": "stop"}],
+    }
     with respx.mock(base_url=BASE) as mock:
         route = mock.post("/chat/completions").respond(200, json=body)
         first = await client.complete(HELLO)
@@ -282,8 +326,7 @@ async def test_endpoints_without_tools_get_them_in_the_system_prompt(make_resili
     client = make_client(make_resilience(), BASE, config=config, http_client=httpx.AsyncClient())
     reply = '{"tool": "calculator", "arguments": {"expression": "2+2"}}'
     with respx.mock(base_url=BASE) as mock:
-        route = mock.post("/chat/completions").mock(
-            return_value=sse_response(text_stream(reply[:10], reply[10:])))
+        route = mock.post("/chat/completions").mock(return_value=sse_response(text_stream(reply[:10], reply[10:])))
         events = await collect(client, [{"role": "system", "content": "Be nice."}, *HELLO], tools=CALC)
     sent = json.loads(route.calls.last.request.content)
     assert "tools" not in sent

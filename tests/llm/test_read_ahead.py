@@ -53,8 +53,9 @@ async def test_the_first_item_is_handed_over_before_the_rest_is_parsed() -> None
 
 async def test_items_are_handed_over_at_least_every_max_hold() -> None:
     ticks = iter(range(10_000))
-    reader = ReadAhead(eager([b"a", b"b", b"c", b"d"]), feed_words, no_finish,
-                       clock=lambda: float(next(ticks)), max_hold=0.5).start()
+    reader = ReadAhead(
+        eager([b"a", b"b", b"c", b"d"]), feed_words, no_finish, clock=lambda: float(next(ticks)), max_hold=0.5
+    ).start()
     assert await drain(reader) == [["a"], ["b"], ["c"], ["d"]]
 
 

@@ -30,7 +30,7 @@ def test_events_survive_any_split_and_line_ending(newline: bytes, cuts: list[int
 
 
 def test_comments_fields_and_multiline_data() -> None:
-    body = b": keep-alive\n\nevent: message\nid: 7\ndata: {\"a\":\ndata:1}\n\nretry: 10\n\n"
+    body = b': keep-alive\n\nevent: message\nid: 7\ndata: {"a":\ndata:1}\n\nretry: 10\n\n'
     assert decode([body]) == [b'{"a":\n1}']
 
 

@@ -33,8 +33,9 @@ class CountingTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-async def test_consecutive_streams_share_one_connection(make_resilience: Callable[..., Resilience],
-                                                        make_client: Callable[..., LLMClient], demo_url: str) -> None:
+async def test_consecutive_streams_share_one_connection(
+    make_resilience: Callable[..., Resilience], make_client: Callable[..., LLMClient], demo_url: str
+) -> None:
     transport = CountingTransport()
     async with httpx.AsyncClient(transport=transport) as http:
         client = make_client(make_resilience(), demo_url, http_client=http)

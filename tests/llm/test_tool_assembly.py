@@ -17,8 +17,15 @@ def frag(index: int, text: str) -> dict:
 
 def test_parallel_calls_interleaved_across_chunks_are_assembled_in_index_order() -> None:
     asm = ToolCallAssembler()
-    for delta in [head(1, "call_b", "clock"), head(0, "call_a", "calculator"), frag(0, '{"expre'),
-                  frag(1, '{"timez'), frag(0, 'ssion": "1+'), frag(1, 'one": "UTC"}'), frag(0, '2"}')]:
+    for delta in [
+        head(1, "call_b", "clock"),
+        head(0, "call_a", "calculator"),
+        frag(0, '{"expre'),
+        frag(1, '{"timez'),
+        frag(0, 'ssion": "1+'),
+        frag(1, 'one": "UTC"}'),
+        frag(0, '2"}'),
+    ]:
         asm.feed(delta)
     a, b = asm.finish()
     assert isinstance(a, ToolCallReady) and isinstance(b, ToolCallReady)
@@ -58,14 +65,19 @@ def test_servers_that_omit_the_index_are_tolerated() -> None:
 
 
 def test_prompt_described_tools_and_their_json_replies() -> None:
-    tools = [{"type": "function", "function": {"name": "calculator", "description": "Evaluate arithmetic",
-                                               "parameters": {"type": "object"}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "calculator", "description": "Evaluate arithmetic", "parameters": {"type": "object"}},
+        }
+    ]
     text = describe_tools(tools)
-    assert text.startswith("Available tools:\n- calculator: Evaluate arithmetic Parameters: {\"type\":\"object\"}")
+    assert text.startswith('Available tools:\n- calculator: Evaluate arithmetic Parameters: {"type":"object"}')
     messages = with_tools_in_prompt([{"role": "user", "content": "hi"}], tools)
     assert messages[0]["role"] == "system" and "calculator" in messages[0]["content"]
-    (call,) = parse_tool_reply('```json\n{"tool": "calculator", "arguments": {"expression": "1+1"}}\n```',
-                               ["calculator"])
+    (call,) = parse_tool_reply(
+        '```json\n{"tool": "calculator", "arguments": {"expression": "1+1"}}\n```', ["calculator"]
+    )
     assert call.name == "calculator" and call.arguments == '{"expression": "1+1"}'
     assert parse_tool_reply('{"tool": "rm_rf", "arguments": {}}', ["calculator"]) is None
     assert parse_tool_reply("The answer is {probably} 2", ["calculator"]) is None

@@ -48,14 +48,19 @@ def resilience(clock: ManualClock, bus: EventBus) -> Resilience:
 
 
 @pytest.fixture
-async def make_store(data_dir: Path, resilience: Resilience, bus: EventBus,
-                     local_embedder: LocalEmbedder) -> AsyncIterator[Callable[..., VectorMemoryStore]]:
+async def make_store(
+    data_dir: Path, resilience: Resilience, bus: EventBus, local_embedder: LocalEmbedder
+) -> AsyncIterator[Callable[..., VectorMemoryStore]]:
     stores: list[VectorMemoryStore] = []
 
     def make(embedder: Embedder | None = None, res: Any = None, **config: Any) -> VectorMemoryStore:
         store = VectorMemoryStore(
-            MemoryConfig(**config), uri=str(data_dir / "memory"), resilience=res or resilience,
-            embedder=embedder or local_embedder, bus=bus, queue_path=data_dir / "memory-queue.jsonl",
+            MemoryConfig(**config),
+            uri=str(data_dir / "memory"),
+            resilience=res or resilience,
+            embedder=embedder or local_embedder,
+            bus=bus,
+            queue_path=data_dir / "memory-queue.jsonl",
         )
         stores.append(store)
         return store

@@ -8,30 +8,30 @@ the one memory that answers it, or None when nothing stored is relevant.
 from __future__ import annotations
 
 MEMORIES: list[str] = [
-    "My dog is called Rex",                                  # 0
-    "I live in Berlin",                                       # 1
-    "I am allergic to peanuts",                               # 2
-    "My favourite programming language is Rust",             # 3
-    "I work as a nurse at the city hospital",                 # 4
-    "My sister Anna lives in Oslo",                           # 5
-    "I prefer tea over coffee",                               # 6
-    "My birthday is on the 4th of March",                     # 7
-    "I drive a red Volvo",                                    # 8
-    "I am learning to play the piano",                        # 9
-    "I hate horror movies",                                   # 10
-    "My daughter's name is Mia",                              # 11
-    "I run a marathon every spring",                          # 12
-    "I am vegetarian",                                        # 13
-    "My laptop runs Arch Linux",                              # 14
-    "I support Liverpool football club",                      # 15
-    "My wife is a primary school teacher",                    # 16
-    "I grew up on a farm in Ireland",                         # 17
-    "I'm afraid of flying",                                   # 18
-    "My favourite book is Dune",                              # 19
-    "I speak Spanish and a little Japanese",                  # 20
-    "I have two cats named Salt and Pepper",                  # 21
-    "I usually go to bed around midnight",                    # 22
-    "My team uses PostgreSQL in production",                  # 23
+    "My dog is called Rex",  # 0
+    "I live in Berlin",  # 1
+    "I am allergic to peanuts",  # 2
+    "My favourite programming language is Rust",  # 3
+    "I work as a nurse at the city hospital",  # 4
+    "My sister Anna lives in Oslo",  # 5
+    "I prefer tea over coffee",  # 6
+    "My birthday is on the 4th of March",  # 7
+    "I drive a red Volvo",  # 8
+    "I am learning to play the piano",  # 9
+    "I hate horror movies",  # 10
+    "My daughter's name is Mia",  # 11
+    "I run a marathon every spring",  # 12
+    "I am vegetarian",  # 13
+    "My laptop runs Arch Linux",  # 14
+    "I support Liverpool football club",  # 15
+    "My wife is a primary school teacher",  # 16
+    "I grew up on a farm in Ireland",  # 17
+    "I'm afraid of flying",  # 18
+    "My favourite book is Dune",  # 19
+    "I speak Spanish and a little Japanese",  # 20
+    "I have two cats named Salt and Pepper",  # 21
+    "I usually go to bed around midnight",  # 22
+    "My team uses PostgreSQL in production",  # 23
 ]
 
 QUERIES: list[tuple[str, int | None]] = [

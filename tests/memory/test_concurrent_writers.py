@@ -25,10 +25,18 @@ from runtime.resilience import Resilience
 
 REPO = Path(__file__).resolve().parents[2]
 FACTS = [
-    "My dog is called Rex", "I live in Berlin", "I am vegetarian", "My sister Anna lives in Oslo",
-    "I drive a red Volvo", "My favourite book is Dune", "I work as a nurse at night",
-    "I support Liverpool football club", "I am learning to play the cello", "My birthday is on 3 March",
-    "I hate onions", "I prefer tea over coffee",
+    "My dog is called Rex",
+    "I live in Berlin",
+    "I am vegetarian",
+    "My sister Anna lives in Oslo",
+    "I drive a red Volvo",
+    "My favourite book is Dune",
+    "I work as a nurse at night",
+    "I support Liverpool football club",
+    "I am learning to play the cello",
+    "My birthday is on 3 March",
+    "I hate onions",
+    "I prefer tea over coffee",
 ]
 
 
@@ -36,8 +44,7 @@ async def _ids(store: VectorMemoryStore, user: str) -> list[str]:
     return sorted(m.id for m in await store.list(user))
 
 
-async def test_two_stores_on_one_directory_keep_one_row_per_fact(
-        make_store: Callable[..., VectorMemoryStore]) -> None:
+async def test_two_stores_on_one_directory_keep_one_row_per_fact(make_store: Callable[..., VectorMemoryStore]) -> None:
     a, b = make_store(), make_store()
     await a.store_memory("alice", "c0", "I moved to Lisbon last year")
     # b opens the table now and keeps that version: the next fact is new to both handles.
@@ -62,7 +69,8 @@ async def test_two_stores_writing_the_same_facts_at_once(make_store: Callable[..
 
 
 async def test_a_table_made_before_the_primary_key_marker_is_upgraded(
-        data_dir: Path, make_store: Callable[..., VectorMemoryStore], local_embedder: LocalEmbedder) -> None:
+    data_dir: Path, make_store: Callable[..., VectorMemoryStore], local_embedder: LocalEmbedder
+) -> None:
     # Write a table the way the store did before the marker existed.
     unmarked = pa.schema([f.remove_metadata() for f in schema(local_embedder.ndims)])
     db = await lancedb.connect_async(str(data_dir / "memory"))
@@ -103,15 +111,24 @@ asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3:]))
 
 
 async def test_two_processes_adding_the_same_facts_keep_one_row_each(
-        data_dir: Path, make_store: Callable[..., VectorMemoryStore]) -> None:
+    data_dir: Path, make_store: Callable[..., VectorMemoryStore]
+) -> None:
     uri = str(data_dir / "memory")
     # The table exists before both start, so each process holds a handle on the same version.
     seed = make_store()
     await seed.store_memory("alice", "c0", "I moved to Lisbon last year")
 
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, uri, str(data_dir / f"queue-{i}.jsonl"), *FACTS],
-                              cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, uri, str(data_dir / f"queue-{i}.jsonl"), *FACTS],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     try:
         for proc in procs:  # both have loaded the model and opened the table
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
@@ -128,8 +145,13 @@ async def test_two_processes_adding_the_same_facts_keep_one_row_each(
         assert proc.returncode == 0, err[-2000:]
         assert out.strip() == "queued 0", err[-2000:]  # every write was applied, none queued
 
-    fresh = VectorMemoryStore(MemoryConfig(), uri=uri, resilience=Resilience(), embedder=seed.embedder,
-                              queue_path=data_dir / "fresh-queue.jsonl")
+    fresh = VectorMemoryStore(
+        MemoryConfig(),
+        uri=uri,
+        resilience=Resilience(),
+        embedder=seed.embedder,
+        queue_path=data_dir / "fresh-queue.jsonl",
+    )
     contents = [m.content for m in await fresh.list("alice")]
     await fresh.aclose()
     assert sorted(contents) == sorted(["I moved to Lisbon last year", *FACTS])

@@ -26,7 +26,8 @@ def _repair_store_dir(data_dir: Path) -> None:
 
 
 async def test_unreadable_table_dir_degrades_recall_and_queues_writes(
-        store: VectorMemoryStore, make_store: Callable[..., VectorMemoryStore], data_dir: Path, clock) -> None:
+    store: VectorMemoryStore, make_store: Callable[..., VectorMemoryStore], data_dir: Path, clock
+) -> None:
     await store.store_memory("alice", "c1", "My dog is called Rex")
     _break_store_dir(data_dir)
 
@@ -52,7 +53,8 @@ async def test_unreadable_table_dir_degrades_recall_and_queues_writes(
 
 
 async def test_failing_embedding_provider_degrades_to_lexical_and_queues_writes(
-        make_store: Callable[..., VectorMemoryStore], local_embedder: LocalEmbedder, tmp_path: Path) -> None:
+    make_store: Callable[..., VectorMemoryStore], local_embedder: LocalEmbedder, tmp_path: Path
+) -> None:
     healthy = make_store()
     await healthy.store_memory("alice", "c1", "My dog is called Rex")
     await healthy.store_memory("alice", "c1", "I live in Berlin")

@@ -15,8 +15,7 @@ from runtime.memory.embeddings import LexicalEmbedder, LocalEmbedder, OpenAIEmbe
 from runtime.memory.onnx_minilm import MAX_TOKENS, MiniLM
 
 
-async def test_local_vectors_are_unit_length_and_batching_does_not_change_them(
-        local_embedder: LocalEmbedder) -> None:
+async def test_local_vectors_are_unit_length_and_batching_does_not_change_them(local_embedder: LocalEmbedder) -> None:
     texts = ["My dog is called Rex", "what's my pet's name?", "Photosynthesis needs light"]
     batch = await local_embedder.embed(texts)
     assert batch.shape == (3, 384) and batch.dtype == np.float32
@@ -50,15 +49,19 @@ async def test_lexical_is_deterministic_and_word_based() -> None:
 
 
 def _body(vectors: list[list[float]]) -> dict:
-    return {"object": "list", "model": "text-embedding-3-small",
-            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
-            "usage": {"prompt_tokens": 3, "total_tokens": 3}}
+    return {
+        "object": "list",
+        "model": "text-embedding-3-small",
+        "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+        "usage": {"prompt_tokens": 3, "total_tokens": 3},
+    }
 
 
 @respx.mock
 async def test_openai_provider_calls_the_configured_endpoint() -> None:
     route = respx.post("http://127.0.0.1:9/v1/embeddings").mock(
-        return_value=httpx.Response(200, json=_body([[3.0, 4.0], [1.0, 0.0]])))
+        return_value=httpx.Response(200, json=_body([[3.0, 4.0], [1.0, 0.0]]))
+    )
     llm = LLMConfig(preset="openai", base_url="http://127.0.0.1:9/v1", api_key="test-key")
     embedder = OpenAIEmbedder("my-embedder", llm, http_client=httpx.AsyncClient())
     vecs = await embedder.embed(["a", "b"])

@@ -14,7 +14,7 @@ HOSTILE = [
     "o'brien",
     "back\\slash\\",
     "line\nbreak",
-    "quote\"double",
+    'quote"double',
     "'; DROP TABLE memories; --",
     "ünïcødé 用户",
 ]
@@ -45,8 +45,7 @@ async def test_a_user_cannot_forget_another_users_memory(store: VectorMemoryStor
 async def test_conversation_filter_is_escaped_too(store: VectorMemoryStore) -> None:
     await store.store_memory("alice", "conv-1", "My dog is called Rex")
     await store.store_memory("alice", "conv-2", "My cat is called Tom")
-    recall = await store.search_memories("pet name", "alice", conversation_id="x' OR '1'='1",
-                                         min_similarity=-1.0)
+    recall = await store.search_memories("pet name", "alice", conversation_id="x' OR '1'='1", min_similarity=-1.0)
     assert recall.memories == ()
     recall = await store.search_memories("pet name", "alice", conversation_id="conv-2", min_similarity=-1.0)
     assert [m.content for m in recall.memories] == ["My cat is called Tom"]

@@ -36,10 +36,12 @@ async def test_labelled_set_precision_and_recall_at_default_threshold(store: Vec
         wrong += sum(1 for f in found if f != MEMORIES[label])
     precision = hits / max(hits + wrong + unrelated_hits, 1)
     recall = hits / (hits + misses)
-    print(f"\nlabelled set ({len(QUERIES)} queries, {len(MEMORIES)} memories, threshold "
-          f"{store.config.min_similarity}): recall {recall:.2f}, precision {precision:.2f} "
-          f"(top-5, neighbours count as wrong), top-1 accuracy {top1 / (hits + misses):.2f}, "
-          f"results for unrelated queries {unrelated_hits}")
+    print(
+        f"\nlabelled set ({len(QUERIES)} queries, {len(MEMORIES)} memories, threshold "
+        f"{store.config.min_similarity}): recall {recall:.2f}, precision {precision:.2f} "
+        f"(top-5, neighbours count as wrong), top-1 accuracy {top1 / (hits + misses):.2f}, "
+        f"results for unrelated queries {unrelated_hits}"
+    )
     assert recall >= 0.9
     assert top1 >= hits - 1
     assert unrelated_hits == 0

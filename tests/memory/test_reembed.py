@@ -9,8 +9,7 @@ from runtime.memory.reembed import other_tables, reembed
 from runtime.memory.store import VectorMemoryStore
 
 
-async def test_reembed_copies_memories_into_the_new_models_table(
-        make_store: Callable[..., VectorMemoryStore]) -> None:
+async def test_reembed_copies_memories_into_the_new_models_table(make_store: Callable[..., VectorMemoryStore]) -> None:
     old = make_store(embedder=LexicalEmbedder())
     await old.store_memory("alice", "c1", "My dog is called Rex")
     await old.store_memory("bob", "c1", "I live in Berlin")

@@ -16,14 +16,23 @@ def test_explicit_requests_are_kept_without_the_request_words() -> None:
 
 def test_first_person_facts_and_preferences_are_kept() -> None:
     assert _kept("My dog is called Rex. I love spicy food!") == [
-        ("My dog is called Rex", "fact"), ("I love spicy food", "preference")]
+        ("My dog is called Rex", "fact"),
+        ("I love spicy food", "preference"),
+    ]
     assert _kept("I live in Berlin and work at a bakery.") == [("I live in Berlin and work at a bakery", "fact")]
     assert _kept("My favourite colour is green") == [("My favourite colour is green", "preference")]
 
 
 def test_questions_requests_hedges_and_chatter_are_not_kept() -> None:
-    for text in ["What is my dog called?", "Can you write me a poem?", "I want you to summarise this.",
-                 "I think it might rain", "I'm not sure about that", "Hello there", "ok"]:
+    for text in [
+        "What is my dog called?",
+        "Can you write me a poem?",
+        "I want you to summarise this.",
+        "I think it might rain",
+        "I'm not sure about that",
+        "Hello there",
+        "ok",
+    ]:
         assert _kept(text) == [], text
 
 

@@ -11,16 +11,17 @@ import pytest
 from plugins.calculator import CalculatorError, evaluate
 from runtime.config import PluginsConfig
 from runtime.core.messages import ToolCall
-from runtime.tools.plugins import PluginLoader
 from runtime.resilience import Resilience
-from runtime.tools.runner import ToolRunner
 from runtime.tools import ToolContext, ToolRegistry, tool
+from runtime.tools.plugins import PluginLoader
+from runtime.tools.runner import ToolRunner
 
 EXAMPLE = Path(__file__).parent / "example_package"
 
 
-@pytest.mark.parametrize("expr", ["__import__('os')", "(1).__class__", "9**9**9", "2**100000", "x + 1",
-                                  "[1, 2]", "1" * 600, "lambda: 1"])
+@pytest.mark.parametrize(
+    "expr", ["__import__('os')", "(1).__class__", "9**9**9", "2**100000", "x + 1", "[1, 2]", "1" * 600, "lambda: 1"]
+)
 def test_calculator_rejects_anything_but_bounded_arithmetic(expr: str) -> None:
     with pytest.raises(CalculatorError):
         evaluate(expr)
@@ -73,10 +74,20 @@ async def test_runner_validates_denies_and_runs_calls_concurrently() -> None:
         registry.register(item)
     runner = ToolRunner(registry, Resilience())
     ctx = ToolContext(user_id="u")
-    results = await asyncio.wait_for(runner.run_all(
-        [ToolCall("1", "a", "{}"), ToolCall("2", "b", "{}"), ToolCall("3", "secret", "{}"),
-         ToolCall("4", "add", '{"x": "one", "y": 2}'), ToolCall("5", "nope", "{}"), ToolCall("6", "add", "{oops")],
-        ctx), timeout=5)
+    results = await asyncio.wait_for(
+        runner.run_all(
+            [
+                ToolCall("1", "a", "{}"),
+                ToolCall("2", "b", "{}"),
+                ToolCall("3", "secret", "{}"),
+                ToolCall("4", "add", '{"x": "one", "y": 2}'),
+                ToolCall("5", "nope", "{}"),
+                ToolCall("6", "add", "{oops"),
+            ],
+            ctx,
+        ),
+        timeout=5,
+    )
     assert [r.status for r in results] == ["ok", "ok", "denied", "invalid", "unknown", "invalid"]
     assert "x" in results[3].output and "available tools" in results[4].output
 
@@ -159,11 +170,13 @@ def test_builtin_folder_and_entry_point_plugins_are_discovered(tmp_path: Path, m
     folder.mkdir()
     (folder / "greet.py").write_text(
         "from runtime.tools import tool\n\n@tool\ndef greet(name: str) -> str:\n    '''Greet.'''\n"
-        "    return 'hi ' + name\n")
+        "    return 'hi ' + name\n"
+    )
     (folder / "broken.py").write_text("import does_not_exist_anywhere\n")
     (folder / "clash.py").write_text(
         "from runtime.tools import tool\n\n@tool\ndef calculator(expression: str) -> str:\n    '''Fake.'''\n"
-        "    return 'fake'\n")
+        "    return 'fake'\n"
+    )
     registry = ToolRegistry()
     report = PluginLoader(PluginsConfig(paths=[str(folder)]), registry, user_dir=tmp_path / "none").load_all()
     assert {"calculator", "clock", "memory", "notes", "runtime_status", "greet", "shout"} <= set(registry.names())
@@ -188,11 +201,16 @@ def test_a_plugin_that_fails_half_way_takes_back_its_tools_and_fallbacks(tmp_pat
         "@tool\ndef half_tool(x: int) -> int:\n    '''Half.'''\n    return x\n\n"
         "def _fallback(error, key):\n    return 'from a broken plugin'\n\n"
         "FALLBACKS = {'llm': _fallback}\n\n"
-        "def register(api):\n    raise RuntimeError('boom in register')\n")
+        "def register(api):\n    raise RuntimeError('boom in register')\n"
+    )
     registry = ToolRegistry()
     resilience = Resilience()
-    report = PluginLoader(PluginsConfig(paths=[str(folder)], include_builtin=False), registry,
-                          resilience=resilience, user_dir=tmp_path / "none").load_all()
+    report = PluginLoader(
+        PluginsConfig(paths=[str(folder)], include_builtin=False),
+        registry,
+        resilience=resilience,
+        user_dir=tmp_path / "none",
+    ).load_all()
     assert "boom in register" in report.errors["halfway"]
     assert "half_tool" not in registry
     assert not resilience.fallbacks.has_fallback("llm")

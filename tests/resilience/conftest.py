@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from runtime.config import ResilienceConfig, ServiceResilience
@@ -63,5 +62,3 @@ def config_with(service: str = "redis", **overrides: object) -> ResilienceConfig
     section = service.split(":", 1)[0]
     section = "tools" if section == "tool" else section
     return ResilienceConfig(**{section: ServiceResilience(**overrides)})  # type: ignore[arg-type]
-
-

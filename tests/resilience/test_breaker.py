@@ -13,8 +13,14 @@ BOOM = ServiceUnavailableError("backend down")
 
 
 def make(clock: FakeClock, bus: EventBus | None = None, **overrides: object) -> CircuitBreaker:
-    base = dict(failure_threshold=3, recovery_timeout=10.0, success_threshold=2, window_size=10,
-                minimum_calls=10, failure_rate_threshold=0.5)
+    base = dict(
+        failure_threshold=3,
+        recovery_timeout=10.0,
+        success_threshold=2,
+        window_size=10,
+        minimum_calls=10,
+        failure_rate_threshold=0.5,
+    )
     base.update(overrides)
     return CircuitBreaker("svc", settings(**base), clock=clock, bus=bus)
 
@@ -77,8 +83,9 @@ def test_count_window_forgets_old_failures(clock: FakeClock) -> None:
 
 
 def test_time_window_forgets_failures_older_than_the_window(clock: FakeClock) -> None:
-    b = make(clock, failure_threshold=100, window_type="time", window_size=10, minimum_calls=4,
-             failure_rate_threshold=0.5)
+    b = make(
+        clock, failure_threshold=100, window_type="time", window_size=10, minimum_calls=4, failure_rate_threshold=0.5
+    )
     fail(b, 3)
     clock.advance(11)
     succeed(b, 3)

@@ -101,10 +101,18 @@ class BreakerMachine(RuleBasedStateMachine):
         self.clock = FakeClock(0.0)
         self.breaker = CircuitBreaker(
             "svc",
-            settings(failure_threshold=THRESHOLD, window_size=WINDOW, minimum_calls=MIN_CALLS,
-                     failure_rate_threshold=RATE, recovery_timeout=RECOVERY, open_backoff=BACKOFF,
-                     max_recovery_timeout=MAX_RECOVERY, success_threshold=SUCCESSES,
-                     half_open_max_probes=PROBES, probe_max_wait=PROBE_WAIT),
+            settings(
+                failure_threshold=THRESHOLD,
+                window_size=WINDOW,
+                minimum_calls=MIN_CALLS,
+                failure_rate_threshold=RATE,
+                recovery_timeout=RECOVERY,
+                open_backoff=BACKOFF,
+                max_recovery_timeout=MAX_RECOVERY,
+                success_threshold=SUCCESSES,
+                half_open_max_probes=PROBES,
+                probe_max_wait=PROBE_WAIT,
+            ),
             clock=self.clock,
         )
         self.model = Model()

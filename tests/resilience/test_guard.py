@@ -22,10 +22,18 @@ from runtime.resilience import NO_FALLBACK, CircuitState, Guard, Resilience
 from tests.resilience.conftest import FakeClock, RecordingSleep, config_with
 
 
-def guard(clock: FakeClock, sleep: RecordingSleep, bus: EventBus | None = None, service: str = "redis",
-          **overrides: object) -> Guard:
-    base: dict[str, object] = dict(max_attempts=3, initial_delay=1.0, jitter=False, deadline=1000.0,
-                                   failure_threshold=5, recovery_timeout=30.0, success_threshold=1)
+def guard(
+    clock: FakeClock, sleep: RecordingSleep, bus: EventBus | None = None, service: str = "redis", **overrides: object
+) -> Guard:
+    base: dict[str, object] = dict(
+        max_attempts=3,
+        initial_delay=1.0,
+        jitter=False,
+        deadline=1000.0,
+        failure_threshold=5,
+        recovery_timeout=30.0,
+        success_threshold=1,
+    )
     base.update(overrides)
     res = Resilience(config_with(service, **base), bus, clock=clock, sleep=sleep)
     return res.guard(service)
@@ -50,8 +58,9 @@ class Backend:
 # ---------------------------------------------------------------- retry
 
 
-async def test_flaky_backend_is_retried_with_backoff_and_events(clock: FakeClock, sleep: RecordingSleep,
-                                                                bus: EventBus, events: list[Event]) -> None:
+async def test_flaky_backend_is_retried_with_backoff_and_events(
+    clock: FakeClock, sleep: RecordingSleep, bus: EventBus, events: list[Event]
+) -> None:
     g = guard(clock, sleep, bus)
     backend = Backend(failures=2)
     assert await g.call(backend) == "ok"
@@ -63,8 +72,9 @@ async def test_flaky_backend_is_retried_with_backoff_and_events(clock: FakeClock
 
 
 @pytest.mark.parametrize("max_attempts", [1, 2, 5])
-async def test_upstream_attempts_never_exceed_one_plus_max_retries(clock: FakeClock, sleep: RecordingSleep,
-                                                                   max_attempts: int) -> None:
+async def test_upstream_attempts_never_exceed_one_plus_max_retries(
+    clock: FakeClock, sleep: RecordingSleep, max_attempts: int
+) -> None:
     g = guard(clock, sleep, max_attempts=max_attempts, failure_threshold=100)
     backend = Backend(failures=100)
     with pytest.raises(ServiceUnavailableError) as info:
@@ -73,8 +83,9 @@ async def test_upstream_attempts_never_exceed_one_plus_max_retries(clock: FakeCl
     assert isinstance(info.value.__cause__, ConnectionRefusedError)
 
 
-async def test_retry_after_is_respected_and_a_long_one_is_not_waited_for(clock: FakeClock,
-                                                                         sleep: RecordingSleep) -> None:
+async def test_retry_after_is_respected_and_a_long_one_is_not_waited_for(
+    clock: FakeClock, sleep: RecordingSleep
+) -> None:
     g = guard(clock, sleep, retry_after_cap=60.0)
     backend = Backend(failures=2, error=RateLimitError("429", retry_after=5.0))
     assert await g.call(backend) == "ok"
@@ -106,8 +117,7 @@ async def test_caller_errors_are_not_retried_and_not_counted(clock: FakeClock, s
     assert g.breaker.state is CircuitState.CLOSED
 
 
-async def test_a_bug_in_the_call_is_internal_not_retried_but_counted(clock: FakeClock,
-                                                                    sleep: RecordingSleep) -> None:
+async def test_a_bug_in_the_call_is_internal_not_retried_but_counted(clock: FakeClock, sleep: RecordingSleep) -> None:
     g = guard(clock, sleep, failure_threshold=2)
     backend = Backend(failures=5, error=KeyError("missing"))
     with pytest.raises(InternalError) as info:
@@ -131,8 +141,9 @@ async def test_open_breaker_stops_retries_at_once(clock: FakeClock, sleep: Recor
     assert backend.calls == 2  # rejected with no I/O
 
 
-async def test_breaker_recovers_through_half_open(clock: FakeClock, sleep: RecordingSleep, bus: EventBus,
-                                                 events: list[Event]) -> None:
+async def test_breaker_recovers_through_half_open(
+    clock: FakeClock, sleep: RecordingSleep, bus: EventBus, events: list[Event]
+) -> None:
     g = guard(clock, sleep, bus, max_attempts=1, failure_threshold=2, recovery_timeout=30.0)
     backend = Backend(failures=2)
     for _ in range(2):
@@ -147,8 +158,7 @@ async def test_breaker_recovers_through_half_open(clock: FakeClock, sleep: Recor
 # ---------------------------------------------------------------- timeout and cancellation
 
 
-async def test_a_hung_call_times_out_counts_and_leaves_the_task_usable(clock: FakeClock,
-                                                                      sleep: RecordingSleep) -> None:
+async def test_a_hung_call_times_out_counts_and_leaves_the_task_usable(clock: FakeClock, sleep: RecordingSleep) -> None:
     g = guard(clock, sleep, max_attempts=1, timeout=0.05)
     never = asyncio.Event()
     with pytest.raises(OperationTimeoutError):
@@ -249,7 +259,8 @@ async def test_bulkhead_caps_concurrency_and_queues_the_rest(clock: FakeClock, s
 
 
 async def test_full_bulkhead_rejects_after_its_wait_without_tripping_the_breaker(
-        clock: FakeClock, sleep: RecordingSleep) -> None:
+    clock: FakeClock, sleep: RecordingSleep
+) -> None:
     g = guard(clock, sleep, max_attempts=1, max_concurrent=1, bulkhead_wait=0.02, failure_threshold=1)
     entered, gate = asyncio.Event(), asyncio.Event()
 
@@ -268,8 +279,7 @@ async def test_full_bulkhead_rejects_after_its_wait_without_tripping_the_breaker
     assert g.bulkhead.in_use == 0
 
 
-async def test_open_breaker_rejects_before_taking_a_bulkhead_slot(clock: FakeClock,
-                                                                  sleep: RecordingSleep) -> None:
+async def test_open_breaker_rejects_before_taking_a_bulkhead_slot(clock: FakeClock, sleep: RecordingSleep) -> None:
     g = guard(clock, sleep, max_attempts=1, max_concurrent=1, bulkhead_wait=0.0)
     g.breaker.force_open()
     for _ in range(3):
@@ -357,9 +367,9 @@ async def test_open_breaker_rejects_a_stream_without_calling_it(clock: FakeClock
 # ---------------------------------------------------------------- fallback
 
 
-async def test_cache_fallback_serves_the_last_good_value_marked_stale(clock: FakeClock, sleep: RecordingSleep,
-                                                                      bus: EventBus,
-                                                                      events: list[Event]) -> None:
+async def test_cache_fallback_serves_the_last_good_value_marked_stale(
+    clock: FakeClock, sleep: RecordingSleep, bus: EventBus, events: list[Event]
+) -> None:
     g = guard(clock, sleep, bus, service="llm", max_attempts=1)
     fresh = await g.call_with_fallback(Backend(value="answer v1"), key="prompt-1")
     assert (fresh.value, fresh.source, fresh.stale, fresh.from_fallback) == ("answer v1", "primary", False, False)
@@ -414,9 +424,18 @@ async def test_default_is_the_last_resort(clock: FakeClock, sleep: RecordingSlee
 
 @pytest.mark.parametrize("probes", [1, 3])
 async def test_thousand_callers_at_half_open_send_exactly_the_permitted_probes(
-        clock: FakeClock, sleep: RecordingSleep, probes: int) -> None:
-    g = guard(clock, sleep, max_attempts=5, failure_threshold=1, recovery_timeout=10.0,
-              half_open_max_probes=probes, success_threshold=1, max_concurrent=2000)
+    clock: FakeClock, sleep: RecordingSleep, probes: int
+) -> None:
+    g = guard(
+        clock,
+        sleep,
+        max_attempts=5,
+        failure_threshold=1,
+        recovery_timeout=10.0,
+        half_open_max_probes=probes,
+        success_threshold=1,
+        max_concurrent=2000,
+    )
     g.breaker.on_failure(g.breaker.acquire(), "backend down")
     clock.advance(10)
     reached = 0

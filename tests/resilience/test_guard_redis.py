@@ -30,11 +30,23 @@ def redis_call(op: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]
     return call
 
 
-async def test_outage_opens_the_breaker_and_recovery_closes_it(redis_server: EmbeddedRedis, redis_url: str,
-                                                                clock: FakeClock, sleep: RecordingSleep) -> None:
-    res = Resilience(config_with("redis", max_attempts=2, initial_delay=0.1, jitter=False, failure_threshold=2,
-                                 recovery_timeout=5.0, success_threshold=1, timeout=2.0),
-                     clock=clock, sleep=sleep)
+async def test_outage_opens_the_breaker_and_recovery_closes_it(
+    redis_server: EmbeddedRedis, redis_url: str, clock: FakeClock, sleep: RecordingSleep
+) -> None:
+    res = Resilience(
+        config_with(
+            "redis",
+            max_attempts=2,
+            initial_delay=0.1,
+            jitter=False,
+            failure_threshold=2,
+            recovery_timeout=5.0,
+            success_threshold=1,
+            timeout=2.0,
+        ),
+        clock=clock,
+        sleep=sleep,
+    )
     guard = res.guard("redis")
     client = aioredis.from_url(redis_url, socket_connect_timeout=1.0, retry_on_timeout=False)
     try:

@@ -100,13 +100,17 @@ async def test_events_only_on_change() -> None:
     monitor.register_check("redis", redis_check)
     await monitor.run_checks()
     await monitor.run_checks()
-    assert [(e.name, e.old_status, e.new_status) for e in seen] == [("redis", None, "healthy"),
-                                                                     (OVERALL, None, "healthy")]
+    assert [(e.name, e.old_status, e.new_status) for e in seen] == [
+        ("redis", None, "healthy"),
+        (OVERALL, None, "healthy"),
+    ]
     status["redis"] = U
     await monitor.run_checks()
     await monitor.run_checks()
-    assert [(e.name, e.old_status, e.new_status) for e in seen[2:]] == [("redis", "healthy", "unhealthy"),
-                                                                         (OVERALL, "healthy", "unhealthy")]
+    assert [(e.name, e.old_status, e.new_status) for e in seen[2:]] == [
+        ("redis", "healthy", "unhealthy"),
+        (OVERALL, "healthy", "unhealthy"),
+    ]
 
 
 async def test_background_polling_runs_at_the_interval_and_stops() -> None:

@@ -35,14 +35,14 @@ def schedule(policy: RetryPolicy, error: Exception = DOWN, now: float = 0.0) -> 
 
 
 def test_exponential_schedule_without_jitter_stops_after_max_attempts() -> None:
-    policy = RetryPolicy(settings(max_attempts=5, initial_delay=2.0, multiplier=2.0, jitter=False,
-                                  max_delay=60.0, deadline=1000.0))
+    policy = RetryPolicy(
+        settings(max_attempts=5, initial_delay=2.0, multiplier=2.0, jitter=False, max_delay=60.0, deadline=1000.0)
+    )
     assert schedule(policy) == [2.0, 4.0, 8.0, 16.0, None]  # 1 call + 4 retries
 
 
 def test_delays_are_capped_at_max_delay() -> None:
-    policy = RetryPolicy(settings(max_attempts=10, initial_delay=1.0, jitter=False, max_delay=5.0,
-                                  deadline=1000.0))
+    policy = RetryPolicy(settings(max_attempts=10, initial_delay=1.0, jitter=False, max_delay=5.0, deadline=1000.0))
     assert max(d for d in schedule(policy) if d is not None) == 5.0
 
 
@@ -52,14 +52,15 @@ def test_full_jitter_stays_within_the_exponential_envelope() -> None:
         delays = schedule(policy)
         assert delays[-1] is None and len(delays) == 4
         for n, delay in enumerate(delays[:-1]):
-            assert delay is not None and 0.0 <= delay <= 2.0 ** n
+            assert delay is not None and 0.0 <= delay <= 2.0**n
     # Full jitter means the waits actually vary.
     assert len({tuple(schedule(policy)) for _ in range(20)}) > 1
 
 
 def test_retry_after_is_a_lower_bound_on_the_wait() -> None:
-    policy = RetryPolicy(settings(max_attempts=3, initial_delay=0.5, jitter=False, retry_after_cap=60.0,
-                                  deadline=1000.0))
+    policy = RetryPolicy(
+        settings(max_attempts=3, initial_delay=0.5, jitter=False, retry_after_cap=60.0, deadline=1000.0)
+    )
     assert schedule(policy, RateLimitError("slow down", retry_after=7.5)) == [7.5, 7.5, None]
     assert schedule(policy, RateLimitError("slow down", retry_after=0.1)) == [0.5, 1.0, None]
 
@@ -106,9 +107,17 @@ def test_parse_retry_after_forms() -> None:
 
 @pytest.mark.parametrize(
     ("status", "kind", "retryable"),
-    [(408, OperationTimeoutError, True), (409, ConflictError, True), (429, RateLimitError, True),
-     (500, ExternalServiceError, True), (503, ExternalServiceError, True), (400, ValidationError, False),
-     (401, AuthenticationError, False), (404, NotFoundError, False), (422, ValidationError, False)],
+    [
+        (408, OperationTimeoutError, True),
+        (409, ConflictError, True),
+        (429, RateLimitError, True),
+        (500, ExternalServiceError, True),
+        (503, ExternalServiceError, True),
+        (400, ValidationError, False),
+        (401, AuthenticationError, False),
+        (404, NotFoundError, False),
+        (422, ValidationError, False),
+    ],
 )
 def test_error_for_status(status: int, kind: type, retryable: bool) -> None:
     error = error_for_status(status, "x", service="llm", headers={"retry-after": "2"})

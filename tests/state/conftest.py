@@ -48,9 +48,19 @@ class CountingConnection(Connection):
 
 def fast_resilience() -> ResilienceConfig:
     """The redis guard with tiny retry delays (the fake sleep skips them anyway)."""
-    redis = ServiceResilience(max_attempts=3, initial_delay=0.01, max_delay=0.05, jitter=False, timeout=2.0,
-                              deadline=30.0, recovery_timeout=1.0, success_threshold=1, max_concurrent=256,
-                              failure_threshold=5, minimum_calls=5)
+    redis = ServiceResilience(
+        max_attempts=3,
+        initial_delay=0.01,
+        max_delay=0.05,
+        jitter=False,
+        timeout=2.0,
+        deadline=30.0,
+        recovery_timeout=1.0,
+        success_threshold=1,
+        max_concurrent=256,
+        failure_threshold=5,
+        minimum_calls=5,
+    )
     return ResilienceConfig(redis=redis)
 
 
@@ -119,9 +129,17 @@ def journal_dir(data_dir: Path) -> Path:
 
 
 @pytest.fixture
-async def conversations(runner: RedisRunner, journal_dir: Path, bus: EventBus, wall: FakeClock,
-                        mono: FakeClock) -> AsyncIterator[ConversationStore]:
-    store = ConversationStore(runner, RedisConfig(key_prefix="t"), journal_dir=journal_dir, bus=bus,
-                              clock=wall, monotonic=mono, sleep=mono.sleep)
+async def conversations(
+    runner: RedisRunner, journal_dir: Path, bus: EventBus, wall: FakeClock, mono: FakeClock
+) -> AsyncIterator[ConversationStore]:
+    store = ConversationStore(
+        runner,
+        RedisConfig(key_prefix="t"),
+        journal_dir=journal_dir,
+        bus=bus,
+        clock=wall,
+        monotonic=mono,
+        sleep=mono.sleep,
+    )
     yield store
     await store.close()

@@ -24,8 +24,12 @@ async def _fill(store: ConversationStore, conv: str, n: int) -> list[ChatMessage
 async def test_create_get_and_append_assigns_positions(conversations: ConversationStore) -> None:
     conv = await conversations.create("alice", "Trip plans", "Be brief.", {"source": "test"})
     info = await conversations.get(conv)
-    assert (info.user_id, info.title, info.system_prompt, info.metadata) == ("alice", "Trip plans", "Be brief.",
-                                                                             {"source": "test"})
+    assert (info.user_id, info.title, info.system_prompt, info.metadata) == (
+        "alice",
+        "Trip plans",
+        "Be brief.",
+        {"source": "test"},
+    )
     sent = await _fill(conversations, conv, 5)
     assert [m.seq for m in sent] == [0, 1, 2, 3, 4]
     tail = await conversations.read_tail(conv, 10)
@@ -51,8 +55,9 @@ async def test_retried_append_with_same_id_never_duplicates(conversations: Conve
 
 
 async def test_tool_calls_metadata_and_token_counts_are_stored(runner: RedisRunner, journal_dir: Path) -> None:
-    store = ConversationStore(runner, RedisConfig(key_prefix="t"), journal_dir=journal_dir,
-                              count_tokens=lambda m: len(m.content) + 100)
+    store = ConversationStore(
+        runner, RedisConfig(key_prefix="t"), journal_dir=journal_dir, count_tokens=lambda m: len(m.content) + 100
+    )
     conv = await store.create("alice")
     call = ToolCall(id="call_1", name="clock", arguments='{"tz": "UTC"}')
     await store.add_message(conv, "assistant", "", tool_calls=[call], metadata={"step": 1})
@@ -70,20 +75,24 @@ async def test_tail_pages_backwards_with_before_seq(conversations: ConversationS
     page = await conversations.read_tail(conv, 10, before_seq=page[0].seq)
     assert [m.seq for m in page] == list(range(5, 15))
     page = await conversations.read_tail(conv, 10, before_seq=page[0].seq)
-    assert [m.seq for m in page] == list(range(0, 5))
+    assert [m.seq for m in page] == list(range(5))
     assert await conversations.read_tail(conv, 10, before_seq=0) == []
 
 
-async def test_append_and_tail_read_are_one_round_trip(redis_url: str, make_runner: RunnerFactory,
-                                                       journal_dir: Path) -> None:
+async def test_append_and_tail_read_are_one_round_trip(
+    redis_url: str, make_runner: RunnerFactory, journal_dir: Path
+) -> None:
     runner = make_runner(redis_url, connection_class=CountingConnection)
     store = ConversationStore(runner, RedisConfig(key_prefix="t"), journal_dir=journal_dir)
     conv = await store.create("alice")
     await _fill(store, conv, 3)
     await store.read_tail(conv, 2, before_seq=2)  # the first use of a script loads it
     costs = []
-    for op in (lambda: store.add_message(conv, "user", "x"), lambda: store.read_tail(conv, 20),
-               lambda: store.read_tail(conv, 20, before_seq=3)):
+    for op in (
+        lambda: store.add_message(conv, "user", "x"),
+        lambda: store.read_tail(conv, 20),
+        lambda: store.read_tail(conv, 20, before_seq=3),
+    ):
         before = CountingConnection.sent
         await op()
         costs.append(CountingConnection.sent - before)
@@ -92,10 +101,13 @@ async def test_append_and_tail_read_are_one_round_trip(redis_url: str, make_runn
 
 
 async def test_50_writers_x_100_appends_keep_every_message_in_writer_order(
-        redis_url: str, make_runner: RunnerFactory, journal_dir: Path) -> None:
+    redis_url: str, make_runner: RunnerFactory, journal_dir: Path
+) -> None:
     # Five clients (as if five processes), ten writers each.
-    stores = [ConversationStore(make_runner(redis_url), RedisConfig(key_prefix="t"), journal_dir=journal_dir)
-              for _ in range(5)]
+    stores = [
+        ConversationStore(make_runner(redis_url), RedisConfig(key_prefix="t"), journal_dir=journal_dir)
+        for _ in range(5)
+    ]
     conv = await stores[0].create("alice")
 
     async def writer(w: int) -> None:
@@ -116,15 +128,20 @@ async def test_50_writers_x_100_appends_keep_every_message_in_writer_order(
     assert all(seq == list(range(100)) for seq in by_writer.values())
 
 
-async def test_summarize_archives_covered_messages_atomically(conversations: ConversationStore,
-                                                              redis_client: object) -> None:
+async def test_summarize_archives_covered_messages_atomically(
+    conversations: ConversationStore, redis_client: object
+) -> None:
     conv = await conversations.create("alice")
     sent = await _fill(conversations, conv, 10)
     await conversations.summarize(conv, "They talked about m0..m5.", sent[5].id, method="extractive")
     summary = await conversations.get_summary(conv)
     assert summary is not None
     assert (summary.text, summary.covers_up_to, summary.covered_count, summary.method) == (
-        "They talked about m0..m5.", sent[5].id, 6, "extractive")
+        "They talked about m0..m5.",
+        sent[5].id,
+        6,
+        "extractive",
+    )
     tail = await conversations.read_tail(conv, 100)
     assert [m.seq for m in tail] == [6, 7, 8, 9]
     # Paging below the summarised part finds nothing live; seqs stay stable after archiving.
@@ -144,10 +161,12 @@ async def test_summarize_archives_covered_messages_atomically(conversations: Con
         await conversations.summarize(conv, "x", "msg_not_here")
 
 
-async def test_retention_puts_one_ttl_on_every_key_and_refreshes_it(runner: RedisRunner, journal_dir: Path,
-                                                                    redis_client: object) -> None:
-    store = ConversationStore(runner, RedisConfig(key_prefix="t", conversation_retention=86400),
-                              journal_dir=journal_dir)
+async def test_retention_puts_one_ttl_on_every_key_and_refreshes_it(
+    runner: RedisRunner, journal_dir: Path, redis_client: object
+) -> None:
+    store = ConversationStore(
+        runner, RedisConfig(key_prefix="t", conversation_retention=86400), journal_dir=journal_dir
+    )
     conv = await store.create("alice")
     sent = await _fill(store, conv, 4)
     await store.summarize(conv, "s", sent[0].id)
@@ -216,18 +235,21 @@ async def test_export_json_and_markdown(conversations: ConversationStore) -> Non
     assert "Tool call `calc`" in md and '````json\n{"x": "```"}\n````' in md
 
 
-@pytest.mark.parametrize("content", [
-    'she said "hi" and \'bye\'',
-    "line one\nline two\r\n\ttabbed",
-    "emoji 🎉 and 中文 and \u0000 nul",
-    "x" * (1024 * 1024),
-    "{\"seq\": 99, \"fake\": true}",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "she said \"hi\" and 'bye'",
+        "line one\nline two\r\n\ttabbed",
+        "emoji 🎉 and 中文 and \u0000 nul",
+        "x" * (1024 * 1024),
+        '{"seq": 99, "fake": true}',
+    ],
+)
 async def test_hostile_content_round_trips(conversations: ConversationStore, content: str) -> None:
     conv = await conversations.create("alice")
-    await conversations.add_message(conv, "user", content, metadata={"k\"ey": "v\nal"})
+    await conversations.add_message(conv, "user", content, metadata={'k"ey': "v\nal"})
     (message,) = await conversations.read_tail(conv, 1)
-    assert message.content == content and message.seq == 0 and message.metadata == {"k\"ey": "v\nal"}
+    assert message.content == content and message.seq == 0 and message.metadata == {'k"ey': "v\nal"}
 
 
 async def test_hostile_input_is_refused_with_a_clear_error(conversations: ConversationStore) -> None:

@@ -50,8 +50,16 @@ class App:
         self.client = make_redis_client(url)
         self.resilience = Resilience(fast_resilience(), bus, clock=mono, sleep=mono.sleep)
         self.runner = RedisRunner(self.client, self.resilience.guard("redis"))
-        self.store = ConversationStore(self.runner, CONFIG, journal_dir=journal_dir, bus=bus, clock=wall,
-                                       monotonic=mono, sleep=mono.sleep, replay_interval=2.0)
+        self.store = ConversationStore(
+            self.runner,
+            CONFIG,
+            journal_dir=journal_dir,
+            bus=bus,
+            clock=wall,
+            monotonic=mono,
+            sleep=mono.sleep,
+            replay_interval=2.0,
+        )
 
     async def close(self) -> None:
         await self.store.close()
@@ -59,8 +67,9 @@ class App:
 
 
 @pytest.fixture
-async def apps(aof_url: str, journal_dir: Path, bus: EventBus, mono: FakeClock,
-               wall: FakeClock) -> AsyncIterator[list[App]]:
+async def apps(
+    aof_url: str, journal_dir: Path, bus: EventBus, mono: FakeClock, wall: FakeClock
+) -> AsyncIterator[list[App]]:
     made: list[App] = []
 
     def make() -> App:
@@ -74,8 +83,7 @@ async def apps(aof_url: str, journal_dir: Path, bus: EventBus, mono: FakeClock,
         await app.close()
 
 
-def _new_app(apps: list[App], aof_url: str, journal_dir: Path, bus: EventBus, mono: FakeClock,
-             wall: FakeClock) -> App:
+def _new_app(apps: list[App], aof_url: str, journal_dir: Path, bus: EventBus, mono: FakeClock, wall: FakeClock) -> App:
     app = App(aof_url, journal_dir, bus, mono, wall)
     apps.append(app)
     return app
@@ -98,7 +106,8 @@ async def _next(bus: EventBus, kind: type[Event], timeout: float = 20.0) -> Even
 
 
 async def test_200_appends_across_a_kill_and_restart_arrive_exactly_once_in_order(
-        apps: list[App], aof_redis: EmbeddedRedis, mono: FakeClock, events: list[Event]) -> None:
+    apps: list[App], aof_redis: EmbeddedRedis, mono: FakeClock, events: list[Event]
+) -> None:
     store = apps[0].store
     conv = await store.create("alice", "outage")
     for i in range(200):
@@ -124,8 +133,14 @@ async def test_200_appends_across_a_kill_and_restart_arrive_exactly_once_in_orde
 
 
 async def test_journal_survives_an_app_restart_and_replays_on_next_start(
-        apps: list[App], aof_redis: EmbeddedRedis, aof_url: str, journal_dir: Path, bus: EventBus,
-        mono: FakeClock, wall: FakeClock) -> None:
+    apps: list[App],
+    aof_redis: EmbeddedRedis,
+    aof_url: str,
+    journal_dir: Path,
+    bus: EventBus,
+    mono: FakeClock,
+    wall: FakeClock,
+) -> None:
     first = apps[0].store
     conv = await first.create("alice", "restart")
     for i in range(50):
@@ -156,8 +171,15 @@ async def test_journal_survives_an_app_restart_and_replays_on_next_start(
 
 @pytest.mark.parametrize("applied_before_crash", [0, 1, 37, 99, 100])
 async def test_a_crash_part_way_through_replay_loses_and_duplicates_nothing(
-        apps: list[App], aof_redis: EmbeddedRedis, aof_url: str, journal_dir: Path, bus: EventBus,
-        mono: FakeClock, wall: FakeClock, applied_before_crash: int) -> None:
+    apps: list[App],
+    aof_redis: EmbeddedRedis,
+    aof_url: str,
+    journal_dir: Path,
+    bus: EventBus,
+    mono: FakeClock,
+    wall: FakeClock,
+    applied_before_crash: int,
+) -> None:
     store = apps[0].store
     conv = await store.create("alice", "crash")
     aof_redis.kill()
@@ -177,8 +199,9 @@ async def test_a_crash_part_way_through_replay_loses_and_duplicates_nothing(
     assert [m.content for m in messages] == [f"m{i}" for i in range(100)]
 
 
-async def test_replay_while_redis_is_still_down_keeps_everything(apps: list[App], aof_redis: EmbeddedRedis,
-                                                                 mono: FakeClock) -> None:
+async def test_replay_while_redis_is_still_down_keeps_everything(
+    apps: list[App], aof_redis: EmbeddedRedis, mono: FakeClock
+) -> None:
     store = apps[0].store
     conv = await store.create("alice")
     aof_redis.kill()
@@ -191,7 +214,8 @@ async def test_replay_while_redis_is_still_down_keeps_everything(apps: list[App]
 
 
 async def test_conversations_created_renamed_and_deleted_offline_replay_in_order(
-        apps: list[App], aof_redis: EmbeddedRedis, mono: FakeClock) -> None:
+    apps: list[App], aof_redis: EmbeddedRedis, mono: FakeClock
+) -> None:
     store = apps[0].store
     doomed = await store.create("alice", "doomed")
     aof_redis.kill()
@@ -212,8 +236,9 @@ async def test_conversations_created_renamed_and_deleted_offline_replay_in_order
     assert [m.content for m in await store.read_tail(conv, 10)] == ["hello offline"]
 
 
-async def test_background_loop_replays_when_redis_answers_again(apps: list[App], aof_redis: EmbeddedRedis,
-                                                                bus: EventBus) -> None:
+async def test_background_loop_replays_when_redis_answers_again(
+    apps: list[App], aof_redis: EmbeddedRedis, bus: EventBus
+) -> None:
     store = apps[0].store
     conv = await store.create("alice")
     store.start()
@@ -228,8 +253,9 @@ async def test_background_loop_replays_when_redis_answers_again(apps: list[App],
     assert [m.content for m in await store.read_tail(conv, 100)] == [f"m{i}" for i in range(10)]
 
 
-async def test_health_check_reports_redis_and_triggers_replay(apps: list[App], aof_redis: EmbeddedRedis,
-                                                              bus: EventBus, mono: FakeClock) -> None:
+async def test_health_check_reports_redis_and_triggers_replay(
+    apps: list[App], aof_redis: EmbeddedRedis, bus: EventBus, mono: FakeClock
+) -> None:
     store = apps[0].store
     monitor = HealthMonitor(bus)
     monitor.register_check("redis", redis_check(apps[0].client, on_healthy=store.notify_healthy))

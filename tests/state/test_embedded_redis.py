@@ -16,7 +16,6 @@ from runtime.core.procs import pid_alive, wait_until
 from runtime.state.embedded_redis import EmbeddedRedis, ping
 
 
-
 async def test_start_kill_restart_keeps_port_and_data(tmp_path: Path) -> None:
     import redis.asyncio as aioredis
 
@@ -62,10 +61,22 @@ def _drain(master: int) -> bool:
 def _launch_app(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     """Start `holdfast` in a pseudo-terminal with a private data dir; return it and its redis pid."""
     master, slave = pty.openpty()
-    env = dict(os.environ, HOLDFAST_DATA_DIR=str(tmp_path / "data"), HOLDFAST_LOG_DIR=str(tmp_path / "logs"),
-               TERM="xterm-256color", COLUMNS="100", LINES="30")
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli.main"], stdin=slave, stdout=slave, stderr=slave,
-                            env=env, start_new_session=True)
+    env = dict(
+        os.environ,
+        HOLDFAST_DATA_DIR=str(tmp_path / "data"),
+        HOLDFAST_LOG_DIR=str(tmp_path / "logs"),
+        TERM="xterm-256color",
+        COLUMNS="100",
+        LINES="30",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli.main"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
     os.close(slave)
     pid_file = tmp_path / "data" / "redis" / "redis-server.pid"
 
@@ -87,7 +98,9 @@ def test_no_orphan_redis_after_the_app_dies(tmp_path: Path, sig: signal.Signals)
     try:
         os.kill(proc.pid, sig)
         assert wait_until(lambda: _drain(master) or proc.poll() is not None, 20), f"the app ignored {sig.name}"
-        assert wait_until(lambda: not pid_alive(redis_pid), 10), f"redis-server {redis_pid} outlived the app ({sig.name})"
+        assert wait_until(lambda: not pid_alive(redis_pid), 10), (
+            f"redis-server {redis_pid} outlived the app ({sig.name})"
+        )
     finally:
         os.close(master)
         if proc.poll() is None:

@@ -11,11 +11,11 @@ from runtime.state.journal import Journal
 def test_records_come_back_in_order_from_a_new_instance(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j")
     for i in range(5):
-        journal.append({"op": "append", "i": i, "text": "quote\" newline\n 中文"})
+        journal.append({"op": "append", "i": i, "text": 'quote" newline\n 中文'})
     reopened = Journal(tmp_path / "j")  # as after an app restart
     records = reopened.records()
     assert [r["i"] for r in records] == [0, 1, 2, 3, 4]
-    assert records[0]["text"] == "quote\" newline\n 中文"
+    assert records[0]["text"] == 'quote" newline\n 中文'
     assert len({r["jid"] for r in records}) == 5
 
 

@@ -14,10 +14,14 @@ from tests.state.conftest import CountingConnection, RunnerFactory
 
 
 @pytest.fixture
-async def pair(redis_url: str, make_runner: RunnerFactory, tmp_path: Path
-               ) -> AsyncIterator[tuple[ConversationStore, ConversationStore]]:
-    a = ConversationStore(make_runner(redis_url, connection_class=CountingConnection), RedisConfig(key_prefix="t"),
-                          journal_dir=tmp_path / "a")
+async def pair(
+    redis_url: str, make_runner: RunnerFactory, tmp_path: Path
+) -> AsyncIterator[tuple[ConversationStore, ConversationStore]]:
+    a = ConversationStore(
+        make_runner(redis_url, connection_class=CountingConnection),
+        RedisConfig(key_prefix="t"),
+        journal_dir=tmp_path / "a",
+    )
     b = ConversationStore(make_runner(redis_url), RedisConfig(key_prefix="t"), journal_dir=tmp_path / "b")
     yield a, b
     await a.close()
@@ -44,7 +48,8 @@ async def test_another_process_append_is_seen(pair: tuple[ConversationStore, Con
 
 
 async def test_more_new_messages_than_asked_still_gives_the_newest(
-        pair: tuple[ConversationStore, ConversationStore]) -> None:
+    pair: tuple[ConversationStore, ConversationStore],
+) -> None:
     a, b = pair
     conv = await a.create("alice")
     await _fill(a, conv, 3, "a")
@@ -56,8 +61,7 @@ async def test_more_new_messages_than_asked_still_gives_the_newest(
     assert [m.seq for m in wide] == list(range(23))
 
 
-async def test_summary_swap_by_another_process_invalidates(
-        pair: tuple[ConversationStore, ConversationStore]) -> None:
+async def test_summary_swap_by_another_process_invalidates(pair: tuple[ConversationStore, ConversationStore]) -> None:
     a, b = pair
     conv = await a.create("alice")
     await _fill(a, conv, 10, "m")
@@ -73,7 +77,8 @@ async def test_summary_swap_by_another_process_invalidates(
 
 
 async def test_recreated_conversation_is_not_served_from_the_old_cache(
-        pair: tuple[ConversationStore, ConversationStore]) -> None:
+    pair: tuple[ConversationStore, ConversationStore],
+) -> None:
     a, b = pair
     conv = await a.create("alice")
     await _fill(a, conv, 4, "old")
@@ -85,7 +90,8 @@ async def test_recreated_conversation_is_not_served_from_the_old_cache(
 
 
 async def test_a_warm_tail_read_is_one_round_trip_and_decodes_only_new_messages(
-        pair: tuple[ConversationStore, ConversationStore]) -> None:
+    pair: tuple[ConversationStore, ConversationStore],
+) -> None:
     a, b = pair
     conv = await a.create("alice")
     await _fill(b, conv, 300, "m")

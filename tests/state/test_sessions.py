@@ -22,8 +22,9 @@ async def test_create_sets_one_hour_ttl_and_strong_id(sessions: SessionManager, 
     assert got is not None and got.data == {"theme": "dark"} and got.user_id == "alice"
 
 
-async def test_get_refreshes_last_accessed_in_one_round_trip(redis_url: str, make_runner: RunnerFactory,
-                                                             wall: FakeClock) -> None:
+async def test_get_refreshes_last_accessed_in_one_round_trip(
+    redis_url: str, make_runner: RunnerFactory, wall: FakeClock
+) -> None:
     runner = make_runner(redis_url, connection_class=CountingConnection)
     manager = SessionManager(runner, key_prefix="t", clock=wall)
     session = await manager.create_session("bob")
@@ -55,8 +56,9 @@ async def test_concurrent_updates_lose_no_fields(sessions: SessionManager) -> No
     assert got.data == {"keep": "me", **{f"field{i}": i for i in range(50)}}
 
 
-async def test_extend_is_capped_at_created_plus_max_ttl(sessions: SessionManager, wall: FakeClock,
-                                                        redis_client: object) -> None:
+async def test_extend_is_capped_at_created_plus_max_ttl(
+    sessions: SessionManager, wall: FakeClock, redis_client: object
+) -> None:
     session = await sessions.create_session("erin")
     wall.advance(3000)
     assert await sessions.extend_session(session.id, 7200)
@@ -84,8 +86,9 @@ async def test_delete_removes_session_and_its_index_entries(sessions: SessionMan
     assert await redis_client.zcard(keys.session_expiry()) == 0  # type: ignore[attr-defined]
 
 
-async def test_user_sessions_lists_live_ones_and_prunes_dead_ids(sessions: SessionManager, wall: FakeClock,
-                                                                 redis_client: object) -> None:
+async def test_user_sessions_lists_live_ones_and_prunes_dead_ids(
+    sessions: SessionManager, wall: FakeClock, redis_client: object
+) -> None:
     old = await sessions.create_session("gina")
     wall.advance(1800)
     newer = await sessions.create_session("gina")
@@ -101,9 +104,9 @@ async def test_user_sessions_lists_live_ones_and_prunes_dead_ids(sessions: Sessi
     assert await redis_client.zcard(index) == 1  # type: ignore[attr-defined]
 
 
-async def test_cleanup_uses_the_expiry_index_and_spares_extended_sessions(sessions: SessionManager,
-                                                                          wall: FakeClock,
-                                                                          redis_client: object) -> None:
+async def test_cleanup_uses_the_expiry_index_and_spares_extended_sessions(
+    sessions: SessionManager, wall: FakeClock, redis_client: object
+) -> None:
     doomed = [await sessions.create_session(f"user{i}") for i in range(5)]
     kept = await sessions.create_session("keeper")
     wall.advance(3000)

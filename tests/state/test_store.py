@@ -12,7 +12,7 @@ from tests.state.conftest import FakeClock
 
 
 async def test_set_get_delete_exists_roundtrip_json(state: RedisStateStore) -> None:
-    value = {"name": "O'Brien \"quoted\"\nnewline", "n": 3, "f": 1.5, "ok": True, "none": None, "list": [1, "2"]}
+    value = {"name": 'O\'Brien "quoted"\nnewline', "n": 3, "f": 1.5, "ok": True, "none": None, "list": [1, "2"]}
     assert await state.set("profile", value)
     assert await state.get("profile") == value
     assert await state.exists("profile")
@@ -106,8 +106,9 @@ async def test_lock_acquire_release_and_non_owner_refused(state: RedisStateStore
     assert await state.acquire_lock("res", timeout=10) is not None
 
 
-async def test_lock_expires_and_old_owner_cannot_release_new_owners_lock(state: RedisStateStore,
-                                                                         redis_client: object) -> None:
+async def test_lock_expires_and_old_owner_cannot_release_new_owners_lock(
+    state: RedisStateStore, redis_client: object
+) -> None:
     old = await state.acquire_lock("res", timeout=30)
     assert old is not None
     # Expire it server-side instead of sleeping through the timeout.

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from runtime.config import LLMConfig, ResilienceConfig, ServiceResilience
-from runtime.llm.client import LLMClient
 from runtime.demo.launcher import DemoLLMServer
+from runtime.llm.client import LLMClient
 from runtime.resilience import Resilience
 
 
@@ -43,9 +43,19 @@ class RecordingSleep:
 
 
 def llm_settings(**overrides: Any) -> ResilienceConfig:
-    base: dict[str, Any] = dict(max_attempts=3, initial_delay=0.01, max_delay=0.05, jitter=False, timeout=5.0,
-                                deadline=60.0, failure_threshold=50, minimum_calls=50, recovery_timeout=5.0,
-                                success_threshold=1, retry_after_cap=60.0)
+    base: dict[str, Any] = dict(
+        max_attempts=3,
+        initial_delay=0.01,
+        max_delay=0.05,
+        jitter=False,
+        timeout=5.0,
+        deadline=60.0,
+        failure_threshold=50,
+        minimum_calls=50,
+        recovery_timeout=5.0,
+        success_threshold=1,
+        retry_after_cap=60.0,
+    )
     base.update(overrides)
     return ResilienceConfig(llm=ServiceResilience(**base))
 
@@ -84,8 +94,9 @@ def demo_url(demo_server: DemoLLMServer) -> str:
     demo_server.start()
     # urllib, not httpx: a new httpx client builds an SSL context (~0.3 s) per test.
     body = json.dumps({"reset": True, "tokens_per_second": 0}).encode()
-    request = urllib.request.Request(demo_server.root_url + "/admin/faults", data=body,
-                                     headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        demo_server.root_url + "/admin/faults", data=body, headers={"content-type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 200
     return demo_server.url
