@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test bench install install-dev clean
+.PHONY: run test lint bench install install-dev clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Holdfast needs Python 3.11 or newer")'
@@ -27,6 +27,13 @@ run: $(VENV)/.stamp-run
 
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Style, types and the layer rule (import-linter contracts in pyproject.toml).
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check runtime app plugins tests
+	$(BIN)/ruff format --check runtime app plugins tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # elia (the launch-time peer in bench_app) pins an older Textual, so it gets its own venv.
 .venv-elia/bin/elia:
