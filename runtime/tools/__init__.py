@@ -6,7 +6,8 @@ discovery.
   under its own ``Guard("tool:<name>")``.
 - ``plugins``: discovery from the ``holdfast.plugins`` entry-point group and plugin folders.
 
-Plugins import only this package: the errors a tool may raise are re-exported here.
+Plugins import only this package: the errors a tool may raise and the health-check result
+types (:class:`CheckResult`, :class:`HealthStatus`) are re-exported here.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from runtime.core.errors import (
     ServiceUnavailableError,
     ValidationError,
 )
+from runtime.resilience.health import CheckResult, HealthStatus
 from runtime.tools.api import (
     AskPermission,
     Tool,
@@ -31,6 +33,8 @@ from runtime.tools.api import (
 __all__ = [
     "AppError",
     "AskPermission",
+    "CheckResult",
+    "HealthStatus",
     "NotFoundError",
     "ServiceUnavailableError",
     "Tool",
