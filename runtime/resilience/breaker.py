@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from runtime.config import ResilienceConfig, ServiceResilience
 from runtime.core.errors import CircuitOpenError, ErrorType, describe
@@ -37,6 +37,7 @@ from runtime.resilience.window import CountWindow, TimeWindow
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Clock = Callable[[], float]
 
 
@@ -51,32 +52,69 @@ class BreakerOpen(CircuitOpenError):
     error_type = ErrorType.CIRCUIT_OPEN
     retryable = False
     status_code = 503
+    # Set only by assignment (AppError's fields are writeable); class defaults keep __init__ short.
+    _message: str | None = None
+    _details: dict[str, Any] | None = None
+    _args: tuple[object, ...] | None = None
 
     def __init__(self, name: str, retry_after: float | None = None, *, last_error: str | None = None) -> None:
+        """Args: ``name`` of the breaker (also the service); ``retry_after`` seconds until the next
+        probe (None when forced open or when probes are full); ``last_error`` shown in details."""
         self.name = self.service = name
         self.retry_after = retry_after
         self._last_error = last_error
 
-    @property  # type: ignore[override]
+    @property
     def message(self) -> str:
+        """The one-line message, naming the seconds until the next probe when known."""
+        if self._message is not None:
+            return self._message
         wait = self.retry_after
         if wait and wait > 0:
             return f"{self.name} is unavailable (circuit open; next probe in {wait:.1f}s)"
         return f"{self.name} is unavailable (circuit open)"
 
-    @property  # type: ignore[override]
-    def details(self) -> dict[str, Any]:
-        return {"breaker": self.name, "last_error": self._last_error}
+    @message.setter
+    def message(self, value: str) -> None:
+        """Replace the built message (``AppError.message`` is writeable)."""
+        self._message = value
 
     @property
-    def args(self) -> tuple[str, ...]:  # type: ignore[override]
+    def details(self) -> dict[str, Any]:
+        """``{"breaker": name, "last_error": text or None}``, built on read."""
+        if self._details is not None:
+            return self._details
+        return {"breaker": self.name, "last_error": self._last_error}
+
+    @details.setter
+    def details(self, value: dict[str, Any]) -> None:
+        """Replace the built details (``AppError.details`` is writeable)."""
+        self._details = value
+
+    @property
+    def args(self) -> tuple[object, ...]:
+        """``(message,)``, as ``Exception(message).args`` would be."""
+        if self._args is not None:
+            return self._args
         return (self.message,)
+
+    @args.setter
+    def args(self, value: tuple[object, ...]) -> None:
+        """Replace the built args (``BaseException.args`` is writeable)."""
+        self._args = tuple(value)
 
     def __str__(self) -> str:
         return self.message
 
 
-class CircuitState(str, Enum):
+# Not StrEnum: that would change str() and f-strings from "CircuitState.OPEN" to "open".
+class CircuitState(str, Enum):  # noqa: UP042
+    """A breaker's state; the values are what snapshots, events and the UI show.
+
+    CLOSED admits every call, OPEN rejects every call until the recovery timeout ends,
+    HALF_OPEN admits a bounded number of probe calls (the standard three-state breaker).
+    """
+
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
@@ -91,7 +129,13 @@ Listener = Callable[["CircuitBreaker", CircuitState, CircuitState, str], None]
 
 @dataclass(frozen=True)
 class BreakerSnapshot:
-    """What the UI and ``holdfast health`` show about one breaker."""
+    """What the UI and ``holdfast health`` show about one breaker.
+
+    ``state`` is a :class:`CircuitState` value; ``failure_count`` the consecutive failures;
+    ``failure_rate`` 0.0-1.0 over the sliding window; ``opened_at`` is on the breaker's
+    monotonic clock (seconds); ``seconds_until_half_open`` is None unless OPEN (and None when
+    forced open); ``trips`` counts openings since the last close.
+    """
 
     name: str
     state: str
@@ -107,6 +151,7 @@ class BreakerSnapshot:
     forced: bool
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain JSON-ready dict (times in seconds on the monotonic clock)."""
         return asdict(self)
 
 
@@ -119,7 +164,18 @@ def _settings(base: ServiceResilience | None, overrides: dict[str, Any]) -> Serv
 
 
 class CircuitBreaker:
-    """One breaker; see the module docstring for the rules."""
+    """One breaker; see the module docstring for the rules.
+
+    Args:
+        name: the service the breaker protects (``llm``, ``redis``, ``tool:<name>``).
+        settings: thresholds and timeouts; defaults to :class:`ServiceResilience` defaults.
+        clock: monotonic seconds; injected so tests drive time.
+        bus: where :class:`BreakerStateChanged` events go on every transition.
+        overrides: individual :class:`ServiceResilience` fields, validated like the config file.
+
+    Raises:
+        pydantic.ValidationError: an override is not a valid setting.
+    """
 
     def __init__(
         self,
@@ -161,10 +217,19 @@ class CircuitBreaker:
 
     @property
     def state(self) -> CircuitState:
+        """The current state (an OPEN breaker turns HALF_OPEN on the next :meth:`acquire`)."""
         return self._state
 
     def acquire(self) -> int:
-        """A permit to make one call, or :class:`CircuitOpenError` at once (no I/O)."""
+        """A permit to make one call, or :class:`CircuitOpenError` at once (no I/O).
+
+        Report the call's end with :meth:`on_success`, :meth:`on_failure` or :meth:`on_ignore`,
+        passing the permit back.
+
+        Raises:
+            CircuitOpenError: OPEN before the recovery timeout (``retry_after`` = seconds left),
+                forced open (``retry_after`` None), or HALF_OPEN with every probe slot taken.
+        """
         if self._state is _CLOSED:
             return self._gen
         return self._acquire_slow()
@@ -207,6 +272,11 @@ class CircuitBreaker:
     # ------------------------------------------------------------ reports
 
     def on_success(self, permit: int, duration: float = 0.0) -> None:
+        """Report a successful call; ``duration`` (seconds) at or over ``slow_call_seconds`` counts as a failure.
+
+        In HALF_OPEN, ``success_threshold`` probe successes close the breaker. A permit from an
+        earlier generation (issued before a transition) is ignored.
+        """
         if self.slow_call_seconds and duration >= self.slow_call_seconds:
             self.on_failure(permit, f"slow call ({duration:.2f}s >= {self.slow_call_seconds:.2f}s)")
             return
@@ -225,6 +295,11 @@ class CircuitBreaker:
                 self._transition(_CLOSED, f"{self._half_open_successes} probe(s) succeeded")
 
     def on_failure(self, permit: int, error: BaseException | str | None = None) -> None:
+        """Report a failed call; ``error`` (an exception or text) becomes the shown last error.
+
+        May trip the breaker OPEN: on ``failure_threshold`` consecutive failures, on a window
+        failure rate at or over ``failure_rate_threshold``, or on any failed HALF_OPEN probe.
+        """
         if error is not None:
             self._last_error = error if isinstance(error, str) else describe(error)
         if permit == self._gen:
@@ -255,8 +330,14 @@ class CircuitBreaker:
         else:
             self.on_ignore(permit)
 
-    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """The spec's ``breaker.call(func, *args)``: admit, await, report. No translation."""
+    async def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """The spec's ``breaker.call(func, *args)``: admit, await ``fn(*args, **kwargs)``, report.
+
+        No translation and no retry: exceptions from ``fn`` propagate as they are.
+
+        Raises:
+            CircuitOpenError: the breaker rejected the call (``fn`` was not called).
+        """
         permit = self.acquire()
         try:
             result = await fn(*args, **kwargs)
@@ -305,7 +386,10 @@ class CircuitBreaker:
             )
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener(breaker, old, new, reason)`` on every transition."""
+        """Call ``listener(breaker, old, new, reason)`` on every transition; returns a remover.
+
+        A listener that raises is logged and skipped, never breaking the breaker.
+        """
         self._listeners.append(listener)
 
         def remove() -> None:
@@ -332,6 +416,7 @@ class CircuitBreaker:
     # ------------------------------------------------------------ observation
 
     def snapshot(self) -> BreakerSnapshot:
+        """The breaker's state and counters now, for the UI and ``holdfast health``."""
         calls, failures = self._window.totals()
         until: float | None = None
         if self._state is _OPEN and self._opened_at is not None:
@@ -352,7 +437,7 @@ class CircuitBreaker:
         )
 
     def get_state(self) -> dict[str, Any]:
-        """The spec's name for a snapshot as a dict."""
+        """The spec's ``get_state()``: :meth:`snapshot` as a dict."""
         return self.snapshot().to_dict()
 
     def __repr__(self) -> str:
@@ -371,6 +456,11 @@ class BreakerRegistry:
         self._breakers: dict[str, CircuitBreaker] = {}
 
     def get(self, name: str, **overrides: Any) -> CircuitBreaker:
+        """The breaker for service ``name``, created on first use with that service's settings.
+
+        ``overrides`` (:class:`ServiceResilience` fields) apply only when the breaker is created.
+        The spec calls this ``get_breaker``.
+        """
         breaker = self._breakers.get(name)
         if breaker is None:
             breaker = CircuitBreaker(
@@ -381,13 +471,16 @@ class BreakerRegistry:
 
     get_breaker = get
 
-    async def call(self, name: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    async def call(self, name: str, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """:meth:`CircuitBreaker.call` on the breaker named ``name``; raises :class:`CircuitOpenError` when open."""
         return await self.get(name).call(fn, *args, **kwargs)
 
     def snapshots(self) -> list[BreakerSnapshot]:
+        """One snapshot per breaker, in creation order."""
         return [b.snapshot() for b in self._breakers.values()]
 
     def get_all_states(self) -> dict[str, dict[str, Any]]:
+        """The spec's ``get_all_states()``: breaker name -> :meth:`CircuitBreaker.get_state`."""
         return {name: b.get_state() for name, b in self._breakers.items()}
 
     def __iter__(self) -> Iterator[CircuitBreaker]:

@@ -15,6 +15,12 @@ from runtime.core.errors import BulkheadFullError
 
 
 class Bulkhead:
+    """At most ``max_concurrent`` calls to service ``name`` at once; others wait up to ``max_wait`` seconds.
+
+    ``max_wait`` <= 0 means a full bulkhead rejects at once. Pair every successful
+    :meth:`try_acquire` or :meth:`acquire` with one :meth:`release`.
+    """
+
     def __init__(self, name: str, max_concurrent: int, max_wait: float) -> None:
         self.name = name
         self.max_concurrent = max_concurrent
@@ -24,10 +30,12 @@ class Bulkhead:
 
     @property
     def in_use(self) -> int:
+        """Slots taken now (calls in flight)."""
         return self.max_concurrent - self._free
 
     @property
     def waiting(self) -> int:
+        """Callers queued for a slot now."""
         return len(self._waiters)
 
     def try_acquire(self) -> bool:
@@ -38,7 +46,11 @@ class Bulkhead:
         return False
 
     async def acquire(self) -> None:
-        """Take a slot, waiting at most ``max_wait`` seconds; raises :class:`BulkheadFullError`."""
+        """Take a slot, waiting at most ``max_wait`` seconds, in arrival order.
+
+        Raises:
+            BulkheadFullError: no slot freed up within ``max_wait`` (retryable, status 503).
+        """
         if self.try_acquire():
             return
         if self.max_wait <= 0:
@@ -60,6 +72,7 @@ class Bulkhead:
             timer.cancel()
 
     def release(self) -> None:
+        """Give a slot back; it goes straight to the oldest live waiter, if any."""
         waiters = self._waiters
         while waiters:
             fut = waiters.popleft()

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from runtime.config import ResilienceConfig, ServiceResilience
 from runtime.core.errors import AppError, describe
@@ -27,6 +27,7 @@ from runtime.resilience.retry import RetryPolicy
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 #: The spec's service names and the config sections they mean.
 SPEC_SERVICE_NAMES = {"openai": "llm", "mcp": "tools", "database": "redis"}
@@ -34,7 +35,12 @@ SPEC_SERVICE_NAMES = {"openai": "llm", "mcp": "tools", "database": "redis"}
 
 @dataclass(frozen=True)
 class RetryConfig:
-    """The spec's retry settings (which errors retry is decided by ``AppError.retryable``)."""
+    """The spec's retry settings (which errors retry is decided by ``AppError.retryable``).
+
+    ``max_attempts`` counts the first call; delays are seconds, attempt n waiting up to
+    ``initial_delay * exponential_base**(n-1)`` capped at ``max_delay``, with full jitter
+    when ``jitter`` is on.
+    """
 
     max_attempts: int = 3
     initial_delay: float = 1.0
@@ -44,9 +50,15 @@ class RetryConfig:
 
     @classmethod
     def from_settings(cls, s: ServiceResilience) -> RetryConfig:
+        """The retry part of a service's settings (``multiplier`` becomes ``exponential_base``)."""
         return cls(s.max_attempts, s.initial_delay, s.max_delay, s.multiplier, s.jitter)
 
     def to_settings(self, base: ServiceResilience | None = None) -> ServiceResilience:
+        """``base`` (or the defaults) with these retry fields replaced.
+
+        Raises:
+            pydantic.ValidationError: a field is out of range for :class:`ServiceResilience`.
+        """
         data = (base or ServiceResilience()).model_dump()
         data.update(
             max_attempts=self.max_attempts,
@@ -78,11 +90,22 @@ class RetryManager:
         return self.config.for_service(SPEC_SERVICE_NAMES.get(service, service))
 
     def get_config(self, service: str) -> RetryConfig:
+        """The retry settings of ``service``; the spec's names ``openai``, ``mcp``, ``database``
+        mean the ``llm``, ``tools`` and ``redis`` sections."""
         return RetryConfig.from_settings(self._settings(service))
 
     async def execute_with_retry(
-        self, func: Callable[..., Awaitable[T]], service: str = "default", *args: Any, **kwargs: Any
+        self, func: Callable[P, Awaitable[T]], service: str = "default", *args: P.args, **kwargs: P.kwargs
     ) -> T:
+        """Await ``func(*args, **kwargs)``, retrying per ``service``'s :class:`RetryPolicy`.
+
+        Foreign exceptions are translated to :class:`AppError` first; each retry is logged and
+        published as :class:`RetryScheduled`.
+
+        Raises:
+            AppError: the last error, once it is not retryable, the attempts are used up, or
+                the deadline would pass.
+        """
         policy = RetryPolicy(self._settings(service))
         state = policy.new_state(self._clock())
         while True:
@@ -90,7 +113,8 @@ class RetryManager:
                 return await func(*args, **kwargs)
             except AppError as exc:
                 error = exc
-            except Exception as exc:
+            # Every foreign error is translated and classified, then raised or retried.
+            except Exception as exc:  # noqa: BLE001
                 error = translate(exc, service)
                 error.__cause__ = exc
             decision = policy.decide(state, error, self._clock())

@@ -30,6 +30,12 @@ Ticket = list  # [deadline, task, task.cancelling() at start, done, expired]
 
 
 class DeadlineWatch:
+    """Cancels calls that outlive ``timeout`` seconds, with one timer for all of them.
+
+    Use from inside an asyncio task: ``ticket = watch.start()``, await the call, then
+    ``watch.finish(ticket)`` whatever happened.
+    """
+
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._tickets: deque[Ticket] = deque()
@@ -37,7 +43,11 @@ class DeadlineWatch:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> Ticket:
-        """Begin timing the current task's call."""
+        """Begin timing the current task's call; returns the ticket to pass to :meth:`finish`.
+
+        Raises:
+            RuntimeError: not called from inside an asyncio task.
+        """
         loop = _get_running_loop()
         task = _current_task(loop)
         if task is None:
@@ -87,4 +97,5 @@ class DeadlineWatch:
 
     @property
     def in_flight(self) -> int:
+        """Calls started and not yet finished."""
         return sum(1 for t in self._tickets if not t[_DONE])

@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from runtime.core.errors import AppError, InternalError, describe
 from runtime.core.events import EventBus, FallbackUsed
@@ -28,6 +28,7 @@ from runtime.core.events import EventBus, FallbackUsed
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Clock = Callable[[], float]
 
 
@@ -36,7 +37,8 @@ class _NoFallback:
         return "NO_FALLBACK"
 
 
-#: Returned by a handler that has nothing to offer for this failure.
+#: Returned by a handler that has nothing to offer for this failure. Typed ``Any`` on purpose:
+#: a sentinel that a handler of any declared return type may return.
 NO_FALLBACK: Any = _NoFallback()
 
 FallbackHandler = Callable[[AppError, "str | None"], Any]
@@ -56,21 +58,29 @@ class Outcome(Generic[T]):
 
     @property
     def from_fallback(self) -> bool:
+        """True when a fallback (cache, handler or default) produced the value."""
         return self.source != PRIMARY
 
     @property
     def degraded(self) -> bool:
+        """True when the value is not a fresh primary result (from a fallback, or stale)."""
         return self.source != PRIMARY or self.stale
 
 
 @dataclass(frozen=True)
 class Cached:
+    """A cache hit: the stored ``value`` and its ``age`` in seconds on the cache's clock."""
+
     value: Any
     age: float
 
 
 class CacheFallback:
-    """Last good result per key, at most ``max_entries`` (least recently used go first)."""
+    """Last good result per key, at most ``max_entries`` (least recently used go first).
+
+    ``ttl`` is the default lifetime of an entry in seconds on ``clock`` (monotonic seconds).
+    This is the spec's ``CacheBasedFallback``.
+    """
 
     def __init__(self, ttl: float = 3600.0, max_entries: int = 1024, *, clock: Clock = time.monotonic) -> None:
         self.ttl = ttl
@@ -79,12 +89,14 @@ class CacheFallback:
         self._entries: OrderedDict[Hashable, tuple[Any, float, float]] = OrderedDict()
 
     def put(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache's), evicting the LRU entry if full."""
         self._entries[key] = (value, self._clock(), self.ttl if ttl is None else ttl)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
     def get(self, key: Hashable) -> Cached | None:
+        """The live entry under ``key`` with its age, or None when absent or expired (expired entries are dropped)."""
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -101,13 +113,20 @@ class CacheFallback:
 
     async def with_cache_fallback(
         self,
-        func: Callable[..., Awaitable[T]],
+        func: Callable[P, Awaitable[T]],
         cache_key: Hashable,
         ttl: float | None = None,
-        *args: Any,
-        **kwargs: Any,
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> Outcome[T]:
-        """The spec's helper: call ``func``; cache a success; on an AppError serve the cache."""
+        """The spec's helper: await ``func(*args, **kwargs)``; cache a success; on an AppError serve the cache.
+
+        Returns the fresh value as ``Outcome(value)``, or the cached one with ``source="cache"``,
+        ``stale=True`` and the error.
+
+        Raises:
+            AppError: ``func`` failed and nothing live is cached under ``cache_key``.
+        """
         try:
             value = await func(*args, **kwargs)
         except AppError as exc:
@@ -128,18 +147,26 @@ DEFAULTS: dict[str, Any] = {
 
 
 class DefaultValueFallback:
-    """Named default values; every read is a deep copy so callers cannot edit the table."""
+    """Named default values; every read is a deep copy so callers cannot edit the table.
+
+    ``defaults`` maps a name to its value; None means the spec's table (:data:`DEFAULTS`).
+    """
 
     def __init__(self, defaults: dict[str, Any] | None = None) -> None:
         self.defaults: dict[str, Any] = copy.deepcopy(DEFAULTS if defaults is None else defaults)
 
     def get_with_default(self, key: str, value: Any | None = None) -> Any:
+        """The spec's helper: ``value`` when it is not None, else a copy of the default ``key`` (``{}`` if unknown)."""
         if value is not None:
             return value
         return copy.deepcopy(self.defaults.get(key, {}))
 
     def handler(self, name: str) -> FallbackHandler:
-        """A fallback handler that answers with the default called ``name``."""
+        """A fallback handler that answers with a copy of the default called ``name``.
+
+        Raises:
+            InternalError: there is no default called ``name``.
+        """
         if name not in self.defaults:
             raise InternalError(f"no default value named {name!r}")
 
@@ -158,7 +185,11 @@ class _Handler:
 
 
 class FallbackChain:
-    """Per-service fallback handlers, tried in registration order after the cache."""
+    """Per-service fallback handlers, tried in registration order after the cache.
+
+    This is the spec's ``FallbackStrategy``. Each use of a fallback is logged and published as
+    :class:`FallbackUsed` on ``bus``.
+    """
 
     def __init__(self, *, cache: CacheFallback | None = None, bus: EventBus | None = None) -> None:
         self.cache = cache if cache is not None else CacheFallback()
@@ -166,6 +197,10 @@ class FallbackChain:
         self._handlers: dict[str, list[_Handler]] = {}
 
     def register(self, service: str, handler: FallbackHandler, *, name: str | None = None) -> None:
+        """Add ``handler(error, key)`` to ``service``'s chain.
+
+        ``name`` (default: the function's ``__name__``) becomes the Outcome's ``source``.
+        """
         label = name or getattr(handler, "__name__", None) or "fallback"
         self._handlers.setdefault(service, []).append(_Handler(label, handler, False))
 
@@ -183,9 +218,11 @@ class FallbackChain:
         self._handlers.setdefault(service, []).append(_Handler(label, fallback_func, True))
 
     def has_fallback(self, service: str) -> bool:
+        """True when ``service`` has at least one registered handler (the cache does not count)."""
         return bool(self._handlers.get(service))
 
     def remember(self, service: str, key: Hashable, value: Any) -> None:
+        """Cache a good ``value`` of ``service`` under ``key``, for :meth:`resolve` to serve later."""
         self.cache.put((service, key), value)
 
     async def resolve(
@@ -196,7 +233,15 @@ class FallbackChain:
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Outcome[Any]:
-        """The first fallback that has an answer, as an Outcome; re-raises ``error`` if none."""
+        """The first fallback that has an answer for ``service``'s ``error``, as an Outcome.
+
+        Tries the cache under ``(service, key)`` when ``key`` is given, then each handler in
+        order; spec-style handlers get the primary's ``args``/``kwargs``. A handler that
+        returns :data:`NO_FALLBACK` or raises an :class:`AppError` passes to the next.
+
+        Raises:
+            AppError: ``error`` itself, when no fallback had an answer.
+        """
         if key is not None:
             hit = self.cache.get((service, key))
             if hit is not None:
@@ -217,9 +262,13 @@ class FallbackChain:
         raise error
 
     async def execute_with_fallback(
-        self, primary_func: Callable[..., Awaitable[T]], service: str, *args: Any, **kwargs: Any
+        self, primary_func: Callable[P, Awaitable[T]], service: str, *args: P.args, **kwargs: P.kwargs
     ) -> Outcome[Any]:
-        """The spec's helper: run ``primary_func``; on an AppError try the service's fallbacks."""
+        """The spec's helper: await ``primary_func(*args, **kwargs)``; on an AppError, :meth:`resolve`.
+
+        Raises:
+            AppError: the primary's error, when no fallback had an answer.
+        """
         try:
             value = await primary_func(*args, **kwargs)
         except AppError as exc:
@@ -227,6 +276,7 @@ class FallbackChain:
         return Outcome(value)
 
     def announce(self, service: str, name: str, error: AppError) -> None:
+        """Log and publish :class:`FallbackUsed`: ``service`` answered from fallback ``name`` after ``error``."""
         log.warning("%s: using fallback %s after: %s", service, name, describe(error))
         if self._bus is not None:
             self._bus.publish(FallbackUsed(service=service, fallback=name, error=describe(error)))

@@ -55,7 +55,12 @@ DEFAULT_SOURCE = "default"
 
 
 class Guard:
-    """Retries, breaker, bulkhead and timeout for one named service. Get one from :class:`Resilience`."""
+    """Retries, breaker, bulkhead and timeout for one named service. Get one from :class:`Resilience`.
+
+    ``settings.timeout`` is the per-attempt timeout and ``settings.deadline`` the total budget
+    of one call with its retries, both in seconds on ``clock``; ``sleep`` waits between
+    attempts (injected so tests do not sleep).
+    """
 
     def __init__(
         self,
@@ -86,7 +91,15 @@ class Guard:
         """Await ``fn()`` under the full policy; raises an :class:`AppError` on failure.
 
         ``fn`` is called once per attempt, so it must build a fresh awaitable each time
-        (``lambda: client.get(key)``, not a coroutine object).
+        (``lambda: client.get(key)``, not a coroutine object). Returns what ``fn()`` returned.
+
+        Raises:
+            CircuitOpenError: the breaker rejected the call (or would reject the next retry).
+            OperationTimeoutError: an attempt overran ``settings.timeout`` seconds.
+            BulkheadFullError: no slot freed up within ``settings.bulkhead_wait`` seconds.
+            AppError: the last attempt's error, foreign exceptions translated by
+                :func:`~runtime.resilience.classify.translate`.
+            asyncio.CancelledError: the caller was cancelled (never counted as a failure).
         """
         start = self._clock()
         # Admission happens here, not in _attempt, so an open breaker's rejection leaves
@@ -100,8 +113,15 @@ class Guard:
             first = exc
         return await self._retry(fn, first, start)
 
-    async def _attempt(self, fn: Callable[[], Awaitable[T]], timeout: float | None, permit: int) -> T:
-        """One admitted attempt: bulkhead, timeout, call, report to the breaker."""
+    async def _attempt(self, fn: Callable[[], Awaitable[T]], time_left: float | None, permit: int) -> T:
+        """One admitted attempt: bulkhead, timeout, call, report to the breaker.
+
+        ``time_left`` is what remains of the call's total budget (seconds) when that is less
+        than the per-attempt timeout, else None for the guard's shared :class:`DeadlineWatch`.
+        It is applied here, inside the bulkhead, rather than by the caller wrapping this in
+        ``asyncio.timeout``: time spent waiting for a slot is not the backend's, and the expiry
+        must reach the breaker as an :class:`OperationTimeoutError`.
+        """
         breaker = self.breaker
         bulkhead = self.bulkhead
         if not bulkhead.try_acquire():
@@ -113,7 +133,7 @@ class Guard:
         slow = breaker.slow_call_seconds
         started = self._clock() if slow else 0.0
         try:
-            if timeout is None:
+            if time_left is None:
                 watch = self._watch
                 ticket = watch.start()
                 try:
@@ -125,10 +145,10 @@ class Guard:
                 watch.finish(ticket)
             else:
                 try:
-                    async with asyncio.timeout(timeout):
+                    async with asyncio.timeout(time_left):
                         result = await fn()
                 except TimeoutError as exc:
-                    raise self._timed_out(timeout) from exc
+                    raise self._timed_out(time_left) from exc
         except asyncio.CancelledError:
             breaker.on_ignore(permit)
             raise
@@ -169,9 +189,9 @@ class Guard:
             state.attempt_number += 1
             remaining = policy.remaining(state, self._clock())
             # The last attempts get only what is left of the call's total budget.
-            timeout = None if remaining >= self.timeout else max(remaining, 0.001)
+            time_left = None if remaining >= self.timeout else max(remaining, 0.001)
             try:
-                return await self._attempt(fn, timeout, self.breaker.acquire())
+                return await self._attempt(fn, time_left, self.breaker.acquire())
             except AppError as exc:
                 if not exc.retryable:
                     raise
@@ -182,10 +202,14 @@ class Guard:
     async def stream(self, fn: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
         """Iterate ``fn()`` as one guarded call.
 
-        The timeout applies to the wait for each item. A stream that fails before its first
-        item is retried like a call; once an item was yielded, a failure is raised as is (the
-        consumer already acted on part of it). Stopping early (``aclose``/``break``) counts as
-        neither success nor failure.
+        Yields ``fn()``'s items. The timeout (``settings.timeout`` seconds) applies to the wait
+        for each item. A stream that fails before its first item is retried like a call; once
+        an item was yielded, a failure is raised as is (the consumer already acted on part of
+        it). Stopping early (``aclose``/``break``) counts as neither success nor failure.
+
+        Raises:
+            AppError: as :meth:`call`, including :class:`OperationTimeoutError` when one item
+                took longer than the timeout.
         """
         policy = self.policy
         state = None
@@ -225,7 +249,8 @@ class Guard:
             except AppError as exc:
                 breaker.record(permit, exc)
                 error = exc
-            except Exception as exc:
+            # Every foreign error is translated, counted, then raised or retried.
+            except Exception as exc:  # noqa: BLE001
                 error = translate(exc, self.service)
                 error.__cause__ = exc
                 breaker.record(permit, error)
@@ -255,6 +280,9 @@ class Guard:
         last good value under that key (``source="cache"``, ``stale=True``). Then registered
         handlers run in order; then ``default`` if given (``source="default"``); otherwise the
         error is raised.
+
+        Raises:
+            AppError: the call failed and no fallback (nor ``default``) had an answer.
         """
         try:
             value = await self.call(fn)
@@ -289,7 +317,7 @@ class Guard:
         log.warning("%s: giving up after %d attempt(s) (%s): %s", self.service, attempts, reason, describe(error))
 
     def snapshot(self) -> dict[str, Any]:
-        """Breaker snapshot plus bulkhead occupancy, as a plain dict."""
+        """Breaker snapshot (:meth:`BreakerSnapshot.to_dict`) plus bulkhead ``in_flight`` and ``waiting`` counts."""
         data = self.breaker.snapshot().to_dict()
         data["in_flight"] = self.bulkhead.in_use
         data["waiting"] = self.bulkhead.waiting
@@ -300,7 +328,12 @@ class Guard:
 
 
 class Resilience:
-    """Builds and keeps one :class:`Guard` per service, sharing breakers, fallbacks and the bus."""
+    """Builds and keeps one :class:`Guard` per service, sharing breakers, fallbacks and the bus.
+
+    ``config`` gives each service its settings (:meth:`ResilienceConfig.for_service`); ``clock``
+    (monotonic seconds) and ``sleep`` are injected into every breaker and guard; ``cache`` is
+    the last-good-value cache behind every guard's ``call_with_fallback(key=...)``.
+    """
 
     def __init__(
         self,
@@ -337,6 +370,7 @@ class Resilience:
 
     @property
     def guards(self) -> dict[str, Guard]:
+        """The guards built so far, by service name (a copy)."""
         return dict(self._guards)
 
     def snapshots(self) -> list[dict[str, Any]]:

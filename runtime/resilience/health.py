@@ -31,7 +31,10 @@ OVERALL = "overall"
 DEFAULT_CHECK_TIMEOUT = 5.0
 
 
-class HealthStatus(str, Enum):
+# Not StrEnum: that would change str() and f-strings from "HealthStatus.HEALTHY" to "healthy".
+class HealthStatus(str, Enum):  # noqa: UP042
+    """One check's (or the aggregate's) status; the values are the spec's wire names."""
+
     HEALTHY = "healthy"
     DEGRADED = "degraded"
     UNHEALTHY = "unhealthy"
@@ -47,12 +50,15 @@ def aggregate(statuses: list[HealthStatus]) -> HealthStatus:
 
 @dataclass(frozen=True)
 class CheckResult:
+    """What one health check found: status, ``latency_ms`` (milliseconds), structured details, error text."""
+
     status: HealthStatus
     latency_ms: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec's dict form: ``{"status", "latency_ms", "details", "error"}``."""
         return {
             "status": self.status.value,
             "latency_ms": self.latency_ms,
@@ -63,12 +69,15 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class HealthReport:
+    """One round of checks: the aggregate ``status`` and each check's result by name."""
+
     status: HealthStatus
     checks: dict[str, CheckResult]
     #: Wall-clock time, for display only.
     checked_at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec's dict form: ``{"status", "checked_at", "checks": {name: result dict}}``."""
         return {
             "status": self.status.value,
             "checked_at": self.checked_at,
@@ -103,7 +112,11 @@ def _coerce(value: object) -> CheckResult:
 
 
 class HealthMonitor:
-    """Registry of health checks with a background poller. Spec name: ``HealthCheck``."""
+    """Registry of health checks with a background poller. Spec name: ``HealthCheck``.
+
+    ``interval`` is the polling period in seconds; ``clock`` (monotonic seconds) times the
+    checks; ``sleep`` waits between rounds; :class:`HealthChanged` events go to ``bus``.
+    """
 
     def __init__(
         self,
@@ -122,17 +135,26 @@ class HealthMonitor:
         self._task: asyncio.Task[None] | None = None
 
     def register_check(self, name: str, check_func: CheckFn, timeout: float = DEFAULT_CHECK_TIMEOUT) -> None:
+        """Add (or replace) check ``name``: an async function returning a :class:`CheckResult` or the
+        spec's dict, given ``timeout`` seconds per run (spec default 5 s)."""
         self._checks[name] = _Check(check_func, timeout)
 
     def unregister_check(self, name: str) -> None:
+        """Remove check ``name``; unknown names are ignored."""
         self._checks.pop(name, None)
 
     @property
     def names(self) -> list[str]:
+        """The registered check names, in registration order."""
         return list(self._checks)
 
     async def check(self, name: str) -> CheckResult:
-        """Run one check; never raises (except cancellation)."""
+        """Run check ``name`` once; a raise, a timeout or an invalid result is an UNHEALTHY result.
+
+        Raises:
+            KeyError: no check called ``name``.
+            asyncio.CancelledError: the caller was cancelled.
+        """
         spec = self._checks[name]
         started = self._clock()
         try:
@@ -144,7 +166,7 @@ class HealthMonitor:
                 (self._clock() - started) * 1000,
                 error=f"health check timed out after {spec.timeout:g}s",
             )
-        except Exception as exc:  # a failing check is a result, not a crash
+        except Exception as exc:  # noqa: BLE001  # a failing check is a result, not a crash
             return CheckResult(HealthStatus.UNHEALTHY, (self._clock() - started) * 1000, error=describe(exc))
         try:
             result = _coerce(raw)
@@ -158,7 +180,7 @@ class HealthMonitor:
         """Run every check concurrently, record the report, publish what changed."""
         names = list(self._checks)
         results = await asyncio.gather(*(self.check(name) for name in names))
-        report = HealthReport(aggregate([r.status for r in results]), dict(zip(names, results)))
+        report = HealthReport(aggregate([r.status for r in results]), dict(zip(names, results, strict=True)))
         self._publish_changes(self._last, report)
         self._last = report
         return report
@@ -205,6 +227,7 @@ class HealthMonitor:
             self._task = asyncio.get_running_loop().create_task(self._poll(), name="health-monitor")
 
     async def stop(self) -> None:
+        """Cancel the poller and wait for it to end (idempotent); a cancellation of ``stop`` itself propagates."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -217,6 +240,7 @@ class HealthMonitor:
 
     @property
     def running(self) -> bool:
+        """True while the background poller task is alive."""
         return self._task is not None and not self._task.done()
 
     async def _poll(self) -> None:

@@ -28,14 +28,19 @@ from runtime.core.errors import AppError
 
 @dataclass(frozen=True)
 class RetryDecision:
-    """``delay`` is None when the call should not be retried; ``reason`` says why."""
+    """``delay`` (seconds) before the next attempt, or None when the call should not be retried; ``reason`` says why."""
 
     delay: float | None
     reason: str = ""
 
 
 class RetryPolicy:
-    """One service's retry schedule; stateless, shared by all callers of that service."""
+    """One service's retry schedule; stateless, shared by all callers of that service.
+
+    From ``settings``: ``max_attempts`` (the first call included), ``initial_delay``,
+    ``multiplier`` and ``max_delay`` (seconds) for exponential backoff with full jitter when
+    ``jitter`` is on, ``retry_after_cap`` and ``deadline`` (seconds).
+    """
 
     def __init__(self, settings: ServiceResilience) -> None:
         self.settings = settings
@@ -49,12 +54,17 @@ class RetryPolicy:
 
     def new_state(self, started_at: float) -> RetryCallState:
         """Fresh per-call state; ``started_at`` is on the guard's clock."""
+        # tenacity's stub wants the Retrying object; the strategies used here never read it.
         state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
         state.start_time = started_at
         return state
 
     def decide(self, state: RetryCallState, error: AppError, now: float) -> RetryDecision:
-        """After failed attempt number ``state.attempt_number``: wait how long, or stop?"""
+        """After failed attempt number ``state.attempt_number``: wait how long, or stop?
+
+        ``now`` is on the same clock as ``started_at``. A ``retry_after`` hint (a server's
+        Retry-After, RFC 9110 section 10.2.3, or a breaker's) is a lower bound on the delay.
+        """
         if not error.retryable:
             return RetryDecision(None, "not retryable")
         state.outcome_timestamp = now
@@ -73,8 +83,10 @@ class RetryPolicy:
         return RetryDecision(delay)
 
     def remaining(self, state: RetryCallState, now: float) -> float:
+        """Seconds left of the call's ``deadline`` at ``now`` (negative once it has passed)."""
         return self.deadline - (now - state.start_time)
 
     @property
     def max_retries(self) -> int:
+        """Retries after the first attempt (``max_attempts - 1``)."""
         return self.max_attempts - 1

@@ -24,6 +24,7 @@ class CountWindow:
         self.failures = 0
 
     def record(self, failed: bool) -> None:
+        """Add one call's outcome, pushing out the oldest once ``size`` calls are held."""
         pos = self._pos
         if self.calls == self._size:
             self.failures -= self._ring[pos]
@@ -34,9 +35,11 @@ class CountWindow:
         self._pos = pos + 1 if pos + 1 < self._size else 0
 
     def totals(self) -> tuple[int, int]:
+        """``(calls, failures)`` in the window."""
         return self.calls, self.failures
 
     def reset(self) -> None:
+        """Forget every outcome."""
         self._ring = bytearray(self._size)
         self._pos = 0
         self.calls = 0
@@ -64,6 +67,7 @@ class TimeWindow:
             self.failures -= failures
 
     def record(self, failed: bool) -> None:
+        """Add one call's outcome in the current second of the clock."""
         now_s = int(self._clock())
         self._expire(now_s)
         buckets = self._buckets
@@ -77,10 +81,12 @@ class TimeWindow:
             self.failures += 1
 
     def totals(self) -> tuple[int, int]:
+        """``(calls, failures)`` in the last ``seconds`` seconds."""
         self._expire(int(self._clock()))
         return self.calls, self.failures
 
     def reset(self) -> None:
+        """Forget every outcome."""
         self._buckets.clear()
         self.calls = 0
         self.failures = 0
