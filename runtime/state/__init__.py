@@ -13,7 +13,7 @@ in redis-py and the resilience layer.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "make_redis_client": "runtime.state.client",
@@ -31,10 +31,35 @@ _EXPORTS = {
     "redis_check": "runtime.state.health",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ConversationContext",
+    "ConversationInfo",
+    "ConversationStore",
+    "Journal",
+    "RecentCache",
+    "RedisRunner",
+    "RedisStateStore",
+    "ReplayReport",
+    "Session",
+    "SessionManager",
+    "make_redis_client",
+    "redis_check",
+    "register_redis_health",
+]
+
+if TYPE_CHECKING:
+    from runtime.state.cache import RecentCache
+    from runtime.state.client import RedisRunner, make_redis_client
+    from runtime.state.conversations import ConversationContext, ConversationStore, ReplayReport
+    from runtime.state.health import redis_check, register_redis_health
+    from runtime.state.history import ConversationInfo
+    from runtime.state.journal import Journal
+    from runtime.state.sessions import Session, SessionManager
+    from runtime.state.store import RedisStateStore
 
 
 def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first use (PEP 562); AttributeError for others."""
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'runtime.state' has no attribute {name!r}")

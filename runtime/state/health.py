@@ -28,7 +28,18 @@ def redis_check(
     on_healthy: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Callable[[], Awaitable[CheckResult]]:
-    """An async check function for :meth:`HealthMonitor.register_check`."""
+    """An async check function for :meth:`HealthMonitor.register_check` that PINGs ``client``.
+
+    Args:
+        client: the Redis client to PING directly (not through the breaker).
+        slow_ping_ms: a PING slower than this (milliseconds) reports DEGRADED.
+        on_healthy: called after every answered PING (the journal replay hook).
+        clock: seconds, for measuring the latency.
+
+    Returns:
+        A coroutine function returning a :class:`CheckResult`; it never raises for a Redis
+        failure (that is an UNHEALTHY result with the user-facing reason).
+    """
 
     async def check() -> CheckResult:
         start = clock()
@@ -61,6 +72,12 @@ def register_redis_health(
     on_healthy: Callable[[], None] | None = None,
     timeout: float = 5.0,
 ) -> None:
+    """Register :func:`redis_check` on ``monitor`` under the name ``"redis"``.
+
+    Args:
+        timeout: seconds the monitor gives one check before calling it failed.
+        slow_ping_ms, on_healthy: as for :func:`redis_check`.
+    """
     monitor.register_check(
         CHECK_NAME, redis_check(client, slow_ping_ms=slow_ping_ms, on_healthy=on_healthy), timeout=timeout
     )

@@ -20,8 +20,12 @@ append stays one command in one slot.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
+
+import redis.asyncio as aioredis
+from redis.typing import EncodableT
 
 from runtime.core.errors import ValidationError
 from runtime.core.messages import ChatMessage, ConversationSummary
@@ -31,6 +35,10 @@ from runtime.state.keys import Keys
 
 #: Largest single message accepted (Redis itself allows 512 MB per value).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+#: A hash as redis-py types it (bytes or str, chosen by ``decode_responses`` at run time);
+#: our client never decodes, so the values are bytes.
+RedisHash: TypeAlias = Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]
 
 # KEYS: meta, messages, ids, summary   ARGV: message id, body JSON without seq, now, retention
 _APPEND = f"""
@@ -177,9 +185,11 @@ class ConversationInfo:
 
     @property
     def last_activity(self) -> float:
+        """Unix time (seconds) of the last change: an alias of ``updated_at``."""
         return self.updated_at
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (the ``conversation`` object of an export)."""
         return {
             "id": self.id,
             "user_id": self.user_id,
@@ -194,6 +204,11 @@ class ConversationInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConversationInfo:
+        """Inverse of :meth:`to_dict`; missing counts default to 0.
+
+        Raises:
+            KeyError: ``id``, ``user_id``, ``title``, ``created_at`` or ``updated_at`` is missing.
+        """
         return cls(
             id=data["id"],
             user_id=data["user_id"],
@@ -218,7 +233,11 @@ class ConversationDump:
 
 
 def encode_message(message: ChatMessage) -> bytes:
-    """The stored JSON of ``message`` without its ``seq`` (the script assigns it)."""
+    """The stored JSON of ``message`` without its ``seq`` (the script assigns it).
+
+    Raises:
+        ValidationError: the message is not JSON-safe or is over :data:`MAX_MESSAGE_BYTES`.
+    """
     body = message.to_dict()
     del body["seq"]
     data = codec.dumps(body, "message")
@@ -229,11 +248,13 @@ def encode_message(message: ChatMessage) -> bytes:
     return data
 
 
-def decode_message(raw: bytes) -> ChatMessage:
+def decode_message(raw: bytes | str) -> ChatMessage:
+    """The :class:`ChatMessage` stored as JSON ``raw`` (with the ``seq`` the script added)."""
     return ChatMessage.from_dict(json.loads(raw))
 
 
 def encode_summary(summary: ConversationSummary) -> bytes:
+    """The stored JSON of ``summary`` without ``covered_count`` (the summarise script adds it)."""
     return codec.dumps(
         {
             "text": summary.text,
@@ -246,7 +267,8 @@ def encode_summary(summary: ConversationSummary) -> bytes:
     )
 
 
-def decode_summary(raw: bytes) -> ConversationSummary:
+def decode_summary(raw: bytes | str) -> ConversationSummary:
+    """The :class:`ConversationSummary` stored as JSON ``raw``; ``method`` defaults to ``"llm"``."""
     data = json.loads(raw)
     return ConversationSummary(
         text=data["text"],
@@ -281,7 +303,11 @@ class RedisHistory:
         return [k.conv_meta(conv_id), k.conv_messages(conv_id), k.conv_ids(conv_id), k.conv_summary(conv_id)]
 
     async def create(self, info: ConversationInfo) -> bool:
-        """Store a new conversation; False (and no change) if the id already exists."""
+        """Store a new conversation and index it under its user.
+
+        Returns:
+            True if created; False (and no change to the conversation) if the id already exists.
+        """
         fields: list[bytes | str] = [
             "id",
             info.id,
@@ -297,17 +323,29 @@ class RedisHistory:
             repr(info.created_at),
         ]
         keys = self._live_keys(info.id)
-        args = [repr(info.updated_at), str(self.retention), *fields]
+        args: list[EncodableT] = [repr(info.updated_at), str(self.retention), *fields]
         created = await self._runner.run(lambda r: self._create(keys=keys, args=args, client=r), "conversation create")
         index = self._keys.user_conversations(info.user_id)
         await self._runner.run(lambda r: r.zadd(index, {info.id: info.created_at}), "conversation index")
         return int(created) == 1
 
     async def append(self, conv_id: str, message: ChatMessage, now: float) -> tuple[int, bool]:
-        """Append atomically; ``(seq, inserted)``, inserted False when the id was already stored."""
+        """Append ``message`` atomically, idempotent by message id.
+
+        Args:
+            now: Unix time in seconds, stored as ``updated_at``.
+
+        Returns:
+            ``(seq, inserted)``; inserted is False when the id was already stored (seq is then
+            the first append's).
+
+        Raises:
+            NotFoundError: the conversation does not exist.
+            ValidationError: the message cannot be encoded (see :func:`encode_message`).
+        """
         body = encode_message(message)
         keys = self._live_keys(conv_id)
-        args = [message.id, body, repr(now), str(self.retention)]
+        args: list[EncodableT] = [message.id, body, repr(now), str(self.retention)]
         seq, inserted = await self._runner.run(lambda r: self._append(keys=keys, args=args, client=r), "message append")
         return int(seq), bool(inserted)
 
@@ -320,19 +358,25 @@ class RedisHistory:
             raw = await self._runner.run(lambda r: r.lrange(messages_key, -limit, -1), "tail read")
         else:
             keys = [self._keys.conv_meta(conv_id), messages_key]
-            args = [int(before_seq), int(limit)]
+            args: list[EncodableT] = [int(before_seq), int(limit)]
             raw = await self._runner.run(lambda r: self._tail_before(keys=keys, args=args, client=r), "tail read")
         return [decode_message(item) for item in raw]
 
     async def sync(
         self, conv_id: str, *, known_next: int, limit: int, summary_seq: str, created_at: str
     ) -> SyncResult | None:
-        """Counters, a changed summary and the messages after ``known_next`` (at most the newest
-        ``limit``; all of them from scratch when ``known_next`` is -1 or ``created_at`` differs),
-        in one script; None when the conversation does not exist."""
+        """Counters, a changed summary and the messages from ``known_next`` on, in one script.
+
+        At most the newest ``limit`` messages are read; all of them from scratch when
+        ``known_next`` is -1 or ``created_at`` differs (the conversation was recreated). The
+        summary is read only when ``summary_seq`` or ``created_at`` differs from what is known.
+
+        Returns:
+            The :class:`SyncResult`, or None when the conversation does not exist.
+        """
         k = self._keys
         keys = [k.conv_meta(conv_id), k.conv_messages(conv_id), k.conv_summary(conv_id)]
-        args = [int(known_next), int(limit), summary_seq, created_at]
+        args: list[EncodableT] = [int(known_next), int(limit), summary_seq, created_at]
         reply = await self._runner.run(lambda r: self._sync(keys=keys, args=args, client=r), "tail sync")
         if not reply:
             return None
@@ -352,31 +396,57 @@ class RedisHistory:
         )
 
     async def info(self, conv_id: str) -> ConversationInfo | None:
+        """The conversation's metadata from its meta hash, or None if it does not exist."""
         key = self._keys.conv_meta(conv_id)
         row = await self._runner.run(lambda r: r.hgetall(key), "conversation get")
         return _info(row) if row else None
 
     async def summary(self, conv_id: str) -> ConversationSummary | None:
+        """The conversation's current summary, or None if it has none."""
         key = self._keys.conv_summary(conv_id)
         raw = await self._runner.run(lambda r: r.get(key), "summary get")
         return decode_summary(raw) if raw else None
 
     async def summarize(self, conv_id: str, summary: ConversationSummary, now: float) -> int:
-        """Store ``summary`` and move every message up to ``covers_up_to`` to the archive; the count moved."""
+        """Store ``summary`` and move every message up to ``covers_up_to`` to the archive.
+
+        A summary older than the current one is not stored (the messages still move).
+
+        Args:
+            now: Unix time in seconds, stored as ``updated_at``.
+
+        Returns:
+            How many messages moved to the archive.
+
+        Raises:
+            NotFoundError: ``summary.covers_up_to`` is not a message of this conversation.
+        """
         keys = [*self._live_keys(conv_id), self._keys.conv_archive(conv_id)]
-        args = [summary.covers_up_to, encode_summary(summary), repr(now), str(self.retention), str(self.archive_ttl)]
+        args: list[EncodableT] = [
+            summary.covers_up_to,
+            encode_summary(summary),
+            repr(now),
+            str(self.retention),
+            str(self.archive_ttl),
+        ]
         moved = await self._runner.run(lambda r: self._summarize(keys=keys, args=args, client=r), "summarize")
         return int(moved)
 
     async def set_meta(self, conv_id: str, field: str, value: str, now: float) -> None:
-        """Set one text field of the conversation's meta hash (title, system_prompt)."""
+        """Set one text field of the conversation's meta hash and its ``updated_at`` (``now``, seconds).
+
+        Raises:
+            ValidationError: ``field`` is not ``title`` or ``system_prompt``.
+            NotFoundError: the conversation does not exist.
+        """
         if field not in ("title", "system_prompt"):
             raise ValidationError(f"conversation field {field!r} cannot be set")
         keys = self._live_keys(conv_id)
-        args = [repr(now), str(self.retention), field, value.encode("utf-8")]
+        args: list[EncodableT] = [repr(now), str(self.retention), field, value.encode("utf-8")]
         await self._runner.run(lambda r: self._set_meta(keys=keys, args=args, client=r), f"set {field}")
 
     async def delete(self, conv_id: str) -> bool:
+        """Delete every key of the conversation and unindex it; False if it did not exist."""
         keys = self._keys.conv_all(conv_id)
         uid = await self._runner.run(lambda r: self._delete(keys=keys, client=r), "conversation delete")
         if uid is None:
@@ -391,7 +461,7 @@ class RedisHistory:
         ids = await self._runner.run(lambda r: r.zrange(index, 0, -1), "conversation index")
         if not ids:
             return []
-        names = [i.decode("utf-8") for i in ids]
+        names = [_text(i) for i in ids]
 
         rows = await self._runner.hgetall_many([self._keys.conv_meta(c) for c in names], "conversation list")
         found, gone = [], []
@@ -406,9 +476,10 @@ class RedisHistory:
         return found[:limit] if limit else found
 
     async def dump(self, conv_id: str) -> ConversationDump | None:
+        """Everything stored about the conversation, read in one MULTI; None if it does not exist."""
         k = self._keys
 
-        async def read(r: Any) -> Any:
+        async def read(r: aioredis.Redis) -> list[Any]:
             pipe = r.pipeline(transaction=True)  # one slot, so MULTI is fine on a cluster too
             pipe.hgetall(k.conv_meta(conv_id))
             pipe.get(k.conv_summary(conv_id))
@@ -427,13 +498,13 @@ class RedisHistory:
         )
 
 
-def _text(value: bytes | str) -> str:
+def _text(value: object) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def _info(row: dict[bytes, bytes]) -> ConversationInfo:
+def _info(row: RedisHash) -> ConversationInfo:
     def text(name: str) -> str:
-        return row.get(name.encode(), b"").decode("utf-8")
+        return _text(row.get(name.encode(), b""))
 
     return ConversationInfo(
         id=text("id"),

@@ -45,11 +45,16 @@ class Journal:
     # ------------------------------------------------------------ reading
 
     def records(self) -> list[dict[str, Any]]:
-        """Every intact record in order; a torn last line is removed from the file."""
+        """Every intact record in order; a torn last line is removed from the file.
+
+        Raises:
+            InternalError: the journal exists but cannot be read or its lock file cannot be opened.
+        """
         with self._locked():
             return self._read_and_repair()
 
     def pending(self) -> int:
+        """How many records wait to be replayed to Redis (reads the file; same errors as :meth:`records`)."""
         return len(self.records())
 
     def _read_and_repair(self) -> list[dict[str, Any]]:
@@ -81,7 +86,13 @@ class Journal:
     # ------------------------------------------------------------ writing
 
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Durably append ``record`` (a JSON-safe dict); returns it with its unique record id ``jid``."""
+        """Durably append ``record`` (a JSON-safe dict); returns it with its unique record id ``jid``.
+
+        The line is fsynced before this returns.
+
+        Raises:
+            InternalError: the journal cannot be written (read-only or full disk), naming the path.
+        """
         stored = {"jid": secrets.token_hex(8), **record}
         line = _encode_line(stored)
         with self._locked():
@@ -100,6 +111,9 @@ class Journal:
         """Remove the records with these ids (they reached Redis); the number left.
 
         By id rather than position, so records another process appended meanwhile stay.
+
+        Raises:
+            InternalError: the journal cannot be read or its lock file cannot be opened.
         """
         with self._locked():
             remaining = [r for r in self._read_and_repair() if r["jid"] not in jids]

@@ -53,30 +53,62 @@ class LockManager:
         self._release = runner.client.register_script(_RELEASE)
         self._extend = runner.client.register_script(_EXTEND)
 
-    async def acquire(self, key: str, timeout: float) -> str | None:
-        """Take the lock for ``timeout`` seconds; the owner token, or None if it is held."""
-        ms = _to_ms(timeout)
+    async def acquire(self, key: str, ttl: float) -> str | None:
+        """Take the lock at ``key`` (one ``SET NX PX``) for ``ttl`` seconds.
+
+        Returns:
+            The owner token (32 hex characters), or None if someone else holds the lock.
+
+        Raises:
+            ValidationError: ``ttl`` is not positive.
+        """
+        ms = _to_ms(ttl)
         token = secrets.token_hex(16)
         ok = await self._runner.run(lambda r: r.set(key, token, nx=True, px=ms), "lock acquire")
         return token if ok else None
 
     async def release(self, key: str, token: str) -> bool:
-        """Delete the lock only if ``token`` still owns it; False for a non-owner or expired lock."""
+        """Delete the lock only if ``token`` still owns it (one check-and-delete script).
+
+        Returns:
+            True if deleted; False for a non-owner or an expired lock.
+        """
         result = await self._runner.run(lambda r: self._release(keys=[key], args=[token], client=r), "lock release")
         return int(result) == 1
 
-    async def extend(self, key: str, token: str, timeout: float) -> bool:
-        """Reset the lock's expiry to ``timeout`` seconds from now, only for its owner."""
-        ms = _to_ms(timeout)
+    async def extend(self, key: str, token: str, ttl: float) -> bool:
+        """Reset the lock's expiry to ``ttl`` seconds from now, only for its owner.
+
+        Returns:
+            True if extended; False if ``token`` no longer owns the lock.
+
+        Raises:
+            ValidationError: ``ttl`` is not positive.
+        """
+        ms = _to_ms(ttl)
         result = await self._runner.run(lambda r: self._extend(keys=[key], args=[token, ms], client=r), "lock extend")
         return int(result) == 1
 
-    async def acquire_within(self, key: str, timeout: float, wait: float) -> str:
-        """Retry :meth:`acquire` with capped, jittered backoff for at most ``wait`` seconds."""
+    async def acquire_within(self, key: str, ttl: float, wait: float) -> str:
+        """Retry :meth:`acquire` with capped, jittered backoff for at most ``wait`` seconds.
+
+        The backoff starts at 5 ms and doubles up to 100 ms, each delay jittered by 0.5-1.5x.
+
+        Args:
+            ttl: seconds the lock lives once taken.
+            wait: seconds to keep trying (measured on the injected clock).
+
+        Returns:
+            The owner token.
+
+        Raises:
+            ConflictError: the lock was still held after ``wait`` seconds.
+            ValidationError: ``ttl`` is not positive.
+        """
         deadline = self._clock() + wait
         delay = 0.005
         while True:
-            token = await self.acquire(key, timeout)
+            token = await self.acquire(key, ttl)
             if token is not None:
                 return token
             remaining = deadline - self._clock()
@@ -91,9 +123,19 @@ class LockManager:
             delay = min(delay * 2, 0.1)
 
     @asynccontextmanager
-    async def hold(self, key: str, timeout: float = 10.0, wait: float = 5.0) -> AsyncIterator[str]:
-        """``async with locks.hold(key): ...``; raises :class:`ConflictError` if not acquired in time."""
-        token = await self.acquire_within(key, timeout, wait)
+    async def hold(self, key: str, ttl: float = 10.0, wait: float = 5.0) -> AsyncIterator[str]:
+        """``async with locks.hold(key) as token: ...``: hold the lock for the block, then release it.
+
+        Args:
+            ttl: seconds the lock lives (it is not extended while the block runs).
+            wait: seconds to wait for it, as in :meth:`acquire_within`.
+
+        Raises:
+            ConflictError: the lock was not acquired within ``wait`` seconds.
+
+        A failed release is logged, not raised: the lock expires by itself.
+        """
+        token = await self.acquire_within(key, ttl, wait)
         try:
             yield token
         finally:
