@@ -29,7 +29,8 @@ from enum import Enum
 from typing import Any
 
 
-class ErrorType(str, Enum):
+# Not StrEnum: that would change str() and f-strings from "ErrorType.TIMEOUT" to "timeout_error".
+class ErrorType(str, Enum):  # noqa: UP042
     """Classification of a failure; the values are the spec's wire names."""
 
     VALIDATION = "validation_error"
@@ -48,7 +49,17 @@ class AppError(Exception):
     """Base of every error Holdfast raises.
 
     ``retryable`` tells the retry policy whether another attempt may succeed;
-    ``retry_after`` (seconds) is the server's or breaker's hint of when to try again.
+    ``retry_after`` (seconds) is the server's or breaker's hint of when to try again
+    (a server's comes from its Retry-After header, RFC 9110 section 10.2.3).
+
+    Args:
+        message: one line for people; ``user_message`` collapses its whitespace.
+        error_type: overrides the class's ``default_type``.
+        details: structured context for logs and the UI (copied; never secrets).
+        retryable: overrides the class's ``default_retryable``.
+        status_code: the HTTP status this error maps to; overrides ``default_status``.
+        retry_after: seconds to wait before another attempt, when known.
+        service: the service that failed (``llm``, ``redis``, ``tool:<name>``), when known.
     """
 
     default_type: ErrorType = ErrorType.INTERNAL
@@ -77,6 +88,7 @@ class AppError(Exception):
 
     @property
     def type(self) -> ErrorType:
+        """The spec's name for :attr:`error_type`."""
         return self.error_type
 
     def user_message(self) -> str:
@@ -86,6 +98,8 @@ class AppError(Exception):
         return f"{prefix}{text}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec's error body: ``type`` (wire name), ``message``, ``details``, ``retryable``,
+        ``status_code``, ``retry_after`` (seconds or None) and ``service``."""
         return {
             "type": self.error_type.value,
             "message": self.user_message(),
@@ -105,6 +119,8 @@ ApplicationError = AppError
 
 
 class ValidationError(AppError):
+    """The caller's input is invalid (HTTP 400); retrying the same input will not help."""
+
     default_type = ErrorType.VALIDATION
     default_status = 400
 
@@ -114,27 +130,37 @@ class ConfigError(ValidationError):
 
 
 class AuthenticationError(AppError):
+    """Credentials are missing or were refused (HTTP 401), e.g. a bad API key."""
+
     default_type = ErrorType.AUTHENTICATION
     default_status = 401
 
 
 class AuthorizationError(AppError):
+    """Authenticated, but not allowed to do this (HTTP 403)."""
+
     default_type = ErrorType.AUTHORIZATION
     default_status = 403
 
 
 class NotFoundError(AppError):
+    """The named thing (conversation, model, memory, tool) does not exist (HTTP 404)."""
+
     default_type = ErrorType.NOT_FOUND
     default_status = 404
 
 
 class RateLimitError(AppError):
+    """The backend asked us to slow down (HTTP 429); retryable, honouring ``retry_after`` seconds."""
+
     default_type = ErrorType.RATE_LIMIT
     default_retryable = True
     default_status = 429
 
 
 class ExternalServiceError(AppError):
+    """A backend failed on its side (5xx, a broken answer); retryable, counted by its breaker."""
+
     default_type = ErrorType.EXTERNAL_SERVICE
     default_retryable = True
     default_status = 503
@@ -151,23 +177,33 @@ class BulkheadFullError(ExternalServiceError):
 
 
 class InternalError(AppError):
+    """A bug or broken invariant in Holdfast itself (HTTP 500); not retryable."""
+
     default_type = ErrorType.INTERNAL
 
 
 class OperationTimeoutError(AppError):
+    """An operation overran its timeout (HTTP 504); retryable, counted by the breaker."""
+
     default_type = ErrorType.TIMEOUT
     default_retryable = True
     default_status = 504
 
 
 class ConflictError(AppError):
+    """A concurrent change won (HTTP 409, a lock someone else holds, a conflicting write); retryable."""
+
     default_type = ErrorType.CONFLICT
     default_retryable = True
     default_status = 409
 
 
 class CircuitOpenError(AppError):
-    """Raised without any I/O while a breaker is open (or half-open and full of probes)."""
+    """Raised without any I/O while a breaker is open (or half-open and full of probes).
+
+    ``name`` is the breaker's (and service's) name; ``retry_after`` the seconds until the next
+    probe when known; ``last_error`` the failure that opened it, shown in ``details``.
+    """
 
     default_type = ErrorType.CIRCUIT_OPEN
     default_status = 503

@@ -26,9 +26,11 @@ class Event:
 
     @property
     def kind(self) -> str:
+        """The event's class name (``"BreakerStateChanged"``), its ``type`` in :meth:`to_dict`."""
         return type(self).__name__
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (nested dataclasses too) plus ``type``: :attr:`kind`."""
         data = asdict(self)
         data["type"] = self.kind
         return data
@@ -36,6 +38,8 @@ class Event:
 
 @dataclass(frozen=True, kw_only=True)
 class BreakerStateChanged(Event):
+    """A circuit breaker moved between ``closed``, ``open`` and ``half_open``, and why."""
+
     name: str
     old_state: str
     new_state: str
@@ -44,6 +48,8 @@ class BreakerStateChanged(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class RetryScheduled(Event):
+    """Guarded call to ``service``: attempt ``attempt`` failed with ``error``; the next runs in ``delay`` seconds."""
+
     service: str
     attempt: int
     delay: float
@@ -52,6 +58,8 @@ class RetryScheduled(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class FallbackUsed(Event):
+    """``service`` failed with ``error``; the answer came from ``fallback`` (``cache``, a handler, ``default``)."""
+
     service: str
     fallback: str
     error: str
@@ -59,6 +67,11 @@ class FallbackUsed(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class HealthChanged(Event):
+    """Check ``name`` (or ``overall``) changed status (``healthy``/``degraded``/``unhealthy``; old None at first).
+
+    ``latency_ms`` is the check's run time in milliseconds.
+    """
+
     name: str
     old_status: str | None
     new_status: str
@@ -110,13 +123,17 @@ class _QueueSubscription:
 
 
 class EventBus:
-    """Synchronous publish, callback or async-iterator subscribe."""
+    """Synchronous publish, callback or async-iterator subscribe (see the module docstring)."""
 
     def __init__(self) -> None:
         self._callbacks: list[Callback] = []
         self._queues: set[_QueueSubscription] = set()
 
     def publish(self, event: Event) -> None:
+        """Deliver ``event`` to every subscriber now; never raises and never blocks.
+
+        A callback that raises is logged and skipped; a full queue drops its oldest event.
+        """
         for callback in tuple(self._callbacks):
             try:
                 callback(event)
@@ -136,13 +153,18 @@ class EventBus:
         return remove
 
     def subscribe(self, *kinds: type[Event], maxsize: int = 1000) -> _QueueSubscription:
-        """An async iterator of events (optionally only the given kinds)."""
+        """An async iterator of events (only the given kinds, or all when none are given).
+
+        The queue holds at most ``maxsize`` events; a lagging reader loses the oldest. Stop
+        iterating (or call ``close()``) to unsubscribe.
+        """
         sub = _QueueSubscription(self, maxsize, kinds)
         self._queues.add(sub)
         return sub
 
     @property
     def has_subscribers(self) -> bool:
+        """True when any callback or queue is subscribed (publishers may skip building events otherwise)."""
         return bool(self._callbacks or self._queues)
 
 
@@ -211,7 +233,10 @@ class MemoriesRecalled(TurnEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class PromptBuilt(TurnEvent):
-    """The prompt of one step was built; ``report`` is a runtime.context PromptReport."""
+    """The prompt of one step was built; ``report`` is a runtime.context PromptReport.
+
+    Typed ``Any`` because ``core`` may not import ``context`` (the layer rule).
+    """
 
     report: Any
     step: int = 1
@@ -227,6 +252,8 @@ class TextDelta(TurnEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class ToolCallStarted(TurnEvent):
+    """The model's tool call ``call_id`` to tool ``name`` starts, with its parsed JSON ``arguments``."""
+
     call_id: str
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)

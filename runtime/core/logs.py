@@ -41,6 +41,7 @@ def register_secret(value: str | None) -> None:
 
 
 def redact(text: str) -> str:
+    """``text`` with registered secrets, API keys and Authorization header values replaced by ``[REDACTED]``."""
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
@@ -53,9 +54,12 @@ class RedactingFilter(logging.Filter):
     """Renders the message and exception text once, redacted, so no handler sees the raw secret."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Redact ``record`` in place (message rendered, ``args`` and ``exc_info`` cleared); always True."""
         try:
             message = record.getMessage()
-        except Exception:  # a bad format string must not lose the record
+        # A bad format string, or an argument whose __str__ raises anything at all, must not
+        # lose the record (logging would print the error to the terminal the TUI owns).
+        except Exception:  # noqa: BLE001
             message = f"{record.msg!r} % {record.args!r}"
         record.msg = redact(message)
         record.args = None
@@ -66,7 +70,11 @@ class RedactingFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``ts`` (UTC, ms), ``level``, ``logger``, ``message``, and
+    ``turn_id``, ``conversation_id``, ``exc`` when present."""
+
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON (non-ASCII kept as is)."""
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
@@ -84,9 +92,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class _HoldfastFileHandler(logging.handlers.RotatingFileHandler):
+    #: Marks the handler :func:`setup_logging` installed, so a later call replaces it.
+    _holdfast = True
+
+
 @contextlib.contextmanager
 def log_context(*, turn_id: str | None = None, conversation_id: str | None = None) -> Iterator[None]:
-    tokens = []
+    """Tag every record logged inside the block (this task and its children) with these ids.
+
+    None leaves the current value alone; the previous values come back on exit.
+    """
+    tokens: list[tuple[contextvars.ContextVar[str | None], contextvars.Token[str | None]]] = []
     if turn_id is not None:
         tokens.append((turn_id_var, turn_id_var.set(turn_id)))
     if conversation_id is not None:
@@ -102,15 +119,21 @@ def log_context(*, turn_id: str | None = None, conversation_id: str | None = Non
 
 
 def setup_logging(path: Path, level: str = "INFO", *, max_bytes: int = 5_000_000, backups: int = 3) -> Path:
-    """Send every ``logging`` record to ``path`` (rotating, JSON lines); nothing to stderr."""
+    """Send every ``logging`` record to ``path`` (rotating, JSON lines); nothing to stderr.
+
+    Rotates at ``max_bytes`` bytes keeping ``backups`` old files; replaces a handler an earlier
+    call installed. Returns ``path``.
+
+    Raises:
+        OSError: the directory or the file cannot be created.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_holdfast", False):
             root.removeHandler(handler)
             handler.close()
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
-    handler._holdfast = True  # type: ignore[attr-defined]
+    handler = _HoldfastFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
     handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)

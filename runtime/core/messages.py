@@ -16,6 +16,7 @@ Role = Literal["system", "user", "assistant", "tool"]
 
 
 def new_message_id() -> str:
+    """A fresh random message id: ``msg_`` and 24 hex digits (96 random bits)."""
     return "msg_" + secrets.token_hex(12)
 
 
@@ -28,16 +29,29 @@ class ToolCall:
     arguments: str
 
     def to_openai(self) -> dict[str, Any]:
+        """The OpenAI Chat Completions ``tool_calls`` item:
+        ``{"id", "type": "function", "function": {"name", "arguments"}}``."""
         return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ToolCall:
+        """Read the OpenAI ``tool_calls`` item shape, or a flat ``{"id", "name", "arguments"}``.
+
+        Raises:
+            KeyError: ``id`` or ``name`` is missing.
+        """
         fn = data.get("function") or data
         return cls(id=str(data["id"]), name=str(fn["name"]), arguments=str(fn.get("arguments") or ""))
 
 
 @dataclass(frozen=True)
 class ChatMessage:
+    """One message of a conversation, as stored and as sent (OpenAI Chat Completions roles).
+
+    An assistant message may carry ``tool_calls``; a ``tool`` message answers one of them by
+    ``tool_call_id``. ``created_at`` is wall-clock seconds since the epoch.
+    """
+
     role: Role
     content: str
     id: str = field(default_factory=new_message_id)
@@ -52,9 +66,12 @@ class ChatMessage:
     seq: int | None = None
 
     def with_updates(self, **changes: Any) -> ChatMessage:
+        """A copy with the given fields replaced (``dataclasses.replace``); raises TypeError for an unknown field."""
         return replace(self, **changes)
 
     def to_openai(self) -> dict[str, Any]:
+        """The OpenAI Chat Completions message: ``role``, ``content``, and ``tool_calls``,
+        ``tool_call_id``, ``name`` when set (no id, metadata or counts)."""
         msg: dict[str, Any] = {"role": self.role, "content": self.content}
         if self.tool_calls:
             msg["tool_calls"] = [tc.to_openai() for tc in self.tool_calls]
@@ -65,6 +82,7 @@ class ChatMessage:
         return msg
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as a JSON-ready dict (tool calls in OpenAI shape); :meth:`from_dict` reads it back."""
         return {
             "id": self.id,
             "role": self.role,
@@ -80,6 +98,11 @@ class ChatMessage:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChatMessage:
+        """Read :meth:`to_dict`'s shape or a plain OpenAI message; missing ids and times are filled in.
+
+        Raises:
+            KeyError: ``role`` is missing (or a tool call lacks ``id``/``name``).
+        """
         return cls(
             role=data["role"],
             content=data.get("content") or "",
@@ -114,4 +137,6 @@ class HistoryReader(Protocol):
         (or at the newest message when None)."""
         ...
 
-    async def get_summary(self, conversation_id: str) -> ConversationSummary | None: ...
+    async def get_summary(self, conversation_id: str) -> ConversationSummary | None:
+        """The conversation's summary of its archived start, or None when nothing is archived."""
+        ...

@@ -11,6 +11,7 @@ import asyncio
 import atexit
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import signal
@@ -74,7 +75,12 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
 
 
 class ManagedProcess:
-    """A child process started with die-with-parent semantics and stopped on exit."""
+    """A child process started with die-with-parent semantics and stopped on exit.
+
+    ``argv`` is the command line; ``log_path`` receives its output; ``death_signal`` is what the
+    kernel sends it when Holdfast dies (Linux ``PR_SET_PDEATHSIG``); ``env`` replaces the
+    environment when given.
+    """
 
     def __init__(
         self,
@@ -96,14 +102,22 @@ class ManagedProcess:
 
     @property
     def pid(self) -> int | None:
+        """The child's pid once spawned (kept after it exits), else None."""
         return self.proc.pid if self.proc else None
 
     def running(self) -> bool:
+        """True while the spawned child has not exited."""
         return self.proc is not None and self.proc.poll() is None
 
     def spawn(self) -> None:
+        """Start the child (stdin closed, stdout and stderr appended to ``log_path`` or discarded).
+
+        Raises:
+            ServiceUnavailableError: the log cannot be opened or the binary cannot be run
+                (not retryable: the caller runs degraded).
+        """
         try:
-            out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+            log_file = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         except OSError as exc:
             raise ServiceUnavailableError(
                 f"{self.name}: cannot open its log {self.log_path}: {exc}", retryable=False, service=self.name
@@ -112,7 +126,7 @@ class ManagedProcess:
             self.proc = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
-                stdout=out,
+                stdout=log_file if log_file is not None else subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent(self.death_signal),
                 env=self.env,
@@ -123,13 +137,18 @@ class ManagedProcess:
                 f"{self.name} could not be started ({self.argv[0]}): {exc}", retryable=False, service=self.name
             ) from exc
         finally:
-            if out is not subprocess.DEVNULL:
-                out.close()
+            if log_file is not None:
+                log_file.close()
         with _live_lock:
             _live.add(self)
         log.info("started %s pid=%s", self.name, self.proc.pid)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL if the child is still alive after ``timeout`` seconds; no-op if not running.
+
+        Raises:
+            subprocess.TimeoutExpired: the child survived SIGKILL for another ``timeout`` seconds.
+        """
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
@@ -150,6 +169,7 @@ class ManagedProcess:
 
 @atexit.register
 def stop_all_children() -> None:
+    """Stop every child still running (registered with ``atexit``); failures are logged, not raised."""
     with _live_lock:
         children = list(_live)
     for child in children:
@@ -180,6 +200,7 @@ class ManagedServer:
 
     # -- for subclasses
     def argv(self, port: int) -> list[str]:
+        """The command line that starts the server on ``port`` (subclasses implement it)."""
         raise NotImplementedError
 
     def ready(self, port: int) -> bool:
@@ -195,23 +216,41 @@ class ManagedServer:
     # -- lifecycle
     @property
     def pid(self) -> int | None:
+        """The running server's pid, or None when it is not running."""
         return self._proc.pid if self._proc and self._proc.running() else None
 
     def running(self) -> bool:
+        """True while the server's process is alive (it may not answer yet)."""
         return self._proc is not None and self._proc.running()
 
     def start(self) -> int:
-        """Start (or restart on the same port); returns the port once the server answers."""
+        """Start (or restart on the same port); returns the port once the server answers.
+
+        Blocks up to ``startup_timeout`` seconds per candidate port (three fresh ports on a
+        first start, the same port on a restart).
+
+        Raises:
+            ServiceUnavailableError: it could not be started or never answered (the message
+                quotes the last line of its log).
+            AppError: :meth:`before_spawn` refused to start.
+        """
         if self.running():
             return self.port
         for port in self._candidate_ports():
             proc = self._spawn(port)
-            if wait_until(lambda: not proc.running() or self.ready(port), self.startup_timeout) and proc.running():
+            settled = functools.partial(self._settled, proc, port)
+            if wait_until(settled, self.startup_timeout) and proc.running():
                 return self._started(proc, port)
             proc.stop(timeout=1)
         raise self._failure()
 
     async def astart(self) -> int:
+        """:meth:`start` without blocking the event loop (readiness probes run in a thread).
+
+        Raises:
+            ServiceUnavailableError: as :meth:`start`.
+            asyncio.CancelledError: cancelled mid-start; the half-started child is stopped.
+        """
         if self.running():
             return self.port
         loop = asyncio.get_running_loop()
@@ -232,6 +271,7 @@ class ManagedServer:
         raise self._failure()
 
     def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 5 s); the port is kept for a restart."""
         if self._proc is not None:
             self._proc.stop()
 
@@ -249,6 +289,10 @@ class ManagedServer:
             return
         for _ in range(3):
             yield free_port()
+
+    def _settled(self, proc: ManagedProcess, port: int) -> bool:
+        # Stop waiting as soon as the child answers or has already exited.
+        return not proc.running() or self.ready(port)
 
     def _spawn(self, port: int) -> ManagedProcess:
         self.before_spawn()
