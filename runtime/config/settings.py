@@ -58,6 +58,14 @@ Fraction = Annotated[float, Field(gt=0, le=1)]
 
 
 class LLMConfig(_Section):
+    """``[llm]``: the OpenAI-compatible endpoint (every key is explained in ``config.toml``).
+
+    ``max_output_tokens`` and ``context_window`` (0: look the model up) are in tokens;
+    ``connect_timeout`` and ``read_timeout`` in seconds; ``demo_tokens_per_second`` is the
+    demo model's streaming speed. ``preset`` supplies the base URL, model and tool support
+    that are left empty (:data:`PRESETS`).
+    """
+
     preset: Preset = "demo"
     base_url: str = ""
     api_key_env: str = "OPENAI_API_KEY"
@@ -73,22 +81,34 @@ class LLMConfig(_Section):
 
     @property
     def effective_base_url(self) -> str:
+        """``base_url``, else the preset's (empty for ``demo``: Holdfast starts its demo server)."""
         return self.base_url or PRESETS[self.preset]["base_url"]
 
     @property
     def effective_model(self) -> str:
+        """``model``, else the preset's default model name (may be empty for vllm/lmstudio)."""
         return self.model or PRESETS[self.preset]["model"]
 
     @property
     def tools_supported(self) -> bool:
+        """Whether to send native tool calls (OpenAI ``tools``): ``supports_tools``, else the preset's."""
         return PRESETS[self.preset]["supports_tools"] if self.supports_tools is None else self.supports_tools
 
     def resolve_api_key(self, environ: Mapping[str, str] | None = None) -> str:
+        """``api_key``, else the variable named by ``api_key_env`` in ``environ`` (default ``os.environ``), else ""."""
         env = os.environ if environ is None else environ
         return self.api_key or env.get(self.api_key_env, "")
 
 
 class RedisConfig(_Section):
+    """``[redis]``: where conversations and sessions live (every key is explained in ``config.toml``).
+
+    ``url`` empty means an embedded redis-server on ``embedded_port`` (0: a free port).
+    ``startup_timeout``, ``session_ttl``, ``session_max_ttl`` (the spec's 1 h and 24 h),
+    ``conversation_retention`` (0: forever) and ``archive_ttl`` (the spec's 7 days) are in
+    seconds; ``slow_ping_ms`` in milliseconds.
+    """
+
     url: str = ""
     key_prefix: str = "holdfast"
     embedded_port: NonNegInt = 0
@@ -102,10 +122,17 @@ class RedisConfig(_Section):
 
     @property
     def embedded(self) -> bool:
+        """True when no URL is set, so Holdfast runs its own redis-server."""
         return not self.url
 
 
 class MemoryConfig(_Section):
+    """``[memory]``: long-term memory in LanceDB (every key is explained in ``config.toml``).
+
+    ``top_k`` memories per prompt; ``min_similarity`` and ``dedup_similarity`` are cosine
+    similarities (-1 to 1); ``index_threshold`` is in rows, ``optimize_every`` in write commits.
+    """
+
     enabled: bool = True
     uri: str = ""
     embedding_provider: Literal["local", "openai", "lexical"] = "local"
@@ -124,6 +151,13 @@ class MemoryConfig(_Section):
 
 
 class ContextConfig(_Section):
+    """``[context]``: the prompt's token budget and when history is summarised.
+
+    ``max_prompt_tokens`` (0: the context window minus ``reserved_output_tokens``) and
+    ``tool_output_preview_tokens`` are tokens; ``summarize_at``/``summarize_to`` are the high-
+    and low-water marks as fractions (0-1] of the budget.
+    """
+
     max_prompt_tokens: NonNegInt = 0
     reserved_output_tokens: NonNegInt = 1024
     summarize_at: Fraction = 0.8
@@ -132,6 +166,15 @@ class ContextConfig(_Section):
 
 
 class ServiceResilience(_Section):
+    """One service's retry, circuit breaker, bulkhead and timeout settings (``[resilience.<service>]``).
+
+    Every duration is in seconds: ``initial_delay``, ``max_delay``, ``deadline`` (all attempts
+    of one call), ``retry_after_cap``, ``slow_call_seconds`` (0: off), ``recovery_timeout``,
+    ``max_recovery_timeout``, ``probe_max_wait``, ``bulkhead_wait``, ``timeout`` (one
+    attempt). ``window_size`` is calls (``count``) or seconds (``time``);
+    ``failure_rate_threshold`` a fraction. ``config.toml`` explains each key.
+    """
+
     # retry
     max_attempts: PositiveInt = 3
     initial_delay: NonNegFloat = 0.5
@@ -164,6 +207,9 @@ def _svc(**overrides: Any) -> Any:
 
 
 class ResilienceConfig(_Section):
+    """``[resilience]``: a :class:`ServiceResilience` per service (``llm``, ``redis``, ``memory``,
+    ``embeddings``, ``tools``), each with its own defaults."""
+
     llm: ServiceResilience = _svc(max_attempts=5, initial_delay=2.0, timeout=120.0, deadline=180.0)
     redis: ServiceResilience = _svc(
         max_attempts=3,
@@ -191,6 +237,12 @@ class ResilienceConfig(_Section):
 
 
 class PluginsConfig(_Section):
+    """``[plugins]``: where tools come from and what they may do.
+
+    ``permissions`` maps a tool name to ``allow``/``ask``/``deny`` (others get
+    ``default_permission``); ``max_output_tokens`` caps a tool result the model sees, in tokens.
+    """
+
     paths: list[str] = Field(default_factory=list)
     include_builtin: bool = True
     disabled: list[str] = Field(default_factory=list)
@@ -200,6 +252,9 @@ class PluginsConfig(_Section):
 
 
 class AgentConfig(_Section):
+    """``[agent]``: the user (empty: the OS user name), the system prompt, ``max_steps`` LLM calls per
+    turn, and ``turn_lock_timeout`` seconds to wait for another process's turn on the conversation."""
+
     user: str = ""
     system_prompt: str = (
         "You are Holdfast, a helpful assistant in a terminal. Answer concisely. "
@@ -210,6 +265,8 @@ class AgentConfig(_Section):
 
 
 class UIConfig(_Section):
+    """``[ui]``: the TUI's theme, which panels show at start, and how much it renders."""
+
     theme: str = "textual-dark"
     show_sidebar: bool = True
     show_panels: bool = True
@@ -219,6 +276,8 @@ class UIConfig(_Section):
 
 
 class LoggingConfig(_Section):
+    """``[logging]``: level, file (empty: ``holdfast.log`` in ``log_dir``), rotation at ``max_bytes`` bytes."""
+
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     file: str = ""
     max_bytes: PositiveInt = 5_000_000
@@ -226,6 +285,8 @@ class LoggingConfig(_Section):
 
 
 class Config(_Section):
+    """The whole validated, immutable configuration; build it with :func:`load_config`."""
+
     llm: LLMConfig = Field(default_factory=LLMConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
@@ -241,10 +302,12 @@ class Config(_Section):
 
     @property
     def data_path(self) -> Path:
+        """``data_dir`` with ``~`` expanded, else the platform's user data dir (``~/.local/share/holdfast``)."""
         return Path(self.data_dir).expanduser() if self.data_dir else Path(platformdirs.user_data_dir(APP_NAME))
 
     @property
     def log_path(self) -> Path:
+        """The log file: ``[logging].file``, else ``holdfast.log`` in ``log_dir`` or the platform's user log dir."""
         if self.logging.file:
             return Path(self.logging.file).expanduser()
         base = Path(self.log_dir).expanduser() if self.log_dir else Path(platformdirs.user_log_dir(APP_NAME))
@@ -252,6 +315,7 @@ class Config(_Section):
 
     @property
     def memory_uri(self) -> str:
+        """The LanceDB URI: ``[memory].uri``, else ``<data_path>/memory``."""
         return self.memory.uri or str(self.data_path / "memory")
 
 
@@ -264,6 +328,7 @@ class LoadedConfig:
     files: list[Path] = field(default_factory=list)
 
     def source_of(self, dotted: str) -> str:
+        """Which layer set ``dotted`` (``"llm.model"``): a file path, ``environment``, ``command line``, ``default``."""
         return self.sources.get(dotted, "default")
 
 
@@ -271,6 +336,7 @@ class LoadedConfig:
 
 
 def user_config_path() -> Path:
+    """The user config file: ``config.toml`` in the platform's user config dir (``~/.config/holdfast``)."""
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
 
 
@@ -353,7 +419,19 @@ def load_config(
     repo_config: Path | None = REPO_CONFIG,
     user_config: Path | None = None,
 ) -> LoadedConfig:
-    """Build the effective configuration from every layer; raises :class:`ConfigError`."""
+    """Build the effective configuration from every layer (see the module docstring for the order).
+
+    Args:
+        config_file: the ``--config`` file, read after the user config.
+        environ: the environment to read (default ``os.environ``).
+        overrides: CLI flags as ``{"llm.model": value}``; None values are skipped.
+        repo_config, user_config: the lower file layers (None skips the repo file; the user
+            file defaults to :func:`user_config_path`); missing files are skipped.
+
+    Raises:
+        ConfigError: an unreadable or invalid TOML file, an unknown key, or an invalid value,
+            in one line naming the source, the key, the value and what is allowed.
+    """
     env = os.environ if environ is None else environ
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -509,6 +587,7 @@ def effective_items(loaded: LoadedConfig, environ: Mapping[str, str] | None = No
 
 
 def mask_secret(value: Any) -> str:
+    """A secret made safe to print: its first 3 characters and its length when longer than 8, else ``"****"``."""
     text = str(value or "")
     if not text:
         return '""'
