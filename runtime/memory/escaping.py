@@ -19,6 +19,11 @@ FILTER_COLUMNS = frozenset({"id", "user_id", "conversation_id", "type", "content
 
 
 def sql_string(value: str) -> str:
+    """``value`` as a single-quoted DataFusion SQL literal, embedded quotes doubled.
+
+    Raises:
+        ValidationError: ``value`` is not a string or contains NUL.
+    """
     if not isinstance(value, str):
         raise ValidationError(f"filter value must be a string, got {type(value).__name__}")
     if "\x00" in value:
@@ -27,14 +32,22 @@ def sql_string(value: str) -> str:
 
 
 def eq(column: str, value: str) -> str:
-    """``column = 'value'`` for one of :data:`FILTER_COLUMNS`."""
+    """``column = 'value'`` for one of :data:`FILTER_COLUMNS`.
+
+    Raises:
+        ValidationError: an unknown column, or a value :func:`sql_string` refuses.
+    """
     if column not in FILTER_COLUMNS:
         raise ValidationError(f"unknown filter column {column!r}")
     return f"{column} = {sql_string(value)}"
 
 
 def one_of(column: str, values: Iterable[str]) -> str:
-    """``column IN ('a', 'b')``; an empty set matches nothing."""
+    """``column IN ('a', 'b')``; an empty set matches nothing (``FALSE``).
+
+    Raises:
+        ValidationError: an unknown column, or a value :func:`sql_string` refuses.
+    """
     if column not in FILTER_COLUMNS:
         raise ValidationError(f"unknown filter column {column!r}")
     items = [sql_string(v) for v in values]
@@ -42,6 +55,6 @@ def one_of(column: str, values: Iterable[str]) -> str:
 
 
 def all_of(*clauses: str | None) -> str:
-    """AND of the non-empty clauses, each parenthesised."""
+    """AND of the non-empty clauses, each parenthesised; ``TRUE`` when there are none."""
     parts = [f"({c})" for c in clauses if c]
     return " AND ".join(parts) if parts else "TRUE"

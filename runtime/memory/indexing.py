@@ -16,7 +16,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from lancedb.index import IvfFlat
+    from lancedb.query import AsyncVectorQueryBase
+
+#: A LanceDB async vector (or hybrid) query; :meth:`SearchPlan.apply` returns the same kind.
+Q = TypeVar("Q", bound="AsyncVectorQueryBase")
 
 #: Rows per IVF partition when the index is trained (rows / 2048: 48 partitions at 100k).
 ROWS_PER_PARTITION = 2048
@@ -29,6 +36,7 @@ PQ_REFINE_FACTOR = 10
 
 
 def num_partitions(rows: int) -> int:
+    """IVF partitions for an index trained on ``rows`` rows: one per :data:`ROWS_PER_PARTITION`, at least 1."""
     return max(1, rows // ROWS_PER_PARTITION)
 
 
@@ -37,7 +45,7 @@ def probes(rows: int) -> int:
     return max(MIN_PROBES, math.ceil(num_partitions(rows) * PROBE_SHARE))
 
 
-def vector_index(rows: int) -> Any:
+def vector_index(rows: int) -> IvfFlat:
     """The index config for a table of ``rows`` rows (cosine, as every recall searches)."""
     from lancedb.index import IvfFlat
 
@@ -45,10 +53,12 @@ def vector_index(rows: int) -> Any:
 
 
 def describe_vector_index(rows: int, ndims: int) -> str:
+    """One line naming the index :func:`vector_index` builds for ``rows`` rows of ``ndims``-d vectors."""
     return f"IVF_FLAT(cosine, {num_partitions(rows)} partitions, {ndims}-d)"
 
 
 def describe_search() -> str:
+    """One line saying how a recall probes the index (for the memory benchmark's report)."""
     return f"probing {PROBE_SHARE:.0%} of partitions (at least {MIN_PROBES}), more only if too few rows match"
 
 
@@ -59,7 +69,8 @@ class SearchPlan:
     probes: int
     refine_factor: int | None = None
 
-    def apply(self, query: Any) -> Any:
+    def apply(self, query: Q) -> Q:
+        """``query`` with this plan's probe range (and refine factor for a quantised index)."""
         # At least ``probes`` partitions; unlimited beyond that when the filter leaves
         # fewer than ``limit`` rows there (a user with few memories still gets all of them).
         # (LanceDB checks min <= max on each call: lift the maximum first.)

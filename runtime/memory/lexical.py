@@ -9,6 +9,7 @@ configured provider is down, and whatever it recalls is marked degraded.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 
 import numpy as np
@@ -21,7 +22,7 @@ def _features(text: str) -> list[str]:
     words = [w.strip("'") for w in _WORD.findall(text.lower())]
     words = [w for w in words if w]
     feats = [f"w:{w}" for w in words]
-    feats += [f"b:{a} {b}" for a, b in zip(words, words[1:])]
+    feats += [f"b:{a} {b}" for a, b in itertools.pairwise(words)]
     for word in words:
         padded = f"#{word}#"
         feats += [f"c:{padded[i : i + 3]}" for i in range(len(padded) - 2)]
@@ -29,6 +30,7 @@ def _features(text: str) -> list[str]:
 
 
 def lexical_vector(text: str, dimensions: int = DIMENSIONS) -> np.ndarray:
+    """The ``(dimensions,)`` float32 vector of ``text``: unit length, or all zeros for text with no words."""
     vec = np.zeros(dimensions, dtype=np.float32)
     for feat in _features(text):
         digest = hashlib.blake2b(feat.encode("utf-8"), digest_size=8).digest()
@@ -40,6 +42,7 @@ def lexical_vector(text: str, dimensions: int = DIMENSIONS) -> np.ndarray:
 
 
 def lexical_vectors(texts: list[str], dimensions: int = DIMENSIONS) -> np.ndarray:
+    """``(len(texts), dimensions)`` float32: :func:`lexical_vector` of each text, stacked."""
     if not texts:
         return np.zeros((0, dimensions), dtype=np.float32)
     return np.stack([lexical_vector(t, dimensions) for t in texts])

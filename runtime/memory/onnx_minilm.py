@@ -14,9 +14,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 from runtime.core.errors import ConfigError, ServiceUnavailableError
 
@@ -66,15 +69,17 @@ class MiniLM:
         self._tokenizer_file = tokenizer_file
         self._threads = intra_op_threads
         self._lock = threading.Lock()
-        self._session: Any = None
-        self._tokenizer: Any = None
+        self._session: Any = None  # an onnxruntime.InferenceSession; onnxruntime ships no type information
+        self._tokenizer: Tokenizer | None = None
         self.load_seconds: float | None = None
 
     @property
     def loaded(self) -> bool:
+        """True once :meth:`load` has succeeded."""
         return self._session is not None
 
     def files_present(self) -> bool:
+        """True when the model file and the tokenizer file exist (without reading or checking them)."""
         model_file, _ = self._resolve_model()
         return model_file.is_file() and self._tokenizer_file.is_file()
 
@@ -85,7 +90,13 @@ class MiniLM:
         return path, self._expected_sha256 or sha
 
     def load(self) -> None:
-        """Verify and load the model and tokenizer (idempotent, first caller pays)."""
+        """Verify and load the model and tokenizer (idempotent, first caller pays; ~0.4 s).
+
+        Raises:
+            ServiceUnavailableError: a file is unreadable or onnxruntime cannot load the model
+                (not retryable).
+            ConfigError: the model file's sha256 is not the expected one.
+        """
         if self._session is not None:
             return
         with self._lock:
@@ -132,7 +143,10 @@ class MiniLM:
             self.load_seconds = time.perf_counter() - started
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """``(len(texts), 384)`` float32, each row unit length."""
+        """``(len(texts), 384)`` float32, each row unit length; texts over 256 tokens are truncated.
+
+        Loads the model first if needed (same errors as :meth:`load`).
+        """
         self.load()
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
@@ -140,7 +154,9 @@ class MiniLM:
         return np.concatenate(out, axis=0)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts)
+        tokenizer = self._tokenizer
+        assert tokenizer is not None, "load() sets the tokenizer before any batch is encoded"
+        encodings = tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}

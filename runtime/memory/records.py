@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,7 @@ CONVERSATION_SUMMARY = "conversation_summary"
 
 
 def table_name(table_suffix: str) -> str:
+    """``memories__<table_suffix>``: the table of one embedding model (the suffix names model and dimension)."""
     return f"{TABLE_PREFIX}{table_suffix}"
 
 
@@ -44,6 +46,7 @@ def has_primary_key(table_schema: pa.Schema) -> bool:
 
 
 def schema(ndims: int) -> pa.Schema:
+    """The Arrow schema of a memory table with ``ndims``-d float32 vectors; ``id`` is its primary key."""
     return pa.schema(
         [
             pa.field("id", pa.string(), nullable=False, metadata=PRIMARY_KEY_METADATA),
@@ -65,6 +68,7 @@ def normalise(content: str) -> str:
 
 
 def content_hash(content: str) -> str:
+    """sha256 hex of the normalised text (:func:`normalise`): equal for texts that count as the same fact."""
     return hashlib.sha256(normalise(content).encode("utf-8")).hexdigest()
 
 
@@ -102,6 +106,13 @@ class Memory:
 
     @classmethod
     def from_row(cls, row: dict[str, Any], score: float | None = None) -> Memory:
+        """A :class:`Memory` from a LanceDB row (a naive ``created_at`` is taken as UTC).
+
+        Unparsable or non-object ``metadata`` becomes ``{}``.
+
+        Raises:
+            KeyError: a required column is missing from ``row``.
+        """
         created = row["created_at"]
         if isinstance(created, datetime) and created.tzinfo is None:
             created = created.replace(tzinfo=UTC)
@@ -132,13 +143,14 @@ class MemoryRecall:
     reason: str = ""
     source: str = "vector"  # vector | lexical | none
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Memory]:
         return iter(self.memories)
 
     def __len__(self) -> int:
         return len(self.memories)
 
     def formatted(self) -> list[str]:
+        """Each memory in the spec's prompt form (``get_context_memories``): ``[Memory from …]: …``."""
         return [m.formatted() for m in self.memories]
 
 
@@ -156,6 +168,7 @@ class PendingWrite:
     created_at: float = 0.0
 
     def to_json(self) -> str:
+        """One JSON line for the write queue's file (inverse of :meth:`from_json`)."""
         return json.dumps(
             {
                 "op": self.op,
@@ -172,6 +185,12 @@ class PendingWrite:
 
     @classmethod
     def from_json(cls, line: str) -> PendingWrite:
+        """Inverse of :meth:`to_json`; optional fields default.
+
+        Raises:
+            json.JSONDecodeError: ``line`` is not JSON.
+            KeyError: ``op``, ``user_id`` or ``id`` is missing.
+        """
         data = json.loads(line)
         return cls(
             op=str(data["op"]),

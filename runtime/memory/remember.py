@@ -13,8 +13,18 @@ from runtime.memory.store import VectorMemoryStore
 async def remember_turn(
     store: VectorMemoryStore, user_id: str, conversation_id: str, user_text: str, *, message_id: str | None = None
 ) -> list[str]:
-    """Store the salient statements of ``user_text``; returns their memory ids (none when
-    ``auto_remember`` is off or memory is disabled). Outages queue the writes."""
+    """Store the salient statements of ``user_text`` (see :mod:`runtime.memory.salience`).
+
+    Args:
+        message_id: the chat message they came from, recorded in each memory's metadata.
+
+    Returns:
+        Their memory ids; none when ``auto_remember`` is off or memory is disabled.
+
+    Raises:
+        ValidationError: an id or text :meth:`VectorMemoryStore.store_memory` refuses. Outages
+            do not raise: the writes are queued.
+    """
     if not (store.config.enabled and store.config.auto_remember):
         return []
     ids = []

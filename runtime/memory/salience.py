@@ -79,7 +79,7 @@ def _clean(sentence: str) -> str:
 
 
 def classify(sentence: str) -> Salient | None:
-    """The rule a single sentence matches, or None."""
+    """The rule a single sentence matches (rules 1-3 of this module), or None if it is not kept."""
     text = _clean(sentence)
     if not text or sentence.strip().endswith("?") or len(text) > MAX_CHARS:
         return None

@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 
 
 class WriteQueue:
+    """The ordered, bounded, deduplicated queue of :class:`PendingWrite`; thread-safe.
+
+    ``path`` is the JSONL file it persists to (None: memory only); ``max_items`` bounds it and
+    ``dropped`` counts the oldest writes dropped past the bound. Disk errors are logged, never
+    raised: the writes stay queued in memory.
+    """
+
     def __init__(self, path: Path | None, *, max_items: int = 10_000) -> None:
         self.path = path
         self.max_items = max_items
@@ -51,6 +58,7 @@ class WriteQueue:
         return len(self._items)
 
     def items(self) -> list[PendingWrite]:
+        """A snapshot of the queued writes, oldest first."""
         with self._lock:
             return list(self._items)
 
@@ -62,6 +70,10 @@ class WriteQueue:
             self.dropped += 1
 
     def push(self, item: PendingWrite) -> None:
+        """Queue ``item`` last, replacing any queued write for the same (user, memory id), and persist it.
+
+        Past ``max_items`` the oldest write is dropped and counted in ``dropped``.
+        """
         with self._lock:
             superseded = any(i.id == item.id and i.user_id == item.user_id for i in self._items)
             self._put(item)
