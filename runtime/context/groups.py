@@ -27,15 +27,19 @@ class Unit(NamedTuple):
 
     @property
     def is_tool_group(self) -> bool:
+        """True for an assistant tool call with all its ``tool`` results."""
         return bool(self.messages[0].tool_calls)
 
     @property
     def is_user(self) -> bool:
+        """True for a user message."""
         return self.messages[0].role == "user"
 
 
 @dataclass(frozen=True)
 class Grouping:
+    """:func:`group_units`' result: the sendable units, in chronological order, and what can never be sent."""
+
     units: list[Unit]
     #: Messages that can never be sent: orphan tool results and incomplete tool-call groups.
     unsendable: list[ChatMessage]

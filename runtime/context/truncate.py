@@ -14,6 +14,7 @@ PREVIEW_MIN_SAVING = 32
 
 
 def omitted_marker(count: int) -> str:
+    """The visible marker put where ``count`` tokens were cut out: ``[... N tokens omitted ...]``."""
     return f"[... {count} tokens omitted ...]"
 
 

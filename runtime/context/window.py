@@ -51,6 +51,8 @@ RECENT_PAGE = 256
 
 
 class HasText(Protocol):
+    """A recalled memory object: anything with a ``text`` attribute (e.g. a memory record)."""
+
     text: str
 
 
@@ -88,10 +90,12 @@ def _memory_text(memory: Memory) -> str:
 
 
 def memories_message(texts: Sequence[str]) -> dict[str, Any]:
+    """The system message that carries recalled memories: a header, then one ``- text`` line each."""
     return {"role": "system", "content": MEMORIES_HEADER + "\n" + "\n".join(f"- {t}" for t in texts)}
 
 
 def summary_message(summary: ConversationSummary) -> dict[str, Any]:
+    """The system message that stands in for the archived start of the conversation."""
     how = ", extractive" if summary.method == "extractive" else ""
     return {
         "role": "system",
@@ -451,7 +455,7 @@ class _Planner:
 
         kept: list[int] = []
         previews: dict[int, list[tuple[int, Preview, int]]] = {}
-        for i, need in zip(candidates, full_costs):
+        for i, need in zip(candidates, full_costs, strict=True):
             messages = units[i].messages
             shortened: list[tuple[int, Preview, int]] | None = None
             if messages[0].tool_calls:  # a tool group: its long outputs may go in as previews
@@ -501,7 +505,13 @@ def build_prompt(
 
     Reads ``history`` backwards by index only as far as the budget goes. Pass the same
     ``preview_cache`` dict to repeated calls (or use :class:`ContextWindowManager`) so long tool
-    outputs are not re-tokenised for their previews every time."""
+    outputs are not re-tokenised for their previews every time. ``context_window`` is in
+    tokens; ``native_tools`` False puts the tool schemas in the system prompt as text.
+
+    Raises:
+        ContextOverflowError: the system prompt, the tool schemas and a minimal cut of the
+            newest user message do not fit the budget.
+    """
     planner = _Planner(
         counter,
         config,
@@ -515,7 +525,11 @@ def build_prompt(
 
 
 class ContextWindowManager:
-    """Builds budgeted prompts for one model; keeps a small cache of tool-output previews."""
+    """Builds budgeted prompts for one model; keeps a small cache of tool-output previews.
+
+    ``model_context_window`` is in tokens; ``reader`` is the default history source for
+    conversation ids; at most ``preview_cache_size`` previews are kept.
+    """
 
     def __init__(
         self,
@@ -537,6 +551,7 @@ class ContextWindowManager:
 
     @property
     def budget(self) -> int:
+        """Tokens a prompt may use (:func:`prompt_budget`)."""
         return prompt_budget(self.config, self.context_window)
 
     async def build_prompt(
@@ -553,8 +568,10 @@ class ContextWindowManager:
 
         ``history`` is a conversation id (read through ``reader``, which also supplies the
         summary unless one is given) or an in-memory chronological sequence of messages.
-        Raises :class:`ContextOverflowError` when the parts that are never dropped do not fit,
-        and whatever the reader raises (an AppError) when history cannot be read.
+        Raises:
+            ContextOverflowError: the parts that are never dropped do not fit.
+            ValidationError: a conversation id was given with no reader.
+            AppError: whatever the reader raises when history cannot be read.
         """
         if len(self._previews) > self._preview_cache_size:
             self._previews.clear()
