@@ -28,7 +28,22 @@ _EXPORTS = {
     "Usage": "runtime.llm.stream_events",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Completion",
+    "FallbackReply",
+    "Finish",
+    "LLMClient",
+    "LLMFallbacks",
+    "StreamEvent",
+    "StreamInterrupted",
+    "TextDelta",
+    "ToolCallError",
+    "ToolCallReady",
+    "Usage",
+    "llm_health_check",
+    "prompt_key",
+    "rough_token_count",
+]
 
 if TYPE_CHECKING:
     from runtime.llm.client import Completion, LLMClient, prompt_key, rough_token_count
@@ -47,6 +62,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first use (PEP 562) and cache it here."""
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'runtime.llm' has no attribute {name!r}")

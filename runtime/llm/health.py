@@ -18,7 +18,14 @@ from runtime.resilience import CheckResult, HealthStatus
 def llm_health_check(
     client: LLMClient, *, clock: Callable[[], float] = time.monotonic
 ) -> Callable[[], Awaitable[CheckResult]]:
-    """A check for ``HealthMonitor.register_check("llm", ...)``."""
+    """A check for ``HealthMonitor.register_check("llm", ...)`` that probes ``client``'s endpoint.
+
+    Returns:
+        A coroutine function returning a :class:`CheckResult`: HEALTHY with the latency in
+        milliseconds (``clock`` is in seconds) and how the endpoint answered (``GET /models``
+        or a one-token completion); DEGRADED with the error when it did not. It never raises
+        an AppError.
+    """
 
     async def check() -> CheckResult:
         started = clock()

@@ -32,6 +32,11 @@ def _function(tool: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_tools(tools: Sequence[dict[str, Any]]) -> str:
+    """The system-prompt text describing ``tools``: one line per tool, then :data:`INSTRUCTION`.
+
+    ``tools`` are chat-completions tool schemas (``{"type": "function", "function": {...}}``)
+    or bare function objects.
+    """
     lines = ["Available tools:"]
     for tool in tools:
         fn = _function(tool)
@@ -79,11 +84,16 @@ def with_tools_in_prompt(messages: Sequence[dict[str, Any]], tools: Sequence[dic
 def looks_like_tool_json(text: str) -> bool:
     """Whether a reply's start could be a tool request, so it must be held back, not streamed."""
     head = text.lstrip()
-    return head.startswith("{") or head.startswith("```")
+    return head.startswith(("{", "```"))
 
 
 def parse_tool_reply(text: str, tool_names: Sequence[str]) -> list[ToolCall] | None:
-    """The tool calls a reply asks for, or None when it is an ordinary answer."""
+    """The tool calls a reply asks for, or None when it is an ordinary answer.
+
+    The reply must be exactly one JSON object (optionally fenced) in the :data:`INSTRUCTION`
+    form, naming only tools in ``tool_names``; anything else is an answer. Each call gets a
+    stable id derived from the reply, in the chat-completions ``call_...`` style.
+    """
     body = text.strip()
     fenced = _FENCE_RE.match(body)
     if fenced:
@@ -96,7 +106,8 @@ def parse_tool_reply(text: str, tool_names: Sequence[str]) -> list[ToolCall] | N
         return None
     if not isinstance(data, dict):
         return None
-    requests = data.get("tool_calls") if isinstance(data.get("tool_calls"), list) else [data]
+    listed = data.get("tool_calls")
+    requests: list[Any] = listed if isinstance(listed, list) else [data]
     calls: list[ToolCall] = []
     for index, req in enumerate(requests):
         if not isinstance(req, dict):

@@ -87,7 +87,7 @@ class ReadAhead(Generic[T]):
                     await asyncio.sleep(0)  # let the consumer take what is pending
                     handed_over = self._clock()
             await self._finish(self._pending, completed)
-        except Exception as exc:  # handed to the consumer, after the items parsed before it
+        except Exception as exc:  # noqa: BLE001 - any failure is handed to the consumer, after the items before it
             self._error = exc
         except BaseException:  # cancelled: the consumer is gone or closing
             await self._end()
@@ -128,6 +128,10 @@ class ReadAhead(Generic[T]):
         return batch
 
     async def aclose(self) -> None:
+        """Cancel the reading task and close the source; safe to call more than once.
+
+        A cancellation of the caller itself during the close is propagated.
+        """
         task = self._task
         try:
             if task is not None and not task.done():

@@ -17,6 +17,8 @@ from runtime.core.messages import ToolCall
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
+    """A piece of the assistant's reply text, to show as it arrives (``delta.content`` of a chunk)."""
+
     text: str
 
 
@@ -29,6 +31,7 @@ class ToolCallReady:
 
     @property
     def name(self) -> str:
+        """The called tool's (function's) name."""
         return self.call.name
 
 
@@ -42,6 +45,8 @@ class ToolCallError:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Token counts of one completion, as in the chat-completions ``usage`` object."""
+
     prompt_tokens: int
     completion_tokens: int
     #: True when the endpoint sent no usage and we counted the tokens ourselves.
@@ -49,12 +54,18 @@ class Usage:
 
     @property
     def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    """End of a stream: ``stop``, ``length``, ``tool_calls``, ``content_filter`` or ``fallback``."""
+    """End of a stream with its finish reason.
+
+    ``reason`` is the chat-completions ``finish_reason`` (``stop``, ``length``, ``tool_calls``,
+    ``content_filter``) or our ``fallback`` (a :class:`FallbackReply` answered); ``model`` is
+    the model the endpoint says answered ("" if it did not say).
+    """
 
     reason: str
     model: str = ""

@@ -31,8 +31,8 @@ class ToolCallAssembler:
     def __bool__(self) -> bool:
         return bool(self._calls)
 
-    def feed(self, delta: Any) -> None:
-        """One tool-call delta, as a dict or an SDK object with the same fields."""
+    def feed(self, delta: object) -> None:
+        """Add one entry of a chunk's ``delta.tool_calls``, as a dict or an SDK object with the same fields."""
         index = _get(delta, "index")
         call_id = _get(delta, "id") or ""
         if index is None:
@@ -57,6 +57,10 @@ class ToolCallAssembler:
                 partial.args.append(fragment)
 
     def finish(self) -> list[ToolCallReady | ToolCallError]:
+        """The assembled calls in index order, each parsed (:func:`parse_arguments`); resets the assembler.
+
+        A call without an id gets ``call_<index>``.
+        """
         out: list[ToolCallReady | ToolCallError] = []
         for index in sorted(self._calls):
             partial = self._calls[index]
@@ -66,7 +70,7 @@ class ToolCallAssembler:
         return out
 
 
-def _get(obj: Any, key: str) -> Any:
+def _get(obj: object, key: str) -> Any:
     if isinstance(obj, dict):
         return obj.get(key)
     return getattr(obj, key, None)
