@@ -23,13 +23,18 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic import ValidationError as PydanticValidationError
 
 from runtime.config import PluginsConfig
 from runtime.core.errors import ValidationError
+
+if TYPE_CHECKING:
+    from runtime.memory.store import VectorMemoryStore
+    from runtime.resilience import HealthMonitor, Resilience
+    from runtime.state.store import RedisStateStore
 
 Permission = Literal["allow", "ask", "deny"]
 
@@ -56,13 +61,13 @@ class ToolContext:
     conversation_id: str = ""
     turn_id: str = ""
     session_id: str | None = None
-    #: The long-term memory store (runtime.memory.VectorMemoryStore) or None when disabled.
-    memory: Any = None
-    #: The key/value state store (runtime.state.RedisStateStore) for small stateful tools.
-    state: Any = None
+    #: The long-term memory store, or None when memory is disabled.
+    memory: VectorMemoryStore | None = None
+    #: The key/value state store for small stateful tools.
+    state: RedisStateStore | None = None
     #: The Resilience registry (breaker snapshots) and the HealthMonitor.
-    resilience: Any = None
-    monitor: Any = None
+    resilience: Resilience | None = None
+    monitor: HealthMonitor | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -87,9 +92,11 @@ class Tool:
 
     @property
     def is_async(self) -> bool:
+        """True when ``fn`` is a coroutine function (sync ones run in a worker thread)."""
         return inspect.iscoroutinefunction(self.fn)
 
     def to_openai(self) -> dict[str, Any]:
+        """The tool in the chat-completions ``tools`` format: ``{"type": "function", "function": {...}}``."""
         return {
             "type": "function",
             "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
@@ -179,9 +186,7 @@ def _build(
             fields[param.name] = (annotation, Field(default, description=param_docs[param.name]))
         else:
             fields[param.name] = (annotation, default)
-    model = create_model(  # type: ignore[call-overload]
-        f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    model = create_model(f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
     schema = model.model_json_schema()
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
@@ -200,6 +205,32 @@ def _build(
     )
 
 
+@overload
+def tool(
+    fn: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    permission: Permission | None = None,
+    ask_if: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> Tool:
+    """Bare or with options and the function given: ``@tool`` returns the :class:`Tool`."""
+
+
+@overload
+def tool(
+    fn: None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    permission: Permission | None = None,
+    ask_if: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> Callable[[Callable[..., Any]], Tool]:
+    """With options only: ``@tool(name=...)`` returns a decorator making the :class:`Tool`."""
+
+
 def tool(
     fn: Callable[..., Any] | None = None,
     *,
@@ -208,11 +239,25 @@ def tool(
     timeout: float | None = None,
     permission: Permission | None = None,
     ask_if: Callable[[Mapping[str, Any]], bool] | None = None,
-) -> Any:
-    """Make a typed function a :class:`Tool`; usable bare (``@tool``) or with options.
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Make a typed function a :class:`Tool`; usable bare (``@tool``) or with options (``@tool(...)``).
 
-    ``ask_if(arguments)`` marks the calls that can cause harm (a delete, say): for those an
-    "allow" permission becomes "ask", unless the user's config names the tool explicitly.
+    Args:
+        fn: the function (bare use); None returns a decorator taking it.
+        name: the tool's name (default: the function's); 1-64 letters, digits, ``_`` or ``-``.
+        description: what the model is told (default: the docstring's first paragraph).
+        timeout: seconds one call may take (default: the ``[resilience.tools]`` timeout).
+        permission: the tool's default permission; config ``[plugins].permissions`` overrides it.
+        ask_if: ``ask_if(arguments)`` marks the calls that can cause harm (a delete, say): for
+            those an "allow" permission becomes "ask", unless the user's config names the tool.
+
+    Returns:
+        The :class:`Tool` (its schema is the chat-completions ``{"type": "function", ...}``
+        form), or a decorator making one.
+
+    Raises:
+        ToolDefinitionError: a bad name, an untyped parameter, ``*args``/``**kwargs``, or type
+            hints that cannot be resolved.
     """
     if fn is not None:
         return _build(fn, name, description, timeout, permission, ask_if)
@@ -233,7 +278,15 @@ class ToolRegistry:
         self._always: set[str] = set()
 
     def register(self, item: Tool | Callable[..., Any], *, plugin: str = "") -> Tool:
-        """Add a tool (a plain typed function is wrapped with ``@tool``); clashes raise."""
+        """Add a tool (a plain typed function is wrapped with ``@tool``), tagged with ``plugin``.
+
+        Returns:
+            The registered :class:`Tool`.
+
+        Raises:
+            ToolNameClash: a tool of the same name is already registered (it is kept).
+            ToolDefinitionError: ``item`` is a function that cannot be made a tool.
+        """
         new = item if isinstance(item, Tool) else tool(item)
         if plugin and not new.plugin:
             new = Tool(**{**new.__dict__, "plugin": plugin})
@@ -249,9 +302,11 @@ class ToolRegistry:
         return new
 
     def unregister(self, name: str) -> None:
+        """Remove the tool called ``name``; unknown names are ignored."""
         self._tools.pop(name, None)
 
     def get(self, name: str) -> Tool | None:
+        """The tool called ``name``, or None."""
         return self._tools.get(name)
 
     def __contains__(self, name: object) -> bool:
@@ -264,18 +319,23 @@ class ToolRegistry:
         return iter(sorted(self._tools.values(), key=lambda t: t.name))
 
     def names(self) -> list[str]:
+        """Every registered tool name, sorted."""
         return sorted(self._tools)
 
     def schemas(self) -> list[dict[str, Any]]:
         """The ``tools`` parameter of a chat completion request.
 
         Denied tools stay listed: a call to one gets a "refused" result the model can explain,
-        which is clearer to the user than a model that does not know the tool exists."""
+        which is clearer to the user than a model that does not know the tool exists.
+        """
         return [t.to_openai() for t in self]
 
     def permission(self, name: str, arguments: Mapping[str, Any] | None = None) -> Permission:
-        """Config for this tool, else the tool's own default, else the config default; a
-        harmful call (the tool's ``ask_if``) is asked about unless the config names the tool."""
+        """The permission for a call of tool ``name`` with ``arguments``.
+
+        Config for this tool, else the tool's own default, else the config default; a harmful
+        call (the tool's ``ask_if``) is asked about unless the config names the tool.
+        """
         if name in self.config.permissions:
             return self.config.permissions[name]
         found = self._tools.get(name)
@@ -293,10 +353,13 @@ class ToolRegistry:
         return chosen
 
     def allow_always(self, name: str) -> None:
+        """Remember, for this process only, that the user answered "always" for ``name``."""
         self._always.add(name)
 
     def allowed_always(self, name: str) -> bool:
+        """True if the user answered "always" for ``name`` in this process."""
         return name in self._always
 
 
+#: ``await ask(tool name, arguments)`` -> ``"once"``, ``"always"`` or anything else for no.
 AskPermission = Callable[[str, dict[str, Any]], Awaitable[str]]

@@ -19,6 +19,7 @@ silently overwritten.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import sys
@@ -27,13 +28,18 @@ from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
 from runtime.config import APP_NAME, PluginsConfig
 from runtime.core.errors import ValidationError, describe
 from runtime.tools.api import Tool, ToolNameClash, ToolRegistry
+
+if TYPE_CHECKING:
+    from runtime.resilience import HealthMonitor, Resilience
+    from runtime.resilience.fallback import FallbackHandler
+    from runtime.resilience.health import CheckFn
 
 log = logging.getLogger(__name__)
 
@@ -42,28 +48,34 @@ BUILTIN_DIR = Path(__file__).resolve().parents[2] / "plugins"
 
 
 def user_plugins_dir() -> Path:
+    """The per-user plugin folder: ``<user config dir>/holdfast/plugins`` (platformdirs)."""
     return Path(platformdirs.user_config_dir(APP_NAME)) / "plugins"
 
 
 @dataclass
 class PluginInfo:
+    """One loaded plugin: where it came from and the tools, health checks and fallbacks it registered."""
+
     name: str
     source: str  # "entry point pkg.mod:obj" or a file path
     tools: list[str] = field(default_factory=list)
     health_checks: list[str] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)
     #: (service, handler) pairs, so a plugin that fails half-way can take them back.
-    fallback_handlers: list[tuple[str, Any]] = field(default_factory=list, repr=False)
+    fallback_handlers: list[tuple[str, FallbackHandler]] = field(default_factory=list, repr=False)
 
 
 @dataclass
 class PluginReport:
+    """The outcome of one discovery: plugins loaded, plugins that failed (with why), plugins disabled."""
+
     loaded: list[PluginInfo] = field(default_factory=list)
     #: plugin (or ``plugin/tool`` for a refused tool) -> one-line reason.
     errors: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a dict for ``holdfast health``: ``loaded`` (each :class:`PluginInfo`'s fields), ``errors``, ``skipped``."""
         return {"loaded": [vars(p) for p in self.loaded], "errors": dict(self.errors), "skipped": list(self.skipped)}
 
 
@@ -79,12 +91,28 @@ class PluginAPI:
         self._info = info
 
     def add_tool(self, item: Tool | Callable[..., Any]) -> Tool:
+        """Register a tool (a plain typed function is wrapped with ``@tool``); returns it.
+
+        A name taken by another tool, or disabled in the config, is reported and skipped (the
+        existing tool is returned), not raised.
+
+        Raises:
+            ToolDefinitionError: ``item`` is a function that cannot be made a tool.
+        """
         return self._loader._add_tool(self._info, item)
 
-    def add_health_check(self, name: str, check: Callable[[], Any], timeout: float = 5.0) -> None:
+    def add_health_check(self, name: str, check: CheckFn, timeout: float = 5.0) -> None:
+        """Register ``check`` (an async function returning a ``CheckResult``) with the health monitor.
+
+        ``timeout`` is in seconds. Ignored when the loader has no monitor.
+
+        Raises:
+            PluginError: a check of that name is already registered.
+        """
         self._loader._add_check(self._info, name, check, timeout)
 
-    def add_fallback(self, service: str, handler: Any) -> None:
+    def add_fallback(self, service: str, handler: FallbackHandler) -> None:
+        """Add ``handler(error, key)`` to ``service``'s fallback chain; ignored without resilience."""
         self._loader._add_fallback(self._info, service, handler)
 
 
@@ -96,8 +124,8 @@ class PluginLoader:
         config: PluginsConfig,
         registry: ToolRegistry,
         *,
-        monitor: Any = None,
-        resilience: Any = None,
+        monitor: HealthMonitor | None = None,
+        resilience: Resilience | None = None,
         builtin_dir: Path | None = BUILTIN_DIR,
         user_dir: Path | None = None,
         entry_point_source: Callable[[], Iterable[EntryPoint]] | None = None,
@@ -115,6 +143,7 @@ class PluginLoader:
     # ------------------------------------------------------------ discovery
 
     def folders(self) -> list[Path]:
+        """Plugin folders in load order: built-in, ``[plugins].paths``, the user's; duplicates removed."""
         found: list[Path] = []
         if self.config.include_builtin and self.builtin_dir is not None:
             found.append(self.builtin_dir)
@@ -137,10 +166,10 @@ class PluginLoader:
                         (path.suffix == ".py" and path.is_file()) or (path / "__init__.py").is_file()
                     ):
                         continue
-                    self._guarded_load(name, str(path), lambda p=path, n=name: self._import_path(n, p))
+                    self._guarded_load(name, str(path), functools.partial(self._import_path, name, path))
         try:
             eps = list(self._entry_points())
-        except Exception as exc:  # broken installed metadata must not stop the app
+        except Exception as exc:  # noqa: BLE001 - broken installed metadata, of any kind, must not stop the app
             self._fail("entry points", f"cannot read the {ENTRY_POINT_GROUP} entry points: {describe(exc)}")
             eps = []
         for ep in eps:
@@ -230,15 +259,15 @@ class PluginLoader:
         info.tools.append(added.name)
         return added
 
-    def _add_check(self, info: PluginInfo, name: str, check: Callable[[], Any], timeout: float) -> None:
+    def _add_check(self, info: PluginInfo, name: str, check: CheckFn, timeout: float) -> None:
         if self.monitor is None:
             return
-        if name in self.monitor.names():
+        if name in self.monitor.names:
             raise PluginError(f"health check {name!r} is already registered")
         self.monitor.register_check(name, check, timeout=timeout)
         info.health_checks.append(name)
 
-    def _add_fallback(self, info: PluginInfo, service: str, handler: Any) -> None:
+    def _add_fallback(self, info: PluginInfo, service: str, handler: FallbackHandler) -> None:
         if self.resilience is None:
             return
         self.resilience.fallbacks.register(service, handler)

@@ -14,11 +14,15 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from runtime.core.errors import AppError, CircuitOpenError, InternalError, OperationTimeoutError, describe
 from runtime.core.messages import ChatMessage, ToolCall
 from runtime.tools.api import AskPermission, Tool, ToolArgumentsError, ToolContext, ToolRegistry
+
+if TYPE_CHECKING:
+    from runtime.context.tokens import TokenCounter
+    from runtime.resilience import Resilience
 
 ToolStatus = Literal["ok", "error", "denied", "invalid", "unknown", "timeout", "unavailable"]
 
@@ -29,6 +33,12 @@ class ToolExecutionError(InternalError):
 
 @dataclass(frozen=True)
 class ToolResult:
+    """The outcome of one tool call, as the model will see it (``status`` says which kind).
+
+    ``duration_ms`` is milliseconds from lookup to result; ``error`` is the reason when the
+    call did not succeed (``output`` is then ``"Error: <reason>"``).
+    """
+
     call_id: str
     name: str
     status: ToolStatus
@@ -43,9 +53,14 @@ class ToolResult:
 
     @property
     def ok(self) -> bool:
+        """True when the tool ran and returned."""
         return self.status == "ok"
 
     def to_message(self) -> ChatMessage:
+        """The chat-completions ``tool`` message answering the call (``tool_call_id``, ``name``, ``content``).
+
+        Status, duration, error and (when truncated) the whole output go in its metadata.
+        """
         metadata: dict[str, Any] = {"status": self.status, "duration_ms": round(self.duration_ms, 2)}
         if self.truncated:
             metadata["full_output"] = self.full_output
@@ -57,7 +72,11 @@ class ToolResult:
 
 
 def render_output(value: Any) -> str:
-    """A tool's return value as text for the model."""
+    """A tool's return value as text for the model.
+
+    None is ``"(no output)"``, a string stays as it is, a pydantic model is its JSON, anything
+    else JSON (``str`` for what JSON cannot hold) or, failing that, ``str(value)``.
+    """
     if value is None:
         return "(no output)"
     if isinstance(value, str):
@@ -85,14 +104,24 @@ def parse_arguments(raw: str) -> dict[str, Any]:
 
 
 class ToolRunner:
-    """Runs tool calls for the agent. ``counter`` is a runtime.context TokenCounter."""
+    """Runs tool calls for the agent.
+
+    Args:
+        registry: where calls find their tools (and permissions).
+        resilience: gives each tool its ``Guard("tool:<name>")``.
+        counter: counts tokens for the output cap (default: ``TokenCounter("")``, the encoding
+            for an unnamed model, made on first use).
+        max_output_tokens: the cap on what the model sees of one output (default: the
+            registry's ``[plugins].max_output_tokens``).
+        clock: seconds, for ``ToolResult.duration_ms``.
+    """
 
     def __init__(
         self,
         registry: ToolRegistry,
-        resilience: Any,
+        resilience: Resilience,
         *,
-        counter: Any = None,
+        counter: TokenCounter | None = None,
         max_output_tokens: int | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -103,7 +132,8 @@ class ToolRunner:
         self._clock = clock
 
     @property
-    def counter(self) -> Any:
+    def counter(self) -> TokenCounter:
+        """The token counter for the output cap (created on first use when none was given)."""
         if self._counter is None:
             from runtime.context.tokens import TokenCounter
 
@@ -121,6 +151,12 @@ class ToolRunner:
     async def run(
         self, call: ToolCall, context: ToolContext, ask_permission: AskPermission | None = None
     ) -> ToolResult:
+        """Run one call: look the tool up, validate, check permission, invoke under its guard.
+
+        Never raises for the call's fault: an unknown tool, invalid arguments, a refusal, a
+        failure, a timeout or an open breaker is a :class:`ToolResult` with that status and an
+        error the model can read. ``ask_permission`` is awaited when the permission is "ask".
+        """
         started = self._clock()
         found = self.registry.get(call.name)
         if found is None:

@@ -11,7 +11,7 @@ import pytest
 from plugins.calculator import CalculatorError, evaluate
 from runtime.config import PluginsConfig
 from runtime.core.messages import ToolCall
-from runtime.resilience import Resilience
+from runtime.resilience import HealthMonitor, HealthStatus, Resilience
 from runtime.tools import ToolContext, ToolRegistry, tool
 from runtime.tools.plugins import PluginLoader
 from runtime.tools.runner import ToolRunner
@@ -214,3 +214,27 @@ def test_a_plugin_that_fails_half_way_takes_back_its_tools_and_fallbacks(tmp_pat
     assert "boom in register" in report.errors["halfway"]
     assert "half_tool" not in registry
     assert not resilience.fallbacks.has_fallback("llm")
+
+
+async def test_a_plugin_health_check_is_registered_and_reported(tmp_path: Path) -> None:
+    folder = tmp_path / "checked"
+    folder.mkdir()
+    (folder / "weather.py").write_text(
+        "from runtime.tools import tool\n\n"
+        "@tool\ndef forecast(city: str) -> str:\n    '''Forecast.'''\n    return 'sunny in ' + city\n\n"
+        "async def _weather_api():\n    return {'status': 'degraded', 'error': 'slow upstream'}\n\n"
+        "HEALTH_CHECKS = {'weather_api': _weather_api}\n"
+    )
+    registry = ToolRegistry()
+    monitor = HealthMonitor()
+    report = PluginLoader(
+        PluginsConfig(paths=[str(folder)], include_builtin=False),
+        registry,
+        monitor=monitor,
+        user_dir=tmp_path / "none",
+    ).load_all()
+    assert report.errors == {}
+    assert "forecast" in registry
+    assert report.loaded[0].health_checks == ["weather_api"]
+    result = await monitor.check("weather_api")
+    assert result.status is HealthStatus.DEGRADED and result.error == "slow upstream"
