@@ -23,10 +23,14 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from runtime.core.errors import AppError, ServiceUnavailableError
 
 log = logging.getLogger(__name__)
+
+#: What a server's :meth:`ManagedServer.start` returns (its address type, e.g. host and port).
+AddressT = TypeVar("AddressT")
 
 _PR_SET_PDEATHSIG = 1
 _live: weakref.WeakSet[ManagedProcess] = weakref.WeakSet()
@@ -34,10 +38,19 @@ _live_lock = threading.Lock()
 
 
 def _die_with_parent(sig: int) -> Callable[[], None]:
+    parent = os.getpid()
+    # Resolved before the fork: find_library runs ldconfig, which would widen the window below.
+    libc = (
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if sys.platform.startswith("linux")
+        else None
+    )
+
     def set_death_signal() -> None:  # runs in the child between fork and exec
-        if sys.platform.startswith("linux"):
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc is not None:
             libc.prctl(_PR_SET_PDEATHSIG, sig)
+            if os.getppid() != parent:  # the parent died before prctl took effect (man 2 prctl)
+                os._exit(1)
 
     return set_death_signal
 
@@ -179,10 +192,11 @@ def stop_all_children() -> None:
             log.exception("could not stop %s", child.name)
 
 
-class ManagedServer:
+class ManagedServer(Generic[AddressT]):
     """A loopback server child with a fixed port: start, restart on the same port, kill, stop.
 
-    Subclasses give the command line (:meth:`argv`) and a readiness probe. :meth:`start`
+    Subclasses give the command line (:meth:`argv`), a readiness probe (:meth:`ready`) and
+    the address :meth:`start` returns (:meth:`address_for`). :meth:`start`
     blocks until ready; :meth:`astart` spawns in the event loop's thread and awaits
     readiness, so the UI stays responsive. Spawn from a thread that lives as long as the
     server should: the kernel stops the child when the thread that spawned it exits.
@@ -207,6 +221,10 @@ class ManagedServer:
         """Blocking readiness probe (short timeout)."""
         raise NotImplementedError
 
+    def address_for(self, port: int) -> AddressT:
+        """The address :meth:`start` returns for a server on loopback ``port`` (subclasses implement it)."""
+        raise NotImplementedError
+
     def before_spawn(self) -> None:
         """Hook: create directories, find binaries; raise an AppError to refuse to start."""
 
@@ -223,8 +241,8 @@ class ManagedServer:
         """True while the server's process is alive (it may not answer yet)."""
         return self._proc is not None and self._proc.running()
 
-    def start(self) -> int:
-        """Start (or restart on the same port); returns the port once the server answers.
+    def start(self) -> AddressT:
+        """Start (or restart on the same port); returns its address once the server answers.
 
         Blocks up to ``startup_timeout`` seconds per candidate port (three fresh ports on a
         first start, the same port on a restart).
@@ -235,16 +253,16 @@ class ManagedServer:
             AppError: :meth:`before_spawn` refused to start.
         """
         if self.running():
-            return self.port
+            return self.address_for(self.port)
         for port in self._candidate_ports():
             proc = self._spawn(port)
             settled = functools.partial(self._settled, proc, port)
             if wait_until(settled, self.startup_timeout) and proc.running():
-                return self._started(proc, port)
+                return self.address_for(self._started(proc, port))
             proc.stop(timeout=1)
         raise self._failure()
 
-    async def astart(self) -> int:
+    async def astart(self) -> AddressT:
         """:meth:`start` without blocking the event loop (readiness probes run in a thread).
 
         Raises:
@@ -252,7 +270,7 @@ class ManagedServer:
             asyncio.CancelledError: cancelled mid-start; the half-started child is stopped.
         """
         if self.running():
-            return self.port
+            return self.address_for(self.port)
         loop = asyncio.get_running_loop()
         for port in self._candidate_ports():
             proc = self._spawn(port)
@@ -260,7 +278,7 @@ class ManagedServer:
             try:
                 while proc.running() and loop.time() < deadline:
                     if await asyncio.to_thread(self.ready, port):
-                        return self._started(proc, port)
+                        return self.address_for(self._started(proc, port))
                     await asyncio.sleep(0.02)
             except BaseException:
                 # Cancelled mid-start (the app quit while booting): this child is not yet

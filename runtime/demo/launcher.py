@@ -16,6 +16,7 @@ from pathlib import Path
 
 from runtime.core.errors import ServiceUnavailableError, ValidationError
 from runtime.core.procs import ManagedServer
+from runtime.demo.profiles import DEFAULT_PROFILE, get_profile
 
 _FLAG_NAMES = {
     "latency": "--latency",
@@ -30,6 +31,7 @@ _FLAG_NAMES = {
     "malformed": "--malformed",
     "malformed_tool_args": "--malformed-tool-args",
     "down": "--down",
+    "unknown_tool": "--unknown-tool",
 }
 
 
@@ -51,7 +53,7 @@ class DemoAddress:
         return f"http://{self.host}:{self.port}/v1"
 
 
-class DemoLLMServer(ManagedServer):
+class DemoLLMServer(ManagedServer[DemoAddress]):
     """One demo LLM server child process on a fixed loopback port."""
 
     name = "demo-llm"
@@ -68,14 +70,18 @@ class DemoLLMServer(ManagedServer):
         log_path: Path | None = None,
         startup_timeout: float = 15.0,
         python: str | None = None,
+        profile: str = DEFAULT_PROFILE,
         **faults: float | int | bool,
     ) -> None:
         unknown = set(faults) - set(_FLAG_NAMES)
         if unknown:
             raise ValidationError(f"unknown demo fault(s): {', '.join(sorted(unknown))}")
+        get_profile(profile)  # an unknown profile fails here, not in the child
         super().__init__(port=port, log_path=log_path, startup_timeout=startup_timeout)
         self.tokens_per_second = tokens_per_second
         self.seed = seed
+        #: The quirk profile the child starts with (``--profile``; see :mod:`runtime.demo.profiles`).
+        self.profile = profile
         self.faults = faults
         self.python = python or sys.executable
 
@@ -110,6 +116,8 @@ class DemoLLMServer(ManagedServer):
             str(self.tokens_per_second),
             "--seed",
             str(self.seed),
+            "--profile",
+            self.profile,
         ]
         for key, value in self.faults.items():
             flag = _FLAG_NAMES[key]
@@ -120,8 +128,6 @@ class DemoLLMServer(ManagedServer):
                 argv += [flag, str(value)]
         return argv
 
-    def start(self) -> DemoAddress:  # type: ignore[override]
-        return DemoAddress("127.0.0.1", super().start())
-
-    async def astart(self) -> DemoAddress:  # type: ignore[override]
-        return DemoAddress("127.0.0.1", await super().astart())
+    def address_for(self, port: int) -> DemoAddress:
+        """``127.0.0.1:port``, what :meth:`start` and :meth:`astart` return."""
+        return DemoAddress("127.0.0.1", port)

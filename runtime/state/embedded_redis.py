@@ -56,7 +56,7 @@ class RedisAddress:
         return f"redis://{self.host}:{self.port}/0"
 
 
-class EmbeddedRedis(ManagedServer):
+class EmbeddedRedis(ManagedServer[RedisAddress]):
     """Start, stop, kill and restart one private redis-server on a fixed loopback port."""
 
     name = "redis-server"
@@ -151,20 +151,22 @@ class EmbeddedRedis(ManagedServer):
             argv += ["--appendonly", "no"]
         return argv
 
-    # The overrides return the address, not ManagedServer's bare port: every caller of an
-    # EmbeddedRedis wants the address, and ManagedServer is not used polymorphically.
-    def start(self) -> RedisAddress:  # type: ignore[override]
+    def address_for(self, port: int) -> RedisAddress:
+        """``127.0.0.1:port``, what :meth:`start` and :meth:`astart` return."""
+        return RedisAddress("127.0.0.1", port)
+
+    def start(self) -> RedisAddress:
         """Start (or restart on the same port) and block until it answers PING.
 
         Raises:
             ServiceUnavailableError: no binary, or the server did not answer within
                 ``startup_timeout`` seconds (the log tail is in the message).
         """
-        return RedisAddress("127.0.0.1", super().start())
+        return super().start()
 
-    async def astart(self) -> RedisAddress:  # type: ignore[override]
+    async def astart(self) -> RedisAddress:
         """:meth:`start` without blocking the event loop; same errors."""
-        return RedisAddress("127.0.0.1", await super().astart())
+        return await super().astart()
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove :attr:`pid_file`."""
