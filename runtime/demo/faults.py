@@ -8,6 +8,7 @@ what tests use to prove "fails twice, then succeeds".
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
@@ -44,6 +45,8 @@ class Faults:
             raise ValidationError(f"fault error_status must be an HTTP error status, got {self.error_status}")
         if self.latency < 0 or self.retry_after < 0 or self.fail_next < 0 or self.rate_limit_next < 0:
             raise ValidationError("fault durations and counters cannot be negative")
+        if not all(math.isfinite(v) for v in (self.latency, self.retry_after)):
+            raise ValidationError("fault durations must be finite numbers of seconds")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,8 +74,10 @@ def _coerce(key: str, annotation: Any, value: Any) -> Any:
                 raise TypeError(key)
             return int(value)
         if kind == "float":
+            if isinstance(value, bool):
+                raise TypeError(key)
             return float(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(f"fault {key} must be a {kind}, got {value!r}") from exc
     return value
 

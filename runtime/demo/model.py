@@ -29,7 +29,7 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 MODEL_NAME = "holdfast-demo"
 EMBED_MODEL_NAME = "holdfast-demo-embed"
@@ -163,6 +163,16 @@ class _Request:
 def count_tokens(text: str) -> int:
     """The demo server's own token count: words and punctuation marks."""
     return len(_TOKEN_RE.findall(text))
+
+
+def truncate_tokens(text: str, limit: int) -> str:
+    """The start of ``text`` holding its first ``limit`` tokens (as :func:`count_tokens` counts)."""
+    if limit <= 0:
+        return ""
+    for index, match in enumerate(_TOKEN_RE.finditer(text)):
+        if index == limit:
+            return text[: match.start()].rstrip()
+    return text
 
 
 def split_words(text: str) -> list[str]:
@@ -349,13 +359,70 @@ def long_answer(user_text: str) -> str:
     return "".join(parts)
 
 
+ToolChoice = Literal["auto", "none", "required"]
+
+
+def _tool_schema(tools: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
+    for t in tools:
+        fn = t.get("function") or t
+        if fn.get("name") == name and isinstance(fn.get("parameters"), dict):
+            return dict(fn["parameters"])
+    return {}
+
+
+def _guess(prop: str, schema: object, text: str) -> object:
+    """A plausible value for one parameter when a call is forced but the text does not say."""
+    spec = schema if isinstance(schema, dict) else {}
+    if isinstance(spec.get("enum"), list) and spec["enum"]:
+        return spec["enum"][0]
+    kind = spec.get("type")
+    if kind in ("integer", "number"):
+        return 0
+    if kind == "boolean":
+        return False
+    if kind == "array":
+        return []
+    if kind == "object":
+        return {}
+    if "timezone" in prop.lower():
+        return _timezone(text)
+    found = _arithmetic(text)
+    return found[0] if found and "expr" in prop.lower() else _quote(text, 80)
+
+
+def _forced_call(tools: Sequence[dict[str, Any]], name: str, text: str) -> tuple[str, dict[str, Any]]:
+    """A call to ``name`` when ``tool_choice`` forces it: what the text asks for, else guessed
+    from the tool's JSON Schema (each required parameter, or every parameter if none is required)."""
+    asked = [w for w in _tool_requests(text, {name}) if w[0] == name]
+    if asked:
+        return asked[0]
+    schema = _tool_schema(tools, name)
+    raw_props = schema.get("properties")
+    props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
+    raw_required = schema.get("required")
+    required: list[Any] = raw_required if isinstance(raw_required, list) else list(props)
+    return name, {str(p): _guess(str(p), props.get(str(p)), text) for p in required}
+
+
 def respond(
-    messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None, *, unknown_tool: bool = False
+    messages: Sequence[dict[str, Any]],
+    tools: Sequence[dict[str, Any]] | None = None,
+    *,
+    unknown_tool: bool = False,
+    tool_choice: ToolChoice = "auto",
+    forced_tool: str | None = None,
 ) -> DemoReply:
     """Decide the demo model's reply to an OpenAI-format chat request.
 
     ``unknown_tool`` (the fault of that name) makes every reply to a user message a call to
     :data:`UNKNOWN_TOOL`, whatever was offered.
+
+    ``tool_choice`` and ``forced_tool`` follow OpenAI's ``tool_choice``: ``"none"`` never calls
+    a tool; ``"auto"`` calls the tools the message clearly asks for; ``"required"`` always calls
+    one (the first offered tool, arguments guessed from its schema, when none is asked for);
+    ``forced_tool`` (a named ``tool_choice``) calls exactly that tool. Forcing applies to the
+    answer to a user message; after tool results the model answers in words, so an agent
+    loop that keeps ``"required"`` ends instead of calling tools forever.
     """
     prompt_tokens = sum(count_tokens(message_text(m)) + 4 for m in messages) + sum(
         count_tokens(json.dumps(t, sort_keys=True)) for t in tools or ()
@@ -366,13 +433,18 @@ def respond(
     if last.get("role") == "tool":
         return DemoReply(_tool_answer(messages), prompt_tokens=prompt_tokens)
     user_text = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
-    tool_names = {str((t.get("function") or t).get("name")) for t in tools or ()}
+    offered = [str((t.get("function") or t).get("name")) for t in tools or ()]
+    tool_names = set() if tool_choice == "none" else set(offered)
     if last.get("role") == "user":
         seed = f"{len(messages)}:{user_text}"
-        if unknown_tool:
+        if unknown_tool and tool_choice != "none":
             call = DemoToolCall(_call_id(seed, 0), UNKNOWN_TOOL, json.dumps({"request": _quote(user_text, 80)}))
             return DemoReply(None, (call,), prompt_tokens=prompt_tokens)
         wanted = _tool_requests(user_text, tool_names)
+        if forced_tool is not None:
+            wanted = [_forced_call(tools or (), forced_tool, user_text)]
+        elif tool_choice == "required" and not wanted and offered:
+            wanted = [_forced_call(tools or (), offered[0], user_text)]
         if wanted:
             calls = tuple(
                 DemoToolCall(_call_id(seed, i), name, json.dumps(args)) for i, (name, args) in enumerate(wanted)
@@ -381,6 +453,29 @@ def respond(
         if _LONG_RE.search(user_text):
             return DemoReply(long_answer(user_text), prompt_tokens=prompt_tokens)
     return DemoReply(_plain_answer(messages, user_text), prompt_tokens=prompt_tokens)
+
+
+def thinking(messages: Sequence[dict[str, Any]], reply: DemoReply) -> str:
+    """The visible "reasoning" a reasoning profile streams before ``reply``: a few deterministic
+    sentences about what arrived and what the model decided (about 60 words)."""
+    user_text = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    parts = [
+        f'Okay, the user wrote: "{_quote(user_text, 80)}".',
+        f"There are {len(messages)} messages in this conversation; let me work out what is being asked.",
+    ]
+    if reply.tool_calls:
+        names = ", then ".join(c.name for c in reply.tool_calls)
+        parts.append(f"I cannot answer this from memory alone: I should call {names} and wait for the result.")
+    elif messages and messages[-1].get("role") == "tool":
+        parts.append("A tool has returned its result, so I only need to report it plainly.")
+    elif reply.text and len(reply.text) > 1000:
+        parts.append("They want a long answer, so I will write Markdown with headings, lists and code blocks.")
+    else:
+        memories = recalled_memories(messages)
+        seen = f"I can see {len(memories)} recalled memories to check." if memories else "No memories were recalled."
+        parts.append(f"No tool is needed; I will answer directly. {seen}")
+    parts.append("I must keep the answer labelled as the demo model's.")
+    return " ".join(parts)
 
 
 def embed(text: str, dim: int = EMBED_DIM) -> list[float]:

@@ -1,12 +1,19 @@
 """The offline demo/chaos LLM server: an OpenAI-compatible HTTP API on loopback.
 
-Endpoints: ``POST /v1/chat/completions`` (SSE streaming and plain JSON, tool calls, usage),
-``GET /v1/models``, ``POST /v1/embeddings`` (float or base64), and ``GET/POST /admin/faults``
-(loopback clients only) to inspect and change the injected faults at run time.
+Endpoints: ``POST /v1/chat/completions`` (SSE streaming and plain JSON, tool calls, usage,
+``n``, ``stop``, ``max_tokens``, ``tool_choice``), ``GET /v1/models``, ``GET /v1/models/{id}``,
+``POST /v1/embeddings`` (float or base64), and ``GET/POST /admin/faults`` (loopback clients
+only) to inspect and change the injected faults and the quirk profile at run time.
 
-Run it with ``python -m runtime.demo.server --host 127.0.0.1 --port N [fault flags]``;
-:func:`run_cli` is the same entry point for ``holdfast demo-llm``. The replies come from
-:mod:`runtime.demo.model` and are streamed word by word at ``--tokens-per-second``.
+Requests are validated like the OpenAI API (:mod:`runtime.demo.schema`): every malformed
+request gets a 4xx JSON error object naming the parameter, an unknown model a 404
+``model_not_found``, an unknown route or method a JSON 404 or 405, a body above
+``--max-body-bytes`` (8 MiB by default) a 413. The server answers in the wire format of its
+quirk profile (:mod:`runtime.demo.profiles`), chosen by ``--profile`` or ``POST /admin/faults``.
+
+Run it with ``python -m runtime.demo.server --host 127.0.0.1 --port N [--profile NAME] [fault
+flags]``; :func:`run_cli` is the same entry point for ``holdfast demo-llm``. The replies come
+from :mod:`runtime.demo.model` and are streamed piece by piece at ``--tokens-per-second``.
 """
 
 from __future__ import annotations
@@ -16,7 +23,6 @@ import asyncio
 import base64
 import ipaddress
 import itertools
-import json
 import logging
 import os
 import socket
@@ -29,6 +35,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -36,6 +43,17 @@ from starlette.routing import Route
 from runtime.core.errors import ValidationError
 from runtime.demo import model as demo_model
 from runtime.demo.faults import Faults, FaultState
+from runtime.demo.generation import generate
+from runtime.demo.profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
+from runtime.demo.schema import (
+    ApiError,
+    ChatRequest,
+    model_not_found,
+    parse_chat_request,
+    parse_embedding_request,
+    parse_json_object,
+)
+from runtime.demo.wire import Answer, Event, completion_body, stream_events
 
 log = logging.getLogger(__name__)
 
@@ -46,29 +64,46 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _ABORT_KEY = "holdfast.abort"
+#: Default most bytes of a request body (8 MiB); larger bodies get 413.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+#: A body this much over the limit is not read to its end before the 413 (the connection closes).
+_DRAIN_FACTOR = 8
 
 
 @dataclass
 class DemoServerState:
-    """Everything one server instance keeps: pacing, faults and what it has seen."""
+    """Everything one server instance keeps: pacing, faults, profile and what it has seen.
+
+    ``start_profile`` is the profile ``{"reset": true}`` returns to (the one given at start).
+    """
 
     tokens_per_second: float = 200.0
     faults: FaultState = field(default_factory=FaultState)
+    profile: Profile = field(default_factory=lambda: PROFILES[DEFAULT_PROFILE])
+    start_profile: str = DEFAULT_PROFILE
+    max_body_bytes: int = MAX_BODY_BYTES
     streams_completed: int = 0
     streams_cancelled: int = 0
     streams_dropped: int = 0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_id(self) -> str:
+        """A fresh ``chatcmpl-demo-N`` completion id."""
         return f"chatcmpl-demo-{next(self._ids)}"
 
     def snapshot(self) -> dict[str, Any]:
+        """What ``GET /admin/faults`` answers: faults, request count, profile, stream counters."""
         data = self.faults.snapshot()
         data.update(
+            profile=self.profile.name,
+            profile_imitates=self.profile.imitates,
+            profile_changes=self.profile.changes,
+            profiles=list(PROFILES),
             streams_completed=self.streams_completed,
             streams_cancelled=self.streams_cancelled,
             streams_dropped=self.streams_dropped,
             tokens_per_second=self.tokens_per_second,
+            max_body_bytes=self.max_body_bytes,
             pid=os.getpid(),
         )
         return data
@@ -137,37 +172,41 @@ async def _apply_faults(request: Request, state: DemoServerState) -> Response | 
     return None
 
 
-def _chunk(
-    state_id: str, created: int, delta: dict[str, Any], finish: str | None, include_usage: bool
-) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": state_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": demo_model.MODEL_NAME,
-        "system_fingerprint": None,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-    }
-    if include_usage:
-        data["usage"] = None
-    return data
+def _api_error(exc: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
 
-def _usage(reply: demo_model.DemoReply) -> dict[str, int]:
-    return {
-        "prompt_tokens": reply.prompt_tokens,
-        "completion_tokens": reply.completion_tokens,
-        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-    }
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes.
 
+    A larger body is read to its end (up to a few times the limit, so the client that is still
+    sending it sees the answer rather than a reset connection) and refused.
 
-def _tool_args(call: demo_model.DemoToolCall, broken: bool) -> str:
-    return call.arguments[:-1] + ',"' if broken else call.arguments
-
-
-def _sse(data: dict[str, Any] | str) -> bytes:
-    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-    return f"data: {text}\n\n".encode()
+    Raises:
+        ApiError: 413 when the body is larger than ``limit``.
+    """
+    declared = request.headers.get("content-length", "")
+    size = int(declared) if declared.isdigit() else 0
+    too_big = size > limit
+    parts: list[bytes] = []
+    if size <= limit * _DRAIN_FACTOR:
+        received = 0
+        async for part in request.stream():
+            received += len(part)
+            if received > limit:
+                too_big = True
+                if received > limit * _DRAIN_FACTOR:
+                    break
+            else:
+                parts.append(part)
+        size = max(size, received)
+    if too_big:
+        raise ApiError(
+            413,
+            f"Request body too large: {size} bytes; this server accepts at most {limit} bytes.",
+            code="request_too_large",
+        )
+    return b"".join(parts)
 
 
 # ---------------------------------------------------------------- streaming
@@ -177,52 +216,19 @@ _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache
 
 
 class _ChatStream:
-    """An SSE response that paces its tokens and can be cut, like a flaky real endpoint."""
+    """An SSE response that paces its tokens and can be cut, like a flaky real endpoint.
 
-    def __init__(self, state: DemoServerState, reply: demo_model.DemoReply, include_usage: bool) -> None:
+    ``events`` come from :func:`runtime.demo.wire.stream_events`: each is sent after its pacing
+    weight in token intervals (``1 / tokens_per_second`` seconds each); the ``malformed`` fault
+    puts a broken chunk first, ``drop_after_tokens`` cuts the connection after that many tokens.
+    """
+
+    def __init__(self, state: DemoServerState, events: list[Event], completion_id: str) -> None:
         self.state = state
-        self.reply = reply
-        self.include_usage = include_usage
-
-    def _events(self) -> list[tuple[bytes, bool]]:
-        """(SSE bytes, counts as a token) in order, ending with [DONE]."""
-        faults = self.state.faults.faults
-        cid, created, usage = self.state.next_id(), int(time.time()), self.include_usage
-        out: list[tuple[bytes, bool]] = []
-        if faults.malformed:
-            out.append((b'data: {"id": "' + cid.encode() + b'", "choices": [{"delta": {"content"\n\n', False))
-        out.append((_sse(_chunk(cid, created, {"role": "assistant", "content": ""}, None, usage)), False))
-        if self.reply.tool_calls:
-            for index, call in enumerate(self.reply.tool_calls):
-                head = {
-                    "index": index,
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": ""},
-                }
-                out.append((_sse(_chunk(cid, created, {"tool_calls": [head]}, None, usage)), True))
-                args = _tool_args(call, faults.malformed_tool_args)
-                # Arguments arrive in small fragments, as real endpoints send them.
-                for start in range(0, len(args), 8):
-                    piece = {"index": index, "function": {"arguments": args[start : start + 8]}}
-                    out.append((_sse(_chunk(cid, created, {"tool_calls": [piece]}, None, usage)), True))
-        else:
-            for word in demo_model.split_words(self.reply.text or ""):
-                out.append((_sse(_chunk(cid, created, {"content": word}, None, usage)), True))
-        out.append((_sse(_chunk(cid, created, {}, self.reply.finish_reason, usage)), False))
-        if usage:
-            final = {
-                "id": cid,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": demo_model.MODEL_NAME,
-                "system_fingerprint": None,
-                "choices": [],
-                "usage": _usage(self.reply),
-            }
-            out.append((_sse(final), False))
-        out.append((b"data: [DONE]\n\n", False))
-        return out
+        self.events = events
+        if state.faults.faults.malformed:
+            broken = b'data: {"id": "' + completion_id.encode() + b'", "choices": [{"delta": {"content"\n\n'
+            self.events = [(broken, 0.0), *events]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         disconnected = asyncio.Event()
@@ -246,20 +252,22 @@ class _ChatStream:
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
         start = loop.time()
         tokens = 0
-        for payload, is_token in self._events():
+        paced = 0.0
+        for payload, weight in self.events:
             if disconnected.is_set():
                 state.streams_cancelled += 1
                 return
-            if is_token:
+            if weight:
                 if 0 <= drop_after <= tokens:
                     state.streams_dropped += 1
                     await _abort(scope)
                     return
                 # Pace against the start time so the rate does not drift with send() costs.
-                wait = start + tokens * interval - loop.time()
+                wait = start + paced * interval - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 tokens += 1
+                paced += weight
             await send({"type": "http.response.body", "body": payload, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         state.streams_completed += 1
@@ -268,85 +276,173 @@ class _ChatStream:
 # ---------------------------------------------------------------- endpoints
 
 
-def _completion_body(state: DemoServerState, reply: demo_model.DemoReply) -> dict[str, Any]:
-    broken = state.faults.faults.malformed_tool_args
-    message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
-    if reply.tool_calls:
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": _tool_args(c, broken)}}
-            for c in reply.tool_calls
-        ]
-    return {
-        "id": state.next_id(),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": demo_model.MODEL_NAME,
-        "system_fingerprint": None,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}],
-        "usage": _usage(reply),
-    }
+def _chat_model(name: str, profile: Profile) -> None:
+    """Check that ``name`` is the chat model (or, under a profile, one of its aliases).
+
+    Raises:
+        ApiError: 404 ``model_not_found`` for any other name, as OpenAI answers.
+    """
+    if name == demo_model.MODEL_NAME or name in profile.model_aliases:
+        return
+    if name == demo_model.EMBED_MODEL_NAME:
+        raise ApiError(
+            404,
+            f"The model `{name}` is an embedding model and does not support chat completions.",
+            code="model_not_found",
+        )
+    raise model_not_found(name)
 
 
-async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(400, "request body is not valid JSON", "invalid_request_error")
-    if not isinstance(body, dict):
-        return _error(400, "request body must be a JSON object", "invalid_request_error")
-    return body
+def _choices(request: ChatRequest, profile: Profile) -> int:
+    """How many choices to send: ``n``, unless the profile ignores or refuses it.
+
+    Raises:
+        ApiError: 400 for ``n > 1`` under a profile that refuses it (llama.cpp's message).
+    """
+    n = request.n or 1
+    if n > 1 and profile.choices == "reject":
+        raise ApiError(400, "Only one completion choice is allowed", param="n", code="invalid_value")
+    return 1 if profile.choices == "ignore" else n
+
+
+def _tool_choice(request: ChatRequest) -> tuple[demo_model.ToolChoice, str | None]:
+    """``tool_choice`` as the demo model takes it: a mode, and the forced tool's name if named."""
+    choice = request.tool_choice
+    if choice is None:
+        return "auto", None
+    if isinstance(choice, str):
+        return choice, None
+    return "auto", choice.function.name
+
+
+def _think_weight(state: DemoServerState, pieces: int) -> float:
+    """Pacing weight of one reasoning piece, so a paced reasoning lasts ``think_seconds``."""
+    if state.tokens_per_second <= 0 or pieces == 0:
+        return 1.0
+    return state.profile.think_seconds * state.tokens_per_second / pieces
+
+
+def _apply_admin_changes(state: DemoServerState, changes: dict[str, Any]) -> None:
+    """Apply a ``POST /admin/faults`` body: ``reset``, ``profile``, ``tokens_per_second``, faults.
+
+    ``{"reset": true}`` clears every fault, the counters, and returns to the start profile
+    before the rest applies. Everything is checked before anything changes.
+
+    Raises:
+        ValidationError: an unknown profile or fault, or a value of the wrong type or range.
+    """
+    changes = dict(changes)
+    reset = bool(changes.get("reset"))
+    profile = get_profile(changes.pop("profile")) if "profile" in changes else None
+    tps = state.tokens_per_second
+    if "tokens_per_second" in changes:
+        # Pacing is not a fault but a demo wants to change it live ("slow model").
+        raw = changes.pop("tokens_per_second")
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw < float("inf"):
+            raise ValidationError(f"tokens_per_second must be a number >= 0, got {raw!r}")
+        tps = float(raw)
+    probe = FaultState(state.faults.faults)
+    probe.update(dict(changes))  # raises before anything is changed
+    if reset:
+        state.streams_completed = state.streams_cancelled = state.streams_dropped = 0
+        state.profile = get_profile(state.start_profile)
+    state.faults.update(changes)
+    state.tokens_per_second = tps
+    if profile is not None:
+        state.profile = profile
 
 
 def build_app(state: DemoServerState) -> ASGIApp:
     """The ASGI app for one server; ``state`` is shared with the caller (tests read it)."""
 
     async def chat_completions(request: Request) -> Response | _ChatStream:
-        body = await _json_body(request)
-        if isinstance(body, JSONResponse):
-            return body
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-            return _error(400, "'messages' must be a list of message objects", "invalid_request_error")
-        tools = body.get("tools") or []
-        if not isinstance(tools, list):
-            return _error(400, "'tools' must be a list", "invalid_request_error")
+        profile = state.profile
+        try:
+            chat = parse_chat_request(await _read_body(request, state.max_body_bytes))
+            _chat_model(chat.model, profile)
+            if chat.tools is not None and not profile.tools:
+                raise ApiError(400, f"{chat.model} does not support tools", param="tools")
+            n = _choices(chat, profile)
+        except ApiError as exc:
+            return _api_error(exc)
         injected = await _apply_faults(request, state)
         if injected is not None:
             return injected
-        reply = demo_model.respond(messages, tools, unknown_tool=state.faults.faults.unknown_tool)
-        if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return _ChatStream(state, reply, include_usage)
-        if state.faults.faults.malformed:
+        faults = state.faults.faults
+        mode, forced = _tool_choice(chat)
+        reply = demo_model.respond(
+            chat.raw_messages, chat.raw_tools, unknown_tool=faults.unknown_tool, tool_choice=mode, forced_tool=forced
+        )
+        reasoning = demo_model.thinking(chat.raw_messages, reply) if profile.reasoning else None
+        choice = generate(
+            reply, limit=chat.limit, stops=chat.stops, reasoning=reasoning, context_window=profile.context_window
+        )
+        answer = Answer(state.next_id(), int(time.time()), chat.model, (choice,) * n)
+        if chat.stream and profile.streams:
+            events = stream_events(
+                profile,
+                answer,
+                include_usage=chat.include_usage,
+                broken_args=faults.malformed_tool_args,
+                think_weight=_think_weight(state, len(choice.reasoning)),
+            )
+            return _ChatStream(state, events, answer.id)
+        if faults.malformed:
             return Response(b'{"id": "chatcmpl-broken", "choices": [', media_type="application/json")
-        return JSONResponse(_completion_body(state, reply))
+        return JSONResponse(completion_body(profile, answer, broken_args=faults.malformed_tool_args))
+
+    def _model_card(name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": 0, "owned_by": "holdfast"}
 
     async def models(request: Request) -> Response:
         injected = await _apply_faults(request, state)
         if injected is not None:
             return injected
-        data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "holdfast"}
-            for name in (demo_model.MODEL_NAME, demo_model.EMBED_MODEL_NAME)
-        ]
+        data = [_model_card(name) for name in (demo_model.MODEL_NAME, demo_model.EMBED_MODEL_NAME)]
         return JSONResponse({"object": "list", "data": data})
 
-    async def embeddings(request: Request) -> Response:
-        body = await _json_body(request)
-        if isinstance(body, JSONResponse):
-            return body
-        raw = body.get("input")
-        texts = [raw] if isinstance(raw, str) else raw
-        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-            return _error(400, "'input' must be a string or a non-empty list of strings", "invalid_request_error")
+    async def model(request: Request) -> Response:
+        name = str(request.path_params["model_id"])
+        known = (demo_model.MODEL_NAME, demo_model.EMBED_MODEL_NAME, *state.profile.model_aliases)
+        if name not in known:
+            return _api_error(model_not_found(name))
         injected = await _apply_faults(request, state)
         if injected is not None:
             return injected
-        as_base64 = body.get("encoding_format") == "base64"
+        return JSONResponse(_model_card(name))
+
+    async def embeddings(request: Request) -> Response:
+        try:
+            body = parse_embedding_request(await _read_body(request, state.max_body_bytes))
+            # The chat model embeds too (clients that configure one model use it for both).
+            if body.model not in (demo_model.EMBED_MODEL_NAME, demo_model.MODEL_NAME, *state.profile.model_aliases):
+                raise model_not_found(body.model)
+            if body.dimensions is not None and body.dimensions > demo_model.EMBED_DIM:
+                raise ApiError(
+                    400,
+                    f"Invalid 'dimensions': this model has {demo_model.EMBED_DIM} dimensions, got {body.dimensions}.",
+                    param="dimensions",
+                    code="invalid_value",
+                )
+        except ApiError as exc:
+            return _api_error(exc)
+        injected = await _apply_faults(request, state)
+        if injected is not None:
+            return injected
+        texts = body.texts
         data = []
         for index, text in enumerate(texts):
             vec = demo_model.embed(text)
-            value: Any = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode() if as_base64 else vec
+            if body.dimensions is not None:
+                # OpenAI's shortened embeddings: the first dimensions, normalised again.
+                vec = vec[: body.dimensions]
+                norm = sum(v * v for v in vec) ** 0.5 or 1.0
+                vec = [v / norm for v in vec]
+            value: Any = (
+                base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
+                if body.encoding_format == "base64"
+                else vec
+            )
             data.append({"object": "embedding", "index": index, "embedding": value})
         tokens = sum(demo_model.count_tokens(t) for t in texts)
         return JSONResponse(
@@ -362,34 +458,43 @@ def build_app(state: DemoServerState) -> ASGIApp:
         if not _is_loopback(request.client.host if request.client else None):
             return _error(403, "the admin API only answers loopback clients", "permission_error")
         if request.method == "POST":
-            body = await _json_body(request)
-            if isinstance(body, JSONResponse):
-                return body
-            changes = dict(body)
-            if changes.get("reset"):
-                state.streams_completed = state.streams_cancelled = state.streams_dropped = 0
             try:
-                if "tokens_per_second" in changes:
-                    # Pacing is not a fault but a demo wants to change it live ("slow model").
-                    tps = float(changes.pop("tokens_per_second"))
-                    if tps < 0:
-                        raise ValidationError("tokens_per_second cannot be negative")
-                    state.tokens_per_second = tps
-                state.faults.update(changes)
-            except (TypeError, ValueError) as exc:
-                return _error(400, f"bad tokens_per_second: {exc}", "invalid_request_error")
+                changes = parse_json_object(await _read_body(request, state.max_body_bytes))
+            except ApiError as exc:
+                return _api_error(exc)
+            try:
+                _apply_admin_changes(state, changes)
             except ValidationError as exc:
                 return _error(400, exc.message, "invalid_request_error")
-            log.warning("faults now %s", state.faults.faults.to_dict())
+            log.warning("profile %s, faults now %s", state.profile.name, state.faults.faults.to_dict())
         return JSONResponse(state.snapshot())
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _api_error(ApiError(404, f"Invalid URL ({request.method} {request.url.path})"))
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        allow = (exc.headers or {}).get("Allow", "") if isinstance(exc, HTTPException) else ""
+        error = ApiError(
+            405,
+            f"Method {request.method} is not allowed for {request.url.path}; allowed: {allow or 'none'}.",
+            code="method_not_allowed",
+        )
+        return _api_error(error, headers={"allow": allow} if allow else None)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Only reached through a bug: still an OpenAI error object, never a text/plain page.
+        log.exception("demo server error on %s %s", request.method, request.url.path)
+        return _api_error(ApiError(500, f"demo: internal error ({type(exc).__name__})", err_type="server_error"))
 
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/models/{model_id:path}", model, methods=["GET"]),
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/admin/faults", admin_faults, methods=["GET", "POST"]),
-        ]
+        ],
+        exception_handlers={404: not_found, 405: not_allowed, Exception: server_error},
     )
 
     async def outer(scope: Scope, receive: Receive, send: Send) -> None:
@@ -446,6 +551,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     p.add_argument("--tokens-per-second", type=float, default=200.0, help="streaming rate; 0 = unpaced")
     p.add_argument("--seed", type=int, default=0, help="seed of the random faults")
+    p.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        choices=list(PROFILES),
+        help="speak like a real server: " + "; ".join(f"{p.name} ({p.imitates})" for p in PROFILES.values()),
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=MAX_BODY_BYTES,
+        help=f"largest request body accepted; larger ones get 413 (default {MAX_BODY_BYTES})",
+    )
     f = p.add_argument_group("faults (also settable at run time via POST /admin/faults)")
     f.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer")
     f.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests that fail")
@@ -468,6 +585,9 @@ def run_cli(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if not _is_loopback(args.host):
         print(f"demo-llm: refusing to bind {args.host}: the demo server is loopback only", file=sys.stderr)
+        return 2
+    if args.max_body_bytes < 1:
+        print("demo-llm: --max-body-bytes must be at least 1", file=sys.stderr)
         return 2
     try:
         faults = Faults(
@@ -494,10 +614,17 @@ def run_cli(argv: list[str]) -> int:
         print(f"demo-llm: cannot bind {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
     port = sock.getsockname()[1]
-    state = DemoServerState(tokens_per_second=args.tokens_per_second, faults=FaultState(faults, seed=args.seed))
+    state = DemoServerState(
+        tokens_per_second=args.tokens_per_second,
+        faults=FaultState(faults, seed=args.seed),
+        profile=get_profile(args.profile),
+        start_profile=args.profile,
+        max_body_bytes=args.max_body_bytes,
+    )
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(
-        f"holdfast demo LLM server (model {demo_model.MODEL_NAME}) on http://{host}:{port}/v1 pid={os.getpid()}",
+        f"holdfast demo LLM server (model {demo_model.MODEL_NAME}, profile {args.profile}) "
+        f"on http://{host}:{port}/v1 pid={os.getpid()}",
         flush=True,
     )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
