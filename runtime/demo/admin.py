@@ -14,7 +14,13 @@ from runtime.core.errors import ServiceUnavailableError, ValidationError
 
 
 class DemoAdmin:
-    """``await DemoAdmin(base_url).set_faults(down=True)``; ``base_url`` may end in ``/v1``."""
+    """``await DemoAdmin(base_url).set_faults(down=True)``; ``base_url`` may end in ``/v1``.
+
+    ``timeout`` (seconds) applies to the client this builds; a ``client`` passed in is used
+    as is and not closed by :meth:`aclose`. Every method raises
+    :class:`ServiceUnavailableError` when the admin API cannot be reached or answers an
+    unexpected status, and :class:`ValidationError` when it rejects a fault (HTTP 400).
+    """
 
     def __init__(self, base_url: str, *, timeout: float = 5.0, client: httpx.AsyncClient | None = None) -> None:
         root = base_url.rstrip("/").removesuffix("/v1")
@@ -41,6 +47,7 @@ class DemoAdmin:
         return await self._send("GET")
 
     async def faults(self) -> dict[str, Any]:
+        """The faults set now, by name (see :class:`runtime.demo.faults.Faults`)."""
         return (await self.status())["faults"]
 
     async def set_faults(self, **changes: Any) -> dict[str, Any]:
@@ -51,10 +58,25 @@ class DemoAdmin:
         """Clear every fault, then apply ``changes``."""
         return (await self._send("POST", {"reset": True, **changes}))["faults"]
 
+    async def profile(self) -> str:
+        """The name of the quirk profile the server speaks now (see :mod:`runtime.demo.profiles`)."""
+        return str((await self.status())["profile"])
+
+    async def set_profile(self, name: str) -> str:
+        """Switch the server to the quirk profile ``name``; returns the profile now in force.
+
+        Raises:
+            ValidationError: the server knows no such profile (its message lists the known ones).
+            ServiceUnavailableError: the admin API cannot be reached.
+        """
+        return str((await self._send("POST", {"profile": name}))["profile"])
+
     async def requests(self) -> int:
+        """Model requests the server has counted since it started (or since the last reset)."""
         return int((await self.status())["requests"])
 
     async def aclose(self) -> None:
+        """Close the HTTP client if this object built it."""
         if self._owns_client:
             await self._client.aclose()
 

@@ -36,6 +36,7 @@ _FLAG_NAMES = {
 
 
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    """True when a TCP connection to ``host:port`` succeeds within ``timeout`` seconds."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -45,16 +46,27 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
 
 @dataclass(frozen=True)
 class DemoAddress:
+    """Where a started demo server listens."""
+
     host: str
     port: int
 
     @property
     def url(self) -> str:
+        """The OpenAI-compatible base URL, ``http://host:port/v1``."""
         return f"http://{self.host}:{self.port}/v1"
 
 
 class DemoLLMServer(ManagedServer[DemoAddress]):
-    """One demo LLM server child process on a fixed loopback port."""
+    """One demo LLM server child process on a fixed loopback port.
+
+    ``tokens_per_second`` is the streaming speed (0: as fast as possible); ``seed`` makes random
+    faults repeat; ``faults`` are :class:`runtime.demo.faults.Faults` fields passed as the
+    server's command-line flags (``latency`` seconds, ``error_rate`` 0-1, ``down``...).
+
+    Raises:
+        ValidationError: an unknown fault name.
+    """
 
     name = "demo-llm"
     service = "llm"
@@ -87,23 +99,31 @@ class DemoLLMServer(ManagedServer[DemoAddress]):
 
     @property
     def address(self) -> DemoAddress | None:
+        """Where it listens once started (kept across a kill, for the restart), else None."""
         return DemoAddress("127.0.0.1", self.port) if self.port else None
 
     @property
     def url(self) -> str:
-        """Base URL ending in ``/v1``, as an OpenAI client wants it."""
+        """Base URL ending in ``/v1``, as an OpenAI client wants it.
+
+        Raises:
+            ServiceUnavailableError: the server was never started.
+        """
         if not self.port:
             raise ServiceUnavailableError("the demo LLM server has not been started", service="llm")
         return DemoAddress("127.0.0.1", self.port).url
 
     @property
     def root_url(self) -> str:
+        """:attr:`url` without ``/v1`` (where ``/admin/faults`` lives); raises as :attr:`url`."""
         return self.url.removesuffix("/v1")
 
     def ready(self, port: int) -> bool:
+        """True once the server accepts TCP connections on loopback ``port``."""
         return port_open("127.0.0.1", port)
 
     def argv(self, port: int) -> list[str]:
+        """``python -m runtime.demo.server`` with the port, speed, seed and one flag per fault."""
         argv = [
             self.python,
             "-m",
