@@ -12,7 +12,6 @@ import ast
 import math
 import operator
 from collections.abc import Callable
-from typing import Any
 
 from runtime.tools import ValidationError, tool
 
@@ -21,7 +20,10 @@ MAX_EXPONENT = 10_000
 #: Integer results past this many bits (~3,000 decimal digits) are refused.
 MAX_RESULT_BITS = 10_000
 
-_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+#: What an expression evaluates to (``bool`` never appears: only int and float literals parse).
+Number = int | float
+
+_BINARY: dict[type[ast.operator], Callable[[Number, Number], Number]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
@@ -29,8 +31,8 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
 }
-_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
-_FUNCTIONS: dict[str, Callable[..., Any]] = {
+_UNARY: dict[type[ast.unaryop], Callable[[Number], Number]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_FUNCTIONS: dict[str, Callable[..., Number]] = {
     "sqrt": math.sqrt,
     "sin": math.sin,
     "cos": math.cos,
@@ -56,19 +58,24 @@ class CalculatorError(ValidationError):
     """The expression is not plain arithmetic, or its result would be unreasonably large."""
 
 
-def _power(base: Any, exponent: Any) -> Any:
+def _power(base: Number, exponent: Number) -> Number | complex:
+    # A negative base to a fractional power is complex; _check_size refuses it.
     if abs(exponent) > MAX_EXPONENT:
         raise CalculatorError(f"exponent {exponent} is too large (at most {MAX_EXPONENT})")
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
-        if base.bit_length() * exponent > MAX_RESULT_BITS:
-            raise CalculatorError(f"{base}**{exponent} is too large to compute")
+    if (
+        isinstance(base, int)
+        and isinstance(exponent, int)
+        and exponent > 0
+        and base.bit_length() * exponent > MAX_RESULT_BITS
+    ):
+        raise CalculatorError(f"{base}**{exponent} is too large to compute")
     try:
         return base**exponent
     except OverflowError as exc:
         raise CalculatorError(f"{base}**{exponent} overflows") from exc
 
 
-def _check_size(value: Any) -> Any:
+def _check_size(value: Number | complex) -> Number:
     if isinstance(value, int) and value.bit_length() > MAX_RESULT_BITS:
         raise CalculatorError("the result is too large")
     if isinstance(value, complex):
@@ -76,11 +83,12 @@ def _check_size(value: Any) -> Any:
     return value
 
 
-def _eval(node: ast.AST) -> Any:
+def _eval(node: ast.AST) -> Number:
     if isinstance(node, ast.Expression):
         return _eval(node.body)
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
+    constant = node.value if isinstance(node, ast.Constant) else None
+    if isinstance(constant, (int, float)) and not isinstance(constant, bool):
+        return constant
     if isinstance(node, ast.BinOp):
         left, right = _eval(node.left), _eval(node.right)
         if isinstance(node.op, (ast.Pow, ast.BitXor)):
@@ -112,7 +120,12 @@ def _eval(node: ast.AST) -> Any:
 
 
 def evaluate(expression: str) -> int | float:
-    """The value of an arithmetic expression; raises :class:`CalculatorError`."""
+    """The value of an arithmetic expression (see the module docstring for what is allowed).
+
+    Raises:
+        CalculatorError: an empty, too long (over ``MAX_EXPRESSION_CHARS``), invalid or
+            disallowed expression, division by zero, a result too large or not real.
+    """
     text = expression.strip()
     if not text:
         raise CalculatorError("the expression is empty")
@@ -126,6 +139,7 @@ def evaluate(expression: str) -> int | float:
 
 
 def format_number(value: int | float) -> str:
+    """``value`` for people: whole floats below 1e15 without ``.0``, other floats to 12 significant digits."""
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))

@@ -33,6 +33,11 @@ ALIASES = {
 
 
 def resolve_zone(name: str) -> ZoneInfo | dt_timezone:
+    """The zone for an IANA name or a common abbreviation (:data:`ALIASES`); empty means UTC.
+
+    Raises:
+        ValidationError: the name is neither.
+    """
     key = name.strip() or "UTC"
     key = ALIASES.get(key.upper(), key)
     if key == "UTC":
