@@ -49,6 +49,7 @@ class Faults:
             raise ValidationError("fault durations must be finite numbers of seconds")
 
     def to_dict(self) -> dict[str, Any]:
+        """Every fault by name, as ``/admin/faults`` shows them."""
         return asdict(self)
 
     def updated(self, changes: dict[str, Any]) -> Faults:
@@ -119,4 +120,5 @@ class FaultState:
         return "ok"
 
     def snapshot(self) -> dict[str, Any]:
+        """``{"faults": {...}, "requests": n}``: the live faults and the model requests counted."""
         return {"faults": self.faults.to_dict(), "requests": self.requests}

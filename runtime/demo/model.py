@@ -124,6 +124,8 @@ _STOPWORDS = frozenset(
 
 @dataclass(frozen=True)
 class DemoToolCall:
+    """A tool call the demo model makes: OpenAI's ``id``, function ``name`` and ``arguments`` JSON text."""
+
     id: str
     name: str
     arguments: str  # JSON text, exactly what is streamed to the client
@@ -139,10 +141,12 @@ class DemoReply:
 
     @property
     def finish_reason(self) -> str:
+        """OpenAI's finish reason for this reply: ``tool_calls`` or ``stop``."""
         return "tool_calls" if self.tool_calls else "stop"
 
     @property
     def completion_tokens(self) -> int:
+        """The reply's ``usage.completion_tokens``: one per streamed word, or :func:`count_tokens` of the tool calls."""
         if self.tool_calls:
             return sum(count_tokens(tc.name) + count_tokens(tc.arguments) for tc in self.tool_calls)
         return len(split_words(self.text or ""))
@@ -150,6 +154,8 @@ class DemoReply:
 
 @dataclass(frozen=True)
 class Memory:
+    """A memory the prompt carried (``[Memory from SOURCE]: TEXT`` in a system message)."""
+
     source: str
     text: str
 
@@ -191,6 +197,7 @@ def message_text(message: dict[str, Any]) -> str:
 
 
 def recalled_memories(messages: Sequence[dict[str, Any]]) -> list[Memory]:
+    """The ``[Memory from SOURCE]: TEXT`` lines of every system message, in order."""
     found: list[Memory] = []
     for msg in messages:
         if msg.get("role") == "system":
