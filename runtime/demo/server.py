@@ -530,6 +530,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 async def serve(state: DemoServerState, sock: socket.socket) -> None:
+    """Serve the demo app on the bound ``sock`` with uvicorn (h11, no access log) until stopped."""
     config = uvicorn.Config(
         build_app(state),
         log_level="warning",
