@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 
 from runtime.core.errors import ConfigError
+from runtime.core.errors import ValidationError as AppValidationError
+from runtime.core.ids import validate_user_id
 
 APP_NAME = "holdfast"
 ENV_PREFIX = "HOLDFAST_"
@@ -263,6 +265,17 @@ class AgentConfig(_Section):
     max_steps: PositiveInt = 8
     turn_lock_timeout: PositiveFloat = 30.0
 
+    @field_validator("user")
+    @classmethod
+    def _valid_user(cls, value: str) -> str:
+        if value == "":
+            return value
+        try:
+            return validate_user_id(value, what="[agent].user")
+        except AppValidationError as exc:
+            # pydantic turns a ValueError into a field error; _explain shows its message as is.
+            raise ValueError(exc.message) from exc
+
 
 class UIConfig(_Section):
     """``[ui]``: the TUI's theme, which panels show at start, and how much it renders."""
@@ -463,6 +476,12 @@ def load_config(
     for origin, layer in layers:
         _check_unknown(layer, Config, origin, "")
         _merge(merged, layer, origin, sources)
+    if overrides and overrides.get("agent.user") == "":
+        # An empty [agent].user in a file means "the OS user"; an empty --user is a mistake.
+        try:
+            validate_user_id("", what="--user")
+        except AppValidationError as exc:
+            raise ConfigError(f"command line: {exc.message}") from exc
 
     try:
         config = Config.model_validate(merged)
@@ -545,11 +564,20 @@ def describe_allowed(info: FieldInfo) -> str:
     return base + (" " + " and ".join(bounds) if bounds else "")
 
 
+#: Settings whose command-line flag a message names instead of the config key.
+_FLAGS = {"agent.user": "--user"}
+
+
 def _explain(exc: PydanticValidationError, sources: dict[str, str]) -> str:
     err = exc.errors()[0]
     loc = tuple(err["loc"])
     dotted = ".".join(str(p) for p in loc if isinstance(p, str))
     origin = sources.get(dotted, "default")
+    if err["type"] == "value_error":  # a field validator's own words (the user id rule)
+        said = str(err.get("ctx", {}).get("error", err["msg"]))
+        if origin == "command line" and dotted in _FLAGS:
+            said = said.replace(_display_key(dotted), _FLAGS[dotted], 1)
+        return f"{origin}: {said}"
     info = _field_for(loc)
     if info is not None and info.annotation is not None and _submodel(info) is None:
         allowed = describe_allowed(info)

@@ -39,11 +39,11 @@ import httpx
 import openai
 
 from runtime.config import LLMConfig
-from runtime.core.errors import AppError, ExternalServiceError, ServiceUnavailableError, ValidationError, describe
+from runtime.core.errors import AppError, ExternalServiceError, ValidationError, describe
 from runtime.core.messages import ToolCall
 from runtime.llm import prompt_tools
 from runtime.llm.errors import SERVICE, error_for_response, translate
-from runtime.llm.fallbacks import OUTAGE_TYPES, LLMFallbacks
+from runtime.llm.fallbacks import LLMFallbacks
 from runtime.llm.read_ahead import ReadAhead
 from runtime.llm.sse import SSEDecoder
 from runtime.llm.stream_events import (
@@ -59,6 +59,7 @@ from runtime.llm.stream_events import (
 )
 from runtime.llm.tool_assembly import ToolCallAssembler
 from runtime.resilience import Resilience
+from runtime.resilience.classify import is_outage
 
 Message = Mapping[str, Any]
 TokenCounter = Callable[[str], int]
@@ -187,9 +188,11 @@ class LLMClient:
         self._openai = openai.AsyncOpenAI(
             base_url=self.base_url,
             api_key=api_key,
-            http_client=self._http,
+            # openai 3.x is typed for httpx2 but accepts an httpx client (its _httpx2 module
+            # adapts one); httpx is what our streaming path and respx use.
+            http_client=self._http,  # type: ignore[arg-type]
             max_retries=0,  # only our RetryPolicy retries: no multiplied attempts
-            timeout=timeout,
+            timeout=timeout,  # type: ignore[arg-type]
         )
         self._model = config.effective_model
         self.llm_fallbacks = LLMFallbacks.install(resilience, endpoint=self.base_url, wall_clock=wall_clock)
@@ -305,7 +308,7 @@ class LLMClient:
         self, error: AppError, key: str | None, use_fallback: bool
     ) -> AsyncIterator[StreamEvent]:
         self.llm_fallbacks.note_failure(error)
-        if not use_fallback or error.error_type not in OUTAGE_TYPES:
+        if not use_fallback or not is_outage(error):
             raise error
         outcome = await self.fallbacks.resolve(SERVICE, error, key)
         details = {"endpoint": self.base_url, **self.llm_fallbacks.status()}
@@ -327,7 +330,7 @@ class LLMClient:
                 stream=True,
             )
         except Exception as exc:
-            raise _send_error(exc, self._api_key_env) from exc
+            raise translate(exc, api_key_env=self._api_key_env) from exc
         state = _StreamState(model=request["model"])
         assembler = ToolCallAssembler()
         text_out = _TextGate(state, hold=bool(tool_names) and not self.tools_supported)
@@ -401,7 +404,8 @@ class LLMClient:
             raise ExternalServiceError("the LLM endpoint sent a stream chunk that is not an object", service=SERVICE)
         if data.get("error"):
             err = data["error"]
-            status = int(err.get("code")) if isinstance(err, dict) and str(err.get("code", "")).isdigit() else 500
+            code = err.get("code") if isinstance(err, dict) else None
+            status = int(code) if isinstance(code, (int, str)) and str(code).isdigit() else 500
             raise error_for_response(status, data, None, api_key_env=self._api_key_env)
         model = data.get("model")
         if model:
@@ -470,7 +474,7 @@ class LLMClient:
             result = await self.guard.call(lambda: self._complete_once(request, names))
         except AppError as exc:
             self.llm_fallbacks.note_failure(exc)
-            if not use_fallback or exc.error_type not in OUTAGE_TYPES:
+            if not use_fallback or not is_outage(exc):
                 raise
             outcome = await self.fallbacks.resolve(SERVICE, exc, key)
             return Completion(str(outcome.value), finish_reason="fallback", source=outcome.source, error=describe(exc))
@@ -599,17 +603,3 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
                 pass
     except TimeoutError:
         pass  # the response is closed instead; the reply itself is complete
-
-
-def _send_error(exc: Exception, api_key_env: str) -> AppError:
-    """Classify a failure to get a response at all, worded as the SDK path words it."""
-    if isinstance(exc, (httpx.TransportError, OSError)) and not isinstance(exc, httpx.TimeoutException):
-        detail = " ".join(str(exc).split())[:200]
-        name = type(exc).__name__
-        return ServiceUnavailableError(
-            f"the LLM endpoint is unreachable ({name}: {detail})"
-            if detail
-            else f"the LLM endpoint is unreachable ({name})",
-            service=SERVICE,
-        )
-    return translate(exc, api_key_env=api_key_env)

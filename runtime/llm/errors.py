@@ -1,116 +1,60 @@
-"""Translate openai/httpx failures of an LLM call into Holdfast's error taxonomy.
+"""Failures of an LLM call, in Holdfast's error taxonomy.
 
-Called inside the function each guarded LLM call gives its Guard, so the retry policy and
-the breaker only ever see :class:`AppError`::
-
-    connection refused / reset / DNS     -> ServiceUnavailableError   retryable
-    timeout (connect or read)            -> OperationTimeoutError     retryable
-    429                                  -> RateLimitError            retryable, retry_after from the server
-    5xx                                  -> ExternalServiceError      retryable
-    400 / 404 / 422 (and other 4xx)      -> ValidationError           not retried, not counted by a breaker
-    401 / 403                            -> AuthenticationError       not retried, with an API-key hint
-    malformed response or SSE            -> ExternalServiceError      retryable (a garbled reply is the server's fault)
+The translation itself is the one every HTTP endpoint shares,
+:mod:`runtime.resilience.http_errors` (its module docstring has the table: 400/413/422 ->
+ValidationError, 401 -> AuthenticationError, 403 -> AuthorizationError, 404 -> NotFoundError,
+408 -> OperationTimeoutError, 409 -> ConflictError, 429 -> RateLimitError with Retry-After,
+5xx -> ExternalServiceError, timeouts, refused connections, garbled bodies). This module only
+says how the LLM endpoint is named and what to check when it refuses: the API key for
+401/403, ``[llm].model`` and ``[llm].base_url`` for 404. It is called inside the function
+each guarded LLM call gives its Guard, so the retry policy and the breaker only ever see
+:class:`AppError`; whether a failure is an outage (the fallbacks answer) is
+:func:`runtime.resilience.classify.is_outage`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
-import httpx
-import openai
-
-from runtime.core.errors import (
-    AppError,
-    AuthenticationError,
-    ExternalServiceError,
-    InternalError,
-    OperationTimeoutError,
-    ServiceUnavailableError,
-    ValidationError,
-)
-from runtime.core.logs import redact
-from runtime.resilience.classify import error_for_status
+from runtime.core.errors import AppError
+from runtime.resilience.http_errors import Endpoint, translate_http
+from runtime.resilience.http_errors import error_for_response as _error_for_response
 
 SERVICE = "llm"
-
-#: Statuses the issue calls "the request was wrong": never retried, never held against the endpoint.
-VALIDATION_STATUSES = frozenset({400, 404, 413, 422})
-AUTH_STATUSES = frozenset({401, 403})
+LABEL = "the LLM endpoint"
 
 
 def api_key_hint(api_key_env: str) -> str:
+    """Where the API key comes from, for a refused-credentials message (``api_key_env`` is the
+    name of the environment variable, e.g. ``OPENAI_API_KEY``)."""
     return f"check the API key (set ${api_key_env} or [llm].api_key) and that it may use this model"
 
 
-def _server_message(body: Any, fallback: str) -> str:
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-        if isinstance(inner, str):
-            return inner
-    return fallback
+def endpoint(api_key_env: str = "OPENAI_API_KEY") -> Endpoint:
+    """How errors of the LLM endpoint are named and what they suggest."""
+    return Endpoint(
+        service=SERVICE,
+        label=LABEL,
+        credentials_hint=api_key_hint(api_key_env),
+        not_found_hint="check [llm].model and [llm].base_url",
+    )
 
 
 def error_for_response(
     status: int,
-    body: Any,
+    body: object,
     headers: Mapping[str, str] | None,
     *,
     api_key_env: str = "OPENAI_API_KEY",
     now: Callable[[], float] = time.time,
 ) -> AppError:
-    """The AppError for an HTTP error answer of an LLM endpoint.
-
-    The server's own words are kept, redacted: some servers echo the key they refused.
-    """
-    message = redact(_server_message(body, f"HTTP {status}"))
-    if status in AUTH_STATUSES:
-        return AuthenticationError(
-            f"the LLM endpoint refused the credentials (HTTP {status}: {message}); {api_key_hint(api_key_env)}",
-            service=SERVICE,
-            status_code=status,
-            details={"status": status},
-        )
-    if status in VALIDATION_STATUSES or (400 <= status < 500 and status not in (408, 409, 429)):
-        hint = "; check [llm].model and [llm].base_url" if status == 404 else ""
-        return ValidationError(
-            f"the LLM endpoint rejected the request (HTTP {status}: {message}){hint}",
-            service=SERVICE,
-            status_code=status,
-            details={"status": status},
-        )
-    return error_for_status(
-        status, f"the LLM endpoint answered HTTP {status}: {message}", service=SERVICE, headers=headers, now=now
-    )
+    """The AppError for an HTTP error answer (``status``, decoded ``body``, ``headers``) of the
+    LLM endpoint; see :func:`runtime.resilience.http_errors.error_for_response`."""
+    return _error_for_response(status, body, headers, endpoint(api_key_env), now=now)
 
 
 def translate(exc: BaseException, *, api_key_env: str = "OPENAI_API_KEY") -> AppError:
-    """Map an exception raised by the openai SDK or httpx during an LLM call to an AppError."""
-    if isinstance(exc, AppError):
-        return exc
-    if isinstance(exc, openai.APIStatusError):
-        headers = dict(exc.response.headers) if exc.response is not None else None
-        return error_for_response(exc.status_code, exc.body, headers, api_key_env=api_key_env)
-    if isinstance(exc, openai.APITimeoutError) or isinstance(exc, httpx.TimeoutException):
-        return OperationTimeoutError("the LLM endpoint did not answer in time", service=SERVICE)
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc
-        return ServiceUnavailableError(f"the LLM endpoint is unreachable ({_short(cause)})", service=SERVICE)
-    if isinstance(exc, (httpx.TransportError, httpx.StreamError, ConnectionError)):
-        return ServiceUnavailableError(f"the LLM connection failed ({_short(exc)})", service=SERVICE)
-    if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, UnicodeDecodeError)):
-        return ExternalServiceError(f"the LLM endpoint sent a malformed response ({_short(exc)})", service=SERVICE)
-    if isinstance(exc, TimeoutError):
-        return OperationTimeoutError("the LLM endpoint did not answer in time", service=SERVICE)
-    if isinstance(exc, OSError):
-        return ServiceUnavailableError(f"the LLM endpoint is unreachable ({_short(exc)})", service=SERVICE)
-    return InternalError(f"LLM call failed ({_short(exc)})", service=SERVICE)
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())[:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    """The AppError for an exception raised by the openai SDK or httpx during an LLM call; see
+    :func:`runtime.resilience.http_errors.translate_http`."""
+    return translate_http(exc, endpoint(api_key_env))

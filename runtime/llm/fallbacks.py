@@ -6,7 +6,11 @@ for an identical prompt. After that comes the handler installed here, which says
 down, since when, and that the user's message is kept for ``/retry``.
 
 "Since when" is the wall-clock time of the first failure of the current outage, for
-display only; the breaker decides everything with its own monotonic clock.
+display only; the breaker decides everything with its own monotonic clock. What counts as an
+outage (and so gets a degraded reply instead of the error) is the one rule every backend
+shares, :func:`runtime.resilience.classify.is_outage`: an unreachable, timed-out, overloaded
+(5xx, 429) or circuit-broken endpoint is an outage; a rejected request (400, 401, 404, ...)
+or a bug is not, and reaches the user as the error it is.
 """
 
 from __future__ import annotations
@@ -16,17 +20,13 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from runtime.core.errors import AppError, ErrorType, describe
+from runtime.core.errors import AppError, describe
 from runtime.resilience import Resilience
+from runtime.resilience.classify import is_outage
 from runtime.resilience.fallback import NO_FALLBACK, FallbackChain
 
 SERVICE = "llm"
 DEGRADED = "degraded"
-
-#: Failures that mean "the endpoint is down or overloaded" (not "the request was wrong").
-OUTAGE_TYPES = frozenset(
-    {ErrorType.EXTERNAL_SERVICE, ErrorType.TIMEOUT, ErrorType.RATE_LIMIT, ErrorType.CIRCUIT_OPEN, ErrorType.INTERNAL}
-)
 
 _installed: weakref.WeakKeyDictionary[FallbackChain, LLMFallbacks] = weakref.WeakKeyDictionary()
 
@@ -56,22 +56,26 @@ class LLMFallbacks:
         return tracker
 
     def note_failure(self, error: AppError) -> None:
-        if error.error_type not in OUTAGE_TYPES:
+        """Record ``error`` if it is an outage (:func:`is_outage`): the first one starts the
+        outage's "since" (wall-clock seconds); caller errors leave the tracker as it is."""
+        if not is_outage(error):
             return
         if self.down_since is None:
             self.down_since = self._wall_clock()
         self.last_error = describe(error)
 
     def note_success(self) -> None:
+        """The endpoint answered: the outage, if any, is over."""
         self.down_since = None
         self.last_error = ""
 
     def status(self) -> dict[str, Any]:
+        """``{"down_since": epoch seconds or None, "last_error": one line or ""}`` for the UI."""
         return {"down_since": self.down_since, "last_error": self.last_error}
 
     def degraded_reply(self, error: AppError, key: Any) -> Any:
         """The fallback handler: a notice for outages; nothing for caller errors."""
-        if error.error_type not in OUTAGE_TYPES:
+        if not is_outage(error):
             return NO_FALLBACK
         since = self.down_since if self.down_since is not None else self._wall_clock()
         when = time.strftime("%H:%M:%S", time.localtime(since))

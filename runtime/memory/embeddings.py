@@ -24,16 +24,9 @@ from lancedb.embeddings import TextEmbeddingFunction, register
 from pydantic import PrivateAttr
 
 from runtime.config import Config, LLMConfig
-from runtime.core.errors import (
-    AppError,
-    AuthenticationError,
-    ExternalServiceError,
-    OperationTimeoutError,
-    RateLimitError,
-    ServiceUnavailableError,
-    ValidationError,
-)
+from runtime.core.errors import AppError, ExternalServiceError, ValidationError
 from runtime.memory import lexical, onnx_minilm
+from runtime.resilience.http_errors import Endpoint, translate_http
 
 #: Dimensions of well-known /embeddings models, so a table can be named before the first call.
 KNOWN_OPENAI_DIMS = {
@@ -100,7 +93,8 @@ class LocalMiniLMFunction(TextEmbeddingFunction):
     def ndims(self) -> int:
         return onnx_minilm.DIMENSIONS
 
-    def generate_embeddings(self, texts: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:
+    # lancedb annotates the return as List[np.array] (a function, not a type); mypy cannot match it.
+    def generate_embeddings(self, texts: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:  # type: ignore[override]
         return list(self._model.encode([str(t) for t in texts]))
 
     @property
@@ -154,7 +148,8 @@ class LexicalFunction(TextEmbeddingFunction):
     def ndims(self) -> int:
         return self.dimensions
 
-    def generate_embeddings(self, texts: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:
+    # lancedb annotates the return as List[np.array] (a function, not a type); mypy cannot match it.
+    def generate_embeddings(self, texts: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:  # type: ignore[override]
         return list(lexical.lexical_vectors([str(t) for t in texts], self.dimensions))
 
 
@@ -178,31 +173,20 @@ class LexicalEmbedder(_Base):
 # ---------------------------------------------------------------- openai
 
 
-def _translate_openai(exc: Exception) -> AppError:
-    import openai
+#: How errors of an /embeddings endpoint are named and what they suggest; the translation is
+#: the one every HTTP endpoint shares (:mod:`runtime.resilience.http_errors`), so a status
+#: gets the same error type and breaker effect here as from /chat/completions.
+EMBEDDINGS_ENDPOINT = Endpoint(
+    service="embeddings",
+    label="the embedding endpoint",
+    credentials_hint="check the API key ([llm].api_key or its environment variable)",
+    not_found_hint="check [memory].embedding_model and [llm].base_url",
+)
 
-    if isinstance(exc, openai.APITimeoutError):
-        return OperationTimeoutError("embedding endpoint timed out", service="embeddings")
-    if isinstance(exc, openai.APIConnectionError):
-        return ServiceUnavailableError("embedding endpoint unreachable", service="embeddings")
-    if isinstance(exc, openai.RateLimitError):
-        after = exc.response.headers.get("retry-after") if exc.response is not None else None
-        try:
-            retry_after = float(after) if after else None
-        except ValueError:
-            retry_after = None
-        return RateLimitError("embedding endpoint rate limited", service="embeddings", retry_after=retry_after)
-    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
-        return AuthenticationError("embedding endpoint rejected the API key", service="embeddings")
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        return ExternalServiceError(
-            f"embedding endpoint returned HTTP {status}",
-            service="embeddings",
-            retryable=status >= 500 or status == 408,
-            status_code=status,
-        )
-    return ExternalServiceError(f"embedding request failed: {type(exc).__name__}", service="embeddings")
+
+def _translate_openai(exc: BaseException) -> AppError:
+    """The AppError for a failed /embeddings call (see :func:`translate_http`)."""
+    return translate_http(exc, EMBEDDINGS_ENDPOINT)
 
 
 def _vectors_from(response: Any, expected: int) -> np.ndarray:
@@ -231,13 +215,17 @@ class OpenAIFunction(TextEmbeddingFunction):
     def ndims(self) -> int:
         return self.dimensions or KNOWN_OPENAI_DIMS.get(self.name, 0)
 
-    def generate_embeddings(self, texts: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:
+    # lancedb annotates the return as List[np.array] (a function, not a type); mypy cannot match it.
+    def generate_embeddings(self, texts: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:  # type: ignore[override]
         import openai
 
         texts = [str(t) for t in texts]
         with httpx.Client() as http:
             client = openai.OpenAI(
-                api_key=self._api_key or "unused", base_url=self.base_url or None, max_retries=0, http_client=http
+                api_key=self._api_key or "unused",
+                base_url=self.base_url or None,
+                max_retries=0,
+                http_client=http,  # type: ignore[arg-type]  # openai 3.x is typed for httpx2, accepts httpx
             )
             try:
                 response = client.embeddings.create(model=self.name, input=texts, encoding_format="float")
@@ -270,7 +258,7 @@ class OpenAIEmbedder(_Base):
             api_key=llm.resolve_api_key(environ) or "unused",
             base_url=llm.effective_base_url or None,
             max_retries=0,
-            http_client=self._http,
+            http_client=self._http,  # type: ignore[arg-type]  # openai 3.x is typed for httpx2, accepts httpx
         )
 
     @property

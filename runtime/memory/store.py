@@ -10,6 +10,13 @@ model runs in a worker thread, so the TUI never stalls on memory. Failures degra
 of breaking the turn: recall answers :class:`MemoryRecall` with ``degraded=True`` (ranked by
 the lexical stand-in when only the embedding provider is down), writes go to the on-disk
 :class:`WriteQueue` and drain when the backends are healthy again.
+
+Which write failures are queued is the one rule every backend shares,
+:func:`runtime.resilience.classify.is_outage`: an outage (unreachable, timed out, overloaded,
+breaker open) is queued and retried later; any other error (a request the embedding endpoint
+rejects, a bad model file) is raised to the writer, and a queued write that fails that way
+when the queue drains is dropped and logged, so one bad write can never block the queue.
+Every user id is checked by :func:`runtime.core.ids.validate_user_id` before anything else.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +38,7 @@ import pyarrow as pa
 from runtime.config import Config, MemoryConfig
 from runtime.core.errors import AppError, CircuitOpenError, ServiceUnavailableError, ValidationError, describe
 from runtime.core.events import EventBus, HealthChanged
+from runtime.core.ids import validate_user_id
 from runtime.memory import escaping, indexing
 from runtime.memory.embeddings import Embedder, LexicalEmbedder, make_embedder
 from runtime.memory.lexical import lexical_vector, lexical_vectors
@@ -47,6 +56,7 @@ from runtime.memory.records import (
     table_name,
 )
 from runtime.memory.write_queue import WriteQueue
+from runtime.resilience.classify import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +75,18 @@ def _translate_lancedb(exc: Exception, action: str) -> AppError:
     """LanceDB raises OSError/RuntimeError/ValueError/Arrow errors; the guard needs AppErrors."""
     text = " ".join(str(exc).split())[:200]
     return ServiceUnavailableError(f"memory store {action} failed: {text}", service="memory")
+
+
+@dataclass
+class _EachOutcome:
+    """What :meth:`VectorMemoryStore._apply_each` did: ids per write (``id(item)`` keys),
+    writes that can never apply and why, and the outage that stopped the run with the writes
+    it left unapplied."""
+
+    results: dict[int, str] = field(default_factory=dict)
+    failures: dict[int, AppError] = field(default_factory=dict)
+    outage: AppError | None = None
+    rest: list[PendingWrite] = field(default_factory=list)
 
 
 class VectorMemoryStore:
@@ -156,7 +178,7 @@ class VectorMemoryStore:
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
         if hasattr(self.embedder, "probe"):
-            await self._embed_guard.call(lambda: self.embedder.probe())  # type: ignore[attr-defined]
+            await self._embed_guard.call(lambda: self.embedder.probe())
         return await self._embed_guard.call(lambda: self.embedder.embed(texts))
 
     async def _connect(self) -> Any:
@@ -164,7 +186,7 @@ class VectorMemoryStore:
 
             async def connect() -> Any:
                 if "://" not in self.uri:
-                    Path(self.uri).mkdir(parents=True, exist_ok=True)
+                    await asyncio.to_thread(Path(self.uri).mkdir, parents=True, exist_ok=True)
                 return await lancedb.connect_async(self.uri)
 
             self._db = await self._db_call("connect", connect)
@@ -195,7 +217,7 @@ class VectorMemoryStore:
                 return await db.create_table(name, schema=schema(self.embedder.ndims), exist_ok=True)
 
             if create and hasattr(self.embedder, "probe"):
-                await self._embed_guard.call(lambda: self.embedder.probe())  # type: ignore[attr-defined]
+                await self._embed_guard.call(lambda: self.embedder.probe())
             self._table = await self._db_call("open", open_or_create)
             return self._table
 
@@ -231,9 +253,13 @@ class VectorMemoryStore:
         *,
         type: str = FACT,
     ) -> str:
-        """Store (or refresh) a memory; returns its id. Never raises for a backend outage:
-        the write is queued and the id is still returned."""
-        _check_user(user_id)
+        """Store (or refresh) a memory of ``user_id``; returns its id.
+
+        Never raises for a backend outage: the write is queued and the id is still returned.
+        Raises :class:`ValidationError` for an invalid user id or empty/too long content
+        (:data:`MAX_CONTENT_CHARS`), and the AppError of a failure that is not an outage.
+        """
+        validate_user_id(user_id)
         text = " ".join(str(content).split())
         if not text:
             raise ValidationError("a memory needs some content")
@@ -261,8 +287,9 @@ class VectorMemoryStore:
         )
 
     async def forget(self, user_id: str, memory_id_: str) -> bool:
-        """Delete one of this user's memories. True if it existed (or the delete was queued)."""
-        _check_user(user_id)
+        """Delete one of this user's memories. True if it existed (or the delete was queued).
+        Raises :class:`ValidationError` for an invalid user id."""
+        validate_user_id(user_id)
         item = PendingWrite(op="forget", user_id=user_id, id=str(memory_id_), created_at=self._now())
         return (await self._submit(item)) != ""
 
@@ -279,29 +306,64 @@ class VectorMemoryStore:
 
     async def _flush(self, batch: list[tuple[PendingWrite, asyncio.Future[str]]]) -> None:
         items = [item for item, _ in batch]
+        failures: dict[int, AppError] = {}
         try:
             if len(self.queue):
                 # Keep order behind older queued writes: queue these, then try to drain all.
                 for item in items:
                     self.queue.push(item)
-                results = {}
+                results: dict[int, str] = {}
                 await self._drain_locked()
             else:
                 results = await self._apply(items)
         except AppError as exc:
-            self.last_error = describe(exc)
-            log.warning("memory write queued (%d pending): %s", len(self.queue) + len(items), self.last_error)
-            for item in items:
-                self.queue.push(item)
-            results = {}
+            if is_outage(exc):
+                self._queue_after(exc, items)
+                results = {}
+            else:
+                # Not an outage: some write of the batch can never apply. Apply them one by one
+                # so only that writer gets the error and the others are not held back by it.
+                each = await self._apply_each(items)
+                results, failures = each.results, each.failures
+                if each.outage is not None:
+                    self._queue_after(each.outage, each.rest)
         except BaseException as exc:
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc)
             raise
         for item, fut in batch:
-            if not fut.done():
+            if fut.done():
+                continue
+            if id(item) in failures:
+                fut.set_exception(failures[id(item)])
+            else:
                 fut.set_result(results.get(id(item), item.id))
+
+    def _queue_after(self, error: AppError, items: list[PendingWrite]) -> None:
+        """Queue ``items`` because of the outage ``error`` (they drain when it is over)."""
+        self.last_error = describe(error)
+        log.warning("memory write queued (%d pending): %s", len(self.queue) + len(items), self.last_error)
+        for item in items:
+            self.queue.push(item)
+
+    async def _apply_each(self, items: list[PendingWrite]) -> _EachOutcome:
+        """Apply ``items`` one at a time, in order, until an outage stops the run.
+
+        A write that fails with an error that is not an outage is recorded in ``failures`` and
+        the run goes on; the first outage ends it, leaving that write and the rest in ``rest``.
+        """
+        outcome = _EachOutcome()
+        for n, item in enumerate(items):
+            try:
+                outcome.results.update(await self._apply([item]))
+            except AppError as exc:
+                if is_outage(exc):
+                    outcome.outage = exc
+                    outcome.rest = items[n:]
+                    return outcome
+                outcome.failures[id(item)] = exc
+        return outcome
 
     async def _apply(self, items: list[PendingWrite]) -> dict[int, str]:
         """Apply writes in order; returns the id each store ended up under (or '' for a
@@ -344,7 +406,7 @@ class VectorMemoryStore:
         threshold = self.config.dedup_similarity
         rows: dict[str, dict[str, Any]] = {}
         results: dict[int, str] = {}
-        for n, (item, vec) in enumerate(zip(items, vectors)):
+        for n, (item, vec) in enumerate(zip(items, vectors, strict=True)):
             target = item.id
             if dedup and item.type != CONVERSATION_SUMMARY:
                 # Earlier writes of this batch first (they are newer than anything stored).
@@ -429,8 +491,12 @@ class VectorMemoryStore:
         self._drain_task = self._spawn(self.drain())
 
     async def drain(self) -> int:
-        """Apply queued writes in order; returns how many were applied. Stops at the first
-        failure, leaving the rest queued."""
+        """Apply queued writes in order; returns how many were applied.
+
+        Stops at the first outage (:func:`is_outage`), leaving it and the writes after it
+        queued, and raises that AppError. A queued write that fails for any other reason can
+        never apply: it is dropped and logged, so it cannot block the queue.
+        """
         async with self._write_lock:
             return await self._drain_locked()
 
@@ -438,7 +504,29 @@ class VectorMemoryStore:
         items = self.queue.items()
         if not items:
             return 0
-        await self._apply(items)
+        try:
+            await self._apply(items)
+        except AppError as exc:
+            if is_outage(exc):
+                raise
+            each = await self._apply_each(items)
+            for item in items:
+                if id(item) in each.failures:
+                    log.warning(
+                        "memory write %s of user %s dropped from the queue, it can never apply: %s",
+                        item.op,
+                        item.user_id,
+                        describe(each.failures[id(item)]),
+                    )
+            settled = items[: len(items) - len(each.rest)]
+            self.queue.remove(settled)
+            applied = len(settled) - len(each.failures)
+            if each.outage is not None:
+                self.last_error = describe(each.outage)
+                raise each.outage from None
+            self.last_error = ""
+            log.info("memory write queue drained: %d writes applied, %d dropped", applied, len(each.failures))
+            return applied
         self.queue.remove(items)
         self.last_error = ""
         log.info("memory write queue drained: %d writes applied", len(items))
@@ -457,8 +545,12 @@ class VectorMemoryStore:
         types: list[str] | None = None,
     ) -> MemoryRecall:
         """Memories of ``user_id`` similar to ``query``, best first, at or above the threshold.
-        Never raises for an outage: answers ``degraded=True`` instead."""
-        _check_user(user_id)
+
+        Never raises for a backend failure: answers ``degraded=True`` with the reason instead
+        (recall only enriches a turn, it never stops one). Raises :class:`ValidationError` for
+        an invalid user id.
+        """
+        validate_user_id(user_id)
         limit = limit or self.config.top_k
         threshold = self.config.min_similarity if min_similarity is None else min_similarity
         where = escaping.all_of(
@@ -536,8 +628,9 @@ class VectorMemoryStore:
         return MemoryRecall(kept, degraded=True, reason=reason, source="lexical")
 
     async def list(self, user_id: str, *, limit: int = 1000, types: list[str] | None = None) -> list[Memory]:
-        """This user's memories, newest first (for the UI's memory list)."""
-        _check_user(user_id)
+        """This user's memories, newest first (for the UI's memory list). Raises
+        :class:`ValidationError` for an invalid user id, the store's AppError when it is down."""
+        validate_user_id(user_id)
         table = await self._open(create=False)
         if table is None:
             return []
@@ -553,6 +646,10 @@ class VectorMemoryStore:
         return [Memory.from_row(r) for r in rows[:limit]]
 
     async def count(self, user_id: str | None = None) -> int:
+        """Rows of ``user_id`` (every user's with None). Raises :class:`ValidationError` for an
+        invalid user id, the store's AppError when it is down."""
+        if user_id is not None:
+            validate_user_id(user_id)
         table = await self._open(create=False)
         if table is None:
             return 0
@@ -651,9 +748,12 @@ def _near_in_batch(
     item: PendingWrite, vec: np.ndarray, batch_rows: dict[str, dict[str, Any]], threshold: float
 ) -> str | None:
     for rid, row in batch_rows.items():
-        if row["user_id"] == item.user_id and row["type"] != CONVERSATION_SUMMARY:
-            if float(np.dot(np.asarray(row["vector"], dtype=np.float32), vec)) >= threshold:
-                return rid
+        if (
+            row["user_id"] == item.user_id
+            and row["type"] != CONVERSATION_SUMMARY
+            and float(np.dot(np.asarray(row["vector"], dtype=np.float32), vec)) >= threshold
+        ):
+            return rid
     return None
 
 
@@ -664,8 +764,3 @@ def _plan_from(indices: list[Any]) -> indexing.SearchPlan | None:
             rows = (index.num_indexed_rows or 0) + (index.num_unindexed_rows or 0)
             return indexing.plan_for(str(index.index_type), rows)
     return None
-
-
-def _check_user(user_id: str) -> None:
-    if not isinstance(user_id, str) or not user_id:
-        raise ValidationError("memory operations need a user id")

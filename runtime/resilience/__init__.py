@@ -10,6 +10,7 @@ from runtime.resilience.breaker import BreakerRegistry, BreakerSnapshot, Circuit
 from runtime.resilience.bulkhead import Bulkhead
 from runtime.resilience.classify import (
     error_for_status,
+    is_outage,
     is_retryable_status,
     parse_retry_after,
     records_failure,
@@ -59,6 +60,7 @@ __all__ = [
     "RetryManager",
     "RetryPolicy",
     "error_for_status",
+    "is_outage",
     "is_retryable_status",
     "parse_retry_after",
     "records_failure",

@@ -11,7 +11,6 @@ function (the guard only retries AppErrors marked retryable).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -20,16 +19,8 @@ from redis import exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from runtime.core.errors import (
-    AppError,
-    AuthenticationError,
-    ConflictError,
-    InternalError,
-    NotFoundError,
-    OperationTimeoutError,
-    ServiceUnavailableError,
-    ValidationError,
-)
+from runtime.core.errors import AppError, ConflictError, NotFoundError, ValidationError
+from runtime.resilience.classify import translate_redis
 
 T = TypeVar("T")
 
@@ -39,9 +30,6 @@ SERVICE = "redis"
 SCRIPT_NOT_FOUND = "HFNOTFOUND"
 SCRIPT_INVALID = "HFINVALID"
 SCRIPT_CONFLICT = "HFCONFLICT"
-
-# Replies that mean "this server cannot serve right now, another attempt may succeed".
-_TRANSIENT_REPLIES = ("LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "OOM")
 
 
 class GuardLike(Protocol):
@@ -82,16 +70,16 @@ def make_redis_client(
 
 
 def translate(exc: BaseException, operation: str = "") -> AppError:
-    """The AppError for a redis-py (or socket) exception; the cause is chained by the caller."""
-    where = f" during {operation}" if operation else ""
+    """The AppError for a redis-py (or socket) exception; the cause is chained by the caller.
+
+    Our own Lua scripts' replies (:data:`SCRIPT_NOT_FOUND`, :data:`SCRIPT_INVALID`,
+    :data:`SCRIPT_CONFLICT`) become NotFoundError, ValidationError and ConflictError; every
+    other failure is classified by :func:`runtime.resilience.classify.translate_redis`, the
+    one rule (a Redis that refuses writes with OOM, READONLY, MISCONF or LOADING is an outage:
+    ServiceUnavailableError, so the conversation store journals the write).
+    """
     if isinstance(exc, AppError):
         return exc
-    if isinstance(exc, rexc.AuthenticationError):
-        return AuthenticationError(f"Redis refused the credentials{where}", service=SERVICE)
-    if isinstance(exc, (rexc.TimeoutError, asyncio.TimeoutError, TimeoutError)):
-        return OperationTimeoutError(f"Redis did not answer in time{where}", service=SERVICE)
-    if isinstance(exc, (rexc.ConnectionError, ConnectionError, OSError)):
-        return ServiceUnavailableError(f"Redis is unreachable{where}: {_short(exc)}", service=SERVICE)
     if isinstance(exc, rexc.ResponseError):
         text = str(exc)
         head = text.split(" ", 1)[0]
@@ -101,25 +89,12 @@ def translate(exc: BaseException, operation: str = "") -> AppError:
             return ValidationError(text[len(head) :].strip() or "invalid request", service=SERVICE)
         if head == SCRIPT_CONFLICT:
             return ConflictError(text[len(head) :].strip() or "conflict", service=SERVICE)
-        if head == "WRONGTYPE":
-            return ValidationError(f"Redis key holds a different kind of value{where}", service=SERVICE)
-        if head in _TRANSIENT_REPLIES:
-            return ServiceUnavailableError(
-                f"Redis is temporarily unable to serve{where}: {_short(exc)}", service=SERVICE
-            )
-        return InternalError(f"Redis rejected a command{where}: {_short(exc)}", service=SERVICE)
-    if isinstance(exc, rexc.RedisError):
-        return InternalError(f"Redis client error{where}: {_short(exc)}", service=SERVICE)
-    return InternalError(f"unexpected error talking to Redis{where}: {_short(exc)}", service=SERVICE)
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200] if text else type(exc).__name__
+    return translate_redis(exc, operation, service=SERVICE)
 
 
 async def translated(awaitable: Awaitable[T], operation: str = "") -> T:
-    """Await ``awaitable``, re-raising any failure as the matching AppError."""
+    """Await ``awaitable``, re-raising a redis-py, timeout or OS failure as the AppError
+    :func:`translate` gives (the original is the ``__cause__``)."""
     try:
         return await awaitable
     except AppError:
@@ -136,6 +111,11 @@ class RedisRunner:
         self.guard = guard
 
     async def run(self, op: Callable[[aioredis.Redis], Awaitable[T]], operation: str = "") -> T:
+        """``await op(client)`` through the guard; ``operation`` names it in error messages.
+
+        Raises the AppErrors of :func:`translate` (after the guard's retries) or
+        :class:`runtime.core.errors.CircuitOpenError` while the breaker is open.
+        """
         client = self.client
         return await self.guard.call(lambda: translated(op(client), operation))
 
@@ -151,4 +131,5 @@ class RedisRunner:
         return await self.run(fetch, operation)
 
     async def ping(self) -> bool:
+        """PING through the guard: True when Redis answers, else the AppError of :meth:`run`."""
         return bool(await self.run(lambda r: r.ping(), "PING"))

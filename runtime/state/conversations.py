@@ -2,8 +2,11 @@
 
 Normal mode: each operation is one guarded Redis call (see :mod:`runtime.state.history`).
 
-Degraded mode starts when a Redis call fails with an outage error (unreachable, timed out,
-breaker open) after the guard's retries. From then on writes skip Redis and go straight
+Degraded mode starts when a Redis call fails with an outage error after the guard's retries:
+unreachable, timed out, breaker open, or refusing writes (OOM, READONLY, MISCONF, LOADING), as
+decided by the one rule every backend shares, :func:`runtime.resilience.classify.is_outage`.
+Any other error (a bad id, a deleted conversation, a bug) is raised: journaling it would only
+replay the same failure later. From then on writes skip Redis and go straight
 to the local :class:`Journal` (fsync per write), in call order, and reads are served from
 the :class:`RecentCache`. ``degraded`` and ``pending_writes`` say so; :class:`StoreDegraded`
 is published once on entry.
@@ -29,17 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from runtime.config import Config, RedisConfig
-from runtime.core.errors import (
-    AppError,
-    CircuitOpenError,
-    ExternalServiceError,
-    NotFoundError,
-    OperationTimeoutError,
-    ServiceUnavailableError,
-    ValidationError,
-)
+from runtime.core.errors import AppError, NotFoundError, ServiceUnavailableError, ValidationError
 from runtime.core.events import EventBus, JournalReplayed, StoreDegraded, StoreRecovered
+from runtime.core.ids import validate_user_id
 from runtime.core.messages import ChatMessage, ConversationSummary, Role, ToolCall
+from runtime.resilience.classify import is_outage
 from runtime.state import codec, export
 from runtime.state.cache import LiveTail, LiveTailCache, RecentCache
 from runtime.state.client import RedisRunner
@@ -54,11 +51,6 @@ _ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
 _MAX_TITLE = 200
 
 TokenCounter = Callable[[ChatMessage], int]
-
-
-def is_outage(exc: AppError) -> bool:
-    """Errors that mean "Redis cannot be used right now" (as opposed to a bad request)."""
-    return isinstance(exc, (ServiceUnavailableError, OperationTimeoutError, CircuitOpenError, ExternalServiceError))
 
 
 def new_conversation_id() -> str:
@@ -177,8 +169,13 @@ class ConversationStore:
         *,
         conversation_id: str | None = None,
     ) -> str:
-        """Start a conversation; returns its id (chosen here unless given)."""
-        codec.check_id(user_id, "user_id")
+        """Start a conversation of ``user_id``; returns its id (chosen here unless given).
+
+        Raises :class:`ValidationError` for an invalid user id
+        (:func:`runtime.core.ids.validate_user_id`), conversation id, title or prompt. While
+        Redis is out the conversation is journaled and still created locally.
+        """
+        validate_user_id(user_id)
         conv_id = codec.check_id(conversation_id, "conversation_id") if conversation_id else new_conversation_id()
         now = self._clock()
         info = ConversationInfo(
@@ -205,8 +202,12 @@ class ConversationStore:
         return info
 
     async def list_conversations(self, user_id: str, limit: int | None = None) -> list[ConversationInfo]:
-        """The user's conversations with title, last activity and message count, most recent first."""
-        codec.check_id(user_id, "user_id")
+        """The user's conversations with title, last activity and message count, most recent first.
+
+        Raises :class:`ValidationError` for an invalid user id; answers from the local cache
+        while Redis is out.
+        """
+        validate_user_id(user_id)
         found = await self._read(
             lambda: self._history.list_for_user(user_id, limit),
             lambda: self._cache.infos_for_user(user_id)[:limit] if limit else self._cache.infos_for_user(user_id),
@@ -292,12 +293,13 @@ class ConversationStore:
         if message.token_count is None and self._count_tokens is not None:
             message = message.with_updates(token_count=self._count_tokens(message))
         message = message.with_updates(seq=None)
-        record = {"op": "append", "conv": conversation_id, "message": message.to_dict(), "at": self._clock()}
+        at = self._clock()
+        record = {"op": "append", "conv": conversation_id, "message": message.to_dict(), "at": at}
         encode_message(message)  # validates (JSON-safe, valid Unicode, size) before any I/O
         stored: list[ChatMessage] = []
 
         async def apply() -> None:
-            seq, _ = await self._history.append(conversation_id, message, record["at"])
+            seq, _ = await self._history.append(conversation_id, message, at)
             stored.append(message.with_updates(seq=seq))
 
         await self._write(record, apply, lambda: self._cache.add_pending(conversation_id, message))

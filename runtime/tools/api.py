@@ -30,6 +30,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from runtime.config import PluginsConfig
 from runtime.core.errors import ValidationError
+from runtime.core.ids import validate_user_id
 
 if TYPE_CHECKING:
     from runtime.memory.store import VectorMemoryStore
@@ -55,7 +56,12 @@ class ToolArgumentsError(ValidationError):
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What the runtime hands a tool that asks for it. Never part of the schema."""
+    """What the runtime hands a tool that asks for it. Never part of the schema.
+
+    ``user_id`` is checked on construction by :func:`runtime.core.ids.validate_user_id` (the one
+    user-id rule), so a tool never sees an id the stores would refuse; an invalid one raises
+    :class:`runtime.core.errors.ValidationError`.
+    """
 
     user_id: str
     conversation_id: str = ""
@@ -69,6 +75,9 @@ class ToolContext:
     resilience: Resilience | None = None
     monitor: HealthMonitor | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate_user_id(self.user_id)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pytest
 import respx
 
 from runtime.config import LLMConfig
-from runtime.core.errors import AuthenticationError, ErrorType, ValidationError
+from runtime.core.errors import AuthenticationError, AuthorizationError, ErrorType, NotFoundError, ValidationError
 from runtime.llm.client import LLMClient
 from runtime.llm.stream_events import (
     FallbackReply,
@@ -83,7 +83,7 @@ def client(make_resilience: Callable[..., Resilience], make_client: Callable[...
 # ------------------------------------------------------------ status classes
 
 
-@pytest.mark.parametrize("status", [400, 404, 422])
+@pytest.mark.parametrize("status", [400, 413, 422])
 async def test_rejected_requests_are_validation_errors_not_retried_not_counted(status: int, client: LLMClient) -> None:
     with respx.mock(base_url=BASE) as mock:
         route = mock.post("/chat/completions").respond(status, json={"error": {"message": "bad model"}})
@@ -95,11 +95,24 @@ async def test_rejected_requests_are_validation_errors_not_retried_not_counted(s
     assert client.guard.breaker.snapshot().failure_count == 0
 
 
-@pytest.mark.parametrize("status", [401, 403])
-async def test_auth_failures_are_not_retried_and_hint_at_the_api_key(status: int, client: LLMClient) -> None:
+async def test_unknown_model_is_not_found_not_retried_not_counted_and_names_the_setting(client: LLMClient) -> None:
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post("/chat/completions").respond(404, json={"error": {"message": "model 'x' not found"}})
+        with pytest.raises(NotFoundError) as info:
+            await collect(client)
+    assert info.value.status_code == 404 and "model 'x' not found" in info.value.message
+    assert "[llm].model" in info.value.user_message()
+    assert route.call_count == 1
+    assert client.guard.breaker.snapshot().failure_count == 0
+
+
+@pytest.mark.parametrize(("status", "kind"), [(401, AuthenticationError), (403, AuthorizationError)])
+async def test_auth_failures_are_not_retried_and_hint_at_the_api_key(
+    status: int, kind: type[Exception], client: LLMClient
+) -> None:
     with respx.mock(base_url=BASE) as mock:
         route = mock.post("/chat/completions").respond(status, json={"error": {"message": "invalid key"}})
-        with pytest.raises(AuthenticationError) as info:
+        with pytest.raises(kind) as info:
             await collect(client)
     assert route.call_count == 1
     assert "$OPENAI_API_KEY" in info.value.user_message() and "invalid key" in info.value.user_message()

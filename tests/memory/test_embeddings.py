@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from runtime.config import LLMConfig
-from runtime.core.errors import ConfigError, ExternalServiceError, ServiceUnavailableError
+from runtime.core.errors import ConfigError, ExternalServiceError, ServiceUnavailableError, ValidationError
 from runtime.memory.embeddings import LexicalEmbedder, LocalEmbedder, OpenAIEmbedder
 from runtime.memory.onnx_minilm import MAX_TOKENS, MiniLM
 
@@ -83,7 +83,7 @@ async def test_openai_provider_translates_failures_for_the_guard() -> None:
     with pytest.raises(ServiceUnavailableError):
         await embedder.embed(["a"])
     respx.post("http://127.0.0.1:9/v1/embeddings").mock(return_value=httpx.Response(400, json={}))
-    with pytest.raises(ExternalServiceError) as err:
+    with pytest.raises(ValidationError) as err:
         await embedder.embed(["a"])
     assert not err.value.retryable
     await embedder.aclose()

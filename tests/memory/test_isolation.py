@@ -20,22 +20,30 @@ HOSTILE = [
 ]
 
 
-async def test_hostile_ids_only_see_their_own_memories(store: VectorMemoryStore) -> None:
+async def test_hostile_ids_are_refused_at_every_memory_api_before_any_filter_sees_them(
+    store: VectorMemoryStore,
+) -> None:
+    # One user-id rule (runtime.core.ids) guards the door; escaping (below) stays the second line.
     await store.store_memory("victim", "c", "My dog is called Rex")
-    for i, uid in enumerate(HOSTILE):
-        await store.store_memory(uid, "c", f"My dog is called Dog{i}")
-    for i, uid in enumerate(HOSTILE):
-        recall = await store.search_memories("what is my dog called?", uid, limit=50, min_similarity=-1.0)
-        assert {m.user_id for m in recall.memories} == {uid}, uid
-        assert [m.content for m in recall.memories] == [f"My dog is called Dog{i}"]
-        assert [m.content for m in await store.list(uid)] == [f"My dog is called Dog{i}"]
-        assert await store.count(uid) == 1
-    assert await store.count() == len(HOSTILE) + 1
+    for uid in HOSTILE:
+        calls = {
+            "store": lambda uid=uid: store.store_memory(uid, "c", "My dog is called Evil"),
+            "search": lambda uid=uid: store.search_memories("what is my dog called?", uid, min_similarity=-1.0),
+            "list": lambda uid=uid: store.list(uid),
+            "count": lambda uid=uid: store.count(uid),
+            "forget": lambda uid=uid: store.forget(uid, "m_0"),
+        }
+        for call in calls.values():
+            with pytest.raises(ValidationError, match="user_id"):
+                await call()
+    assert await store.count() == 1
+    assert [m.content for m in await store.list("victim")] == ["My dog is called Rex"]
 
 
 async def test_a_user_cannot_forget_another_users_memory(store: VectorMemoryStore) -> None:
     victim_id = await store.store_memory("victim", "c", "I live in Berlin")
-    assert await store.forget("x' OR '1'='1", victim_id) is False
+    with pytest.raises(ValidationError):
+        await store.forget("x' OR '1'='1", victim_id)
     assert await store.forget("attacker", victim_id) is False
     assert await store.count("victim") == 1
     assert await store.forget("victim", victim_id) is True

@@ -1,0 +1,75 @@
+"""A Redis that answers but refuses writes (out of memory) is an outage of writes, by the one
+outage rule: the conversation store journals what the user wrote, says why, and replays it
+once Redis takes writes again. Real redis-server, ``maxmemory 1`` under ``noeviction``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from runtime.core.events import Event, JournalReplayed, StoreDegraded
+from runtime.state.conversations import ConversationStore
+from tests.support.clock import FakeClock
+
+
+@pytest.fixture
+async def admin(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A plain client for CONFIG; puts the memory limit back whatever the test did."""
+    client = aioredis.from_url(redis_url)
+    old = await client.config_get("maxmemory*")
+    try:
+        yield client
+    finally:
+        await client.config_set("maxmemory", old["maxmemory"])
+        await client.config_set("maxmemory-policy", old["maxmemory-policy"])
+        await client.aclose()
+
+
+async def _refuse_writes(admin: aioredis.Redis) -> None:
+    await admin.config_set("maxmemory-policy", "noeviction")
+    await admin.config_set("maxmemory", 1)
+
+
+async def test_out_of_memory_redis_journals_the_message_says_why_and_replays_it_later(
+    conversations: ConversationStore, admin: aioredis.Redis, events: list[Event], mono: FakeClock
+) -> None:
+    conv = await conversations.create("alice", title="shopping")
+    await conversations.add_message(conv, "user", "first, while Redis had room")
+
+    await _refuse_writes(admin)
+    saved = await conversations.add_message(conv, "user", "second, while Redis was full")
+
+    assert saved.content == "second, while Redis was full"
+    assert conversations.degraded and conversations.pending_writes == 1
+    degraded = [e for e in events if isinstance(e, StoreDegraded)]
+    assert len(degraded) == 1 and "out of memory" in degraded[0].reason
+    # The user still sees both messages (the second from the local cache).
+    assert [m.content for m in await conversations.read_tail(conv, 10)][-1] == "second, while Redis was full"
+
+    await admin.config_set("maxmemory", 0)
+    mono.advance(5.0)  # past the redis breaker's recovery timeout: the replay is its probe
+    report = await conversations.replay()
+
+    assert report.replayed == 1 and report.remaining == 0 and not report.error
+    assert not conversations.degraded and conversations.pending_writes == 0
+    assert any(isinstance(e, JournalReplayed) and e.replayed == 1 for e in events)
+    stored = [m.content for m in await conversations.read_tail(conv, 10)]
+    assert stored == ["first, while Redis had room", "second, while Redis was full"]
+
+
+async def test_replay_keeps_the_journal_while_redis_still_refuses_writes(
+    conversations: ConversationStore, admin: aioredis.Redis, mono: FakeClock
+) -> None:
+    conv = await conversations.create("alice")
+    await _refuse_writes(admin)
+    await conversations.add_message(conv, "user", "kept safe")
+
+    mono.advance(5.0)  # past the breaker's recovery timeout: the replay really asks Redis
+    report = await conversations.replay()
+
+    # An outage stops the replay (nothing is dropped as if it could never apply).
+    assert report.replayed == 0 and report.dropped == 0 and report.remaining == 1 and report.error
+    assert conversations.degraded and conversations.pending_writes == 1
+    assert "kept safe" in conversations.journal.path.read_text()
