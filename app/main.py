@@ -1,27 +1,19 @@
-"""Entry point of the Textual app (``holdfast`` with no subcommand)."""
+"""The ``holdfast`` console entry point: the chat (Textual TUI) when no command is given,
+every command handed to :mod:`runtime.cli`.
+
+``python -m app`` is the same entry point (see ``app/__main__.py``).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import warnings
-
-from textual.app import App
+from collections.abc import Sequence
 
 from runtime.config import LoadedConfig
 
 
-def install_exit_signals(app: App[object]) -> None:
-    """SIGTERM, SIGINT and SIGHUP end the app the way Ctrl+Q does, so backends stop cleanly.
-
-    Call from the app's ``on_mount`` (it needs the running loop).
-    """
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.add_signal_handler(sig, app.exit)
-
-
 def run_app(loaded: LoadedConfig) -> int:
+    """Run the chat on ``loaded`` (global options already applied) until it exits; returns its exit code."""
     from app.chat_app import HoldfastApp
 
     # lancedb warns on every fork; our forks (redis-server, the demo LLM) exec at once, and a
@@ -31,3 +23,17 @@ def run_app(loaded: LoadedConfig) -> int:
     app = HoldfastApp(loaded)
     app.run()
     return app.return_code or 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``holdfast [global options] [COMMAND ...]``: run one command, or the chat when none is given.
+
+    ``argv`` defaults to ``sys.argv[1:]``; returns the process exit code (see ``holdfast --help``).
+    """
+    from runtime.cli.main import run
+
+    return run(argv, open_ui=run_app)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

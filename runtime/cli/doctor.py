@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
 
+import typer
+
+from runtime.cli.base import load
 from runtime.config import Config
 from runtime.core.errors import describe
 
@@ -54,7 +58,7 @@ async def check_redis(config: Config) -> DoctorRow:
             await client.aclose()
         where = f"embedded redis-server {info.get('redis_version')} pid {embedded.pid}" if embedded else _safe_url(url)
         return DoctorRow("redis", "ok", f"{where}, PING {latency:.1f} ms")
-    except Exception as exc:  # doctor reports every failure as a row, never a traceback
+    except Exception as exc:  # noqa: BLE001 - doctor reports every failure as a row, never a traceback
         return DoctorRow("redis", "fail", describe(exc))
     finally:
         if embedded is not None:
@@ -97,7 +101,7 @@ async def check_llm(config: Config) -> DoctorRow:
         if response.status_code >= 400:
             return DoctorRow("llm", "fail", f"{label}: GET /models answered {response.status_code}")
         return DoctorRow("llm", "ok", f"{label}, model {llm.effective_model or '?'}, {latency:.0f} ms")
-    except Exception as exc:  # reported as a row
+    except Exception as exc:  # noqa: BLE001 - reported as a row, never a traceback
         return DoctorRow("llm", "fail", describe(exc))
     finally:
         if server is not None:
@@ -105,7 +109,10 @@ async def check_llm(config: Config) -> DoctorRow:
 
 
 async def check_memory_dir(config: Config) -> DoctorRow:
-    path = Path(config.memory_uri)
+    return await asyncio.to_thread(_check_memory_dir, Path(config.memory_uri))
+
+
+def _check_memory_dir(path: Path) -> DoctorRow:
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".doctor-{os.getpid()}"
@@ -136,7 +143,7 @@ async def check_embeddings(config: Config) -> DoctorRow:
         start = time.perf_counter()
         await asyncio.to_thread(load)
         return DoctorRow("embeddings", "ok", f"all-MiniLM-L6-v2 int8 loaded in {time.perf_counter() - start:.2f} s")
-    except Exception as exc:  # reported as a row
+    except Exception as exc:  # noqa: BLE001 - reported as a row, never a traceback
         return DoctorRow("embeddings", "fail", describe(exc))
 
 
@@ -165,3 +172,13 @@ def print_report(rows: list[DoctorRow], out: TextIO) -> int:
         return 1
     out.write("\nall checks passed\n")
     return 0
+
+
+def doctor(ctx: typer.Context) -> int:
+    """Check every backend once and print a verdict; exit 1 naming the failing checks."""
+    return print_report(asyncio.run(run_doctor(load(ctx).config)), sys.stdout)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``doctor`` to the root command."""
+    root.command("doctor")(doctor)

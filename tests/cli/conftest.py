@@ -1,12 +1,14 @@
-"""Fixtures for CLI tests: ``holdfast`` runs in-process through ``runtime.cli.main`` against the
-real redis-server fixture and one real demo LLM server per session; the data dir (journal,
-LanceDB) is a temp dir per test. The lexical embedder keeps each command free of a model load."""
+"""Fixtures for CLI tests against the real redis-server fixture and one real demo LLM server per
+session; the data dir (journal, LanceDB) is a temp dir per test. The lexical embedder keeps each
+command free of a model load.
+
+``holdfast(*argv)`` runs a command in-process through :func:`runtime.cli.main.main` (the same
+entry the console script calls, minus the TUI), fast enough for many commands per test;
+``script_env`` is the environment for the real console script (:mod:`tests.support.cli`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +17,7 @@ import pytest
 
 from runtime.cli.main import main
 from runtime.demo.launcher import DemoLLMServer
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+from tests.support.cli import Run
 
 
 @pytest.fixture(scope="session")
@@ -57,11 +50,8 @@ def holdfast(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., Run]:
     """``holdfast(*argv)`` runs one command and returns its exit code, stdout and stderr."""
-    monkeypatch.setenv("HOLDFAST_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("HOLDFAST_MEMORY__EMBEDDING_PROVIDER", "lexical")
-    monkeypatch.setenv("HOLDFAST_MEMORY__MIN_SIMILARITY", "0.05")
-    # One attempt and no wait, so a down LLM fails the command at once.
-    monkeypatch.setenv("HOLDFAST_RESILIENCE__LLM__MAX_ATTEMPTS", "1")
+    for name, value in _command_env(data_dir).items():
+        monkeypatch.setenv(name, value)
     base = ["--redis-url", redis_url, "--base-url", demo_llm.url, "--model", "holdfast-demo"]
 
     def run(*argv: str) -> Run:
@@ -71,3 +61,25 @@ def holdfast(
         return Run(code, captured.out, captured.err)
 
     return run
+
+
+def _command_env(data_dir: Path) -> dict[str, str]:
+    return {
+        "HOLDFAST_DATA_DIR": str(data_dir),
+        "HOLDFAST_MEMORY__EMBEDDING_PROVIDER": "lexical",
+        "HOLDFAST_MEMORY__MIN_SIMILARITY": "0.05",
+        # One attempt and no wait, so a down LLM fails the command at once.
+        "HOLDFAST_RESILIENCE__LLM__MAX_ATTEMPTS": "1",
+    }
+
+
+@pytest.fixture
+def script_env(data_dir: Path, redis_url: str, demo_llm: DemoLLMServer) -> dict[str, str]:
+    """Environment for the console script: the per-test data dir, the shared Redis and demo LLM
+    given through ``HOLDFAST_*`` variables, so the command line holds only what a test is about."""
+    return {
+        **_command_env(data_dir),
+        "HOLDFAST_REDIS__URL": redis_url,
+        "HOLDFAST_LLM__BASE_URL": demo_llm.url,
+        "HOLDFAST_LLM__MODEL": "holdfast-demo",
+    }

@@ -1,18 +1,27 @@
-"""The command line: version, doctor verdicts and exit codes."""
+"""The command line's entry: version, doctor verdicts, what runs with no command, exit codes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from runtime.cli.main import main
+from runtime.cli.main import main, run
+from runtime.config import LoadedConfig
 from runtime.core.procs import free_port
+from tests.support.cli import run_script
 
 
-def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["--version"])
-    assert info.value.code == 0
-    assert capsys.readouterr().out.startswith("holdfast 0.")
+def test_version() -> None:
+    run = run_script("--version")
+    assert run.code == 0 and run.err == ""
+    assert run.out.startswith("holdfast 0.")
+
+
+def test_python_dash_m_app_is_the_same_entry_point() -> None:
+    done = subprocess.run([sys.executable, "-m", "app", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("holdfast 0.")
 
 
 def test_doctor_names_the_failing_check(capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,7 +40,27 @@ def test_doctor_passes_with_embedded_backends(capsys: pytest.CaptureFixture[str]
     assert "all checks passed" in out
 
 
-def test_unknown_subcommand_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["frobnicate"])
-    assert info.value.code == 2
+def test_unknown_subcommand_is_usage_error() -> None:
+    run = run_script("frobnicate")
+    assert run.code == 2
+    assert run.err == "holdfast: No such command 'frobnicate'. See 'holdfast --help'.\n"
+
+
+def test_no_command_opens_the_ui_with_the_global_options_applied() -> None:
+    opened: list[LoadedConfig] = []
+
+    def open_ui(loaded: LoadedConfig) -> int:
+        opened.append(loaded)
+        return 7
+
+    assert run(["--model", "m1", "--user", "alice", "--log-level", "debug"], open_ui=open_ui) == 7
+    (loaded,) = opened
+    assert loaded.config.llm.model == "m1" and loaded.config.agent.user == "alice"
+    assert loaded.config.logging.level == "DEBUG"
+    # a command never opens the UI
+    assert run(["config"], open_ui=open_ui) == 0 and len(opened) == 1
+
+
+def test_no_command_without_a_ui_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert capsys.readouterr().err == "holdfast: Missing command. See 'holdfast --help'.\n"

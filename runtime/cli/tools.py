@@ -1,0 +1,32 @@
+"""``holdfast tools``: the registered tools, their JSON schemas and plugin load errors.
+
+Runs on an unstarted Runtime: plugins are loaded, no backend is contacted. Exit 1 when a plugin
+failed to load (its error is in ``plugin_errors``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from runtime.cli.base import EXIT_FAILED, EXIT_OK, with_runtime, write_json
+
+if TYPE_CHECKING:
+    from runtime.host.runtime import Runtime
+
+
+def tools(ctx: typer.Context) -> int:
+    """Registered tools and their JSON schemas (OpenAI function format); exit 1 if a plugin failed."""
+
+    async def body(rt: Runtime) -> int:
+        listed = [t.to_openai() | {"plugin": t.plugin, "permission": rt.tools.permission(t.name)} for t in rt.tools]
+        write_json({"tools": listed, "plugin_errors": rt.plugin_errors})
+        return EXIT_FAILED if rt.plugin_errors else EXIT_OK
+
+    return with_runtime(ctx, body, start=False)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``tools`` to the root command."""
+    root.command("tools")(tools)
