@@ -16,13 +16,13 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
@@ -32,10 +32,10 @@ from textual.worker import Worker, WorkerState
 
 from app.command_handlers import CommandHandlers
 from app.commands import COMMANDS, CommandError, is_command, parse
-from app.main import install_exit_signals
 from app.screens.confirm import ConfirmScreen
 from app.screens.permission import PermissionScreen
 from app.screens.text_prompt import TextPromptScreen
+from app.signals import install_exit_signals
 from app.turn_view import TurnView, render_history
 from app.widgets.breakers_panel import BreakersPanel
 from app.widgets.chat_log import ChatLog
@@ -45,8 +45,8 @@ from app.widgets.conversation_list import ConversationList
 from app.widgets.header_bar import HeaderBar
 from app.widgets.health_panel import HealthPanel
 from app.widgets.user_message import UserMessage
-from runtime.config import LoadedConfig
-from runtime.core.errors import AppError, describe
+from runtime.config import Config, LoadedConfig
+from runtime.core.errors import AppError, InternalError, describe
 from runtime.core.events import (
     BackendStatus,
     BreakerStateChanged,
@@ -60,6 +60,10 @@ from runtime.core.events import (
     TurnEvent,
     UserSaved,
 )
+from runtime.core.messages import ChatMessage
+
+if TYPE_CHECKING:
+    from runtime.host.facade import RuntimeFacade
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +84,8 @@ HEAVY_MODULES = (
     "runtime.state.conversations",
 )
 
-RuntimeFactory = Callable[[Any], Any]
+#: Builds the (unstarted) runtime from the configuration, in the boot worker.
+RuntimeFactory = Callable[[Config], "RuntimeFacade"]
 W = TypeVar("W", bound=Widget)
 
 
@@ -92,9 +97,18 @@ class RuntimeEvent(Message):
 
 
 class HoldfastApp(App[int]):
+    """The chat: conversations sidebar, chat log and composer, live Breakers/Health/Context panels.
+
+    ``runtime`` is a runtime facade to use (the app then does not stop it); otherwise
+    ``runtime_factory`` (default: a ``Runtime`` for this process's TUI session) builds one at boot.
+    ``clock`` (monotonic seconds) times the panels' countdowns and the launch timings; ``boot=False``
+    leaves the runtime unstarted (snapshot tests feed events by hand). Implements
+    :class:`app.surface.ChatSurface` for the command handlers and the turn view.
+    """
+
     TITLE = "Holdfast"
     CSS_PATH = "holdfast.tcss"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("ctrl+n", "new_conversation", "New"),
         Binding("f2", "rename_conversation", "Rename"),
@@ -109,7 +123,7 @@ class HoldfastApp(App[int]):
         self,
         loaded: LoadedConfig,
         *,
-        runtime: Any = None,
+        runtime: RuntimeFacade | None = None,
         runtime_factory: RuntimeFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
         boot: bool = True,
@@ -120,7 +134,7 @@ class HoldfastApp(App[int]):
         self._parts: dict[str, Widget] = {}
         self.loaded = loaded
         self.config = loaded.config
-        self.rt: Any = runtime
+        self.rt: RuntimeFacade | None = runtime
         self._runtime_factory = runtime_factory
         self._owns_runtime = runtime is None
         self._clock = clock
@@ -194,6 +208,13 @@ class HoldfastApp(App[int]):
     def context_panel(self) -> ContextPanel:
         return self._part("#context", ContextPanel)
 
+    @property
+    def runtime(self) -> RuntimeFacade:
+        """The runtime facade once boot has built it (InternalError before: callers run after boot)."""
+        if self.rt is None:
+            raise InternalError("the runtime is still starting")
+        return self.rt
+
     # ------------------------------------------------------------ startup and shutdown
 
     def on_mount(self) -> None:
@@ -239,20 +260,19 @@ class HoldfastApp(App[int]):
             factory = self._runtime_factory or _default_factory
             self.rt = factory(self.config)
         rt = self.rt
-        self._unsubscribe = rt.bus.add_listener(self._on_bus_event)
-        rt.monitor.interval = self.config.ui.health_interval
+        self._unsubscribe = rt.subscribe(self._on_bus_event)
+        rt.set_health_interval(self.config.ui.health_interval)
         health.set_row("redis", detail="starting…")
         health.set_row("llm", detail="starting…")
         if not rt.started:
             await rt.start()
         self.header.endpoint = rt.llm_url or self.header.endpoint
-        if rt.llm is not None:
-            with contextlib.suppress(AppError):
-                self.header.model = await asyncio.wait_for(rt.llm.model(), 5)
+        with contextlib.suppress(AppError):
+            self.header.model = await asyncio.wait_for(rt.current_model(), 5)
         self._show_plugins()
         self.refresh_breakers()
         self.refresh_backend_pids()
-        if rt.memory is None:
+        if not rt.memory_enabled:
             health.set_row("memory", status="unknown", detail="disabled in config")
             health.set_row("embeddings", status="unknown", detail="disabled in config")
         self.run_worker(self.check_health_now(), group="health", exit_on_error=False)
@@ -262,8 +282,8 @@ class HoldfastApp(App[int]):
         await self._drain_queue()
 
     def _show_plugins(self) -> None:
-        errors = dict(self.rt.plugin_errors)
-        count = len(self.rt.tools.names())
+        errors = dict(self.runtime.plugin_errors)
+        count = len(self.runtime.list_tools())
         if errors:
             self.health_panel.set_row(
                 "plugins", status="degraded", detail=f"{count} tools; failed: {', '.join(sorted(errors))}"
@@ -274,13 +294,19 @@ class HoldfastApp(App[int]):
             self.health_panel.set_row("plugins", status="healthy", detail=f"{count} tools")
 
     async def _open_first_conversation(self) -> None:
+        """Reopen the conversation the user was last in (in any process), else the newest one,
+        else start a new one."""
+        rt = self.runtime
         try:
-            conversations = await self.rt.store.list_conversations(self.rt.user_id)
+            conversations = await rt.list_conversations()
         except AppError as exc:
             await self.chat_log.notice(f"could not list conversations: {describe(exc)}", "degraded")
             conversations = []
         self.sidebar.show(conversations)
-        if conversations:
+        last = await rt.last_conversation() if conversations else None
+        if last is not None and any(c.id == last for c in conversations):
+            await self.open_conversation(last)
+        elif conversations:
             newest = max(conversations, key=lambda c: c.updated_at)
             await self.open_conversation(newest.id)
         else:
@@ -362,65 +388,63 @@ class HoldfastApp(App[int]):
             self._view.retrying(event)
 
     def refresh_breakers(self) -> None:
+        """Redraw the Breakers panel from the runtime's in-memory breaker snapshots."""
         if self.rt is not None:
-            self.breakers_panel.show(self.rt.resilience.snapshots())
+            self.breakers_panel.show(self.rt.breaker_snapshots())
 
     def refresh_backend_pids(self) -> None:
         """Show the pid of each embedded backend (a local process table read, not a backend call)."""
         if self.rt is None:
             return
-        for name, backend in self.rt.backends.items():
-            running = backend.running()
+        for name, backend in self.rt.backends().items():
             row = self.health_panel.rows.get(name)
-            self.health_panel.set_row(name, pid=backend.pid if running else None, keep_pid=False)
-            if not running and row is not None and row.status in ("healthy", "starting"):
+            self.health_panel.set_row(name, pid=backend.pid, keep_pid=False)
+            if not backend.running and row is not None and row.status in ("healthy", "starting"):
                 self.health_panel.set_row(name, status="stopped", detail="process not running")
 
     async def check_health_now(self) -> None:
+        """Run every health check now and show the report in the Health panel."""
         if self.rt is None:
             return
-        report = await self.rt.monitor.run_checks()
+        report = await self.rt.check_health()
         self.health_panel.show_report(report)
         self.refresh_backend_pids()
 
     def schedule_recovery_probe(self, service: str) -> None:
         """After a backend restarts, let one call through when its breaker allows a probe, so the
         panel goes half-open then closed without waiting for the user's next message."""
-        if service != "llm" or self.rt is None or self.rt.llm is None:
+        if service != "llm" or self.rt is None or not self.rt.started:
             return
-        snap = self.rt.resilience.guard("llm").breaker.snapshot()
-        if snap.state == "closed":
+        snap = self.rt.breaker_snapshot("llm")
+        if snap is None or snap.state == "closed":
             return
         delay = (snap.seconds_until_half_open or 0.0) + 0.05
         self.set_timer(delay, lambda: self.run_worker(self._probe_llm(), group="probe", exit_on_error=False))
 
     async def _probe_llm(self) -> None:
-        try:
-            await self.rt.llm.list_models()
-        except AppError as exc:
-            log.info("llm recovery probe failed: %s", describe(exc))
+        await self.runtime.probe_llm()
         self.refresh_breakers()
 
     # ------------------------------------------------------------ conversations
 
     async def start_new_conversation(self) -> None:
-        from runtime.state.conversations import new_conversation_id
-
-        # Created lazily by the agent on the first turn (titled from the first message).
-        await self._show_conversation(new_conversation_id(), [], title="New conversation")
+        """Show a new, empty conversation (created by its first turn, titled from its first message)."""
+        await self._show_conversation(self.runtime.new_conversation_id(), [], title="New conversation")
 
     async def open_conversation(self, conversation_id: str) -> None:
+        """Show a stored conversation: its title and its newest messages."""
+        rt = self.runtime
         title = self.sidebar.title_of(conversation_id)
         try:
-            info = await self.rt.store.get(conversation_id)
-            title = info.title
+            title = (await rt.get_conversation(conversation_id)).title
         except AppError as exc:
             log.info("conversation info unavailable: %s", describe(exc))
-        messages = await self.rt.store.read_tail(conversation_id, self.config.ui.max_rendered_messages)
+        messages = await rt.read_messages(conversation_id, self.config.ui.max_rendered_messages)
         await self._show_conversation(conversation_id, messages, title=title)
 
-    async def _show_conversation(self, conversation_id: str, messages: list[Any], *, title: str) -> None:
+    async def _show_conversation(self, conversation_id: str, messages: Sequence[ChatMessage], *, title: str) -> None:
         self.conversation_id = conversation_id
+        self.runtime.set_active_conversation(conversation_id)
         self.header.title_text = title
         self.sidebar.current_id = conversation_id
         self.sidebar.show(self.sidebar.conversations)
@@ -433,10 +457,11 @@ class HoldfastApp(App[int]):
         log_.anchor()
 
     async def reload_sidebar(self) -> None:
-        if self.rt is None or self.rt.store is None:
+        """Re-list the conversations (a failure is logged; the old list stays)."""
+        if self.rt is None or not self.rt.started:
             return
         try:
-            conversations = await self.rt.store.list_conversations(self.rt.user_id)
+            conversations = await self.rt.list_conversations()
         except AppError as exc:
             log.info("conversation list unavailable: %s", describe(exc))
             return
@@ -457,7 +482,7 @@ class HoldfastApp(App[int]):
         self.run_worker(self._load_older(self.conversation_id, self._oldest_seq), group="older", exit_on_error=False)
 
     async def _load_older(self, conversation_id: str, before: int) -> None:
-        page = await self.rt.store.read_tail(conversation_id, 50, before_seq=before)
+        page = await self.runtime.read_messages(conversation_id, 50, before_seq=before)
         if conversation_id != self.conversation_id:
             return
         self._oldest_seq = page[0].seq if page else None
@@ -485,7 +510,7 @@ class HoldfastApp(App[int]):
             return
         title = await self.push_screen_wait(TextPromptScreen("Rename this conversation:", self.header.title_text))
         if title:
-            await self.rt.store.rename(self.conversation_id, title)
+            await self.runtime.rename_conversation(self.conversation_id, title)
             self.header.title_text = title
             await self.reload_sidebar()
 
@@ -496,7 +521,7 @@ class HoldfastApp(App[int]):
         title = self.header.title_text or self.conversation_id
         if not await self.push_screen_wait(ConfirmScreen(f"Delete the conversation “{title}”? This cannot be undone.")):
             return
-        await self.rt.store.delete(self.conversation_id)
+        await self.runtime.delete_conversation(self.conversation_id)
         await self.reload_sidebar()
         remaining = self.sidebar.conversations
         if remaining:
@@ -558,7 +583,7 @@ class HoldfastApp(App[int]):
         if self.turn_running and self._turn is not None:
             self._turn.cancel()
 
-    async def _ask_permission(self, tool_name: str, arguments: dict[str, Any]) -> str:
+    async def _ask_permission(self, tool_name: str, arguments: Mapping[str, object]) -> str:
         waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._permission_waiters.append(waiter)
 
@@ -577,11 +602,11 @@ class HoldfastApp(App[int]):
 
     async def _run_turn(self, conversation_id: str, text: str | None, retry: bool, bubble: UserMessage | None) -> None:
         view = self._view = TurnView(self, conversation_id)
-        agent = self.rt.agent
+        rt = self.runtime
         events = (
-            agent.retry_turn(conversation_id, ask_permission=self._ask_permission)
+            rt.retry_turn(conversation_id, ask_permission=self._ask_permission)
             if retry
-            else agent.run_turn(conversation_id, text or "", ask_permission=self._ask_permission)
+            else rt.run_turn(conversation_id, text or "", ask_permission=self._ask_permission)
         )
         try:
             async with contextlib.aclosing(events) as stream:
@@ -618,7 +643,7 @@ class HoldfastApp(App[int]):
 
     # ------------------------------------------------------------ command palette
 
-    def get_system_commands(self, screen: Screen) -> Any:
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for spec in COMMANDS.values():
             takes_args = spec.min_args > 0 or spec.free_text or spec.name in ("chaos", "breakers")
@@ -649,7 +674,7 @@ def _import_heavy() -> None:
             log.warning("could not import %s: %s", name, exc)
 
 
-def _default_factory(config: Any) -> Any:
+def _default_factory(config: Config) -> RuntimeFacade:
     from runtime.host.runtime import Runtime
 
-    return Runtime.from_config(config)
+    return Runtime.from_config(config, face="tui")

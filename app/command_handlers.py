@@ -8,33 +8,44 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from app.commands import COMMANDS, CommandError, Invocation, help_lines
-from runtime.core.errors import AppError, describe
+from app.surface import ChatSurface
+from runtime.core.errors import AppError, InternalError, NotFoundError, describe
 
 if TYPE_CHECKING:
-    from app.chat_app import HoldfastApp
+    from app.widgets.notice import NoticeKind
+    from runtime.host.facade import ExportFormat, RuntimeFacade
 
 log = logging.getLogger(__name__)
 
 
 class CommandHandlers:
-    def __init__(self, app: HoldfastApp) -> None:
+    """Runs parsed slash commands (``cmd_<name>``) against ``app`` and its runtime facade."""
+
+    def __init__(self, app: ChatSurface) -> None:
         self.app = app
 
     @property
-    def rt(self) -> Any:
-        return self.app.rt
+    def rt(self) -> RuntimeFacade:
+        """The started runtime (InternalError before boot built it: :meth:`run` checks first)."""
+        rt = self.app.rt
+        if rt is None:
+            raise InternalError("the runtime is still starting")
+        return rt
 
-    async def say(self, text: str, kind: str = "command") -> None:
-        await self.app.chat_log.notice(text, kind)  # type: ignore[arg-type]
+    async def say(self, text: str, kind: NoticeKind = "command") -> None:
+        """Show ``text`` as a notice of ``kind`` in the chat log."""
+        await self.app.chat_log.notice(text, kind)
 
     async def run(self, inv: Invocation) -> None:
-        handler = getattr(self, f"cmd_{inv.name}")
+        """Run one command; its errors become one-line notices (hint or error), never exceptions."""
+        handler: Callable[[Invocation], Awaitable[None]] = getattr(self, f"cmd_{inv.name}")
         needs_runtime = inv.name not in ("help", "copy")
-        if needs_runtime and (self.rt is None or self.rt.agent is None):
+        if needs_runtime and (self.app.rt is None or not self.app.rt.started):
             await self.say(f"/{inv.name}: the runtime is still starting; try again in a moment", "hint")
             return
         try:
@@ -54,12 +65,14 @@ class CommandHandlers:
 
     async def cmd_system(self, inv: Invocation) -> None:
         prompt = inv.rest
-        await self.rt.agent.set_system_prompt(self.app.conversation_id, prompt)
+        if self.app.conversation_id is None:
+            raise CommandError("no conversation is open yet")
+        await self.rt.set_system_prompt(self.app.conversation_id, prompt)
         await self.say(f"system prompt set for this conversation: {prompt}")
 
     async def cmd_model(self, inv: Invocation) -> None:
-        models = await self.rt.llm.list_models()
-        current = await self.rt.llm.model()
+        models = await self.rt.list_models()
+        current = await self.rt.current_model()
         if not inv.args:
             listed = ", ".join(f"{m} (current)" if m == current else m for m in models) or "none"
             await self.say(f"models: {listed}")
@@ -67,7 +80,7 @@ class CommandHandlers:
         name = inv.args[0]
         if models and name not in models:
             raise CommandError(f"unknown model {name!r}; available: {', '.join(models)}")
-        self.rt.llm.set_model(name)
+        self.rt.set_model(name)
         self.app.header.model = name
         await self.say(f"model switched to {name}")
 
@@ -76,10 +89,9 @@ class CommandHandlers:
 
     async def cmd_summarize(self, inv: Invocation) -> None:
         conv_id = self.app.conversation_id
-        summarizer = getattr(self.rt.agent, "summarizer", None)
-        if conv_id is None or summarizer is None:
+        if conv_id is None:
             raise CommandError("nothing to summarise yet")
-        result = await summarizer.maybe_summarize(conv_id)
+        result = await self.rt.summarize(conv_id)
         if result is None:
             await self.say("history is below the summarise threshold: nothing to do")
             return
@@ -94,10 +106,10 @@ class CommandHandlers:
         if conv_id is None:
             raise CommandError("no conversation to export yet")
         opts = inv.options or {}
-        fmt = opts.get("format", "md")
-        text = await (self.rt.store.export_json(conv_id) if fmt == "json" else self.rt.store.export_markdown(conv_id))
-        target = Path(opts.get("path") or self.rt.config.data_path / "exports" / f"{conv_id}.{fmt}").expanduser()
-        await asyncio.to_thread(_write_file, target, text)
+        fmt: ExportFormat = "json" if opts.get("format") == "json" else "md"
+        text = await self.rt.export_conversation(conv_id, fmt)
+        target = str(opts.get("path") or self.app.config.data_path / "exports" / f"{conv_id}.{fmt}")
+        target = await asyncio.to_thread(_write_file, target, text)
         await self.say(f"exported {len(text):,} characters to {target}")
 
     async def cmd_copy(self, inv: Invocation) -> None:
@@ -109,54 +121,47 @@ class CommandHandlers:
 
     # ------------------------------------------------------------ memory and tools
 
-    async def cmd_memory(self, inv: Invocation) -> None:
-        if self.rt.memory is None:
+    def _memory_on(self) -> RuntimeFacade:
+        if not self.rt.memory_enabled:
             raise CommandError("long-term memory is disabled ([memory].enabled = false)")
-        recall = await self.rt.memory.search_memories(inv.rest, self.rt.user_id)
+        return self.rt
+
+    async def cmd_memory(self, inv: Invocation) -> None:
+        search = await self._memory_on().search_memories(inv.rest)
         lines = [
             f"{m.id}  {m.score:.2f}  {m.content}" if m.score is not None else f"{m.id}  {m.content}"
-            for m in recall.memories
+            for m in search.hits
         ]
-        head = f"{len(lines)} memories for {inv.rest!r}" + (f" (degraded: {recall.reason})" if recall.degraded else "")
+        head = f"{len(lines)} memories for {inv.rest!r}" + (f" (degraded: {search.reason})" if search.degraded else "")
         await self.say("\n".join([head, *lines]))
 
     async def cmd_remember(self, inv: Invocation) -> None:
-        if self.rt.memory is None:
-            raise CommandError("long-term memory is disabled ([memory].enabled = false)")
-        mid = await self.rt.memory.store_memory(self.rt.user_id, self.app.conversation_id or "", inv.rest)
+        mid = await self._memory_on().remember(inv.rest, self.app.conversation_id or "")
         await self.say(f"remembered as {mid}")
 
     async def cmd_forget(self, inv: Invocation) -> None:
-        if self.rt.memory is None:
-            raise CommandError("long-term memory is disabled ([memory].enabled = false)")
-        found = await self.rt.memory.forget(self.rt.user_id, inv.args[0])
+        found = await self._memory_on().forget_memory(inv.args[0])
         await self.say(f"forgot {inv.args[0]}" if found else f"no memory {inv.args[0]}")
 
     async def cmd_tools(self, inv: Invocation) -> None:
-        lines = []
-        for name in self.rt.tools.names():
-            tool = self.rt.tools.get(name)
-            description = (getattr(tool, "description", "") or "").splitlines()[0:1]
-            lines.append(f"{name} [{self.rt.tools.permission(name)}] {description[0] if description else ''}")
+        tools = self.rt.list_tools()
+        lines = [f"{t.name} [{t.permission}] {t.description}" for t in tools]
         for plugin, error in self.rt.plugin_errors.items():
             lines.append(f"✖ plugin {plugin} failed to load: {error}")
-        await self.say("\n".join([f"{len(self.rt.tools.names())} tools", *lines]))
+        await self.say("\n".join([f"{len(tools)} tools", *lines]))
 
     # ------------------------------------------------------------ resilience
 
     async def cmd_breakers(self, inv: Invocation) -> None:
-        registry = self.rt.resilience.breakers
-        names = [inv.args[1]] if len(inv.args) > 1 else [b.name for b in registry]
-        known = {b.name for b in registry}
-        for name in names:
-            if name not in known:
-                raise CommandError(f"no breaker {name!r}; known: {', '.join(sorted(known)) or 'none'}")
-            registry.get(name).reset()
+        try:
+            names = self.rt.reset_breakers([inv.args[1]] if len(inv.args) > 1 else None)
+        except NotFoundError as exc:
+            raise CommandError(exc.user_message()) from exc
         self.app.refresh_breakers()
         await self.say(f"reset breaker{'s' if len(names) != 1 else ''}: {', '.join(names) or 'none'}")
 
     async def cmd_health(self, inv: Invocation) -> None:
-        report = await self.rt.monitor.run_checks()
+        report = await self.rt.check_health()
         self.app.health_panel.show_report(report)
         self.app.refresh_backend_pids()
         lines = [f"overall: {report.status.value}"]
@@ -170,14 +175,12 @@ class CommandHandlers:
         chaos = self.rt.chaos
         if action == "kill":
             name = inv.args[1]
-            pid = self.rt.backends[name].pid if name in self.rt.backends else None
-            chaos.kill(name)
+            pid = chaos.kill(name)
             await self.say(f"killed {name} (pid {pid}): watch the Health and Breakers panels", "degraded")
             await self.app.check_health_now()
         elif action == "start":
             name = inv.args[1]
-            await chaos.start(name)
-            pid = self.rt.backends[name].pid
+            pid = await chaos.start(name)
             await self.say(f"started {name} again (pid {pid})")
             await self.app.check_health_now()
             self.app.schedule_recovery_probe(name)
@@ -195,13 +198,16 @@ class CommandHandlers:
             self.app.refresh_breakers()
             await self.say("chaos reset: backends running, no faults, memory online")
             await self.app.check_health_now()
-            for name in self.rt.backends:
+            for name in self.rt.backends():
                 self.app.schedule_recovery_probe(name)
 
 
-def _write_file(path: Path, text: str) -> None:
+def _write_file(target: str, text: str) -> str:
+    """Write ``text`` (UTF-8) to ``target`` (``~`` expanded, folders made); returns the path written."""
+    path = Path(target).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+    return str(path)
 
 
 __all__ = ["COMMANDS", "CommandHandlers"]

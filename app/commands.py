@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Any
+
+#: A parsed option value: a text (``path``), a flag (``on``), a number (a fault's seconds, rate, status).
+OptionValue = str | bool | float | int
 
 
 class CommandError(ValueError):
@@ -64,7 +66,7 @@ class Invocation:
     args: tuple[str, ...]
     #: The raw text after the command name (for free-text commands).
     rest: str = ""
-    options: dict[str, Any] | None = None
+    options: dict[str, OptionValue] | None = None
 
 
 def is_command(line: str) -> bool:
@@ -163,9 +165,9 @@ def parse_rate(text: str) -> float:
     return value
 
 
-def parse_faults(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
+def parse_faults(pairs: tuple[str, ...] | list[str]) -> dict[str, OptionValue]:
     """``latency=2s errors=50% status=503`` -> ``{"latency": 2.0, "error_rate": 0.5, "error_status": 503}``."""
-    faults: dict[str, Any] = {}
+    faults: dict[str, OptionValue] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip().lower()

@@ -8,10 +8,11 @@ conversation is opened, so a resumed conversation looks like the live one.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
 from textual.widget import Widget
 
+from app.surface import ChatSurface
 from app.widgets.assistant_message import AssistantMessage
 from app.widgets.chat_log import ChatLog
 from app.widgets.notice import Notice
@@ -31,15 +32,13 @@ from runtime.core.events import (
     TurnFinished,
     UserSaved,
 )
-
-if TYPE_CHECKING:
-    from app.chat_app import HoldfastApp
+from runtime.core.messages import ChatMessage
 
 
 class TurnView:
     """Renders one turn's events into the chat log and the Context panel."""
 
-    def __init__(self, app: HoldfastApp, conversation_id: str) -> None:
+    def __init__(self, app: ChatSurface, conversation_id: str) -> None:
         self.app = app
         self.conversation_id = conversation_id
         self.reply: AssistantMessage | None = None
@@ -82,9 +81,9 @@ class TurnView:
             await self.reply.append(event.text)
         elif isinstance(event, ToolCallStarted):
             await self._close_reply()
-            block = ToolCallBlock(event.call_id, event.name, event.arguments)
-            self.blocks[event.call_id] = block
-            await self.log.add(block)
+            started = ToolCallBlock(event.call_id, event.name, event.arguments)
+            self.blocks[event.call_id] = started
+            await self.log.add(started)
         elif isinstance(event, ToolCallFinished):
             block = self.blocks.get(event.call_id)
             if block is None:
@@ -146,7 +145,7 @@ class TurnView:
             await self.log.notice("cancelled: the partial reply is kept, marked interrupted", "degraded")
 
 
-def render_history(messages: list[Any]) -> list[Widget]:
+def render_history(messages: Sequence[ChatMessage]) -> list[Widget]:
     """Widgets for stored messages: user and assistant bubbles, tool blocks with their results."""
     widgets: list[Widget] = []
     blocks: dict[str, ToolCallBlock] = {}
@@ -166,9 +165,9 @@ def render_history(messages: list[Any]) -> list[Widget]:
                 reply.set_class(str(meta.get("source") or "llm") != "llm", "-fallback")
                 widgets.append(reply)
             for call in message.tool_calls:
-                block = ToolCallBlock(call.id, call.name, _json_or_text(call.arguments))
-                blocks[call.id] = block
-                widgets.append(block)
+                called = ToolCallBlock(call.id, call.name, _json_or_text(call.arguments))
+                blocks[call.id] = called
+                widgets.append(called)
         elif message.role == "tool":
             block = blocks.get(message.tool_call_id or "")
             if block is None:
@@ -182,8 +181,9 @@ def render_history(messages: list[Any]) -> list[Widget]:
     return widgets
 
 
-def _json_or_text(raw: str) -> Any:
+def _json_or_text(raw: str) -> object:
     try:
-        return json.loads(raw) if raw else {}
+        parsed: object = json.loads(raw) if raw else {}
+        return parsed
     except ValueError:
         return raw

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
@@ -17,7 +20,7 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
     ConfirmScreen Button { margin-left: 1; }
     """
-    BINDINGS = [("escape", "dismiss(False)", "Cancel"), ("y", "dismiss(True)", "Yes")]
+    BINDINGS: ClassVar[list[BindingType]] = [("escape", "dismiss(False)", "Cancel"), ("y", "dismiss(True)", "Yes")]
 
     def __init__(self, question: str, *, confirm_label: str = "Delete") -> None:
         super().__init__()

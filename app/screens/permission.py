@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import ClassVar, Literal
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
@@ -25,14 +27,14 @@ class PermissionScreen(ModalScreen[str]):
     PermissionScreen Horizontal { height: auto; align-horizontal: right; }
     PermissionScreen Button { margin-left: 1; }
     """
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         ("escape", "dismiss('deny')", "Deny"),
         ("o", "dismiss('once')", "Allow once"),
         ("a", "dismiss('always')", "Always"),
         ("d", "dismiss('deny')", "Deny"),
     ]
 
-    def __init__(self, tool_name: str, arguments: dict[str, Any]) -> None:
+    def __init__(self, tool_name: str, arguments: Mapping[str, object]) -> None:
         super().__init__()
         self.tool_name = tool_name
         self.arguments = arguments

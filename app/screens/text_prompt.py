@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
@@ -15,7 +18,7 @@ class TextPromptScreen(ModalScreen[str | None]):
     TextPromptScreen { align: center middle; }
     TextPromptScreen > Vertical { width: 60; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
     """
-    BINDINGS = [("escape", "dismiss(None)", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, label: str, value: str = "") -> None:
         super().__init__()

@@ -1,7 +1,7 @@
 """The Breakers panel: one row per service with state, failures, countdown and last error.
 
-It renders breaker snapshot dicts (``BreakerSnapshot.to_dict()``) handed to :meth:`show`; it
-never asks a backend anything. While a breaker is open a one-second timer re-renders the
+It renders the :class:`BreakerSnapshot` objects handed to :meth:`show` (from the runtime
+facade's ``breaker_snapshots()``); it never asks a backend anything. While a breaker is open a one-second timer re-renders the
 countdown from the last snapshot and the time it was taken (the injected clock).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
@@ -17,10 +17,16 @@ from textual.widgets import Static
 
 from app.safe_text import one_line
 
+if TYPE_CHECKING:
+    from runtime.host.facade import BreakerSnapshot
+
 STATE_STYLES = {"closed": ("● CLOSED", "green"), "open": ("● OPEN", "bold red"), "half_open": ("◐ HALF-OPEN", "yellow")}
 
 
 class BreakersPanel(Static):
+    """One row per breaker: state (with the seconds left while open), failures and failure rate,
+    the last error while not closed. ``clock`` (monotonic seconds) runs the countdown."""
+
     DEFAULT_CSS = """
     BreakersPanel { height: auto; border: round $primary 50%; border-title-color: $text; padding: 0 1; }
     """
@@ -29,30 +35,32 @@ class BreakersPanel(Static):
         super().__init__("", id=id, markup=False)
         self.border_title = "Breakers"
         self._clock = clock
-        self.rows: dict[str, dict[str, Any]] = {}
+        self.rows: dict[str, BreakerSnapshot] = {}
         self._taken_at = clock()
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
         self.refresh_table()
 
-    def show(self, snapshots: Iterable[dict[str, Any]]) -> None:
+    def show(self, snapshots: Iterable[BreakerSnapshot]) -> None:
         """Replace the rows with these snapshots (taken now)."""
-        self.rows = {snap["name"]: dict(snap) for snap in snapshots}
+        self.rows = {snap.name: snap for snap in snapshots}
         self._taken_at = self._clock()
         self.refresh_table()
 
     def state_of(self, name: str) -> str | None:
+        """The shown state of breaker ``name`` (``closed``/``open``/``half_open``), None if not shown."""
         row = self.rows.get(name)
-        return row["state"] if row else None
+        return row.state if row else None
 
     def _tick(self) -> None:
-        if any(row.get("state") == "open" for row in self.rows.values()):
+        if any(row.state == "open" for row in self.rows.values()):
             self.refresh_table()
 
-    def countdown(self, row: dict[str, Any]) -> float | None:
-        until = row.get("seconds_until_half_open")
-        if until is None or row.get("state") != "open":
+    def countdown(self, row: BreakerSnapshot) -> float | None:
+        """Seconds until an open breaker lets a probe through, counted from the snapshot; None if not open."""
+        until = row.seconds_until_half_open
+        if until is None or row.state != "open":
             return None
         return max(0.0, float(until) - (self._clock() - self._taken_at))
 
@@ -66,18 +74,17 @@ class BreakersPanel(Static):
         table.add_column("fail", no_wrap=True, justify="right", ratio=2)
         for name in sorted(self.rows, key=_order):
             row = self.rows[name]
-            label, style = STATE_STYLES.get(row.get("state", ""), (str(row.get("state", "?")).upper(), "white"))
+            label, style = STATE_STYLES.get(row.state, (row.state.upper(), "white"))
             state = Text(label, style=style)
             left = self.countdown(row)
             if left is not None:
                 state.append(f" {left:.0f}s", style="red")
-            elif row.get("forced"):
+            elif row.forced:
                 state.append(" forced", style="dim")
-            rate = float(row.get("failure_rate") or 0.0)
-            fails = Text(f"{row.get('failure_count', 0)} · {rate:.0%}")
+            fails = Text(f"{row.failure_count} · {row.failure_rate:.0%}")
             table.add_row(Text(name), state, fails)
-            if row.get("last_error") and row.get("state") != "closed":
-                table.add_row(Text(""), Text(one_line(str(row["last_error"]), 60), style="dim"), Text(""))
+            if row.last_error and row.state != "closed":
+                table.add_row(Text(""), Text(one_line(row.last_error, 60), style="dim"), Text(""))
         self.update(table)
 
 

@@ -5,13 +5,16 @@ Fed a ``PromptReport`` (from :class:`PromptBuilt`) and the texts of :class:`Memo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.widgets import Static
 
 from app.safe_text import one_line
+
+if TYPE_CHECKING:
+    from runtime.host.facade import PromptReport
 
 #: (section, report attribute(s), colour) in bar order.
 SECTIONS: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -23,14 +26,15 @@ SECTIONS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 )
 
 
-def section_tokens(report: Any) -> dict[str, int]:
+def section_tokens(report: PromptReport) -> dict[str, int]:
+    """Tokens per bar section (system, tools, memories, history, reserved) of one prompt."""
     return {name: sum(int(getattr(report, attr, 0) or 0) for attr in attrs) for name, attrs, _ in SECTIONS}
 
 
-def budget_bar(report: Any, width: int) -> Text:
+def budget_bar(report: PromptReport, width: int) -> Text:
     """A bar of ``width`` cells: each section's share of budget + reserved, then free space."""
     tokens = section_tokens(report)
-    total = max(1, int(getattr(report, "budget", 0) or 0) + int(getattr(report, "reserved_tokens", 0) or 0))
+    total = max(1, report.budget + report.reserved_tokens)
     bar = Text()
     used = 0
     for name, _, colour in SECTIONS:
@@ -45,6 +49,8 @@ def budget_bar(report: Any, width: int) -> Text:
 
 
 class ContextPanel(Static):
+    """The last prompt's token budget and the memories recalled for it."""
+
     DEFAULT_CSS = """
     ContextPanel { height: auto; border: round $primary 50%; padding: 0 1; }
     """
@@ -52,7 +58,7 @@ class ContextPanel(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id, markup=False)
         self.border_title = "Context"
-        self.report: Any = None
+        self.report: PromptReport | None = None
         self.memories: tuple[str, ...] = ()
         self.memory_note = ""
 
@@ -62,11 +68,13 @@ class ContextPanel(Static):
     def on_resize(self) -> None:
         self.refresh_panel()
 
-    def show_report(self, report: Any) -> None:
+    def show_report(self, report: PromptReport) -> None:
+        """Show the budget of the prompt just built."""
         self.report = report
         self.refresh_panel()
 
     def show_memories(self, texts: tuple[str, ...] | list[str], note: str = "") -> None:
+        """Show the recalled memories (and ``note``, e.g. "memory offline")."""
         self.memories = tuple(texts)
         self.memory_note = note
         self.refresh_panel()
@@ -77,10 +85,10 @@ class ContextPanel(Static):
             self.update(Text("no prompt built yet", style="dim italic"))
             return
         width = max(10, self.content_size.width or 30)
-        prompt = int(getattr(report, "prompt_tokens", 0) or 0)
-        budget = int(getattr(report, "budget", 0) or 0)
-        lines: list[Any] = [
-            Text(f"{prompt:,} / {budget:,} tokens" + (" ≈" if getattr(report, "approximate", False) else "")),
+        prompt = report.prompt_tokens
+        budget = report.budget
+        lines: list[RenderableType] = [
+            Text(f"{prompt:,} / {budget:,} tokens" + (" ≈" if report.approximate else "")),
             budget_bar(report, width),
         ]
         legend = Text()
@@ -89,15 +97,14 @@ class ContextPanel(Static):
             legend.append("■ ", style=colour)
             legend.append(f"{name} {tokens:,}  ")
         lines.append(legend)
-        facts = [f"kept {getattr(report, 'messages_included', 0)} msgs"]
-        dropped = int(getattr(report, "messages_dropped", 0) or 0)
-        if dropped:
-            facts.append(f"dropped {dropped}")
-        if getattr(report, "summary_used", False):
-            facts.append(f"summary ({getattr(report, 'summary_method', None) or 'llm'})")
-        if getattr(report, "approximate", False):
-            facts.append(f"approx. counts ({getattr(report, 'encoding', '?')})")
-        if getattr(report, "truncated", False):
+        facts = [f"kept {report.messages_included} msgs"]
+        if report.messages_dropped:
+            facts.append(f"dropped {report.messages_dropped}")
+        if report.summary_used:
+            facts.append(f"summary ({report.summary_method or 'llm'})")
+        if report.approximate:
+            facts.append(f"approx. counts ({report.encoding})")
+        if report.truncated:
             facts.append("truncated")
         lines.append(Text(" · ".join(facts), style="dim"))
         lines.append(Text("memories recalled:" if self.memories else "no memories recalled", style="bold"))

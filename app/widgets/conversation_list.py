@@ -1,14 +1,14 @@
 """The conversations sidebar: most recent first, filter by title, select to open.
 
-It shows ``ConversationInfo``-like objects (``id``, ``title``, ``updated_at``,
-``message_count``); the app loads them from the store in a worker and calls :meth:`show`.
+It shows the runtime facade's :class:`Conversation` snapshots (``id``, ``title``, ``updated_at``,
+``message_count``); the app lists them in a worker and calls :meth:`show`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,8 +19,13 @@ from textual.widgets.option_list import Option
 
 from app.safe_text import one_line
 
+if TYPE_CHECKING:
+    from runtime.host.facade import Conversation
+
 
 class ConversationList(Vertical):
+    """The sidebar: a title filter above the conversations, newest first; posts :class:`Selected`."""
+
     DEFAULT_CSS = """
     ConversationList { width: 30; border-right: vkey $primary 40%; }
     ConversationList > Input { margin: 0; border: tall $primary 30%; }
@@ -29,11 +34,14 @@ class ConversationList(Vertical):
 
     @dataclass
     class Selected(Message):
+        """The user picked a conversation to open."""
+
+        #: The id of the picked conversation.
         conversation_id: str
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.conversations: list[Any] = []
+        self.conversations: list[Conversation] = []
         self.current_id: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -44,16 +52,18 @@ class ConversationList(Vertical):
     def options(self) -> OptionList:
         return self.query_one("#conv-options", OptionList)
 
-    def show(self, conversations: Iterable[Any], current_id: str | None = None) -> None:
-        self.conversations = sorted(conversations, key=lambda c: getattr(c, "updated_at", 0.0), reverse=True)
+    def show(self, conversations: Iterable[Conversation], current_id: str | None = None) -> None:
+        """List ``conversations`` newest first, marking ``current_id`` (None: keep the current mark)."""
+        self.conversations = sorted(conversations, key=lambda c: c.updated_at, reverse=True)
         if current_id is not None:
             self.current_id = current_id
         self._render_options()
 
     def titles(self) -> list[str]:
+        """Ids of the conversations the filter shows, in order."""
         return [opt.id or "" for opt in self._visible()]
 
-    def _visible(self) -> list[Any]:
+    def _visible(self) -> list[Conversation]:
         search = self.query("#conv-search")
         query = search.first(Input).value.strip().lower() if search else ""
         return [c for c in self.conversations if not query or query in str(c.title).lower()]
@@ -67,7 +77,7 @@ class ConversationList(Vertical):
         highlight: int | None = None
         for index, conv in enumerate(self._visible()):
             label = Text(one_line(conv.title or "Untitled", 40), style="bold" if conv.id == self.current_id else "")
-            label.append(f"\n{getattr(conv, 'message_count', 0)} msgs", style="dim")
+            label.append(f"\n{conv.message_count} msgs", style="dim")
             options.add_option(Option(label, id=conv.id))
             if conv.id == self.current_id:
                 highlight = index
@@ -84,6 +94,7 @@ class ConversationList(Vertical):
             self.post_message(self.Selected(event.option.id))
 
     def title_of(self, conversation_id: str) -> str:
+        """The title of a listed conversation ("" if not listed)."""
         for conv in self.conversations:
             if conv.id == conversation_id:
                 return str(conv.title)

@@ -7,13 +7,16 @@ Rows start as "starting…" so startup progress is visible; they change on :clas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.widgets import Static
 
 from app.safe_text import one_line
+
+if TYPE_CHECKING:
+    from runtime.host.facade import CheckResult, HealthReport
 
 ROWS = ("redis", "llm", "memory", "embeddings", "plugins")
 STATUS_STYLES = {
@@ -28,14 +31,18 @@ STATUS_STYLES = {
 
 @dataclass
 class HealthRow:
+    """What one row shows: status (a HealthStatus value, or starting/stopped), a detail line,
+    the last check's latency in milliseconds and the backend's pid."""
+
     status: str = "starting"
     detail: str = "starting…"
     latency_ms: float | None = None
     pid: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class HealthPanel(Static):
+    """The Health panel; rows change through :meth:`set_row` and :meth:`show_report` only."""
+
     DEFAULT_CSS = """
     HealthPanel { height: auto; border: round $primary 50%; padding: 0 1; }
     """
@@ -72,11 +79,12 @@ class HealthPanel(Static):
             row.pid = pid
         self.refresh_table()
 
-    def show_report(self, report: Any) -> None:
-        """Apply a ``HealthReport`` (``checks``: name -> CheckResult) in one go."""
-        for name, result in getattr(report, "checks", {}).items():
-            status = getattr(result.status, "value", str(result.status))
-            self.set_row(_row_name(name), status=status, detail=_detail(result), latency_ms=result.latency_ms)
+    def show_report(self, report: HealthReport) -> None:
+        """Apply a health report (``checks``: name -> CheckResult) in one go."""
+        for name, result in report.checks.items():
+            self.set_row(
+                _row_name(name), status=result.status.value, detail=_detail(result), latency_ms=result.latency_ms
+            )
 
     def refresh_table(self) -> None:
         lines: list[Text] = []
@@ -99,11 +107,11 @@ def _row_name(check: str) -> str:
     return "plugins" if check.startswith(("plugin", "tool")) else check
 
 
-def _detail(result: Any) -> str:
+def _detail(result: CheckResult) -> str:
     if result.error:
         return str(result.error)
     details = dict(result.details or {})
     for key in ("detail", "message", "mode", "model", "provider", "url"):
         if details.get(key):
             return str(details[key])
-    return getattr(result.status, "value", "")
+    return result.status.value

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from rich.text import Text
 from textual.content import Content
@@ -23,7 +22,8 @@ _STATUS_ICONS = {
 }
 
 
-def format_arguments(arguments: Any) -> str:
+def format_arguments(arguments: object) -> str:
+    """Tool arguments as shown: a JSON value pretty-printed, a raw (unparsable) string as is."""
     if isinstance(arguments, str):
         return arguments
     try:
@@ -43,7 +43,7 @@ class ToolCallBlock(Collapsible):
     ToolCallBlock .error { color: $error; }
     """
 
-    def __init__(self, call_id: str, name: str, arguments: Any = None) -> None:
+    def __init__(self, call_id: str, name: str, arguments: object = None) -> None:
         self.call_id = call_id
         self.tool_name = clean(name)
         self.arguments_text = format_arguments(arguments if arguments is not None else {})

@@ -30,13 +30,13 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from runtime.agent.turn_lock import TurnBusyError, TurnLocks
 from runtime.config import Config
-from runtime.context.window import RECENT_PAGE
+from runtime.context.window import RECENT_PAGE, ContextWindowManager
 from runtime.core.errors import AppError, AuthorizationError, NotFoundError, ValidationError, describe
 from runtime.core.events import (
     AssistantSaved,
@@ -57,21 +57,49 @@ from runtime.core.messages import ChatMessage, ConversationSummary, ToolCall
 from runtime.tools import AskPermission, ToolContext, ToolRegistry
 from runtime.tools.runner import ToolResult, ToolRunner
 
+if TYPE_CHECKING:
+    from runtime.context.summarize import Summarizer, SummarizeResult
+    from runtime.llm import LLMClient
+    from runtime.llm.stream_events import FallbackReply, StreamInterrupted
+    from runtime.memory import VectorMemoryStore
+    from runtime.resilience import HealthMonitor, Resilience
+    from runtime.state.conversations import ConversationStore
+    from runtime.state.store import RedisStateStore
+
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Messages with this metadata flag are kept in history but never sent to the model.
 HIDDEN = "hidden"
 
 
 def new_turn_id() -> str:
+    """A fresh turn id: ``turn_`` and 16 hex digits (64 random bits)."""
     return "turn_" + secrets.token_hex(8)
 
 
 def max_steps_note(steps: int) -> str:
+    """The note appended to an answer cut at the step limit (``[agent].max_steps``)."""
     return (
         f"[Stopped after {steps} steps, the limit for one turn; the last requested tools were not run. "
         "Ask me to continue if you want me to go on.]"
     )
+
+
+class HistorySource(Protocol):
+    """What :class:`PromptHistory` reads: the conversation store's tail, summary and newest page
+    (:class:`runtime.state.conversations.ConversationStore`)."""
+
+    async def read_tail(
+        self, conversation_id: str, limit: int, *, before_seq: int | None = None
+    ) -> list[ChatMessage]: ...
+
+    async def get_summary(self, conversation_id: str) -> ConversationSummary | None: ...
+
+    async def read_recent(
+        self, conversation_id: str, limit: int
+    ) -> tuple[ConversationSummary | None, list[ChatMessage]]: ...
 
 
 class PromptHistory:
@@ -82,11 +110,12 @@ class PromptHistory:
     ``read_recent`` (summary and newest page together) serves a snapshot primed by
     :meth:`prefetch` once, so a turn's history read can overlap its memory recall."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: HistorySource) -> None:
         self.store = store
         self._primed: dict[str, tuple[int, tuple[ConversationSummary | None, list[ChatMessage]]]] = {}
 
     async def read_tail(self, conversation_id: str, limit: int, *, before_seq: int | None = None) -> list[ChatMessage]:
+        """Up to ``limit`` visible messages, oldest first, ending before ``before_seq`` (None: newest)."""
         kept: list[ChatMessage] = []
         before = before_seq
         while True:
@@ -97,6 +126,7 @@ class PromptHistory:
             before = page[0].seq
 
     async def get_summary(self, conversation_id: str) -> ConversationSummary | None:
+        """The conversation's current summary, or None."""
         return await self.store.get_summary(conversation_id)
 
     async def prefetch(self, conversation_id: str, limit: int) -> None:
@@ -104,11 +134,13 @@ class PromptHistory:
         self._primed[conversation_id] = (limit, await self._fetch_recent(conversation_id, limit))
 
     def drop_prefetched(self, conversation_id: str) -> None:
+        """Forget a prefetched snapshot the turn did not use."""
         self._primed.pop(conversation_id, None)
 
     async def read_recent(
         self, conversation_id: str, limit: int
     ) -> tuple[ConversationSummary | None, list[ChatMessage]]:
+        """The summary and up to ``limit`` newest visible messages (a primed snapshot if one fits)."""
         primed = self._primed.pop(conversation_id, None)
         if primed is not None and primed[0] >= limit:
             summary, page = primed[1]
@@ -118,8 +150,6 @@ class PromptHistory:
     async def _fetch_recent(
         self, conversation_id: str, limit: int
     ) -> tuple[ConversationSummary | None, list[ChatMessage]]:
-        if not hasattr(self.store, "read_recent"):
-            return await self.store.get_summary(conversation_id), await self.read_tail(conversation_id, limit)
         summary, page = await self.store.read_recent(conversation_id, limit)
         kept = [m for m in page if not m.metadata.get(HIDDEN)]
         if len(kept) < limit and len(page) >= limit and page and page[0].seq not in (None, 0):
@@ -154,24 +184,32 @@ class _Turn:
 
 
 class Agent:
-    """Runs turns. Built by :class:`runtime.host.runtime.Runtime`; every collaborator is injected."""
+    """Runs turns. Built by :class:`runtime.host.runtime.Runtime`; every collaborator is injected.
+
+    ``store`` keeps the conversation, ``llm`` streams replies, ``window`` builds each step's
+    prompt, ``tools``/``runner`` run tool calls. Optional: ``bus`` (every event is published on
+    it), ``memory`` (recall and remember; None when disabled), ``state``, ``resilience`` and
+    ``monitor`` (handed to tools through their ToolContext), ``summarizer`` (after-turn
+    summaries), ``locks`` (one turn per conversation; default: process-local only), ``clock``
+    (seconds, for the turn timings).
+    """
 
     def __init__(
         self,
         config: Config,
         *,
         user_id: str,
-        store: Any,
-        llm: Any,
-        window: Any,
+        store: ConversationStore,
+        llm: LLMClient,
+        window: ContextWindowManager,
         tools: ToolRegistry,
         runner: ToolRunner,
         bus: EventBus | None = None,
-        memory: Any = None,
-        state: Any = None,
-        resilience: Any = None,
-        monitor: Any = None,
-        summarizer: Any = None,
+        memory: VectorMemoryStore | None = None,
+        state: RedisStateStore | None = None,
+        resilience: Resilience | None = None,
+        monitor: HealthMonitor | None = None,
+        summarizer: Summarizer | None = None,
         locks: TurnLocks | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -192,24 +230,25 @@ class Agent:
         self.locks = locks or TurnLocks(None, ttl=config.agent.turn_lock_timeout, wait=config.agent.turn_lock_timeout)
         self._clock = clock
         self._known: dict[str, str] = {}  # conversation id -> system prompt
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ public
 
     async def new_conversation(self, title: str = "New conversation") -> str:
+        """Create a conversation for this user with the configured system prompt; returns its id."""
         conv_id = await self.store.create(self.user_id, title=title, system_prompt=self.config.agent.system_prompt)
         self._known[conv_id] = self.config.agent.system_prompt
         return conv_id
 
     def run_turn(
         self, conversation_id: str, user_text: str, *, ask_permission: AskPermission | None = None
-    ) -> AsyncIterator[TurnEvent]:
+    ) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn for ``user_text``; iterate the events (close the iterator to cancel)."""
         return self._run(conversation_id, user_text, None, ask_permission)
 
     def retry_turn(
         self, conversation_id: str, *, ask_permission: AskPermission | None = None
-    ) -> AsyncIterator[TurnEvent]:
+    ) -> AsyncGenerator[TurnEvent, None]:
         """Resend the conversation's last user message (already saved: not saved again)."""
         return self._run(conversation_id, None, True, ask_permission)
 
@@ -218,7 +257,15 @@ class Agent:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
+    async def summarize_now(self, conversation_id: str) -> SummarizeResult | None:
+        """Summarise the conversation's older part if it passes ``[context].summarize_at``
+        (None when it does not). Raises ValidationError when no summarizer is configured."""
+        if self.summarizer is None:
+            raise ValidationError("summaries are not configured for this agent")
+        return await self.summarizer.maybe_summarize(conversation_id)
+
     async def aclose(self) -> None:
+        """Cancel background memory writes and summaries (shutdown)."""
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*list(self._background), return_exceptions=True)
@@ -232,7 +279,7 @@ class Agent:
 
     async def _run(
         self, conversation_id: str, user_text: str | None, resend: bool | None, ask: AskPermission | None
-    ) -> AsyncIterator[TurnEvent]:
+    ) -> AsyncGenerator[TurnEvent, None]:
         """The turn, with its ids on every log record written while it runs."""
         turn_id = new_turn_id()
         with log_context(turn_id=turn_id, conversation_id=conversation_id):
@@ -242,7 +289,7 @@ class Agent:
 
     async def _turn(
         self, conversation_id: str, turn_id: str, user_text: str | None, resend: bool | None, ask: AskPermission | None
-    ) -> AsyncIterator[TurnEvent]:
+    ) -> AsyncGenerator[TurnEvent, None]:
         started = self._clock()
         turn = _Turn(conversation_id, turn_id, started)
         emit = self._emit
@@ -321,7 +368,7 @@ class Agent:
             if stop_reason == "done" and turn.saved:
                 self._after_turn(turn)
 
-    async def _save_user(self, turn: _Turn, user_text: str | None) -> AsyncIterator[TurnEvent]:
+    async def _save_user(self, turn: _Turn, user_text: str | None) -> AsyncGenerator[TurnEvent, None]:
         t0 = self._clock()
         turn.system_prompt = await self._conversation(turn.conversation_id, user_text or "")
         if user_text is None:
@@ -408,7 +455,7 @@ class Agent:
             before = page[0].seq
         raise NotFoundError("there is no user message to retry in this conversation")
 
-    async def _recall(self, turn: _Turn) -> AsyncIterator[TurnEvent]:
+    async def _recall(self, turn: _Turn) -> AsyncGenerator[TurnEvent, None]:
         if self.memory is None or not self.config.memory.enabled:
             return
         t0 = self._clock()
@@ -443,7 +490,7 @@ class Agent:
                 reason=f"memory offline: {reason}",
             )
 
-    async def _steps(self, turn: _Turn, ask: AskPermission | None) -> AsyncIterator[TurnEvent]:
+    async def _steps(self, turn: _Turn, ask: AskPermission | None) -> AsyncGenerator[TurnEvent, None]:
         from runtime.llm.stream_events import (
             FallbackReply,
             Finish,
@@ -486,16 +533,16 @@ class Agent:
             t0 = self._clock()
             step_text: list[str] = []
             calls: list[ToolCall] = []
-            fallback: Any = None
-            interrupted: Any = None
+            fallback: FallbackReply | None = None
+            interrupted: StreamInterrupted | None = None
             turn.text = step_text
-            async with contextlib.aclosing(self.llm.stream_chat(built.messages, built.tools)) as stream:
+            async with _closing(self.llm.stream_chat(built.messages, built.tools)) as stream:
                 try:
                     async for event in stream:
                         if isinstance(event, LLMText):
                             step_text.append(event.text)
                             yield TextDelta(conversation_id=conv, turn_id=tid, text=event.text, step=step)
-                        elif isinstance(event, ToolCallReady) or isinstance(event, ToolCallError):
+                        elif isinstance(event, (ToolCallReady, ToolCallError)):
                             calls.append(event.call)
                         elif isinstance(event, Usage):
                             turn.usage["prompt_tokens"] += event.prompt_tokens
@@ -523,9 +570,9 @@ class Agent:
             turn.timed("llm_ms", t0, self._clock())
 
             if fallback is not None:
-                async with contextlib.aclosing(self._fallback_answer(turn, fallback)) as events:
-                    async for event in events:
-                        yield event
+                async with contextlib.aclosing(self._fallback_answer(turn, fallback)) as answer:
+                    async for answered in answer:
+                        yield answered
                 return
             if interrupted is not None:
                 turn.degraded = True
@@ -555,16 +602,18 @@ class Agent:
                 yield await self._save_answer(turn, text, extra={"stop_reason": "max_steps"})
                 yield self._finished(turn, None, stop_reason="max_steps")
                 return
-            async with contextlib.aclosing(self._run_tools(turn, step, "".join(step_text), calls, ask)) as events:
-                async for event in events:
-                    yield event
+            async with contextlib.aclosing(self._run_tools(turn, step, "".join(step_text), calls, ask)) as ran:
+                async for tool_event in ran:
+                    yield tool_event
 
     async def _run_tools(
         self, turn: _Turn, step: int, text: str, calls: list[ToolCall], ask: AskPermission | None
-    ) -> AsyncIterator[TurnEvent]:
+    ) -> AsyncGenerator[TurnEvent, None]:
         conv, tid = turn.conversation_id, turn.turn_id
         t0 = self._clock()
-        await self.store.add_message(conv, "assistant", text, tool_calls=calls, metadata={"turn_id": tid, "step": step})
+        await self.store.add_message(
+            conv, "assistant", text, tool_calls=[*calls], metadata={"turn_id": tid, "step": step}
+        )
         turn.timed("save_ms", t0, self._clock())
         turn.open_calls = list(calls)
         turn.text = []  # saved with the tool calls; a cancel must not save it twice
@@ -622,7 +671,7 @@ class Agent:
         turn.open_calls = []
         turn.timed("save_ms", t0, self._clock())
 
-    async def _fallback_answer(self, turn: _Turn, fallback: Any) -> AsyncIterator[TurnEvent]:
+    async def _fallback_answer(self, turn: _Turn, fallback: FallbackReply) -> AsyncGenerator[TurnEvent, None]:
         conv, tid = turn.conversation_id, turn.turn_id
         turn.degraded = True
         yield Degraded(conversation_id=conv, turn_id=tid, service="llm", reason=fallback.error)
@@ -648,10 +697,10 @@ class Agent:
         interrupted: bool = False,
         hidden: bool = False,
         source: str = "llm",
-        extra: dict[str, Any] | None = None,
+        extra: dict[str, object] | None = None,
     ) -> AssistantSaved:
         t0 = self._clock()
-        metadata: dict[str, Any] = {"turn_id": turn.turn_id, "source": source, **(extra or {})}
+        metadata: dict[str, object] = {"turn_id": turn.turn_id, "source": source, **(extra or {})}
         if interrupted:
             metadata["interrupted"] = True
         if hidden:
@@ -717,30 +766,30 @@ class Agent:
 
     def _after_turn(self, turn: _Turn) -> None:
         if self.memory is not None and self.config.memory.enabled and self.config.memory.auto_remember:
-            self._spawn(self._remember(turn), "remember")
+            self._spawn(self._remember(self.memory, turn), "remember")
         if self.summarizer is not None:
-            self._spawn(self._summarize(turn.conversation_id), "summarize")
+            self._spawn(self._summarize(self.summarizer, turn.conversation_id), "summarize")
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[object, object, None], name: str) -> None:
         task = asyncio.create_task(coro, name=f"agent-{name}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _remember(self, turn: _Turn) -> None:
+    async def _remember(self, memory: VectorMemoryStore, turn: _Turn) -> None:
         from runtime.memory import remember_turn
 
         try:
             await remember_turn(
-                self.memory, self.user_id, turn.conversation_id, turn.user_text, message_id=turn.user_message_id
+                memory, self.user_id, turn.conversation_id, turn.user_text, message_id=turn.user_message_id
             )
         except AppError as exc:
             log.warning("memory write after turn %s failed: %s", turn.turn_id, describe(exc))
         except Exception:  # same reason as in _summarize
             log.exception("memory write after turn %s crashed", turn.turn_id)
 
-    async def _summarize(self, conversation_id: str) -> None:
+    async def _summarize(self, summarizer: Summarizer, conversation_id: str) -> None:
         try:
-            result = await self.summarizer.maybe_summarize(conversation_id)
+            result = await summarizer.maybe_summarize(conversation_id)
         except AppError as exc:
             log.warning("summarisation of %s skipped: %s", conversation_id, describe(exc))
             return
@@ -757,7 +806,19 @@ class Agent:
             )
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
+@contextlib.asynccontextmanager
+async def _closing(events: AsyncIterator[T]) -> AsyncGenerator[AsyncIterator[T], None]:
+    """``contextlib.aclosing`` for an iterator typed as a plain AsyncIterator (an async
+    generator in fact): closed on exit, so a cancelled turn closes the LLM stream at once."""
+    try:
+        yield events
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()
 

@@ -14,9 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from runtime.core.errors import AppError, ConflictError, describe
+
+if TYPE_CHECKING:
+    from runtime.state.store import RedisStateStore
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ class TurnLock:
     def __init__(
         self,
         local: asyncio.Lock,
-        state: Any,
+        state: RedisStateStore | None,
         key: str,
         token: str | None,
         heartbeat: asyncio.Task[None] | None,
@@ -47,13 +50,14 @@ class TurnLock:
         self._released = False
 
     async def release(self) -> None:
+        """Free the turn (process-local lock and Redis lock); a Redis failure is only logged."""
         if self._released:
             return
         self._released = True
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         try:
-            if self.token is not None:
+            if self.token is not None and self._state is not None:
                 await self._state.locks.release(self._key, self.token)
         except AppError as exc:  # the lock expires by itself
             log.warning("could not release turn lock %s: %s", self._key, describe(exc))
@@ -62,10 +66,17 @@ class TurnLock:
 
 
 class TurnLocks:
-    """Hands out :class:`TurnLock` per conversation. ``state`` is a RedisStateStore (or None)."""
+    """Hands out :class:`TurnLock` per conversation. ``state`` is the RedisStateStore (None: this
+    process only); ``ttl`` is the Redis lock's expiry and ``wait`` the longest wait for a busy
+    conversation, both in seconds; ``sleep`` paces the keep-alive (injected for tests)."""
 
     def __init__(
-        self, state: Any, *, ttl: float, wait: float, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+        self,
+        state: RedisStateStore | None,
+        *,
+        ttl: float,
+        wait: float,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.state = state
         self.ttl = ttl
@@ -74,6 +85,8 @@ class TurnLocks:
         self._local: dict[str, asyncio.Lock] = {}
 
     async def acquire(self, conversation_id: str) -> TurnLock:
+        """Wait (up to ``wait`` seconds) for the conversation's turn. Raises TurnBusyError when
+        another turn still holds it; a Redis outage gives a degraded, process-local lock."""
         local = self._local.setdefault(conversation_id, asyncio.Lock())
         try:
             async with asyncio.timeout(self.wait):
@@ -105,16 +118,16 @@ class TurnLocks:
         except BaseException:
             local.release()
             raise
-        beat = asyncio.create_task(self._keep_alive(key, token), name=f"turn-lock-{conversation_id}")
+        beat = asyncio.create_task(self._keep_alive(self.state, key, token), name=f"turn-lock-{conversation_id}")
         return TurnLock(local, self.state, key, token, beat)
 
-    async def _keep_alive(self, key: str, token: str) -> None:
+    async def _keep_alive(self, state: RedisStateStore, key: str, token: str) -> None:
         # Extend well before expiry so a slow model or a user thinking about a permission
         # prompt never lets another terminal in mid-turn.
         while True:
             await self._sleep(self.ttl / 3)
             try:
-                if not await self.state.locks.extend(key, token, self.ttl):
+                if not await state.locks.extend(key, token, self.ttl):
                     log.warning("turn lock %s was lost (expired)", key)
                     return
             except AppError as exc:

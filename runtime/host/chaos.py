@@ -8,45 +8,88 @@ embeddings breakers open (the store then answers degraded, exactly as in an outa
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from runtime.core.errors import NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from runtime.demo.launcher import DemoLLMServer
+    from runtime.host.facade import FaultValue
+    from runtime.resilience import BreakerRegistry
 
 _MEMORY_BREAKERS = ("memory", "embeddings")
 
 
-class Chaos:
-    def __init__(self, runtime: Any) -> None:
-        self.rt = runtime
+class BackendHandle(Protocol):
+    """An embedded backend process a person may kill and restart (``/chaos``)."""
 
-    def _backend(self, name: str) -> Any:
-        backend = self.rt.backends.get(name)
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def url(self) -> str:
+        """Where clients reach it (``redis://...`` or the OpenAI base URL ``http://.../v1``)."""
+        ...
+
+    def running(self) -> bool: ...
+
+    def kill(self) -> None: ...
+
+    async def astart(self) -> object: ...
+
+
+class Chaos:
+    """Chaos actions on ``processes`` (the runtime's embedded backends by name, shared and filled
+    as they start) and ``breakers`` (the runtime's breaker registry). Implements
+    :class:`runtime.host.facade.ChaosActions`."""
+
+    def __init__(self, processes: Mapping[str, BackendHandle], breakers: BreakerRegistry) -> None:
+        self.processes = processes
+        self.breakers = breakers
+
+    def _backend(self, name: str) -> BackendHandle:
+        backend = self.processes.get(name)
         if backend is None:
-            raise NotFoundError(f"no embedded backend {name!r} (embedded: {', '.join(self.rt.backends) or 'none'})")
+            raise NotFoundError(f"no embedded backend {name!r} (embedded: {', '.join(self.processes) or 'none'})")
         return backend
 
-    def kill(self, name: str) -> None:
-        """SIGKILL the embedded ``redis`` or ``llm`` process."""
-        self._backend(name).kill()
+    def _demo_server(self) -> DemoLLMServer:
+        from runtime.demo.launcher import DemoLLMServer
 
-    async def start(self, name: str) -> None:
-        """Restart a killed backend on its old port."""
-        await self._backend(name).astart()
+        server = self.processes.get("llm")
+        if not isinstance(server, DemoLLMServer):
+            raise ValidationError("faults need the embedded demo LLM server")
+        return server
 
-    async def faults(self, **faults: Any) -> dict[str, Any]:
-        """Set demo LLM server faults (latency, error_rate, fail_next, down, ...)."""
+    def kill(self, name: str) -> int | None:
+        """SIGKILL the embedded ``redis`` or ``llm`` process; returns the pid it had (None if it
+        was not running). NotFoundError for a backend this runtime did not start."""
+        backend = self._backend(name)
+        pid = backend.pid if backend.running() else None
+        backend.kill()
+        return pid
+
+    async def start(self, name: str) -> int | None:
+        """Restart a killed backend on its old port; returns its new pid. NotFoundError as :meth:`kill`;
+        ServiceUnavailableError if it cannot be started."""
+        backend = self._backend(name)
+        await backend.astart()
+        return backend.pid
+
+    async def faults(self, **faults: FaultValue) -> dict[str, FaultValue]:
+        """Set demo LLM server faults (``latency`` seconds, ``error_rate`` 0..1, ``error_status``,
+        ``fail_next``, ``down``...) and keep the others; returns every fault now set.
+        ValidationError without the embedded demo server."""
         from runtime.demo.admin import DemoAdmin
 
-        server = self.rt.backends.get("llm")
-        if server is None:
-            raise ValidationError("faults need the embedded demo LLM server")
-        async with DemoAdmin(server.root_url) as admin:
-            return await admin.set_faults(**faults)
+        async with DemoAdmin(self._demo_server().root_url) as admin:
+            return dict(await admin.set_faults(**faults))
 
     def memory(self, on: bool) -> None:
         """Take long-term memory offline (``False``) or bring it back (``True``)."""
         for name in _MEMORY_BREAKERS:
-            breaker = self.rt.resilience.breakers.get(name)
+            breaker = self.breakers.get(name)
             if on:
                 breaker.reset()
             else:
@@ -54,12 +97,12 @@ class Chaos:
 
     async def reset(self) -> None:
         """Everything back to normal: backends running, no faults, breakers reset."""
-        for name, backend in self.rt.backends.items():
+        for name, backend in self.processes.items():
             if not backend.running():
                 await self.start(name)
-        if "llm" in self.rt.backends:
+        if "llm" in self.processes:
             from runtime.demo.admin import DemoAdmin
 
-            async with DemoAdmin(self.rt.backends["llm"].root_url) as admin:
+            async with DemoAdmin(self._demo_server().root_url) as admin:
                 await admin.reset()
         self.memory(True)

@@ -2,12 +2,15 @@
 
 ``Runtime.from_config`` builds objects and starts nothing; ``await rt.start()`` (or
 ``async with rt``) starts the embedded backends (redis-server, the demo LLM server) when no
-endpoint is configured, the health monitor, journal replay and the memory queue drain.
-Start never raises for a dead backend: the runtime runs degraded and says so through events
-and health checks. Heavy imports (lancedb, onnxruntime, openai) happen in ``start``, not at
-import of this module, so ``holdfast --help`` and the UI's first paint stay fast.
+endpoint is configured, the health monitor, journal replay, the memory queue drain and this
+process's session (:mod:`runtime.host.session_keeper`). Start never raises for a dead backend:
+the runtime runs degraded and says so through events and health checks. Heavy imports
+(lancedb, onnxruntime, openai) happen in ``start``, not at import of this module, so
+``holdfast --help`` and the UI's first paint stay fast.
 
-The TUI, the CLI and the tests all use this one class.
+The TUI talks to it only through :class:`runtime.host.facade.RuntimeFacade` (the methods under
+"facade" below); the CLI and the tests also use its typed parts (``agent``, ``store``, ``memory``...),
+which exist once ``start`` has run (before that, reading one raises :class:`NotStartedError`).
 """
 
 from __future__ import annotations
@@ -15,103 +18,214 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
+import os
+import socket
 import time
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from runtime.config import Config
-from runtime.core.errors import AppError, describe
-from runtime.core.events import BackendStatus, EventBus
+from runtime.core.errors import AppError, InternalError, NotFoundError, ValidationError, describe
+from runtime.core.events import BackendStatus, Event, EventBus, TurnEvent, UserSaved
+from runtime.core.ids import validate_user_id
+from runtime.core.messages import ChatMessage
+from runtime.host.chaos import BackendHandle, Chaos
+from runtime.host.facade import (
+    BackendInfo,
+    Conversation,
+    ExportFormat,
+    MemoryHit,
+    MemorySearch,
+    SessionInfo,
+    StoreStatus,
+    ToolInfo,
+)
+from runtime.resilience import HealthMonitor, Resilience
 from runtime.tools import ToolRegistry
 from runtime.tools.plugins import PluginLoader, PluginReport
 
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from runtime.agent import Agent
+    from runtime.context import ContextWindowManager, TokenCounter
+    from runtime.context.summarize import SummarizeResult
+    from runtime.demo.launcher import DemoLLMServer
+    from runtime.host.facade import RuntimeFacade
+    from runtime.host.session_keeper import SessionKeeper
+    from runtime.llm import LLMClient
+    from runtime.memory import Memory, VectorMemoryStore
+    from runtime.resilience import BreakerSnapshot, HealthReport
+    from runtime.state.conversations import ConversationStore
+    from runtime.state.embedded_redis import EmbeddedRedis
+    from runtime.state.history import ConversationInfo
+    from runtime.state.sessions import Session, SessionManager
+    from runtime.state.store import RedisStateStore
+    from runtime.tools import AskPermission
+
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-class BackendHandle(Protocol):
-    """An embedded backend process a person may kill and restart (``/chaos``)."""
+#: Which front end a process is: it is written into the process's session.
+Face = Literal["tui", "cli"]
 
-    @property
-    def pid(self) -> int | None: ...
 
-    def running(self) -> bool: ...
-
-    def kill(self) -> None: ...
-
-    async def astart(self) -> Any: ...
+class NotStartedError(InternalError):
+    """A part that exists only after ``await Runtime.start()`` was read before it."""
 
 
 def default_user(config: Config) -> str:
-    """The configured user name, else the OS user name."""
+    """The configured user name (``[agent].user``), else the OS user name, else ``"user"``.
+
+    Raises ValidationError when the OS user name is not a valid user id
+    (:func:`runtime.core.ids.validate_user_id`); the message says to set ``--user``.
+    """
     if config.agent.user:
         return config.agent.user
     try:
-        return getpass.getuser()
+        name = getpass.getuser()
     except (KeyError, OSError):
         return "user"
+    try:
+        return validate_user_id(name, what="the OS user name")
+    except ValidationError as exc:
+        raise ValidationError(f"{exc.message}; choose one with --user NAME or [agent].user") from exc
 
 
-@dataclass
 class Runtime:
-    """Everything headless a front end needs. Build with :meth:`from_config`, then ``start``."""
+    """Everything headless a front end needs. Build with :meth:`from_config`, then ``start``.
 
-    config: Config
-    user_id: str
-    bus: EventBus = field(default_factory=EventBus)
-    resilience: Any = None
-    monitor: Any = None
-    tools: ToolRegistry = field(default_factory=ToolRegistry)
-    plugins: PluginReport = field(default_factory=PluginReport)
-    store: Any = None
-    sessions: Any = None
-    state: Any = None
-    memory: Any = None
-    llm: Any = None
-    agent: Any = None
-    chaos: Any = None
-    counter: Any = None
-    backends: dict[str, BackendHandle] = field(default_factory=dict)
-    redis_url: str = ""
-    llm_url: str = ""
-    started: bool = False
-    start_monitor: bool = True
-    _redis_client: Any = None
-    _embedded_redis: Any = None
-    _demo_llm: Any = None
+    Always there: ``config``, ``user_id``, ``bus``, ``resilience`` (guards and breakers),
+    ``monitor`` (health checks), ``tools``, ``plugins``, ``chaos``, ``processes`` (embedded
+    backends by name). After ``start``: ``store``, ``sessions``, ``state``, ``llm``, ``agent``,
+    ``counter``; ``memory`` is None when ``[memory].enabled`` is false.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        user_id: str,
+        *,
+        bus: EventBus,
+        resilience: Resilience,
+        monitor: HealthMonitor,
+        tools: ToolRegistry,
+        plugins: PluginReport,
+        start_monitor: bool = True,
+        face: Face = "cli",
+    ) -> None:
+        self.config = config
+        self.user_id = user_id
+        self.bus = bus
+        self.resilience = resilience
+        self.monitor = monitor
+        self.tools = tools
+        self.plugins = plugins
+        self.start_monitor = start_monitor
+        self.face: Face = face
+        #: Embedded backend processes this runtime started, by name (``redis``, ``llm``).
+        self.processes: dict[str, BackendHandle] = {}
+        self.chaos = Chaos(self.processes, resilience.breakers)
+        self.redis_url = ""
+        self.llm_url = ""
+        self.memory: VectorMemoryStore | None = None
+        #: Set once ``start`` has built every part.
+        self.started = False
+        self._starting = False
+        self._store: ConversationStore | None = None
+        self._sessions: SessionManager | None = None
+        self._state: RedisStateStore | None = None
+        self._llm: LLMClient | None = None
+        self._agent: Agent | None = None
+        self._counter: TokenCounter | None = None
+        self._keeper: SessionKeeper | None = None
+        self._redis_client: aioredis.Redis | None = None
+        self._embedded_redis: EmbeddedRedis | None = None
+        self._demo_llm: DemoLLMServer | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        user: str | None = None,
+        bus: EventBus | None = None,
+        start_monitor: bool = True,
+        face: Face = "cli",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Runtime:
+        """Build the light parts (guards, monitor, tool registry, plugins); starts nothing,
+        opens no connection, imports no heavy library. ``user`` defaults to :func:`default_user`;
+        ``face`` is written into this process's session; ``clock`` (monotonic seconds) drives
+        the breakers. Raises ValidationError for a malformed user name."""
+        bus = bus or EventBus()
+        resilience = Resilience(config.resilience, bus, clock=clock)
+        monitor = HealthMonitor(bus)
+        tools = ToolRegistry(config.plugins)
+        plugins = PluginLoader(config.plugins, tools, monitor=monitor, resilience=resilience).load_all()
+        return cls(
+            config,
+            user or default_user(config),
+            bus=bus,
+            resilience=resilience,
+            monitor=monitor,
+            tools=tools,
+            plugins=plugins,
+            start_monitor=start_monitor,
+            face=face,
+        )
+
+    # ------------------------------------------------------------ parts that exist after start
+
+    @property
+    def store(self) -> ConversationStore:
+        """The conversation store (Redis, or the local journal while Redis is out)."""
+        return _started(self._store, "store")
+
+    @property
+    def sessions(self) -> SessionManager:
+        """The spec's SessionManager on this runtime's Redis."""
+        return _started(self._sessions, "sessions")
+
+    @property
+    def state(self) -> RedisStateStore:
+        """The spec's RedisStateStore (key/value, locks, pub/sub)."""
+        return _started(self._state, "state")
+
+    @property
+    def llm(self) -> LLMClient:
+        return _started(self._llm, "llm")
+
+    @property
+    def agent(self) -> Agent:
+        return _started(self._agent, "agent")
+
+    @property
+    def counter(self) -> TokenCounter:
+        """The token counter of the configured model."""
+        return _started(self._counter, "counter")
+
+    @property
+    def session_id(self) -> str | None:
+        """This process's session id, or None (not started, Redis unreachable)."""
+        return self._keeper.session_id if self._keeper is not None else None
 
     @property
     def plugin_errors(self) -> dict[str, str]:
         """Plugins (or tools) that failed to load: name -> one-line reason (doctor, UI)."""
         return self.plugins.errors
 
-    @classmethod
-    def from_config(
-        cls, config: Config, *, user: str | None = None, bus: EventBus | None = None, start_monitor: bool = True
-    ) -> Runtime:
-        """Build the light parts (guards, monitor, tool registry, plugins); starts nothing,
-        opens no connection, imports no heavy library."""
-        from runtime.resilience import HealthMonitor, Resilience
-
-        rt = cls(config=config, user_id=user or default_user(config), bus=bus or EventBus())
-        rt.resilience = Resilience(config.resilience, rt.bus, clock=time.monotonic)
-        rt.monitor = HealthMonitor(rt.bus)
-        rt.start_monitor = start_monitor
-        rt.tools = ToolRegistry(config.plugins)
-        rt.plugins = PluginLoader(config.plugins, rt.tools, monitor=rt.monitor, resilience=rt.resilience).load_all()
-        from runtime.host.chaos import Chaos
-
-        rt.chaos = Chaos(rt)
-        return rt
-
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Start embedded backends and background work. Never raises for a dead backend:
         the runtime runs degraded, says so (BackendStatus events, health checks)."""
-        if self.started:
+        if self._starting:
             return
-        self.started = True
+        self._starting = True
         try:
             await self._start_parts()
         except BaseException:
@@ -119,30 +233,31 @@ class Runtime:
             # behind a caller that never reaches stop() (``async with`` skips __aexit__ here).
             await self.stop()
             raise
+        self.started = True
 
     async def _start_parts(self) -> None:
         cfg = self.config
         cfg.data_path.mkdir(parents=True, exist_ok=True)
         await self._start_redis()
         await self._start_llm_server()
-        from runtime.context import TokenCounter, context_window_for
-        from runtime.context.window import ContextWindowManager
+        from runtime.context import ContextWindowManager, TokenCounter, context_window_for
 
-        self.counter = TokenCounter(cfg.llm.effective_model or "gpt-4o-mini")
+        self._counter = TokenCounter(cfg.llm.effective_model or "gpt-4o-mini")
         await self._build_state()
-        self._build_llm()
+        llm = self._build_llm()
         self._build_memory()
         window = ContextWindowManager(
-            self.counter,
+            self._counter,
             cfg.context,
             context_window_for(cfg.llm.effective_model, cfg.llm.context_window),
-            native_tools=bool(self.llm and self.llm.tools_supported),
+            native_tools=llm.tools_supported,
         )
         self._build_agent(window)
         if self.memory is not None:
             self.memory.schedule_drain()
         if self.start_monitor:
             self.monitor.start()
+        await self._hold_session()
 
     async def _start_redis(self) -> None:
         cfg = self.config
@@ -152,14 +267,13 @@ class Runtime:
         from runtime.core.procs import free_port
         from runtime.state.embedded_redis import EmbeddedRedis
 
-        data_dir = (
-            Path(cfg.redis.embedded_data_dir).expanduser() if cfg.redis.embedded_data_dir else cfg.data_path / "redis"
-        )
         server = EmbeddedRedis(
-            data_dir, port=cfg.redis.embedded_port or free_port(), startup_timeout=cfg.redis.startup_timeout
+            self._redis_data_dir(),
+            port=cfg.redis.embedded_port or free_port(),
+            startup_timeout=cfg.redis.startup_timeout,
         )
         self._embedded_redis = server
-        self.backends["redis"] = server
+        self.processes["redis"] = server
         self.bus.publish(BackendStatus(name="redis", status="starting"))
         try:
             # In the loop's thread: the kernel kills the child when its spawning thread exits.
@@ -171,6 +285,12 @@ class Runtime:
             return
         self.redis_url = address.url
         self.bus.publish(BackendStatus(name="redis", status="running", pid=server.pid, address=address.url))
+
+    def _redis_data_dir(self) -> Path:
+        """Where the embedded redis-server keeps its AOF: ``[redis].embedded_data_dir``, else
+        ``<data dir>/redis``."""
+        configured = self.config.redis.embedded_data_dir
+        return Path(configured).expanduser() if configured else self.config.data_path / "redis"
 
     async def _start_llm_server(self) -> None:
         cfg = self.config
@@ -184,7 +304,7 @@ class Runtime:
             port=free_port(), tokens_per_second=cfg.llm.demo_tokens_per_second, log_path=cfg.data_path / "demo-llm.log"
         )
         self._demo_llm = server
-        self.backends["llm"] = server
+        self.processes["llm"] = server
         self.llm_url = f"http://127.0.0.1:{server.port}/v1"
         try:
             # Spawned in the loop's thread on purpose (see _start_redis).
@@ -203,27 +323,30 @@ class Runtime:
         from runtime.state.store import RedisStateStore
 
         cfg = self.config
-        self._redis_client = make_redis_client(self.redis_url)
-        runner = RedisRunner(self._redis_client, self.resilience.guard("redis"))
-        self.state = RedisStateStore(runner, key_prefix=cfg.redis.key_prefix)
-        self.sessions = SessionManager.from_config(runner, cfg.redis)
-        self.store = ConversationStore.from_config(runner, cfg, bus=self.bus, count_tokens=self.counter.count_message)
+        client = self._redis_client = make_redis_client(self.redis_url)
+        runner = RedisRunner(client, self.resilience.guard("redis"))
+        self._state = RedisStateStore(runner, key_prefix=cfg.redis.key_prefix)
+        self._sessions = SessionManager.from_config(runner, cfg.redis)
+        store = self._store = ConversationStore.from_config(
+            runner, cfg, bus=self.bus, count_tokens=self.counter.count_message
+        )
         try:
-            await self.store.open()
+            await store.open()
         except AppError as exc:
             log.warning("journal replay at start did not finish: %s", describe(exc))
-        self.store.start()
+        store.start()
         register_redis_health(
-            self.monitor, self._redis_client, slow_ping_ms=cfg.redis.slow_ping_ms, on_healthy=self.store.notify_healthy
+            self.monitor, client, slow_ping_ms=cfg.redis.slow_ping_ms, on_healthy=store.notify_healthy
         )
 
-    def _build_llm(self) -> None:
+    def _build_llm(self) -> LLMClient:
         from runtime.llm import LLMClient, llm_health_check
 
-        self.llm = LLMClient(
+        llm = self._llm = LLMClient(
             self.config.llm, self.resilience, base_url=self.llm_url, count_tokens=self.counter.count_text
         )
-        self.monitor.register_check("llm", llm_health_check(self.llm))
+        self.monitor.register_check("llm", llm_health_check(llm))
+        return llm
 
     def _build_memory(self) -> None:
         if not self.config.memory.enabled:
@@ -236,33 +359,30 @@ class Runtime:
         self.monitor.register_check("memory", lambda: check_memory(memory))
         self.monitor.register_check("embeddings", lambda: check_embeddings(memory))
 
-    def _build_agent(self, window: Any) -> None:
-        from runtime.agent import Agent
+    def _build_agent(self, window: ContextWindowManager) -> None:
+        from runtime.agent import Agent, PromptHistory
         from runtime.agent.turn_lock import TurnLocks
         from runtime.context.summarize import Summarizer, summary_request
         from runtime.tools.runner import ToolRunner
 
         cfg = self.config
-        llm = self.llm
-        store = self.store
+        llm, store, counter = self.llm, self.store, self.counter
 
-        async def summarize_fn(messages: Any) -> str:
+        async def summarize_fn(messages: Sequence[ChatMessage]) -> str:
             completion = await llm.complete(summary_request(messages), use_fallback=False)
             return completion.text
 
-        from runtime.agent import PromptHistory
-
         summarizer = Summarizer(
-            self.counter,
+            counter,
             cfg.context,
             window.budget,
             reader=PromptHistory(store),
             summarize_fn=summarize_fn,
             swap_fn=store.summarize,
         )
-        runner = ToolRunner(self.tools, self.resilience, counter=self.counter)
+        runner = ToolRunner(self.tools, self.resilience, counter=counter)
         locks = TurnLocks(self.state, ttl=cfg.agent.turn_lock_timeout, wait=cfg.agent.turn_lock_timeout)
-        self.agent = Agent(
+        self._agent = Agent(
             cfg,
             user_id=self.user_id,
             store=store,
@@ -279,34 +399,65 @@ class Runtime:
             locks=locks,
         )
 
+    async def _hold_session(self) -> None:
+        """Create this process's session (when Redis answered at start) and keep it alive."""
+        from runtime.host.session_keeper import SessionKeeper
+
+        keeper = self._keeper = SessionKeeper(
+            self.sessions,
+            self.user_id,
+            {"face": self.face, "pid": os.getpid(), "host": socket.gethostname()},
+        )
+        # A turn in any conversation (TUI or ``holdfast chat``) makes it the active one.
+        self._unsubscribe = self.bus.add_listener(self._track_active)
+        if not self.store.degraded:
+            await keeper.open()
+        keeper.start()
+
+    def _track_active(self, event: Event) -> None:
+        if isinstance(event, UserSaved) and self._keeper is not None:
+            self._keeper.note_active(event.conversation_id)
+
     async def stop(self) -> None:
-        """Stop background work, close clients, stop embedded backends (idempotent)."""
-        if not self.started:
+        """Stop background work, delete this process's session, close clients, stop embedded
+        backends (idempotent; a part that fails to stop is logged and the others still stop)."""
+        if not self._starting:
             return
+        self._starting = False
         self.started = False
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         # Closers, not coroutines: a coroutine made up front and never awaited (an earlier step
         # cancelled) would only warn, and its part would stay open.
-        steps: list[tuple[str, Any, str]] = [
-            ("agent", self.agent, "aclose"),
-            ("monitor", self.monitor, "stop"),
-            ("store", self.store, "close"),
-            ("memory", self.memory, "aclose"),
-            ("llm", self.llm, "aclose"),
-            ("redis client", self._redis_client, "aclose"),
+        steps: list[tuple[str, Callable[[], object] | None]] = [
+            ("agent", self._agent.aclose if self._agent else None),
+            ("session", self._keeper.close if self._keeper else None),
+            ("monitor", self.monitor.stop),
+            ("store", self._store.close if self._store else None),
+            ("memory", self.memory.aclose if self.memory else None),
+            ("llm", self._llm.aclose if self._llm else None),
+            ("redis client", self._redis_client.aclose if self._redis_client else None),
         ]
-        for name, part, method in steps:
-            if part is None:
+        for name, close in steps:
+            if close is None:
                 continue
             try:
-                await getattr(part, method)()
-            except Exception as exc:  # shutdown goes on whatever one part says
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception as exc:  # noqa: BLE001 - shutdown goes on whatever one part says
                 log.warning("stopping %s: %s", name, describe(exc))
-        for name, server in (("llm", self._demo_llm), ("redis", self._embedded_redis)):
+        servers: tuple[tuple[str, DemoLLMServer | EmbeddedRedis | None], ...] = (
+            ("llm", self._demo_llm),
+            ("redis", self._embedded_redis),
+        )
+        for name, server in servers:
             if server is None:
                 continue
             try:
                 await asyncio.to_thread(server.stop)
-            except Exception as exc:  # the other server must still be stopped
+            except Exception as exc:  # noqa: BLE001 - the other server must still be stopped
                 log.warning("stopping the %s server: %s", name, describe(exc))
                 continue
             self.bus.publish(BackendStatus(name=name, status="stopped"))
@@ -320,17 +471,256 @@ class Runtime:
 
     # ------------------------------------------------------------ snapshots
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> dict[str, object]:
         """Breakers and fresh health checks as one JSON-ready dict (``holdfast health``)."""
         report = await self.monitor.run_checks()
+        status = self.store_status()
         return {
             "status": report.status.value,
             "checks": {name: result.to_dict() for name, result in report.checks.items()},
             "breakers": self.resilience.snapshots(),
-            "conversation_store": {
-                "degraded": bool(self.store and self.store.degraded),
-                "pending_writes": self.store.pending_writes if self.store else 0,
-            },
+            "conversation_store": {"degraded": status.degraded, "pending_writes": status.pending_writes},
             "memory_queue": len(self.memory.queue) if self.memory is not None else 0,
             "plugins": self.plugins.to_dict(),
         }
+
+    # ------------------------------------------------------------ facade: lifecycle
+
+    @property
+    def memory_enabled(self) -> bool:
+        """True when long-term memory is configured on (``[memory].enabled``)."""
+        return self.config.memory.enabled
+
+    def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``listener`` with every runtime event; returns the unsubscribe function."""
+        return self.bus.add_listener(listener)
+
+    def set_health_interval(self, seconds: float) -> None:
+        """How often the background monitor re-runs every health check, in seconds."""
+        if seconds <= 0:
+            raise ValidationError(f"the health interval must be > 0 seconds, got {seconds}")
+        self.monitor.interval = seconds
+
+    # ------------------------------------------------------------ facade: conversations and sessions
+
+    def new_conversation_id(self) -> str:
+        """A fresh conversation id; the conversation is created by its first turn."""
+        from runtime.state.conversations import new_conversation_id
+
+        return new_conversation_id()
+
+    async def list_conversations(self) -> list[Conversation]:
+        """This user's conversations, most recently updated first."""
+        infos = await self.store.list_conversations(self.user_id)
+        return sorted((_conversation(i) for i in infos), key=lambda c: c.updated_at, reverse=True)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation:
+        """One of this user's conversations; NotFoundError if missing or another user's."""
+        info = await self.store.get(conversation_id)
+        if info.user_id != self.user_id:
+            raise NotFoundError(f"conversation {conversation_id} does not exist")
+        return _conversation(info)
+
+    async def read_messages(
+        self, conversation_id: str, limit: int, *, before_seq: int | None = None
+    ) -> list[ChatMessage]:
+        """Up to ``limit`` stored messages (hidden ones included), oldest first, before ``before_seq``."""
+        return await self.store.read_tail(conversation_id, limit, before_seq=before_seq)
+
+    async def rename_conversation(self, conversation_id: str, title: str) -> None:
+        """Retitle a conversation (ValidationError for an empty or over-long title)."""
+        await self.store.rename(conversation_id, title)
+
+    async def delete_conversation(self, conversation_id: str) -> None:
+        """Delete a conversation and everything stored with it."""
+        await self.store.delete(conversation_id)
+
+    async def export_conversation(self, conversation_id: str, fmt: ExportFormat) -> str:
+        """The conversation as Markdown (``md``) or JSON (``json``) text; needs Redis."""
+        if fmt == "json":
+            return await self.store.export_json(conversation_id)
+        return await self.store.export_markdown(conversation_id)
+
+    def set_active_conversation(self, conversation_id: str) -> None:
+        """The UI shows ``conversation_id``: written into this process's session and the user's
+        last-conversation pointer in the background (kept pending while Redis is out)."""
+        if self._keeper is not None:
+            self._keeper.note_active(conversation_id)
+
+    async def last_conversation(self) -> str | None:
+        """The conversation this user was last in, in any process; None if unknown or Redis is out."""
+        try:
+            return await self.sessions.last_conversation(self.user_id)
+        except AppError as exc:
+            log.info("last conversation unknown: %s", describe(exc))
+            return None
+
+    async def list_sessions(self, user_id: str | None = None) -> list[SessionInfo]:
+        """Live sessions of ``user_id`` (default: this runtime's user), most recently seen first.
+        Raises ValidationError for a malformed user id, ServiceUnavailableError when Redis is out."""
+        own = self.session_id
+        sessions = await self.sessions.get_user_sessions(user_id or self.user_id)
+        return [_session_info(s, current=s.id == own) for s in sessions]
+
+    # ------------------------------------------------------------ facade: turns
+
+    def run_turn(
+        self, conversation_id: str, text: str, *, ask_permission: AskPermission | None = None
+    ) -> AsyncGenerator[TurnEvent, None]:
+        """Run one turn (see :meth:`runtime.agent.Agent.run_turn`)."""
+        return self.agent.run_turn(conversation_id, text, ask_permission=ask_permission)
+
+    def retry_turn(
+        self, conversation_id: str, *, ask_permission: AskPermission | None = None
+    ) -> AsyncGenerator[TurnEvent, None]:
+        """Resend the last user message (see :meth:`runtime.agent.Agent.retry_turn`)."""
+        return self.agent.retry_turn(conversation_id, ask_permission=ask_permission)
+
+    async def set_system_prompt(self, conversation_id: str, prompt: str) -> None:
+        """Store a new system prompt for the conversation (creating it if it has no message yet)."""
+        await self.agent.set_system_prompt(conversation_id, prompt)
+
+    async def summarize(self, conversation_id: str) -> SummarizeResult | None:
+        """Summarise the older part now if the history passes ``[context].summarize_at``; None if not."""
+        return await self.agent.summarize_now(conversation_id)
+
+    # ------------------------------------------------------------ facade: models and tools
+
+    async def list_models(self) -> list[str]:
+        """Model ids the endpoint serves (``GET /models``)."""
+        return await self.llm.list_models()
+
+    async def current_model(self) -> str:
+        """The model turns use (the configured one, else the endpoint's first)."""
+        return await self.llm.model()
+
+    def set_model(self, name: str) -> None:
+        """Use ``name`` for the following turns of this process."""
+        self.llm.set_model(name)
+
+    def list_tools(self) -> list[ToolInfo]:
+        """Registered tools by name, with their effective permission and first line of help."""
+        tools = []
+        for name in self.tools.names():
+            tool = self.tools.get(name)
+            lines = (tool.description if tool is not None else "").splitlines()
+            tools.append(ToolInfo(name, str(self.tools.permission(name)), lines[0] if lines else ""))
+        return tools
+
+    # ------------------------------------------------------------ facade: memory
+
+    def _memory(self) -> VectorMemoryStore:
+        if self.memory is None:
+            raise ValidationError("long-term memory is disabled ([memory].enabled = false)")
+        return self.memory
+
+    async def search_memories(self, query: str) -> MemorySearch:
+        """This user's memories closest to ``query`` (best first; degraded when memory is down)."""
+        recall = await self._memory().search_memories(query, self.user_id)
+        return MemorySearch(tuple(_hit(m) for m in recall.memories), recall.degraded, recall.reason)
+
+    async def remember(self, text: str, conversation_id: str = "") -> str:
+        """Store a memory for this user; returns its id."""
+        return await self._memory().store_memory(self.user_id, conversation_id, text)
+
+    async def forget_memory(self, memory_id: str) -> bool:
+        """Delete one of this user's memories; False if it did not exist."""
+        return await self._memory().forget(self.user_id, memory_id)
+
+    async def list_memories(self) -> list[MemoryHit]:
+        """This user's memories (at most 1,000)."""
+        return [_hit(m) for m in await self._memory().list(self.user_id)]
+
+    # ------------------------------------------------------------ facade: resilience and health
+
+    def breaker_snapshots(self) -> list[BreakerSnapshot]:
+        """Every breaker as it is now (in-memory)."""
+        return self.resilience.breakers.snapshots()
+
+    def breaker_snapshot(self, name: str) -> BreakerSnapshot | None:
+        """One breaker as it is now, or None if no call has made it yet."""
+        if name not in self.resilience.breakers:
+            return None
+        return self.resilience.breakers.get(name).snapshot()
+
+    def reset_breakers(self, names: Sequence[str] | None = None) -> list[str]:
+        """Close the named breakers (None: every one); returns the names reset.
+        NotFoundError (nothing reset) if a name is unknown."""
+        registry = self.resilience.breakers
+        known = sorted(b.name for b in registry)
+        chosen = list(names) if names is not None else known
+        unknown = [n for n in chosen if n not in registry]
+        if unknown:
+            raise NotFoundError(f"no breaker {unknown[0]!r}; known: {', '.join(known) or 'none'}")
+        for name in chosen:
+            registry.get(name).reset()
+        return chosen
+
+    async def check_health(self) -> HealthReport:
+        """Run every health check now (each bounded by its timeout) and publish changes."""
+        return await self.monitor.run_checks()
+
+    def backends(self) -> dict[str, BackendInfo]:
+        """The embedded backend processes by name, with pid and whether each runs now."""
+        out = {}
+        for name, process in self.processes.items():
+            running = process.running()
+            out[name] = BackendInfo(name, process.pid if running else None, running, process.url)
+        return out
+
+    def store_status(self) -> StoreStatus:
+        """Whether conversations are being journaled locally (Redis out), and how many writes wait."""
+        if self._store is None:
+            return StoreStatus(degraded=False, pending_writes=0)
+        return StoreStatus(self._store.degraded, self._store.pending_writes)
+
+    async def probe_llm(self) -> None:
+        """One guarded call to the LLM (``GET /models``): a half-open breaker's probe."""
+        try:
+            await self.llm.list_models()
+        except AppError as exc:
+            log.info("llm recovery probe failed: %s", describe(exc))
+
+
+def _started(part: T | None, name: str) -> T:
+    if part is None:
+        raise NotStartedError(f"the runtime's {name} exists only after `await runtime.start()`")
+    return part
+
+
+def _conversation(info: ConversationInfo) -> Conversation:
+    return Conversation(
+        id=info.id,
+        title=info.title,
+        created_at=info.created_at,
+        updated_at=info.updated_at,
+        message_count=info.message_count,
+        system_prompt=info.system_prompt,
+    )
+
+
+def _hit(memory: Memory) -> MemoryHit:
+    return MemoryHit(memory.id, memory.content, memory.score, memory.type)
+
+
+def _session_info(session: Session, *, current: bool) -> SessionInfo:
+    data = session.data
+    pid = data.get("pid")
+    return SessionInfo(
+        id=session.id,
+        user_id=session.user_id,
+        face=str(data.get("face") or "?"),
+        pid=pid if isinstance(pid, int) else None,
+        host=str(data.get("host") or ""),
+        active_conversation_id=session.active_conversation_id,
+        created_at=session.created_at,
+        last_seen=session.last_accessed,
+        expires_at=session.expires_at,
+        current=current,
+    )
+
+
+if TYPE_CHECKING:
+    # mypy proves here that Runtime is a RuntimeFacade: a missing or mistyped method fails the build.
+    def _is_a_facade(runtime: Runtime) -> RuntimeFacade:
+        return runtime

@@ -24,6 +24,7 @@ from typing import Any
 
 from runtime.config import RedisConfig
 from runtime.core.errors import ValidationError
+from runtime.core.ids import validate_user_id
 from runtime.state import codec
 from runtime.state.client import RedisRunner
 from runtime.state.keys import Keys
@@ -96,7 +97,9 @@ class Session:
 
 
 class SessionManager:
-    """Create, read, update, extend, delete and clean up sessions."""
+    """Create, read, update, extend, delete and clean up sessions (the spec's names), and keep
+    each user's last conversation. ``default_ttl``/``max_ttl`` are seconds; ``clock`` returns
+    epoch seconds."""
 
     def __init__(
         self,
@@ -129,6 +132,8 @@ class SessionManager:
     def from_config(
         cls, runner: RedisRunner, config: RedisConfig, *, clock: Callable[[], float] = time.time
     ) -> SessionManager:
+        """A manager with the ``[redis]`` section's key prefix and TTLs (``session_ttl``,
+        ``session_max_ttl``, seconds)."""
         return cls(
             runner,
             key_prefix=config.key_prefix,
@@ -142,7 +147,10 @@ class SessionManager:
     async def create_session(
         self, user_id: str, initial_data: dict[str, Any] | None = None, *, ttl: int | None = None
     ) -> Session:
-        codec.check_id(user_id, "user_id")
+        """Create a session for ``user_id`` holding ``initial_data`` (JSON values), alive for
+        ``ttl`` seconds (default ``default_ttl``, at most ``max_ttl``). Spec name. Raises
+        ValidationError for a malformed user id or data."""
+        validate_user_id(user_id)
         now = self._clock()
         lifetime = min(ttl or self.default_ttl, self.max_ttl)
         session = Session(
@@ -224,7 +232,7 @@ class SessionManager:
         result = await self._runner.run(lambda r: self._extend(keys=[key], args=args, client=r), "session extend")
         if not result:
             return False
-        expires_at, user_id = float(result[0]), result[1].decode("utf-8")
+        expires_at, user_id = float(result[0]), _text(result[1])
         user_idx, expiry = self._keys.user_sessions(user_id), self._keys.session_expiry()
 
         async def reindex(r: Any) -> Any:
@@ -237,13 +245,14 @@ class SessionManager:
         return True
 
     async def delete_session(self, session_id: str) -> bool:
+        """Delete the session and its index entries; False if it did not exist. Spec name."""
         if not _plausible(session_id):
             return False
         key = self._keys.session(session_id)
         uid = await self._runner.run(lambda r: self._delete(keys=[key], client=r), "session delete")
         if uid is None:
             return False
-        user_id = uid.decode("utf-8")
+        user_id = _text(uid)
         user_idx, expiry = self._keys.user_sessions(user_id), self._keys.session_expiry()
 
         async def unindex(r: Any) -> Any:
@@ -257,7 +266,7 @@ class SessionManager:
 
     async def get_user_sessions(self, user_id: str) -> list[Session]:
         """The user's live sessions, most recently used first. Dead ids are pruned from the index."""
-        codec.check_id(user_id, "user_id")
+        validate_user_id(user_id)
         user_idx = self._keys.user_sessions(user_id)
         now = self._clock()
 
@@ -270,7 +279,7 @@ class SessionManager:
         _, ids = await self._runner.run(live_ids, "session index")
         if not ids:
             return []
-        names = [i.decode("utf-8") for i in ids]
+        names = [_text(i) for i in ids]
 
         rows = await self._runner.hgetall_many([self._keys.session(sid) for sid in names], "session list")
         sessions, gone = [], []
@@ -295,7 +304,7 @@ class SessionManager:
             )
             if not batch:
                 return removed
-            members = [m.decode("utf-8") for m in batch]
+            members = [_text(m) for m in batch]
 
             async def purge(r: Any, members: list[str] = members) -> Any:
                 pipe = r.pipeline(transaction=False)
@@ -312,14 +321,31 @@ class SessionManager:
             if len(batch) < self._batch:
                 return removed
 
-    # Short names.
-    create = create_session
-    get = get_session
-    update = update_session
-    extend = extend_session
-    delete = delete_session
-    list_for_user = get_user_sessions
-    cleanup = cleanup_expired_sessions
+    # ------------------------------------------------------------ the user's last conversation
+
+    async def remember_last_conversation(self, user_id: str, conversation_id: str) -> None:
+        """Record the conversation ``user_id`` is in, for whichever process opens next.
+
+        Kept per user, apart from any session, so it outlives a session deleted at stop or
+        expired after a crash (a relaunch reopens it). No expiry: one short key per user.
+        Raises ValidationError for a malformed id; Redis errors as the guarded runner raises them.
+        """
+        validate_user_id(user_id)
+        codec.check_id(conversation_id, "conversation_id")
+        key = self._keys.user_last_conversation(user_id)
+        await self._runner.run(lambda r: r.set(key, conversation_id), "last conversation set")
+
+    async def last_conversation(self, user_id: str) -> str | None:
+        """The conversation ``user_id`` was last in, from any process; None if never recorded."""
+        validate_user_id(user_id)
+        key = self._keys.user_last_conversation(user_id)
+        raw = await self._runner.run(lambda r: r.get(key), "last conversation get")
+        return _text(raw) if raw else None
+
+
+def _text(value: object) -> str:
+    """A reply item as text: redis-py returns bytes (str when the client decodes responses)."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def _fmt(t: float) -> str:
