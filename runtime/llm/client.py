@@ -99,6 +99,7 @@ class Completion:
 
     @property
     def from_fallback(self) -> bool:
+        """True when a fallback (the answer cache, the degraded notice) wrote this reply."""
         return self.source != "primary"
 
 
@@ -575,6 +576,7 @@ class LLMClient:
     # ------------------------------------------------------------ lifecycle
 
     async def aclose(self) -> None:
+        """Close the HTTP client if this LLMClient created it (a given one stays open)."""
         # The SDK's close() would close the httpx client, which may belong to the caller.
         if self._owns_http:
             await self._http.aclose()

@@ -35,7 +35,9 @@ SCRIPT_CONFLICT = "HFCONFLICT"
 class GuardLike(Protocol):
     """The part of ``runtime.resilience.Guard`` the stores use."""
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T: ...
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn`` with retries, breaker and timeout; raises AppErrors only."""
+        ...
 
 
 def make_redis_client(

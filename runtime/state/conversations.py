@@ -54,11 +54,16 @@ TokenCounter = Callable[[ChatMessage], int]
 
 
 def new_conversation_id() -> str:
+    """A fresh conversation id: ``conv_`` and 24 random hex digits (safe inside a Redis key)."""
     return "conv_" + secrets.token_hex(12)
 
 
 @dataclass(frozen=True)
 class ReplayReport:
+    """What one :meth:`ConversationStore.replay` did: journal records applied (``replayed``),
+    already in Redis (``duplicates``), dropped because they can never apply (``dropped``), still
+    journaled (``remaining``), and the outage that stopped it (``error``, empty if none)."""
+
     replayed: int = 0
     duplicates: int = 0
     dropped: int = 0
@@ -111,6 +116,8 @@ class ConversationStore:
 
     @classmethod
     def from_config(cls, runner: RedisRunner, config: Config, **kwargs: Any) -> ConversationStore:
+        """A store with the ``[redis]`` settings and its journal in ``<data dir>/journal``;
+        ``kwargs`` go to the constructor (bus, clocks, token counter)."""
         kwargs.setdefault("journal_dir", config.data_path / "journal")
         return cls(runner, config.redis, **kwargs)
 
@@ -118,10 +125,12 @@ class ConversationStore:
 
     @property
     def degraded(self) -> bool:
+        """True while writes go to the local journal and reads come from the local cache."""
         return self._degraded
 
     @property
     def pending_writes(self) -> int:
+        """Writes waiting in the local journal for Redis."""
         return self._pending
 
     async def open(self) -> ReplayReport:
@@ -144,6 +153,7 @@ class ConversationStore:
             self._loop_task = asyncio.create_task(self._recovery_loop(), name="conversation-store-recovery")
 
     async def close(self) -> None:
+        """Stop the recovery loop and any replay in flight (the journal stays on disk)."""
         for task in (self._loop_task, self._replay_task):
             if task is not None and not task.done():
                 task.cancel()
@@ -215,6 +225,9 @@ class ConversationStore:
         return found
 
     async def rename(self, conversation_id: str, title: str) -> None:
+        """Set the conversation's title (at most 200 characters, whitespace collapsed).
+        Raises ValidationError for a bad id or title, NotFoundError if there is no such
+        conversation; journaled while Redis is out."""
         codec.check_id(conversation_id, "conversation_id")
         clean = _title(title)
         now = self._clock()
@@ -392,6 +405,7 @@ class ConversationStore:
         return summary, result
 
     async def get_summary(self, conversation_id: str) -> ConversationSummary | None:
+        """The conversation's current summary, or None (from the local cache while Redis is out)."""
         codec.check_id(conversation_id, "conversation_id")
         summary = await self._read(
             lambda: self._history.summary(conversation_id), lambda: self._cache.summary(conversation_id)
@@ -446,9 +460,12 @@ class ConversationStore:
     # ------------------------------------------------------------ export
 
     async def export_json(self, conversation_id: str) -> str:
+        """The whole conversation (archive included) as JSON. Needs Redis: raises
+        ServiceUnavailableError while it is out, NotFoundError for an unknown id."""
         return export.to_json(await self._dump(conversation_id), self._clock())
 
     async def export_markdown(self, conversation_id: str) -> str:
+        """The whole conversation as Markdown; raises as :meth:`export_json`."""
         return export.to_markdown(await self._dump(conversation_id))
 
     async def _dump(self, conversation_id: str) -> ConversationDump:
@@ -470,11 +487,14 @@ class ConversationStore:
         *,
         user_id: str = "local",
     ) -> str:
+        """The spec's name: create ``conversation_id`` for ``user_id`` (default ``"local"``)
+        with ``system_prompt``; returns the id. Raises as :meth:`create`."""
         return await self.create(
             user_id, system_prompt=system_prompt or "", metadata=metadata, conversation_id=conversation_id
         )
 
     async def summarize_context(self, conversation_id: str, summary: str, covers_up_to: str) -> None:
+        """The spec's name for :meth:`summarize` (an LLM summary)."""
         await self.summarize(conversation_id, summary, covers_up_to)
 
     # ------------------------------------------------------------ plumbing
