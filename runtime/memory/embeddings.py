@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import numpy as np
@@ -27,6 +27,9 @@ from runtime.config import Config, LLMConfig
 from runtime.core.errors import AppError, ExternalServiceError, ValidationError
 from runtime.memory import lexical, onnx_minilm
 from runtime.resilience.http_errors import Endpoint, translate_http
+
+if TYPE_CHECKING:
+    from openai.types import CreateEmbeddingResponse
 
 #: Dimensions of well-known /embeddings models, so a table can be named before the first call.
 KNOWN_OPENAI_DIMS = {
@@ -52,12 +55,27 @@ class Embedder(Protocol):
     degraded: bool
 
     @property
-    def ndims(self) -> int: ...
+    def ndims(self) -> int:
+        """Vector dimensions.
+
+        Raises:
+            ValidationError: not known yet (an /embeddings model not in :data:`KNOWN_OPENAI_DIMS`
+                before its first call).
+        """
+        ...
 
     @property
-    def table_suffix(self) -> str: ...
+    def table_suffix(self) -> str:
+        """``<model slug>__<ndims>``: the memory table's name suffix, unique per model and dimension."""
+        ...
 
-    async def embed(self, texts: list[str]) -> np.ndarray: ...
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        """``(len(texts), ndims)`` float32 vectors, each of unit length, in the order of ``texts``.
+
+        Raises:
+            AppError: the provider failed (its errors translated to the taxonomy).
+        """
+        ...
 
 
 class _Base:
@@ -91,14 +109,17 @@ class LocalMiniLMFunction(TextEmbeddingFunction):
         self._model = onnx_minilm.MiniLM(intra_op_threads=self.intra_op_threads)
 
     def ndims(self) -> int:
+        """384, the model's dimensions."""
         return onnx_minilm.DIMENSIONS
 
     # lancedb annotates the return as List[np.array] (a function, not a type); mypy cannot match it.
     def generate_embeddings(self, texts: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:  # type: ignore[override]
+        """One unit-length 384-d float32 vector per text (LanceDB's embedding-function API)."""
         return list(self._model.encode([str(t) for t in texts]))
 
     @property
     def minilm(self) -> onnx_minilm.MiniLM:
+        """The lazily loaded encoder."""
         return self._model
 
 
@@ -118,13 +139,21 @@ class LocalEmbedder(_Base):
 
     @property
     def ndims(self) -> int:
+        """384, the model's dimensions."""
         return onnx_minilm.DIMENSIONS
 
     @property
     def minilm(self) -> onnx_minilm.MiniLM:
+        """The lazily loaded encoder (the health check asks it whether it is loaded)."""
         return self.function.minilm
 
     async def embed(self, texts: list[str]) -> np.ndarray:
+        """``(len(texts), 384)`` unit-length float32 vectors, encoded in a worker thread.
+
+        Raises:
+            ServiceUnavailableError, ConfigError: the model cannot be loaded (see :meth:`MiniLM.load`).
+            ExternalServiceError: onnxruntime or the tokenizer failed (not retryable).
+        """
         try:
             return await asyncio.to_thread(self.minilm.encode, list(texts))
         except AppError:
@@ -146,14 +175,18 @@ class LexicalFunction(TextEmbeddingFunction):
     max_retries: int = 0
 
     def ndims(self) -> int:
+        """The configured dimensions (512 by default)."""
         return self.dimensions
 
     # lancedb annotates the return as List[np.array] (a function, not a type); mypy cannot match it.
     def generate_embeddings(self, texts: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:  # type: ignore[override]
+        """One hashed n-gram vector per text (LanceDB's embedding-function API)."""
         return list(lexical.lexical_vectors([str(t) for t in texts], self.dimensions))
 
 
 class LexicalEmbedder(_Base):
+    """The degraded stand-in: hashed n-gram vectors, no model, never fails (:mod:`runtime.memory.lexical`)."""
+
     provider = "lexical"
     model = "lexical-ngram"
     degraded = True
@@ -163,9 +196,11 @@ class LexicalEmbedder(_Base):
 
     @property
     def ndims(self) -> int:
+        """The dimensions given at construction (512 by default)."""
         return self._dims
 
     async def embed(self, texts: list[str]) -> np.ndarray:
+        """``(len(texts), ndims)`` float32 vectors; unit length, or zero for a text with no words."""
         # Cheap enough (tens of microseconds a text) to run inline.
         return lexical.lexical_vectors(list(texts), self._dims)
 
@@ -189,7 +224,7 @@ def _translate_openai(exc: BaseException) -> AppError:
     return translate_http(exc, EMBEDDINGS_ENDPOINT)
 
 
-def _vectors_from(response: Any, expected: int) -> np.ndarray:
+def _vectors_from(response: CreateEmbeddingResponse, expected: int) -> np.ndarray:
     items = sorted(response.data, key=lambda d: d.index)
     if len(items) != expected:
         raise ExternalServiceError(
@@ -213,10 +248,17 @@ class OpenAIFunction(TextEmbeddingFunction):
     _api_key: str = PrivateAttr(default="")
 
     def ndims(self) -> int:
+        """The configured dimensions, else the known ones of the model, else 0 (unknown)."""
         return self.dimensions or KNOWN_OPENAI_DIMS.get(self.name, 0)
 
     # lancedb annotates the return as List[np.array] (a function, not a type); mypy cannot match it.
     def generate_embeddings(self, texts: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:  # type: ignore[override]
+        """One unit-length vector per text from ``POST /embeddings`` (LanceDB's embedding-function API).
+
+        Raises:
+            AppError: the request failed (translated like every HTTP endpoint's errors), or the
+                endpoint returned a different number of vectors than texts.
+        """
         import openai
 
         texts = [str(t) for t in texts]
@@ -263,17 +305,33 @@ class OpenAIEmbedder(_Base):
 
     @property
     def ndims(self) -> int:
+        """The model's dimensions.
+
+        Raises:
+            ValidationError: unknown until the first call (or :meth:`probe`) for a model not in
+                :data:`KNOWN_OPENAI_DIMS`.
+        """
         if not self._dims:
             raise ValidationError(f"dimension of embedding model {self.model!r} unknown until the first call")
         return self._dims
 
     async def probe(self) -> int:
-        """Learn the dimension of an unknown model with one tiny request."""
+        """Learn the dimension of an unknown model with one tiny request; returns it (same errors as :meth:`embed`)."""
         if not self._dims:
             self._dims = int((await self.embed(["dimension probe"])).shape[1])
         return self._dims
 
     async def embed(self, texts: list[str]) -> np.ndarray:
+        """``(len(texts), ndims)`` unit-length float32 vectors from ``POST /embeddings``, in order.
+
+        The response's items are ordered by their ``index`` (the OpenAI embeddings format).
+
+        Raises:
+            AppError: the request failed, translated as for every HTTP endpoint
+                (:mod:`runtime.resilience.http_errors`).
+            ExternalServiceError: the endpoint returned another number of vectors, or other
+                dimensions than before (not retryable).
+        """
         try:
             response = await self._client.embeddings.create(
                 model=self.model, input=list(texts), encoding_format="float"
@@ -291,6 +349,7 @@ class OpenAIEmbedder(_Base):
         return vecs
 
     async def aclose(self) -> None:
+        """Close the HTTP client (also one passed in by the caller)."""
         await self._http.aclose()
 
 
@@ -298,7 +357,11 @@ EmbedderFactory = Callable[[Config], Embedder]
 
 
 def make_embedder(config: Config, *, http_client: httpx.AsyncClient | None = None) -> Embedder:
-    """The provider ``[memory].embedding_provider`` names."""
+    """The provider ``[memory].embedding_provider`` names (``local``, ``openai``, else lexical).
+
+    Raises:
+        ValidationError: ``local`` with a model other than all-MiniLM-L6-v2 (the only one shipped).
+    """
     mem = config.memory
     if mem.embedding_provider == "local":
         return LocalEmbedder(mem.embedding_model)

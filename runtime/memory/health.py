@@ -8,14 +8,23 @@ echo the breaker. A green memory check also starts draining the write queue.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.core.errors import describe
 from runtime.memory.records import table_name
 
+if TYPE_CHECKING:
+    from runtime.memory.store import VectorMemoryStore
+    from runtime.resilience import CheckResult
 
-async def check_memory(store: Any) -> Any:
-    """The table opens and a one-row query answers."""
+
+async def check_memory(store: VectorMemoryStore) -> CheckResult:
+    """Check that the store's table opens and a one-row query answers, on a fresh connection.
+
+    Returns:
+        HEALTHY (and the write queue starts draining) with ``rows`` and ``queued_writes`` in
+        the details, or UNHEALTHY with the error; latency in milliseconds. Never raises.
+    """
     import lancedb
 
     from runtime.resilience import CheckResult, HealthStatus
@@ -37,15 +46,22 @@ async def check_memory(store: Any) -> Any:
                 details["rows"] = 0
         finally:
             db.close()
-    except Exception as exc:  # any failure here is exactly what the check reports
+    except Exception as exc:  # noqa: BLE001 - any failure here is exactly what the check reports
         return CheckResult(status=HealthStatus.UNHEALTHY, latency_ms=_ms(started), details=details, error=describe(exc))
     store.schedule_drain()
     return CheckResult(status=HealthStatus.HEALTHY, latency_ms=_ms(started), details=details)
 
 
-async def check_embeddings(store: Any) -> Any:
-    """The embedding model is loaded and answers (the local model is not loaded just for
-    this: until first use the check only confirms its files are present)."""
+async def check_embeddings(store: VectorMemoryStore) -> CheckResult:
+    """Check that the store's embedding provider answers one embedding.
+
+    The local model is not loaded just for this: until first use the check only confirms
+    its files are present.
+
+    Returns:
+        HEALTHY (and the write queue starts draining), DEGRADED for the lexical stand-in, or
+        UNHEALTHY with the error; latency in milliseconds. Never raises.
+    """
     from runtime.resilience import CheckResult, HealthStatus
 
     embedder = store.embedder
@@ -65,7 +81,7 @@ async def check_embeddings(store: Any) -> Any:
         else:
             details["loaded"] = True
             await embedder.embed(["health check"])
-    except Exception as exc:  # any failure here is exactly what the check reports
+    except Exception as exc:  # noqa: BLE001 - any failure here is exactly what the check reports
         return CheckResult(status=HealthStatus.UNHEALTHY, latency_ms=_ms(started), details=details, error=describe(exc))
     if embedder.degraded:
         return CheckResult(

@@ -25,11 +25,11 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import lancedb
 import numpy as np
@@ -57,6 +57,14 @@ from runtime.memory.records import (
 )
 from runtime.memory.write_queue import WriteQueue
 from runtime.resilience.classify import is_outage
+
+if TYPE_CHECKING:
+    from lancedb import AsyncConnection
+    from lancedb.index import IndexConfig
+    from lancedb.table import AsyncTable
+
+    from runtime.core.events import Event
+    from runtime.resilience import Guard, Resilience
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +98,20 @@ class _EachOutcome:
 
 
 class VectorMemoryStore:
-    """The spec's VectorMemoryStore, user-scoped, with degraded mode and upkeep."""
+    """The spec's VectorMemoryStore, user-scoped, with degraded mode and upkeep.
+
+    ``store_memory``, ``search_memories``, ``get_context_memories`` and
+    ``summarize_conversation`` are the spec's names (state-and-errors-spec.md). LanceDB calls
+    go through ``Guard("memory")``, embeddings through ``Guard("embeddings")``; writes that
+    meet an outage are queued (:class:`WriteQueue`) and drained when the backend is back.
+    """
 
     def __init__(
         self,
         config: MemoryConfig,
         *,
         uri: str,
-        resilience: Any,
+        resilience: Resilience,
         embedder: Embedder,
         bus: EventBus | None = None,
         queue_path: Path | None = None,
@@ -114,8 +128,8 @@ class VectorMemoryStore:
         self._upkeep_guard = _upkeep_guard(resilience)
         self._lexical = LexicalEmbedder()
         self.queue = WriteQueue(queue_path)
-        self._db: Any = None
-        self._table: Any = None
+        self._db: AsyncConnection | None = None
+        self._table: AsyncTable | None = None
         self._open_lock = asyncio.Lock()
         self._write_lock = asyncio.Lock()
         self._pending: list[tuple[PendingWrite, asyncio.Future[str]]] = []
@@ -133,12 +147,14 @@ class VectorMemoryStore:
     def from_config(
         cls,
         config: Config,
-        resilience: Any,
+        resilience: Resilience,
         *,
         bus: EventBus | None = None,
         embedder: Embedder | None = None,
         now: Callable[[], float] = time.time,
     ) -> VectorMemoryStore:
+        """The store ``config`` describes: ``memory_uri``, its ``[memory]`` section, the configured
+        embedder (unless one is given) and the write queue beside the database directory."""
         uri = config.memory_uri
         return cls(
             config.memory,
@@ -155,9 +171,10 @@ class VectorMemoryStore:
 
     @property
     def table_name(self) -> str:
+        """The memory table of the current embedder (``memories__<model>__<ndims>``)."""
         return table_name(self.embedder.table_suffix)
 
-    async def _db_call(self, action: str, fn: Callable[[], Awaitable[Any]], *, guard: Any = None) -> Any:
+    async def _db_call(self, action: str, fn: Callable[[], Awaitable[Any]], *, guard: Guard | None = None) -> Any:
         async def attempt() -> Any:
             try:
                 return await fn()
@@ -177,14 +194,15 @@ class VectorMemoryStore:
             raise
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
-        if hasattr(self.embedder, "probe"):
-            await self._embed_guard.call(lambda: self.embedder.probe())
+        probe = getattr(self.embedder, "probe", None)  # only an embedder that learns its dimensions has one
+        if probe is not None:
+            await self._embed_guard.call(probe)
         return await self._embed_guard.call(lambda: self.embedder.embed(texts))
 
-    async def _connect(self) -> Any:
+    async def _connect(self) -> AsyncConnection:
         if self._db is None:
 
-            async def connect() -> Any:
+            async def connect() -> AsyncConnection:
                 if "://" not in self.uri:
                     await asyncio.to_thread(Path(self.uri).mkdir, parents=True, exist_ok=True)
                 return await lancedb.connect_async(self.uri)
@@ -192,7 +210,13 @@ class VectorMemoryStore:
             self._db = await self._db_call("connect", connect)
         return self._db
 
-    async def _open(self, *, create: bool) -> Any:
+    @overload
+    async def _open(self, *, create: Literal[True]) -> AsyncTable: ...
+
+    @overload
+    async def _open(self, *, create: Literal[False]) -> AsyncTable | None: ...
+
+    async def _open(self, *, create: bool) -> AsyncTable | None:
         """The memory table (created on first write); None if it does not exist yet."""
         if self._table is not None:
             return self._table
@@ -202,7 +226,7 @@ class VectorMemoryStore:
             db = await self._connect()
             name = self.table_name
 
-            async def open_or_create() -> Any:
+            async def open_or_create() -> AsyncTable | None:
                 names = (await db.list_tables()).tables
                 if name in names:
                     table = await db.open_table(name)
@@ -216,8 +240,9 @@ class VectorMemoryStore:
                     return None
                 return await db.create_table(name, schema=schema(self.embedder.ndims), exist_ok=True)
 
-            if create and hasattr(self.embedder, "probe"):
-                await self._embed_guard.call(lambda: self.embedder.probe())
+            probe = getattr(self.embedder, "probe", None)
+            if create and probe is not None:
+                await self._embed_guard.call(probe)
             self._table = await self._db_call("open", open_or_create)
             return self._table
 
@@ -233,6 +258,7 @@ class VectorMemoryStore:
             await asyncio.gather(*tuple(self._tasks), return_exceptions=True)
 
     async def aclose(self) -> None:
+        """Stop listening for health events, wait for background work, close the LanceDB handles."""
         if self._unsubscribe is not None:
             self._unsubscribe()
         await self.wait_idle()
@@ -472,7 +498,7 @@ class VectorMemoryStore:
 
     # ------------------------------------------------------------ queue drain
 
-    def _on_event(self, event: Any) -> None:
+    def _on_event(self, event: Event) -> None:
         if (
             isinstance(event, HealthChanged)
             and event.name in ("memory", "embeddings")
@@ -606,7 +632,9 @@ class VectorMemoryStore:
         log.warning("memory recall degraded: %s", self.last_error)
         return MemoryRecall(degraded=True, reason=self.last_error, source="none")
 
-    async def _lexical_recall(self, table: Any, query: str, where: str, limit: int, cause: AppError) -> MemoryRecall:
+    async def _lexical_recall(
+        self, table: AsyncTable, query: str, where: str, limit: int, cause: AppError
+    ) -> MemoryRecall:
         """Embedding provider down: rank this user's stored texts by word overlap instead.
         No lexical vector is ever written, so tables stay single-model."""
         reason = describe(cause)
@@ -716,6 +744,11 @@ class VectorMemoryStore:
         await self._db_call("optimize", table.optimize, guard=self._upkeep_guard)
 
     async def fragment_count(self) -> int:
+        """Data fragments of the table (0 without one); :meth:`optimize` compacts them.
+
+        Raises:
+            AppError: the store is down.
+        """
         table = await self._open(create=False)
         if table is None:
             return 0
@@ -724,7 +757,7 @@ class VectorMemoryStore:
         return int(frags["num_fragments"] if isinstance(frags, dict) else frags.num_fragments)
 
 
-def _upkeep_guard(resilience: Any) -> Any:
+def _upkeep_guard(resilience: Resilience) -> Guard:
     """A guard for index builds and compaction: same memory backend, but its own breaker
     (a slow rebuild must not open the recall breaker) and a timeout sized for minutes of
     work on a large table, not the 5 s a recall gets. One attempt: upkeep reruns later."""
@@ -757,7 +790,7 @@ def _near_in_batch(
     return None
 
 
-def _plan_from(indices: list[Any]) -> indexing.SearchPlan | None:
+def _plan_from(indices: Iterable[IndexConfig]) -> indexing.SearchPlan | None:
     """The search plan for the table's vector index, if it has one."""
     for index in indices:
         if list(index.columns) == ["vector"]:
