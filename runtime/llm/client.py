@@ -86,7 +86,12 @@ def prompt_key(request: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Completion:
-    """A whole reply from :meth:`LLMClient.complete`; ``source`` says where it came from."""
+    """A whole reply from :meth:`LLMClient.complete`; ``source`` says where it came from.
+
+    ``finish_reason`` is the chat-completions ``finish_reason`` (``stop``, ``length``,
+    ``tool_calls``, ...) or ``fallback``; ``source`` is ``primary`` for the endpoint's own
+    answer, else the fallback that answered (``cache``, ``degraded``) and ``error`` says why.
+    """
 
     text: str
     tool_calls: tuple[ToolCallReady, ...] = ()
@@ -151,7 +156,21 @@ class _TextGate:
 
 
 class LLMClient:
-    """The OpenAI-compatible client every Holdfast LLM call uses."""
+    """The OpenAI-compatible client every Holdfast LLM call uses.
+
+    Args:
+        config: the ``[llm]`` section (endpoint, model, timeouts in seconds, API key source).
+        resilience: gives ``Guard("llm")`` and the fallback chain.
+        base_url: overrides ``config``'s endpoint (e.g. the demo server's URL).
+        http_client: an httpx client to use (and not close); default: one of our own.
+        count_tokens: counts tokens for usage an endpoint does not report (default: a rough
+            word-and-punctuation count).
+        environ: where the API key's environment variable is read (default: ``os.environ``).
+        wall_clock: Unix seconds, for "unavailable since" in the degraded reply.
+
+    Raises:
+        ExternalServiceError: no endpoint is configured (not retryable).
+    """
 
     def __init__(
         self,
@@ -201,7 +220,12 @@ class LLMClient:
     # ------------------------------------------------------------ helpers
 
     async def model(self) -> str:
-        """The configured model, or the endpoint's first model when none is configured (vLLM, LM Studio)."""
+        """The configured model, or the endpoint's first model when none is configured (vLLM, LM Studio).
+
+        Raises:
+            ExternalServiceError: the endpoint lists no models.
+            AppError: listing the models failed (see :meth:`list_models`).
+        """
         if not self._model:
             models = await self.list_models()
             if not models:
@@ -212,7 +236,11 @@ class LLMClient:
         return self._model
 
     def set_model(self, name: str) -> None:
-        """Use ``name`` for every later request (``/model``)."""
+        """Use ``name`` for every later request (``/model``).
+
+        Raises:
+            ValidationError: ``name`` is empty or blank.
+        """
         if not name.strip():
             raise ValidationError("model name must not be empty", service=SERVICE)
         self._model = name.strip()
@@ -466,7 +494,12 @@ class LLMClient:
         max_tokens: int | None = None,
         use_fallback: bool = True,
     ) -> Completion:
-        """One non-streaming reply, with the same fallbacks as :meth:`stream_chat`."""
+        """One non-streaming reply, with the same fallbacks as :meth:`stream_chat`.
+
+        Raises:
+            AppError: the call failed and no fallback applies (not an outage, or
+                ``use_fallback=False``).
+        """
         key: str | None = None
         try:
             request = await self._request(messages, tools, model, temperature, max_tokens)
@@ -523,7 +556,13 @@ class LLMClient:
     # ------------------------------------------------------------ other endpoints
 
     async def embed(self, texts: Sequence[str], *, model: str | None = None) -> list[list[float]]:
-        """Embedding vectors of ``texts``, in order (guarded like every LLM call)."""
+        """Embedding vectors of ``texts`` from ``POST /embeddings``, in order (guarded like every LLM call).
+
+        The response's items are sorted by their ``index`` (the OpenAI embeddings format).
+
+        Raises:
+            AppError: the request failed (translated by :func:`runtime.llm.errors.translate`).
+        """
         if not texts:
             return []
         use = model or await self.model()
@@ -539,7 +578,11 @@ class LLMClient:
         return await self.guard.call(once)
 
     async def list_models(self) -> list[str]:
-        """Ids of the models the endpoint offers."""
+        """Ids of the models the endpoint offers (``GET /models``), guarded.
+
+        Raises:
+            AppError: the request failed.
+        """
 
         async def once() -> list[str]:
             return await self._fetch_models()
@@ -558,6 +601,12 @@ class LLMClient:
 
         ``GET /models`` first; an endpoint that does not implement it (404) gets a
         one-token completion instead.
+
+        Returns:
+            How it answered: ``{"method": "models", "models": <count>}`` or ``{"method": "completion"}``.
+
+        Raises:
+            AppError: the endpoint did not answer or refused.
         """
         try:
             models = await self._fetch_models()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
 
 from runtime.core.errors import AppError, describe
 from runtime.resilience import Resilience
@@ -32,7 +31,11 @@ _installed: weakref.WeakKeyDictionary[FallbackChain, LLMFallbacks] = weakref.Wea
 
 
 class LLMFallbacks:
-    """Tracks the current LLM outage and writes the degraded reply."""
+    """Tracks the current LLM outage and writes the degraded reply.
+
+    ``endpoint`` is the base URL named in the notice; ``wall_clock`` gives Unix seconds for
+    "since when".
+    """
 
     def __init__(self, endpoint: str, *, wall_clock: Callable[[], float] = time.time) -> None:
         self.endpoint = endpoint
@@ -69,12 +72,16 @@ class LLMFallbacks:
         self.down_since = None
         self.last_error = ""
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, float | str | None]:
         """``{"down_since": epoch seconds or None, "last_error": one line or ""}`` for the UI."""
         return {"down_since": self.down_since, "last_error": self.last_error}
 
-    def degraded_reply(self, error: AppError, key: Any) -> Any:
-        """The fallback handler: a notice for outages; nothing for caller errors."""
+    def degraded_reply(self, error: AppError, key: str | None) -> str:
+        """The fallback handler (``handler(error, prompt key)``): a notice for outages.
+
+        Returns the notice naming the endpoint, since when (local time) and the error, or
+        ``NO_FALLBACK`` for a caller error (which then reaches the user as it is).
+        """
         if not is_outage(error):
             return NO_FALLBACK
         since = self.down_since if self.down_since is not None else self._wall_clock()
