@@ -29,11 +29,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from runtime.config import Config, RedisConfig
 from runtime.core.errors import AppError, NotFoundError, ServiceUnavailableError, ValidationError
-from runtime.core.events import EventBus, JournalReplayed, StoreDegraded, StoreRecovered
+from runtime.core.events import Event, EventBus, JournalReplayed, StoreDegraded, StoreRecovered
 from runtime.core.ids import validate_user_id
 from runtime.core.messages import ChatMessage, ConversationSummary, Role, ToolCall
 from runtime.resilience.classify import is_outage
@@ -45,6 +45,8 @@ from runtime.state.journal import Journal
 from runtime.state.keys import Keys
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 STORE_NAME = "conversations"
 _ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
@@ -519,7 +521,7 @@ class ConversationStore:
             if local is not None:
                 local()
 
-    async def _read(self, fetch: Callable[[], Awaitable[Any]], cached: Callable[[], Any]) -> Any:
+    async def _read(self, fetch: Callable[[], Awaitable[T]], cached: Callable[[], T]) -> T:
         if self._degraded:
             return cached()
         try:
@@ -554,7 +556,7 @@ class ConversationStore:
         log.info("conversation store recovered after %.1fs", seconds)
         self._publish(StoreRecovered(store=STORE_NAME, degraded_seconds=seconds))
 
-    def _publish(self, event: Any) -> None:
+    def _publish(self, event: Event) -> None:
         if self._bus is not None:
             self._bus.publish(event)
 
