@@ -83,6 +83,7 @@ class DemoLLMServer(ManagedServer[DemoAddress]):
         startup_timeout: float = 15.0,
         python: str | None = None,
         profile: str = DEFAULT_PROFILE,
+        max_body_bytes: int | None = None,
         **faults: float | int | bool,
     ) -> None:
         unknown = set(faults) - set(_FLAG_NAMES)
@@ -94,6 +95,8 @@ class DemoLLMServer(ManagedServer[DemoAddress]):
         self.seed = seed
         #: The quirk profile the child starts with (``--profile``; see :mod:`runtime.demo.profiles`).
         self.profile = profile
+        #: Largest request body the child accepts (``--max-body-bytes``); None: its 8 MiB default.
+        self.max_body_bytes = max_body_bytes
         self.faults = faults
         self.python = python or sys.executable
 
@@ -139,6 +142,8 @@ class DemoLLMServer(ManagedServer[DemoAddress]):
             "--profile",
             self.profile,
         ]
+        if self.max_body_bytes is not None:
+            argv += ["--max-body-bytes", str(self.max_body_bytes)]
         for key, value in self.faults.items():
             flag = _FLAG_NAMES[key]
             if isinstance(value, bool):

@@ -432,12 +432,8 @@ def build_app(state: DemoServerState) -> ASGIApp:
         texts = body.texts
         data = []
         for index, text in enumerate(texts):
-            vec = demo_model.embed(text)
-            if body.dimensions is not None:
-                # OpenAI's shortened embeddings: the first dimensions, normalised again.
-                vec = vec[: body.dimensions]
-                norm = sum(v * v for v in vec) ** 0.5 or 1.0
-                vec = [v / norm for v in vec]
+            # ``dimensions`` (OpenAI's shortened embeddings): the demo hashes into that many slots.
+            vec = demo_model.embed(text, body.dimensions or demo_model.EMBED_DIM)
             value: Any = (
                 base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
                 if body.encoding_format == "base64"

@@ -56,7 +56,8 @@ def test_plain_numbers_are_not_arithmetic() -> None:
 
 
 def test_answers_from_the_tool_result_naming_the_tool() -> None:
-    messages = user("what is 6*7?") + [
+    messages = [
+        *user("what is 6*7?"),
         {
             "role": "assistant",
             "content": None,
