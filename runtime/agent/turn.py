@@ -54,6 +54,7 @@ from runtime.core.events import (
 )
 from runtime.core.logs import log_context
 from runtime.core.messages import ChatMessage, ConversationSummary, ToolCall
+from runtime.state.conversations import HIDDEN
 from runtime.tools import AskPermission, ToolContext, ToolRegistry
 from runtime.tools.runner import ToolResult, ToolRunner
 
@@ -69,9 +70,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Messages with this metadata flag are kept in history but never sent to the model.
-HIDDEN = "hidden"
 
 
 def new_turn_id() -> str:

@@ -23,6 +23,7 @@ the outage can overtake what was journaled during it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -49,6 +50,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STORE_NAME = "conversations"
+#: Messages with this metadata flag stay in history but are never sent to the model (fallback
+#: notices, partial answers of failed attempts); set by the agent, honoured by every prompt.
+HIDDEN = "hidden"
 _ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
 _MAX_TITLE = 200
 
@@ -499,6 +503,60 @@ class ConversationStore:
         """The spec's name for :meth:`summarize` (an LLM summary)."""
         await self.summarize(conversation_id, summary, covers_up_to)
 
+    async def get_context(
+        self, conversation_id: str, include_system: bool = True, *, limit: int = 50
+    ) -> ConversationContextView | None:
+        """The spec's name: the conversation's info, summary and newest ``limit`` messages
+        (oldest first), or None if it does not exist. ``include_system=False`` leaves the
+        system prompt out of the info. Raises as :meth:`get` for anything but a missing one."""
+        try:
+            info = await self.get(conversation_id)
+        except NotFoundError:
+            return None
+        if not include_system:
+            info = dataclasses.replace(info, system_prompt="")
+        summary, messages = await self.read_recent(conversation_id, limit)
+        return ConversationContextView(info, summary, messages)
+
+    async def get_messages_for_prompt(self, conversation_id: str, max_tokens: int = 4000) -> list[dict[str, Any]]:
+        """The spec's name: the conversation as OpenAI chat messages within ``max_tokens`` tokens:
+        the system prompt, the summary (in the spec's words), then the newest messages that fit,
+        hidden ones skipped and a tool call kept or dropped together with its results.
+
+        Tokens are the exact per-message counts saved with each message (or the store's counter).
+        The agent's prompts come from ``ContextWindowManager.build_prompt``, which also budgets
+        tools, memories and the reply. Raises NotFoundError for an unknown conversation."""
+        view = await self.get_context(conversation_id, limit=self._live.max_messages)
+        if view is None:
+            raise NotFoundError(f"conversation {conversation_id} does not exist")
+        head = [ChatMessage("system", view.info.system_prompt)] if view.info.system_prompt else []
+        if view.summary is not None:
+            head.append(ChatMessage("system", f"Previous conversation summary: {view.summary.text}"))
+        budget = max_tokens - sum(self._tokens(m) for m in head)
+        units: list[list[ChatMessage]] = []
+        for message in view.messages:
+            if message.metadata.get(HIDDEN):
+                continue
+            if message.role == "tool" and units:
+                units[-1].append(message)
+            else:
+                units.append([message])
+        kept: list[ChatMessage] = []
+        for unit in reversed(units):
+            cost = sum(self._tokens(m) for m in unit)
+            if cost > budget:
+                break
+            budget -= cost
+            kept[:0] = unit
+        return [m.to_openai() for m in (*head, *kept)]
+
+    def _tokens(self, message: ChatMessage) -> int:
+        if message.token_count is not None:
+            return message.token_count
+        if self._count_tokens is None:
+            raise ValidationError("counting prompt tokens needs a token counter (count_tokens)")
+        return self._count_tokens(message)
+
     # ------------------------------------------------------------ plumbing
 
     async def _write(
@@ -652,6 +710,16 @@ def _title(title: str) -> str:
     if len(text) > _MAX_TITLE:
         raise ValidationError(f"title must be at most {_MAX_TITLE} characters, got {len(text)}")
     return text
+
+
+@dataclass(frozen=True)
+class ConversationContextView:
+    """What the spec's ``get_context`` returns: the conversation's info, its summary (None when
+    nothing was summarised) and its newest messages, oldest first."""
+
+    info: ConversationInfo
+    summary: ConversationSummary | None
+    messages: list[ChatMessage]
 
 
 #: The spec's name for the conversation store.
