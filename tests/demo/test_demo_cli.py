@@ -1,0 +1,52 @@
+"""``holdfast demo-llm --profile NAME`` through the real console script: the server it starts
+speaks that profile's wire format over HTTP, and it is gone after SIGTERM."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from runtime.core.procs import free_port, pid_alive
+from runtime.demo.launcher import port_open
+from tests.support.cli import run_script, start_script, stop
+from tests.support.polling import wait_until
+
+pytestmark = pytest.mark.e2e
+
+ASK = {
+    "model": "holdfast-demo",
+    "messages": [{"role": "user", "content": "what is 2+3 and what time is it?"}],
+    "tools": [
+        {"type": "function", "function": {"name": "calculator", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "clock", "parameters": {"type": "object"}}},
+    ],
+    "stream": True,
+}
+
+
+def test_console_script_serves_the_ollama_profile() -> None:
+    port = free_port()
+    proc = start_script("demo-llm", "--profile", "ollama", "--port", str(port), "--tokens-per-second", "0")
+    try:
+        wait_until(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 30, "the demo server to listen")
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            assert client.get("/admin/faults").json()["profile"] == "ollama"
+            with client.stream("POST", "/v1/chat/completions", json=ASK) as response:
+                chunks = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+        deltas = [c["choices"][0]["delta"] for c in chunks]
+        (calls,) = [d["tool_calls"] for d in deltas if "tool_calls" in d]  # whole calls, one chunk
+        assert [c["function"]["name"] for c in calls] == ["calculator", "clock"]
+        assert all("index" not in c for c in calls) and all(d["role"] == "assistant" for d in deltas)
+        assert {c["system_fingerprint"] for c in chunks} == {"fp_ollama"}
+    finally:
+        run = stop(proc)
+    assert "profile ollama" in run.out
+    assert not pid_alive(proc.pid) and not port_open("127.0.0.1", port)
+
+
+def test_console_script_refuses_an_unknown_profile() -> None:
+    run = run_script("demo-llm", "--profile", "gpt-imaginary", "--port", "0")
+    assert run.code == 2 and "invalid choice: 'gpt-imaginary'" in run.err
