@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,8 +14,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from app.safe_text import literal
-
-Decision = Literal["once", "always", "deny"]
 
 
 class PermissionScreen(ModalScreen[str]):

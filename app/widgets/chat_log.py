@@ -35,10 +35,6 @@ class ChatLog(VerticalScroll):
         self.has_older = False
         self._asked_older = False
 
-    @property
-    def entries(self) -> list[Widget]:
-        return list(self.children)
-
     def on_mount(self) -> None:
         # Anchored: the log follows new content (a streaming reply) until the user scrolls up,
         # without a scroll request per delta.

@@ -295,8 +295,6 @@ class RuntimeFacade(Protocol):
         """Delete one memory; False if it did not exist."""
         ...
 
-    async def list_memories(self) -> list[MemoryHit]: ...
-
     # ------------------------------------------------------------ resilience and health
 
     def breaker_snapshots(self) -> list[BreakerSnapshot]:

@@ -627,10 +627,6 @@ class Runtime:
         """Delete one of this user's memories; False if it did not exist."""
         return await self._memory().forget(self.user_id, memory_id)
 
-    async def list_memories(self) -> list[MemoryHit]:
-        """This user's memories (at most 1,000)."""
-        return [_hit(m) for m in await self._memory().list(self.user_id)]
-
     # ------------------------------------------------------------ facade: resilience and health
 
     def breaker_snapshots(self) -> list[BreakerSnapshot]:

@@ -11,6 +11,10 @@ Correct where the spec's sample is not:
   so dead ids are filtered on read and cleanup walks only what has expired (no SCAN).
 
 Times are epoch seconds from an injected wall clock; Redis key TTLs are derived from it.
+
+Each running TUI or CLI process holds one session (:mod:`runtime.host.session_keeper`), and
+every change of its conversation also updates a per-user "last conversation" pointer that
+outlives the session, so a relaunch reopens where the user was.
 """
 
 from __future__ import annotations
@@ -74,7 +78,8 @@ return redis.call('DEL', KEYS[1])
 
 @dataclass
 class Session:
-    """A user session; times are epoch seconds."""
+    """The spec's user session. Times are epoch seconds; ``data`` holds JSON values (a Holdfast
+    process stores its face, pid and host); ``active_conversation_id`` is the conversation it shows."""
 
     id: str
     user_id: str
@@ -83,17 +88,6 @@ class Session:
     expires_at: float
     data: dict[str, Any] = field(default_factory=dict)
     active_conversation_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "user_id": self.user_id,
-            "created_at": self.created_at,
-            "last_accessed": self.last_accessed,
-            "expires_at": self.expires_at,
-            "data": self.data,
-            "active_conversation_id": self.active_conversation_id,
-        }
 
 
 class SessionManager:
