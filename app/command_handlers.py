@@ -188,6 +188,9 @@ class CommandHandlers:
             faults = await chaos.faults(**(inv.options or {}))
             active = {k: v for k, v in faults.items() if k in (inv.options or {})}
             await self.say(f"LLM faults now: {active}", "degraded")
+        elif action == "quirk":
+            profile = await chaos.quirk(inv.args[1])
+            await self.say(f"the demo LLM now speaks like the {profile!r} profile (/chaos reset: back)", "degraded")
         elif action == "memory":
             on = bool((inv.options or {}).get("on"))
             chaos.memory(on)

@@ -48,7 +48,7 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("copy", "/copy", "copy the last reply to the clipboard"),
         CommandSpec(
             "chaos",
-            "/chaos kill|start redis|llm · faults k=v… · memory on|off · reset",
+            "/chaos kill|start redis|llm · faults k=v… · quirk PROFILE · memory on|off · reset",
             "break and heal backends for a demo",
             1,
             None,
@@ -127,6 +127,10 @@ def _chaos(args: tuple[str, ...], rest: str) -> Invocation:
         if len(args) != 2 or args[1].lower() not in ("on", "off"):
             raise CommandError("usage: /chaos memory on|off")
         return Invocation("chaos", (action, args[1].lower()), rest, {"on": args[1].lower() == "on"})
+    if action == "quirk":
+        if len(args) != 2:
+            raise CommandError("usage: /chaos quirk openai|ollama|llamacpp|vllm-reasoning|mistral|openrouter|...")
+        return Invocation("chaos", (action, args[1].lower()), rest)
     if action == "reset":
         if len(args) != 1:
             raise CommandError("usage: /chaos reset")

@@ -1,5 +1,6 @@
 """Chaos controls for demos and tests: kill and restart embedded backends, inject LLM faults,
-take memory offline. Used by the UI's ``/chaos`` command and the degradation tests.
+take memory offline, make the demo LLM speak like a real server (``quirk``). Used by the UI's
+``/chaos`` command and the degradation tests.
 
 Everything here acts on real parts: ``kill`` sends SIGKILL to the embedded process, ``faults``
 goes through the demo server's admin endpoint, ``memory(False)`` forces the memory and
@@ -85,6 +86,16 @@ class Chaos:
 
         async with DemoAdmin(self._demo_server().root_url) as admin:
             return dict(await admin.set_faults(**faults))
+
+    async def quirk(self, profile: str) -> str:
+        """Switch the demo LLM server to the quirk ``profile`` (see :mod:`runtime.demo.profiles`);
+        returns the profile now in force. ValidationError for an unknown profile (the message
+        lists the known ones) or without the embedded demo server; :meth:`reset` returns to the
+        server's start profile."""
+        from runtime.demo.admin import DemoAdmin
+
+        async with DemoAdmin(self._demo_server().root_url) as admin:
+            return await admin.set_profile(profile)
 
     def memory(self, on: bool) -> None:
         """Take long-term memory offline (``False``) or bring it back (``True``)."""

@@ -155,6 +155,13 @@ class ChaosActions(Protocol):
         embedded demo server."""
         ...
 
+    async def quirk(self, profile: str) -> str:
+        """Make the embedded demo LLM server speak like a real server: a quirk profile of
+        :mod:`runtime.demo.profiles` (``ollama``, ``llamacpp``, ``vllm-reasoning``, ...; ``openai``
+        is exact); returns the profile now in force. ValidationError for an unknown profile or
+        without the embedded demo server."""
+        ...
+
     def memory(self, on: bool) -> None:
         """Take long-term memory offline (``False``: its breakers forced open) or back (``True``)."""
         ...
