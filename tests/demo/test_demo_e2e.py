@@ -81,9 +81,9 @@ def sdk(demo_url: str) -> openai.AsyncOpenAI:
 
 
 async def test_official_client_streams_the_same_reply_as_the_plain_call_with_usage(sdk: openai.AsyncOpenAI) -> None:
-    plain = await sdk.chat.completions.create(model="anything", messages=HELLO)
+    plain = await sdk.chat.completions.create(model="holdfast-demo", messages=HELLO)
     stream = await sdk.chat.completions.create(
-        model="anything", messages=HELLO, stream=True, stream_options={"include_usage": True}
+        model="holdfast-demo", messages=HELLO, stream=True, stream_options={"include_usage": True}
     )
     pieces, usage, models = [], None, set()
     async for part in stream:
@@ -100,7 +100,7 @@ async def test_official_client_streams_the_same_reply_as_the_plain_call_with_usa
 
 async def test_official_client_gets_tool_calls_and_embeddings(sdk: openai.AsyncOpenAI) -> None:
     reply = await sdk.chat.completions.create(
-        model="m", messages=[{"role": "user", "content": "what is 6*7?"}], tools=CALC
+        model="holdfast-demo", messages=[{"role": "user", "content": "what is 6*7?"}], tools=CALC
     )
     call = reply.choices[0].message.tool_calls[0]
     assert reply.choices[0].finish_reason == "tool_calls"
@@ -122,7 +122,8 @@ async def test_a_whole_tool_turn_through_llmclient(make_resilience: Any, make_cl
     assert call.arguments == {"expression": "(2+3)*4"} and first[-1] == Finish("tool_calls", "holdfast-demo")
     usage = next(e for e in first if isinstance(e, Usage))
     assert not usage.estimated and usage.completion_tokens > 0
-    follow = ask + [
+    follow = [
+        *ask,
         {"role": "assistant", "content": None, "tool_calls": [call.call.to_openai()]},
         {"role": "tool", "tool_call_id": call.call.id, "content": "20"},
     ]
