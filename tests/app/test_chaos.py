@@ -161,3 +161,38 @@ async def test_a_retry_is_shown_while_waiting_and_the_notice_goes_with_the_answe
             what="answer after the retry",
         )
         assert not any("waiting for the model" in t or "retry 1" in t for t in _notices(app))
+
+
+async def test_chaos_quirk_makes_the_demo_llm_speak_like_another_server(app_config: LoadedConfig) -> None:
+    from runtime.demo.admin import DemoAdmin
+
+    app = HoldfastApp(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        admin = DemoAdmin(app.rt.backends()["llm"].url)
+        try:
+            await send(pilot, "/chaos quirk ollama")
+            await wait_for(
+                pilot, lambda: any("'ollama' profile" in t for t in _notices(app, "degraded")), what="quirk notice"
+            )
+            assert await admin.profile() == "ollama"
+            await send(pilot, "hello through ollama")  # the chat goes on over Ollama's wire format
+            await wait_for(
+                pilot,
+                lambda: (
+                    not app.turn_running
+                    and any("hello through ollama" in r.text for r in app.chat_log.query(AssistantMessage))
+                ),
+                what="a reply in the ollama format",
+            )
+            await send(pilot, "/chaos quirk gpt-imaginary")
+            await wait_for(
+                pilot,
+                lambda: any("unknown profile 'gpt-imaginary'" in t for t in _notices(app, "error")),
+                what="unknown profile refused",
+            )
+            await send(pilot, "/chaos reset")
+            await wait_for(pilot, lambda: any("chaos reset" in t for t in _notices(app)), what="reset")
+            assert await admin.profile() == "openai"
+        finally:
+            await admin.aclose()

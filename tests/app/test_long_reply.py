@@ -7,14 +7,15 @@ the rendered source equal to what was streamed.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from textual.widgets._markdown import MarkdownBlock, MarkdownFence, MarkdownHeader
 
 from app.chat_app import HoldfastApp
 from app.widgets.assistant_message import AssistantMessage
-from runtime.config import LoadedConfig
 from runtime.demo import model as demo_model
-from tests.app.conftest import ready, send, wait_for
+from tests.app.conftest import make_config, ready, send, wait_for
 
 pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.redis]
 
@@ -40,8 +41,9 @@ def test_long_only_as_a_request_not_as_any_word() -> None:
     assert reply.text is not None and len(demo_model.split_words(reply.text)) < 100
 
 
-async def test_a_long_reply_streams_whole_into_the_chat_log(app_config: LoadedConfig) -> None:
-    app = HoldfastApp(app_config)
+async def test_a_long_reply_streams_whole_into_the_chat_log(data_dir: Path, redis_url: str) -> None:
+    # The demo server honours max_tokens like a real one: give the ~2,000-token story room to finish.
+    app = HoldfastApp(make_config(data_dir, redis_url, **{"llm.max_output_tokens": 4096}))
     async with app.run_test(size=(140, 40)) as pilot:
         await ready(pilot)
         await send(pilot, "tell me a long story")

@@ -295,6 +295,8 @@ async def test_ui_keeps_up_with_a_500_tokens_per_second_stream(tmp_path: Path, r
         "data_dir": str(tmp_path / "data"),
         "redis.url": redis_url,
         "llm.demo_tokens_per_second": 500.0,
+        # The demo server honours max_tokens: room for the whole ~2,000-token long story.
+        "llm.max_output_tokens": 4096,
         "memory.embedding_provider": "lexical",
         "agent.user": "bench",
     }
