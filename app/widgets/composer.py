@@ -85,7 +85,9 @@ class Composer(TextArea):
         #: marker text -> the pasted text it stands for (kept so recalled inputs still expand).
         self.pastes: dict[str, str] = {}
 
-    def expand(self, text: str) -> str:
+    def expand_pastes(self, text: str) -> str:
+        """``text`` with every paste marker replaced by the text it stands for. (Not ``expand``:
+        that name is Textual's layout flag on every widget, and a method there reads as True.)"""
         for marker, pasted in self.pastes.items():
             if marker in text:
                 text = text.replace(marker, pasted)
@@ -115,7 +117,7 @@ class Composer(TextArea):
             if text.strip():
                 self.recall.add(text)
                 self.text = ""
-                self.post_message(self.Submitted(self, self.expand(text)))
+                self.post_message(self.Submitted(self, self.expand_pastes(text)))
             return
         if key in NEWLINE_KEYS:
             event.stop()

@@ -60,7 +60,8 @@ class ToolCallBlock(Collapsible):
             Static(Text("result"), classes="label"),
             self._result,
             self._error,
-            title=self._make_title(),
+            # Collapsible renders any visual; its annotation says str. Content keeps the name literal.
+            title=self._make_title(),  # type: ignore[arg-type]
             collapsed=True,
         )
 
@@ -87,7 +88,7 @@ class ToolCallBlock(Collapsible):
             self._error.update(literal(f"error: {self.error}"))
             self._error.display = True
         self.set_class(status != "ok", "-error")
-        self.title = self._make_title()
+        self.title = self._make_title()  # type: ignore[assignment]  # see __init__
         # The title widget is auto-width; a longer label needs a new layout or it is cut off.
         for title in self.query("CollapsibleTitle"):
             title.refresh(layout=True)
