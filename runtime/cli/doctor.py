@@ -19,7 +19,7 @@ from typing import Literal, TextIO
 
 import typer
 
-from runtime.cli.base import load
+from runtime.cli.base import EXIT_FAILED, EXIT_OK, load
 from runtime.config import Config
 from runtime.core.errors import describe
 
@@ -28,12 +28,16 @@ Verdict = Literal["ok", "warn", "fail"]
 
 @dataclass(frozen=True)
 class DoctorRow:
+    """One line of the report: the check's ``name``, its ``verdict`` and a one-line ``detail``."""
+
     name: str
     verdict: Verdict
     detail: str
 
 
 async def check_redis(config: Config) -> DoctorRow:
+    """PING the configured Redis (or a throw-away embedded redis-server, started and stopped here)
+    and report its version and round trip in ms. Never raises: a failure is a ``fail`` row."""
     import redis.asyncio as aioredis
 
     from runtime.state.embedded_redis import EmbeddedRedis
@@ -74,6 +78,8 @@ def _safe_url(url: str) -> str:
 
 
 async def check_llm(config: Config) -> DoctorRow:
+    """``GET /models`` on the configured endpoint (or a demo server started for the check); 401/403
+    names the API key variable. Never raises: a failure is a ``fail`` row."""
     import httpx
 
     llm = config.llm
@@ -109,6 +115,7 @@ async def check_llm(config: Config) -> DoctorRow:
 
 
 async def check_memory_dir(config: Config) -> DoctorRow:
+    """Create the LanceDB directory if needed and write and delete a probe file in it."""
     return await asyncio.to_thread(_check_memory_dir, Path(config.memory_uri))
 
 
@@ -124,6 +131,8 @@ def _check_memory_dir(path: Path) -> DoctorRow:
 
 
 async def check_embeddings(config: Config) -> DoctorRow:
+    """Load the local MiniLM model (onnxruntime) and report the load time in seconds; other
+    providers are checked with the LLM endpoint. Never raises: a failure is a ``fail`` row."""
     provider = config.memory.embedding_provider
     if provider != "local":
         return DoctorRow("embeddings", "ok", f"provider {provider} (checked with the llm endpoint)")
@@ -158,10 +167,13 @@ CHECKS: tuple[Callable[[Config], Awaitable[DoctorRow]], ...] = (
 async def run_doctor(
     config: Config, checks: tuple[Callable[[Config], Awaitable[DoctorRow]], ...] = CHECKS
 ) -> list[DoctorRow]:
+    """Run ``checks`` concurrently on ``config``; one row per check, in the order given."""
     return list(await asyncio.gather(*(check(config) for check in checks)))
 
 
 def print_report(rows: list[DoctorRow], out: TextIO) -> int:
+    """Write the rows as a table and a verdict to ``out``; returns the exit code: 0 when no
+    check failed (warnings allowed), 1 naming the failed checks otherwise."""
     width = max(len(r.name) for r in rows)
     marks = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
     for row in rows:
@@ -169,9 +181,9 @@ def print_report(rows: list[DoctorRow], out: TextIO) -> int:
     failed = [r.name for r in rows if r.verdict == "fail"]
     if failed:
         out.write(f"\nnot healthy: {', '.join(failed)} failed\n")
-        return 1
+        return EXIT_FAILED
     out.write("\nall checks passed\n")
-    return 0
+    return EXIT_OK
 
 
 def doctor(ctx: typer.Context) -> int:
