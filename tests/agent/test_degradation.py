@@ -9,9 +9,9 @@ import pytest
 
 from runtime.agent import collect, final_text
 from runtime.core.events import AssistantSaved, Degraded, TurnFailed, TurnFinished, UserSaved
-from runtime.core.procs import wait_until
 from runtime.host.runtime import Runtime
 from runtime.state.embedded_redis import EmbeddedRedis
+from tests.support.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -59,7 +59,7 @@ async def test_redis_killed_mid_turn_completes_from_the_journal_and_replays(
             assert saved.journaled and isinstance(events[-1], TurnFinished) and not events[-1].failed
             assert rt.store.degraded and rt.store.pending_writes >= 1
 
-            assert wait_until(lambda: not server.running(), 5.0)  # reaped, so start() really restarts
+            wait_until(lambda: not server.running(), 5.0, "redis-server reaped")  # so start() really restarts
             server.start()
             report = await rt.store.replay()
             assert report.remaining == 0 and not rt.store.degraded

@@ -13,9 +13,10 @@ from app.chat_app import HoldfastApp
 from app.widgets.assistant_message import AssistantMessage
 from app.widgets.notice import Notice
 from runtime.config import LoadedConfig
-from tests.app.conftest import make_config, ready, send, wait_for
+from tests.support.app import make_config, ready, send
+from tests.support.polling import wait_for
 
-pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.redis]
+pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.redis, pytest.mark.slow]
 
 SIZE = (140, 40)
 
@@ -30,29 +31,31 @@ async def test_llm_breaker_opens_on_kill_and_closes_after_start(app_config: Load
         await ready(pilot)
         pid = app.rt.backends["llm"].pid
         await send(pilot, "/chaos kill llm")
-        await wait_for(pilot, lambda: not app.rt.backends["llm"].running(), what="demo LLM killed")
+        await wait_for(lambda: not app.rt.backends["llm"].running(), what="demo LLM killed", pause=pilot.pause)
         with_pid = [t for t in _notices(app) if "killed llm" in t]
         assert with_pid and str(pid) in with_pid[0]
         await wait_for(
-            pilot,
             lambda: app.health_panel.status_of("llm") in ("degraded", "unhealthy"),
             timeout=5,
             what="llm health turns red",
+            pause=pilot.pause,
         )
         await send(pilot, "are you there?")
-        await wait_for(pilot, lambda: app.breakers_panel.state_of("llm") == "open", what="LLM breaker OPEN")
-        await wait_for(pilot, lambda: not app.turn_running, what="turn ends")
+        await wait_for(lambda: app.breakers_panel.state_of("llm") == "open", what="LLM breaker OPEN", pause=pilot.pause)
+        await wait_for(lambda: not app.turn_running, what="turn ends", pause=pilot.pause)
         assert _notices(app, "error") or _notices(app, "degraded")  # the user is told, the app lives on
         await send(pilot, "/chaos start llm")
-        await wait_for(pilot, lambda: app.breakers_panel.state_of("llm") == "closed", what="LLM breaker CLOSED")
+        await wait_for(
+            lambda: app.breakers_panel.state_of("llm") == "closed", what="LLM breaker CLOSED", pause=pilot.pause
+        )
         assert app.rt.backends["llm"].pid != pid
         await send(pilot, "/retry")
         await wait_for(
-            pilot,
             lambda: (
                 not app.turn_running and any("are you there?" in r.text for r in app.chat_log.query(AssistantMessage))
             ),
             what="retried reply",
+            pause=pilot.pause,
         )
 
 
@@ -65,23 +68,28 @@ async def test_redis_killed_health_red_message_journaled_and_replayed(data_dir: 
         redis_url = app.rt.redis_url
         await send(pilot, "/chaos kill redis")
         await wait_for(
-            pilot, lambda: app.health_panel.status_of("redis") == "unhealthy", timeout=5, what="redis health red"
+            lambda: app.health_panel.status_of("redis") == "unhealthy",
+            timeout=5,
+            what="redis health red",
+            pause=pilot.pause,
         )
         await send(pilot, "written while redis is down")
         await wait_for(
-            pilot,
             lambda: (
                 not app.turn_running
                 and any("written while redis is down" in r.text for r in app.chat_log.query(AssistantMessage))
             ),
             what="reply in degraded mode",
+            pause=pilot.pause,
         )
         assert any("redis" in t.lower() for t in _notices(app, "degraded"))
         assert app.rt.store.degraded
         await send(pilot, "/chaos start redis")
-        await wait_for(pilot, lambda: not app.rt.store.degraded, what="journal replayed")
+        await wait_for(lambda: not app.rt.store.degraded, what="journal replayed", pause=pilot.pause)
         await wait_for(
-            pilot, lambda: app.health_panel.status_of("redis") in ("healthy", "degraded"), what="redis health back"
+            lambda: app.health_panel.status_of("redis") in ("healthy", "degraded"),
+            what="redis health back",
+            pause=pilot.pause,
         )
         # Read straight from the restarted redis-server: the journaled message is really there.
         client = aioredis.from_url(redis_url)
@@ -98,15 +106,17 @@ async def test_redis_killed_from_outside_shows_in_the_health_panel(data_dir: Pat
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await wait_for(
-            pilot, lambda: app.health_panel.status_of("redis") in ("healthy", "degraded"), what="redis healthy"
+            lambda: app.health_panel.status_of("redis") in ("healthy", "degraded"),
+            what="redis healthy",
+            pause=pilot.pause,
         )
         os.kill(app.rt.backends["redis"].pid, signal.SIGKILL)
         # ui.health_interval is 0.5 s here; the issue allows 2 s.
         await wait_for(
-            pilot,
             lambda: app.health_panel.status_of("redis") == "unhealthy",
             timeout=3,
             what="redis health red after kill PID",
+            pause=pilot.pause,
         )
         assert app.health_panel.rows["redis"].pid is None
 
@@ -116,21 +126,25 @@ async def test_chaos_faults_memory_and_reset(app_config: LoadedConfig) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await send(pilot, "/chaos faults llm latency=0.1s errors=100% status=503")
-        await wait_for(pilot, lambda: any("error_rate" in t for t in _notices(app)), what="faults applied")
+        await wait_for(lambda: any("error_rate" in t for t in _notices(app)), what="faults applied", pause=pilot.pause)
         await send(pilot, "this one fails")
-        await wait_for(pilot, lambda: app.breakers_panel.state_of("llm") == "open", what="breaker opens on 503s")
+        await wait_for(
+            lambda: app.breakers_panel.state_of("llm") == "open", what="breaker opens on 503s", pause=pilot.pause
+        )
         await send(pilot, "/chaos memory off")
-        await wait_for(pilot, lambda: app.breakers_panel.state_of("memory") == "open", what="memory offline")
+        await wait_for(
+            lambda: app.breakers_panel.state_of("memory") == "open", what="memory offline", pause=pilot.pause
+        )
         await send(pilot, "/chaos reset")
         await wait_for(
-            pilot,
             lambda: (
                 app.breakers_panel.state_of("memory") == "closed" and app.breakers_panel.state_of("llm") == "closed"
             ),
             what="reset",
+            pause=pilot.pause,
         )
         await send(pilot, "/chaos explode llm")
-        await wait_for(pilot, lambda: any("usage: /chaos" in t for t in _notices(app, "hint")), what="hint")
+        await wait_for(lambda: any("usage: /chaos" in t for t in _notices(app, "hint")), what="hint", pause=pilot.pause)
 
 
 async def test_a_retry_is_shown_while_waiting_and_the_notice_goes_with_the_answer(
@@ -151,14 +165,16 @@ async def test_a_retry_is_shown_while_waiting_and_the_notice_goes_with_the_answe
         await ready(pilot)
         await app.rt.chaos.faults(fail_next=1, error_status=503)
         await send(pilot, "please answer after one failure")
-        await wait_for(pilot, lambda: any("retry 1" in t for t in _notices(app, "hint")), what="retry shown")
         await wait_for(
-            pilot,
+            lambda: any("retry 1" in t for t in _notices(app, "hint")), what="retry shown", pause=pilot.pause
+        )
+        await wait_for(
             lambda: (
                 not app.turn_running
                 and any("please answer after one failure" in r.text for r in app.chat_log.query(AssistantMessage))
             ),
             what="answer after the retry",
+            pause=pilot.pause,
         )
         assert not any("waiting for the model" in t or "retry 1" in t for t in _notices(app))
 
@@ -173,26 +189,28 @@ async def test_chaos_quirk_makes_the_demo_llm_speak_like_another_server(app_conf
         try:
             await send(pilot, "/chaos quirk ollama")
             await wait_for(
-                pilot, lambda: any("'ollama' profile" in t for t in _notices(app, "degraded")), what="quirk notice"
+                lambda: any("'ollama' profile" in t for t in _notices(app, "degraded")),
+                what="quirk notice",
+                pause=pilot.pause,
             )
             assert await admin.profile() == "ollama"
             await send(pilot, "hello through ollama")  # the chat goes on over Ollama's wire format
             await wait_for(
-                pilot,
                 lambda: (
                     not app.turn_running
                     and any("hello through ollama" in r.text for r in app.chat_log.query(AssistantMessage))
                 ),
                 what="a reply in the ollama format",
+                pause=pilot.pause,
             )
             await send(pilot, "/chaos quirk gpt-imaginary")
             await wait_for(
-                pilot,
                 lambda: any("unknown profile 'gpt-imaginary'" in t for t in _notices(app, "error")),
                 what="unknown profile refused",
+                pause=pilot.pause,
             )
             await send(pilot, "/chaos reset")
-            await wait_for(pilot, lambda: any("chaos reset" in t for t in _notices(app)), what="reset")
+            await wait_for(lambda: any("chaos reset" in t for t in _notices(app)), what="reset", pause=pilot.pause)
             assert await admin.profile() == "openai"
         finally:
             await admin.aclose()

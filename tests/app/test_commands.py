@@ -16,9 +16,10 @@ from app.widgets.notice import Notice
 from app.widgets.tool_call_block import ToolCallBlock
 from app.widgets.user_message import UserMessage
 from runtime.config import LoadedConfig
-from tests.app.conftest import make_config, ready, send, wait_for
+from tests.support.app import make_config, ready, send
+from tests.support.polling import wait_for
 
-pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.redis]
+pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.redis, pytest.mark.slow]
 
 SIZE = (140, 40)
 
@@ -32,12 +33,12 @@ async def _command(pilot, line: str, expect: str, kind: str | None = None) -> st
     before = len(_notices(app))
     await send(pilot, line)
     await wait_for(
-        pilot,
         lambda: (
             any(expect in t for t in _notices(app, kind)[before:] if kind is None)
             or any(expect in t for t in _notices(app, kind))
         ),
         what=f"{line!r} -> {expect!r}",
+        pause=pilot.pause,
     )
     return next(t for t in reversed(_notices(app, kind)) if expect in t)
 
@@ -47,9 +48,9 @@ async def _reply(pilot, text: str) -> None:
     count = len(app.chat_log.query(AssistantMessage))
     await send(pilot, text)
     await wait_for(
-        pilot,
         lambda: not app.turn_running and len(app.chat_log.query(AssistantMessage)) > count,
         what=f"reply to {text!r}",
+        pause=pilot.pause,
     )
 
 
@@ -91,7 +92,9 @@ async def test_new_system_and_model(app_config: LoadedConfig) -> None:
         info = await app.rt.store.get(first)
         assert info.system_prompt == "Answer in French." and info.message_count >= 2
         await send(pilot, "/new")
-        await wait_for(pilot, lambda: app.conversation_id != first and not app.chat_log.query(UserMessage), what="/new")
+        await wait_for(
+            lambda: app.conversation_id != first and not app.chat_log.query(UserMessage), what="/new", pause=pilot.pause
+        )
         await _command(pilot, "/system You are a pirate.", "system prompt set")
         info = await app.rt.store.get(app.conversation_id)
         assert info.system_prompt == "You are a pirate."
@@ -119,7 +122,7 @@ async def test_memory_commands_tools_health_breakers_copy(app_config: LoadedConf
         await _command(pilot, "/copy", "no reply to copy yet", "hint")
         await _reply(pilot, "copy me please")
         await send(pilot, "/copy")
-        await wait_for(pilot, lambda: "copy me please" in app.clipboard, what="clipboard")
+        await wait_for(lambda: "copy me please" in app.clipboard, what="clipboard", pause=pilot.pause)
 
 
 async def test_export_markdown_and_json(app_config: LoadedConfig, tmp_path: Path) -> None:
@@ -143,7 +146,9 @@ async def test_retry_and_summarize(app_config: LoadedConfig) -> None:
         await _reply(pilot, "say it twice")
         await send(pilot, "/retry")
         await wait_for(
-            pilot, lambda: not app.turn_running and len(app.chat_log.query(AssistantMessage)) == 2, what="retried reply"
+            lambda: not app.turn_running and len(app.chat_log.query(AssistantMessage)) == 2,
+            what="retried reply",
+            pause=pilot.pause,
         )
         stored = await app.rt.store.read_tail(app.conversation_id, 10)
         assert [m.content for m in stored if m.role == "user"] == ["say it twice"]  # not duplicated
@@ -156,21 +161,21 @@ async def test_rename_and_delete_with_confirm(app_config: LoadedConfig) -> None:
         await ready(pilot)
         await _reply(pilot, "to be renamed")
         await pilot.press("f2")
-        await wait_for(pilot, lambda: isinstance(app.screen, TextPromptScreen), what="rename prompt")
+        await wait_for(lambda: isinstance(app.screen, TextPromptScreen), what="rename prompt", pause=pilot.pause)
         app.screen.query_one("#prompt-input").value = "Renamed [b]title[/b]"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.header.title_text == "Renamed [b]title[/b]", what="renamed")
+        await wait_for(lambda: app.header.title_text == "Renamed [b]title[/b]", what="renamed", pause=pilot.pause)
         assert (await app.rt.store.get(app.conversation_id)).title == "Renamed [b]title[/b]"
         doomed = app.conversation_id
         await pilot.press("f8")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        await wait_for(lambda: isinstance(app.screen, ConfirmScreen), what="confirm", pause=pilot.pause)
         await pilot.press("escape")  # cancel keeps it
-        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="confirm closed")
+        await wait_for(lambda: not isinstance(app.screen, ConfirmScreen), what="confirm closed", pause=pilot.pause)
         assert app.conversation_id == doomed
         await pilot.press("f8")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm again")
+        await wait_for(lambda: isinstance(app.screen, ConfirmScreen), what="confirm again", pause=pilot.pause)
         await pilot.click("#yes")
-        await wait_for(pilot, lambda: app.conversation_id != doomed, what="deleted")
+        await wait_for(lambda: app.conversation_id != doomed, what="deleted", pause=pilot.pause)
         assert all(c.id != doomed for c in await app.rt.store.list_conversations(app.rt.user_id))
 
 
@@ -181,10 +186,10 @@ async def test_search_filters_conversations_by_title(app_config: LoadedConfig) -
         await _reply(pilot, "apples are red")
         await pilot.press("ctrl+n")
         await _reply(pilot, "bananas are yellow")
-        await wait_for(pilot, lambda: len(app.sidebar.conversations) == 2, what="two conversations")
+        await wait_for(lambda: len(app.sidebar.conversations) == 2, what="two conversations", pause=pilot.pause)
         await pilot.press("ctrl+f")
         await pilot.press(*"banana")
-        await wait_for(pilot, lambda: len(app.sidebar.titles()) == 1, what="filtered")
+        await wait_for(lambda: len(app.sidebar.titles()) == 1, what="filtered", pause=pilot.pause)
         assert app.sidebar.title_of(app.sidebar.titles()[0]).startswith("bananas")
 
 
@@ -194,29 +199,35 @@ async def test_permission_modal_allow_once_and_deny(data_dir: Path, redis_url: s
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await send(pilot, "what is 6*7?")
-        await wait_for(pilot, lambda: isinstance(app.screen, PermissionScreen), what="permission modal")
+        await wait_for(lambda: isinstance(app.screen, PermissionScreen), what="permission modal", pause=pilot.pause)
         assert app.screen.tool_name == "calculator"
         await pilot.click("#once")
-        await wait_for(pilot, lambda: not app.turn_running and bool(app.chat_log.query(ToolCallBlock)), what="ran")
+        await wait_for(
+            lambda: not app.turn_running and bool(app.chat_log.query(ToolCallBlock)), what="ran", pause=pilot.pause
+        )
         assert app.chat_log.query(ToolCallBlock).last().status == "ok"
         await send(pilot, "what is 5*5?")
-        await wait_for(pilot, lambda: isinstance(app.screen, PermissionScreen), what="asked again (once)")
+        await wait_for(lambda: isinstance(app.screen, PermissionScreen), what="asked again (once)", pause=pilot.pause)
         await pilot.click("#deny")
         await wait_for(
-            pilot, lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 2, what="denied"
+            lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 2,
+            what="denied",
+            pause=pilot.pause,
         )
         assert app.chat_log.query(ToolCallBlock).last().status == "denied"
         await send(pilot, "what is 2*3?")
-        await wait_for(pilot, lambda: isinstance(app.screen, PermissionScreen), what="asked a third time")
+        await wait_for(lambda: isinstance(app.screen, PermissionScreen), what="asked a third time", pause=pilot.pause)
         await pilot.click("#always")
         await wait_for(
-            pilot, lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 3, what="allowed always"
+            lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 3,
+            what="allowed always",
+            pause=pilot.pause,
         )
         await send(pilot, "what is 9*9?")
         await wait_for(
-            pilot,
             lambda: not app.turn_running and len(app.chat_log.query(ToolCallBlock)) == 4,
             what="no question after always",
+            pause=pilot.pause,
         )
         assert not isinstance(app.screen, PermissionScreen)
         assert [b.status for b in app.chat_log.query(ToolCallBlock)][2:] == ["ok", "ok"]
@@ -231,7 +242,7 @@ async def test_palette_lists_the_slash_commands(app_config: LoadedConfig) -> Non
             assert usage in titles
         run_health = next(cmd for cmd in app.get_system_commands(app.screen) if cmd.title == "/health")
         run_health.callback()
-        await wait_for(pilot, lambda: any("overall:" in t for t in _notices(app)), what="palette /health")
+        await wait_for(lambda: any("overall:" in t for t in _notices(app)), what="palette /health", pause=pilot.pause)
         system = next(cmd for cmd in app.get_system_commands(app.screen) if cmd.title.startswith("/system"))
         system.callback()
         assert app.composer.text == "/system "
@@ -245,9 +256,9 @@ async def test_an_exception_in_a_worker_is_a_visible_notice_not_a_crash(app_conf
         # /proc refuses new directories: an OSError escapes the handler inside its worker.
         await send(pilot, "/export md /proc/holdfast-nope/out.md")
         await wait_for(
-            pilot,
             lambda: any("failed" in t and "/proc/holdfast-nope" in t for t in _notices(app, "error")),
             what="error notice",
+            pause=pilot.pause,
         )
         assert app.is_running
         await _command(pilot, "/health", "overall:")

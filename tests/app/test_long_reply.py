@@ -15,7 +15,8 @@ from textual.widgets._markdown import MarkdownBlock, MarkdownFence, MarkdownHead
 from app.chat_app import HoldfastApp
 from app.widgets.assistant_message import AssistantMessage
 from runtime.demo import model as demo_model
-from tests.app.conftest import make_config, ready, send, wait_for
+from tests.support.app import make_config, ready, send
+from tests.support.polling import wait_for
 
 pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.redis]
 
@@ -41,6 +42,7 @@ def test_long_only_as_a_request_not_as_any_word() -> None:
     assert reply.text is not None and len(demo_model.split_words(reply.text)) < 100
 
 
+@pytest.mark.slow
 async def test_a_long_reply_streams_whole_into_the_chat_log(data_dir: Path, redis_url: str) -> None:
     # The demo server honours max_tokens like a real one: give the ~2,000-token story room to finish.
     app = HoldfastApp(make_config(data_dir, redis_url, **{"llm.max_output_tokens": 4096}))
@@ -48,7 +50,9 @@ async def test_a_long_reply_streams_whole_into_the_chat_log(data_dir: Path, redi
         await ready(pilot)
         await send(pilot, "tell me a long story")
         await wait_for(
-            pilot, lambda: not app.turn_running and bool(app.chat_log.query(AssistantMessage)), what="the long reply"
+            lambda: not app.turn_running and bool(app.chat_log.query(AssistantMessage)),
+            what="the long reply",
+            pause=pilot.pause,
         )
         reply = app.chat_log.query(AssistantMessage).last()
         expected = _ask("tell me a long story").text

@@ -20,6 +20,7 @@ from app.widgets.notice import Notice
 from runtime.context.report import PromptReport
 from runtime.core.errors import ServiceUnavailableError
 from runtime.resilience.breaker import CircuitBreaker
+from tests.support.clock import FakeClock
 
 # ------------------------------------------------------------ commands
 
@@ -125,16 +126,8 @@ def screen_text(app: App[Any]) -> str:
     return html.unescape(app.export_screenshot()).replace("\xa0", " ")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_breakers_panel_counts_down_from_a_real_breaker() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     breaker = CircuitBreaker("llm", clock=clock, failure_threshold=2, recovery_timeout=30.0)
     panel = BreakersPanel(clock=clock)
     app = Host(panel)

@@ -16,7 +16,7 @@ from runtime.state.keys import Keys
 from tests.support.app import ready, send
 from tests.support.polling import wait_for
 
-pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.redis]
+pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.redis, pytest.mark.slow]
 
 SIZE = (140, 40)
 

@@ -34,20 +34,13 @@ from runtime.core.events import (
 )
 from runtime.host.runtime import Runtime
 from runtime.resilience import Resilience
-from tests.app.conftest import make_config
+from tests.support.app import make_config
+from tests.support.clock import FakeClock
 
 SIZE = (150, 40)
 CONV = "conv_snapshot"
 
 pytestmark = pytest.mark.ui
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _app(data_dir: Path) -> tuple[HoldfastApp, Runtime, FakeClock]:

@@ -31,6 +31,7 @@ import pytest
 
 from app.safe_text import clean
 from runtime.config import LoadedConfig, load_config
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.bench
 
@@ -190,11 +191,13 @@ class LagProbe:
 
     async def settled(self, pilot: Any, timeout: float = 10.0) -> None:
         """Let the app run until a frame has been painted after the last append (deadline-bound)."""
-        deadline = time.perf_counter() + timeout
-        while not (self.applied and self.paints and self.paints[-1] >= self.applied[-1][0]):
-            if time.perf_counter() > deadline:
-                raise AssertionError("no frame was painted after the last append")
-            await pilot.pause(0.01)
+        await wait_for(
+            lambda: bool(self.applied and self.paints and self.paints[-1] >= self.applied[-1][0]),
+            timeout,
+            what="a frame painted after the last append",
+            pause=pilot.pause,
+            interval=0.01,
+        )
 
     def lags(self, painted: bool = True) -> tuple[float, float]:
         """(end lag, worst lag) in seconds: for the last delta, and for any delta. ``painted``:

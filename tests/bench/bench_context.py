@@ -11,9 +11,7 @@ import gc
 import json
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +19,7 @@ import pytest
 from runtime.config import ContextConfig
 from runtime.context import ContextWindowManager, TokenCounter, build_prompt
 from runtime.core.messages import ChatMessage, ToolCall
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "context"))
-from ctx_support import MemoryHistory
+from tests.support.context import MemoryHistory
 
 pytestmark = pytest.mark.bench
 

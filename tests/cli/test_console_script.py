@@ -18,6 +18,9 @@ from runtime.demo.launcher import DemoLLMServer
 from tests.support.cli import command_paths, run_script, start_script, stop
 from tests.support.polling import wait_until
 
+# Each test starts the real console script (a second of Python start-up): out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 # ---------------------------------------------------------------- help, usage errors, completion
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-from ctx_support import check_tool_pairing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.config import ContextConfig
 from runtime.context import ContextOverflowError, TokenCounter, build_prompt
 from runtime.core.messages import ChatMessage, ToolCall
+from tests.support.context import check_tool_pairing
 
 COUNTER = TokenCounter("gpt-4")
 SYSTEM = "You are Holdfast, be brief."

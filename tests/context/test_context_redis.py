@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-from ctx_support import chat_turn, check_tool_pairing, tool_turn
 
 from runtime.config import ContextConfig, RedisConfig, ResilienceConfig
 from runtime.context import ContextWindowManager, TokenCounter
@@ -16,6 +15,7 @@ from runtime.core.messages import ChatMessage
 from runtime.resilience import Resilience
 from runtime.state.client import RedisRunner, make_redis_client
 from runtime.state.conversations import ConversationStore
+from tests.support.context import chat_turn, check_tool_pairing, tool_turn
 
 pytestmark = pytest.mark.redis
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from ctx_support import MemoryHistory, chat_turn, check_tool_pairing, tool_turn
 
 from runtime.config import ContextConfig
 from runtime.context import TokenCounter, build_prompt
@@ -20,6 +19,7 @@ from runtime.context.summarize import (
 )
 from runtime.core.errors import CircuitOpenError, ServiceUnavailableError
 from runtime.core.messages import ChatMessage
+from tests.support.context import MemoryHistory, chat_turn, check_tool_pairing, tool_turn
 
 CONV = "conv-1"
 

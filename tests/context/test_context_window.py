@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from ctx_support import MemoryHistory, chat_turn, check_tool_pairing, tool_turn
 
 from runtime.config import ContextConfig
 from runtime.context import ContextOverflowError, ContextWindowManager, TokenCounter, build_prompt
 from runtime.context.window import MEMORIES_HEADER, SUMMARY_HEADER, TOOLS_TEXT_HEADER
 from runtime.core.errors import ValidationError
 from runtime.core.messages import ChatMessage, ConversationSummary
+from tests.support.context import MemoryHistory, chat_turn, check_tool_pairing, tool_turn
 
 SYSTEM = "You are Holdfast."
 TOOLS = [

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -30,6 +28,7 @@ from runtime.llm.stream_events import (
     Usage,
 )
 from runtime.resilience import HealthStatus
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -44,15 +43,6 @@ CALC = [
     }
 ]
 HELLO = [{"role": "user", "content": "hello there"}]
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    """Poll ``check`` until it holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def collect(
@@ -258,7 +248,7 @@ async def test_cancelling_a_stream_closes_the_http_stream(
     async def server_saw_it() -> bool:
         return (await admin.status())["streams_cancelled"] == 1
 
-    await eventually(server_saw_it, timeout=3.0)
+    await wait_for(server_saw_it, timeout=3.0, what="the server to count the cancelled stream")
     status = await admin.status()
     assert status["streams_completed"] == 0
     assert client.guard.breaker.snapshot().failure_count == 0  # a cancel is not the backend's fault

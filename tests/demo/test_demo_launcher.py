@@ -50,7 +50,8 @@ def test_the_server_dies_with_its_parent_even_mid_stream(tmp_path: Path) -> None
     import subprocess
     import sys
 
-    from runtime.core.procs import pid_alive, wait_until
+    from runtime.core.procs import pid_alive
+    from tests.support.polling import wait_until
 
     script = tmp_path / "parent.py"
     script.write_text(
@@ -73,10 +74,10 @@ def test_the_server_dies_with_its_parent_even_mid_stream(tmp_path: Path) -> None
     )
     try:
         child = int(parent.stdout.readline())  # type: ignore[union-attr]
-        assert wait_until(lambda: pid_alive(child), 5)
+        wait_until(lambda: pid_alive(child), 5, "the demo server to start")
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
-        assert wait_until(lambda: not pid_alive(child), 10), "the demo server outlived its parent"
+        wait_until(lambda: not pid_alive(child), 10, "the demo server to die with its parent")
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -167,6 +167,7 @@ def test_vllm_reasoning_thinks_visibly_before_answering(http: httpx.Client) -> N
     assert plain["usage"]["completion_tokens"] == spent  # reasoning counts as completion, as on vLLM
 
 
+@pytest.mark.slow
 def test_vllm_reasoning_lasts_seconds_when_paced(http: httpx.Client) -> None:
     use(http, "vllm-reasoning")
     http.post("/admin/faults", json={"tokens_per_second": 1000})

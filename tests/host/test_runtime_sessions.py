@@ -14,8 +14,8 @@ import pytest
 
 from runtime.agent import collect
 from runtime.demo.launcher import DemoLLMServer
-from tests.host.conftest import StartRuntime
 from tests.support.cli import run_script
+from tests.support.host import StartRuntime
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.redis

@@ -12,8 +12,8 @@ from runtime.host.session_keeper import SessionKeeper
 from runtime.resilience import Resilience
 from runtime.state.client import RedisRunner, make_redis_client
 from runtime.state.sessions import Session, SessionManager
-from tests.host.conftest import TTL
 from tests.support.clock import FakeClock
+from tests.support.host import TTL
 from tests.support.polling import wait_for
 from tests.support.state import fast_resilience
 

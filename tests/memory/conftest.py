@@ -1,5 +1,6 @@
 """Fixtures for memory tests: the real local model (loaded once), real LanceDB in a temp dir,
-and a real Resilience whose clock and sleep are injected so breaker recovery needs no waiting."""
+and a real Resilience on the suite's ``clock`` fixture (a FakeClock) and its ``sleep``, so breaker
+recovery needs no waiting."""
 
 from __future__ import annotations
 
@@ -14,17 +15,7 @@ from runtime.core.events import EventBus
 from runtime.memory.embeddings import Embedder, LocalEmbedder
 from runtime.memory.store import VectorMemoryStore
 from runtime.resilience import Resilience
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture(scope="session")
@@ -33,17 +24,12 @@ def local_embedder() -> LocalEmbedder:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def bus() -> EventBus:
     return EventBus()
 
 
 @pytest.fixture
-def resilience(clock: ManualClock, bus: EventBus) -> Resilience:
+def resilience(clock: FakeClock, bus: EventBus) -> Resilience:
     return Resilience(None, bus, clock=clock, sleep=clock.sleep)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import lancedb
 import pyarrow as pa
+import pytest
 
 from runtime.config import MemoryConfig
 from runtime.memory.embeddings import LocalEmbedder
@@ -110,6 +111,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3:]))
 """
 
 
+@pytest.mark.slow
 async def test_two_processes_adding_the_same_facts_keep_one_row_each(
     data_dir: Path, make_store: Callable[..., VectorMemoryStore]
 ) -> None:

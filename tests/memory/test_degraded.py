@@ -6,6 +6,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from runtime.memory.embeddings import LocalEmbedder
 from runtime.memory.health import check_embeddings, check_memory
 from runtime.memory.onnx_minilm import MiniLM
@@ -25,6 +27,7 @@ def _repair_store_dir(data_dir: Path) -> None:
     shutil.move(data_dir / "memory.moved", data_dir / "memory")
 
 
+@pytest.mark.slow
 async def test_unreadable_table_dir_degrades_recall_and_queues_writes(
     store: VectorMemoryStore, make_store: Callable[..., VectorMemoryStore], data_dir: Path, clock
 ) -> None:

@@ -7,7 +7,8 @@ import pytest
 from runtime.core.errors import CircuitOpenError, NotFoundError, ServiceUnavailableError, ValidationError
 from runtime.core.events import BreakerStateChanged, EventBus
 from runtime.resilience import BreakerRegistry, CircuitBreaker, CircuitState
-from tests.resilience.conftest import FakeClock, config_with, settings
+from tests.support.clock import FakeClock
+from tests.support.resilience import config_with, settings
 
 BOOM = ServiceUnavailableError("backend down")
 

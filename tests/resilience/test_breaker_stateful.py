@@ -10,7 +10,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from runtime.core.errors import CircuitOpenError, ServiceUnavailableError
 from runtime.resilience import CircuitBreaker
-from tests.resilience.conftest import FakeClock, settings
+from tests.support.clock import FakeClock
+from tests.support.resilience import settings
 
 THRESHOLD, WINDOW, MIN_CALLS, RATE = 3, 5, 5, 0.6
 RECOVERY, BACKOFF, MAX_RECOVERY = 10.0, 2.0, 40.0

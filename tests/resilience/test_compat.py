@@ -16,7 +16,7 @@ from runtime.resilience import (
     RetryConfig,
     RetryManager,
 )
-from tests.resilience.conftest import FakeClock, RecordingSleep
+from tests.support.clock import FakeClock, RecordingSleep
 
 
 def test_aliases_are_the_production_classes() -> None:

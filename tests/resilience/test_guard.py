@@ -19,7 +19,8 @@ from runtime.core.errors import (
 )
 from runtime.core.events import BreakerStateChanged, Event, EventBus, FallbackUsed, RetryScheduled
 from runtime.resilience import NO_FALLBACK, CircuitState, Guard, Resilience
-from tests.resilience.conftest import FakeClock, RecordingSleep, config_with
+from tests.support.clock import FakeClock, RecordingSleep
+from tests.support.resilience import config_with
 
 
 def guard(

@@ -13,7 +13,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from runtime.core.errors import CircuitOpenError, ServiceUnavailableError
 from runtime.resilience import CircuitState, Resilience
 from runtime.state.embedded_redis import EmbeddedRedis
-from tests.resilience.conftest import FakeClock, RecordingSleep, config_with
+from tests.support.clock import FakeClock, RecordingSleep
+from tests.support.resilience import config_with
 
 pytestmark = pytest.mark.redis
 

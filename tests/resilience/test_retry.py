@@ -18,7 +18,7 @@ from runtime.core.errors import (
 )
 from runtime.resilience import RetryPolicy, error_for_status, parse_retry_after, records_failure, translate
 from runtime.resilience.classify import is_retryable_status
-from tests.resilience.conftest import settings
+from tests.support.resilience import settings
 
 DOWN = ServiceUnavailableError("down")
 

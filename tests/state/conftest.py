@@ -1,67 +1,23 @@
-"""Fixtures for the state tests: a guarded runner on the real redis-server, fake clocks,
-and a connection class that counts network round trips."""
+"""Fixtures for the state tests: a guarded runner on the real redis-server and fake clocks
+(``mono`` for monotonic time, ``wall`` for epoch time; both FakeClocks whose ``sleep`` advances
+them). Helpers the tests import live in ``tests/support/state.py``."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio.connection import Connection
 
-from runtime.config import RedisConfig, ResilienceConfig, ServiceResilience
+from runtime.config import RedisConfig
 from runtime.core.events import Event, EventBus
 from runtime.resilience import Resilience
 from runtime.state.client import RedisRunner, make_redis_client
 from runtime.state.conversations import ConversationStore
 from runtime.state.sessions import SessionManager
 from runtime.state.store import RedisStateStore
-
-
-class FakeClock:
-    """A clock tests move by hand; ``sleep`` advances it instead of waiting."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)  # yield so other tasks run; no waiting on the wall clock
-
-
-class CountingConnection(Connection):
-    """Counts packets sent: one per command, one per pipeline (a network round trip each)."""
-
-    sent = 0
-
-    async def send_packed_command(self, command: object, check_health: bool = True) -> None:
-        type(self).sent += 1
-        await super().send_packed_command(command, check_health)
-
-
-def fast_resilience() -> ResilienceConfig:
-    """The redis guard with tiny retry delays (the fake sleep skips them anyway)."""
-    redis = ServiceResilience(
-        max_attempts=3,
-        initial_delay=0.01,
-        max_delay=0.05,
-        jitter=False,
-        timeout=2.0,
-        deadline=30.0,
-        recovery_timeout=1.0,
-        success_threshold=1,
-        max_concurrent=256,
-        failure_threshold=5,
-        minimum_calls=5,
-    )
-    return ResilienceConfig(redis=redis)
+from tests.support.clock import FakeClock
+from tests.support.state import RunnerFactory, fast_resilience
 
 
 @pytest.fixture
@@ -89,9 +45,6 @@ def bus(events: list[Event]) -> EventBus:
 @pytest.fixture
 def resilience(bus: EventBus, mono: FakeClock) -> Resilience:
     return Resilience(fast_resilience(), bus, clock=mono, sleep=mono.sleep)
-
-
-RunnerFactory = Callable[[str], RedisRunner]
 
 
 @pytest.fixture

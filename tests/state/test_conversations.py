@@ -14,7 +14,8 @@ from runtime.core.messages import ChatMessage, ToolCall
 from runtime.state.client import RedisRunner
 from runtime.state.conversations import ConversationStore
 from runtime.state.keys import Keys
-from tests.state.conftest import CountingConnection, FakeClock, RunnerFactory
+from tests.support.clock import FakeClock
+from tests.support.state import CountingConnection, RunnerFactory
 
 
 async def _fill(store: ConversationStore, conv: str, n: int) -> list[ChatMessage]:

@@ -20,7 +20,8 @@ from runtime.state.client import RedisRunner, make_redis_client
 from runtime.state.conversations import ConversationStore
 from runtime.state.embedded_redis import EmbeddedRedis
 from runtime.state.health import redis_check
-from tests.state.conftest import FakeClock, fast_resilience
+from tests.support.clock import FakeClock
+from tests.support.state import fast_resilience
 
 CONFIG = RedisConfig(key_prefix="t")
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.core.procs import pid_alive, wait_until
+from runtime.core.procs import pid_alive
 from runtime.state.embedded_redis import EmbeddedRedis, ping
+from tests.support.polling import wait_until
 
 
 async def test_start_kill_restart_keeps_port_and_data(tmp_path: Path) -> None:
@@ -27,7 +28,7 @@ async def test_start_kill_restart_keeps_port_and_data(tmp_path: Path) -> None:
     await client.set("k", "v")
     await client.execute_command("BGREWRITEAOF")
     await client.aclose()
-    assert wait_until(lambda: (tmp_path / "appendonly.aof").exists(), 5)
+    wait_until(lambda: (tmp_path / "appendonly.aof").exists(), 5, "appendonly.aof to be written")
 
     first_pid = server.pid
     server.kill()
@@ -84,7 +85,7 @@ def _launch_app(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
         _drain(master)
         return pid_file.exists() and pid_file.read_text().strip() != ""
 
-    assert wait_until(started, 30), "the app did not start its embedded redis-server"
+    wait_until(started, 30, "the app to start its embedded redis-server")
     redis_pid = int(pid_file.read_text().split()[0])
     assert pid_alive(redis_pid)
     return proc, master, pid_file
@@ -97,10 +98,8 @@ def test_no_orphan_redis_after_the_app_dies(tmp_path: Path, sig: signal.Signals)
     redis_pid = int(pid_file.read_text().split()[0])
     try:
         os.kill(proc.pid, sig)
-        assert wait_until(lambda: _drain(master) or proc.poll() is not None, 20), f"the app ignored {sig.name}"
-        assert wait_until(lambda: not pid_alive(redis_pid), 10), (
-            f"redis-server {redis_pid} outlived the app ({sig.name})"
-        )
+        wait_until(lambda: _drain(master) or proc.poll() is not None, 20, f"the app to exit on {sig.name}")
+        wait_until(lambda: not pid_alive(redis_pid), 10, f"redis-server {redis_pid} to die with the app ({sig.name})")
     finally:
         os.close(master)
         if proc.poll() is None:

@@ -10,7 +10,7 @@ import pytest
 
 from runtime.config import RedisConfig
 from runtime.state.conversations import ConversationStore
-from tests.state.conftest import CountingConnection, RunnerFactory
+from tests.support.state import CountingConnection, RunnerFactory
 
 
 @pytest.fixture

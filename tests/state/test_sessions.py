@@ -7,7 +7,8 @@ import asyncio
 from runtime.state.client import RedisRunner
 from runtime.state.keys import Keys
 from runtime.state.sessions import SessionManager
-from tests.state.conftest import CountingConnection, FakeClock, RunnerFactory
+from tests.support.clock import FakeClock
+from tests.support.state import CountingConnection, RunnerFactory
 
 
 async def test_create_sets_one_hour_ttl_and_strong_id(sessions: SessionManager, redis_client: object) -> None:

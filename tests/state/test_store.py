@@ -8,7 +8,7 @@ import pytest
 
 from runtime.core.errors import ConflictError, ValidationError
 from runtime.state.store import RedisStateStore
-from tests.state.conftest import FakeClock
+from tests.support.clock import FakeClock
 
 
 async def test_set_get_delete_exists_roundtrip_json(state: RedisStateStore) -> None:

@@ -1,14 +1,12 @@
 """Fixtures for the LLM and demo-server tests, registered in the root conftest: a real demo LLM
-server child process, fast resilience settings, an injected sleep that records the waits, and a
-manual clock for breaker recovery."""
+server child process, fast resilience settings, and an injected sleep that records the waits
+(breaker recovery runs on the suite's ``clock`` fixture, from ``tests/support/clock.py``)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +16,7 @@ from runtime.config import LLMConfig, ResilienceConfig, ServiceResilience
 from runtime.demo.launcher import DemoLLMServer
 from runtime.llm.client import LLMClient
 from runtime.resilience import Resilience
-
-
-@dataclass
-class ManualClock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class RecordingSleep:
-    """Stands in for asyncio.sleep in the retry policy: records each wait, returns at once."""
-
-    delays: list[float] = field(default_factory=list)
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        await asyncio.sleep(0)
+from tests.support.clock import FakeClock, RecordingSleep
 
 
 def llm_settings(**overrides: Any) -> ResilienceConfig:
@@ -61,17 +38,13 @@ def llm_settings(**overrides: Any) -> ResilienceConfig:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def sleeps() -> RecordingSleep:
+    """Records each wait and returns at once; the ``clock`` does not move while it "sleeps"."""
     return RecordingSleep()
 
 
 @pytest.fixture
-def make_resilience(clock: ManualClock, sleeps: RecordingSleep) -> Callable[..., Resilience]:
+def make_resilience(clock: FakeClock, sleeps: RecordingSleep) -> Callable[..., Resilience]:
     def make(**overrides: Any) -> Resilience:
         return Resilience(llm_settings(**overrides), clock=clock, sleep=sleeps)
 
