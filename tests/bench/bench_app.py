@@ -1,6 +1,6 @@
 """Benchmarks of the Textual app, each printed side by side with a baseline from the same run.
 
-1. Launch to an interactive composer: ``holdfast`` (``python -m runtime.cli``) against elia
+1. Launch to an interactive composer: ``holdfast`` (``python -m app``) against elia
    (``elia``, another Textual chat app, in its own venv because it pins an older Textual:
    ``make bench`` creates ``.venv-elia`` and sets ``ELIA``), both in a pseudo-terminal, timed
    until the composer is drawn.
@@ -94,7 +94,7 @@ def test_launch_to_interactive_composer(tmp_path: Path) -> None:
     elia_times: list[float] = []
     for run in range(RUNS):
         env = dict(base, HOLDFAST_DATA_DIR=str(tmp_path / f"data{run}"), HOLDFAST_LOG_DIR=str(tmp_path / "logs"))
-        holdfast_times.append(_time_to_screen([sys.executable, "-m", "runtime.cli.main"], HOLDFAST_MARK, env))
+        holdfast_times.append(_time_to_screen([sys.executable, "-m", "app"], HOLDFAST_MARK, env))
         if elia:
             elia_env = dict(base, XDG_DATA_HOME=str(tmp_path / f"elia{run}"), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
             elia_times.append(_time_to_screen([elia], ELIA_MARK, elia_env))

@@ -71,7 +71,7 @@ def _launch_app(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
         LINES="30",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli.main"],
+        [sys.executable, "-m", "app"],
         stdin=slave,
         stdout=slave,
         stderr=slave,
