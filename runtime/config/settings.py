@@ -297,6 +297,47 @@ class LoggingConfig(_Section):
     backups: NonNegInt = 3
 
 
+class ServerConfig(_Section):
+    """``[server]``: ``holdfast serve``, the HTTP face (:mod:`runtime.serve`).
+
+    ``environment = "development"`` adds the exception class and traceback (``debug``) to error
+    bodies; never in production. ``host``/``port``/``workers`` are the defaults of the command's
+    flags. Rate limits are per API key and per minute (0 switches one off), shared by every
+    replica through Redis. ``grace_period`` seconds: how long SIGTERM lets running turns finish
+    before they are cancelled (partial answers kept). ``idempotency_ttl`` seconds: how long a
+    turn's result answers a retried ``Idempotency-Key``. ``local_user``: who the single local
+    user is when no API key exists and the server is bound to loopback (empty: ``[agent].user``,
+    else the OS user).
+    """
+
+    environment: Literal["development", "production"] = "production"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    workers: PositiveInt = 1
+    requests_per_minute: NonNegInt = 600
+    tokens_per_minute: NonNegInt = 0
+    grace_period: NonNegFloat = 30.0
+    idempotency_ttl: PositiveInt = 86400
+    local_user: str = ""
+    max_message_chars: PositiveInt = 100_000
+
+
+class AlertsConfig(_Section):
+    """``[alerts]``: webhooks told about 5xx errors, a breaker opening, the journal passing
+    ``journal_threshold`` pending writes, and each recovery. ``webhooks`` get a plain JSON body,
+    ``slack_webhooks`` Slack's ``{"text": ...}``. One alert per key (kind and service) per
+    ``dedup_window`` seconds; each delivery is bounded by ``timeout`` seconds and runs in the
+    background, so a failing webhook never slows or fails a request."""
+
+    enabled: bool = True
+    webhooks: list[str] = Field(default_factory=list)
+    slack_webhooks: list[str] = Field(default_factory=list)
+    dedup_window: NonNegFloat = 300.0
+    journal_threshold: PositiveInt = 1000
+    timeout: PositiveFloat = 5.0
+    check_interval: PositiveFloat = 5.0
+
+
 class Config(_Section):
     """The whole validated, immutable configuration; build it with :func:`load_config`."""
 
@@ -309,6 +350,8 @@ class Config(_Section):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     ui: UIConfig = Field(default_factory=UIConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     #: Where the user's data lives (journal, embedded Redis AOF, LanceDB); empty = platformdirs.
     data_dir: str = ""
     log_dir: str = ""

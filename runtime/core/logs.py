@@ -21,6 +21,8 @@ from typing import Any
 
 turn_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("turn_id", default=None)
 conversation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("conversation_id", default=None)
+#: The HTTP request being served (``holdfast serve``'s ``X-Request-ID``), on every record it logs.
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 REDACTED = "[REDACTED]"
 _PATTERNS = [
@@ -71,7 +73,7 @@ class RedactingFilter(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: ``ts`` (UTC, ms), ``level``, ``logger``, ``message``, and
-    ``turn_id``, ``conversation_id``, ``exc`` when present."""
+    ``turn_id``, ``conversation_id``, ``request_id``, ``exc`` when present."""
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON (non-ASCII kept as is)."""
@@ -87,6 +89,9 @@ class JsonFormatter(logging.Formatter):
             entry["turn_id"] = turn
         if conv:
             entry["conversation_id"] = conv
+        request = request_id_var.get()
+        if request:
+            entry["request_id"] = request
         if record.exc_text:
             entry["exc"] = record.exc_text
         return json.dumps(entry, ensure_ascii=False)

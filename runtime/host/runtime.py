@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Which front end a process is: it is written into the process's session.
-Face = Literal["tui", "cli"]
+Face = Literal["tui", "cli", "serve"]
 
 
 class NotStartedError(InternalError):

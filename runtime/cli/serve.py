@@ -1,0 +1,75 @@
+"""``holdfast serve [--host 127.0.0.1] [--port 8080] [--workers N]``: the agent as an HTTP service.
+
+FastAPI on uvicorn (:mod:`runtime.serve`), over the same Runtime as the TUI, with embedded
+defaults when nothing is configured. Defaults of the flags come from ``[server]``. SIGTERM or
+Ctrl-C stops accepting, lets running turns finish up to ``[server].grace_period`` seconds, then
+cancels them with their partial answers kept. Exit 0 after a clean stop, 2 for bad usage
+(a port out of range, the address in use).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Annotated
+
+import typer
+
+from runtime.cli.base import EXIT_OK, load, usage_error
+
+Host = Annotated[str | None, typer.Option("--host", help="Address to bind (default: [server].host, 127.0.0.1).")]
+Port = Annotated[
+    int | None, typer.Option("--port", min=0, max=65535, help="Port to bind; 0 picks a free one (default 8080).")
+]
+Workers = Annotated[
+    int | None, typer.Option("--workers", min=1, max=64, help="Worker processes (default: [server].workers, 1).")
+]
+
+
+def serve(ctx: typer.Context, host: Host = None, port: Port = None, workers: Workers = None) -> int:
+    """Serve the agent over HTTP: conversations, turns (SSE), sessions, an OpenAI-compatible API."""
+    config = load(ctx).config
+    bind = host or config.server.host
+    chosen_port = config.server.port if port is None else port
+    count = workers or config.server.workers
+    import uvicorn
+
+    from runtime.serve.app import CONFIG_ENV, config_to_env, create_app
+
+    sock = socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((bind, chosen_port))
+    except OSError as exc:
+        sock.close()
+        usage_error(ctx, f"cannot bind {bind}:{chosen_port}: {exc.strerror or exc}")
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    print(f"holdfast serve: listening on http://{bind}:{sock.getsockname()[1]} ({count} worker(s))", flush=True)
+    common = {
+        "log_level": "warning",
+        "timeout_graceful_shutdown": config.server.grace_period,
+        "proxy_headers": False,
+        "server_header": False,
+    }
+    try:
+        if count == 1:
+            server = uvicorn.Server(uvicorn.Config(create_app(config, host=bind), fd=sock.fileno(), **common))  # type: ignore[arg-type]
+            server.run()
+        else:
+            os.environ[CONFIG_ENV] = config_to_env(config, bind)
+            uvicorn.run(
+                "runtime.serve.app:app_from_env",
+                factory=True,
+                fd=sock.fileno(),
+                workers=count,
+                **common,  # type: ignore[arg-type]
+            )
+    finally:
+        sock.close()
+    return EXIT_OK
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``serve`` to the root command."""
+    root.command("serve")(serve)

@@ -1,0 +1,87 @@
+"""Fixtures for ``holdfast serve`` tests: the real app on real uvicorn on a loopback port (in a
+thread), wired to the real redis-server fixture and one demo LLM server per session, LanceDB in a
+temp dir with the lexical embedder (no model load). ``serve(**sections)`` starts a server with
+config sections overridden; every server started is stopped at the end of the test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from runtime.config import Config
+from runtime.demo.admin import DemoAdmin
+from runtime.demo.launcher import DemoLLMServer
+from tests.support.serve import ServerThread
+
+
+@pytest.fixture(scope="session")
+def demo_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoLLMServer]:
+    server = DemoLLMServer(tokens_per_second=0, log_path=tmp_path_factory.mktemp("demo") / "demo.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def demo_admin(demo_llm: DemoLLMServer) -> AsyncIterator[DemoAdmin]:
+    async with DemoAdmin(demo_llm.root_url) as admin:
+        await admin.reset()
+        yield admin
+        await admin.reset()
+
+
+def serve_config(data_dir: Path, redis_url: str, llm_url: str, **sections: dict[str, Any]) -> Config:
+    """A configuration for a test server: the given Redis and LLM, fast failure settings."""
+    fast = {"max_attempts": 1, "initial_delay": 0.0, "recovery_timeout": 60.0}
+    raw: dict[str, Any] = {
+        "data_dir": str(data_dir),
+        "llm": {"preset": "openai", "base_url": llm_url, "model": "holdfast-demo"},
+        "redis": {"url": redis_url},
+        "memory": {"embedding_provider": "lexical", "min_similarity": 0.05},
+        "resilience": {
+            "llm": dict(fast),
+            "redis": {**fast, "timeout": 1.0},
+            "tools": dict(fast),
+            "memory": dict(fast),
+            "embeddings": dict(fast),
+        },
+        "agent": {"turn_lock_timeout": 5.0, "user": "local"},
+        "server": {"grace_period": 5.0},
+        "alerts": {"check_interval": 0.1},
+    }
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values}
+    return Config(**raw)
+
+
+@pytest.fixture
+def serve(
+    data_dir: Path, redis_url: str, demo_llm: DemoLLMServer, demo_admin: DemoAdmin
+) -> Iterator[Callable[..., ServerThread]]:
+    started: list[ServerThread] = []
+
+    def start(*, host: str = "127.0.0.1", **sections: dict[str, Any]) -> ServerThread:
+        server = ServerThread(serve_config(data_dir, redis_url, demo_llm.url, **sections), host=host).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.thread.is_alive():
+            server.stop()
+
+
+@pytest.fixture
+def server(serve: Callable[..., ServerThread]) -> ServerThread:
+    """One server with the default test configuration."""
+    return serve()
+
+
+@pytest.fixture
+async def client(server: ServerThread) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30.0) as http:
+        yield http
