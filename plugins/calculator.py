@@ -80,6 +80,8 @@ def _check_size(value: Number | complex) -> Number:
         raise CalculatorError("the result is too large")
     if isinstance(value, complex):
         raise CalculatorError("the result is not a real number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CalculatorError("the result is too large for a floating-point number")
     return value
 
 
@@ -100,8 +102,10 @@ def _eval(node: ast.AST) -> Number:
             return _check_size(func(left, right))
         except ZeroDivisionError as exc:
             raise CalculatorError("division by zero") from exc
+        except OverflowError as exc:  # 2**5000 / 3: an int too large for the float a division makes
+            raise CalculatorError("the result is too large for a floating-point number") from exc
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_eval(node.operand))
+        return _check_size(_UNARY[type(node.op)](_eval(node.operand)))
     if isinstance(node, ast.Name):
         if node.id in _CONSTANTS:
             return _CONSTANTS[node.id]
@@ -124,7 +128,8 @@ def evaluate(expression: str) -> int | float:
 
     Raises:
         CalculatorError: an empty, too long (over ``MAX_EXPRESSION_CHARS``), invalid or
-            disallowed expression, division by zero, a result too large or not real.
+            disallowed expression, division by zero, a result too large (including one too
+            large for a float, ``2**5000 / 3``) or not real.
     """
     text = expression.strip()
     if not text:

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 
 from runtime.config import LoadedConfig, load_config
-from runtime.core.errors import AppError, ConfigError
+from runtime.config.paths import LOG_HINT, storage_error
+from runtime.core.errors import AppError, ConfigError, ValidationError
 from runtime.core.logs import register_secret, setup_logging
+from runtime.core.safe_text import escape_invisible
 
 if TYPE_CHECKING:
     from runtime.host.runtime import Runtime
@@ -41,7 +43,9 @@ EXIT_CODES_HELP = (
     "0    success\n\n"
     "1    the command failed: chat got no answer from the model (a refused or failing tool is not "
     "a failure: the model answers), an id was not found or belongs to another user, health is not "
-    '"healthy", doctor found a failing check, a plugin failed to load (tools)\n\n'
+    '"healthy", doctor found a failing check, a plugin failed to load (tools), memory is offline '
+    "(memory search), a memory could not be stored, a file or directory Holdfast needs cannot be "
+    "written (one line naming it and what to do)\n\n"
     "2    bad usage or invalid configuration (one line on stderr, never a traceback)\n\n"
     "130  interrupted (Ctrl-C)"
 )
@@ -142,8 +146,25 @@ def load(ctx: typer.Context) -> LoadedConfig:
         raise typer.Exit(EXIT_USAGE) from None
     cfg = loaded.config
     register_secret(cfg.llm.resolve_api_key())
-    setup_logging(cfg.log_path, cfg.logging.level, max_bytes=cfg.logging.max_bytes, backups=cfg.logging.backups)
+    try:
+        setup_logging(cfg.log_path, cfg.logging.level, max_bytes=cfg.logging.max_bytes, backups=cfg.logging.backups)
+    except OSError as exc:
+        failed(storage_error(exc, "write the log file", cfg.log_path, LOG_HINT))
     return loaded
+
+
+def failed(error: AppError, code: int = EXIT_FAILED) -> NoReturn:
+    """Print ``holdfast: <the error's one line>`` on stderr and exit with ``code`` (raises :class:`typer.Exit`)."""
+    print(f"holdfast: {error.user_message()}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def show_notices(rt: Runtime) -> None:
+    """Print what the runtime found that the user must hear once (damaged journal records moved
+    to quarantine), one ``holdfast: <notice>`` line each on stderr."""
+    if rt.started:
+        for notice in rt.store.take_notices():
+            print(f"holdfast: {notice}", file=sys.stderr)
 
 
 def with_runtime(ctx: typer.Context, body: Callable[[Runtime], Awaitable[int]], *, start: bool = True) -> int:
@@ -151,8 +172,11 @@ def with_runtime(ctx: typer.Context, body: Callable[[Runtime], Awaitable[int]], 
 
     ``start=False`` runs ``body`` on the built but unstarted Runtime (tool registry and plugins
     only; no Redis, no LLM). An :class:`AppError` prints its one-line user message and gives
-    :data:`EXIT_FAILED` (:data:`EXIT_USAGE` for a :class:`ConfigError`). Owns the event loop
-    (``asyncio.run``), so call it from a plain command function.
+    :data:`EXIT_FAILED` (:data:`EXIT_USAGE` for a :class:`ConfigError`, or a user name the
+    user-id rule refuses); a file-system failure prints one line naming the path and what to do
+    (:data:`EXIT_FAILED`), never a traceback. Notices the runtime has for the user (a damaged
+    journal record) are printed on stderr. Owns the event loop (``asyncio.run``), so call it
+    from a plain command function.
     """
     config = load(ctx).config
     user = global_options(ctx).user
@@ -161,24 +185,38 @@ def with_runtime(ctx: typer.Context, body: Callable[[Runtime], Awaitable[int]], 
         from runtime.host.runtime import Runtime
 
         try:
-            rt = Runtime.from_config(config, user=user, start_monitor=False)
+            try:
+                rt = Runtime.from_config(config, user=user, start_monitor=False)
+            except ValidationError as exc:  # the OS user name is not a valid user id
+                print(f"holdfast: {exc.user_message()}", file=sys.stderr)
+                return EXIT_USAGE
             if not start:
                 return await body(rt)
             async with rt:
-                return await body(rt)
+                show_notices(rt)
+                try:
+                    return await body(rt)
+                finally:
+                    show_notices(rt)
         except ConfigError as exc:
             print(f"holdfast: {exc.user_message()}", file=sys.stderr)
             return EXIT_USAGE
         except AppError as exc:
             print(f"holdfast: {exc.user_message()}", file=sys.stderr)
             return EXIT_FAILED
+        except OSError as exc:  # a file or directory the runtime needs (data dir, LanceDB, ...)
+            where = exc.filename or config.data_path  # a failed write may not name its file
+            print(f"holdfast: {storage_error(exc, 'use', where).user_message()}", file=sys.stderr)
+            return EXIT_FAILED
 
     return asyncio.run(run())
 
 
 def write_json(data: object) -> None:
-    """Write ``data`` as one JSON line on stdout (UTF-8 as is; unknown types via ``str``)."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    """Write ``data`` as one JSON line on stdout (UTF-8 as is, but invisible bidi and control
+    characters as ``\\uXXXX`` escapes so a terminal shows the text in its stored order; unknown
+    types via ``str``)."""
+    sys.stdout.write(escape_invisible(json.dumps(data, ensure_ascii=False, default=str)) + "\n")
 
 
 def stdout_closed() -> int:

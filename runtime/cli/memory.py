@@ -1,7 +1,10 @@
 """``holdfast memory add TEXT|search QUERY|list|forget ID|reembed``: long-term memories.
 
 Every action is scoped to ``--user``. Output is JSON lines on stdout (one per memory), except
-``forget`` which prints ``forgot ID``. Exit 1 when memory is disabled or the id is not the user's.
+``forget`` which prints ``forgot ID``. Exit 1 when memory is disabled, the id is not the user's,
+a memory cannot be stored (not even queued on disk: read-only or full data dir), or ``search``
+finds the memory store offline (``holdfast: memory offline: <why>`` on stderr: an empty answer
+would read as "nothing remembered").
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runtime.cli.base import EXIT_OK, usage_error, with_runtime, write_json
+from runtime.cli.base import EXIT_FAILED, EXIT_OK, usage_error, with_runtime, write_json
 from runtime.core.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -58,6 +61,11 @@ def search(
 
     async def body(rt: Runtime) -> int:
         recall = await _store(rt).search_memories(query, rt.user_id)
+        if recall.offline:
+            print(f"holdfast: memory offline: {recall.reason}", file=sys.stderr)
+            return EXIT_FAILED
+        if recall.degraded and recall.reason:
+            print(f"holdfast: memory degraded ({recall.source} recall): {recall.reason}", file=sys.stderr)
         for m in recall.memories:
             write_json({"id": m.id, "content": m.content, "score": m.score, "type": m.type})
         return EXIT_OK

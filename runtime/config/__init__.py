@@ -6,6 +6,7 @@ here. Depends only on :mod:`runtime.core`.
 
 from __future__ import annotations
 
+from runtime.config.paths import StorageError, storage_error
 from runtime.config.settings import (
     APP_NAME,
     ENV_PREFIX,
@@ -50,10 +51,12 @@ __all__ = [
     "ResilienceConfig",
     "ServerConfig",
     "ServiceResilience",
+    "StorageError",
     "UIConfig",
     "describe_allowed",
     "effective_items",
     "load_config",
     "mask_secret",
+    "storage_error",
     "user_config_path",
 ]

@@ -28,6 +28,7 @@ from pydantic.fields import FieldInfo
 from runtime.core.errors import ConfigError
 from runtime.core.errors import ValidationError as AppValidationError
 from runtime.core.ids import validate_user_id
+from runtime.core.safe_text import mask_url_credentials
 
 APP_NAME = "holdfast"
 ENV_PREFIX = "HOLDFAST_"
@@ -105,8 +106,9 @@ class LLMConfig(_Section):
 class RedisConfig(_Section):
     """``[redis]``: where conversations and sessions live (every key is explained in ``config.toml``).
 
-    ``url`` empty means an embedded redis-server on ``embedded_port`` (0: a free port).
-    ``startup_timeout``, ``session_ttl``, ``session_max_ttl`` (the spec's 1 h and 24 h),
+    ``url`` empty means the data dir's embedded redis-server on ``embedded_port`` (0: a free port),
+    shared by every Holdfast process on that data dir; ``embedded_keep_running`` keeps it running
+    after the last of them exits (default: the last one stops it). ``startup_timeout``, ``session_ttl``, ``session_max_ttl`` (the spec's 1 h and 24 h),
     ``conversation_retention`` (0: forever) and ``archive_ttl`` (the spec's 7 days) are in
     seconds; ``slow_ping_ms`` in milliseconds.
     """
@@ -115,6 +117,7 @@ class RedisConfig(_Section):
     key_prefix: str = "holdfast"
     embedded_port: NonNegInt = 0
     embedded_data_dir: str = ""
+    embedded_keep_running: bool = False
     startup_timeout: PositiveFloat = 10.0
     session_ttl: PositiveInt = 3600
     session_max_ttl: PositiveInt = 86400
@@ -566,7 +569,8 @@ def _display_key(dotted: str) -> str:
 
 
 def _show(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    # Any URL with credentials (redis://:pw@host, http://user:key@host) is shown without them.
+    return mask_url_credentials(json.dumps(value, ensure_ascii=False, default=str))
 
 
 def _field_for(loc: tuple[Any, ...]) -> FieldInfo | None:
@@ -635,7 +639,12 @@ def _explain(exc: PydanticValidationError, sources: dict[str, str]) -> str:
 
 
 def effective_items(loaded: LoadedConfig, environ: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
-    """(dotted key, displayed value, source) for every setting, secrets masked."""
+    """(dotted key, displayed value, source) for every setting, secrets masked.
+
+    ``api_key`` values go through :func:`mask_secret`; every other value is shown as JSON with
+    the credentials of any URL in it hidden (:func:`runtime.core.safe_text.mask_url_credentials`),
+    so ``REDIS_URL=redis://:pw@host/0`` prints as ``"redis://:****@host/0"``.
+    """
     rows: list[tuple[str, str, str]] = []
 
     def walk(model: BaseModel, prefix: str) -> None:

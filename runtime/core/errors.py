@@ -28,6 +28,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
+from runtime.core.safe_text import mask_url_credentials
+
 
 # Not StrEnum: that would change str() and f-strings from "ErrorType.TIMEOUT" to "timeout_error".
 class ErrorType(str, Enum):  # noqa: UP042
@@ -77,6 +79,8 @@ class AppError(Exception):
         retry_after: float | None = None,
         service: str | None = None,
     ) -> None:
+        # A URL with credentials must never reach a user, a log or a stored notice through an error.
+        message = mask_url_credentials(message)
         super().__init__(message)
         self.message = message
         self.error_type = error_type or self.default_type
@@ -223,5 +227,5 @@ def describe(exc: BaseException) -> str:
     """A one-line description of any exception, for notices and logs."""
     if isinstance(exc, AppError):
         return exc.user_message()
-    text = " ".join(str(exc).split())
+    text = mask_url_credentials(" ".join(str(exc).split()))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

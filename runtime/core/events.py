@@ -197,6 +197,22 @@ class JournalReplayed(Event):
     error: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class JournalDamaged(Event):
+    """Damaged records were found in the local journal and moved to its quarantine file.
+
+    ``lines`` are their 1-based line numbers in the journal as it was read; ``quarantine`` is
+    the file that now holds them (with their byte offsets and raw bytes); ``message`` is the
+    one line a person reads. Published once, by the process that found them: the records are
+    no longer in the journal, so nobody finds them again. Every good record is still replayed.
+    """
+
+    store: str
+    lines: tuple[int, ...]
+    quarantine: str
+    message: str
+
+
 # ---------------------------------------------------------------- turn events
 # One agent turn emits these, in order: UserSaved, MemoriesRecalled, then per step
 # PromptBuilt, TextDelta*, (ToolCallStarted, ToolCallFinished)*, and finally AssistantSaved

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from runtime.core.safe_text import mask_url_credentials
+
 turn_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("turn_id", default=None)
 conversation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("conversation_id", default=None)
 #: The HTTP request being served (``holdfast serve``'s ``X-Request-ID``), on every record it logs.
@@ -43,7 +45,9 @@ def register_secret(value: str | None) -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` with registered secrets, API keys and Authorization header values replaced by ``[REDACTED]``."""
+    """``text`` with registered secrets, API keys, Authorization header values and the
+    credentials inside URLs (``redis://:pw@host``) replaced by ``[REDACTED]`` / ``****``."""
+    text = mask_url_credentials(text)
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)

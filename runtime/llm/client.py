@@ -41,6 +41,7 @@ import openai
 from runtime.config import LLMConfig
 from runtime.core.errors import AppError, ExternalServiceError, ValidationError, describe
 from runtime.core.messages import ToolCall
+from runtime.core.safe_text import mask_url_credentials
 from runtime.llm import prompt_tools
 from runtime.llm.errors import SERVICE, error_for_response, translate
 from runtime.llm.fallbacks import LLMFallbacks
@@ -185,6 +186,8 @@ class LLMClient:
     ) -> None:
         self.config = config
         self.base_url = (base_url or config.effective_base_url).rstrip("/")
+        #: The base URL as shown to people (health, notices): credentials in it masked.
+        self.endpoint = mask_url_credentials(self.base_url)
         if not self.base_url:
             raise ExternalServiceError(
                 "no LLM endpoint: start the demo server or set [llm].base_url", service=SERVICE, retryable=False
@@ -215,7 +218,7 @@ class LLMClient:
             timeout=timeout,  # type: ignore[arg-type]
         )
         self._model = config.effective_model
-        self.llm_fallbacks = LLMFallbacks.install(resilience, endpoint=self.base_url, wall_clock=wall_clock)
+        self.llm_fallbacks = LLMFallbacks.install(resilience, endpoint=self.endpoint, wall_clock=wall_clock)
 
     # ------------------------------------------------------------ helpers
 
@@ -340,7 +343,7 @@ class LLMClient:
         if not use_fallback or not is_outage(error):
             raise error
         outcome = await self.fallbacks.resolve(SERVICE, error, key)
-        details = {"endpoint": self.base_url, **self.llm_fallbacks.status()}
+        details = {"endpoint": self.endpoint, **self.llm_fallbacks.status()}
         yield FallbackReply(str(outcome.value), outcome.source, describe(error), outcome.stale, details)
         yield Finish("fallback", "")
 

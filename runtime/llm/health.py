@@ -29,7 +29,7 @@ def llm_health_check(
 
     async def check() -> CheckResult:
         started = clock()
-        details: dict[str, object] = {"endpoint": client.base_url, "breaker": client.guard.breaker.state.value}
+        details: dict[str, object] = {"endpoint": client.endpoint, "breaker": client.guard.breaker.state.value}
         try:
             details.update(await client.probe())
         except AppError as exc:

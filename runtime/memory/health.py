@@ -23,7 +23,7 @@ async def check_memory(store: VectorMemoryStore) -> CheckResult:
 
     Returns:
         HEALTHY (and the write queue starts draining) with ``rows`` and ``queued_writes`` in
-        the details, or UNHEALTHY with the error; latency in milliseconds. Never raises.
+        the details (and ``dead_letters`` with ``dead_letter_file`` once a write could never apply), or UNHEALTHY with the error; latency in milliseconds. Never raises.
     """
     import lancedb
 
@@ -31,6 +31,10 @@ async def check_memory(store: VectorMemoryStore) -> CheckResult:
 
     started = time.perf_counter()
     details: dict[str, Any] = {"table": store.table_name, "queued_writes": len(store.queue)}
+    if store.queue.dead_letters:
+        # Writes that could never apply: out of the queue (nothing waits behind them), kept for a person.
+        details["dead_letters"] = store.queue.dead_letters
+        details["dead_letter_file"] = str(store.queue.dead_letter_path)
     try:
         db = await lancedb.connect_async(store.uri)
         try:

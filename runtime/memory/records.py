@@ -149,6 +149,12 @@ class MemoryRecall:
     def __len__(self) -> int:
         return len(self.memories)
 
+    @property
+    def offline(self) -> bool:
+        """True when the memory store itself could not be searched (``reason`` says why): an
+        empty answer then means "unknown", not "nothing remembered"."""
+        return self.degraded and self.source == "none" and bool(self.reason)
+
     def formatted(self) -> list[str]:
         """Each memory in the spec's prompt form (``get_context_memories``): ``[Memory from …]: …``."""
         return [m.formatted() for m in self.memories]

@@ -35,7 +35,7 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
-from runtime.config import Config, MemoryConfig
+from runtime.config import Config, MemoryConfig, StorageError
 from runtime.core.errors import AppError, CircuitOpenError, ServiceUnavailableError, ValidationError, describe
 from runtime.core.events import EventBus, HealthChanged
 from runtime.core.ids import validate_user_id
@@ -339,20 +339,35 @@ class VectorMemoryStore:
                 for item in items:
                     self.queue.push(item)
                 results: dict[int, str] = {}
-                await self._drain_locked()
+                try:
+                    _, failures = await self._drain_locked(waiting={id(i) for i in items})
+                except AppError as exc:
+                    if not is_outage(exc):
+                        raise
+                    self.last_error = describe(exc)  # still queued: the writers get their ids
             else:
                 results = await self._apply(items)
         except AppError as exc:
-            if is_outage(exc):
-                self._queue_after(exc, items)
+            if isinstance(exc, StorageError):
+                failures = {id(item): exc for item in items}
                 results = {}
+            elif is_outage(exc):
+                results = {}
+                try:
+                    self._queue_after(exc, items)
+                except StorageError as lost:
+                    # Not even the disk queue can keep them: every writer of the batch is told.
+                    failures = {id(item): lost for item in items}
             else:
                 # Not an outage: some write of the batch can never apply. Apply them one by one
                 # so only that writer gets the error and the others are not held back by it.
                 each = await self._apply_each(items)
                 results, failures = each.results, each.failures
                 if each.outage is not None:
-                    self._queue_after(each.outage, each.rest)
+                    try:
+                        self._queue_after(each.outage, each.rest)
+                    except StorageError as lost:
+                        failures.update({id(item): lost for item in each.rest})
         except BaseException as exc:
             for _, fut in batch:
                 if not fut.done():
@@ -367,7 +382,12 @@ class VectorMemoryStore:
                 fut.set_result(results.get(id(item), item.id))
 
     def _queue_after(self, error: AppError, items: list[PendingWrite]) -> None:
-        """Queue ``items`` because of the outage ``error`` (they drain when it is over)."""
+        """Queue ``items`` because of the outage ``error`` (they drain when it is over).
+
+        Raises:
+            StorageError: the queue file cannot be written; the items that could not be queued
+                are not kept (the ones queued before the failure stay queued).
+        """
         self.last_error = describe(error)
         log.warning("memory write queued (%d pending): %s", len(self.queue) + len(items), self.last_error)
         for item in items:
@@ -521,15 +541,30 @@ class VectorMemoryStore:
 
         Stops at the first outage (:func:`is_outage`), leaving it and the writes after it
         queued, and raises that AppError. A queued write that fails for any other reason can
-        never apply: it is dropped and logged, so it cannot block the queue.
+        never apply: it is moved to the dead-letter file (:meth:`WriteQueue.dead_letter`) with
+        the reason and reported, so it cannot block the queue.
         """
         async with self._write_lock:
-            return await self._drain_locked()
+            applied, _ = await self._drain_locked()
+            return applied
 
-    async def _drain_locked(self) -> int:
-        items = self.queue.items()
+    async def _drain_locked(self, *, waiting: frozenset[int] | set[int] = frozenset()) -> tuple[int, dict[int, AppError]]:
+        """Drain the queue; (writes applied, the errors of writes that can never apply by ``id()``).
+
+        A write that can never apply goes to the dead-letter file, unless its ``id()`` is in
+        ``waiting`` (a writer is waiting for it and gets the error instead); either way it
+        leaves the queue. Raises the first outage, as :meth:`drain`.
+        """
+        items = []
+        for item in self.queue.items():
+            try:
+                validate_user_id(item.user_id)  # queued by an older version that let it through
+            except ValidationError as exc:
+                self.queue.dead_letter(item, exc.user_message())
+            else:
+                items.append(item)
         if not items:
-            return 0
+            return 0, {}
         try:
             await self._apply(items)
         except AppError as exc:
@@ -537,13 +572,11 @@ class VectorMemoryStore:
                 raise
             each = await self._apply_each(items)
             for item in items:
-                if id(item) in each.failures:
-                    log.warning(
-                        "memory write %s of user %s dropped from the queue, it can never apply: %s",
-                        item.op,
-                        item.user_id,
-                        describe(each.failures[id(item)]),
-                    )
+                error = each.failures.get(id(item))
+                if error is None:
+                    continue
+                if id(item) not in waiting:
+                    self.queue.dead_letter(item, describe(error))
             settled = items[: len(items) - len(each.rest)]
             self.queue.remove(settled)
             applied = len(settled) - len(each.failures)
@@ -551,12 +584,12 @@ class VectorMemoryStore:
                 self.last_error = describe(each.outage)
                 raise each.outage from None
             self.last_error = ""
-            log.info("memory write queue drained: %d writes applied, %d dropped", applied, len(each.failures))
-            return applied
+            log.info("memory write queue drained: %d writes applied, %d failed", applied, len(each.failures))
+            return applied, each.failures
         self.queue.remove(items)
         self.last_error = ""
         log.info("memory write queue drained: %d writes applied", len(items))
-        return len(items)
+        return len(items), {}
 
     # ------------------------------------------------------------ reads
 

@@ -1,4 +1,4 @@
-"""Memory writes that could not be applied yet, kept in order and on disk.
+"""Memory writes that could not be applied yet, kept in order and on disk, and the ones that never can.
 
 When LanceDB or the embedding provider is down, the store queues the write here instead of
 losing it. Each write is appended to a small JSONL file (flushed and fsynced) so a restart
@@ -6,6 +6,15 @@ keeps it; after a successful drain the file is rewritten atomically with what is
 A later write for the same memory id supersedes an earlier queued one, so a flapping
 backend cannot grow the queue with repeats. The queue is bounded; past ``max_items`` the
 oldest write is dropped and counted (memory is best-effort, the chat history is not).
+
+No silent success: a write that cannot be persisted, not even to this file (read-only or full
+disk), raises :class:`~runtime.config.StorageError` from :meth:`WriteQueue.push` and is not
+kept, so the writer reports the failure instead of an id that was never stored.
+
+A queued write that can never apply (its request is refused for a reason waiting will not fix)
+goes to the dead-letter file (``memory-dead-letter.jsonl`` beside the queue) with the reason,
+is counted in :attr:`WriteQueue.dead_letters` (health reports it) and leaves the queue, so it
+never blocks the writes behind it.
 """
 
 from __future__ import annotations
@@ -14,30 +23,49 @@ import json
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from runtime.config.paths import storage_error
 from runtime.memory.records import PendingWrite
 
 log = logging.getLogger(__name__)
+
+#: The dead-letter file's name, beside the queue file.
+DEAD_LETTER_FILE = "memory-dead-letter.jsonl"
 
 
 class WriteQueue:
     """The ordered, bounded, deduplicated queue of :class:`PendingWrite`; thread-safe.
 
-    ``path`` is the JSONL file it persists to (None: memory only); ``max_items`` bounds it and
-    ``dropped`` counts the oldest writes dropped past the bound. Disk errors are logged, never
-    raised: the writes stay queued in memory.
+    ``path`` is the JSONL file it persists to (None: memory only, nothing can fail); ``max_items``
+    bounds it and ``dropped`` counts the oldest writes dropped past the bound. ``clock`` gives
+    the Unix time written with each dead letter.
     """
 
-    def __init__(self, path: Path | None, *, max_items: int = 10_000) -> None:
+    def __init__(self, path: Path | None, *, max_items: int = 10_000, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self.max_items = max_items
         self.dropped = 0
+        #: The dead-letter file (None when the queue has no file).
+        self.dead_letter_path = path.parent / DEAD_LETTER_FILE if path is not None else None
+        #: Writes in the dead-letter file (counted at start-up, then as they are added).
+        self.dead_letters = 0
+        self._clock = clock
         self._items: list[PendingWrite] = []
         self._lock = threading.Lock()
         self._load()
 
     def _load(self) -> None:
+        if self.dead_letter_path is not None:
+            try:
+                with self.dead_letter_path.open("rb") as fh:
+                    self.dead_letters = sum(1 for line in fh if line.strip())
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("memory dead-letter file %s unreadable: %s", self.dead_letter_path, exc.strerror)
         if self.path is None or not self.path.exists():
             return
         try:
@@ -73,47 +101,106 @@ class WriteQueue:
         """Queue ``item`` last, replacing any queued write for the same (user, memory id), and persist it.
 
         Past ``max_items`` the oldest write is dropped and counted in ``dropped``.
+
+        Raises:
+            StorageError: the queue file cannot be written (read-only or full disk); ``item`` is
+                then not queued, so nothing claims it was kept.
         """
         with self._lock:
+            before = list(self._items)
             superseded = any(i.id == item.id and i.user_id == item.user_id for i in self._items)
             self._put(item)
-            if superseded or len(self._items) >= self.max_items:
-                self._rewrite()
-            else:
-                self._append(item)
+            try:
+                if superseded or len(self._items) >= self.max_items:
+                    self._rewrite()
+                else:
+                    self._append(item)
+            except OSError as exc:
+                self._items = before
+                raise storage_error(exc, "queue the memory write in", self.path, service="memory") from exc
 
     def remove(self, done: list[PendingWrite]) -> None:
-        """Drop the given (applied) writes, keeping any that were queued meanwhile."""
+        """Drop the given (applied) writes, keeping any that were queued meanwhile.
+
+        A failure to rewrite the file is logged: the writes are applied, and a restart would
+        only apply them again (idempotent by memory id).
+        """
         with self._lock:
             gone = {id(d) for d in done}
             self._items = [i for i in self._items if id(i) not in gone]
-            self._rewrite()
+            try:
+                self._rewrite()
+            except OSError as exc:
+                log.warning("memory write queue %s not rewritten: %s", self.path, exc.strerror)
+
+    def dead_letter(self, item: PendingWrite, reason: str) -> None:
+        """Move ``item`` (a write that can never apply) out of the queue and into the dead-letter
+        file with ``reason``; counted in :attr:`dead_letters`. Never raises: if even the
+        dead-letter file cannot be written, the write and the reason are logged instead."""
+        with self._lock:
+            self._items = [i for i in self._items if i is not item]
+            self.dead_letters += 1
+            entry = {"dead_at": self._clock(), "reason": reason, "write": json.loads(item.to_json())}
+            log.warning(
+                "memory write %s %s of user %r can never apply (%s); moved to %s",
+                item.op,
+                item.id,
+                item.user_id,
+                reason,
+                self.dead_letter_path or "the log",
+            )
+            if self.dead_letter_path is None:
+                return
+            try:
+                with self.dead_letter_path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                log.error("memory dead-letter file %s not written (%s): %s", self.dead_letter_path, exc.strerror, entry)
+            try:
+                self._rewrite()
+            except OSError as exc:
+                log.warning("memory write queue %s not rewritten: %s", self.path, exc.strerror)
 
     def _append(self, item: PendingWrite) -> None:
         if self.path is None:
             return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = (item.to_json() + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(item.to_json() + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:
-            log.warning("memory write queue %s not persisted: %s", self.path, exc.strerror)
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:
+                # A full disk may have taken part of the line: cut it, or the next append
+                # would be glued to it and both lost.
+                try:
+                    os.ftruncate(fd, size)
+                except OSError:
+                    log.warning("memory write queue %s: a partial line could not be cut off", self.path)
+                raise
+        finally:
+            os.close(fd)
 
     def _rewrite(self) -> None:
         if self.path is None:
             return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._items:
+            self.path.unlink(missing_ok=True)
+            return
+        tmp = self.path.with_suffix(".tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self._items:
-                self.path.unlink(missing_ok=True)
-                return
-            tmp = self.path.with_suffix(".tmp")
             with tmp.open("w", encoding="utf-8") as fh:
                 fh.writelines(i.to_json() + "\n" for i in self._items)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
-        except OSError as exc:
-            log.warning("memory write queue %s not persisted: %s", self.path, exc.strerror)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 from runtime.config import Config, RedisConfig
 from runtime.core.errors import AppError, NotFoundError, ServiceUnavailableError, ValidationError
-from runtime.core.events import Event, EventBus, JournalReplayed, StoreDegraded, StoreRecovered
+from runtime.core.events import Event, EventBus, JournalDamaged, JournalReplayed, StoreDegraded, StoreRecovered
 from runtime.core.ids import validate_user_id
 from runtime.core.messages import ChatMessage, ConversationSummary, Role, ToolCall
 from runtime.resilience.classify import is_outage
@@ -119,6 +119,7 @@ class ConversationStore:
         self._journal_lock = asyncio.Lock()
         self._loop_task: asyncio.Task[None] | None = None
         self._replay_task: asyncio.Task[ReplayReport] | None = None
+        self._notices: list[str] = []
 
     @classmethod
     def from_config(cls, runner: RedisRunner, config: Config, **kwargs: Any) -> ConversationStore:
@@ -139,9 +140,41 @@ class ConversationStore:
         """Writes waiting in the local journal for Redis."""
         return self._pending
 
-    async def open(self) -> ReplayReport:
-        """Pick up a journal left by a previous run and replay it if Redis answers."""
+    def take_notices(self) -> list[str]:
+        """One-line notices for the user that were not shown yet (damaged journal records moved
+        to quarantine); each is returned once. The CLI prints them on stderr."""
+        taken, self._notices = self._notices, []
+        return taken
+
+    async def _journal_records(self) -> list[dict[str, Any]]:
+        """The journal's intact records; damaged ones it quarantined are reported here, once."""
         records = await asyncio.to_thread(self.journal.records)
+        self._report_damage()
+        return records
+
+    def _report_damage(self) -> None:
+        damaged = self.journal.take_quarantined()
+        if not damaged:
+            return
+        lines = tuple(q.line for q in damaged)
+        where = ", ".join(str(n) for n in lines)
+        message = (
+            f"{len(damaged)} damaged record(s) of the local journal {self.journal.path} (line {where}) "
+            f"moved to {self.journal.quarantine_path}; every other record is kept"
+        )
+        log.warning("%s", message)
+        self._notices.append(message)
+        self._publish(
+            JournalDamaged(store=STORE_NAME, lines=lines, quarantine=str(self.journal.quarantine_path), message=message)
+        )
+
+    async def open(self) -> ReplayReport:
+        """Pick up a journal left by a previous run and replay it if Redis answers.
+
+        Damaged records are quarantined by the journal and reported (a :class:`JournalDamaged`
+        event and :meth:`take_notices`); every intact record before and after them is replayed.
+        """
+        records = await self._journal_records()
         self._pending = len(records)
         if not records:
             return ReplayReport()
@@ -621,7 +654,7 @@ class ConversationStore:
     async def replay(self) -> ReplayReport:
         """Apply the journal to Redis in order, drop what was applied, leave degraded mode if empty."""
         async with self._journal_lock:
-            records = await asyncio.to_thread(self.journal.records)
+            records = await self._journal_records()
             if not records:
                 self._pending = 0
                 if self._degraded:
@@ -646,6 +679,7 @@ class ConversationStore:
                     duplicates += 0 if inserted else 1
                 applied.add(record["jid"])
             remaining = await asyncio.to_thread(self.journal.remove, applied)
+            self._report_damage()
             self._pending = remaining
             report = ReplayReport(
                 replayed=replayed, duplicates=duplicates, dropped=dropped, remaining=remaining, error=error

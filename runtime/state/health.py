@@ -1,9 +1,13 @@
-"""The Redis health check: PING latency straight to the server, never through the breaker.
+"""The Redis health check: PING latency and a write probe, straight to the server, never through the breaker.
 
 The check measures the backend itself: going through ``Guard("redis")`` would report the
-breaker (fast failures while it is open) and could never see Redis come back. Slow
-(``slow_ping_ms``) is DEGRADED, no answer is UNHEALTHY. When Redis answers, ``on_healthy``
-is called (the conversation store replays its journal from there).
+breaker (fast failures while it is open) and could never see Redis come back. No answer is
+UNHEALTHY. A Redis that answers PING but refuses writes (out of memory under ``noeviction``, a
+read-only replica, a failed snapshot with ``stop-writes-on-bgsave-error``, still loading) is
+DEGRADED with Redis's reason, found by writing one small expiring key (``probe_key``): the
+conversation store journals writes meanwhile. A slow PING (``slow_ping_ms``) is DEGRADED too.
+When Redis answers and takes writes, ``on_healthy`` is called (the conversation store replays
+its journal from there).
 """
 
 from __future__ import annotations
@@ -15,10 +19,15 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from runtime.core.errors import AppError
-from runtime.resilience import CheckResult, HealthMonitor, HealthStatus
+from runtime.resilience import CheckResult, HealthMonitor, HealthStatus, is_outage
 from runtime.state.client import translated
 
 CHECK_NAME = "redis"
+
+
+#: The key the write probe sets (under the configured prefix) and its lifetime in milliseconds.
+PROBE_KEY = "health:write-probe"
+PROBE_TTL_MS = 60_000
 
 
 def redis_check(
@@ -27,18 +36,23 @@ def redis_check(
     slow_ping_ms: float = 50.0,
     on_healthy: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    probe_key: str = f"holdfast:{PROBE_KEY}",
 ) -> Callable[[], Awaitable[CheckResult]]:
-    """An async check function for :meth:`HealthMonitor.register_check` that PINGs ``client``.
+    """An async check function for :meth:`HealthMonitor.register_check` that PINGs ``client``
+    and writes ``probe_key`` (expiring after :data:`PROBE_TTL_MS` ms).
 
     Args:
-        client: the Redis client to PING directly (not through the breaker).
+        client: the Redis client to probe directly (not through the breaker).
         slow_ping_ms: a PING slower than this (milliseconds) reports DEGRADED.
-        on_healthy: called after every answered PING (the journal replay hook).
+        on_healthy: called after every check where Redis answered and took the write (the
+            journal replay hook).
         clock: seconds, for measuring the latency.
+        probe_key: the key the write probe sets.
 
     Returns:
         A coroutine function returning a :class:`CheckResult`; it never raises for a Redis
-        failure (that is an UNHEALTHY result with the user-facing reason).
+        failure: no answer is UNHEALTHY, refused writes are DEGRADED with Redis's reason in
+        ``error`` and its reply code in ``details["redis_reply"]`` (``OOM``, ``READONLY``...).
     """
 
     async def check() -> CheckResult:
@@ -50,6 +64,14 @@ def redis_check(
                 status=HealthStatus.UNHEALTHY, error=exc.user_message(), details={"slow_ping_ms": slow_ping_ms}
             )
         latency = (clock() - start) * 1000
+        try:
+            await translated(client.set(probe_key, b"1", px=PROBE_TTL_MS), "the health write probe")
+        except AppError as exc:
+            refused: dict[str, Any] = {"slow_ping_ms": slow_ping_ms, "writes": "refused"}
+            if "redis_reply" in exc.details:
+                refused["redis_reply"] = exc.details["redis_reply"]
+            status = HealthStatus.DEGRADED if is_outage(exc) else HealthStatus.UNHEALTHY
+            return CheckResult(status=status, latency_ms=round(latency, 3), details=refused, error=exc.user_message())
         if on_healthy is not None:
             on_healthy()
         status = HealthStatus.DEGRADED if latency > slow_ping_ms else HealthStatus.HEALTHY
@@ -71,13 +93,16 @@ def register_redis_health(
     slow_ping_ms: float = 50.0,
     on_healthy: Callable[[], None] | None = None,
     timeout: float = 5.0,
+    key_prefix: str = "holdfast",
 ) -> None:
     """Register :func:`redis_check` on ``monitor`` under the name ``"redis"``.
 
     Args:
         timeout: seconds the monitor gives one check before calling it failed.
+        key_prefix: the configured key prefix; the write probe's key is ``<prefix>:health:write-probe``.
         slow_ping_ms, on_healthy: as for :func:`redis_check`.
     """
-    monitor.register_check(
-        CHECK_NAME, redis_check(client, slow_ping_ms=slow_ping_ms, on_healthy=on_healthy), timeout=timeout
+    check = redis_check(
+        client, slow_ping_ms=slow_ping_ms, on_healthy=on_healthy, probe_key=f"{key_prefix}:{PROBE_KEY}"
     )
+    monitor.register_check(CHECK_NAME, check, timeout=timeout)

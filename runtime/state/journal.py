@@ -1,9 +1,19 @@
 """The local write-ahead journal used while Redis is unreachable.
 
-One record per line: compact JSON, a tab, and the CRC-32 of the JSON. Each append is
-written and ``fsync``-ed before it returns, so an acknowledged write survives a crash of
-the app or the machine. A line torn by a crash (no newline, bad CRC, bad JSON) can only be
-the last one; it is dropped on load and cut off so later appends start on a clean line.
+One record per line: compact JSON, a tab, and the CRC-32 of the JSON; each line stands alone.
+Each append is written and ``fsync``-ed before it returns, so an acknowledged write survives a
+crash of the app or the machine.
+
+Damage is told apart from a crash mid-write:
+
+* a **torn tail** (the last bytes of the file with no newline after them: an append the crash
+  cut short) is the only thing dropped silently; it was never acknowledged. If those bytes are
+  a whole record that only lost its newline, the record is kept.
+* a **damaged record** (a complete line whose CRC or JSON does not check out: a flipped bit, a
+  bad sector, an editor) is moved to the quarantine file ``redis-journal.quarantine.jsonl``
+  with its line number, byte offset, the reason and its raw bytes, and reported once
+  (:meth:`Journal.take_quarantined`); every good record before and after it stays and is
+  replayed. One bad line never takes the records after it down with it.
 
 Records are replayed in file order by the conversation store. Every operation a record
 describes is idempotent (appends carry their message id), so replaying a prefix twice
@@ -21,34 +31,58 @@ import json
 import logging
 import os
 import secrets
+import time
 import zlib
-from collections.abc import Iterator
+from base64 import b64encode
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.core.errors import InternalError
+from runtime.config.paths import storage_error
 
 log = logging.getLogger(__name__)
 
 JOURNAL_FILE = "redis-journal.jsonl"
+#: Where damaged records go, beside the journal (JSON lines, appended, never truncated).
+QUARANTINE_FILE = "redis-journal.quarantine.jsonl"
+
+
+@dataclass(frozen=True)
+class QuarantinedRecord:
+    """A damaged journal line moved to the quarantine file: its 1-based ``line`` number and byte
+    ``offset`` in the journal as read, its length in bytes, and why it was refused (``reason``)."""
+
+    line: int
+    offset: int
+    size: int
+    reason: str
 
 
 class Journal:
     """An fsync-per-append, CRC-framed, replay-in-order log of pending Redis writes."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.directory = Path(directory)
         self.path = self.directory / JOURNAL_FILE
+        #: Where damaged records are moved (see the module docstring).
+        self.quarantine_path = self.directory / QUARANTINE_FILE
         self._lock_path = self.directory / (JOURNAL_FILE + ".lock")
+        self._clock = clock
+        self._quarantined: list[QuarantinedRecord] = []
 
     # ------------------------------------------------------------ reading
 
     def records(self) -> list[dict[str, Any]]:
-        """Every intact record in order; a torn last line is removed from the file.
+        """Every intact record in order.
+
+        A torn last line is cut off the file; damaged lines are moved to :attr:`quarantine_path`
+        and remembered for :meth:`take_quarantined`.
 
         Raises:
-            InternalError: the journal exists but cannot be read or its lock file cannot be opened.
+            StorageError: the journal exists but cannot be read, repaired or quarantined, or
+                its lock file cannot be opened (the message names the path).
         """
         with self._locked():
             return self._read_and_repair()
@@ -57,31 +91,95 @@ class Journal:
         """How many records wait to be replayed to Redis (reads the file; same errors as :meth:`records`)."""
         return len(self.records())
 
+    def take_quarantined(self) -> list[QuarantinedRecord]:
+        """The damaged records this instance moved to quarantine since the last call (then forgotten),
+        so each is reported once."""
+        taken, self._quarantined = self._quarantined, []
+        return taken
+
     def _read_and_repair(self) -> list[dict[str, Any]]:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise InternalError(f"cannot read the local journal {self.path}: {exc.strerror}") from exc
+            raise storage_error(exc, "read the local journal", self.path) from exc
         records: list[dict[str, Any]] = []
-        good_end = 0
-        pos = 0
+        damaged: list[tuple[QuarantinedRecord, bytes]] = []
+        pos = line_no = 0
+        torn = b""
+        blank = False
         while pos < len(data):
             end = data.find(b"\n", pos)
             if end < 0:
-                break  # no newline: the write of this line never finished
-            record = _decode_line(data[pos:end])
-            if record is None:
+                torn = data[pos:]  # no newline: the write of this line never finished
                 break
-            records.append(record)
-            pos = good_end = end + 1
-        if good_end < len(data):
-            log.warning("journal %s: dropping %d bytes of a torn final record", self.path, len(data) - good_end)
-            with self.path.open("r+b") as fh:
-                fh.truncate(good_end)
-                os.fsync(fh.fileno())
+            line_no += 1
+            line = data[pos:end]
+            record, reason = _decode(line)
+            if record is not None:
+                records.append(record)
+            elif line:
+                damaged.append((QuarantinedRecord(line_no, pos, len(line), reason), line))
+            else:
+                blank = True  # nothing to lose; dropped with the next rewrite
+            pos = end + 1
+        if torn:
+            whole, _ = _decode(torn[:-1])  # a complete record whose newline alone was lost
+            if whole is not None:
+                records.append(whole)
+                torn, blank = b"", True  # rewritten with its newline
+        if damaged:
+            self._quarantine(damaged)
+            self._replace(records)
+        elif blank:
+            self._replace(records)
+        elif torn:
+            log.info("journal %s: dropping %d bytes of a torn final record", self.path, len(torn))
+            self._cut(len(data) - len(torn))
         return records
+
+    def _quarantine(self, damaged: list[tuple[QuarantinedRecord, bytes]]) -> None:
+        """Append the damaged lines to the quarantine file (fsynced) before they leave the journal."""
+        now = self._clock()
+        lines = [
+            json.dumps(
+                {
+                    "quarantined_at": now,
+                    "journal": str(self.path),
+                    "line": q.line,
+                    "offset": q.offset,
+                    "size": q.size,
+                    "reason": q.reason,
+                    "raw": raw.decode("utf-8", "backslashreplace"),
+                    "raw_base64": b64encode(raw).decode("ascii"),
+                },
+                ensure_ascii=False,
+            ).encode("utf-8")
+            + b"\n"
+            for q, raw in damaged
+        ]
+        try:
+            fd = os.open(self.quarantine_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, b"".join(lines))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise storage_error(
+                exc, f"move {len(damaged)} damaged record(s) of {self.path} to", self.quarantine_path
+            ) from exc
+        for q, _ in damaged:
+            log.warning(
+                "journal %s: damaged record at line %d (byte %d, %s) moved to %s",
+                self.path,
+                q.line,
+                q.offset,
+                q.reason,
+                self.quarantine_path,
+            )
+        self._quarantined.extend(q for q, _ in damaged)
 
     # ------------------------------------------------------------ writing
 
@@ -91,7 +189,7 @@ class Journal:
         The line is fsynced before this returns.
 
         Raises:
-            InternalError: the journal cannot be written (read-only or full disk), naming the path.
+            StorageError: the journal cannot be written (read-only or full disk), naming the path.
         """
         stored = {"jid": secrets.token_hex(8), **record}
         line = _encode_line(stored)
@@ -104,7 +202,7 @@ class Journal:
                 finally:
                     os.close(fd)
             except OSError as exc:
-                raise InternalError(f"cannot write the local journal {self.path}: {exc.strerror}") from exc
+                raise storage_error(exc, "write the local journal", self.path) from exc
             return stored
 
     def remove(self, jids: set[str]) -> int:
@@ -113,7 +211,7 @@ class Journal:
         By id rather than position, so records another process appended meanwhile stay.
 
         Raises:
-            InternalError: the journal cannot be read or its lock file cannot be opened.
+            StorageError: the journal cannot be read or its lock file cannot be opened.
         """
         with self._locked():
             remaining = [r for r in self._read_and_repair() if r["jid"] not in jids]
@@ -123,21 +221,36 @@ class Journal:
                 self._replace(remaining)
             return len(remaining)
 
+    def _cut(self, size: int) -> None:
+        try:
+            with self.path.open("r+b") as fh:
+                fh.truncate(size)
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise storage_error(exc, "repair the local journal", self.path) from exc
+
     def _truncate(self) -> None:
         if not self.path.exists():
             return
-        with self.path.open("r+b") as fh:
-            fh.truncate(0)
-            os.fsync(fh.fileno())
+        try:
+            with self.path.open("r+b") as fh:
+                fh.truncate(0)
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise storage_error(exc, "empty the local journal", self.path) from exc
 
     def _replace(self, records: list[dict[str, Any]]) -> None:
         tmp = self.path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            for record in records:
-                fh.write(_encode_line(record))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with tmp.open("wb") as fh:
+                for record in records:
+                    fh.write(_encode_line(record))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise storage_error(exc, "rewrite the local journal", self.path) from exc
         _fsync_dir(self.directory)
 
     @contextmanager
@@ -146,7 +259,7 @@ class Journal:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise InternalError(f"cannot open the local journal in {self.directory}: {exc.strerror}") from exc
+            raise storage_error(exc, "open the local journal in", self.directory) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -160,15 +273,20 @@ def _encode_line(record: dict[str, Any]) -> bytes:
     return body + b"\t" + f"{zlib.crc32(body):08x}".encode("ascii") + b"\n"
 
 
-def _decode_line(line: bytes) -> dict[str, Any] | None:
+def _decode(line: bytes) -> tuple[dict[str, Any] | None, str]:
+    """The record on ``line`` (no newline), or None and why it is not one."""
     body, sep, crc = line.rpartition(b"\t")
-    if not sep or crc != f"{zlib.crc32(body):08x}".encode("ascii"):
-        return None
+    if not sep:
+        return None, "no checksum"
+    if crc != f"{zlib.crc32(body):08x}".encode("ascii"):
+        return None, "checksum mismatch"
     try:
         record = json.loads(body)
     except ValueError:
-        return None
-    return record if isinstance(record, dict) and "jid" in record else None
+        return None, "not JSON"
+    if not isinstance(record, dict) or "jid" not in record:
+        return None, "not a journal record"
+    return record, ""
 
 
 def _fsync_dir(directory: Path) -> None:

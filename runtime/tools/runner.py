@@ -5,6 +5,13 @@ Every outcome is a :class:`ToolResult` the model sees as a ``tool`` message, so 
 open breaker) never ends the turn: the model reads what went wrong and answers the user.
 Each tool runs under ``Guard("tool:<name>")`` with its own timeout inside, so a hung tool
 counts against that tool's breaker only. Calls of one step run concurrently.
+
+User errors are not outages: a call the tool refuses because of its input (it raises a
+:class:`~runtime.core.errors.ValidationError`, or Python's ``ValueError`` / ``ArithmeticError``
+such as ``OverflowError`` for ``2**5000 / 3``) is an ``invalid`` result the model reads, and by
+:func:`runtime.resilience.classify.records_failure` it is not counted by the tool's breaker: a
+model that keeps sending bad input cannot take the tool away from everyone. Only the tool's own
+failures (any other exception, a timeout) count.
 """
 
 from __future__ import annotations
@@ -16,7 +23,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from runtime.core.errors import AppError, CircuitOpenError, InternalError, OperationTimeoutError, describe
+from runtime.core.errors import (
+    AppError,
+    CircuitOpenError,
+    InternalError,
+    OperationTimeoutError,
+    ValidationError,
+    describe,
+)
 from runtime.core.messages import ChatMessage, ToolCall
 from runtime.tools.api import AskPermission, Tool, ToolArgumentsError, ToolContext, ToolRegistry
 
@@ -29,6 +43,11 @@ ToolStatus = Literal["ok", "error", "denied", "invalid", "unknown", "timeout", "
 
 class ToolExecutionError(InternalError):
     """The tool's own code raised; not retried (a tool may have side effects)."""
+
+
+class ToolInputError(ValidationError):
+    """The tool refused its input (``ValueError``, ``ArithmeticError``); told to the model as an
+    ``invalid`` call and not counted by the tool's breaker."""
 
 
 @dataclass(frozen=True)
@@ -153,9 +172,9 @@ class ToolRunner:
     ) -> ToolResult:
         """Run one call: look the tool up, validate, check permission, invoke under its guard.
 
-        Never raises for the call's fault: an unknown tool, invalid arguments, a refusal, a
-        failure, a timeout or an open breaker is a :class:`ToolResult` with that status and an
-        error the model can read. ``ask_permission`` is awaited when the permission is "ask".
+        Never raises for the call's fault: an unknown tool, invalid arguments or input the tool
+        refuses (``invalid``), a refusal, a failure, a timeout or an open breaker is a
+        :class:`ToolResult` with that status and an error the model can read. ``ask_permission`` is awaited when the permission is "ask".
         """
         started = self._clock()
         found = self.registry.get(call.name)
@@ -176,6 +195,8 @@ class ToolRunner:
             return self._result(call, "unavailable", exc.user_message(), raw_args, started)
         except OperationTimeoutError as exc:
             return self._result(call, "timeout", exc.user_message(), raw_args, started)
+        except ValidationError as exc:
+            return self._result(call, "invalid", exc.user_message(), raw_args, started)
         except AppError as exc:
             return self._result(call, "error", exc.user_message(), raw_args, started)
         return self._ok(call, render_output(value), raw_args, started)
@@ -214,7 +235,9 @@ class ToolRunner:
                 ) from exc
             except AppError:
                 raise
-            except Exception as exc:  # the plugin's own bug or refusal, reported to the model
+            except (ValueError, ArithmeticError) as exc:  # the input's fault: not an outage of the tool
+                raise ToolInputError(f"tool {found.name} refused the input: {describe(exc)}") from exc
+            except Exception as exc:  # the plugin's own bug, reported to the model
                 raise ToolExecutionError(
                     f"tool {found.name} failed: {describe(exc)}", service=f"tool:{found.name}"
                 ) from exc
