@@ -141,6 +141,8 @@ class GlobalErrorHandler:
                 headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
             elif status == 429:
                 headers["Retry-After"] = "1"
+            if status == 401:
+                headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: the scheme a client should use
             details = _jsonable(exc.details)
             if exc.service:
                 details.setdefault("service", exc.service)

@@ -64,8 +64,11 @@ def serve(
 ) -> Iterator[Callable[..., ServerThread]]:
     started: list[ServerThread] = []
 
-    def start(*, host: str = "127.0.0.1", **sections: dict[str, Any]) -> ServerThread:
-        server = ServerThread(serve_config(data_dir, redis_url, demo_llm.url, **sections), host=host).start()
+    def start(
+        *, bound_as: str | None = None, llm_url: str | None = None, **sections: dict[str, Any]
+    ) -> ServerThread:
+        config = serve_config(data_dir, redis_url, llm_url or demo_llm.url, **sections)
+        server = ServerThread(config, bound_as=bound_as).start()
         started.append(server)
         return server
 
@@ -85,3 +88,48 @@ def server(serve: Callable[..., ServerThread]) -> ServerThread:
 async def client(server: ServerThread) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30.0) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def slow_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoLLMServer]:
+    """A demo LLM server that streams 40 tokens per second: a long answer is still streaming
+    when a test disconnects or sends SIGTERM."""
+    server = DemoLLMServer(tokens_per_second=40, log_path=tmp_path_factory.mktemp("slow") / "demo.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+def long_message(words: int = 120) -> str:
+    """A message whose demo answer (it quotes the message) streams for ``words`` / 40 seconds or more."""
+    return " ".join(f"word{i}" for i in range(words))
+
+
+async def make_key(redis_url: str, user: str) -> str:
+    """A new API key of ``user`` in the Redis at ``redis_url`` (what ``holdfast keys create`` stores)."""
+    from runtime.resilience import Resilience
+    from runtime.serve.auth import ApiKeys
+    from runtime.state.client import RedisRunner, make_redis_client
+
+    client = make_redis_client(redis_url)
+    try:
+        keys = ApiKeys(RedisRunner(client, Resilience().guard("redis")))
+        return (await keys.create(user))[1]
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def script_env(data_dir: Path, redis_url: str, demo_llm: DemoLLMServer) -> dict[str, str]:
+    """Environment for the real console script: this test's data dir, Redis and demo LLM."""
+    return {
+        "HOLDFAST_DATA_DIR": str(data_dir),
+        "HOLDFAST_MEMORY__EMBEDDING_PROVIDER": "lexical",
+        "HOLDFAST_MEMORY__MIN_SIMILARITY": "0.05",
+        "HOLDFAST_RESILIENCE__LLM__MAX_ATTEMPTS": "1",
+        "HOLDFAST_REDIS__URL": redis_url,
+        "HOLDFAST_LLM__BASE_URL": demo_llm.url,
+        "HOLDFAST_LLM__PRESET": "openai",
+        "HOLDFAST_LLM__MODEL": "holdfast-demo",
+        "HOLDFAST_AGENT__USER": "local",
+    }

@@ -39,10 +39,14 @@ class ServerThread:
     ``grace`` is uvicorn's ``timeout_graceful_shutdown`` in seconds.
     """
 
-    def __init__(self, config: Config, *, host: str = "127.0.0.1", grace: float | None = None) -> None:
+    def __init__(
+        self, config: Config, *, host: str = "127.0.0.1", grace: float | None = None, bound_as: str | None = None
+    ) -> None:
         from runtime.serve.app import create_app
 
-        self.app = create_app(config, host=host)
+        # ``bound_as``: the address the app believes it serves (e.g. 0.0.0.0: keys required),
+        # while the socket stays on loopback (tests reach only loopback).
+        self.app = create_app(config, host=bound_as or host)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
