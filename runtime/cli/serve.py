@@ -10,6 +10,7 @@ cancels them with their partial answers kept. Exit 0 after a clean stop, 2 for b
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from typing import Annotated
 
@@ -52,6 +53,9 @@ def serve(ctx: typer.Context, host: Host = None, port: Port = None, workers: Wor
         "proxy_headers": False,
         "server_header": False,
     }
+    # uvicorn handles SIGTERM (graceful stop), restores this handler, then re-raises the signal:
+    # a no-op here makes a clean stop exit 0 instead of dying by the re-raised SIGTERM.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     try:
         if count == 1:
             server = uvicorn.Server(uvicorn.Config(create_app(config, host=bind), fd=sock.fileno(), **common))  # type: ignore[arg-type]
@@ -66,6 +70,7 @@ def serve(ctx: typer.Context, host: Host = None, port: Port = None, workers: Wor
                 **common,  # type: ignore[arg-type]
             )
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sock.close()
     return EXIT_OK
 

@@ -8,9 +8,9 @@ slow hash: nothing can be guessed from its digest), under ``<prefix>:apikey:<sha
 next request of every replica (no cache).
 
 A request presents its key as ``Authorization: Bearer <key>`` (what the OpenAI SDK sends) or
-``X-API-Key``. With no key created and the server bound to loopback, a request without a key is
-the single local user (as the TUI is); once any key exists, or when bound elsewhere, every
-request needs one (401 otherwise).
+``X-API-Key``. With no key created and the server bound to loopback, a request without a
+Holdfast key (none, or an OpenAI client's placeholder) is the single local user (as the TUI is);
+once any key exists, or when bound elsewhere, every request needs one (401 otherwise).
 """
 
 from __future__ import annotations
@@ -183,10 +183,14 @@ class Authenticator:
         """The principal of a request with these headers. AuthenticationError (401) for a bad
         key, or for no key when one is required."""
         key = presented_key(authorization, api_key_header)
-        if key is not None:
+        if key is not None and (key.startswith(KEY_PREFIX) or self.local_user is None):
             return await self.keys.check(key)
         if self.local_user is not None and not await self.keys.any_keys():
+            # OpenAI clients always send some key ("sk-..." or a placeholder): while no
+            # Holdfast key exists on a loopback server, such a foreign credential is ignored.
             return Principal(self.local_user)
+        if key is not None:
+            return await self.keys.check(key)
         raise AuthenticationError(
             "an API key is required: send 'Authorization: Bearer <key>' (create one with `holdfast keys create --user NAME`)"
         )

@@ -64,9 +64,7 @@ def serve(
 ) -> Iterator[Callable[..., ServerThread]]:
     started: list[ServerThread] = []
 
-    def start(
-        *, bound_as: str | None = None, llm_url: str | None = None, **sections: dict[str, Any]
-    ) -> ServerThread:
+    def start(*, bound_as: str | None = None, llm_url: str | None = None, **sections: dict[str, Any]) -> ServerThread:
         config = serve_config(data_dir, redis_url, llm_url or demo_llm.url, **sections)
         server = ServerThread(config, bound_as=bound_as).start()
         started.append(server)

@@ -20,7 +20,9 @@ async def test_loopback_without_keys_is_the_single_local_user(client: httpx.Asyn
     assert [c["title"] for c in listed] == ["mine"]
 
 
-async def test_keys_scope_every_query_and_other_users_ids_are_404(serve: Callable[..., ServerThread], redis_url: str) -> None:
+async def test_keys_scope_every_query_and_other_users_ids_are_404(
+    serve: Callable[..., ServerThread], redis_url: str
+) -> None:
     server = serve()
     alice, bob = await make_key(redis_url, "alice"), await make_key(redis_url, "bob")
     async with (
@@ -36,7 +38,9 @@ async def test_keys_scope_every_query_and_other_users_ids_are_404(serve: Callabl
         assert refused.status_code == 401
         assert refused.json()["error"]["type"] == "authentication_error"
         assert refused.headers["www-authenticate"] == "Bearer"
-        assert (await anonymous.get("/v1/conversations", headers={"Authorization": "Bearer hf_forged"})).status_code == 401
+        assert (
+            await anonymous.get("/v1/conversations", headers={"Authorization": "Bearer hf_forged"})
+        ).status_code == 401
         # Bob sees nothing of Alice's, and her id answers exactly like a missing one.
         assert (await b.get("/v1/conversations")).json()["conversations"] == []
         missing = await b.get("/v1/conversations/conv_000000000000000000000000")
@@ -51,9 +55,9 @@ async def test_keys_scope_every_query_and_other_users_ids_are_404(serve: Callabl
         ]:
             response = await b.request(method, path, json=body)
             assert response.status_code == 404, (method, path, response.text)
-            assert response.json()["error"]["message"].replace(conv, "ID") == missing.json()["error"]["message"].replace(
-                "conv_000000000000000000000000", "ID"
-            )
+            assert response.json()["error"]["message"].replace(conv, "ID") == missing.json()["error"][
+                "message"
+            ].replace("conv_000000000000000000000000", "ID")
         # Alice's conversation is untouched.
         mine = (await a.get(f"/v1/conversations/{conv}")).json()
         assert mine["title"] == "alice's"

@@ -1,0 +1,76 @@
+"""The OpenAI-compatible face driven by the official ``openai`` SDK over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import openai
+import pytest
+
+from tests.support.serve import ServerThread
+
+pytestmark = [pytest.mark.redis, pytest.mark.e2e]
+
+
+@pytest.fixture
+async def sdk(server: ServerThread) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=f"{server.base_url}/v1", api_key="unused-on-loopback", max_retries=0) as c:
+        yield c
+
+
+async def test_models_lists_holdfast_and_the_upstream_model(sdk: openai.AsyncOpenAI) -> None:
+    names = [m.id async for m in sdk.models.list()]
+    assert names == ["holdfast", "holdfast/holdfast-demo"]
+    assert (await sdk.models.retrieve("holdfast")).id == "holdfast"
+    with pytest.raises(openai.NotFoundError):
+        await sdk.models.retrieve("gpt-4o")
+
+
+async def test_chat_completions_non_streaming_is_a_turn_with_memory_of_the_user(
+    sdk: openai.AsyncOpenAI, client: httpx.AsyncClient
+) -> None:
+    first = await sdk.chat.completions.create(
+        model="holdfast", messages=[{"role": "user", "content": "my name is Ada"}], user="ada"
+    )
+    assert first.object == "chat.completion"
+    assert "my name is Ada" in (first.choices[0].message.content or "")
+    assert first.choices[0].finish_reason == "stop"
+    assert first.usage is not None and first.usage.total_tokens > 0
+    raw = await sdk.chat.completions.with_raw_response.create(
+        model="holdfast", messages=[{"role": "user", "content": "what is my name?"}], user="ada"
+    )
+    conversation = raw.headers["x-holdfast-conversation"]
+    # Both requests with user="ada" went into one conversation, kept by Holdfast.
+    stored = (await client.get(f"/v1/conversations/{conversation}/messages")).json()["messages"]
+    assert [m["content"] for m in stored if m["role"] == "user"] == ["my name is Ada", "what is my name?"]
+
+
+async def test_chat_completions_streaming_in_the_openai_chunk_format(sdk: openai.AsyncOpenAI) -> None:
+    stream = await sdk.chat.completions.create(
+        model="holdfast/holdfast-demo",
+        messages=[{"role": "system", "content": "ignored"}, {"role": "user", "content": "stream this please"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, finish, usage = [], None, None
+    async for chunk in stream:
+        assert chunk.object == "chat.completion.chunk"
+        if chunk.choices:
+            text.append(chunk.choices[0].delta.content or "")
+            finish = chunk.choices[0].finish_reason or finish
+        if chunk.usage is not None:
+            usage = chunk.usage
+    assert "stream this please" in "".join(text)
+    assert finish == "stop"
+    assert usage is not None and usage.completion_tokens > 0
+
+
+async def test_sdk_errors_are_typed(sdk: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as missing:
+        await sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert "holdfast" in str(missing.value)
+    with pytest.raises(openai.BadRequestError):
+        await sdk.chat.completions.create(model="holdfast", messages=[{"role": "system", "content": "no user"}])
+    with pytest.raises(openai.UnprocessableEntityError):
+        await sdk.chat.completions.create(model="holdfast", messages=[])
