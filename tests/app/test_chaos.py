@@ -29,9 +29,9 @@ async def test_llm_breaker_opens_on_kill_and_closes_after_start(app_config: Load
     app = HoldfastApp(app_config)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        pid = app.rt.backends["llm"].pid
+        pid = app.rt.backends()["llm"].pid
         await send(pilot, "/chaos kill llm")
-        await wait_for(lambda: not app.rt.backends["llm"].running(), what="demo LLM killed", pause=pilot.pause)
+        await wait_for(lambda: not app.rt.backends()["llm"].running, what="demo LLM killed", pause=pilot.pause)
         with_pid = [t for t in _notices(app) if "killed llm" in t]
         assert with_pid and str(pid) in with_pid[0]
         await wait_for(
@@ -48,7 +48,7 @@ async def test_llm_breaker_opens_on_kill_and_closes_after_start(app_config: Load
         await wait_for(
             lambda: app.breakers_panel.state_of("llm") == "closed", what="LLM breaker CLOSED", pause=pilot.pause
         )
-        assert app.rt.backends["llm"].pid != pid
+        assert app.rt.backends()["llm"].pid != pid
         await send(pilot, "/retry")
         await wait_for(
             lambda: (
@@ -65,7 +65,7 @@ async def test_redis_killed_health_red_message_journaled_and_replayed(data_dir: 
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         assert (data_dir / "redis" / "redis-server.pid").exists()
-        redis_url = app.rt.redis_url
+        redis_url = app.rt.backends()["redis"].url
         await send(pilot, "/chaos kill redis")
         await wait_for(
             lambda: app.health_panel.status_of("redis") == "unhealthy",
@@ -83,9 +83,9 @@ async def test_redis_killed_health_red_message_journaled_and_replayed(data_dir: 
             pause=pilot.pause,
         )
         assert any("redis" in t.lower() for t in _notices(app, "degraded"))
-        assert app.rt.store.degraded
+        assert app.rt.store_status().degraded
         await send(pilot, "/chaos start redis")
-        await wait_for(lambda: not app.rt.store.degraded, what="journal replayed", pause=pilot.pause)
+        await wait_for(lambda: not app.rt.store_status().degraded, what="journal replayed", pause=pilot.pause)
         await wait_for(
             lambda: app.health_panel.status_of("redis") in ("healthy", "degraded"),
             what="redis health back",
@@ -110,7 +110,7 @@ async def test_redis_killed_from_outside_shows_in_the_health_panel(data_dir: Pat
             what="redis healthy",
             pause=pilot.pause,
         )
-        os.kill(app.rt.backends["redis"].pid, signal.SIGKILL)
+        os.kill(app.rt.backends()["redis"].pid, signal.SIGKILL)
         # ui.health_interval is 0.5 s here; the issue allows 2 s.
         await wait_for(
             lambda: app.health_panel.status_of("redis") == "unhealthy",

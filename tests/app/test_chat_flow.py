@@ -39,7 +39,7 @@ async def test_message_streams_a_reply_and_is_saved(app_config: LoadedConfig) ->
         assert "hello holdfast" in reply.text
         assert reply.rendered_text == reply.text  # everything received is on screen
         assert not reply.streaming and not reply.query_one(".badge").display  # no "streaming…" left
-        stored = await app.rt.store.read_tail(app.conversation_id, 10)
+        stored = await app.rt.read_messages(app.conversation_id, 10)
         assert [m.role for m in stored] == ["user", "assistant"]
         assert stored[1].content == reply.text
         await wait_for(lambda: app.sidebar.title_of(app.conversation_id) != "", what="sidebar entry", pause=pilot.pause)
@@ -110,7 +110,7 @@ async def test_composer_sends_while_a_reply_streams(data_dir: Path, redis_url: s
         await send(pilot, "second question here")
         assert len(app.chat_log.query(UserMessage)) == 2
         await wait_for(lambda: _turn_done(app) and len(_replies(app)) == 2, what="both replies", pause=pilot.pause)
-        stored = await app.rt.store.read_tail(app.conversation_id, 10)
+        stored = await app.rt.read_messages(app.conversation_id, 10)
         users = [m.content for m in stored if m.role == "user"]
         assert len(users) == 2 and users[0].startswith("first question") and users[1] == "second question here"
 

@@ -89,14 +89,14 @@ async def test_new_system_and_model(app_config: LoadedConfig) -> None:
         first = app.conversation_id
         await _command(pilot, "/system Answer in French.", "system prompt")
         assert app.conversation_id == first  # same conversation, history kept
-        info = await app.rt.store.get(first)
+        info = await app.rt.get_conversation(first)
         assert info.system_prompt == "Answer in French." and info.message_count >= 2
         await send(pilot, "/new")
         await wait_for(
             lambda: app.conversation_id != first and not app.chat_log.query(UserMessage), what="/new", pause=pilot.pause
         )
         await _command(pilot, "/system You are a pirate.", "system prompt set")
-        info = await app.rt.store.get(app.conversation_id)
+        info = await app.rt.get_conversation(app.conversation_id)
         assert info.system_prompt == "You are a pirate."
         listed = await _command(pilot, "/model", "models:")
         assert "holdfast-demo (current)" in listed
@@ -109,7 +109,6 @@ async def test_memory_commands_tools_health_breakers_copy(app_config: LoadedConf
         await ready(pilot)
         remembered = await _command(pilot, "/remember my favourite colour is teal", "remembered as")
         memory_id = remembered.split("remembered as ")[1].strip()
-        await app.rt.memory.drain()
         found = await _command(pilot, "/memory favourite colour", "memories for")
         assert memory_id in found and "teal" in found
         await _command(pilot, f"/forget {memory_id}", f"forgot {memory_id}")
@@ -150,7 +149,7 @@ async def test_retry_and_summarize(app_config: LoadedConfig) -> None:
             what="retried reply",
             pause=pilot.pause,
         )
-        stored = await app.rt.store.read_tail(app.conversation_id, 10)
+        stored = await app.rt.read_messages(app.conversation_id, 10)
         assert [m.content for m in stored if m.role == "user"] == ["say it twice"]  # not duplicated
         await _command(pilot, "/summarize", "summar")
 
@@ -165,7 +164,7 @@ async def test_rename_and_delete_with_confirm(app_config: LoadedConfig) -> None:
         app.screen.query_one("#prompt-input").value = "Renamed [b]title[/b]"
         await pilot.press("enter")
         await wait_for(lambda: app.header.title_text == "Renamed [b]title[/b]", what="renamed", pause=pilot.pause)
-        assert (await app.rt.store.get(app.conversation_id)).title == "Renamed [b]title[/b]"
+        assert (await app.rt.get_conversation(app.conversation_id)).title == "Renamed [b]title[/b]"
         doomed = app.conversation_id
         await pilot.press("f8")
         await wait_for(lambda: isinstance(app.screen, ConfirmScreen), what="confirm", pause=pilot.pause)
@@ -176,7 +175,7 @@ async def test_rename_and_delete_with_confirm(app_config: LoadedConfig) -> None:
         await wait_for(lambda: isinstance(app.screen, ConfirmScreen), what="confirm again", pause=pilot.pause)
         await pilot.click("#yes")
         await wait_for(lambda: app.conversation_id != doomed, what="deleted", pause=pilot.pause)
-        assert all(c.id != doomed for c in await app.rt.store.list_conversations(app.rt.user_id))
+        assert all(c.id != doomed for c in await app.rt.list_conversations())
 
 
 async def test_search_filters_conversations_by_title(app_config: LoadedConfig) -> None:

@@ -65,5 +65,5 @@ async def test_a_long_reply_streams_whole_into_the_chat_log(data_dir: Path, redi
         headings = [b for b in blocks if isinstance(b, MarkdownHeader)]
         assert len(headings) == expected.count("\n## ") + 1
         assert not reply.streaming and not reply.query_one(".badge").display
-        stored = await app.rt.store.read_tail(app.conversation_id, 10)
+        stored = await app.rt.read_messages(app.conversation_id, 10)
         assert stored[-1].content == expected

@@ -134,7 +134,7 @@ async def test_breakers_panel_counts_down_from_a_real_breaker() -> None:
     async with app.run_test(size=(60, 10)) as pilot:
         for _ in range(2):
             breaker.on_failure(breaker.acquire(), ServiceUnavailableError("connection refused", service="llm"))
-        panel.show([breaker.snapshot().to_dict()])
+        panel.show([breaker.snapshot()])
         assert panel.state_of("llm") == "open"
         assert round(panel.countdown(panel.rows["llm"])) == 30
         clock.now += 12

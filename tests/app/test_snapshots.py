@@ -33,7 +33,6 @@ from runtime.core.events import (
     UserSaved,
 )
 from runtime.host.runtime import Runtime
-from runtime.resilience import Resilience
 from tests.support.app import make_config
 from tests.support.clock import FakeClock
 
@@ -51,8 +50,7 @@ def _app(data_dir: Path) -> tuple[HoldfastApp, Runtime, FakeClock]:
         **{"resilience.llm.failure_threshold": 5, "resilience.llm.recovery_timeout": 30.0},
     )
     clock = FakeClock()
-    rt = Runtime.from_config(loaded.config, user="tester")
-    rt.resilience = Resilience(loaded.config.resilience, rt.bus, clock=clock)
+    rt = Runtime.from_config(loaded.config, user="tester", clock=clock)
     for name in ("llm", "redis", "memory", "embeddings"):
         rt.resilience.guard(name)
     app = HoldfastApp(loaded, runtime=rt, boot=False, clock=clock)

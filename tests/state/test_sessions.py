@@ -139,3 +139,15 @@ async def test_active_conversation_is_tracked(sessions: SessionManager) -> None:
     assert await sessions.set_active_conversation(session.id, None)
     got = await sessions.get_session(session.id)
     assert got is not None and got.active_conversation_id is None
+
+
+async def test_last_conversation_is_kept_per_user_apart_from_any_session(sessions: SessionManager) -> None:
+    assert await sessions.last_conversation("ivy") is None
+    session = await sessions.create_session("ivy")
+    await sessions.remember_last_conversation("ivy", "conv_one")
+    await sessions.remember_last_conversation("ivy", "conv_two")
+    await sessions.remember_last_conversation("jack", "conv_jack")
+    assert await sessions.delete_session(session.id)
+    # The session is gone (an orderly stop); where the user was survives it, per user.
+    assert await sessions.last_conversation("ivy") == "conv_two"
+    assert await sessions.last_conversation("jack") == "conv_jack"
