@@ -1,7 +1,8 @@
 """Fixtures for ``holdfast serve`` tests: the real app on real uvicorn on a loopback port (in a
 thread), wired to the real redis-server fixture and one demo LLM server per session, LanceDB in a
 temp dir with the lexical embedder (no model load). ``serve(**sections)`` starts a server with
-config sections overridden; every server started is stopped at the end of the test."""
+config sections overridden; every server started is stopped at the end of the test. Helpers the
+tests import (``long_message``, ``make_key``) live in ``tests/support/serve.py``."""
 
 from __future__ import annotations
 
@@ -96,25 +97,6 @@ def slow_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoLLMServer
     server.start()
     yield server
     server.stop()
-
-
-def long_message(words: int = 120) -> str:
-    """A message whose demo answer (it quotes the message) streams for ``words`` / 40 seconds or more."""
-    return " ".join(f"word{i}" for i in range(words))
-
-
-async def make_key(redis_url: str, user: str) -> str:
-    """A new API key of ``user`` in the Redis at ``redis_url`` (what ``holdfast keys create`` stores)."""
-    from runtime.resilience import Resilience
-    from runtime.serve.auth import ApiKeys
-    from runtime.state.client import RedisRunner, make_redis_client
-
-    client = make_redis_client(redis_url)
-    try:
-        keys = ApiKeys(RedisRunner(client, Resilience().guard("redis")))
-        return (await keys.create(user))[1]
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.serve.conftest import make_key
-from tests.support.serve import ServerThread
+from tests.support.serve import ServerThread, make_key
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 

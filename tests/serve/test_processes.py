@@ -11,9 +11,8 @@ import httpx
 import pytest
 
 from runtime.demo.launcher import DemoLLMServer
-from tests.serve.conftest import long_message
 from tests.support.polling import wait_until
-from tests.support.serve import ServeProcess, ServerThread
+from tests.support.serve import ServeProcess, ServerThread, long_message
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e, pytest.mark.slow]
 

@@ -8,8 +8,7 @@ import httpx
 import pytest
 
 from runtime.demo.admin import DemoAdmin
-from tests.serve.conftest import make_key
-from tests.support.serve import ServerThread
+from tests.support.serve import ServerThread, make_key
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 

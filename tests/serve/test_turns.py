@@ -13,9 +13,8 @@ import httpx
 import pytest
 
 from runtime.demo.launcher import DemoLLMServer
-from tests.serve.conftest import long_message
 from tests.support.polling import wait_for
-from tests.support.serve import ServerThread
+from tests.support.serve import ServerThread, long_message
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 

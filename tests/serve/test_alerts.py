@@ -1,0 +1,129 @@
+"""Alerts: a webhook receiver started by the test counts what arrives while the LLM backend is
+killed (deduplicated per key), and the recovery when it comes back."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from runtime.demo.admin import DemoAdmin
+from runtime.demo.launcher import DemoLLMServer
+from tests.support.polling import wait_for
+from tests.support.serve import ServerThread
+
+pytestmark = [pytest.mark.redis, pytest.mark.e2e, pytest.mark.slow]
+
+
+class Receiver:
+    """A webhook receiver on a loopback port that records every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, object]] = []
+        received = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def kinds(self, key: str = "kind") -> list[object]:
+        return [b.get(key) for b in self.bodies]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def killable_llm(tmp_path: Path) -> Iterator[DemoLLMServer]:
+    server = DemoLLMServer(tokens_per_second=0, log_path=tmp_path / "demo.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_a_killed_backend_alerts_once_per_key_and_recovery_is_announced(
+    serve: Callable[..., ServerThread], receiver: Receiver, killable_llm: DemoLLMServer
+) -> None:
+    server = serve(
+        llm_url=killable_llm.url,
+        alerts={"webhooks": [receiver.url], "slack_webhooks": [receiver.url], "dedup_window": 300.0},
+        resilience={
+            "llm": {
+                "max_attempts": 1,
+                "failure_threshold": 1,
+                "minimum_calls": 1,
+                "recovery_timeout": 0.2,
+                "success_threshold": 1,
+            }
+        },
+    )
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        killable_llm.stop()
+        for _ in range(3):
+            answer = await client.post(
+                "/v1/chat/completions", json={"model": "holdfast", "messages": [{"role": "user", "content": "hi"}]}
+            )
+            assert answer.status_code == 503
+            assert answer.json()["error"]["type"] == "external_service_error"
+
+        def plain() -> list[dict[str, object]]:
+            return [b for b in receiver.bodies if "kind" in b]
+
+        await wait_for(lambda: {"breaker_open", "server_error"} <= {b["kind"] for b in plain()}, 30, "alerts")
+        # Three failing requests, one alert per key (and the same one in Slack's format).
+        assert sorted(str(b["key"]) for b in plain()) == ["breaker_open:llm", "server_error:external_service_error:llm"]
+        assert sum("text" in b for b in receiver.bodies) == 2
+        killable_llm.start()
+
+        async def recovered() -> bool:
+            await client.post(
+                "/v1/chat/completions", json={"model": "holdfast", "messages": [{"role": "user", "content": "hi"}]}
+            )
+            return any(b.get("kind") == "recovered" for b in plain())
+
+        await wait_for(recovered, 30, "the recovery alert")
+        assert [b["key"] for b in plain() if b["kind"] == "recovered"] == ["recovered:breaker_open:llm"]
+
+
+async def test_a_dead_webhook_never_slows_or_fails_a_request(
+    serve: Callable[..., ServerThread], demo_admin: DemoAdmin
+) -> None:
+    # Nothing listens on the discard port: every delivery fails (and is retried by its guard).
+    server = serve(alerts={"webhooks": ["http://127.0.0.1:9/nothing-listens"], "dedup_window": 0.0, "timeout": 30.0})
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        await demo_admin.set_faults(down=True)
+        body = {"model": "holdfast", "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(3):
+            started = time.monotonic()
+            failed = await client.post("/v1/chat/completions", json=body)
+            assert failed.status_code == 503
+            assert time.monotonic() - started < 5.0
+        await demo_admin.reset()
+        conv = (await client.post("/v1/conversations", json={})).json()["id"]
+        result = await client.post(f"/v1/conversations/{conv}/messages", json={"content": "still fine", "stream": False})
+        assert result.status_code == 200 and result.json()["failed"] is False
