@@ -131,3 +131,22 @@ class ServeProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
         self._log.close()
+
+
+def long_message(words: int = 120) -> str:
+    """A message whose demo answer (it quotes the message) streams for ``words`` / 40 seconds or more."""
+    return " ".join(f"word{i}" for i in range(words))
+
+
+async def make_key(redis_url: str, user: str) -> str:
+    """A new API key of ``user`` in the Redis at ``redis_url`` (what ``holdfast keys create`` stores)."""
+    from runtime.resilience import Resilience
+    from runtime.serve.auth import ApiKeys
+    from runtime.state.client import RedisRunner, make_redis_client
+
+    client = make_redis_client(redis_url)
+    try:
+        keys = ApiKeys(RedisRunner(client, Resilience().guard("redis")))
+        return (await keys.create(user))[1]
+    finally:
+        await client.aclose()
