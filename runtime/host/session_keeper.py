@@ -119,11 +119,14 @@ class SessionKeeper:
     async def close(self) -> None:
         """Stop the beat, write the last active conversation and delete the session (bounded
         by :data:`STOP_TIMEOUT` seconds; a failure is only logged: the session expires anyway)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # Bounded: a library that turns our cancellation into an error must not hang the stop.
+            await asyncio.wait({task}, timeout=STOP_TIMEOUT)
+            if task.done() and not task.cancelled():
+                with contextlib.suppress(BaseException):
+                    task.result()
         try:
             async with asyncio.timeout(STOP_TIMEOUT):
                 if self._dirty and self.active is not None:
@@ -146,6 +149,10 @@ class SessionKeeper:
                 else:
                     await self.beat()
             except AppError as exc:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    # The stop cancelled us mid-call and the call reported it as an error.
+                    raise asyncio.CancelledError from exc
                 log.warning("session heartbeat failed: %s", describe(exc))
 
     async def _wait(self, seconds: float) -> bool:
