@@ -72,6 +72,7 @@ async def test_bound_beyond_loopback_every_request_needs_a_key(serve: Callable[.
         assert (await http.get("/livez")).status_code == 200
 
 
+@pytest.mark.slow  # the real console script, several commands
 def test_keys_commands_through_the_real_console_script(
     script_env: dict[str, str], redis_url: str, serve: Callable[..., ServerThread]
 ) -> None:
