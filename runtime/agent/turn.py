@@ -13,7 +13,15 @@ Guarantees:
 * Each assistant step with tool calls is saved before its tools run; tool results are saved
   in call order; a cancelled step gets "cancelled" results so history stays well formed.
 * The answer is saved even when cut short: on cancel (Esc) or a broken stream the partial
-  text is kept, marked ``interrupted``.
+  text is kept, marked ``interrupted``. A reply the endpoint ended for its output limit
+  (``finish_reason: "length"``) is saved with a visible :func:`cut_off_note` and a
+  ``TurnNotice``; one stopped by a content filter (or an ``error`` in the stream) is a failure
+  with the partial text kept, marked and hidden from later prompts; an empty answer (a
+  reasoning model that only thought) is not saved as an answer and the turn fails.
+* A reasoning model's thinking is streamed as ``ReasoningDelta`` events and kept in the saved
+  answer's ``metadata.reasoning``; it is never sent back to the model.
+* Every tool call the model made is run and answered exactly once: call ids are made unique
+  within the turn before they are stored.
 * An LLM outage answers with the fallback (a cached answer, or a notice); the user's message
   stays saved and :meth:`Agent.retry_turn` resends it later without saving it twice.
   Fallback notices and broken partial answers are hidden from later prompts
@@ -44,12 +52,14 @@ from runtime.core.events import (
     EventBus,
     MemoriesRecalled,
     PromptBuilt,
+    ReasoningDelta,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
     TurnEvent,
     TurnFailed,
     TurnFinished,
+    TurnNotice,
     UserSaved,
 )
 from runtime.core.logs import log_context
@@ -83,6 +93,15 @@ def max_steps_note(steps: int) -> str:
         f"[Stopped after {steps} steps, the limit for one turn; the last requested tools were not run. "
         "Ask me to continue if you want me to go on.]"
     )
+
+
+def cut_off_note(max_tokens: int) -> str:
+    """The marker appended to an answer the endpoint cut at its output limit (``finish_reason: "length"``)."""
+    return f"[cut off: the reply reached the output limit of {max_tokens} tokens]"
+
+
+#: What a reply stopped by the provider's content filter is marked with (kept, hidden from the model).
+CONTENT_FILTER_ERROR = "the LLM provider's content filter stopped the reply"
 
 
 class HistorySource(Protocol):
@@ -166,12 +185,18 @@ class _Turn:
     memories: list[str] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
     usage: dict[str, int] = field(
-        default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "reasoning_tokens": 0}
     )
     timings: dict[str, float] = field(default_factory=dict)
     steps: int = 0
     degraded: bool = False
     saved: bool = False
+    #: Thinking of the current step (reasoning models), kept in the answer's metadata.
+    reasoning: list[str] = field(default_factory=list)
+    #: Kinds of usage figures the steps had: "reported" and/or "estimated".
+    usage_kinds: set[str] = field(default_factory=set)
+    #: Tool-call ids used so far in this turn (each call gets its own).
+    call_ids: set[str] = field(default_factory=set)
     #: Tool calls of the current step without a saved result yet (filled on cancel).
     open_calls: list[ToolCall] = field(default_factory=list)
     #: The history read started alongside memory recall (it does not depend on it).
@@ -492,12 +517,15 @@ class Agent:
         from runtime.llm.stream_events import (
             FallbackReply,
             Finish,
+            Notice,
             StreamInterrupted,
             ToolCallError,
             ToolCallReady,
             Usage,
         )
+        from runtime.llm.stream_events import ReasoningDelta as LLMReasoning
         from runtime.llm.stream_events import TextDelta as LLMText
+        from runtime.llm.tool_assembly import with_unique_ids
 
         conv, tid = turn.conversation_id, turn.turn_id
         max_steps = self.config.agent.max_steps
@@ -513,7 +541,12 @@ class Agent:
                     log.debug("history prefetch failed: %s", describe(exc))
             try:
                 built = await self.window.build_prompt(
-                    turn.system_prompt, conv, schemas or None, turn.memories, reader=self.history
+                    turn.system_prompt,
+                    conv,
+                    schemas or None,
+                    turn.memories,
+                    reader=self.history,
+                    native_tools=self.llm.tools_supported,  # it may have learnt the endpoint rejects tools
                 )
             except AppError as exc:
                 yield TurnFailed(
@@ -533,25 +566,34 @@ class Agent:
             calls: list[ToolCall] = []
             fallback: FallbackReply | None = None
             interrupted: StreamInterrupted | None = None
+            finish_reason = ""
             turn.text = step_text
+            turn.reasoning = []
             async with _closing(self.llm.stream_chat(built.messages, built.tools)) as stream:
                 try:
                     async for event in stream:
                         if isinstance(event, LLMText):
                             step_text.append(event.text)
                             yield TextDelta(conversation_id=conv, turn_id=tid, text=event.text, step=step)
+                        elif isinstance(event, LLMReasoning):
+                            turn.reasoning.append(event.text)
+                            yield ReasoningDelta(conversation_id=conv, turn_id=tid, text=event.text, step=step)
                         elif isinstance(event, (ToolCallReady, ToolCallError)):
                             calls.append(event.call)
                         elif isinstance(event, Usage):
                             turn.usage["prompt_tokens"] += event.prompt_tokens
                             turn.usage["completion_tokens"] += event.completion_tokens
                             turn.usage["total_tokens"] += event.total_tokens
+                            turn.usage["reasoning_tokens"] += event.reasoning_tokens
+                            turn.usage_kinds.add("estimated" if event.estimated else "reported")
+                        elif isinstance(event, Notice):
+                            yield TurnNotice(conversation_id=conv, turn_id=tid, topic=event.kind, message=event.text)
                         elif isinstance(event, StreamInterrupted):
                             interrupted = event
                         elif isinstance(event, FallbackReply):
                             fallback = event
                         elif isinstance(event, Finish):
-                            pass
+                            finish_reason = event.reason
                 except AppError as exc:
                     turn.timed("llm_ms", t0, self._clock())
                     # Rejected outright (bad request, auth): nothing to fall back on.
@@ -577,9 +619,10 @@ class Agent:
                 yield Degraded(
                     conversation_id=conv, turn_id=tid, service="llm", reason=f"the reply broke off: {interrupted.error}"
                 )
-                yield await self._save_answer(
-                    turn, "".join(step_text), interrupted=True, hidden=True, extra={"error": interrupted.error}
-                )
+                extra: dict[str, object] = {"error": interrupted.error}
+                if interrupted.finish_reason:
+                    extra["finish_reason"] = interrupted.finish_reason
+                yield await self._save_answer(turn, "".join(step_text), interrupted=True, hidden=True, extra=extra)
                 yield TurnFailed(
                     conversation_id=conv,
                     turn_id=tid,
@@ -589,10 +632,20 @@ class Agent:
                 )
                 yield self._finished(turn, None, failed=True, interrupted=True, stop_reason="interrupted")
                 return
-            if not calls:
-                yield await self._save_answer(turn, "".join(step_text))
-                yield self._finished(turn, None, stop_reason="answer")
+            if finish_reason == "content_filter":
+                async with contextlib.aclosing(self._filtered(turn, "".join(step_text))) as ending:
+                    async for ended in ending:
+                        yield ended
                 return
+            if not calls:
+                async with contextlib.aclosing(
+                    self._final_answer(turn, step, "".join(step_text), finish_reason)
+                ) as done:
+                    async for ended in done:
+                        yield ended
+                return
+            calls = with_unique_ids(calls, turn.call_ids)
+            turn.call_ids.update(call.id for call in calls)
             if step == max_steps:
                 note = max_steps_note(max_steps)
                 text = ("".join(step_text) + "\n\n" + note).strip()
@@ -604,14 +657,66 @@ class Agent:
                 async for tool_event in ran:
                     yield tool_event
 
+    async def _final_answer(
+        self, turn: _Turn, step: int, text: str, finish_reason: str
+    ) -> AsyncGenerator[TurnEvent, None]:
+        """Save a step's reply that asked for no tools: the answer, a cut-off answer, or nothing."""
+        conv, tid = turn.conversation_id, turn.turn_id
+        if not text.strip():
+            # Nothing to save as an answer (a reasoning model that only thought, or an empty
+            # reply): saving "" would read as an answer in later prompts and in the UI.
+            thought = " after thinking" if "".join(turn.reasoning).strip() else ""
+            yield TurnFailed(
+                conversation_id=conv,
+                turn_id=tid,
+                error=f"the model returned an empty answer{thought}; nothing was saved as its reply",
+                error_type="empty_answer",
+                retryable=True,
+            )
+            yield self._finished(turn, None, failed=True, stop_reason="empty")
+            return
+        extra: dict[str, object] = {"finish_reason": finish_reason} if finish_reason else {}
+        if finish_reason == "length":
+            note = cut_off_note(self.config.llm.max_output_tokens)
+            yield TextDelta(conversation_id=conv, turn_id=tid, text="\n\n" + note, step=step)
+            yield await self._save_answer(turn, f"{text}\n\n{note}", extra={**extra, "cut_off": True})
+            yield TurnNotice(
+                conversation_id=conv,
+                turn_id=tid,
+                topic="cut_off",
+                message=f"the reply was cut off at the output limit ({self.config.llm.max_output_tokens} tokens, "
+                "[llm].max_output_tokens); ask the model to continue",
+            )
+            yield self._finished(turn, None, stop_reason="cut_off")
+            return
+        yield await self._save_answer(turn, text, extra=extra)
+        yield self._finished(turn, None, stop_reason="answer")
+
+    async def _filtered(self, turn: _Turn, text: str) -> AsyncGenerator[TurnEvent, None]:
+        """The provider's content filter stopped the reply: a failure; what came is kept, marked and hidden."""
+        conv, tid = turn.conversation_id, turn.turn_id
+        if text.strip():
+            yield await self._save_answer(
+                turn,
+                text,
+                interrupted=True,
+                hidden=True,
+                extra={"finish_reason": "content_filter", "error": CONTENT_FILTER_ERROR},
+            )
+        yield TurnFailed(
+            conversation_id=conv, turn_id=tid, error=CONTENT_FILTER_ERROR, error_type="content_filter", retryable=False
+        )
+        yield self._finished(turn, None, failed=True, interrupted=True, stop_reason="content_filter")
+
     async def _run_tools(
         self, turn: _Turn, step: int, text: str, calls: list[ToolCall], ask: AskPermission | None
     ) -> AsyncGenerator[TurnEvent, None]:
         conv, tid = turn.conversation_id, turn.turn_id
         t0 = self._clock()
-        await self.store.add_message(
-            conv, "assistant", text, tool_calls=[*calls], metadata={"turn_id": tid, "step": step}
-        )
+        metadata: dict[str, object] = {"turn_id": tid, "step": step}
+        if turn.reasoning:
+            metadata["reasoning"] = "".join(turn.reasoning)
+        await self.store.add_message(conv, "assistant", text, tool_calls=[*calls], metadata=metadata)
         turn.timed("save_ms", t0, self._clock())
         turn.open_calls = list(calls)
         turn.text = []  # saved with the tool calls; a cancel must not save it twice
@@ -699,6 +804,9 @@ class Agent:
     ) -> AssistantSaved:
         t0 = self._clock()
         metadata: dict[str, object] = {"turn_id": turn.turn_id, "source": source, **(extra or {})}
+        reasoning = "".join(turn.reasoning)
+        if reasoning and source == "llm":
+            metadata["reasoning"] = reasoning  # shown, never re-sent: to_openai() sends no metadata
         if interrupted:
             metadata["interrupted"] = True
         if hidden:
@@ -714,6 +822,7 @@ class Agent:
             interrupted=interrupted,
             journaled=bool(self.store.degraded),
             source=source,
+            finish_reason=str(metadata.get("finish_reason") or ""),
         )
 
     def _finished(
@@ -726,10 +835,12 @@ class Agent:
         stop_reason: str = "answer",
     ) -> TurnFinished:
         turn.timings["total_ms"] = round((self._clock() - turn.started) * 1000.0, 3)
+        kinds = turn.usage_kinds
         return TurnFinished(
             conversation_id=turn.conversation_id,
             turn_id=turn.turn_id,
             usage=dict(turn.usage),
+            usage_source="mixed" if len(kinds) > 1 else next(iter(kinds), "none"),
             timings=dict(turn.timings),
             steps=turn.steps,
             degraded=turn.degraded,

@@ -66,7 +66,9 @@ class LLMConfig(_Section):
     ``max_output_tokens`` and ``context_window`` (0: look the model up) are in tokens;
     ``connect_timeout`` and ``read_timeout`` in seconds; ``demo_tokens_per_second`` is the
     demo model's streaming speed. ``preset`` supplies the base URL, model and tool support
-    that are left empty (:data:`PRESETS`).
+    that are left empty (:data:`PRESETS`). ``stream``: ``"auto"`` streams and, when the endpoint
+    answers a stream request with a whole JSON reply, accepts it and stops asking for streams;
+    ``true`` always asks for a stream (a JSON reply is still accepted); ``false`` never streams.
     """
 
     preset: Preset = "demo"
@@ -78,6 +80,7 @@ class LLMConfig(_Section):
     max_output_tokens: PositiveInt = 1024
     context_window: NonNegInt = 0
     supports_tools: bool | None = None
+    stream: Literal["auto"] | bool = "auto"
     connect_timeout: PositiveFloat = 5.0
     read_timeout: PositiveFloat = 60.0
     demo_tokens_per_second: PositiveFloat = 200.0

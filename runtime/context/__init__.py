@@ -28,7 +28,7 @@ from runtime.context.summarize import (
     water_marks,
 )
 from runtime.context.tokens import EncodingChoice, TokenCounter, resolve_encoding
-from runtime.context.window import ContextWindowManager, build_prompt, format_tools_text, prompt_budget
+from runtime.context.window import ContextWindowManager, ToolsText, build_prompt, prompt_budget, schema_text
 
 __all__ = [
     "DEFAULT_CONTEXT_WINDOW",
@@ -42,15 +42,16 @@ __all__ = [
     "SummarizeResult",
     "Summarizer",
     "TokenCounter",
+    "ToolsText",
     "Unit",
     "WaterMarks",
     "build_prompt",
     "context_window_for",
-    "format_tools_text",
     "group_units",
     "plan_eviction",
     "prompt_budget",
     "resolve_encoding",
+    "schema_text",
     "should_summarize",
     "summary_request",
     "water_marks",

@@ -186,8 +186,11 @@ class TokenCounter:
         return self._enc.encode_ordinary(text)
 
     def decode(self, tokens: Sequence[int]) -> str:
-        """The text of token ids (a slice may end inside a character: the bytes are replaced)."""
-        return self._enc.decode(list(tokens))
+        """The text of token ids, safe for slices: a slice of a text's tokens may start or end
+        inside a character (one emoji or CJK character is often several byte-level tokens), and
+        that character's partial bytes are dropped rather than decoded as U+FFFD. The tokens of a
+        whole text decode back to it unchanged."""
+        return self._enc.decode_bytes(list(tokens)).decode("utf-8", errors="ignore")
 
     def count_text(self, text: str) -> int:
         """Tokens of plain ``text`` (no chat-format overhead)."""

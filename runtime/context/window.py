@@ -3,8 +3,11 @@
 Budget = the model's context window minus the tokens reserved for the reply (and at most
 ``[context].max_prompt_tokens`` when set). What goes in, in priority order:
 
-1. the system prompt, always (with the tool schemas as a text block when the endpoint has no
-   native tool support; otherwise the schemas go in the API's ``tools`` and are counted);
+1. the system prompt, always, and the tool schemas: sent in the API's ``tools`` (native) or,
+   for an endpoint without tool support, described in the prompt by the LLM client (one owner:
+   :mod:`runtime.llm.prompt_tools`). Either way :attr:`BuiltPrompt.tools` carries the schemas
+   and this module counts what will be sent: the ``tools`` parameter, or the text the client
+   writes (the ``tools_text`` function the runtime injects, ``describe_tools``);
 2. the newest user message, always; if it alone does not fit, its middle is cut on token
    boundaries with a visible "[... N tokens omitted ...]" marker (the stored text is untouched);
 3. the recalled memories, as one system message, most relevant first, each kept if it fits;
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,7 +40,10 @@ from runtime.core.messages import ChatMessage, ConversationSummary, HistoryReade
 
 MEMORIES_HEADER = "Relevant memories from earlier conversations (they may be out of date):"
 SUMMARY_HEADER = "Summary of the earlier part of this conversation"
-TOOLS_TEXT_HEADER = "Available tools:"
+
+#: Writes the prompt text that describes tools for an endpoint without native tool calls
+#: (the LLM client's ``runtime.llm.prompt_tools.describe_tools``, injected by the runtime).
+ToolsText = Callable[[Sequence[Mapping[str, Any]]], str]
 
 #: How many messages past the budget the scan may still read to find the newest user message
 #: (a turn with many tool steps puts it far back).
@@ -67,16 +73,10 @@ def prompt_budget(config: ContextConfig, context_window: int) -> int:
     return budget
 
 
-def format_tools_text(tools: Sequence[Mapping[str, Any]]) -> str:
-    """Tool schemas as a text block, for endpoints without native tool calls."""
-    lines = [TOOLS_TEXT_HEADER]
-    for tool in tools:
-        fn = tool.get("function") or tool
-        line = f"- {fn.get('name', '')}: {fn.get('description', '')}".rstrip()
-        if fn.get("parameters"):
-            line += " Parameters: " + json.dumps(fn["parameters"], ensure_ascii=False, separators=(",", ":"))
-        lines.append(line)
-    return "\n".join(lines)
+def schema_text(tools: Sequence[Mapping[str, Any]]) -> str:
+    """The default ``tools_text`` when none is injected: the function schemas as JSON, one per
+    line, an estimate of the same size as a prompt description of them."""
+    return "\n".join(json.dumps(tool.get("function") or tool, ensure_ascii=False) for tool in tools)
 
 
 def _native_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
@@ -239,29 +239,35 @@ class _Planner:
         *,
         native_tools: bool,
         preview_cache: dict[tuple[str, int], Preview | None],
+        tools_text: ToolsText = schema_text,
     ) -> None:
         self.counter = counter
         self.config = config
         self.context_window = context_window
         self.budget = prompt_budget(config, context_window)
         self.native_tools = native_tools
+        self.tools_text = tools_text
         self._previews = preview_cache
 
     def fixed_part(
         self, system_prompt: str, tools: Sequence[Mapping[str, Any]] | None
     ) -> tuple[dict[str, Any], list[dict[str, Any]] | None, int, int, ToolsMode]:
-        """The system message, the ``tools`` parameter, their token costs and the tools mode."""
+        """The system message, the tool schemas, their token costs and the tools mode.
+
+        In ``text`` mode the schemas are still returned: the LLM client writes them into the
+        system message as it sends the request; counted here is that text and its seam.
+        """
         system = {"role": "system", "content": system_prompt}
         system_tokens = self.counter.count_openai_message(system)
         if not tools:
             return system, None, system_tokens, 0, "none"
+        native = [_native_tool(t) for t in tools]
         if self.native_tools:
-            native = [_native_tool(t) for t in tools]
             return system, native, system_tokens, self.counter.count_tools(native), "native"
-        block = format_tools_text(tools)
-        system = {"role": "system", "content": f"{system_prompt}\n\n{block}" if system_prompt else block}
-        with_block = self.counter.count_openai_message(system)
-        return system, None, system_tokens, with_block - system_tokens, "text"
+        block = self.tools_text(native)
+        described = {"role": "system", "content": f"{system_prompt}\n\n{block}" if system_prompt else block}
+        with_block = self.counter.count_openai_message(described)
+        return system, native, system_tokens, with_block - system_tokens, "text"
 
     def history_room(self, system_tokens: int, tools_tokens: int) -> int:
         if self.budget <= 0:
@@ -500,13 +506,15 @@ def build_prompt(
     summary: ConversationSummary | None = None,
     native_tools: bool = True,
     preview_cache: dict[tuple[str, int], Preview | None] | None = None,
+    tools_text: ToolsText = schema_text,
 ) -> BuiltPrompt:
     """Build a prompt from an in-memory, chronological ``history`` (no store needed).
 
     Reads ``history`` backwards by index only as far as the budget goes. Pass the same
     ``preview_cache`` dict to repeated calls (or use :class:`ContextWindowManager`) so long tool
     outputs are not re-tokenised for their previews every time. ``context_window`` is in
-    tokens; ``native_tools`` False puts the tool schemas in the system prompt as text.
+    tokens; ``native_tools`` False counts the tools as the prompt text ``tools_text`` writes
+    (the client sends them that way; :attr:`BuiltPrompt.tools` carries the schemas either way).
 
     Raises:
         ContextOverflowError: the system prompt, the tool schemas and a minimal cut of the
@@ -518,6 +526,7 @@ def build_prompt(
         context_window,
         native_tools=native_tools,
         preview_cache=preview_cache if preview_cache is not None else {},
+        tools_text=tools_text,
     )
     _, _, system_tokens, tools_tokens, _ = planner.fixed_part(system_prompt, tools)
     tail = _tail_of_sequence(history, planner.scanner(planner.history_room(system_tokens, tools_tokens)))
@@ -528,7 +537,9 @@ class ContextWindowManager:
     """Builds budgeted prompts for one model; keeps a small cache of tool-output previews.
 
     ``model_context_window`` is in tokens; ``reader`` is the default history source for
-    conversation ids; at most ``preview_cache_size`` previews are kept.
+    conversation ids; at most ``preview_cache_size`` previews are kept. ``native_tools`` is the
+    default tools mode (a build may override it: an endpoint can turn out to reject ``tools``)
+    and ``tools_text`` writes the prompt description of tools that text mode counts.
     """
 
     def __init__(
@@ -540,12 +551,14 @@ class ContextWindowManager:
         reader: HistoryReader | None = None,
         native_tools: bool = True,
         preview_cache_size: int = 2048,
+        tools_text: ToolsText = schema_text,
     ) -> None:
         self.counter = counter
         self.config = config
         self.context_window = model_context_window
         self.reader = reader
         self.native_tools = native_tools
+        self.tools_text = tools_text
         self._previews: dict[tuple[str, int], Preview | None] = {}
         self._preview_cache_size = preview_cache_size
 
@@ -563,11 +576,13 @@ class ContextWindowManager:
         *,
         reader: HistoryReader | None = None,
         summary: ConversationSummary | None = None,
+        native_tools: bool | None = None,
     ) -> BuiltPrompt:
         """The prompt for the next LLM call.
 
         ``history`` is a conversation id (read through ``reader``, which also supplies the
         summary unless one is given) or an in-memory chronological sequence of messages.
+        ``native_tools`` overrides the manager's tools mode for this build (None: the default).
         Raises:
             ContextOverflowError: the parts that are never dropped do not fit.
             ValidationError: a conversation id was given with no reader.
@@ -576,7 +591,12 @@ class ContextWindowManager:
         if len(self._previews) > self._preview_cache_size:
             self._previews.clear()
         planner = _Planner(
-            self.counter, self.config, self.context_window, native_tools=self.native_tools, preview_cache=self._previews
+            self.counter,
+            self.config,
+            self.context_window,
+            native_tools=self.native_tools if native_tools is None else native_tools,
+            preview_cache=self._previews,
+            tools_text=self.tools_text,
         )
         _, _, system_tokens, tools_tokens, _ = planner.fixed_part(system_prompt, tools)
         scanner = planner.scanner(planner.history_room(system_tokens, tools_tokens))

@@ -54,6 +54,8 @@ class RetryScheduled(Event):
     attempt: int
     delay: float
     error: str
+    #: Attempts the call may make in all, the first included (0: not said).
+    max_attempts: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -267,6 +269,30 @@ class TextDelta(TurnEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReasoningDelta(TurnEvent):
+    """A piece of a reasoning model's thinking, streamed before its answer: shown apart from
+    the answer (the TUI's collapsible "thinking" block), kept in the saved message's metadata,
+    never sent back to the model."""
+
+    text: str
+    step: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnNotice(TurnEvent):
+    """Something about this turn the user should hear that is not a failure of a backend.
+
+    ``topic``: ``cut_off`` (the reply reached the output token limit and was saved marked as
+    cut off), ``prompt_tools`` (the endpoint rejected ``tools``; they are described in the
+    prompt from now on), ``no_stream`` (the endpoint does not stream; replies come whole).
+    ``message`` is the sentence to show.
+    """
+
+    topic: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class ToolCallStarted(TurnEvent):
     """The model's tool call ``call_id`` to tool ``name`` starts, with its parsed JSON ``arguments``."""
 
@@ -301,6 +327,8 @@ class AssistantSaved(TurnEvent):
     journaled: bool = False
     #: Where the text came from: "llm", or a fallback's name (e.g. "cache", "notice").
     source: str = "llm"
+    #: The endpoint's finish reason for the answer ("stop", "length", "content_filter", ...; "" if none).
+    finish_reason: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -322,13 +350,17 @@ class TurnFailed(TurnEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class TurnFinished(TurnEvent):
-    """Last event of every turn. ``usage``: prompt/completion/total tokens; ``timings``: ms per step."""
+    """Last event of every turn. ``usage``: prompt/completion/total tokens (and ``reasoning_tokens``,
+    part of the completion); ``timings``: ms per step; ``usage_source``: ``reported`` (the
+    endpoint's own figures), ``estimated`` (counted here: the endpoint sent none), ``mixed``
+    (steps of both kinds) or ``none`` (no model call)."""
 
     usage: dict[str, int] = field(default_factory=dict)
+    usage_source: str = "none"
     timings: dict[str, float] = field(default_factory=dict)
     steps: int = 0
     degraded: bool = False
     interrupted: bool = False
     failed: bool = False
-    #: Why the turn ended: "answer", "max_steps", "cancelled", "failed".
+    #: Why the turn ended: "answer", "max_steps", "cut_off", "cancelled", "failed", "empty", ...
     stop_reason: str = "answer"

@@ -3,12 +3,17 @@
 It is not a language model: it reads the request and answers by rule, so a demo (and a
 test) sees exactly what reached the model. Rules, in order, for the last message:
 
-* a ``tool`` result -> a one-line answer quoting that result;
+* a ``tool`` result -> a one-line answer quoting that result (also a user message of
+  ``[tool result NAME]: ...`` lines, how a client without native tools sends results back);
 * a user message that clearly asks for offered tools -> tool calls, several in one reply when
   it asks for several things ("remember ..." -> ``memory``; each arithmetic expression ->
   ``calculator``; time or date -> ``clock``: "what is 2+2 and what time is it" is two
   parallel calls), or, under the ``unknown_tool`` fault, a call to :data:`UNKNOWN_TOOL`, a tool
-  nobody offered (the hallucinated name a real model sometimes produces);
+  nobody offered (the hallucinated name a real model sometimes produces). Tools described in
+  a system message instead of ``tools`` (an ``Available tools:`` list of ``- NAME: ...``
+  lines, what a client sends an endpoint without tool support) are asked for as a local
+  model does: the reply text is ``{"tool": NAME, "arguments": {...}}`` (``{"tool_calls":
+  [...]}`` for several);
 * a user message asking for a long answer ("a long story", "long answer", "in detail, at
   length") -> about :data:`LONG_REPLY_WORDS` words of deterministic Markdown (headings,
   paragraphs, bullet and numbered lists, code blocks): the long reply the UI stream benchmark
@@ -67,6 +72,9 @@ _TZ_ABBREVIATIONS = (
 )
 _TZ_ABBR_RE = re.compile(r"\b(" + "|".join(_TZ_ABBREVIATIONS) + r")\b")
 _WORD_RE = re.compile(r"[a-z0-9]+")
+_PROMPT_TOOLS_RE = re.compile(r"^Available tools:[ \t]*\n((?:- [^\n]*\n?)+)", re.MULTILINE)
+_PROMPT_TOOL_NAME_RE = re.compile(r"^- ([A-Za-z0-9_.-]+):", re.MULTILINE)
+_TOOL_RESULT_RE = re.compile(r"^\[tool result ([^\]]*)\]: ?(.*)$", re.MULTILINE)
 _LONG_RE = re.compile(
     r"\blong\s+(?:\w+\s+)?(?:answer|reply|story|essay|explanation|response)\b|\bat length\b", re.IGNORECASE
 )
@@ -286,6 +294,31 @@ def _tool_answer(messages: Sequence[dict[str, Any]]) -> str:
     return f"{LABEL} The " + "; the ".join(results) + "."
 
 
+def prompt_described_tools(messages: Sequence[dict[str, Any]]) -> list[str]:
+    """Names of the tools a system message describes in text (``Available tools:`` then one
+    ``- NAME: description`` line each), in order; empty when there is no such list."""
+    for message in messages:
+        if message.get("role") != "system":
+            continue
+        found = _PROMPT_TOOLS_RE.search(message_text(message))
+        if found:
+            return _PROMPT_TOOL_NAME_RE.findall(found.group(1))
+    return []
+
+
+def _text_tool_answer(text: str) -> str | None:
+    """The answer to tool results sent back as text (``[tool result NAME]: output`` lines)."""
+    results = [f'{name} returned "{_quote(output)}"' for name, output in _TOOL_RESULT_RE.findall(text)]
+    if not results or not text.lstrip().startswith("[tool result "):
+        return None
+    return f"{LABEL} The " + "; the ".join(results) + "."
+
+
+def _text_tool_request(wanted: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    calls = [{"tool": name, "arguments": args} for name, args in wanted]
+    return json.dumps(calls[0] if len(calls) == 1 else {"tool_calls": calls})
+
+
 def _plain_answer(messages: Sequence[dict[str, Any]], user_text: str) -> str:
     roles = [m.get("role") for m in messages]
     counts = ", ".join(f"{roles.count(r)} {r}" for r in ("system", "user", "assistant", "tool") if roles.count(r))
@@ -441,6 +474,14 @@ def respond(
         return DemoReply(_tool_answer(messages), prompt_tokens=prompt_tokens)
     user_text = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
     offered = [str((t.get("function") or t).get("name")) for t in tools or ()]
+    described = [] if tools else prompt_described_tools(messages)
+    if described and last.get("role") == "user" and tool_choice != "none":
+        answered = _text_tool_answer(user_text)
+        if answered is not None:
+            return DemoReply(answered, prompt_tokens=prompt_tokens)
+        wanted_in_text = _tool_requests(user_text, set(described))
+        if wanted_in_text:
+            return DemoReply(_text_tool_request(wanted_in_text), prompt_tokens=prompt_tokens)
     tool_names = set() if tool_choice == "none" else set(offered)
     if last.get("role") == "user":
         seed = f"{len(messages)}:{user_text}"

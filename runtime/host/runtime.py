@@ -246,11 +246,14 @@ class Runtime:
         await self._build_state()
         llm = self._build_llm()
         self._build_memory()
+        from runtime.llm.prompt_tools import describe_tools
+
         window = ContextWindowManager(
             self._counter,
             cfg.context,
             context_window_for(cfg.llm.effective_model, cfg.llm.context_window),
             native_tools=llm.tools_supported,
+            tools_text=describe_tools,  # the client writes that text; the window counts it
         )
         self._build_agent(window)
         if self.memory is not None:
@@ -341,10 +344,13 @@ class Runtime:
 
     def _build_llm(self) -> LLMClient:
         from runtime.llm import LLMClient, llm_health_check
+        from runtime.llm.fallbacks import RETRY_HINTS
 
         llm = self._llm = LLMClient(
             self.config.llm, self.resilience, base_url=self.llm_url, count_tokens=self.counter.count_text
         )
+        # The degraded notice names the command that resends the message in this face.
+        llm.llm_fallbacks.retry_hint = RETRY_HINTS[self.face]
         self.monitor.register_check("llm", llm_health_check(llm))
         return llm
 

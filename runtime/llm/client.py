@@ -40,7 +40,6 @@ import openai
 
 from runtime.config import LLMConfig
 from runtime.core.errors import AppError, ExternalServiceError, ValidationError, describe
-from runtime.core.messages import ToolCall
 from runtime.core.safe_text import mask_url_credentials
 from runtime.llm import prompt_tools
 from runtime.llm.errors import SERVICE, error_for_response, translate
@@ -50,6 +49,8 @@ from runtime.llm.sse import SSEDecoder
 from runtime.llm.stream_events import (
     FallbackReply,
     Finish,
+    Notice,
+    ReasoningDelta,
     StreamEvent,
     StreamInterrupted,
     TextDelta,
@@ -58,7 +59,7 @@ from runtime.llm.stream_events import (
     Usage,
     parse_arguments,
 )
-from runtime.llm.tool_assembly import ToolCallAssembler
+from runtime.llm.tool_assembly import ToolCallAssembler, with_unique_ids
 from runtime.resilience import Resilience
 from runtime.resilience.classify import is_outage
 
@@ -102,6 +103,8 @@ class Completion:
     model: str = ""
     source: str = "primary"
     error: str = ""
+    #: A reasoning model's thinking before the answer (not part of ``text``).
+    reasoning: str = ""
 
     @property
     def from_fallback(self) -> bool:
@@ -116,13 +119,69 @@ class _StreamState:
     done: bool = False
     usage: Usage | None = None
     text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+
+
+def _block_parts(blocks: object) -> tuple[str, str]:
+    """(text, reasoning) of a ``content`` that is a list of typed blocks (Mistral, GLM, Anthropic
+    gateways), or one such block: ``text`` blocks are the answer, ``thinking``/``reasoning``
+    blocks (their ``thinking``, ``reasoning`` or nested ``text``) the reasoning; other blocks
+    (images, references, audio) carry nothing to show and are skipped."""
+    items = blocks if isinstance(blocks, list) else [blocks]
+    text: list[str] = []
+    reasoning: list[str] = []
+    for block in items:
+        if isinstance(block, str):
+            text.append(block)
+            continue
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type", "text")
+        if kind in ("text", "output_text"):
+            value = block.get("text")
+            if isinstance(value, str):
+                text.append(value)
+        elif kind in ("thinking", "reasoning"):
+            inner = block.get("thinking", block.get("reasoning", block.get("text")))
+            if isinstance(inner, str):
+                reasoning.append(inner)
+            elif inner is not None:
+                reasoning.append(_block_parts(inner)[0])
+    return "".join(text), "".join(reasoning)
+
+
+def _reasoning_of(container: Mapping[str, Any]) -> str:
+    """``reasoning_content`` (vLLM, DeepSeek) or ``reasoning`` (OpenRouter, Ollama) of a delta or message."""
+    value = container.get("reasoning_content") or container.get("reasoning")
+    if not value:
+        return ""
+    if isinstance(value, str):
+        return value
+    return _block_parts(value)[0] or _block_parts(value)[1]
+
+
+def _usage_of(data: Mapping[str, Any]) -> Usage:
+    details = data.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    return Usage(
+        int(data.get("prompt_tokens") or 0),
+        int(data.get("completion_tokens") or 0),
+        reasoning_tokens=int(reasoning or 0),
+    )
+
+
+def _chunk_error(err: object) -> tuple[int, object]:
+    """HTTP status and body for an ``error`` object sent inside a 200 stream or reply."""
+    code = err.get("code") if isinstance(err, dict) else None
+    status = int(code) if isinstance(code, (int, str)) and str(code).isdigit() and 100 <= int(code) < 600 else 502
+    return status, {"error": err}
 
 
 class _TextGate:
     """Passes text pieces on as :class:`TextDelta` events, or holds them back.
 
-    Without native tools a reply that starts as JSON may be a tool request: it is held
-    until the stream ends (then parsed as tool calls); anything else is shown at once.
+    With tools described in the prompt, a reply that starts as JSON may be a tool request: it
+    is held until the stream ends (then parsed as tool calls); anything else is shown at once.
     """
 
     __slots__ = ("_deciding", "_held", "_hold", "_state")
@@ -160,7 +219,8 @@ class LLMClient:
     """The OpenAI-compatible client every Holdfast LLM call uses.
 
     Args:
-        config: the ``[llm]`` section (endpoint, model, timeouts in seconds, API key source).
+        config: the ``[llm]`` section (endpoint, model, timeouts in seconds, API key source,
+            ``stream`` mode, tool support).
         resilience: gives ``Guard("llm")`` and the fallback chain.
         base_url: overrides ``config``'s endpoint (e.g. the demo server's URL).
         http_client: an httpx client to use (and not close); default: one of our own.
@@ -168,6 +228,11 @@ class LLMClient:
             word-and-punctuation count).
         environ: where the API key's environment variable is read (default: ``os.environ``).
         wall_clock: Unix seconds, for "unavailable since" in the degraded reply.
+
+    Two things it learns about the endpoint and keeps for its lifetime (one session), each
+    announced once with a :class:`Notice` event: that it rejects ``tools`` (tools are then
+    described in the prompt, :mod:`runtime.llm.prompt_tools`), and, with ``stream = "auto"``,
+    that it answers stream requests with a whole JSON reply (later calls do not stream).
 
     Raises:
         ExternalServiceError: no endpoint is configured (not retryable).
@@ -194,7 +259,11 @@ class LLMClient:
             )
         self.guard = resilience.guard(SERVICE)
         self.fallbacks = resilience.fallbacks
+        #: Native tool calls (``tools`` in the request); False: tools described in the prompt.
         self.tools_supported = config.tools_supported
+        #: Whether chat requests ask for a stream (``[llm].stream``; "auto" learns it).
+        self.streams = config.stream is not False
+        self._stream_mode = config.stream
         self._count = count_tokens
         self._api_key_env = config.api_key_env
         timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
@@ -274,11 +343,26 @@ class LLMClient:
                 request["messages"] = prompt_tools.with_tools_in_prompt(msgs, tool_list)
         return request
 
-    def _estimate_usage(self, request: Mapping[str, Any], completion: str) -> Usage:
+    def _switch_to_prompt_tools(self, request: dict[str, Any], tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The endpoint rejected ``tools``: describe them in the prompt from now on; returns
+        ``request`` rewritten that way."""
+        self.tools_supported = False
+        out = {k: v for k, v in request.items() if k not in ("tools", "tool_choice")}
+        out["messages"] = prompt_tools.with_tools_in_prompt(request["messages"], [dict(t) for t in tools])
+        return out
+
+    def _estimate_usage(self, request: Mapping[str, Any], completion: str, reasoning: str = "") -> Usage:
         prompt = sum(self._tokens(_content(m)) + 4 for m in request["messages"])
         if request.get("tools"):
             prompt += self._tokens(json.dumps(request["tools"]))
-        return Usage(prompt, self._tokens(completion), estimated=True)
+        thinking = self._tokens(reasoning) if reasoning else 0
+        return Usage(prompt, self._tokens(completion) + thinking, estimated=True, reasoning_tokens=thinking)
+
+    def _with_reasoning(self, usage: Usage, reasoning: str) -> Usage:
+        """A reported usage without a reasoning figure gets one counted from the reasoning text."""
+        if not reasoning or usage.reasoning_tokens:
+            return usage
+        return Usage(usage.prompt_tokens, usage.completion_tokens, usage.estimated, self._tokens(reasoning))
 
     @staticmethod
     def _tool_names(tools: Sequence[Mapping[str, Any]] | None) -> list[str]:
@@ -298,6 +382,11 @@ class LLMClient:
     ) -> AsyncIterator[StreamEvent]:
         """Stream a chat reply as typed events (see :mod:`runtime.llm.stream_events`).
 
+        With ``[llm].stream = false`` (or an endpoint learnt not to stream) the reply is one
+        non-streaming call whose events come all at once. An endpoint that rejects ``tools``
+        gets the same request again at once with the tools in the prompt, after a
+        :class:`Notice`.
+
         Raises :class:`AppError` when the call fails before any event and no fallback
         applies (a rejected request, a bad key, or ``use_fallback=False``).
         """
@@ -310,31 +399,59 @@ class LLMClient:
             return
         names = self._tool_names(tools)
         shown: list[str] = []
+        reasoning: list[str] = []
         events = 0
         finish: Finish | None = None
         tool_seen = False
-        try:
-            async for batch in self.guard.stream(lambda: self._stream_once(request, names)):
-                for event in batch:
-                    events += 1
-                    if type(event) is TextDelta:
-                        shown.append(event.text)
-                    elif isinstance(event, (ToolCallReady, ToolCallError)):
-                        tool_seen = True
-                    elif isinstance(event, Finish):
-                        finish = event
+        while True:
+            try:
+                async for batch in self._batches(request, names):
+                    for event in batch:
+                        events += 1
+                        kind = type(event)
+                        if kind is TextDelta:
+                            shown.append(event.text)  # type: ignore[union-attr]
+                        elif kind is ReasoningDelta:
+                            reasoning.append(event.text)  # type: ignore[union-attr]
+                        elif kind is ToolCallReady or kind is ToolCallError:
+                            tool_seen = True
+                        elif kind is Finish:
+                            finish = event  # type: ignore[assignment]
+                        yield event
+            except AppError as exc:
+                if events:
+                    self.llm_fallbacks.note_failure(exc)
+                    yield StreamInterrupted(
+                        "".join(shown),
+                        describe(exc),
+                        exc.error_type.value,
+                        finish_reason="error" if exc.details.get("in_stream") else "",
+                        reasoning="".join(reasoning),
+                    )
+                    return
+                if "tools" in request and prompt_tools.rejects_tools(exc.status_code, exc.message):
+                    request = self._switch_to_prompt_tools(request, tools or ())
+                    yield Notice(
+                        "prompt_tools",
+                        "the LLM endpoint does not accept tools; they are described in the prompt from now on",
+                    )
+                    continue
+                async for event in self._fallback_events(exc, prompt_key(request), use_fallback):
                     yield event
-        except AppError as exc:
-            if events:
-                self.llm_fallbacks.note_failure(exc)
-                yield StreamInterrupted("".join(shown), describe(exc), exc.error_type.value)
                 return
-            async for event in self._fallback_events(exc, prompt_key(request), use_fallback):
-                yield event
-            return
+            break
         self.llm_fallbacks.note_success()
         if finish is not None and finish.reason == "stop" and not tool_seen and shown:
             self.fallbacks.remember(SERVICE, prompt_key(request), "".join(shown))
+
+    def _batches(self, request: dict[str, Any], names: list[str]) -> AsyncIterator[list[StreamEvent]]:
+        if self.streams:
+            return self.guard.stream(lambda: self._stream_once(request, names))
+        return self._whole_reply(request, names)
+
+    async def _whole_reply(self, request: dict[str, Any], names: list[str]) -> AsyncIterator[list[StreamEvent]]:
+        """One guarded non-streaming call, as one batch of stream events."""
+        yield await self.guard.call(lambda: self._reply_once(request, names))
 
     async def _fallback_events(
         self, error: AppError, key: str | None, use_fallback: bool
@@ -348,7 +465,11 @@ class LLMClient:
         yield Finish("fallback", "")
 
     async def _stream_once(self, request: dict[str, Any], tool_names: list[str]) -> AsyncIterator[list[StreamEvent]]:
-        """One HTTP attempt: open the SSE stream, turn its chunks into batches of events, always close it."""
+        """One HTTP attempt: open the SSE stream, turn its chunks into batches of events, always close it.
+
+        A JSON answer to the stream request (a server that does not stream) is taken as the
+        whole reply, one batch; with ``stream = "auto"`` later calls then do not ask for a stream.
+        """
         body = json.dumps(
             {**request, "stream": True, "stream_options": {"include_usage": True}},
             separators=(",", ":"),
@@ -365,11 +486,14 @@ class LLMClient:
             raise translate(exc, api_key_env=self._api_key_env) from exc
         state = _StreamState(model=request["model"])
         assembler = ToolCallAssembler()
-        text_out = _TextGate(state, hold=bool(tool_names) and not self.tools_supported)
+        text_out = _TextGate(state, hold=bool(tool_names) and "tools" not in request)
         decoder = SSEDecoder()
         try:
             if response.status_code >= 400:
                 raise await self._status_error(response)
+            if "json" in response.headers.get("content-type", ""):
+                yield await self._json_instead_of_stream(response, request, tool_names)
+                return
             chunks = response.aiter_bytes()
 
             def feed(raw: bytes, out: list[StreamEvent]) -> bool:
@@ -404,7 +528,29 @@ class LLMClient:
             await response.aclose()
         if not state.done and state.finish_reason is None:
             raise ExternalServiceError("the LLM stream ended before the reply was complete", service=SERVICE)
+        if state.finish_reason == "error":
+            raise ExternalServiceError(
+                "the LLM endpoint reported an error in the middle of the reply (finish_reason error)",
+                service=SERVICE,
+                details={"in_stream": True},
+            )
         yield self._finish_events(request, state, assembler, text_out.held_text(), tool_names)
+
+    async def _json_instead_of_stream(
+        self, response: httpx.Response, request: Mapping[str, Any], tool_names: list[str]
+    ) -> list[StreamEvent]:
+        await response.aread()
+        events = self._reply_events(_json_body(response.content), request, tool_names)
+        if self._stream_mode == "auto" and self.streams:
+            self.streams = False
+            events.insert(
+                0,
+                Notice(
+                    "no_stream",
+                    "the LLM endpoint answers without streaming; replies are requested whole from now on",
+                ),
+            )
+        return events
 
     async def _status_error(self, response: httpx.Response) -> AppError:
         await response.aread()
@@ -422,7 +568,12 @@ class LLMClient:
         text_out: _TextGate,
         batch: list[StreamEvent],
     ) -> None:
-        """Fold one SSE chunk into the state; its text goes through ``text_out`` into ``batch``."""
+        """Fold one SSE chunk into the state; its text goes through ``text_out`` into ``batch``.
+
+        ``delta.content`` may be a string, null, or a list of typed blocks; reasoning comes as
+        ``delta.reasoning_content`` or ``delta.reasoning``; an ``error`` object in the chunk (a
+        provider failing mid-stream, in a 200 response) raises, after what came before it.
+        """
         try:
             data = json.loads(payload)
         except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
@@ -435,27 +586,42 @@ class LLMClient:
         if type(data) is not dict:
             raise ExternalServiceError("the LLM endpoint sent a stream chunk that is not an object", service=SERVICE)
         if data.get("error"):
-            err = data["error"]
-            code = err.get("code") if isinstance(err, dict) else None
-            status = int(code) if isinstance(code, (int, str)) and str(code).isdigit() else 500
-            raise error_for_response(status, data, None, api_key_env=self._api_key_env)
+            status, body = _chunk_error(data["error"])
+            error = error_for_response(status, body, None, api_key_env=self._api_key_env)
+            error.details["in_stream"] = True
+            raise error
         model = data.get("model")
         if model:
             state.model = model
         usage = data.get("usage")
         if usage:
-            state.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+            state.usage = _usage_of(usage)
         for choice in data.get("choices") or ():
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
-            if content:
-                text_out.add(content, batch)
-            tool_calls = delta.get("tool_calls")
-            if tool_calls:
-                for tc in tool_calls:
-                    assembler.feed(tc)
-            if choice.get("finish_reason"):
-                state.finish_reason = choice["finish_reason"]
+            delta = choice.get("delta")
+            if delta:
+                content = delta.get("content")
+                if content:
+                    if type(content) is str:
+                        text_out.add(content, batch)
+                    else:
+                        text, thought = _block_parts(content)
+                        if thought:
+                            state.reasoning.append(thought)
+                            batch.append(ReasoningDelta(thought))
+                        if text:
+                            text_out.add(text, batch)
+                if "reasoning_content" in delta or "reasoning" in delta:
+                    thought = _reasoning_of(delta)
+                    if thought:
+                        state.reasoning.append(thought)
+                        batch.append(ReasoningDelta(thought))
+                tool_calls = delta.get("tool_calls")
+                if tool_calls:
+                    for tc in tool_calls:
+                        assembler.feed(tc)
+            reason = choice.get("finish_reason")
+            if reason:
+                state.finish_reason = reason
 
     def _finish_events(
         self,
@@ -472,7 +638,7 @@ class LLMClient:
         if held is not None:
             calls = prompt_tools.parse_tool_reply(held, tool_names)
             if calls:
-                events.extend(parse_arguments(c) for c in calls)
+                events.extend(parse_arguments(c) for c in with_unique_ids(calls))
                 reason = "tool_calls"
             else:
                 events.append(TextDelta(held))
@@ -480,9 +646,62 @@ class LLMClient:
         for event in assembler.finish():
             events.append(event)
             tool_texts.append(event.call.name + event.call.arguments)
-        usage = state.usage or self._estimate_usage(request, completion_text + "".join(tool_texts))
+        if reason == "stop" and tool_texts:
+            reason = "tool_calls"  # some servers (Ollama) say stop after tool calls
+        reasoning = "".join(state.reasoning)
+        if state.usage is not None:
+            usage = self._with_reasoning(state.usage, reasoning)
+        else:
+            usage = self._estimate_usage(request, completion_text + "".join(tool_texts), reasoning)
         events.append(usage)
         events.append(Finish(reason, state.model))
+        return events
+
+    def _reply_events(self, data: object, request: Mapping[str, Any], tool_names: list[str]) -> list[StreamEvent]:
+        """The events of a whole ``chat.completion`` body, as a stream would have given them.
+
+        Raises:
+            AppError: the body is an error object, or has no choices.
+        """
+        if not isinstance(data, dict):
+            raise ExternalServiceError("the LLM endpoint sent a reply that is not a JSON object", service=SERVICE)
+        if data.get("error"):
+            status, body = _chunk_error(data["error"])
+            raise error_for_response(status, body, None, api_key_env=self._api_key_env)
+        choices = data.get("choices")
+        if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
+            raise ExternalServiceError("the LLM endpoint sent a reply without choices", service=SERVICE)
+        message = choices[0].get("message") or {}
+        content = message.get("content")
+        if content is None or isinstance(content, str):
+            text, thought = content or "", ""
+        else:
+            text, thought = _block_parts(content)
+        reasoning = _reasoning_of(message) or thought
+        state = _StreamState(
+            model=str(data.get("model") or request["model"]), finish_reason=choices[0].get("finish_reason")
+        )
+        events: list[StreamEvent] = []
+        if reasoning:
+            state.reasoning.append(reasoning)
+            events.append(ReasoningDelta(reasoning))
+        assembler = ToolCallAssembler()
+        for index, tc in enumerate(message.get("tool_calls") or ()):
+            if isinstance(tc, dict):
+                assembler.feed({"index": index, **tc})
+        held: str | None = None
+        if text:
+            if tool_names and "tools" not in request and not assembler:
+                held = text
+            else:
+                state.text.append(text)
+                events.append(TextDelta(text))
+        usage = data.get("usage")
+        if isinstance(usage, dict) and usage:
+            state.usage = _usage_of(usage)
+        if state.finish_reason == "error":
+            raise ExternalServiceError("the LLM endpoint reported an error (finish_reason error)", service=SERVICE)
+        events.extend(self._finish_events(request, state, assembler, held, tool_names))
         return events
 
     # ------------------------------------------------------------ whole replies
@@ -497,7 +716,8 @@ class LLMClient:
         max_tokens: int | None = None,
         use_fallback: bool = True,
     ) -> Completion:
-        """One non-streaming reply, with the same fallbacks as :meth:`stream_chat`.
+        """One non-streaming reply, with the same fallbacks, content forms and tool handling as
+        :meth:`stream_chat` (an endpoint that rejects ``tools`` gets them in the prompt).
 
         Raises:
             AppError: the call failed and no fallback applies (not an outage, or
@@ -508,7 +728,14 @@ class LLMClient:
             request = await self._request(messages, tools, model, temperature, max_tokens)
             key = prompt_key(request)
             names = self._tool_names(tools)
-            result = await self.guard.call(lambda: self._complete_once(request, names))
+            try:
+                events = await self.guard.call(lambda: self._reply_once(request, names))
+            except AppError as exc:
+                if "tools" not in request or not prompt_tools.rejects_tools(exc.status_code, exc.message):
+                    raise
+                request = self._switch_to_prompt_tools(request, tools or ())
+                key = prompt_key(request)
+                events = await self.guard.call(lambda: self._reply_once(request, names))
         except AppError as exc:
             self.llm_fallbacks.note_failure(exc)
             if not use_fallback or not is_outage(exc):
@@ -516,45 +743,19 @@ class LLMClient:
             outcome = await self.fallbacks.resolve(SERVICE, exc, key)
             return Completion(str(outcome.value), finish_reason="fallback", source=outcome.source, error=describe(exc))
         self.llm_fallbacks.note_success()
+        result = _completion_of(events)
         if result.finish_reason == "stop" and not result.tool_calls and result.text:
             self.fallbacks.remember(SERVICE, key, result.text)
         return result
 
-    async def _complete_once(self, request: dict[str, Any], tool_names: list[str]) -> Completion:
+    async def _reply_once(self, request: dict[str, Any], tool_names: list[str]) -> list[StreamEvent]:
+        """One non-streaming HTTP attempt, as the events of its reply."""
         try:
             raw = await self._openai.chat.completions.with_raw_response.create(**request)
-            data = json.loads(raw.text)
-        except json.JSONDecodeError as exc:
-            raise ExternalServiceError(
-                f"the LLM endpoint sent a malformed response ({exc.msg})", service=SERVICE
-            ) from exc
+            content = raw.content
         except Exception as exc:
             raise translate(exc, api_key_env=self._api_key_env) from exc
-        choices = data.get("choices") if isinstance(data, dict) else None
-        if not choices:
-            raise ExternalServiceError("the LLM endpoint sent a reply without choices", service=SERVICE)
-        message = choices[0].get("message") or {}
-        text = message.get("content") or ""
-        parsed = [parse_arguments(ToolCall.from_dict(tc)) for tc in message.get("tool_calls") or ()]
-        reason = choices[0].get("finish_reason") or "stop"
-        if not parsed and tool_names and not self.tools_supported:
-            calls = prompt_tools.parse_tool_reply(text, tool_names)
-            if calls:
-                parsed = [parse_arguments(c) for c in calls]
-                text, reason = "", "tool_calls"
-        usage_data = data.get("usage")
-        if usage_data:
-            usage = Usage(int(usage_data.get("prompt_tokens") or 0), int(usage_data.get("completion_tokens") or 0))
-        else:
-            usage = self._estimate_usage(request, text + "".join(p.call.arguments for p in parsed))
-        return Completion(
-            text=text,
-            tool_calls=tuple(p for p in parsed if isinstance(p, ToolCallReady)),
-            tool_errors=tuple(p for p in parsed if isinstance(p, ToolCallError)),
-            usage=usage,
-            finish_reason=reason,
-            model=str(data.get("model") or request["model"]),
-        )
+        return self._reply_events(_json_body(content), request, tool_names)
 
     # ------------------------------------------------------------ other endpoints
 
@@ -657,3 +858,43 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
                 pass
     except TimeoutError:
         pass  # the response is closed instead; the reply itself is complete
+
+
+def _json_body(content: bytes) -> object:
+    try:
+        return json.loads(content)
+    except ValueError as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise ExternalServiceError(f"the LLM endpoint sent a malformed response ({reason})", service=SERVICE) from exc
+
+
+def _completion_of(events: Sequence[StreamEvent]) -> Completion:
+    """A :class:`Completion` from the events of one whole reply."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    ready: list[ToolCallReady] = []
+    errors: list[ToolCallError] = []
+    usage: Usage | None = None
+    finish = Finish("stop")
+    for event in events:
+        if isinstance(event, TextDelta):
+            text.append(event.text)
+        elif isinstance(event, ReasoningDelta):
+            reasoning.append(event.text)
+        elif isinstance(event, ToolCallReady):
+            ready.append(event)
+        elif isinstance(event, ToolCallError):
+            errors.append(event)
+        elif isinstance(event, Usage):
+            usage = event
+        elif isinstance(event, Finish):
+            finish = event
+    return Completion(
+        text="".join(text),
+        tool_calls=tuple(ready),
+        tool_errors=tuple(errors),
+        usage=usage,
+        finish_reason=finish.reason,
+        model=finish.model,
+        reasoning="".join(reasoning),
+    )

@@ -3,7 +3,9 @@
 The answer cache itself is the Resilience fallback cache: :class:`LLMClient` remembers every
 complete answer under its prompt key, and the fallback chain serves it (``source="cache"``)
 for an identical prompt. After that comes the handler installed here, which says what is
-down, since when, and that the user's message is kept for ``/retry``.
+down, since when, and that the user's message is kept, naming the command that resends it in
+the face the notice is shown in (:data:`RETRY_HINTS`: ``/retry`` in the TUI,
+``holdfast chat --retry`` in a shell).
 
 "Since when" is the wall-clock time of the first failure of the current outage, for
 display only; the breaker decides everything with its own monotonic clock. What counts as an
@@ -20,6 +22,7 @@ import weakref
 from collections.abc import Callable
 
 from runtime.core.errors import AppError, describe
+from runtime.core.logs import conversation_id_var
 from runtime.resilience import Resilience
 from runtime.resilience.classify import is_outage
 from runtime.resilience.fallback import NO_FALLBACK, FallbackChain
@@ -28,6 +31,14 @@ SERVICE = "llm"
 DEGRADED = "degraded"
 
 _installed: weakref.WeakKeyDictionary[FallbackChain, LLMFallbacks] = weakref.WeakKeyDictionary()
+
+#: How to send a saved message again, in the words of each face (``Runtime.face``): the TUI's
+#: ``/retry`` does not exist in a shell. ``{conversation}`` is the conversation's id.
+RETRY_HINTS = {
+    "tui": "use /retry to send it again once the model is back",
+    "cli": "run `holdfast chat --retry --conversation {conversation}` to send it again once the model is back",
+    "serve": "retry the turn once the model is back",
+}
 
 
 class LLMFallbacks:
@@ -42,6 +53,8 @@ class LLMFallbacks:
         self._wall_clock = wall_clock
         self.down_since: float | None = None
         self.last_error: str = ""
+        #: The degraded notice's last sentence (:data:`RETRY_HINTS`; ``{conversation}`` is filled in).
+        self.retry_hint = RETRY_HINTS["tui"]
 
     @classmethod
     def install(
@@ -86,7 +99,8 @@ class LLMFallbacks:
             return NO_FALLBACK
         since = self.down_since if self.down_since is not None else self._wall_clock()
         when = time.strftime("%H:%M:%S", time.localtime(since))
+        hint = self.retry_hint.replace("{conversation}", conversation_id_var.get() or "ID")
         return (
             f"The language model at {self.endpoint} is unavailable since {when} ({describe(error)}). "
-            "Your message is saved; use /retry to send it again once the model is back."
+            f"Your message is saved; {hint}."
         )

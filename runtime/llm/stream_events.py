@@ -1,9 +1,12 @@
 """The typed events :meth:`LLMClient.stream_chat` yields, in the order a turn sees them.
 
-A normal stream is ``TextDelta* ToolCallReady* Usage? Finish``. A stream that broke after
-text was shown ends with :class:`StreamInterrupted` (the partial text is kept, never
+A normal stream is ``Notice* (ReasoningDelta | TextDelta)* ToolCallReady* Usage Finish``:
+reasoning models (vLLM, DeepSeek, Qwen) stream their thinking first. A stream that broke
+after text was shown ends with :class:`StreamInterrupted` (the partial text is kept, never
 retried). When the LLM is unavailable and a fallback answered, the stream is one
-:class:`FallbackReply` followed by ``Finish(reason="fallback")``.
+:class:`FallbackReply` followed by ``Finish(reason="fallback")``. ``Finish.reason`` is the
+endpoint's ``finish_reason`` as sent: ``stop``, ``tool_calls``, ``length`` (cut at the output
+limit), ``content_filter``; a stream that reports ``error`` ends in :class:`StreamInterrupted`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,30 @@ from runtime.core.messages import ToolCall
 class TextDelta:
     """A piece of the assistant's reply text, to show as it arrives (``delta.content`` of a chunk)."""
 
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of a reasoning model's thinking (``delta.reasoning_content`` or ``delta.reasoning``).
+
+    Shown apart from the answer and never sent back to the model; it counts as progress for
+    the stream's timeouts.
+    """
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the client changed about how it talks to the endpoint, said once.
+
+    ``kind``: ``prompt_tools`` (the endpoint rejected ``tools``; tools are described in the
+    prompt from now on) or ``no_stream`` (the endpoint answered a stream request with a whole
+    JSON reply; later calls do not ask for a stream). ``text`` is the sentence a person reads.
+    """
+
+    kind: str
     text: str
 
 
@@ -51,6 +78,9 @@ class Usage:
     completion_tokens: int
     #: True when the endpoint sent no usage and we counted the tokens ourselves.
     estimated: bool = False
+    #: Of ``completion_tokens``, those spent on reasoning (reported, or counted from the
+    #: reasoning text when the endpoint does not say).
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -73,11 +103,18 @@ class Finish:
 
 @dataclass(frozen=True, slots=True)
 class StreamInterrupted:
-    """The stream broke after tokens were shown; ``partial_text`` is what the user saw."""
+    """The stream broke after tokens were shown; ``partial_text`` is what the user saw.
+
+    ``finish_reason`` is ``error`` when the endpoint itself reported the failure inside the
+    stream (an ``error`` object or ``finish_reason: "error"``), else empty (the connection
+    broke, a timeout or the deadline passed). ``reasoning`` is the thinking streamed before it.
+    """
 
     partial_text: str
     error: str
     error_type: str = ""
+    finish_reason: str = ""
+    reasoning: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +129,17 @@ class FallbackReply:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-StreamEvent = TextDelta | ToolCallReady | ToolCallError | Usage | Finish | StreamInterrupted | FallbackReply
+StreamEvent = (
+    TextDelta
+    | ReasoningDelta
+    | Notice
+    | ToolCallReady
+    | ToolCallError
+    | Usage
+    | Finish
+    | StreamInterrupted
+    | FallbackReply
+)
 
 
 def parse_arguments(call: ToolCall) -> ToolCallReady | ToolCallError:

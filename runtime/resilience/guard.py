@@ -203,16 +203,24 @@ class Guard:
         """Iterate ``fn()`` as one guarded call.
 
         Yields ``fn()``'s items. The timeout (``settings.timeout`` seconds) applies to the wait
-        for each item. A stream that fails before its first item is retried like a call; once
-        an item was yielded, a failure is raised as is (the consumer already acted on part of
-        it). Stopping early (``aclose``/``break``) counts as neither success nor failure.
+        for each item, and ``settings.deadline`` (seconds) to the whole logical call, retries
+        and waits included: every wait is cut to the time left before the deadline, so a
+        stream ends by it however it trickles. Only items count as progress: bytes that carry
+        none (SSE keep-alive comments) never extend a wait. A stream that fails before its
+        first item is retried like a call; once an item was yielded, a failure is raised as is
+        (the consumer already acted on part of it). Stopping early (``aclose``/``break``)
+        counts as neither success nor failure.
 
         Raises:
             AppError: as :meth:`call`, including :class:`OperationTimeoutError` when one item
-                took longer than the timeout.
+                took longer than the timeout or the deadline passed.
         """
         policy = self.policy
         state = None
+        clock = self._clock
+        timeout = self.timeout
+        call_started = clock()
+        deadline = call_started + policy.deadline
         while True:
             breaker = self.breaker
             permit = breaker.acquire()
@@ -230,13 +238,20 @@ class Guard:
                 iterator = fn().__aiter__()
                 try:
                     while True:
+                        wait = deadline - clock()
+                        if wait >= timeout:
+                            wait = timeout
+                        elif wait <= 0:
+                            raise self._deadline_passed(policy.deadline)
                         try:
-                            async with asyncio.timeout(self.timeout):
+                            async with asyncio.timeout(wait):
                                 item = await iterator.__anext__()
                         except StopAsyncIteration:
                             break
                         except TimeoutError as exc:
-                            raise self._timed_out(self.timeout) from exc
+                            if wait < timeout:
+                                raise self._deadline_passed(policy.deadline) from exc
+                            raise self._timed_out(timeout) from exc
                         yielded = True
                         yield item
                 finally:
@@ -265,7 +280,7 @@ class Guard:
             if yielded or not error.retryable:
                 raise error
             if state is None:
-                state = policy.new_state(started)
+                state = policy.new_state(call_started)
             await self._sleep(self._next_delay(state, error))
             state.attempt_number += 1
 
@@ -307,11 +322,27 @@ class Guard:
             f"{self.service} did not answer within {seconds:g}s", service=self.service, details={"timeout": seconds}
         )
 
+    def _deadline_passed(self, deadline: float) -> OperationTimeoutError:
+        return OperationTimeoutError(
+            f"{self.service} gave no complete reply within its deadline of {deadline:g}s",
+            service=self.service,
+            details={"deadline": deadline},
+            retryable=False,
+        )
+
     def _announce_retry(self, attempt: int, delay: float, error: AppError) -> None:
         text = describe(error)
         log.warning("%s: attempt %d failed (%s); retrying in %.2fs", self.service, attempt, text, delay)
         if self._bus is not None:
-            self._bus.publish(RetryScheduled(service=self.service, attempt=attempt, delay=delay, error=text))
+            self._bus.publish(
+                RetryScheduled(
+                    service=self.service,
+                    attempt=attempt,
+                    delay=delay,
+                    error=text,
+                    max_attempts=self.policy.max_attempts,
+                )
+            )
 
     def _give_up(self, attempts: int, error: AppError, reason: str) -> None:
         log.warning("%s: giving up after %d attempt(s) (%s): %s", self.service, attempts, reason, describe(error))

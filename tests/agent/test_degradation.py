@@ -26,7 +26,8 @@ async def test_llm_down_gives_a_notice_keeps_the_message_and_retry_does_not_dupl
     assert any(isinstance(e, Degraded) and e.service == "llm" for e in events)
     failed = next(e for e in events if isinstance(e, TurnFailed))
     assert failed.retryable
-    assert "/retry" in final_text(events)
+    # This runtime is a CLI face: the notice names the shell command, with this conversation.
+    assert f"holdfast chat --retry --conversation {conv}" in final_text(events)
 
     await demo_admin.reset()
     rt.resilience.breakers.get("llm").reset()

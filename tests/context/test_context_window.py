@@ -8,9 +8,10 @@ import pytest
 
 from runtime.config import ContextConfig
 from runtime.context import ContextOverflowError, ContextWindowManager, TokenCounter, build_prompt
-from runtime.context.window import MEMORIES_HEADER, SUMMARY_HEADER, TOOLS_TEXT_HEADER
+from runtime.context.window import MEMORIES_HEADER, SUMMARY_HEADER
 from runtime.core.errors import ValidationError
 from runtime.core.messages import ChatMessage, ConversationSummary
+from runtime.llm.prompt_tools import INSTRUCTION, describe_tools, with_tools_in_prompt
 from tests.support.context import MemoryHistory, chat_turn, check_tool_pairing, tool_turn
 
 SYSTEM = "You are Holdfast."
@@ -113,7 +114,7 @@ def test_long_old_tool_outputs_shrink_to_a_preview_before_turns_are_dropped(coun
 
 def test_an_oversized_newest_message_is_cut_in_the_middle_with_a_marker(counter: TokenCounter) -> None:
     text = "BEGIN " + " ".join(f"w{i}" for i in range(5000)) + " END"
-    history = chat_turn(1) + [ChatMessage(role="user", content=text)]
+    history = [*chat_turn(1), ChatMessage(role="user", content=text)]
     built = build_prompt(counter, cfg(), 1000, SYSTEM, history)
     r = built.report
     last = built.messages[-1]
@@ -124,12 +125,19 @@ def test_an_oversized_newest_message_is_cut_in_the_middle_with_a_marker(counter:
     assert history[-1].content == text  # the stored message is untouched
 
 
-def test_text_tool_mode_puts_schemas_in_the_system_prompt(counter: TokenCounter) -> None:
-    built = build_prompt(counter, cfg(), 4000, SYSTEM, chat_turn(1), TOOLS, native_tools=False)
-    assert built.tools is None and built.report.tools_mode == "text"
-    assert built.messages[0]["content"].startswith(SYSTEM + "\n\n" + TOOLS_TEXT_HEADER)
-    assert "- lookup: Look an item up." in built.messages[0]["content"]
-    assert built.report.prompt_tokens == sent_tokens(counter, built)
+def test_text_tool_mode_counts_the_prompt_description_the_client_sends(counter: TokenCounter) -> None:
+    """Tools described in text have one owner, the LLM client: the window hands it the schemas
+    and counts the very text it will write (instruction included), so the budget holds."""
+    built = build_prompt(
+        counter, cfg(), 4000, SYSTEM, chat_turn(1), TOOLS, native_tools=False, tools_text=describe_tools
+    )
+    assert built.report.tools_mode == "text"
+    assert [t["function"]["name"] for t in built.tools or ()] == ["lookup"]
+    assert built.messages[0] == {"role": "system", "content": SYSTEM}  # the client adds the description
+    sent = with_tools_in_prompt(built.messages, built.tools or ())
+    assert sent[0]["content"].startswith(SYSTEM + "\n\nAvailable tools:\n- lookup: Look an item up.")
+    assert sent[0]["content"].endswith(INSTRUCTION)
+    assert built.report.prompt_tokens == counter.count_messages(sent)
 
 
 def test_memories_that_do_not_fit_are_left_out_and_counted(counter: TokenCounter) -> None:

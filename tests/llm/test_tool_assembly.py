@@ -79,6 +79,11 @@ def test_prompt_described_tools_and_their_json_replies() -> None:
         '```json\n{"tool": "calculator", "arguments": {"expression": "1+1"}}\n```', ["calculator"]
     )
     assert call.name == "calculator" and call.arguments == '{"expression": "1+1"}'
-    assert parse_tool_reply('{"tool": "rm_rf", "arguments": {}}', ["calculator"]) is None
+    # A request in the tool form naming an unknown tool is still a call: the runner answers
+    # "unknown tool" (nothing runs) and the model can correct itself; an object merely having
+    # a "name" is an answer unless it names a listed tool.
+    (unknown,) = parse_tool_reply('{"tool": "rm_rf", "arguments": {}}', ["calculator"])
+    assert unknown.name == "rm_rf"
+    assert parse_tool_reply('{"name": "Ada", "arguments": "none"}', ["calculator"]) is None
     assert parse_tool_reply("The answer is {probably} 2", ["calculator"]) is None
     assert looks_like_tool_json("  {") and not looks_like_tool_json("Sure {")
