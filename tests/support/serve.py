@@ -21,6 +21,7 @@ import httpx
 import uvicorn
 
 from runtime.config import Config
+from runtime.serve.transport import NoDelayH11Protocol
 from tests.support.polling import wait_until
 
 
@@ -55,6 +56,7 @@ class ServerThread:
         self.server = uvicorn.Server(
             uvicorn.Config(
                 self.app,
+                http=NoDelayH11Protocol,
                 log_level="warning",
                 timeout_graceful_shutdown=config.server.grace_period if grace is None else grace,
                 lifespan="on",
