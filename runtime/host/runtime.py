@@ -58,9 +58,9 @@ if TYPE_CHECKING:
     from runtime.memory import Memory, VectorMemoryStore
     from runtime.resilience import BreakerSnapshot, HealthReport
     from runtime.state.conversations import ConversationStore
-    from runtime.state.embedded_redis import EmbeddedRedis
     from runtime.state.history import ConversationInfo
     from runtime.state.sessions import Session, SessionManager
+    from runtime.state.shared_redis import DataDirRedis
     from runtime.state.store import RedisStateStore
     from runtime.tools import AskPermission
 
@@ -142,7 +142,7 @@ class Runtime:
         self._counter: TokenCounter | None = None
         self._keeper: SessionKeeper | None = None
         self._redis_client: aioredis.Redis | None = None
-        self._embedded_redis: EmbeddedRedis | None = None
+        self._embedded_redis: DataDirRedis | None = None
         self._demo_llm: DemoLLMServer | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -236,8 +236,13 @@ class Runtime:
         self.started = True
 
     async def _start_parts(self) -> None:
+        from runtime.config import storage_error
+
         cfg = self.config
-        cfg.data_path.mkdir(parents=True, exist_ok=True)
+        try:
+            cfg.data_path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, "create the data dir", cfg.data_path) from exc
         await self._start_redis()
         await self._start_llm_server()
         from runtime.context import ContextWindowManager, TokenCounter, context_window_for
@@ -268,22 +273,23 @@ class Runtime:
             self.redis_url = cfg.redis.url
             return
         from runtime.core.procs import free_port
-        from runtime.state.embedded_redis import EmbeddedRedis
+        from runtime.state.shared_redis import DataDirRedis
 
-        server = EmbeddedRedis(
+        # The data dir's one server, shared with every other Holdfast process on this data dir.
+        server = DataDirRedis(
             self._redis_data_dir(),
-            port=cfg.redis.embedded_port or free_port(),
+            port=cfg.redis.embedded_port,
+            keep_running=cfg.redis.embedded_keep_running,
             startup_timeout=cfg.redis.startup_timeout,
         )
         self._embedded_redis = server
         self.processes["redis"] = server
         self.bus.publish(BackendStatus(name="redis", status="starting"))
         try:
-            # In the loop's thread: the kernel kills the child when its spawning thread exits.
-            address = await server.astart()
+            address = await server.aattach()
         except AppError as exc:
-            self.redis_url = f"redis://127.0.0.1:{server.port}/0"
-            log.error("embedded redis-server did not start: %s; running on the local journal", describe(exc))
+            self.redis_url = f"redis://127.0.0.1:{server.port or free_port()}/0"
+            log.error("embedded redis-server not available: %s; running on the local journal", describe(exc))
             self.bus.publish(BackendStatus(name="redis", status="failed", detail=describe(exc)))
             return
         self.redis_url = address.url
@@ -339,7 +345,11 @@ class Runtime:
             log.warning("journal replay at start did not finish: %s", describe(exc))
         store.start()
         register_redis_health(
-            self.monitor, client, slow_ping_ms=cfg.redis.slow_ping_ms, on_healthy=store.notify_healthy
+            self.monitor,
+            client,
+            slow_ping_ms=cfg.redis.slow_ping_ms,
+            on_healthy=store.notify_healthy,
+            key_prefix=cfg.redis.key_prefix,
         )
 
     def _build_llm(self) -> LLMClient:
@@ -454,7 +464,8 @@ class Runtime:
                     await result
             except Exception as exc:  # noqa: BLE001 - shutdown goes on whatever one part says
                 log.warning("stopping %s: %s", name, describe(exc))
-        servers: tuple[tuple[str, DemoLLMServer | EmbeddedRedis | None], ...] = (
+        # The embedded Redis's stop() leaves it: the last process on the data dir stops it.
+        servers: tuple[tuple[str, DemoLLMServer | DataDirRedis | None], ...] = (
             ("llm", self._demo_llm),
             ("redis", self._embedded_redis),
         )

@@ -1,7 +1,10 @@
-"""The local journal: durable appends, torn-tail repair, removal by id, shared by two writers."""
+"""The local journal: durable appends, torn-tail repair, damaged records quarantined without
+taking the others down, removal by id, shared by two writers."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from pathlib import Path
 
@@ -32,13 +35,68 @@ def test_a_torn_last_record_is_dropped_and_cut_off(tmp_path: Path) -> None:
     assert [r["i"] for r in Journal(tmp_path).records()] == [0, 1, 3]
 
 
-def test_a_corrupted_line_fails_its_checksum(tmp_path: Path) -> None:
+def test_a_corrupted_last_line_is_quarantined_not_dropped_silently(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
     journal.append({"op": "a", "i": 0})
     journal.append({"op": "a", "i": 1})
     data = journal.path.read_bytes()
     journal.path.write_bytes(data.replace(b'"i":1', b'"i":7'))
     assert [r["i"] for r in journal.records()] == [0]
+    [damaged] = journal.take_quarantined()
+    assert (damaged.line, damaged.reason) == (2, "checksum mismatch")
+    assert b'"i":7' in base64.b64decode(_quarantine(journal)[0]["raw_base64"])
+
+
+def _quarantine(journal: Journal) -> list[dict[str, object]]:
+    return [json.loads(line) for line in journal.quarantine_path.read_text().splitlines()]
+
+
+def test_a_flipped_byte_in_line_5_of_10_costs_only_that_record(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, clock=lambda: 1234.5)
+    for i in range(10):
+        journal.append({"op": "append", "i": i, "text": f"message {i}"})
+    data = bytearray(journal.path.read_bytes())
+    line5 = data.split(b"\n")[4]
+    offset = sum(len(line) + 1 for line in data.split(b"\n")[:4])
+    data[offset + line5.index(b"message 4") + 3] ^= 0x01  # one bit of one byte in line 5
+    journal.path.write_bytes(bytes(data))
+
+    records = journal.records()
+
+    assert [r["i"] for r in records] == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+    [damaged] = journal.take_quarantined()
+    assert (damaged.line, damaged.offset, damaged.size, damaged.reason) == (5, offset, len(line5), "checksum mismatch")
+    assert journal.take_quarantined() == []  # reported once
+    [entry] = _quarantine(journal)
+    assert entry["line"] == 5 and entry["offset"] == offset and entry["journal"] == str(journal.path)
+    assert entry["quarantined_at"] == 1234.5 and entry["reason"] == "checksum mismatch"
+    assert base64.b64decode(str(entry["raw_base64"])) == bytes(data).split(b"\n")[4]
+    # The journal now holds the nine good records; nobody finds (and reports) the bad one again.
+    assert [r["i"] for r in Journal(tmp_path).records()] == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+    assert len(_quarantine(journal)) == 1
+
+
+def test_damage_and_a_torn_tail_together(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    for i in range(3):
+        journal.append({"op": "a", "i": i})
+    data = journal.path.read_bytes().replace(b'"i":0', b'"i":9')
+    journal.path.write_bytes(data + b'{"jid":"x","op":"a","i":3')  # a crash cut the last append
+    assert [r["i"] for r in journal.records()] == [1, 2]
+    assert [q.line for q in journal.take_quarantined()] == [1]  # the torn tail is not "damage"
+    journal.append({"op": "a", "i": 4})
+    assert [r["i"] for r in Journal(tmp_path).records()] == [1, 2, 4]
+
+
+def test_a_record_that_only_lost_its_newline_is_kept(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.append({"op": "a", "i": 0})
+    journal.append({"op": "a", "i": 1})
+    journal.path.write_bytes(journal.path.read_bytes()[:-1] + b"X")  # the final newline flipped
+    assert [r["i"] for r in journal.records()] == [0, 1]
+    assert journal.take_quarantined() == []
+    journal.append({"op": "a", "i": 2})
+    assert [r["i"] for r in Journal(tmp_path).records()] == [0, 1, 2]
 
 
 def test_remove_by_id_keeps_records_added_meanwhile(tmp_path: Path) -> None:

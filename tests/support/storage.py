@@ -25,7 +25,7 @@ from runtime.core.procs import pid_alive
 def can_mount() -> str:
     """Why tmpfs mounts are impossible here ("" when they work): not root, or no permission."""
     if os.geteuid() != 0:
-        return "mounting a tmpfs needs root (the test runs as uid %d)" % os.geteuid()
+        return f"mounting a tmpfs needs root (the test runs as uid {os.geteuid()})"
     probe = Path("/tmp") / f"holdfast-mount-probe-{os.getpid()}"
     probe.mkdir(exist_ok=True)
     try:
@@ -68,11 +68,10 @@ def read_only(path: Path) -> None:
 
 def fill(path: Path) -> None:
     """Fill the file system of ``path`` until a write fails with ENOSPC (a file ``fill`` in it)."""
-    with (path / "fill").open("wb") as fh:
-        with contextlib.suppress(OSError):
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
+    with (path / "fill").open("wb") as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(b"\0" * 65536)
+            fh.flush()
 
 
 def redis_servers_of(directory: Path) -> list[int]:
