@@ -125,5 +125,7 @@ async def test_a_dead_webhook_never_slows_or_fails_a_request(
             assert time.monotonic() - started < 5.0
         await demo_admin.reset()
         conv = (await client.post("/v1/conversations", json={})).json()["id"]
-        result = await client.post(f"/v1/conversations/{conv}/messages", json={"content": "still fine", "stream": False})
+        result = await client.post(
+            f"/v1/conversations/{conv}/messages", json={"content": "still fine", "stream": False}
+        )
         assert result.status_code == 200 and result.json()["failed"] is False
