@@ -78,15 +78,20 @@ def _safe_url(url: str) -> str:
 
 
 async def check_llm(config: Config) -> DoctorRow:
-    """``GET /models`` on the configured endpoint (or a demo server started for the check); 401/403
-    names the API key variable. Never raises: a failure is a ``fail`` row."""
-    import httpx
+    """Reach the configured endpoint (or a demo server started for the check) the way the chat
+    does: ``GET /models``, and, for an endpoint without it (404: some gateways, llama.cpp
+    builds, proxies), a one-token completion, so doctor agrees with chat and ``holdfast
+    health`` about an endpoint that works. A refused key names the API key variable. Never
+    raises: a failure is a ``fail`` row."""
+    from runtime.core.safe_text import mask_url_credentials
+    from runtime.llm import LLMClient
+    from runtime.resilience import Resilience
 
     llm = config.llm
     server = None
+    base_url = llm.effective_base_url
+    label = mask_url_credentials(base_url)
     try:
-        base_url = llm.effective_base_url
-        label = base_url
         if not base_url:
             from runtime.demo.launcher import DemoLLMServer
 
@@ -94,21 +99,18 @@ async def check_llm(config: Config) -> DoctorRow:
             await server.astart()
             base_url = server.url
             label = f"demo server pid {server.pid}"
-        headers = {}
-        key = llm.resolve_api_key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        async with httpx.AsyncClient(timeout=llm.connect_timeout + 5) as client:
+        async with LLMClient(llm, Resilience(), base_url=base_url) as client:
             start = time.perf_counter()
-            response = await client.get(base_url.rstrip("/") + "/models", headers=headers)
+            answered = await client.probe()
             latency = (time.perf_counter() - start) * 1000
-        if response.status_code in (401, 403):
-            return DoctorRow("llm", "fail", f"{label}: rejected the API key (set ${llm.api_key_env})")
-        if response.status_code >= 400:
-            return DoctorRow("llm", "fail", f"{label}: GET /models answered {response.status_code}")
-        return DoctorRow("llm", "ok", f"{label}, model {llm.effective_model or '?'}, {latency:.0f} ms")
+        how = (
+            f"{answered.get('models')} models listed"
+            if answered.get("method") == "models"
+            else "no GET /models (404); a one-token completion answered"
+        )
+        return DoctorRow("llm", "ok", f"{label}, model {llm.effective_model or '?'}, {how}, {latency:.0f} ms")
     except Exception as exc:  # noqa: BLE001 - reported as a row, never a traceback
-        return DoctorRow("llm", "fail", describe(exc))
+        return DoctorRow("llm", "fail", f"{label}: {describe(exc)}" if server is None else describe(exc))
     finally:
         if server is not None:
             server.stop()

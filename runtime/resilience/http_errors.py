@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -168,18 +169,28 @@ def error_for_status(
 
 def server_message(body: object, fallback: str) -> str:
     """The human part of an error body: OpenAI's ``{"error": {"message": ...}}``, a bare
-    ``{"message": ...}``, ``{"error": "..."}`` or plain text; ``fallback`` when there is none.
-    Not redacted (see :func:`error_for_response`)."""
+    ``{"message": ...}``, ``{"error": "..."}``, FastAPI's ``{"detail": ...}`` (vLLM, LiteLLM),
+    an HTML error page's title (a proxy's "502 Bad Gateway") or plain text; ``fallback`` when
+    there is none. Not redacted (see :func:`error_for_response`)."""
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
             return str(inner["message"])
         if isinstance(inner, str) and inner:
             return inner
+        detail = body.get("detail")
+        if isinstance(detail, str) and detail:
+            return detail
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict) and detail[0].get("msg"):
+            return str(detail[0]["msg"])
         return fallback
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
     if isinstance(body, str) and body.strip():
+        if _HTML_RE.match(body):
+            found = _TITLE_RE.search(body)
+            title = " ".join((found.group(1) or found.group(2) or "").split()) if found else ""
+            return re.sub(r"<[^>]+>", "", title) or fallback
         return body
     return fallback
 
@@ -197,18 +208,22 @@ def error_for_response(
 
     ``body`` is the decoded JSON body, or its text when it is not JSON.
     """
-    said = _one_line(redact(server_message(body, f"HTTP {status}")))
+    said = _one_line(redact(server_message(body, "")))
+    # The status is said once: a body that is empty or starts by repeating it ("502 Bad
+    # Gateway", "HTTP 502") gave "HTTP 502: HTTP 502", the same thing twice.
+    said = re.sub(rf"^(?:HTTP(?:/[\d.]+)?\s*)?{status}\b[\s:-]*", "", said)
     label = endpoint.label
+    status_said = f"HTTP {status}: {said}" if said else f"HTTP {status}"
     if status in (401, 403):
         hint = f"; {endpoint.credentials_hint}" if endpoint.credentials_hint else ""
-        message = f"{label} refused the credentials (HTTP {status}: {said}){hint}"
+        message = f"{label} refused the credentials ({status_said}){hint}"
     elif status == 404:
         hint = f"; {endpoint.not_found_hint}" if endpoint.not_found_hint else ""
-        message = f"{label} has no such model or path (HTTP 404: {said}){hint}"
+        message = f"{label} has no such model or path ({status_said}){hint}"
     elif 400 <= status < 500 and not is_retryable_status(status):
-        message = f"{label} rejected the request (HTTP {status}: {said})"
+        message = f"{label} rejected the request ({status_said})"
     else:
-        message = f"{label} answered HTTP {status}: {said}"
+        message = f"{label} answered {status_said}"
     return error_for_status(status, message, service=endpoint.service, headers=headers, now=now)
 
 
@@ -276,6 +291,10 @@ def _is_malformed(exc: BaseException, openai: ModuleType | None) -> bool:
     if openai is not None:
         kinds += (openai.APIResponseValidationError,)
     return isinstance(exc, kinds)
+
+
+_HTML_RE = re.compile(r"\s*<(?:!doctype|html|head|body)", re.IGNORECASE)
+_TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>|<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 
 
 def _one_line(text: str) -> str:

@@ -82,10 +82,26 @@ def test_chat_fails_with_exit_1_when_the_model_is_down_and_keeps_the_message(
     set_faults(down=True)
     run = holdfast("chat", "are you there?")
     assert run.code == 1
-    assert "[turn failed:" in run.err and "/retry" in run.out
     conv = conversation_id(run)
+    # The notice names the command that exists here (the TUI's /retry does not), with the id.
+    resend = f"holdfast chat --retry --conversation {conv}"
+    assert "[turn failed:" in run.err and resend in run.out and "/retry" not in run.out
+    assert f"[resend with: {resend}]" in run.err
     shown = holdfast("conversations", "show", conv)
     assert "are you there?" in shown.out
+
+    set_faults(reset=True)
+    again = holdfast("chat", "--retry", "--conversation", conv)
+    assert again.code == 0, again.err
+    assert again.out.startswith("[holdfast-demo]") and "are you there?" in again.out
+    exported = holdfast("conversations", "export", conv, "--format", "json")
+    roles = [m["role"] for m in json.loads(exported.out)["messages"]]
+    assert roles == ["user", "assistant", "assistant"]  # resent, not saved twice (the notice stays, hidden)
+
+
+def test_chat_retry_needs_a_conversation_and_no_message(holdfast: Holdfast) -> None:
+    assert holdfast("chat", "--retry").code == 2
+    assert holdfast("chat", "--retry", "--conversation", "conv_x", "hello").code == 2
 
 
 # ---------------------------------------------------------------- conversations
