@@ -173,7 +173,13 @@ class CommandHandlers:
     async def cmd_chaos(self, inv: Invocation) -> None:
         action = inv.args[0]
         chaos = self.rt.chaos
-        if action == "kill":
+        if action == "kill" and inv.args[1] == "mcp":
+            pid = chaos.kill_mcp(inv.args[2])
+            server = inv.args[2]
+            what = f"killed MCP server {server} (pid {pid})" if pid else f"MCP server {server} was not running"
+            await self.say(f"{what}: it restarts by itself; its tools fail until then", "degraded")
+            await self.app.check_health_now()
+        elif action == "kill":
             name = inv.args[1]
             pid = chaos.kill(name)
             await self.say(f"killed {name} (pid {pid}): watch the Health and Breakers panels", "degraded")

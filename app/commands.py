@@ -48,7 +48,7 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("copy", "/copy", "copy the last reply to the clipboard"),
         CommandSpec(
             "chaos",
-            "/chaos kill|start redis|llm · faults k=v… · quirk PROFILE · memory on|off · reset",
+            "/chaos kill|start redis|llm · kill mcp NAME · faults k=v… · quirk PROFILE · memory on|off · reset",
             "break and heal backends for a demo",
             1,
             None,
@@ -119,6 +119,10 @@ def _export(args: tuple[str, ...], rest: str) -> Invocation:
 def _chaos(args: tuple[str, ...], rest: str) -> Invocation:
     usage = f"usage: {COMMANDS['chaos'].usage}"
     action = args[0].lower()
+    if action == "kill" and len(args) >= 2 and args[1].lower() == "mcp":
+        if len(args) != 3:
+            raise CommandError("usage: /chaos kill mcp NAME")
+        return Invocation("chaos", ("kill", "mcp", args[2]), rest)
     if action in ("kill", "start"):
         if len(args) != 2 or args[1].lower() not in CHAOS_BACKENDS:
             raise CommandError(f"usage: /chaos {action} redis|llm")

@@ -24,7 +24,20 @@ import typer
 import typer.main
 from typer.core import TyperGroup
 
-from runtime.cli import chat, conversations, demo, doctor, health, keys, memory, serve, sessions, show_config, tools
+from runtime.cli import (
+    chat,
+    conversations,
+    demo,
+    doctor,
+    health,
+    keys,
+    mcp,
+    memory,
+    serve,
+    sessions,
+    show_config,
+    tools,
+)
 from runtime.cli.base import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
@@ -44,7 +57,7 @@ OpenUI = Callable[[LoadedConfig], int]
 
 #: The command modules, in the order ``holdfast --help`` lists them. Each has
 #: ``register(root)``, which adds its command or group to the root.
-COMMANDS = (chat, conversations, memory, sessions, health, tools, show_config, doctor, demo, serve, keys)
+COMMANDS = (chat, conversations, memory, sessions, health, tools, mcp, show_config, doctor, demo, serve, keys)
 
 PROG = "holdfast"
 

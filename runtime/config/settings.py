@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 SECRET_KEYS = frozenset({"api_key"})
+#: Tables whose values may hold secrets (an MCP server's ``env`` and HTTP ``headers``): shown as keys only.
+SECRET_TABLES = frozenset({"env", "headers"})
 
 
 class _Section(BaseModel):
@@ -216,7 +219,7 @@ def _svc(**overrides: Any) -> Any:
 
 class ResilienceConfig(_Section):
     """``[resilience]``: a :class:`ServiceResilience` per service (``llm``, ``redis``, ``memory``,
-    ``embeddings``, ``tools``), each with its own defaults."""
+    ``embeddings``, ``tools``, ``mcp``: every MCP server's ``mcp:<name>`` guard), each with its own defaults."""
 
     llm: ServiceResilience = _svc(max_attempts=5, initial_delay=2.0, timeout=120.0, deadline=180.0)
     redis: ServiceResilience = _svc(
@@ -235,6 +238,9 @@ class ResilienceConfig(_Section):
         max_attempts=2, initial_delay=0.2, timeout=10.0, deadline=20.0, recovery_timeout=10.0
     )
     tools: ServiceResilience = _svc(max_attempts=3, initial_delay=1.0, timeout=30.0, deadline=60.0)
+    # One attempt: a tool call may have side effects, and the tool's own guard (``tools``) already
+    # retries a call that never reached the server (it was restarting).
+    mcp: ServiceResilience = _svc(max_attempts=1, timeout=60.0, deadline=60.0, recovery_timeout=10.0)
 
     def for_service(self, service: str) -> ServiceResilience:
         """Settings of a service; ``tool:<name>`` uses ``tools``, unknown names the redis-free default."""
@@ -257,6 +263,67 @@ class PluginsConfig(_Section):
     permissions: dict[str, Literal["allow", "ask", "deny"]] = Field(default_factory=dict)
     default_permission: Literal["allow", "ask", "deny"] = "allow"
     max_output_tokens: PositiveInt = 2000
+
+
+McpPermission = Literal["allow", "ask", "deny"]
+
+#: An MCP server's name: it prefixes its tools' names on a clash, so the model's name rules apply.
+MCP_SERVER_NAME = r"^[a-zA-Z0-9_-]{1,32}$"
+
+
+class McpServerConfig(_Section):
+    """One ``[mcp.servers.NAME]``: an MCP tool server, started as a child process (``command``,
+    ``args``, ``env``, ``cwd``: the stdio transport) or reached at ``url`` (streamable HTTP, with
+    extra request ``headers``). Exactly one of ``command`` and ``url`` is set.
+
+    ``timeout`` is the seconds one tool call may take (capped by ``[resilience.tools].timeout``);
+    ``permission`` applies to every tool of the server and ``permissions`` overrides it per tool
+    (the server's name for the tool); ``[plugins].permissions`` still wins by the registered name.
+    """
+
+    command: str = ""
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str = ""
+    url: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)
+    enabled: bool = True
+    timeout: PositiveFloat = 30.0
+    permission: McpPermission = "ask"
+    permissions: dict[str, McpPermission] = Field(default_factory=dict)
+
+    @property
+    def transport(self) -> Literal["stdio", "http"]:
+        """``stdio`` when a command is set, else ``http``."""
+        return "stdio" if self.command else "http"
+
+
+class McpConfig(_Section):
+    """``[mcp]``: MCP tool servers (``servers``, by name) and how they are started and restarted.
+
+    Every duration is in seconds: ``start_timeout`` for a server to start, answer ``initialize``
+    and list its tools; ``restart_delay`` before the first restart of a server that died, doubling
+    up to ``restart_max_delay``; ``stop_timeout`` for a stdio server to exit once its stdin is
+    closed, before it is terminated (then killed).
+    """
+
+    servers: dict[str, McpServerConfig] = Field(default_factory=dict)
+    start_timeout: PositiveFloat = 30.0
+    restart_delay: PositiveFloat = 0.5
+    restart_max_delay: PositiveFloat = 30.0
+    stop_timeout: PositiveFloat = 2.0
+
+    @field_validator("servers")
+    @classmethod
+    def _server_names(cls, value: dict[str, McpServerConfig]) -> dict[str, McpServerConfig]:
+        for name, server in value.items():
+            if not re.match(MCP_SERVER_NAME, name):
+                raise ValueError(f"[mcp.servers.{name}]: a server name is 1-32 letters, digits, '_' or '-'")
+            if bool(server.command) == bool(server.url):
+                raise ValueError(
+                    f"[mcp.servers.{name}] needs exactly one of command (a stdio server) and url (streamable HTTP)"
+                )
+        return value
 
 
 class AgentConfig(_Section):
@@ -353,6 +420,7 @@ class Config(_Section):
     context: ContextConfig = Field(default_factory=ContextConfig)
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
+    mcp: McpConfig = Field(default_factory=McpConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     ui: UIConfig = Field(default_factory=UIConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -556,11 +624,25 @@ def _check_unknown(layer: Mapping[str, Any], model: type[BaseModel], origin: str
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{origin}: {_display_key(prefix + key)} must be a table, got {_show(value)}")
             _check_unknown(value, sub, origin, f"{prefix}{key}.")
+        table = _table_submodel(fields[key])
+        if table is not None and isinstance(value, Mapping):
+            for name, item in value.items():
+                if not isinstance(item, Mapping):
+                    raise ConfigError(f"{origin}: [{prefix}{key}.{name}] must be a table, got {_show(item)}")
+                _check_unknown(item, table, origin, f"{prefix}{key}.{name}.")
 
 
 def _submodel(info: FieldInfo) -> type[BaseModel] | None:
     ann = info.annotation
     return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+
+
+def _table_submodel(info: FieldInfo) -> type[BaseModel] | None:
+    """The model of each entry of a ``dict[str, Model]`` field (``[mcp.servers.NAME]``), else None."""
+    if get_origin(info.annotation) is not dict:
+        return None
+    value = get_args(info.annotation)[1]
+    return value if isinstance(value, type) and issubclass(value, BaseModel) else None
 
 
 def _display_key(dotted: str) -> str:
@@ -579,12 +661,17 @@ def _show(value: Any) -> str:
 def _field_for(loc: tuple[Any, ...]) -> FieldInfo | None:
     model: type[BaseModel] = Config
     info: FieldInfo | None = None
+    entry_name = False
     for part in loc:
+        if entry_name:  # the NAME of [mcp.servers.NAME]: the next part is a key of its model
+            entry_name = False
+            continue
         if not isinstance(part, str) or part not in model.model_fields:
             return info
         info = model.model_fields[part]
-        sub = _submodel(info)
+        sub = _submodel(info) or _table_submodel(info)
         if sub is not None:
+            entry_name = sub is not _submodel(info)
             model = sub
     return info
 
@@ -622,7 +709,8 @@ def _explain(exc: PydanticValidationError, sources: dict[str, str]) -> str:
     err = exc.errors()[0]
     loc = tuple(err["loc"])
     dotted = ".".join(str(p) for p in loc if isinstance(p, str))
-    origin = sources.get(dotted, "default")
+    # A whole table's error ([mcp.servers.NAME] without a command) comes from where its keys were set.
+    origin = sources.get(dotted) or next((v for k, v in sources.items() if k.startswith(dotted + ".")), "default")
     if err["type"] == "value_error":  # a field validator's own words (the user id rule)
         said = str(err.get("ctx", {}).get("error", err["msg"]))
         if origin == "command line" and dotted in _FLAGS:
@@ -657,7 +745,14 @@ def effective_items(loaded: LoadedConfig, environ: Mapping[str, str] | None = No
             if isinstance(value, BaseModel):
                 walk(value, dotted + ".")
                 continue
-            shown = mask_secret(value) if name in SECRET_KEYS else _show(value)
+            if isinstance(value, dict) and value and all(isinstance(v, BaseModel) for v in value.values()):
+                for key, entry in value.items():  # [mcp.servers.NAME]
+                    walk(entry, f"{dotted}.{key}.")
+                continue
+            if name in SECRET_TABLES and isinstance(value, dict):
+                shown = _show({key: "****" for key in value})
+            else:
+                shown = mask_secret(value) if name in SECRET_KEYS else _show(value)
             rows.append((dotted, shown, loaded.source_of(dotted)))
 
     walk(loaded.config, "")

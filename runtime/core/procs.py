@@ -55,6 +55,13 @@ def _die_with_parent(sig: int) -> Callable[[], None]:
     return set_death_signal
 
 
+def death_signal_preexec(sig: int = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn`` for a spawn (``subprocess.Popen``, ``asyncio.create_subprocess_exec``)
+    after which the kernel sends the child ``sig`` when the spawning thread dies (Linux
+    ``PR_SET_PDEATHSIG``; does nothing elsewhere). Call it in the parent, just before spawning."""
+    return _die_with_parent(sig)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free right now on ``host`` (the caller retries if it is taken later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

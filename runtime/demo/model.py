@@ -13,7 +13,9 @@ test) sees exactly what reached the model. Rules, in order, for the last message
   a system message instead of ``tools`` (an ``Available tools:`` list of ``- NAME: ...``
   lines, what a client sends an endpoint without tool support) are asked for as a local
   model does: the reply text is ``{"tool": NAME, "arguments": {...}}`` (``{"tool_calls":
-  [...]}`` for several);
+  [...]}`` for several); a message naming an offered tool ("call NAME with {JSON arguments}",
+  "use the tool NAME") calls exactly that one, arguments guessed from its schema when none are
+  given (how a demo or a test drives any tool, an MCP server's say);
 * a user message asking for a long answer ("a long story", "long answer", "in detail, at
   length") -> about :data:`LONG_REPLY_WORDS` words of deterministic Markdown (headings,
   paragraphs, bullet and numbered lists, code blocks): the long reply the UI stream benchmark
@@ -75,6 +77,11 @@ _WORD_RE = re.compile(r"[a-z0-9]+")
 _PROMPT_TOOLS_RE = re.compile(r"^Available tools:[ \t]*\n((?:- [^\n]*\n?)+)", re.MULTILINE)
 _PROMPT_TOOL_NAME_RE = re.compile(r"^- ([A-Za-z0-9_.-]+):", re.MULTILINE)
 _TOOL_RESULT_RE = re.compile(r"^\[tool result ([^\]]*)\]: ?(.*)$", re.MULTILINE)
+#: "call NAME", "use the tool NAME", "run NAME with {...}": a tool named by the user, with JSON arguments.
+_NAMED_CALL_RE = re.compile(
+    r"\b(?:call|use|run)\s+(?:the\s+)?(?:tool\s+)?`?([A-Za-z0-9_-]{1,64})`?(?:\s+with\s+(\{.*\}))?",
+    re.IGNORECASE | re.DOTALL,
+)
 _LONG_RE = re.compile(
     r"\blong\s+(?:\w+\s+)?(?:answer|reply|story|essay|explanation|response)\b|\bat length\b", re.IGNORECASE
 )
@@ -444,6 +451,25 @@ def _forced_call(tools: Sequence[dict[str, Any]], name: str, text: str) -> tuple
     return name, {str(p): _guess(str(p), props.get(str(p)), text) for p in required}
 
 
+def _named_call(
+    text: str, tools: Sequence[dict[str, Any]], offered: set[str]
+) -> tuple[tuple[str, dict[str, Any]], bool] | None:
+    """The call to an offered tool ``text`` names, and whether it gave the arguments as JSON."""
+    for match in _NAMED_CALL_RE.finditer(text):
+        name = match.group(1)
+        if name not in offered:
+            continue
+        if match.group(2):
+            try:
+                arguments = json.loads(match.group(2))
+            except ValueError:
+                arguments = None
+            if isinstance(arguments, dict):
+                return (name, arguments), True
+        return _forced_call(tools, name, text), False
+    return None
+
+
 def respond(
     messages: Sequence[dict[str, Any]],
     tools: Sequence[dict[str, Any]] | None = None,
@@ -489,6 +515,9 @@ def respond(
             call = DemoToolCall(_call_id(seed, 0), UNKNOWN_TOOL, json.dumps({"request": _quote(user_text, 80)}))
             return DemoReply(None, (call,), prompt_tokens=prompt_tokens)
         wanted = _tool_requests(user_text, tool_names)
+        named = _named_call(user_text, tools or (), tool_names)
+        if named is not None and (named[1] or not wanted):
+            wanted = [named[0]]
         if forced_tool is not None:
             wanted = [_forced_call(tools or (), forced_tool, user_text)]
         elif tool_choice == "required" and not wanted and offered:

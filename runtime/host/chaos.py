@@ -1,5 +1,6 @@
 """Chaos controls for demos and tests: kill and restart embedded backends, inject LLM faults,
-take memory offline, make the demo LLM speak like a real server (``quirk``). Used by the UI's
+take memory offline, make the demo LLM speak like a real server (``quirk``), kill a stdio MCP
+server (``kill_mcp``: it is restarted with backoff). Used by the UI's
 ``/chaos`` command and the degradation tests.
 
 Everything here acts on real parts: ``kill`` sends SIGKILL to the embedded process, ``faults``
@@ -40,6 +41,12 @@ class BackendHandle(Protocol):
     async def astart(self) -> object: ...
 
 
+class McpProcesses(Protocol):
+    """The runtime's MCP servers, as far as chaos needs them (:class:`runtime.tools.mcp.McpManager`)."""
+
+    def kill(self, name: str) -> int | None: ...
+
+
 class Chaos:
     """Chaos actions on ``processes`` (the runtime's embedded backends by name, shared and filled
     as they start) and ``breakers`` (the runtime's breaker registry). Implements
@@ -48,6 +55,8 @@ class Chaos:
     def __init__(self, processes: Mapping[str, BackendHandle], breakers: BreakerRegistry) -> None:
         self.processes = processes
         self.breakers = breakers
+        #: The MCP servers, once the runtime started them (None: none configured).
+        self.mcp: McpProcesses | None = None
 
     def _backend(self, name: str) -> BackendHandle:
         backend = self.processes.get(name)
@@ -70,6 +79,14 @@ class Chaos:
         pid = backend.pid if backend.running() else None
         backend.kill()
         return pid
+
+    def kill_mcp(self, name: str) -> int | None:
+        """SIGKILL the stdio MCP server ``name`` (its whole process group); returns the pid it had,
+        None if it was not running. It is restarted with backoff, as after any crash. NotFoundError
+        for a server not configured; ServiceUnavailableError for an HTTP server (no process)."""
+        if self.mcp is None:
+            raise NotFoundError(f"no MCP server {name!r}: none is configured ([mcp.servers])")
+        return self.mcp.kill(name)
 
     async def start(self, name: str) -> int | None:
         """Restart a killed backend on its old port; returns its new pid. NotFoundError as :meth:`kill`;

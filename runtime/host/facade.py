@@ -145,6 +145,11 @@ class ChaosActions(Protocol):
         Raises NotFoundError for a backend this runtime did not start."""
         ...
 
+    def kill_mcp(self, name: str) -> int | None:
+        """SIGKILL the stdio MCP server ``name``; returns the pid killed (None: it was not running).
+        It restarts by itself, with backoff. NotFoundError for a server not configured."""
+        ...
+
     async def start(self, name: str) -> int | None:
         """Restart a killed backend on its old port; returns its new pid."""
         ...

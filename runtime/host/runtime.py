@@ -16,6 +16,7 @@ which exist once ``start`` has run (before that, reading one raises :class:`NotS
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import logging
 import os
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from runtime.state.shared_redis import DataDirRedis
     from runtime.state.store import RedisStateStore
     from runtime.tools import AskPermission
+    from runtime.tools.mcp import McpManager
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +147,9 @@ class Runtime:
         self._embedded_redis: DataDirRedis | None = None
         self._demo_llm: DemoLLMServer | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        #: The configured MCP servers once their background start began (None: none configured).
+        self.mcp: McpManager | None = None
+        self._mcp_boot: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(
@@ -215,8 +220,9 @@ class Runtime:
 
     @property
     def plugin_errors(self) -> dict[str, str]:
-        """Plugins (or tools) that failed to load: name -> one-line reason (doctor, UI)."""
-        return self.plugins.errors
+        """Plugins (or tools) that failed to load, and MCP servers (``mcp:NAME``) or their tools
+        (``mcp:NAME/TOOL``) that did not: name -> one-line reason (doctor, UI)."""
+        return {**self.plugins.errors, **(self.mcp.errors if self.mcp is not None else {})}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -243,6 +249,7 @@ class Runtime:
             cfg.data_path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise storage_error(exc, "create the data dir", cfg.data_path) from exc
+        self._start_mcp()
         await self._start_redis()
         await self._start_llm_server()
         from runtime.context import ContextWindowManager, TokenCounter, context_window_for
@@ -266,6 +273,55 @@ class Runtime:
         if self.start_monitor:
             self.monitor.start()
         await self._hold_session()
+        if self.face != "tui":
+            # A headless turn needs the servers' tools; the TUI never waits (its first turn uses
+            # the tools that are up, the others join as they come).
+            await self.wait_for_mcp()
+
+    def _start_mcp(self) -> None:
+        """Start the ``[mcp.servers]`` in the background; returns at once (the SDK's import, about
+        a second, happens in a thread so the event loop and the UI's first frames never wait)."""
+        if self.config.mcp.servers and self._mcp_boot is None:
+            self._mcp_boot = asyncio.get_running_loop().create_task(self._boot_mcp(), name="mcp boot")
+
+    async def _boot_mcp(self) -> None:
+        import importlib
+
+        await asyncio.to_thread(importlib.import_module, "runtime.tools.mcp")
+        from runtime.tools.mcp import McpManager
+
+        manager = McpManager(
+            self.config.mcp,
+            self.tools,
+            self.resilience,
+            monitor=self.monitor,
+            bus=self.bus,
+            log_dir=self.config.data_path / "mcp",
+        )
+        self.mcp = manager
+        self.chaos.mcp = manager
+        manager.start()
+
+    async def wait_for_mcp(self, timeout: float | None = None) -> list[str]:  # noqa: ASYNC109 - a bounded wait
+        """Wait until every MCP server's first start ended (running or failed), at most ``timeout``
+        seconds (default ``[mcp].start_timeout``); returns the servers still starting."""
+        if self._mcp_boot is None:
+            return []
+        try:
+            await self._mcp_boot
+        except Exception as exc:  # noqa: BLE001 - MCP must never stop the runtime: it runs without
+            log.error("MCP servers could not be started: %s", describe(exc))
+            return list(self.config.mcp.servers)
+        return await self.mcp.wait_ready(timeout) if self.mcp is not None else []
+
+    async def _stop_mcp(self) -> None:
+        boot, self._mcp_boot = self._mcp_boot, None
+        if boot is not None and not boot.done():
+            boot.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await boot
+        if self.mcp is not None:
+            await self.mcp.stop()
 
     async def _start_redis(self) -> None:
         cfg = self.config
@@ -448,6 +504,7 @@ class Runtime:
         # cancelled) would only warn, and its part would stay open.
         steps: list[tuple[str, Callable[[], object] | None]] = [
             ("agent", self._agent.aclose if self._agent else None),
+            ("mcp servers", self._stop_mcp),
             ("session", self._keeper.close if self._keeper else None),
             ("monitor", self.monitor.stop),
             ("store", self._store.close if self._store else None),
@@ -499,6 +556,7 @@ class Runtime:
             "conversation_store": {"degraded": status.degraded, "pending_writes": status.pending_writes},
             "memory_queue": len(self.memory.queue) if self.memory is not None else 0,
             "plugins": self.plugins.to_dict(),
+            "mcp": [s.to_dict() for s in self.mcp.statuses()] if self.mcp is not None else [],
         }
 
     # ------------------------------------------------------------ facade: lifecycle

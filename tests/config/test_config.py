@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from runtime.cli.main import main
-from runtime.config import REPO_CONFIG, Config, ServiceResilience, load_config
+from runtime.config import REPO_CONFIG, Config, McpServerConfig, ServiceResilience, load_config
 from runtime.core.errors import ConfigError
 
 
@@ -132,7 +133,7 @@ def test_repo_config_documents_every_key_with_its_default() -> None:
 
     def walk(node: dict, prefix: str) -> None:
         for key, value in node.items():
-            if isinstance(value, dict) and key != "permissions":
+            if isinstance(value, dict) and key not in ("permissions", "servers"):
                 walk(value, f"{prefix}{key}.")
             else:
                 documented.add(prefix + key)
@@ -144,6 +145,9 @@ def test_repo_config_documents_every_key_with_its_default() -> None:
     assert expected <= documented, f"undocumented keys: {sorted(expected - documented)}"
     service_keys = {f"resilience.llm.{k}" for k in ServiceResilience.model_fields}
     assert service_keys <= documented, f"undocumented: {sorted(service_keys - documented)}"
+    # [mcp.servers.NAME] is a table of tables: a commented example shows every key of one server.
+    example = {k for k in McpServerConfig.model_fields if not re.search(rf"^#\s+{k} = ", text, re.MULTILINE)}
+    assert not example, f"keys missing from the [mcp.servers.NAME] example: {sorted(example)}"
     # The file states the defaults: loading it changes nothing.
     assert load_config(repo_config=REPO_CONFIG, environ={}).config == load_config(repo_config=None, environ={}).config
 
