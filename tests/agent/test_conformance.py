@@ -237,6 +237,7 @@ async def test_content_filter_is_a_failure_with_the_partial_kept(runtime_factory
     assert [m["role"] for m in built.messages] == ["system", "user"]  # the filtered text is not re-sent
 
 
+@pytest.mark.slow  # paced reasoning: seconds of thinking before the (empty) answer
 async def test_an_empty_answer_after_reasoning_is_not_saved(runtime_factory: Callable[..., Runtime]) -> None:
     """A reasoning model that thinks and then says nothing: the user is told, nothing is saved
     as the model's answer (an empty answer would read as one in every later prompt)."""

@@ -11,6 +11,9 @@ import pytest
 
 from tests.support.cli import run_script
 
+# Each test starts the real console script (a second of Python start-up): out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 RULE = "a user id is 1-128 ASCII letters, digits and _ . @ + - ="
 
 

@@ -13,7 +13,7 @@ from runtime.demo.launcher import port_open
 from tests.support.cli import run_script, start_script, stop
 from tests.support.polling import wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # the real console script
 
 ASK = {
     "model": "holdfast-demo",

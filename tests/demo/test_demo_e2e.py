@@ -263,6 +263,7 @@ async def test_admin_rejects_unknown_faults(admin: DemoAdmin) -> None:
 # ------------------------------------------------------------ breaker across kill/restart
 
 
+@pytest.mark.slow
 async def test_breaker_opens_when_the_server_dies_and_closes_when_it_returns(
     make_resilience: Any, make_client: Any, clock: Any, tmp_path: Any
 ) -> None:

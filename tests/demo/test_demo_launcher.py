@@ -13,6 +13,7 @@ from runtime.demo.launcher import DemoLLMServer, port_open
 from runtime.demo.server import run_cli
 
 
+@pytest.mark.slow
 def test_start_kill_restart_on_the_same_port_then_stop(tmp_path: Path) -> None:
     server = DemoLLMServer(tokens_per_second=0, log_path=tmp_path / "demo.log", down=True)
     address = server.start()
@@ -43,6 +44,7 @@ def test_cli_refuses_non_loopback_hosts_and_bad_faults(capsys: pytest.CaptureFix
     assert "error_rate" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_server_dies_with_its_parent_even_mid_stream(tmp_path: Path) -> None:
     """SIGKILL the process that launched the server while a request hangs on it: the server
     must not outlive it (a graceful shutdown would wait for that request forever)."""

@@ -295,6 +295,7 @@ def shared_http(demo_server: DemoLLMServer) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     body=_BODIES,

@@ -129,6 +129,7 @@ async def test_remember_turn_stores_salient_statements_only(
     assert await remember_turn(off, "bob", "c1", "My dog is called Rex.") == []
 
 
+@pytest.mark.slow
 async def test_indexes_are_built_past_the_threshold_and_optimize_compacts(
     make_store: Callable[..., VectorMemoryStore],
 ) -> None:
@@ -147,6 +148,7 @@ async def test_indexes_are_built_past_the_threshold_and_optimize_compacts(
     assert recall.memories and recall.memories[0].content == "Note 17: I like trains number 17"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("min_probes", [1, 30])
 async def test_a_user_with_few_memories_in_a_large_indexed_table_gets_all_of_them(
     make_store: Callable[..., VectorMemoryStore], monkeypatch: pytest.MonkeyPatch, min_probes: int
