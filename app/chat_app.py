@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -30,21 +30,25 @@ from textual.widget import Widget
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
+from app import ui_state
 from app.command_handlers import CommandHandlers
 from app.commands import COMMANDS, CommandError, is_command, parse
+from app.layout import panels_can_be_inline, plan, sidebar_can_be_inline
 from app.screens.confirm import ConfirmScreen
 from app.screens.permission import PermissionScreen
 from app.screens.text_prompt import TextPromptScreen
 from app.signals import install_exit_signals
 from app.turn_view import TurnView, render_history
-from app.widgets.breakers_panel import BreakersPanel
+from app.widgets.breakers_panel import BreakersPanel, breaker_order
 from app.widgets.chat_log import ChatLog
 from app.widgets.composer import Composer
 from app.widgets.context_panel import ContextPanel
 from app.widgets.conversation_list import ConversationList
 from app.widgets.header_bar import HeaderBar
 from app.widgets.health_panel import HealthPanel
+from app.widgets.status_bar import PanelChanged, StatusBar
 from app.widgets.user_message import UserMessage
+from app.widgets.welcome import Welcome
 from runtime.config import Config, LoadedConfig
 from runtime.core.errors import AppError, InternalError, describe
 from runtime.core.events import (
@@ -83,6 +87,9 @@ HEAVY_MODULES = (
     "runtime.context",
     "runtime.state.conversations",
 )
+
+#: Short enough for the composer at 64 columns (the narrowest chat column the layout keeps).
+PLACEHOLDER = "Message Holdfast · Enter sends · /help"
 
 #: Builds the (unstarted) runtime from the configuration, in the boot worker.
 RuntimeFactory = Callable[[Config], "RuntimeFacade"]
@@ -154,20 +161,26 @@ class HoldfastApp(App[int]):
         self.timings: dict[str, float] = {}
         self._launched = clock()
         self.theme = self.config.ui.theme if self.config.ui.theme in self.available_themes else "textual-dark"
+        #: The layout choice and input history remembered across launches (data dir's ui-state.json).
+        self.ui_state = ui_state.load(self.config.data_path)
+        #: What the user wants shown beside the chat (shown when it fits; see app.layout).
+        self.want_sidebar = self.config.ui.show_sidebar if self.ui_state.sidebar is None else self.ui_state.sidebar
+        self.want_panels = self.config.ui.show_panels if self.ui_state.panels is None else self.ui_state.panels
+        #: Opened on demand over the chat on a narrow terminal (not remembered).
+        self.overlay_sidebar = False
+        self.overlay_panels = False
 
     # ------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
+        yield StatusBar(id="statusbar")
         with Horizontal(id="body"):
-            sidebar = ConversationList(id="sidebar")
-            sidebar.display = self.config.ui.show_sidebar
-            yield sidebar
+            yield ConversationList(id="sidebar")
             with Vertical(id="main"):
                 yield ChatLog(id="chat", max_rendered=self.config.ui.max_rendered_messages)
-                yield Composer(id="composer", placeholder="Message Holdfast — Enter sends, Ctrl+J newline, /help")
-            with VerticalScroll(id="panels") as panels:
-                panels.display = self.config.ui.show_panels
+                yield Composer(id="composer", placeholder=PLACEHOLDER)
+            with VerticalScroll(id="panels"):
                 yield BreakersPanel(id="breakers", clock=self._clock)
                 yield HealthPanel(id="health")
                 yield ContextPanel(id="context")
@@ -191,6 +204,14 @@ class HoldfastApp(App[int]):
     @property
     def header(self) -> HeaderBar:
         return self._part("#header", HeaderBar)
+
+    @property
+    def status_bar(self) -> StatusBar:
+        return self._part("#statusbar", StatusBar)
+
+    @property
+    def panels(self) -> VerticalScroll:
+        return self._part("#panels", VerticalScroll)
 
     @property
     def sidebar(self) -> ConversationList:
@@ -219,12 +240,18 @@ class HoldfastApp(App[int]):
 
     def on_mount(self) -> None:
         install_exit_signals(self)
+        self.apply_layout()
         self.composer.focus()
         llm = self.config.llm
         self.header.model = llm.effective_model or "(endpoint default)"
         self.header.demo = llm.preset == "demo" and not llm.base_url
         self.header.endpoint = llm.effective_base_url or ("demo server (starting…)" if self.header.demo else "")
+        # The first frame already says what this is; the first conversation replaces it.
+        self.chat_log.mount(self._welcome())
         self.call_after_refresh(self._first_frame)
+
+    def _welcome(self) -> Welcome:
+        return Welcome(model=self.header.model, endpoint=self.header.endpoint, demo=self.header.demo)
 
     def _first_frame(self) -> None:
         self.timings.setdefault("first_frame", self._clock() - self._launched)
@@ -451,6 +478,8 @@ class HoldfastApp(App[int]):
         log_ = self.chat_log
         await log_.clear()
         await log_.add(*render_history(messages))
+        if not messages:
+            await log_.add(self._welcome())
         self._oldest_seq = messages[0].seq if messages else None
         log_.has_older = bool(messages) and messages[0].seq not in (None, 0)
         log_.scroll_end(animate=False)
@@ -493,15 +522,77 @@ class HoldfastApp(App[int]):
         if self.rt is not None:
             self.run_worker(self.start_new_conversation(), group="conv", exit_on_error=False)
 
+    # ------------------------------------------------------------ responsive layout
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.apply_layout()
+
+    def apply_layout(self) -> None:
+        """Show the sidebar, the panels or the status bar for the terminal's width (see app.layout)."""
+        if not self._parts and not self.screen_stack:
+            return
+        layout = plan(self.size.width, want_sidebar=self.want_sidebar, want_panels=self.want_panels)
+        sidebar, panels = self.sidebar, self.panels
+        if layout.sidebar:
+            self.overlay_sidebar = False
+        if layout.panels:
+            self.overlay_panels = False
+        sidebar.display = layout.sidebar or self.overlay_sidebar
+        sidebar.set_class(self.overlay_sidebar, "-overlay")
+        panels.display = layout.panels or self.overlay_panels
+        panels.set_class(self.overlay_panels, "-overlay")
+        self.status_bar.display = layout.status_bar
+
+    def _remember_layout(self) -> None:
+        self.ui_state.sidebar = self.want_sidebar
+        self.ui_state.panels = self.want_panels
+        ui_state.save(self.config.data_path, self.ui_state)
+
     def action_toggle_sidebar(self) -> None:
-        self.sidebar.display = not self.sidebar.display
+        """Ctrl+B: show or hide the sidebar; remembered when it fits beside the chat, else it opens
+        over the chat until pressed again."""
+        panels_inline = self.panels.display and not self.overlay_panels
+        if sidebar_can_be_inline(self.size.width, panels_inline):
+            self.want_sidebar = not (self.sidebar.display and not self.overlay_sidebar)
+            self.overlay_sidebar = False
+            self._remember_layout()
+        else:
+            self.overlay_sidebar = not self.overlay_sidebar
+            if self.overlay_sidebar:
+                self.overlay_panels = False
+        self.apply_layout()
 
     def action_toggle_panels(self) -> None:
-        panels = self.query_one("#panels")
-        panels.display = not panels.display
+        """Ctrl+R (or a click on the status bar): show or hide the side panels; remembered when they
+        fit beside the chat, else they open over the chat until pressed again."""
+        if panels_can_be_inline(self.size.width):
+            self.want_panels = not self.panels.display
+            self.overlay_panels = False
+            self._remember_layout()
+        else:
+            self.overlay_panels = not self.overlay_panels
+            if self.overlay_panels:
+                self.overlay_sidebar = False
+        self.apply_layout()
+
+    def on_status_bar_open_panels(self, message: StatusBar.OpenPanels) -> None:
+        self.action_toggle_panels()
+
+    def on_panel_changed(self, message: PanelChanged) -> None:
+        if not self._parts and not self.screen_stack:
+            return
+        self.status_bar.show(
+            {
+                name: self.breakers_panel.rows[name].state
+                for name in sorted(self.breakers_panel.rows, key=breaker_order)
+            },
+            {name: row.status for name, row in self.health_panel.rows.items()},
+            self.context_panel.budget_percent,
+        )
 
     def action_search_conversations(self) -> None:
-        self.sidebar.display = True
+        if not self.sidebar.display:
+            self.action_toggle_sidebar()
         self.query_one("#conv-search").focus()
 
     @work(group="conv", exit_on_error=False)

@@ -11,14 +11,19 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
 from app.safe_text import one_line
+from app.widgets.status_bar import PanelChanged
 
 if TYPE_CHECKING:
     from runtime.host.facade import BreakerSnapshot
+
+#: What the last column means (the panel's legend).
+LEGEND = "fails: in a row · window rate"
 
 STATE_STYLES = {"closed": ("● CLOSED", "green"), "open": ("● OPEN", "bold red"), "half_open": ("◐ HALF-OPEN", "yellow")}
 
@@ -65,14 +70,16 @@ class BreakersPanel(Static):
         return max(0.0, float(until) - (self._clock() - self._taken_at))
 
     def refresh_table(self) -> None:
+        self.post_message(PanelChanged(self))
         if not self.rows:
             self.update(Text("no calls yet", style="dim italic"))
             return
         table = Table.grid(padding=(0, 1), expand=True)
-        table.add_column("service", no_wrap=True, ratio=2)
-        table.add_column("state", no_wrap=True, ratio=3)
-        table.add_column("fail", no_wrap=True, justify="right", ratio=2)
-        for name in sorted(self.rows, key=_order):
+        # Names fold onto a second line rather than being cut ("memory:upk…" told nobody anything).
+        table.add_column("service", overflow="fold", ratio=3)
+        table.add_column("state", no_wrap=True, ratio=4)
+        table.add_column("fails", no_wrap=True, justify="right", ratio=2)
+        for name in sorted(self.rows, key=breaker_order):
             row = self.rows[name]
             label, style = STATE_STYLES.get(row.state, (row.state.upper(), "white"))
             state = Text(label, style=style)
@@ -85,11 +92,12 @@ class BreakersPanel(Static):
             table.add_row(Text(name), state, fails)
             if row.last_error and row.state != "closed":
                 table.add_row(Text(""), Text(one_line(row.last_error, 60), style="dim"), Text(""))
-        self.update(table)
+        self.update(Group(table, Text(LEGEND, style="dim italic")))
 
 
 _ORDER = ("llm", "redis", "memory", "embeddings")
 
 
-def _order(name: str) -> tuple[int, str]:
+def breaker_order(name: str) -> tuple[int, str]:
+    """Sort key: llm, redis, memory, embeddings first, then the rest (tools) by name."""
     return (_ORDER.index(name) if name in _ORDER else len(_ORDER), name)

@@ -15,6 +15,7 @@ from textual.widget import Widget
 
 from app.widgets.assistant_message import AssistantMessage
 from app.widgets.notice import Notice, NoticeKind
+from app.widgets.welcome import Welcome
 
 
 class ChatLog(VerticalScroll):
@@ -41,7 +42,12 @@ class ChatLog(VerticalScroll):
         self.anchor()
 
     async def add(self, *widgets: Widget) -> None:
-        """Append at the bottom (followed while the log is anchored to its end)."""
+        """Append at the bottom (followed while the log is anchored to its end); the welcome card
+        of an empty conversation goes away with the first real entry."""
+        if not all(isinstance(widget, Welcome) for widget in widgets):
+            welcome = self.query(Welcome)
+            if welcome:
+                await welcome.remove()
         await self.mount_all(widgets)
         await self._prune()
 

@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from app.safe_text import one_line
+from app.widgets.status_bar import PanelChanged
 
 if TYPE_CHECKING:
     from runtime.host.facade import PromptReport
@@ -79,7 +80,15 @@ class ContextPanel(Static):
         self.memory_note = note
         self.refresh_panel()
 
+    @property
+    def budget_percent(self) -> int | None:
+        """The last prompt's tokens as a share of its budget (percent), None before the first prompt."""
+        if self.report is None:
+            return None
+        return round(100 * self.report.prompt_tokens / max(1, self.report.budget))
+
     def refresh_panel(self) -> None:
+        self.post_message(PanelChanged(self))
         report = self.report
         if report is None:
             self.update(Text("no prompt built yet", style="dim italic"))

@@ -14,6 +14,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from app.safe_text import one_line
+from app.widgets.status_bar import PanelChanged
 
 if TYPE_CHECKING:
     from runtime.host.facade import CheckResult, HealthReport
@@ -94,12 +95,13 @@ class HealthPanel(Static):
             line.append(f"{name:<11}", style=style if row.status != "healthy" else "")
             line.append(f"{'pid ' + str(row.pid) if row.pid is not None else '':<10}", style="dim")
             if row.latency_ms is not None:
-                line.append(f"{row.latency_ms:>6.0f} ms", style="dim")
+                line.append(f"{row.latency_ms:>5.0f}ms", style="dim")
             lines.append(line)
             # Only news is worth a line: a problem, or what a row is doing (starting, tool count).
             if row.detail and row.detail != row.status:
                 lines.append(Text("  " + one_line(row.detail, 160), style=style if row.status != "healthy" else "dim"))
         self.update(Text("\n").join(lines))
+        self.post_message(PanelChanged(self))
 
 
 def _row_name(check: str) -> str:

@@ -191,3 +191,17 @@ def test_redis_down(snap_compare: Any, data_dir: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 40), (160, 50)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_layout_at_terminal_size(snap_compare: Any, data_dir: Path, size: tuple[int, int]) -> None:
+    """80x24 and 100x30: panels collapsed into the status bar (100 keeps the sidebar); 120x40 and
+    160x50: sidebar, chat and panels side by side. The chat column is at least 60 wide in all."""
+    app, rt, _ = _app(data_dir)
+
+    async def before(pilot: Any) -> None:
+        await _healthy(app, rt)
+        await _tool_turn(app, pilot)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=before)
