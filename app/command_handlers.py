@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: What ``/continue`` sends: the model's last reply was cut at the output limit.
+CONTINUE_MESSAGE = "Continue exactly where your last reply was cut off."
+
 
 class CommandHandlers:
     """Runs parsed slash commands (``cmd_<name>``) against ``app`` and its runtime facade."""
@@ -86,6 +89,12 @@ class CommandHandlers:
 
     async def cmd_retry(self, inv: Invocation) -> None:
         await self.app.start_turn(None, retry=True)
+
+    async def cmd_continue(self, inv: Invocation) -> None:
+        """A reply cut off at the output limit: ask for the rest, as a message of the user's."""
+        if self.app.conversation_id is None:
+            raise CommandError("nothing to continue yet")
+        await self.app.send(CONTINUE_MESSAGE)
 
     async def cmd_summarize(self, inv: Invocation) -> None:
         conv_id = self.app.conversation_id

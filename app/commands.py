@@ -37,6 +37,7 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("system", "/system <prompt>", "set the system prompt of this conversation", 1, 1, True),
         CommandSpec("model", "/model [name]", "list models, or switch to one", 0, 1),
         CommandSpec("retry", "/retry", "resend the last user message"),
+        CommandSpec("continue", "/continue", "ask the model to go on where its reply was cut off"),
         CommandSpec("summarize", "/summarize", "summarise the older part of this conversation"),
         CommandSpec("memory", "/memory <query>", "search long-term memory", 1, 1, True),
         CommandSpec("remember", "/remember <text>", "store a long-term memory", 1, 1, True),

@@ -54,6 +54,10 @@ class ChatSurface(Protocol):
 
     async def open_conversation(self, conversation_id: str) -> None: ...
 
+    async def send(self, text: str) -> None:
+        """Show ``text`` as the user's message and run its turn (queued behind a running one)."""
+        ...
+
     async def start_turn(self, text: str | None, *, retry: bool = False, bubble: UserMessage | None = None) -> None:
         """Run a turn for ``text`` (or resend the last message with ``retry``) in the open conversation."""
         ...

@@ -16,6 +16,7 @@ from app.surface import ChatSurface
 from app.widgets.assistant_message import AssistantMessage
 from app.widgets.chat_log import ChatLog
 from app.widgets.notice import Notice
+from app.widgets.thinking_block import ThinkingBlock
 from app.widgets.tool_call_block import ToolCallBlock
 from app.widgets.user_message import UserMessage
 from runtime.core.events import (
@@ -23,6 +24,7 @@ from runtime.core.events import (
     Degraded,
     MemoriesRecalled,
     PromptBuilt,
+    ReasoningDelta,
     RetryScheduled,
     TextDelta,
     ToolCallFinished,
@@ -30,6 +32,7 @@ from runtime.core.events import (
     TurnEvent,
     TurnFailed,
     TurnFinished,
+    TurnNotice,
     UserSaved,
 )
 from runtime.core.messages import ChatMessage
@@ -42,8 +45,13 @@ class TurnView:
         self.app = app
         self.conversation_id = conversation_id
         self.reply: AssistantMessage | None = None
+        #: The current step's thinking (reasoning models), open until the answer starts.
+        self.thinking: ThinkingBlock | None = None
         self.blocks: dict[str, ToolCallBlock] = {}
         self.finished = False
+        #: The reply text streamed and not yet saved (redrawn when the user comes back to this
+        #: conversation mid-stream: the store does not have it yet).
+        self.partial = ""
         #: "waiting for the model…" between the prompt and the first token (retries shown in it).
         self.waiting: Notice | None = None
 
@@ -68,18 +76,36 @@ class TurnView:
             )
 
     async def handle(self, event: TurnEvent) -> None:
+        if isinstance(event, TextDelta):
+            self.partial += event.text
+        elif isinstance(event, (AssistantSaved, ToolCallStarted)):
+            self.partial = ""
         if event.conversation_id != self.app.conversation_id:
-            return  # the user switched away; the store has it all
+            # The user switched away: this turn's widgets left the screen with its conversation
+            # (the store has what was saved; ``partial`` what was not), reattach() redraws them.
+            self.reply = self.waiting = self.thinking = None
+            self.blocks = {}
+            return
         if isinstance(event, PromptBuilt):
             await self.start_waiting()
         elif not isinstance(event, (MemoriesRecalled, UserSaved, Degraded)):
             await self.stop_waiting()
         if isinstance(event, TextDelta):
+            self._thought()
             if self.reply is None:
                 self.reply = AssistantMessage(streaming=True)
                 await self.log.add(self.reply)
             await self.reply.append(event.text)
+        elif isinstance(event, ReasoningDelta):
+            if self.thinking is None:
+                self.thinking = ThinkingBlock()
+                await self.log.add(self.thinking)
+            self.thinking.append(event.text)
+        elif isinstance(event, TurnNotice):
+            hint = " — type /continue to go on" if event.topic == "cut_off" else ""
+            await self.log.notice(f"{event.message}{hint}", "degraded" if event.topic == "cut_off" else "info")
         elif isinstance(event, ToolCallStarted):
+            self._thought()
             await self._close_reply()
             started = ToolCallBlock(event.call_id, event.name, event.arguments)
             self.blocks[event.call_id] = started
@@ -131,7 +157,25 @@ class TurnView:
             if event.stop_reason == "max_steps":
                 await self.log.notice("stopped: the tool step limit was reached", "degraded")
 
+    async def reattach(self) -> None:
+        """The user came back to this turn's conversation mid-stream: show the reply so far (or
+        the wait for it) below the stored history, and go on streaming into it."""
+        if self.finished or self.reply is not None:
+            return
+        if self.partial:
+            self.reply = AssistantMessage(self.partial, streaming=True)
+            await self.log.add(self.reply)
+        else:
+            await self.start_waiting()
+
+    def _thought(self) -> None:
+        """The step's thinking is over (its answer or tool calls begin): collapse it."""
+        if self.thinking is not None:
+            self.thinking.done()
+            self.thinking = None
+
     async def _close_reply(self, interrupted: bool = False) -> None:
+        self._thought()
         if self.reply is not None:
             await self.reply.finish(interrupted=interrupted)
             self.reply = None
@@ -141,7 +185,7 @@ class TurnView:
             if block.status == "running":
                 block.finish(status="cancelled", output="cancelled by the user")
         await self._close_reply(interrupted=True)
-        if not self.finished:
+        if not self.finished and self.conversation_id == self.app.conversation_id:
             await self.log.notice("cancelled: the partial reply is kept, marked interrupted", "degraded")
 
 
@@ -154,6 +198,9 @@ def render_history(messages: Sequence[ChatMessage]) -> list[Widget]:
         if message.role == "user":
             widgets.append(UserMessage(message.content, message_id=message.id))
         elif message.role == "assistant":
+            reasoning = meta.get("reasoning")
+            if isinstance(reasoning, str) and reasoning.strip():
+                widgets.append(ThinkingBlock(reasoning, thinking=False))
             if message.content:
                 reply = AssistantMessage(
                     message.content,

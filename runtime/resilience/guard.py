@@ -203,13 +203,17 @@ class Guard:
         """Iterate ``fn()`` as one guarded call.
 
         Yields ``fn()``'s items. The timeout (``settings.timeout`` seconds) applies to the wait
-        for each item, and ``settings.deadline`` (seconds) to the whole logical call, retries
-        and waits included: every wait is cut to the time left before the deadline, so a
-        stream ends by it however it trickles. Only items count as progress: bytes that carry
-        none (SSE keep-alive comments) never extend a wait. A stream that fails before its
-        first item is retried like a call; once an item was yielded, a failure is raised as is
-        (the consumer already acted on part of it). Stopping early (``aclose``/``break``)
-        counts as neither success nor failure.
+        for each item. ``settings.deadline`` (seconds) bounds the logical call until its first
+        item, the part where attempts are made, retries and waits included: every attempt's
+        wait is cut to the time left, so a stream that never gets going (a hung server, one
+        that sends only SSE keep-alive comments) ends by the deadline. Only items count as
+        progress: bytes that carry none never extend a wait. Once items flow, each must come
+        within the timeout, and the call may outlast the deadline: a long answer that is still
+        arriving is not cut (its length is bounded by the request's ``max_tokens``).
+
+        A stream that fails before its first item is retried like a call; once an item was
+        yielded, a failure is raised as is (the consumer already acted on part of it).
+        Stopping early (``aclose``/``break``) counts as neither success nor failure.
 
         Raises:
             AppError: as :meth:`call`, including :class:`OperationTimeoutError` when one item
@@ -238,11 +242,13 @@ class Guard:
                 iterator = fn().__aiter__()
                 try:
                     while True:
-                        wait = deadline - clock()
-                        if wait >= timeout:
-                            wait = timeout
-                        elif wait <= 0:
-                            raise self._deadline_passed(policy.deadline)
+                        wait = timeout
+                        if not yielded:
+                            left = deadline - clock()
+                            if left <= 0:
+                                raise self._deadline_passed(policy.deadline)
+                            if left < wait:
+                                wait = left
                         try:
                             async with asyncio.timeout(wait):
                                 item = await iterator.__anext__()
