@@ -24,9 +24,12 @@ import pytest
 
 from tests.support.polling import WaitTimeout, wait_until
 
-#: The servers tests start: the embedded redis-server (any path, title rewritten or not) and
-#: the demo LLM server module.
-SERVER_CMDLINE = re.compile(r"(?:^|/)redis-server(?:\s|$)|\bruntime\.demo\.server\b")
+#: The servers tests start: the embedded redis-server (any path, title rewritten or not), the
+#: demo LLM server module, and MCP servers (the test servers, mcp-server-time, holdfast mcp serve).
+SERVER_CMDLINE = re.compile(
+    r"(?:^|/)redis-server(?:\s|$)|\bruntime\.demo\.server\b"
+    r"|tests/mcp/servers/|\bmcp-server-time\b|\bholdfast mcp serve\b"
+)
 
 _PROC = Path("/proc")
 

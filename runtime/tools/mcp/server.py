@@ -48,6 +48,7 @@ from runtime.core.events import BackendStatus, EventBus
 from runtime.resilience.health import CheckResult, HealthStatus
 from runtime.tools.api import ToolNameClash, ToolRegistry
 from runtime.tools.mcp.content import McpProtocolError, McpToolError, result_text
+from runtime.tools.mcp.listing import ListingFilter
 from runtime.tools.mcp.stdio import StdioServerProcess, server_environment
 from runtime.tools.mcp.tools import InvalidToolSchema, McpTool, make_tool, registered_name
 
@@ -268,7 +269,11 @@ class McpServer:
             self._set_state("restarting" if self.state in ("running", "restarting") else "failed")
         async with contextlib.AsyncExitStack() as stack:
             read, write = await stack.enter_async_context(self._transport())
-            session = await stack.enter_async_context(ClientSession(read, write, client_info=CLIENT_INFO))
+            # Tools with an invalid schema are taken out of the listing here, one by one.
+            listing = ListingFilter(read, write)
+            session = await stack.enter_async_context(
+                ClientSession(listing.reader, listing.writer, client_info=CLIENT_INFO)
+            )
             try:
                 async with asyncio.timeout(self.settings.start_timeout):
                     await session.initialize()
@@ -278,7 +283,7 @@ class McpServer:
                     f"MCP server {self.name} did not start within {self.settings.start_timeout:g}s",
                     service=self.service,
                 ) from exc
-            self._register(listed)
+            self._register(listed, listing.skipped)
             self._session = session
             self.last_error = ""
             self._set_state("running")
@@ -346,25 +351,30 @@ class McpServer:
         self.state = state
         if self.bus is None:
             return
-        wire = {"running": "running", "stopped": "stopped", "starting": "starting", "restarting": "starting"}
+        # Down is down for the Health panel: restarting and failed are both "failed", with why.
+        wire = {"running": "running", "stopped": "stopped", "starting": "starting"}
+        reason = f"{state}: {self.last_error}" if self.last_error and state in ("failed", "restarting") else state
         self.bus.publish(
             BackendStatus(
                 name=self.service,
                 status=wire.get(state, "failed"),
                 pid=self.pid if state == "running" else None,
                 address=self.target,
-                detail=state if state != "failed" else f"failed: {self.last_error}",
+                detail=reason,
             )
         )
 
     # ------------------------------------------------------------ tools
 
-    def _register(self, listed: list[mcp_types.Tool]) -> None:
-        """Bring the registry in line with the server's listing (first start or a restart)."""
+    def _register(self, listed: list[mcp_types.Tool], skipped: dict[str, str]) -> None:
+        """Bring the registry in line with the server's listing (first start or a restart);
+        ``skipped``: the tools the listing filter took out (invalid schemas), with why."""
         wanted = {t.name: t for t in listed}
         for remote in [r for r in self.tools if r not in wanted]:
             self.registry.unregister(self.tools.pop(remote))
-        self.skipped = {}
+        self.skipped = dict(skipped)
+        for remote, why in skipped.items():
+            log.error("MCP server %s: tool %r skipped: %s", self.name, remote, why)
         for remote, item in wanted.items():
             old = self.tools.pop(remote, None)
             if old is not None:

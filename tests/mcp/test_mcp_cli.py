@@ -1,0 +1,145 @@
+"""The ``holdfast mcp`` commands and MCP tools in ``holdfast chat``, through the real console script;
+``holdfast mcp serve`` driven by the official SDK's client (stdio), as another agent would."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import mcp_types
+import pytest
+from mcp import ClientSession, StdioServerParameters, stdio_client
+
+from tests.support.cli import HOLDFAST, run_script
+from tests.support.mcp import LIAR, NOTES
+
+pytestmark = [pytest.mark.slow]
+
+
+def write_config(path: Path, body: str) -> Path:
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+SERVERS = f"""
+[mcp.servers.notes]
+command = {json.dumps(sys.executable)}
+args = [{json.dumps(str(NOTES))}]
+permission = "allow"
+
+[mcp.servers.liar]
+command = {json.dumps(sys.executable)}
+args = [{json.dumps(str(LIAR))}]
+"""
+
+
+def test_mcp_list_shows_each_servers_state_and_tools(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", SERVERS)
+    done = run_script("mcp", "list", "--config", str(config))
+    assert done.code == 1, done.err  # a tool of liar was skipped
+    assert "notes: running (stdio:" in done.out and "  echo [allow] Say the text back." in done.out
+    assert "liar: running" in done.out and "  honest [ask] Answers properly." in done.out
+    assert "✖ bad_schema skipped: not a valid JSON Schema" in done.out
+    rows = {row["name"]: row for row in run_script("mcp", "list", "--json", "--config", str(config)).json_lines()}
+    assert {t["name"] for t in rows["notes"]["tools"]} == {"echo", "add", "slow", "whoami", "fail"}
+    assert rows["liar"]["skipped"].keys() == {"bad_schema", "not_object"}
+    assert rows["notes"]["pid"] is not None and not _alive(rows["notes"]["pid"])  # stopped on exit
+
+
+def test_mcp_add_writes_the_user_config_and_keeps_what_it_held(isolated_dirs: Path) -> None:
+    user_config = isolated_dirs / "config" / "holdfast" / "config.toml"
+    user_config.parent.mkdir(parents=True)
+    user_config.write_text("# my settings\n[agent]\nmax_steps = 4\n", encoding="utf-8")
+    done = run_script("mcp", "add", "notes", "--env", "NOTES_MODE=test", "--", sys.executable, str(NOTES))
+    assert done.code == 0, done.err
+    assert f"added MCP server notes to {user_config}" in done.out
+    written = user_config.read_text(encoding="utf-8")
+    assert written.startswith("# my settings\n[agent]\nmax_steps = 4\n")
+    assert tomllib.loads(written)["mcp"]["servers"]["notes"] == {
+        "command": sys.executable,
+        "args": [str(NOTES)],
+        "env": {"NOTES_MODE": "test"},
+        "permission": "ask",
+    }
+    again = run_script("mcp", "add", "notes", "--", "other")
+    assert again.code == 1 and "already has [mcp.servers.notes]" in again.err
+    bad = run_script("mcp", "add", "x", "--permission", "maybe", "--", "cmd")
+    assert bad.code == 2 and "'allow', 'ask' or 'deny'" in bad.err
+    listed = run_script("mcp", "list")
+    assert listed.code == 0 and "  echo [ask] Say the text back." in listed.out
+
+
+def test_holdfast_chat_calls_an_mcp_tool_like_a_built_in_one(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", SERVERS + '\n[memory]\nembedding_provider = "lexical"\n')
+    done = run_script("chat", "--config", str(config), 'call echo with {"text": "from the cli"}')
+    assert done.code == 0, done.err
+    assert '[tool echo {"text": "from the cli"}]' in done.err and "[tool echo: ok] echo: from the cli" in done.err
+    assert 'echo returned "echo: from the cli"' in done.out
+    # "ask" tools need --yes, exactly like a plugin's.
+    refused = run_script("chat", "--config", str(config), 'call honest with {"x": "y"}')
+    assert "[tool honest: denied]" in refused.err
+
+
+def _alive(pid: int) -> bool:
+    from runtime.core.procs import pid_alive
+
+    return pid_alive(pid)
+
+
+async def _call(session: ClientSession, name: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
+    result = await session.call_tool(name, arguments)
+    assert isinstance(result, mcp_types.CallToolResult)
+    return result
+
+
+def _text(result: mcp_types.CallToolResult) -> str:
+    return "\n".join(b.text for b in result.content if isinstance(b, mcp_types.TextContent))
+
+
+@pytest.mark.e2e
+async def test_holdfast_mcp_serve_scopes_memory_to_its_user(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k in ("HOME", "PATH") or k.startswith("XDG_")} | {
+        "HOLDFAST_DATA_DIR": str(tmp_path / "data"),
+        "HOLDFAST_MEMORY__EMBEDDING_PROVIDER": "lexical",
+        "HOLDFAST_MEMORY__MIN_SIMILARITY": "0.05",
+    }
+    ids: dict[str, str] = {}
+    for user, fact in (
+        ("bob", "bob drinks green tea every morning"),
+        ("alice", "alice drinks black coffee every morning"),
+    ):
+        params = StdioServerParameters(command=str(HOLDFAST), args=["mcp", "serve", "--user", user], env=env)
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            listed = {t.name for t in (await session.list_tools()).tools}
+            assert listed == {"search_memories", "add_memory", "forget_memory"}
+            added = await _call(session, "add_memory", {"text": fact})
+            assert not added.is_error
+            ids[user] = _text(added)
+
+    params = StdioServerParameters(command=str(HOLDFAST), args=["mcp", "serve", "--user", "alice"], env=env)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        found = await _call(session, "search_memories", {"query": "what does she drink every morning?"})
+        assert not found.is_error and found.structured_content is not None
+        memories = found.structured_content["memories"]
+        assert [m["content"] for m in memories] == ["alice drinks black coffee every morning"]
+        assert memories[0]["id"] == ids["alice"]
+        # Bob's memory is out of reach: forgetting it by id is an error, and it stays.
+        refused = await _call(session, "forget_memory", {"memory_id": ids["bob"]})
+        assert refused.is_error and f"no memory {ids['bob']}" in _text(refused)
+        forgot = await _call(session, "forget_memory", {"memory_id": ids["alice"]})
+        assert not forgot.is_error and _text(forgot) == f"forgot {ids['alice']}"
+        after = await _call(session, "search_memories", {"query": "drink every morning"})
+        assert after.structured_content is not None and after.structured_content["memories"] == []
+
+    params = StdioServerParameters(command=str(HOLDFAST), args=["mcp", "serve", "--user", "bob"], env=env)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        bobs = await _call(session, "search_memories", {"query": "drink every morning"})
+        assert bobs.structured_content is not None
+        assert [m["id"] for m in bobs.structured_content["memories"]] == [ids["bob"]]
