@@ -97,6 +97,17 @@ W = TypeVar("W", bound=Widget)
 
 
 @dataclass
+class QueuedMessage:
+    """A message typed while a turn was running or before start-up finished."""
+
+    text: str
+    #: The conversation it was typed in; None before the first conversation was open.
+    conversation_id: str | None
+    #: Its bubble in the chat log (replaced when the conversation is shown again).
+    bubble: UserMessage
+
+
+@dataclass
 class RuntimeEvent(Message):
     """A runtime event (breaker, health, backend, store) delivered on the UI thread."""
 
@@ -148,7 +159,9 @@ class HoldfastApp(App[int]):
         self.conversation_id: str | None = None
         self.handlers = CommandHandlers(self)
         self._turn: Worker[None] | None = None
-        self._queue: list[tuple[str, UserMessage]] = []
+        #: Messages waiting for the running turn (or for start-up) to end, each bound to the
+        #: conversation it was typed in (None: typed before the first conversation opened).
+        self._queue: list[QueuedMessage] = []
         self._boot_error: str | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._ui_thread = threading.get_ident()
@@ -272,9 +285,9 @@ class HoldfastApp(App[int]):
     def _return_queued_to_composer(self) -> None:
         if not self._queue:
             return
-        texts = [text for text, _ in self._queue]
-        for _, bubble in self._queue:
-            bubble.remove()
+        texts = [queued.text for queued in self._queue]
+        for queued in self._queue:
+            queued.bubble.remove()
         self._queue.clear()
         self.composer.text = "\n\n".join([*texts, self.composer.text] if self.composer.text else texts)
         self.notify("Your unsent messages are back in the composer.", severity="warning", markup=False)
@@ -478,12 +491,24 @@ class HoldfastApp(App[int]):
         log_ = self.chat_log
         await log_.clear()
         await log_.add(*render_history(messages))
-        if not messages:
+        if not messages and not self._queued_for(conversation_id):
             await log_.add(self._welcome())
+        # A turn of this conversation still streaming, and messages waiting behind it, belong
+        # below its history again (the store has neither yet).
+        if self._view is not None and self._view.conversation_id == conversation_id:
+            await self._view.reattach()
+        for queued in self._queued_for(conversation_id):
+            queued.conversation_id = conversation_id
+            queued.bubble = UserMessage(queued.text, queued=True)
+            await log_.add(queued.bubble)
         self._oldest_seq = messages[0].seq if messages else None
         log_.has_older = bool(messages) and messages[0].seq not in (None, 0)
         log_.scroll_end(animate=False)
         log_.anchor()
+
+    def _queued_for(self, conversation_id: str) -> list[QueuedMessage]:
+        """Queued messages of ``conversation_id`` (and those typed before any conversation opened)."""
+        return [q for q in self._queue if q.conversation_id in (conversation_id, None)]
 
     async def reload_sidebar(self) -> None:
         """Re-list the conversations (a failure is logged; the old list stays)."""
@@ -650,24 +675,37 @@ class HoldfastApp(App[int]):
         bubble = UserMessage(text, queued=True)
         await self.chat_log.add(bubble)
         self.chat_log.anchor()  # sending means "show me the answer": follow the tail again
-        self._queue.append((text, bubble))
+        self._queue.append(QueuedMessage(text, self.conversation_id if self.ready.is_set() else None, bubble))
         if not self.turn_running and self.ready.is_set():
             await self._drain_queue()
 
     async def _drain_queue(self) -> None:
+        """Start the oldest queued message's turn, in the conversation it was typed in."""
         if self._queue and not self.turn_running:
-            text, bubble = self._queue.pop(0)
-            await self.start_turn(text, bubble=bubble)
+            queued = self._queue.pop(0)
+            await self.start_turn(
+                queued.text, bubble=queued.bubble, conversation_id=queued.conversation_id or self.conversation_id
+            )
 
-    async def start_turn(self, text: str | None, *, retry: bool = False, bubble: UserMessage | None = None) -> None:
+    async def start_turn(
+        self,
+        text: str | None,
+        *,
+        retry: bool = False,
+        bubble: UserMessage | None = None,
+        conversation_id: str | None = None,
+    ) -> None:
+        """Run a turn for ``text`` (or resend the last message with ``retry``) in
+        ``conversation_id`` (default: the open conversation); its events stay bound to it."""
         if self.turn_running:
             if retry:
                 await self.chat_log.notice("a reply is still streaming: press Esc first", "hint")
             return
-        if self.conversation_id is None:
+        target = conversation_id or self.conversation_id
+        if target is None:
             return
         self._turn = self.run_worker(
-            self._run_turn(self.conversation_id, text, retry, bubble), name="turn", group="turn", exit_on_error=False
+            self._run_turn(target, text, retry, bubble), name="turn", group="turn", exit_on_error=False
         )
 
     def action_cancel_turn(self) -> None:

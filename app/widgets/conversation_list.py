@@ -29,7 +29,11 @@ class ConversationList(Vertical):
     DEFAULT_CSS = """
     ConversationList { width: 30; border-right: vkey $primary 40%; }
     ConversationList > Input { margin: 0; border: tall $primary 30%; }
-    ConversationList > OptionList { height: 1fr; border: none; background: transparent; }
+    /* No border when focused either: a focus border would shift every row down by one line
+       between the mouse-down that focuses the list and the click, opening the row above. */
+    ConversationList > OptionList, ConversationList > OptionList:focus {
+        height: 1fr; border: none; background: transparent;
+    }
     """
 
     @dataclass
