@@ -1,7 +1,8 @@
 """Shared fixtures: a real redis-server, a private data dir, and no network beyond loopback.
 
 Plugins registered for the whole suite (``pytest_plugins``): ``tests.support.clock`` (the
-``clock`` fixture), ``tests.support.llm_fixtures`` (the demo LLM server and client fixtures),
+``clock`` fixture), ``tests.support.cluster`` (a real Redis Cluster, ``redis_cluster``),
+``tests.support.llm_fixtures`` (the demo LLM server and client fixtures),
 ``tests.support.orphans`` (the run fails if a test leaves a redis-server or demo LLM server
 running), and pytest's own ``pytester``. Helpers that tests import live in ``tests/support/``;
 no test imports a conftest module."""
@@ -17,7 +18,13 @@ import pytest
 
 from runtime.state.embedded_redis import EmbeddedRedis
 
-pytest_plugins = ["pytester", "tests.support.clock", "tests.support.llm_fixtures", "tests.support.orphans"]
+pytest_plugins = [
+    "pytester",
+    "tests.support.clock",
+    "tests.support.cluster",
+    "tests.support.llm_fixtures",
+    "tests.support.orphans",
+]
 
 
 def _is_loopback(address: object) -> bool:

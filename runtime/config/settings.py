@@ -116,7 +116,9 @@ class RedisConfig(_Section):
     shared by every Holdfast process on that data dir; ``embedded_keep_running`` keeps it running
     after the last of them exits (default: the last one stops it). ``startup_timeout``, ``session_ttl``, ``session_max_ttl`` (the spec's 1 h and 24 h),
     ``conversation_retention`` (0: forever) and ``archive_ttl`` (the spec's 7 days) are in
-    seconds; ``slow_ping_ms`` in milliseconds.
+    seconds; ``slow_ping_ms`` in milliseconds. ``cluster`` (or a ``redis+cluster://`` URL) selects
+    redis-py's Redis Cluster client; ``min_replicas_ack`` replicas must acknowledge each message
+    write within ``min_replicas_timeout_ms`` (Redis ``WAIT``), else the message is also journaled.
     """
 
     url: str = ""
@@ -130,6 +132,9 @@ class RedisConfig(_Section):
     conversation_retention: NonNegInt = 0
     archive_ttl: PositiveInt = 7 * 86400
     slow_ping_ms: PositiveFloat = 50.0
+    cluster: bool = False
+    min_replicas_ack: NonNegInt = 0
+    min_replicas_timeout_ms: PositiveInt = 500
 
     @property
     def embedded(self) -> bool:
@@ -221,7 +226,10 @@ class ResilienceConfig(_Section):
     """``[resilience]``: a :class:`ServiceResilience` per service (``llm``, ``redis``, ``memory``,
     ``embeddings``, ``tools``, ``mcp``: every MCP server's ``mcp:<name>`` guard), each with its own defaults."""
 
-    llm: ServiceResilience = _svc(max_attempts=5, initial_delay=2.0, timeout=120.0, deadline=180.0)
+    # success_threshold 1: the health monitor's probe (or one call) closes it (issue 16).
+    llm: ServiceResilience = _svc(
+        max_attempts=5, initial_delay=2.0, timeout=120.0, deadline=180.0, success_threshold=1
+    )
     redis: ServiceResilience = _svc(
         max_attempts=3,
         initial_delay=0.5,

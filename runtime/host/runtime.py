@@ -47,8 +47,6 @@ from runtime.tools import ToolRegistry
 from runtime.tools.plugins import PluginLoader, PluginReport
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
-
     from runtime.agent import Agent
     from runtime.context import ContextWindowManager, TokenCounter
     from runtime.context.summarize import SummarizeResult
@@ -58,6 +56,7 @@ if TYPE_CHECKING:
     from runtime.llm import LLMClient
     from runtime.memory import Memory, VectorMemoryStore
     from runtime.resilience import BreakerSnapshot, HealthReport
+    from runtime.state.client import RedisClient
     from runtime.state.conversations import ConversationStore
     from runtime.state.history import ConversationInfo
     from runtime.state.sessions import Session, SessionManager
@@ -143,7 +142,7 @@ class Runtime:
         self._agent: Agent | None = None
         self._counter: TokenCounter | None = None
         self._keeper: SessionKeeper | None = None
-        self._redis_client: aioredis.Redis | None = None
+        self._redis_client: RedisClient | None = None
         self._embedded_redis: DataDirRedis | None = None
         self._demo_llm: DemoLLMServer | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -326,7 +325,10 @@ class Runtime:
     async def _start_redis(self) -> None:
         cfg = self.config
         if cfg.redis.url:
-            self.redis_url = cfg.redis.url
+            from runtime.state.client import cluster_url
+
+            # [redis].cluster = true turns a redis:// URL into the cluster client's redis+cluster://.
+            self.redis_url = cluster_url(cfg.redis.url, cfg.redis.cluster)
             return
         from runtime.core.procs import free_port
         from runtime.state.shared_redis import DataDirRedis
@@ -407,6 +409,8 @@ class Runtime:
             on_healthy=store.notify_healthy,
             key_prefix=cfg.redis.key_prefix,
         )
+        # The monitor's probes are the breakers' half-open probes: they heal with no traffic.
+        self.monitor.link_breaker("redis", self.resilience.guard("redis").breaker)
 
     def _build_llm(self) -> LLMClient:
         from runtime.llm import LLMClient, llm_health_check
@@ -418,6 +422,7 @@ class Runtime:
         # The degraded notice names the command that resends the message in this face.
         llm.llm_fallbacks.retry_hint = RETRY_HINTS[self.face]
         self.monitor.register_check("llm", llm_health_check(llm))
+        self.monitor.link_breaker("llm", llm.guard.breaker, degraded_is_down=True)
         return llm
 
     def _build_memory(self) -> None:
@@ -430,6 +435,8 @@ class Runtime:
         self.memory = memory
         self.monitor.register_check("memory", lambda: check_memory(memory))
         self.monitor.register_check("embeddings", lambda: check_embeddings(memory))
+        self.monitor.link_breaker("memory", self.resilience.guard("memory").breaker)
+        self.monitor.link_breaker("embeddings", self.resilience.guard("embeddings").breaker)
 
     def _build_agent(self, window: ContextWindowManager) -> None:
         from runtime.agent import Agent, PromptHistory
@@ -730,6 +737,10 @@ class Runtime:
     async def check_health(self) -> HealthReport:
         """Run every health check now (each bounded by its timeout) and publish changes."""
         return await self.monitor.run_checks()
+
+    def health_snapshot(self) -> HealthReport | None:
+        """The health monitor's last round (in-memory, no backend call); None before the first."""
+        return self.monitor.snapshot()
 
     def backends(self) -> dict[str, BackendInfo]:
         """The embedded backend processes by name, with pid and whether each runs now."""

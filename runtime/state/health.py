@@ -16,11 +16,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from runtime.core.errors import AppError
 from runtime.resilience import CheckResult, HealthMonitor, HealthStatus, is_outage
-from runtime.state.client import translated
+from runtime.state.client import RedisClient, translated
 
 CHECK_NAME = "redis"
 
@@ -31,7 +29,7 @@ PROBE_TTL_MS = 60_000
 
 
 def redis_check(
-    client: aioredis.Redis,
+    client: RedisClient,
     *,
     slow_ping_ms: float = 50.0,
     on_healthy: Callable[[], None] | None = None,
@@ -88,7 +86,7 @@ def redis_check(
 
 def register_redis_health(
     monitor: HealthMonitor,
-    client: aioredis.Redis,
+    client: RedisClient,
     *,
     slow_ping_ms: float = 50.0,
     on_healthy: Callable[[], None] | None = None,
@@ -102,7 +100,5 @@ def register_redis_health(
         key_prefix: the configured key prefix; the write probe's key is ``<prefix>:health:write-probe``.
         slow_ping_ms, on_healthy: as for :func:`redis_check`.
     """
-    check = redis_check(
-        client, slow_ping_ms=slow_ping_ms, on_healthy=on_healthy, probe_key=f"{key_prefix}:{PROBE_KEY}"
-    )
+    check = redis_check(client, slow_ping_ms=slow_ping_ms, on_healthy=on_healthy, probe_key=f"{key_prefix}:{PROBE_KEY}")
     monitor.register_check(CHECK_NAME, check, timeout=timeout)

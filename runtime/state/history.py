@@ -24,13 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-import redis.asyncio as aioredis
 from redis.typing import EncodableT
 
 from runtime.core.errors import ValidationError
 from runtime.core.messages import ChatMessage, ConversationSummary
 from runtime.state import codec
-from runtime.state.client import SCRIPT_NOT_FOUND, RedisRunner
+from runtime.state.client import SCRIPT_NOT_FOUND, RedisClient, RedisRunner
 from runtime.state.keys import Keys
 
 #: Largest single message accepted (Redis itself allows 512 MB per value).
@@ -479,7 +478,7 @@ class RedisHistory:
         """Everything stored about the conversation, read in one MULTI; None if it does not exist."""
         k = self._keys
 
-        async def read(r: aioredis.Redis) -> list[Any]:
+        async def read(r: RedisClient) -> list[Any]:
             pipe = r.pipeline(transaction=True)  # one slot, so MULTI is fine on a cluster too
             pipe.hgetall(k.conv_meta(conv_id))
             pipe.get(k.conv_summary(conv_id))

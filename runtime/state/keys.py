@@ -2,7 +2,11 @@
 
 Everything of one conversation shares the hash tag ``{conv:ID}`` and so one cluster slot,
 which lets a single Lua script touch its message list, id index, metadata and archive.
-Sessions are tagged ``{sess:ID}``; per-user indexes ``{user:ID}``.
+Sessions are tagged ``{sess:ID}``; per-user indexes ``{user:ID}``; pub/sub channels ``{chan}``.
+No script or MULTI spans two tags (audited for issue 19: conversation scripts take only
+``{conv:ID}`` keys, session scripts one ``{sess:ID}`` key, lock scripts one lock key); the user's
+conversation index is updated by a separate command, and the global session expiry index
+(untagged, one slot) by separate pipelined commands.
 """
 
 from __future__ import annotations
@@ -30,8 +34,14 @@ class Keys:
         return f"{self.prefix}:lock:{resource}"
 
     def channel(self, name: str) -> str:
-        """``<prefix>:chan:<name>``: a pub/sub channel."""
-        return f"{self.prefix}:chan:{name}"
+        """``<prefix>:{chan}:<name>``: a pub/sub channel.
+
+        Every channel shares the tag ``{chan}``: on a Redis Cluster classic PUBLISH is relayed to
+        every node anyway, but redis-py subscribes on (and publishes to) the node owning the
+        channel's slot, and PUBLISH counts only that node's subscribers. One slot for all
+        channels makes one subscription connection hear them all and the count exact.
+        """
+        return f"{self.prefix}:{{chan}}:{name}"
 
     # --- sessions
     def session(self, session_id: str) -> str:

@@ -26,10 +26,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
-
 from runtime.core.errors import AppError, ConflictError, ErrorType, ValidationError
-from runtime.state.client import RedisRunner, translated
+from runtime.state.client import RedisClient, RedisRunner, translated
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +131,7 @@ class LockManager:
         keys = [key, marker_key(key, token)]
         attempts = 0
 
-        async def attempt(r: aioredis.Redis) -> int:
+        async def attempt(r: RedisClient) -> int:
             nonlocal attempts
             attempts += 1
             return int(await self._acquire(keys=keys, args=[token, ms], client=r))

@@ -8,7 +8,10 @@ Correct where the spec's sample is not:
 * ``get_session`` refreshes ``last_accessed`` and returns the session in one Lua call;
 * ``extend_session`` never shortens a session and never goes past ``created_at + max_ttl``;
 * the per-user index and the global expiry index are sorted sets scored by expiry time,
-  so dead ids are filtered on read and cleanup walks only what has expired (no SCAN).
+  so dead ids are filtered on read and cleanup walks only what has expired (no SCAN);
+* on a Redis Cluster the session (``{sess:ID}``), the user's indexes (``{user:ID}``) and the
+  expiry index sit in different slots, so no script or MULTI spans them: each Lua script
+  touches one session key, and index updates are separate (pipelined) commands.
 
 Times are epoch seconds from an injected wall clock; Redis key TTLs are derived from it.
 
@@ -19,6 +22,7 @@ outlives the session, so a relaunch reopens where the user was.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import secrets
 import time
@@ -168,7 +172,10 @@ class SessionManager:
         expiry = self._keys.session_expiry()
 
         async def write(r: Any) -> Any:
-            pipe = r.pipeline(transaction=True)
+            # Not a MULTI: the session ({sess:ID}), the user's index ({user:ID}) and the expiry
+            # index live in different cluster slots. The hash is written first; an index entry
+            # whose hash is missing is pruned on read, so a failure between them leaves no lie.
+            pipe = r.pipeline(transaction=False)
             pipe.hset(key, mapping=mapping)
             pipe.pexpire(key, _ms(lifetime))
             pipe.zadd(user_idx, {session.id: session.expires_at})
@@ -302,10 +309,20 @@ class SessionManager:
 
             async def purge(r: Any, members: list[str] = members) -> Any:
                 pipe = r.pipeline(transaction=False)
+                if self._runner.cluster:
+                    # redis-py's cluster pipeline refuses EVALSHA: the scripts run as single
+                    # calls, concurrently (each routed to its session's slot).
+                    await asyncio.gather(
+                        *(
+                            self._delete_if_expired(keys=[self._keys.session(m.split(":", 1)[0])], args=[_fmt(now)])
+                            for m in members
+                        )
+                    )
                 for member in members:
                     sid, uid = member.split(":", 1)
-                    # A Script on a pipeline is SCRIPT LOADed first if the server forgot it.
-                    await self._delete_if_expired(keys=[self._keys.session(sid)], args=[_fmt(now)], client=pipe)
+                    if not self._runner.cluster:
+                        # A Script on a pipeline is SCRIPT LOADed first if the server forgot it.
+                        await self._delete_if_expired(keys=[self._keys.session(sid)], args=[_fmt(now)], client=pipe)
                     pipe.zremrangebyscore(self._keys.user_sessions(uid), "-inf", now)
                     pipe.zrem(expiry, member)
                 return await pipe.execute()

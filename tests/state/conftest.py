@@ -1,6 +1,10 @@
 """Fixtures for the state tests: a guarded runner on the real redis-server and fake clocks
 (``mono`` for monotonic time, ``wall`` for epoch time; both FakeClocks whose ``sleep`` advances
-them). Helpers the tests import live in ``tests/support/state.py``."""
+them). Helpers the tests import live in ``tests/support/state.py``.
+
+Every test that uses ``redis_url`` runs twice: against one redis-server (``[single]``) and
+against a real 3-primary + 3-replica Redis Cluster (``[cluster]``, a ``redis+cluster://`` URL).
+A test that needs one server's process or admin commands is marked ``single_redis``."""
 
 from __future__ import annotations
 
@@ -14,10 +18,43 @@ from runtime.core.events import Event, EventBus
 from runtime.resilience import Resilience
 from runtime.state.client import RedisRunner, make_redis_client
 from runtime.state.conversations import ConversationStore
+from runtime.state.embedded_redis import EmbeddedRedis
 from runtime.state.sessions import SessionManager
 from runtime.state.store import RedisStateStore
 from tests.support.clock import FakeClock
+from tests.support.cluster import RedisClusterFixture
 from tests.support.state import RunnerFactory, fast_resilience
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "single_redis: the test needs one redis-server, not a cluster")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "redis_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker("single_redis") is None:
+        metafunc.parametrize("redis_backend", ["single", "cluster"], indirect=True)
+
+
+@pytest.fixture
+def redis_url(redis_backend: str, request: pytest.FixtureRequest) -> str:
+    """A flushed Redis: the run's one server (restarted if a test killed it) or the run's cluster."""
+    if redis_backend == "cluster":
+        cluster: RedisClusterFixture = request.getfixturevalue("redis_cluster")
+        cluster.flushall()
+        return cluster.url
+    server: EmbeddedRedis = request.getfixturevalue("redis_server")
+    server.start()
+    with RedisClusterFixture.client(server) as admin:
+        admin.flushall()
+    return server.url
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[object]:
+    """A raw client (single server or cluster, as the URL says) for checking what was stored."""
+    client = make_redis_client(redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

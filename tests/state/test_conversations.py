@@ -80,6 +80,8 @@ async def test_tail_pages_backwards_with_before_seq(conversations: ConversationS
     assert await conversations.read_tail(conv, 10, before_seq=0) == []
 
 
+# Counts packets on one server's connections (the cluster client builds its own per node).
+@pytest.mark.single_redis
 async def test_append_and_tail_read_are_one_round_trip(
     redis_url: str, make_runner: RunnerFactory, journal_dir: Path
 ) -> None:

@@ -13,6 +13,9 @@ from runtime.core.events import Event, JournalReplayed, StoreDegraded
 from runtime.state.conversations import ConversationStore
 from tests.support.clock import FakeClock
 
+# CONFIG SET on one server's process: not a cluster test.
+pytestmark = pytest.mark.single_redis
+
 
 @pytest.fixture
 async def admin(redis_url: str) -> AsyncIterator[aioredis.Redis]:

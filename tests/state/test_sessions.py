@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from runtime.state.client import RedisRunner
 from runtime.state.keys import Keys
 from runtime.state.sessions import SessionManager
@@ -23,6 +25,8 @@ async def test_create_sets_one_hour_ttl_and_strong_id(sessions: SessionManager, 
     assert got is not None and got.data == {"theme": "dark"} and got.user_id == "alice"
 
 
+# Counts packets on one server's connections (the cluster client builds its own per node).
+@pytest.mark.single_redis
 async def test_get_refreshes_last_accessed_in_one_round_trip(
     redis_url: str, make_runner: RunnerFactory, wall: FakeClock
 ) -> None:
