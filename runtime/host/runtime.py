@@ -409,8 +409,6 @@ class Runtime:
             on_healthy=store.notify_healthy,
             key_prefix=cfg.redis.key_prefix,
         )
-        # The monitor's probes are the breakers' half-open probes: they heal with no traffic.
-        self.monitor.link_breaker("redis", self.resilience.guard("redis").breaker)
 
     def _build_llm(self) -> LLMClient:
         from runtime.llm import LLMClient, llm_health_check
@@ -422,7 +420,6 @@ class Runtime:
         # The degraded notice names the command that resends the message in this face.
         llm.llm_fallbacks.retry_hint = RETRY_HINTS[self.face]
         self.monitor.register_check("llm", llm_health_check(llm))
-        self.monitor.link_breaker("llm", llm.guard.breaker, degraded_is_down=True)
         return llm
 
     def _build_memory(self) -> None:
@@ -435,8 +432,6 @@ class Runtime:
         self.memory = memory
         self.monitor.register_check("memory", lambda: check_memory(memory))
         self.monitor.register_check("embeddings", lambda: check_embeddings(memory))
-        self.monitor.link_breaker("memory", self.resilience.guard("memory").breaker)
-        self.monitor.link_breaker("embeddings", self.resilience.guard("embeddings").breaker)
 
     def _build_agent(self, window: ContextWindowManager) -> None:
         from runtime.agent import Agent, PromptHistory
@@ -737,10 +732,6 @@ class Runtime:
     async def check_health(self) -> HealthReport:
         """Run every health check now (each bounded by its timeout) and publish changes."""
         return await self.monitor.run_checks()
-
-    def health_snapshot(self) -> HealthReport | None:
-        """The health monitor's last round (in-memory, no backend call); None before the first."""
-        return self.monitor.snapshot()
 
     def backends(self) -> dict[str, BackendInfo]:
         """The embedded backend processes by name, with pid and whether each runs now."""
