@@ -600,28 +600,45 @@ class LLMClient:
             delta = choice.get("delta")
             if delta:
                 content = delta.get("content")
-                if content:
-                    if type(content) is str:
+                if len(delta) == 1 and type(content) is str:
+                    # Nearly every chunk: {"content": "..."}; nothing else to look for.
+                    if content:
                         text_out.add(content, batch)
-                    else:
-                        text, thought = _block_parts(content)
-                        if thought:
-                            state.reasoning.append(thought)
-                            batch.append(ReasoningDelta(thought))
-                        if text:
-                            text_out.add(text, batch)
-                if "reasoning_content" in delta or "reasoning" in delta:
-                    thought = _reasoning_of(delta)
-                    if thought:
-                        state.reasoning.append(thought)
-                        batch.append(ReasoningDelta(thought))
-                tool_calls = delta.get("tool_calls")
-                if tool_calls:
-                    for tc in tool_calls:
-                        assembler.feed(tc)
+                else:
+                    self._apply_delta(delta, content, state, assembler, text_out, batch)
             reason = choice.get("finish_reason")
             if reason:
                 state.finish_reason = reason
+
+    @staticmethod
+    def _apply_delta(
+        delta: dict[str, Any],
+        content: object,
+        state: _StreamState,
+        assembler: ToolCallAssembler,
+        text_out: _TextGate,
+        batch: list[StreamEvent],
+    ) -> None:
+        """A delta with more than plain text: content blocks, reasoning, tool calls."""
+        if content:
+            if type(content) is str:
+                text_out.add(content, batch)
+            else:
+                text, thought = _block_parts(content)
+                if thought:
+                    state.reasoning.append(thought)
+                    batch.append(ReasoningDelta(thought))
+                if text:
+                    text_out.add(text, batch)
+        if "reasoning_content" in delta or "reasoning" in delta:
+            thought = _reasoning_of(delta)
+            if thought:
+                state.reasoning.append(thought)
+                batch.append(ReasoningDelta(thought))
+        tool_calls = delta.get("tool_calls")
+        if tool_calls:
+            for tc in tool_calls:
+                assembler.feed(tc)
 
     def _finish_events(
         self,

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from tenacity import RetryCallState
 
 from runtime.config import ResilienceConfig, ServiceResilience
-from runtime.core.errors import AppError, OperationTimeoutError, describe
+from runtime.core.errors import AppError, ErrorType, OperationTimeoutError, describe
 from runtime.core.events import EventBus, RetryScheduled
 from runtime.resilience.breaker import BreakerRegistry, CircuitBreaker
 from runtime.resilience.bulkhead import Bulkhead
@@ -80,6 +80,8 @@ class Guard:
         self.policy = RetryPolicy(settings)
         self.timeout = settings.timeout
         self._watch = DeadlineWatch(settings.timeout)
+        # A deadline shorter than one attempt's timeout bounds the first attempt too.
+        self._first_limit: float | None = settings.deadline if settings.deadline < settings.timeout else None
         self._fallbacks = fallbacks
         self._bus = bus
         self._clock = clock
@@ -106,9 +108,9 @@ class Guard:
         # through one frame: rejections are the hot path of an outage.
         permit = self.breaker.acquire()
         try:
-            return await self._attempt(fn, None, permit)
+            return await self._attempt(fn, self._first_limit, permit)
         except AppError as exc:
-            if not exc.retryable or self.policy.max_attempts <= 1:
+            if not exc.retryable or self.policy.max_attempts <= 1 or self._known_down(exc):
                 raise
             first = exc
         return await self._retry(fn, first, start)
@@ -193,7 +195,7 @@ class Guard:
             try:
                 return await self._attempt(fn, time_left, self.breaker.acquire())
             except AppError as exc:
-                if not exc.retryable:
+                if not exc.retryable or self._known_down(exc):
                     raise
                 error = exc
 
@@ -283,7 +285,7 @@ class Guard:
                 return
             finally:
                 bulkhead.release()
-            if yielded or not error.retryable:
+            if yielded or not error.retryable or self._known_down(error):
                 raise error
             if state is None:
                 state = policy.new_state(call_started)
@@ -320,6 +322,12 @@ class Guard:
                 raise
         self._fallbacks.announce(self.service, DEFAULT_SOURCE, error)
         return Outcome(default, DEFAULT_SOURCE, False, error)
+
+    def _known_down(self, error: AppError) -> bool:
+        """True when retrying ``error`` would only wait: the backend refused or dropped the
+        connection and the health monitor already found it down (issue 16: fail the turn to its
+        degraded reply in under 2 s, not after ~20 s of retries)."""
+        return self.breaker.known_down and error.error_type is ErrorType.EXTERNAL_SERVICE
 
     # ------------------------------------------------------------ reporting
 
