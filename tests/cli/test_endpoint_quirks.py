@@ -183,3 +183,36 @@ def test_doctor_accepts_an_endpoint_without_models(
     assert code == 0, out
     assert llm_line.lstrip().startswith("ok") and "a one-token completion answered" in llm_line
     assert proxy.requests[0]["max_tokens"] == 1
+
+
+# ---------------------------------------------------------------- every profile through the CLI
+
+
+@pytest.mark.parametrize(
+    "profile", ["openai", "ollama", "llamacpp", "vllm-reasoning", "mistral", "openrouter", "no-stream", "no-tools"]
+)
+def test_the_cli_answers_with_tools_under_every_profile(
+    profile: str, holdfast: Holdfast, set_faults: Callable[..., None]
+) -> None:
+    """Cases 1-3, 6, 7, 9 through the command a user runs: both tool calls, the answer, exit 0."""
+    set_faults(profile=profile)
+    run = holdfast("chat", "what is 2+3 and 7*6?")
+    assert run.code == 0, run.err
+    assert '"2+3 = 5"' in run.out and '"7*6 = 42"' in run.out
+    assert run.err.count("[tool calculator: ok]") == 2 and "Traceback" not in run.err
+    if profile == "vllm-reasoning":
+        assert run.err.count("[thinking…]") == 1
+
+
+def test_an_error_inside_the_stream_exits_1_keeping_what_was_shown(
+    holdfast: Holdfast, set_faults: Callable[..., None]
+) -> None:
+    set_faults(profile="flaky-stream")
+    run = holdfast("chat", "hello, how are you?")
+    assert run.code == 1
+    assert run.out.startswith("[holdfast-demo]")  # the pieces before the error were shown...
+    assert "[degraded: the reply broke off:" in run.err and "failed mid-stream" in run.err
+    exported = holdfast("conversations", "export", conversation_of(run), "--format", "json")
+    saved = json.loads(exported.out)["messages"][-1]
+    assert saved["content"] == run.out.removesuffix("\n")
+    assert saved["metadata"]["interrupted"] is True  # ...and kept, marked
