@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from runtime.llm import LLMClient
     from runtime.memory import Memory, VectorMemoryStore
     from runtime.resilience import BreakerSnapshot, HealthReport
+    from runtime.state.breaker_sync import BreakerSync
     from runtime.state.client import RedisClient
     from runtime.state.conversations import ConversationStore
     from runtime.state.history import ConversationInfo
@@ -143,6 +144,7 @@ class Runtime:
         self._counter: TokenCounter | None = None
         self._keeper: SessionKeeper | None = None
         self._redis_client: RedisClient | None = None
+        self._breaker_sync: BreakerSync | None = None
         self._embedded_redis: DataDirRedis | None = None
         self._demo_llm: DemoLLMServer | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -409,6 +411,15 @@ class Runtime:
             on_healthy=store.notify_healthy,
             key_prefix=cfg.redis.key_prefix,
         )
+        from runtime.state.breaker_sync import BreakerSync
+
+        # Breakers learn from the other processes on this Redis (issue 19); never on the hot path.
+        self._breaker_sync = BreakerSync(
+            self._state, runner, self.resilience.breakers, self.bus, key_prefix=cfg.redis.key_prefix
+        )
+        await self._breaker_sync.start(timeout=0.5)
+        # The monitor's probes are the breakers' half-open probes: they heal with no traffic.
+        self.monitor.link_breaker("redis", self.resilience.guard("redis").breaker)
 
     def _build_llm(self) -> LLMClient:
         from runtime.llm import LLMClient, llm_health_check
@@ -512,6 +523,7 @@ class Runtime:
             ("store", self._store.close if self._store else None),
             ("memory", self.memory.aclose if self.memory else None),
             ("llm", self._llm.aclose if self._llm else None),
+            ("breaker sync", self._breaker_sync.stop if self._breaker_sync else None),
             ("redis client", self._redis_client.aclose if self._redis_client else None),
         ]
         for name, close in steps:

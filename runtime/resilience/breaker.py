@@ -436,6 +436,15 @@ class CircuitBreaker:
             forced=self._forced,
         )
 
+    def trip(self, reason: str) -> None:
+        """Open now, as reaching the failure threshold would: the usual recovery timeout, then a
+        half-open probe (a peer process saw the backend fail: issue 19, ``runtime.state.breaker_sync``).
+        Clears a forced open; a no-op while already OPEN and not forced."""
+        if self._state is _OPEN and not self._forced:
+            return
+        self._forced = False
+        self._trip(reason)
+
     def get_state(self) -> dict[str, Any]:
         """The spec's ``get_state()``: :meth:`snapshot` as a dict."""
         return self.snapshot().to_dict()
