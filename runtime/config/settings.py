@@ -117,8 +117,7 @@ class RedisConfig(_Section):
     after the last of them exits (default: the last one stops it). ``startup_timeout``, ``session_ttl``, ``session_max_ttl`` (the spec's 1 h and 24 h),
     ``conversation_retention`` (0: forever) and ``archive_ttl`` (the spec's 7 days) are in
     seconds; ``slow_ping_ms`` in milliseconds. ``cluster`` (or a ``redis+cluster://`` URL) selects
-    redis-py's Redis Cluster client; ``min_replicas_ack`` replicas must acknowledge each message
-    write within ``min_replicas_timeout_ms`` (Redis ``WAIT``), else the message is also journaled.
+    redis-py's Redis Cluster client.
     """
 
     url: str = ""
@@ -133,8 +132,6 @@ class RedisConfig(_Section):
     archive_ttl: PositiveInt = 7 * 86400
     slow_ping_ms: PositiveFloat = 50.0
     cluster: bool = False
-    min_replicas_ack: NonNegInt = 0
-    min_replicas_timeout_ms: PositiveInt = 500
 
     @property
     def embedded(self) -> bool:
