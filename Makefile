@@ -28,10 +28,11 @@ run: $(VENV)/.stamp-run
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The inner loop: everything but the tests marked slow (whole-app Pilot runs, the console script,
-# process kills); under a minute on 2 cores. `make test` stays the full suite.
+# The inner loop: unit and component tests (real Redis and LanceDB included), without the ones
+# marked slow (the console script, process kills, big tables), ui (Textual Pilot and snapshots) or
+# e2e (end to end against the demo LLM server); under a minute on 2 cores. `make test` runs them all.
 test-fast: $(VENV)/.stamp-dev
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not ui and not e2e" $(PYTEST_ARGS)
 
 # Style, types and the layer rule (import-linter contracts in pyproject.toml).
 lint: $(VENV)/.stamp-dev
