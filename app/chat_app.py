@@ -39,6 +39,7 @@ from app.screens.permission import PermissionScreen
 from app.screens.text_prompt import TextPromptScreen
 from app.signals import install_exit_signals
 from app.turn_view import TurnView, render_history
+from app.widgets.backend_lines import BackendLines
 from app.widgets.breakers_panel import BreakersPanel, breaker_order
 from app.widgets.chat_log import ChatLog
 from app.widgets.composer import Composer
@@ -192,6 +193,7 @@ class HoldfastApp(App[int]):
             yield ConversationList(id="sidebar")
             with Vertical(id="main"):
                 yield ChatLog(id="chat", max_rendered=self.config.ui.max_rendered_messages)
+                yield BackendLines(id="backend-lines")
                 yield Composer(id="composer", placeholder=PLACEHOLDER)
             with VerticalScroll(id="panels"):
                 yield BreakersPanel(id="breakers", clock=self._clock)
@@ -217,6 +219,11 @@ class HoldfastApp(App[int]):
     @property
     def header(self) -> HeaderBar:
         return self._part("#header", HeaderBar)
+
+    @property
+    def backend_lines(self) -> BackendLines:
+        """One sticky line per degraded backend, above the composer."""
+        return self._part("#backend-lines", BackendLines)
 
     @property
     def status_bar(self) -> StatusBar:
@@ -316,6 +323,9 @@ class HoldfastApp(App[int]):
             health.set_row("memory", status="unknown", detail="disabled in config")
             health.set_row("embeddings", status="unknown", detail="disabled in config")
         self.run_worker(self.check_health_now(), group="health", exit_on_error=False)
+        # Latencies and states stay live between status changes: the monitor's last round,
+        # read from memory every interval (no backend call from the UI).
+        self.set_interval(self.config.ui.health_interval, self._show_health_snapshot)
         await self._open_first_conversation()
         self.timings.setdefault("ready", self._clock() - self._launched)
         self.ready.set()
@@ -380,12 +390,19 @@ class HoldfastApp(App[int]):
         if self._closing or self._closed or not self._parts:
             return
         event = message.event
+        lines = self.backend_lines
         if isinstance(event, BreakerStateChanged):
             self.refresh_breakers()
-            if event.new_state == "closed" and event.old_state in ("open", "half_open") and event.reason != "reset":
-                self.notify(f"{event.name} recovered: breaker closed", title="Recovered", markup=False)
+            # One line per backend, rewritten in place: no toast per trip or probe.
+            if event.new_state == "closed" and event.old_state in ("open", "half_open"):
+                if event.reason == "reset":
+                    lines.clear(event.name)
+                else:
+                    lines.set(event.name, f"{event.name} recovered: breaker closed ({event.reason})", "ok")
             elif event.new_state == "open":
-                self.notify(f"{event.name} breaker OPEN: {event.reason}", severity="warning", markup=False)
+                lines.set(event.name, f"{event.name} breaker OPEN: {event.reason}", "down")
+            elif event.new_state == "half_open":
+                lines.set(event.name, f"{event.name} breaker HALF-OPEN: probing", "healing")
         elif isinstance(event, HealthChanged):
             if event.name != "overall":
                 self.health_panel.set_row(
@@ -401,27 +418,21 @@ class HoldfastApp(App[int]):
                 event.name, status=status, detail=event.detail or event.status, pid=event.pid, keep_pid=False
             )
         elif isinstance(event, StoreDegraded):
-            self.health_panel.set_row(
-                "redis",
-                status="unhealthy",
-                detail=f"journaling locally ({event.pending_writes} pending): {event.reason}",
-            )
+            detail = f"journaling locally ({plural(event.pending_writes, 'write')} pending): {event.reason}"
+            self.health_panel.set_row("redis", status="unhealthy", detail=detail)
+            lines.set("store", f"Redis down: {detail}", "down")
         elif isinstance(event, JournalReplayed):
-            if event.replayed or event.remaining:
-                self.notify(
-                    f"journal replayed: {event.replayed} writes"
-                    + (f", {event.remaining} still waiting" if event.remaining else ""),
-                    title="Redis",
-                    markup=False,
+            if event.remaining:
+                lines.set(
+                    "store",
+                    f"Redis: journal replaying, {plural(event.replayed, 'write')} done, {event.remaining} waiting",
+                    "healing",
                 )
         elif isinstance(event, StoreRecovered):
             self.health_panel.set_row("redis", status="healthy", detail="back: journal empty")
             self.refresh_backend_pids()
-            self.notify(
-                f"Redis is back after {event.degraded_seconds:.0f}s; everything is saved",
-                title="Recovered",
-                markup=False,
-            )
+            lines.set("store", f"Redis is back after {event.degraded_seconds:.0f}s; everything is saved", "ok")
+            self.run_worker(self.reload_sidebar(), group="sidebar", exit_on_error=False)
         elif isinstance(event, FallbackUsed):
             self.refresh_breakers()
         elif isinstance(event, RetryScheduled) and self._view is not None and event.service == "llm":
@@ -449,6 +460,13 @@ class HoldfastApp(App[int]):
         report = await self.rt.check_health()
         self.health_panel.show_report(report)
         self.refresh_backend_pids()
+
+    def _show_health_snapshot(self) -> None:
+        report = self.rt.health_snapshot() if self.rt is not None else None
+        if report is not None and self._parts:
+            self.health_panel.show_report(report)
+            self.refresh_backend_pids()
+            self.refresh_breakers()
 
     def schedule_recovery_probe(self, service: str) -> None:
         """After a backend restarts, let one call through when its breaker allows a probe, so the
@@ -789,6 +807,11 @@ class HoldfastApp(App[int]):
                 self.run_worker(self.handlers.run(parse(f"/{name}")), group="command", exit_on_error=False)
 
         return run
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 write``, ``2 writes``, ``0 writes`` (English nouns that take an s)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _health_row(check: str) -> str:

@@ -81,7 +81,8 @@ class ConversationList(Vertical):
         highlight: int | None = None
         for index, conv in enumerate(self._visible()):
             label = Text(one_line(conv.title or "Untitled", 40), style="bold" if conv.id == self.current_id else "")
-            label.append(f"\n{conv.message_count} msgs", style="dim")
+            count = conv.message_count
+            label.append(f"\n{count} message" if count == 1 else f"\n{count} messages", style="dim")
             options.add_option(Option(label, id=conv.id))
             if conv.id == self.current_id:
                 highlight = index

@@ -212,6 +212,8 @@ class CircuitBreaker:
         self._trips = 0
         self._forced = False
         self._last_error: str | None = None
+        #: True while the health monitor's last probe of this backend failed (see on_health).
+        self.known_down = False
 
     # ------------------------------------------------------------ admission
 
@@ -313,6 +315,32 @@ class CircuitBreaker:
         elif self._state is _HALF_OPEN and self._probes.pop(permit, None) is not None:
             self._trip("probe failed")
 
+    def on_health(self, healthy: bool, error: str | None = None) -> None:
+        """A health monitor's probe of this breaker's backend (issue 16: heal without traffic).
+
+        While OPEN past the recovery timeout, or HALF_OPEN, the probe counts as a half-open probe:
+        ``success_threshold`` healthy probes close the breaker, an unhealthy one reopens it. So
+        a breaker closes within ``recovery_timeout`` + one probe interval of the backend's return
+        with no user call. While CLOSED (or forced open) it only records :attr:`known_down`,
+        which lets a guard fail a refused call at once instead of retrying it.
+        """
+        self.known_down = not healthy
+        if not healthy and error:
+            self._last_error = error
+        if self._state is _CLOSED or self._forced:
+            return
+        if self._state is _OPEN:
+            assert self._opened_at is not None
+            if self._opened_at + self._open_for - self._clock() > 0:
+                return
+            self._transition(_HALF_OPEN, "recovery timeout elapsed (health probe)")
+        if not healthy:
+            self._trip("health probe failed")
+            return
+        self._half_open_successes += 1
+        if self._half_open_successes >= self.settings.success_threshold:
+            self._transition(_CLOSED, f"{self._half_open_successes} health probe(s) succeeded")
+
     def _check_rate(self) -> None:
         calls, failures = self._window.totals()
         if calls >= self._min_calls and failures >= self._rate * calls:
@@ -408,6 +436,15 @@ class CircuitBreaker:
         """Close now with an empty window; the last error is kept for display."""
         self._transition(_CLOSED, reason)
 
+    def trip(self, reason: str) -> None:
+        """Open now, as reaching the failure threshold would: the usual recovery timeout, then a
+        half-open probe (a peer process saw the backend fail: issue 19, ``runtime.state.breaker_sync``).
+        Clears a forced open; a no-op while already OPEN and not forced."""
+        if self._state is _OPEN and not self._forced:
+            return
+        self._forced = False
+        self._trip(reason)
+
     def reset(self) -> None:
         """Back to a fresh CLOSED breaker."""
         self._transition(_CLOSED, "reset")
@@ -435,15 +472,6 @@ class CircuitBreaker:
             probes_in_flight=len(self._probes),
             forced=self._forced,
         )
-
-    def trip(self, reason: str) -> None:
-        """Open now, as reaching the failure threshold would: the usual recovery timeout, then a
-        half-open probe (a peer process saw the backend fail: issue 19, ``runtime.state.breaker_sync``).
-        Clears a forced open; a no-op while already OPEN and not forced."""
-        if self._state is _OPEN and not self._forced:
-            return
-        self._forced = False
-        self._trip(reason)
 
     def get_state(self) -> dict[str, Any]:
         """The spec's ``get_state()``: :meth:`snapshot` as a dict."""

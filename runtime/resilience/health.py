@@ -20,6 +20,7 @@ from typing import Any
 
 from runtime.core.errors import describe
 from runtime.core.events import EventBus, HealthChanged
+from runtime.resilience.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +134,24 @@ class HealthMonitor:
         self._checks: dict[str, _Check] = {}
         self._last: HealthReport | None = None
         self._task: asyncio.Task[None] | None = None
+        #: check name -> (breaker, whether DEGRADED means the backend is down).
+        self._breakers: dict[str, tuple[CircuitBreaker, bool]] = {}
 
     def register_check(self, name: str, check_func: CheckFn, timeout: float = DEFAULT_CHECK_TIMEOUT) -> None:
         """Add (or replace) check ``name``: an async function returning a :class:`CheckResult` or the
         spec's dict, given ``timeout`` seconds per run (spec default 5 s)."""
         self._checks[name] = _Check(check_func, timeout)
+
+    def link_breaker(self, name: str, breaker: CircuitBreaker, *, degraded_is_down: bool = False) -> None:
+        """Feed every result of check ``name`` to ``breaker`` (:meth:`CircuitBreaker.on_health`):
+        while it is open or half-open the check is its probe, so it heals with no user traffic.
+
+        ``degraded_is_down``: a DEGRADED result means the backend did not answer (the LLM check
+        reports an unreachable endpoint as DEGRADED); otherwise only UNHEALTHY does. A breaker
+        forced open (``/chaos memory off``) turns a healthy result into DEGRADED, so the panel
+        never shows green for a backend nobody may call.
+        """
+        self._breakers[name] = (breaker, degraded_is_down)
 
     def unregister_check(self, name: str) -> None:
         """Remove check ``name``; unknown names are ignored."""
@@ -179,11 +193,26 @@ class HealthMonitor:
     async def run_checks(self) -> HealthReport:
         """Run every check concurrently, record the report, publish what changed."""
         names = list(self._checks)
-        results = await asyncio.gather(*(self.check(name) for name in names))
+        results = [
+            self._with_breaker(name, r)
+            for name, r in zip(names, await asyncio.gather(*map(self.check, names)), strict=True)
+        ]
         report = HealthReport(aggregate([r.status for r in results]), dict(zip(names, results, strict=True)))
         self._publish_changes(self._last, report)
         self._last = report
         return report
+
+    def _with_breaker(self, name: str, result: CheckResult) -> CheckResult:
+        link = self._breakers.get(name)
+        if link is None:
+            return result
+        breaker, degraded_is_down = link
+        down = result.status is HealthStatus.UNHEALTHY or (degraded_is_down and result.status is HealthStatus.DEGRADED)
+        breaker.on_health(not down, result.error)
+        snap = breaker.snapshot()
+        if snap.forced and not down:
+            return CheckResult(HealthStatus.DEGRADED, result.latency_ms, result.details, "circuit breaker forced open")
+        return result
 
     def snapshot(self) -> HealthReport | None:
         """The last report, or None before the first run."""
