@@ -325,6 +325,11 @@ class RuntimeFacade(Protocol):
         """Run every health check now (each bounded by its timeout)."""
         ...
 
+    def health_snapshot(self) -> HealthReport | None:
+        """The background health monitor's last round, with every check's latency (milliseconds),
+        read from memory (no backend call); None before the first round."""
+        ...
+
     def backends(self) -> dict[str, BackendInfo]:
         """Embedded backend processes by name (a process-table read, no backend call)."""
         ...

@@ -431,6 +431,7 @@ class Runtime:
         # The degraded notice names the command that resends the message in this face.
         llm.llm_fallbacks.retry_hint = RETRY_HINTS[self.face]
         self.monitor.register_check("llm", llm_health_check(llm))
+        self.monitor.link_breaker("llm", llm.guard.breaker, degraded_is_down=True)
         return llm
 
     def _build_memory(self) -> None:
@@ -443,6 +444,8 @@ class Runtime:
         self.memory = memory
         self.monitor.register_check("memory", lambda: check_memory(memory))
         self.monitor.register_check("embeddings", lambda: check_embeddings(memory))
+        self.monitor.link_breaker("memory", self.resilience.guard("memory").breaker)
+        self.monitor.link_breaker("embeddings", self.resilience.guard("embeddings").breaker)
 
     def _build_agent(self, window: ContextWindowManager) -> None:
         from runtime.agent import Agent, PromptHistory
@@ -744,6 +747,10 @@ class Runtime:
     async def check_health(self) -> HealthReport:
         """Run every health check now (each bounded by its timeout) and publish changes."""
         return await self.monitor.run_checks()
+
+    def health_snapshot(self) -> HealthReport | None:
+        """The health monitor's last round (in-memory, no backend call); None before the first."""
+        return self.monitor.snapshot()
 
     def backends(self) -> dict[str, BackendInfo]:
         """The embedded backend processes by name, with pid and whether each runs now."""
