@@ -2,7 +2,7 @@
 thread), wired to the real redis-server fixture and one demo LLM server per session, LanceDB in a
 temp dir with the lexical embedder (no model load). ``serve(**sections)`` starts a server with
 config sections overridden; every server started is stopped at the end of the test. Helpers the
-tests import (``long_message``, ``make_key``) live in ``tests/support/serve.py``."""
+tests import (``serve_config``, ``long_message``, ``make_key``) live in ``tests/support/serve.py``."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime.config import Config
 from runtime.demo.admin import DemoAdmin
 from runtime.demo.launcher import DemoLLMServer
-from tests.support.serve import ServerThread
+from tests.support.serve import ServerThread, serve_config
 
 
 @pytest.fixture(scope="session")
@@ -33,30 +32,6 @@ async def demo_admin(demo_llm: DemoLLMServer) -> AsyncIterator[DemoAdmin]:
         await admin.reset()
         yield admin
         await admin.reset()
-
-
-def serve_config(data_dir: Path, redis_url: str, llm_url: str, **sections: dict[str, Any]) -> Config:
-    """A configuration for a test server: the given Redis and LLM, fast failure settings."""
-    fast = {"max_attempts": 1, "initial_delay": 0.0, "recovery_timeout": 60.0}
-    raw: dict[str, Any] = {
-        "data_dir": str(data_dir),
-        "llm": {"preset": "openai", "base_url": llm_url, "model": "holdfast-demo"},
-        "redis": {"url": redis_url},
-        "memory": {"embedding_provider": "lexical", "min_similarity": 0.05},
-        "resilience": {
-            "llm": dict(fast),
-            "redis": {**fast, "timeout": 1.0},
-            "tools": dict(fast),
-            "memory": dict(fast),
-            "embeddings": dict(fast),
-        },
-        "agent": {"turn_lock_timeout": 5.0, "user": "local"},
-        "server": {"grace_period": 5.0},
-        "alerts": {"check_interval": 0.1},
-    }
-    for name, values in sections.items():
-        raw[name] = {**raw.get(name, {}), **values}
-    return Config(**raw)
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, settings
 
 from runtime.demo.launcher import DemoLLMServer
 from runtime.state.embedded_redis import EmbeddedRedis
-from tests.serve.conftest import serve_config
-from tests.support.serve import ServerThread
+from tests.support.serve import ServerThread, serve_config
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e, pytest.mark.slow]
 

@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -133,6 +134,30 @@ class ServeProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
         self._log.close()
+
+
+def serve_config(data_dir: Path, redis_url: str, llm_url: str, **sections: dict[str, Any]) -> Config:
+    """A configuration for a test server: the given Redis and LLM, fast failure settings."""
+    fast = {"max_attempts": 1, "initial_delay": 0.0, "recovery_timeout": 60.0}
+    raw: dict[str, Any] = {
+        "data_dir": str(data_dir),
+        "llm": {"preset": "openai", "base_url": llm_url, "model": "holdfast-demo"},
+        "redis": {"url": redis_url},
+        "memory": {"embedding_provider": "lexical", "min_similarity": 0.05},
+        "resilience": {
+            "llm": dict(fast),
+            "redis": {**fast, "timeout": 1.0},
+            "tools": dict(fast),
+            "memory": dict(fast),
+            "embeddings": dict(fast),
+        },
+        "agent": {"turn_lock_timeout": 5.0, "user": "local"},
+        "server": {"grace_period": 5.0},
+        "alerts": {"check_interval": 0.1},
+    }
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values}
+    return Config(**raw)
 
 
 def long_message(words: int = 120) -> str:
