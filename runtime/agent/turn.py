@@ -174,6 +174,16 @@ class PromptHistory:
         return summary, kept
 
 
+#: The title of a conversation no user message has named yet.
+DEFAULT_TITLE = "New conversation"
+
+
+def title_from(text: str) -> str:
+    """A conversation title from its first user message: whitespace collapsed, at most 60
+    characters; DEFAULT_TITLE when the text is blank."""
+    return " ".join(text.split())[:60] or DEFAULT_TITLE
+
+
 @dataclass
 class _Turn:
     conversation_id: str
@@ -253,11 +263,14 @@ class Agent:
         self.locks = locks or TurnLocks(None, ttl=config.agent.turn_lock_timeout, wait=config.agent.turn_lock_timeout)
         self._clock = clock
         self._known: dict[str, str] = {}  # conversation id -> system prompt
+        #: Conversations still titled DEFAULT_TITLE (made by /system or /retry before any message):
+        #: their next user message gives them a title.
+        self._untitled: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ public
 
-    async def new_conversation(self, title: str = "New conversation") -> str:
+    async def new_conversation(self, title: str = DEFAULT_TITLE) -> str:
         """Create a conversation for this user with the configured system prompt; returns its id."""
         conv_id = await self.store.create(self.user_id, title=title, system_prompt=self.config.agent.system_prompt)
         self._known[conv_id] = self.config.agent.system_prompt
@@ -406,6 +419,8 @@ class Agent:
             )
             turn.user_text, turn.user_message_id = user_text, saved.id
             resent = False
+        if turn.conversation_id in self._untitled and title_from(turn.user_text) != DEFAULT_TITLE:
+            await self._title_from_message(turn.conversation_id, turn.user_text)
         journaled = bool(self.store.degraded)
         turn.timed("save_user_ms", t0, self._clock())
         yield UserSaved(
@@ -433,9 +448,20 @@ class Agent:
             await self.store.set_system_prompt(conversation_id, prompt)
         except NotFoundError:  # a new conversation with no message yet: create it with this prompt
             await self.store.create(
-                self.user_id, title="New conversation", system_prompt=prompt, conversation_id=conversation_id
+                self.user_id, title=DEFAULT_TITLE, system_prompt=prompt, conversation_id=conversation_id
             )
+            self._untitled.add(conversation_id)
         self._known[conversation_id] = prompt
+
+    async def _title_from_message(self, conversation_id: str, text: str) -> None:
+        """Title a conversation still called DEFAULT_TITLE from its first user message (a failed
+        rename is logged: the turn goes on)."""
+        try:
+            await self.store.rename(conversation_id, title_from(text))
+        except AppError as exc:
+            log.info("could not title conversation %s: %s", conversation_id, describe(exc))
+            return
+        self._untitled.discard(conversation_id)
 
     async def _conversation(self, conversation_id: str, first_text: str) -> str:
         """The conversation's system prompt, creating the conversation on first use."""
@@ -451,7 +477,9 @@ class Agent:
                 raise
             info = None  # Redis is out and the conversation is not cached: create it (journaled, idempotent)
         if info is None:
-            title = " ".join(first_text.split())[:60] or "New conversation"
+            title = title_from(first_text)
+            if title == DEFAULT_TITLE:
+                self._untitled.add(conversation_id)
             await self.store.create(
                 self.user_id,
                 title=title,
@@ -463,6 +491,8 @@ class Agent:
             if info.user_id != self.user_id:
                 raise AuthorizationError(f"conversation {conversation_id} belongs to another user")
             prompt = info.system_prompt or self.config.agent.system_prompt
+            if info.title == DEFAULT_TITLE:
+                self._untitled.add(conversation_id)
         self._known[conversation_id] = prompt
         return prompt
 
