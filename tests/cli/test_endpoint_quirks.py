@@ -20,7 +20,7 @@ from tests.support.scripted_llm import Reply, ScriptedLLM, chunk, completion, ss
 
 Holdfast = Callable[..., Run]
 
-pytestmark = [pytest.mark.redis]
+pytestmark = [pytest.mark.redis, pytest.mark.e2e]  # the CLI against the demo LLM server and ScriptedLLM over HTTP
 
 
 @pytest.fixture
