@@ -48,7 +48,8 @@ def list_(ctx: typer.Context) -> int:
 
 @app.command("show")
 def show(ctx: typer.Context, conversation_id: ConversationId) -> int:
-    """Print a conversation as Markdown (terminal escapes removed)."""
+    """Print a conversation as Markdown (terminal escapes removed): interrupted, cut-off, fallback,
+    cached and replaced replies marked, a code fence a partial reply left open closed."""
 
     async def body(rt: Runtime) -> int:
         await _owned(rt, conversation_id)

@@ -1,8 +1,16 @@
-"""Conversation export as JSON (lossless, re-importable) and Markdown (for people)."""
+"""Conversation export as JSON (lossless, re-importable) and Markdown (for people).
+
+Both mark what happened to a reply, from its stored metadata (see :func:`marks`): a reply the
+user interrupted or that broke off, one cut at the output limit, a fallback notice shown while
+the LLM was down, an answer served from the cache, an earlier variant a ``/retry`` replaced.
+Markdown closes a code fence a partial reply left open, so the rest of the document does not
+render as code.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +18,15 @@ from runtime.core.messages import ChatMessage
 from runtime.state.history import ConversationDump
 
 FORMAT = "holdfast.conversation/1"
+
+#: The marks :func:`marks` can give, with the words Markdown shows for each.
+MARK_WORDS: dict[str, str] = {
+    "interrupted": "interrupted: stopped before the end",
+    "cut_off": "cut off at the output limit",
+    "fallback": "fallback notice: the LLM was unavailable (hidden from later prompts)",
+    "cached": "cached: an earlier answer to the same prompt, served while the LLM was unavailable",
+    "variant": "earlier variant, replaced by /retry (hidden from later prompts)",
+}
 
 _ROLE_TITLES = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
 
@@ -38,10 +55,75 @@ def to_json(dump: ConversationDump, exported_at: float) -> str:
             "method": summary.method,
             "token_count": summary.token_count,
         },
-        "archived": [m.to_dict() for m in dump.archived],
-        "messages": [m.to_dict() for m in dump.messages],
+        "archived": [_json_message(m) for m in dump.archived],
+        "messages": [_json_message(m) for m in dump.messages],
     }
     return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+def _json_message(message: ChatMessage) -> dict[str, Any]:
+    data = message.to_dict()
+    data["marks"] = marks(message)
+    return data
+
+
+def marks(message: ChatMessage) -> list[str]:
+    """What happened to an assistant reply, from its stored metadata, as keys of :data:`MARK_WORDS`:
+    ``interrupted`` (Esc, or the stream broke off), ``cut_off`` (``finish_reason: "length"``),
+    ``fallback`` (a canned or degraded notice), ``cached`` (``source: "cache"``), ``variant`` (replaced
+    by ``/retry``). Empty for an ordinary message."""
+    meta = message.metadata
+    found: list[str] = []
+    if meta.get("interrupted"):
+        found.append("interrupted")
+    if meta.get("cut_off") or meta.get("finish_reason") == "length":
+        found.append("cut_off")
+    if meta.get("fallback"):
+        found.append("fallback")
+    if meta.get("source") == "cache":
+        found.append("cached")
+    if meta.get("superseded_by") or meta.get("variant"):
+        found.append("variant")
+    return found
+
+
+def mark_line(message: ChatMessage) -> str:
+    """The Markdown line marking a reply (``""`` for an ordinary one): each mark in words, and the
+    stored error or stop reason."""
+    found = marks(message)
+    if not found:
+        return ""
+    words = [MARK_WORDS[m] for m in found]
+    reason = message.metadata.get("error") or (
+        "stopped by the user" if message.metadata.get("stop_reason") == "cancelled" else ""
+    )
+    if reason and "fallback" not in found:
+        words.append(_one_line(str(reason)))
+    return "> **⚠ " + "; ".join(words) + "**"
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+
+
+def close_fences(text: str) -> str:
+    """``text`` with a code fence it opens and never closes closed at the end (CommonMark fences:
+    three or more backticks or tildes, closed by a run of the same character at least as long
+    with nothing after it). Text whose fences are balanced comes back unchanged."""
+    open_fence = ""
+    for line in text.splitlines():
+        found = _FENCE.match(line)
+        if found is None:
+            continue
+        run, rest = found.group(1), found.group(2)
+        if not open_fence:
+            if run[0] == "`" and "`" in rest:  # not a fence: a backtick info string
+                continue
+            open_fence = run
+        elif run[0] == open_fence[0] and len(run) >= len(open_fence) and not rest.strip():
+            open_fence = ""
+    if not open_fence:
+        return text
+    return text + ("" if text.endswith("\n") else "\n") + open_fence
 
 
 def to_markdown(dump: ConversationDump) -> str:
@@ -77,8 +159,11 @@ def _messages(messages: list[ChatMessage]) -> list[str]:
         if message.name:
             who += f" ({_one_line(message.name)})"
         out += ["", f"### {who} · {_when(message.created_at)}", ""]
+        line = mark_line(message)
+        if line:
+            out += [line, ""]
         if message.content:
-            out.append(message.content)
+            out.append(close_fences(message.content))
         for call in message.tool_calls:
             out += ["", f"Tool call `{call.name}`:", "", _fence(call.arguments, "json")]
     return out
