@@ -7,6 +7,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from app.safe_text import one_line
+from runtime.core.safe_text import mask_url_credentials
 
 
 class HeaderBar(Static):
@@ -31,7 +32,8 @@ class HeaderBar(Static):
                 text.append(" DEMO", style="bold black on yellow")
         if self.endpoint:
             text.append("  @ ", style="dim")
-            text.append(one_line(self.endpoint, 50), style="dim")
+            # A base URL may carry credentials (http://user:key@host/v1): never on screen.
+            text.append(one_line(mask_url_credentials(self.endpoint), 50), style="dim")
         if self.title_text:
             text.append("  │ ", style="dim")
             text.append(one_line(self.title_text, 60), style="italic")

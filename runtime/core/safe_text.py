@@ -44,7 +44,9 @@ _JSON_UNSAFE = re.compile(f"[\\x7f-\\x9f{INVISIBLE}\u2028\u2029]")
 
 # scheme://userinfo@ where userinfo has no '/', '@' or whitespace. The user part is kept unless
 # it looks like a key; the password part is always hidden.
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s/@:'\"]*)(?::(?P<password>[^\s/@'\"]*))?@")
+_URL_USERINFO = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s/@:'\"]*)(?::(?P<password>[^\s/@'\"]*))?@"
+)
 #: What replaces a hidden credential.
 MASK = "****"
 _KEYLIKE_USER = re.compile(r"^(?:sk|pk|rk)-|^[A-Za-z0-9_\-]{24,}$")

@@ -548,7 +548,9 @@ class VectorMemoryStore:
             applied, _ = await self._drain_locked()
             return applied
 
-    async def _drain_locked(self, *, waiting: frozenset[int] | set[int] = frozenset()) -> tuple[int, dict[int, AppError]]:
+    async def _drain_locked(
+        self, *, waiting: frozenset[int] | set[int] = frozenset()
+    ) -> tuple[int, dict[int, AppError]]:
         """Drain the queue; (writes applied, the errors of writes that can never apply by ``id()``).
 
         A write that can never apply goes to the dead-letter file, unless its ``id()`` is in

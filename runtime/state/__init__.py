@@ -3,8 +3,9 @@
 Modules: ``client`` (connection pool, error translation, guarded runner), ``codec`` (JSON
 only), ``keys`` (key names with cluster hash tags), ``store`` (RedisStateStore), ``locks``,
 ``sessions`` (SessionManager), ``history`` (conversation scripts), ``conversations``
-(ConversationStore with degraded mode), ``journal``, ``cache``, ``export``, ``health``,
-``embedded_redis`` (private redis-server launcher).
+(ConversationStore with degraded mode), ``journal`` (self-checking records, damaged ones
+quarantined), ``cache``, ``export``, ``health``, ``embedded_redis`` (a redis-server launcher),
+``shared_redis`` (the data dir's one embedded redis-server, shared by every Holdfast process).
 
 Names are resolved lazily so importing the launcher (as the test fixtures do) does not pull
 in redis-py and the resilience layer.
@@ -26,6 +27,7 @@ _EXPORTS = {
     "ReplayReport": "runtime.state.conversations",
     "ConversationInfo": "runtime.state.history",
     "Journal": "runtime.state.journal",
+    "DataDirRedis": "runtime.state.shared_redis",
     "RecentCache": "runtime.state.cache",
     "register_redis_health": "runtime.state.health",
     "redis_check": "runtime.state.health",
@@ -35,6 +37,7 @@ __all__ = [
     "ConversationContext",
     "ConversationInfo",
     "ConversationStore",
+    "DataDirRedis",
     "Journal",
     "RecentCache",
     "RedisRunner",
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from runtime.state.history import ConversationInfo
     from runtime.state.journal import Journal
     from runtime.state.sessions import Session, SessionManager
+    from runtime.state.shared_redis import DataDirRedis
     from runtime.state.store import RedisStateStore
 
 

@@ -19,8 +19,12 @@ Files in the server's directory (``<data dir>/redis`` by default)::
     redis.log            the server's own output; appendonly.aof (its data)
 
 The server is started in its own session and without a die-with-parent signal: it must outlive
-the process that started it while others use it. A crash of the last user leaves it running;
-the next Holdfast on the data dir finds it and uses it (and stops it when it leaves).
+the process that started it while others use it. So that a crash of the last user (``kill -9``)
+does not leave it running forever, the process that starts it also starts a small watchdog
+(``python -m runtime.state.shared_redis watch DIR PID``, no Holdfast state): every
+:data:`WATCH_INTERVAL` seconds it takes the lock and, when no process holds the users file any
+more, stops the server as the last user would have; it exits with the server. With
+``keep_running`` there is no watchdog.
 
 Every file-system failure is a :class:`~runtime.config.StorageError` naming the path and what to
 do; a server that cannot be started or found answering is a ``ServiceUnavailableError`` (the
@@ -38,6 +42,8 @@ import logging
 import os
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +62,8 @@ LOG_FILE = "redis.log"
 _HOST = "127.0.0.1"
 #: Seconds a stopped server gets to exit after SIGTERM (it flushes its AOF) before SIGKILL.
 STOP_TIMEOUT = 10.0
+#: Seconds between two looks of the watchdog at the users file (how long a server outlives a crashed last user).
+WATCH_INTERVAL = 0.5
 
 
 @dataclass(frozen=True)
@@ -206,6 +214,7 @@ class DataDirRedis:
         self._users_fd: int | None = None
         self._record: ServerRecord | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         #: True when this process started the server it is attached to.
         self.started_here = False
 
@@ -306,8 +315,9 @@ class DataDirRedis:
                     os.close(fd)
         finally:
             self._users_fd = None
-            if self._proc is not None:
-                self._proc.poll()  # reap it if another process stopped it
+            for child in (self._proc, self._watchdog):
+                if child is not None:
+                    child.poll()  # reap it if it ended meanwhile
 
     def stop(self) -> None:
         """:meth:`detach` (the name :class:`runtime.host.runtime.Runtime` and a ManagedServer use)."""
@@ -446,12 +456,54 @@ class DataDirRedis:
                 self._proc = proc
                 self.port = port
                 self.started_here = True
+                self._start_watchdog(record.pid)
                 return record
             _terminate(proc)
         raise ServiceUnavailableError(
             f"redis-server could not start in {self.directory}: {self._tail_log() or 'it did not answer in time'}",
             service=self.service,
         )
+
+    def _start_watchdog(self, server_pid: int) -> None:
+        """Start the watchdog that stops ``server_pid`` once no process uses it (see the module docstring)."""
+        if self.keep_running:
+            return
+        try:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-m", "runtime.state.shared_redis", "watch", str(self.directory), str(server_pid)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as exc:  # the server still works; only a crash of its last user would leave it running
+            log.warning("no watchdog for the redis-server of %s: %s", self.directory, exc)
+
+    def stop_if_unused(self, server_pid: int) -> bool:
+        """The watchdog's check: when nobody uses the data dir's server any more and it is still
+        ``server_pid``, stop it and remove its pid file. True when it stopped it; False when the
+        lock is busy (checked again later), someone still uses it, or it is another server.
+        Never raises."""
+        try:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return False
+        try:
+            if not _try_flock(fd, fcntl.LOCK_EX):
+                return False
+            try:
+                record = read_pid_file(self.pid_file)
+                if record is None or record.pid != server_pid or not self._nobody_else():
+                    return False
+                self._stop_server()
+                return True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        except Exception as exc:  # noqa: BLE001 - a watchdog never dies of one bad look
+            log.warning("watching the redis-server of %s: %s", self.directory, exc)
+            return False
+        finally:
+            os.close(fd)
 
     def _spawn(self, binary: str, port: int) -> subprocess.Popen[bytes]:
         argv = EmbeddedRedis(self.directory, port=port, persist=self.persist, binary=binary).argv(port)
@@ -535,3 +587,27 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
             proc.kill()
             proc.wait(5)
 
+
+def watch(directory: Path, server_pid: int, interval: float = WATCH_INTERVAL) -> None:
+    """The watchdog's loop: until ``server_pid`` is gone, look every ``interval`` seconds whether
+    anyone still uses the server of ``directory`` and stop it when nobody does."""
+    redis = DataDirRedis(directory)
+    while pid_alive(server_pid):
+        time.sleep(interval)
+        if redis.stop_if_unused(server_pid):
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m runtime.state.shared_redis watch DIR PID``: run :func:`watch`; exit code 0
+    (2 for another command line)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3 or args[0] != "watch" or not args[2].isdigit():
+        print("usage: python -m runtime.state.shared_redis watch DIR PID", file=sys.stderr)
+        return 2
+    watch(Path(args[1]), int(args[2]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -87,16 +87,37 @@ def test_keep_running_leaves_the_server_to_the_next_process(redis_dir: Path) -> 
     assert redis_servers_of(redis_dir) == []
 
 
-def test_a_crashed_user_leaves_the_server_to_the_next_one_who_stops_it(redis_dir: Path) -> None:
+def test_a_crashed_user_does_not_take_the_server_from_the_others(redis_dir: Path) -> None:
     crashing = RedisUser(redis_dir)
     a = crashing.attached()
-    crashing.kill()  # kill -9: no detach ran
-    assert redis_servers_of(redis_dir) == [a["pid"]]
+    staying = RedisUser(redis_dir)
+    assert staying.attached()["pid"] == a["pid"]
+    crashing.kill()  # kill -9 of the process that started it: no detach ran
 
+    # The watchdog looks twice a second: the server stays, because someone still uses it.
     later = RedisUser(redis_dir)
-    assert later.attached()["pid"] == a["pid"]
+    assert later.attached()["pid"] == a["pid"] and ping("127.0.0.1", a["port"])
     later.leave()
+    staying.leave()
     assert redis_servers_of(redis_dir) == [] and _pid_file(redis_dir) is None
+
+
+def test_a_crashed_last_user_leaves_no_server_behind(redis_dir: Path) -> None:
+    crashing = RedisUser(redis_dir)
+    a = crashing.attached()
+    crashing.kill()  # kill -9: no detach ran; the watchdog stops the server for it
+    wait_until(lambda: not pid_alive(a["pid"]), 10, "the watchdog to stop the orphaned server")
+    assert redis_servers_of(redis_dir) == [] and _pid_file(redis_dir) is None
+
+
+def test_keep_running_has_no_watchdog_so_a_crash_leaves_the_server_to_the_next_process(redis_dir: Path) -> None:
+    crashing = RedisUser(redis_dir, "--keep-running")
+    a = crashing.attached()
+    crashing.kill()
+    later = RedisUser(redis_dir)
+    assert later.attached() == {"pid": a["pid"], "port": a["port"], "started_here": False}
+    later.leave()  # without keep_running: the last one out stops it
+    assert redis_servers_of(redis_dir) == []
 
 
 def test_a_lost_pid_file_does_not_start_a_second_server_on_the_same_aof(redis_dir: Path) -> None:
