@@ -68,7 +68,9 @@ async def test_a_queued_write_that_can_never_apply_goes_to_the_dead_letter_file_
     ]
     assert "NUL byte" in dead[0]["reason"]
     # ... reported in the log and by the health check, and still counted after a restart.
-    assert any("can never apply" in r.getMessage() and "memory-dead-letter.jsonl" in r.getMessage() for r in caplog.records)
+    assert any(
+        "can never apply" in r.getMessage() and "memory-dead-letter.jsonl" in r.getMessage() for r in caplog.records
+    )
     report = await check_memory(store)
     assert report.details["dead_letters"] == 1
     assert report.details["dead_letter_file"] == str(data_dir / "memory-dead-letter.jsonl")
