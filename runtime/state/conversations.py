@@ -113,6 +113,7 @@ class ConversationStore:
         # Decoded newest messages per conversation, synced with Redis on every read of the tail.
         self._live = live or LiveTailCache()
         self._degraded = False
+        self._degraded_reason = ""
         self._degraded_since = 0.0
         self._pending = 0
         # Held while journaling or replaying, so journal order is write order.
@@ -134,6 +135,12 @@ class ConversationStore:
     def degraded(self) -> bool:
         """True while writes go to the local journal and reads come from the local cache."""
         return self._degraded
+
+    @property
+    def degraded_reason(self) -> str:
+        """Why writes go to the journal (Redis's own words for a refusal: "Redis is out of memory
+        ... (OOM)", "Redis is a read-only replica ..."); "" when not degraded."""
+        return self._degraded_reason if self._degraded else ""
 
     @property
     def pending_writes(self) -> int:
@@ -635,6 +642,7 @@ class ConversationStore:
         if self._degraded:
             return
         self._degraded = True
+        self._degraded_reason = reason
         self._degraded_since = self._monotonic()
         log.warning("conversation store degraded: %s", reason)
         self._publish(StoreDegraded(store=STORE_NAME, reason=reason, pending_writes=self._pending))

@@ -10,7 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from runtime.core.events import Event, JournalReplayed, StoreDegraded
+from runtime.resilience import HealthStatus
 from runtime.state.conversations import ConversationStore
+from runtime.state.health import redis_check
 from tests.support.clock import FakeClock
 
 # CONFIG SET on one server's process: not a cluster test.
@@ -48,6 +50,7 @@ async def test_out_of_memory_redis_journals_the_message_says_why_and_replays_it_
     assert conversations.degraded and conversations.pending_writes == 1
     degraded = [e for e in events if isinstance(e, StoreDegraded)]
     assert len(degraded) == 1 and "out of memory" in degraded[0].reason
+    assert "out of memory" in conversations.degraded_reason and "(OOM)" in conversations.degraded_reason
     # The user still sees both messages (the second from the local cache).
     assert [m.content for m in await conversations.read_tail(conv, 10)][-1] == "second, while Redis was full"
 
@@ -76,3 +79,23 @@ async def test_replay_keeps_the_journal_while_redis_still_refuses_writes(
     assert report.replayed == 0 and report.dropped == 0 and report.remaining == 1 and report.error
     assert conversations.degraded and conversations.pending_writes == 1
     assert "kept safe" in conversations.journal.path.read_text()
+
+
+async def test_the_health_check_says_degraded_with_the_reason_while_redis_refuses_writes(
+    admin: aioredis.Redis, redis_client: aioredis.Redis
+) -> None:
+    healed: list[bool] = []
+    check = redis_check(redis_client, slow_ping_ms=10_000, on_healthy=lambda: healed.append(True))
+    assert (await check()).status is HealthStatus.HEALTHY and healed == [True]
+
+    await _refuse_writes(admin)
+    refused = await check()
+
+    # PING still answers, so only the write probe tells: degraded (an outage of writes), with why.
+    assert refused.status is HealthStatus.DEGRADED
+    assert refused.details["writes"] == "refused" and refused.details["redis_reply"] == "OOM"
+    assert refused.error is not None and "out of memory (maxmemory reached) and refuses writes" in refused.error
+    assert healed == [True]  # no replay is started against a Redis that refuses writes
+
+    await admin.config_set("maxmemory", 0)
+    assert (await check()).status is HealthStatus.HEALTHY and healed == [True, True]
