@@ -58,6 +58,7 @@ from runtime.core.events import (
     Event,
     FallbackUsed,
     HealthChanged,
+    JournalDamaged,
     JournalReplayed,
     RetryScheduled,
     StoreDegraded,
@@ -421,6 +422,9 @@ class HoldfastApp(App[int]):
             detail = f"journaling locally ({plural(event.pending_writes, 'write')} pending): {event.reason}"
             self.health_panel.set_row("redis", status="unhealthy", detail=detail)
             lines.set("store", f"Redis down: {detail}", "down")
+        elif isinstance(event, JournalDamaged):
+            # Told once, by the process that moved the records to quarantine (issue 15).
+            self.notify(event.message, title="Local journal damaged", severity="warning", timeout=30, markup=False)
         elif isinstance(event, JournalReplayed):
             if event.remaining:
                 lines.set(

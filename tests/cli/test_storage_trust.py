@@ -16,17 +16,20 @@ from pathlib import Path
 import pytest
 import redis
 
-from runtime.config import RedisConfig, ResilienceConfig, ServiceResilience
-from runtime.core.events import EventBus
 from runtime.core.procs import free_port
 from runtime.core.safe_text import INVISIBLE
-from runtime.resilience import Resilience
-from runtime.state.client import RedisRunner, make_redis_client
-from runtime.state.conversations import ConversationStore
 from runtime.state.embedded_redis import find_redis_server, ping
 from tests.support.cli import Run, run_script
 from tests.support.polling import wait_until
-from tests.support.storage import fill, need_tmpfs, read_only, redis_servers_of, tmpfs
+from tests.support.storage import (
+    fill,
+    flip_line,
+    journal_while_redis_is_down,
+    need_tmpfs,
+    read_only,
+    redis_servers_of,
+    tmpfs,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,31 +45,13 @@ def _one_line(run: Run) -> str:
 # ---------------------------------------------------------------- the journal survives damage
 
 
-async def _journal_while_redis_is_down(journal_dir: Path) -> str:
-    """The user wrote while Redis was down: 1 create + 9 messages, 10 journal records."""
-    client = make_redis_client(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=0.2, socket_timeout=0.2)
-    guard = Resilience(ResilienceConfig(redis=ServiceResilience(max_attempts=1)), EventBus()).guard("redis")
-    store = ConversationStore(RedisRunner(client, guard), RedisConfig(), journal_dir=journal_dir)
-    try:
-        conv = await store.create("alice", title="written while Redis was down")
-        for i in range(1, 10):
-            await store.add_message(conv, "user", f"message {i}")
-        assert store.pending_writes == 10
-    finally:
-        await store.close()
-        await client.aclose()
-    return conv
-
-
 def test_a_flipped_byte_in_line_5_of_10_loses_that_record_only_and_the_user_is_told(
     data_dir: Path, script_env: dict[str, str], redis_url: str
 ) -> None:
-    conv = asyncio.run(_journal_while_redis_is_down(data_dir / "journal"))
+    conv = asyncio.run(journal_while_redis_is_down(data_dir / "journal"))
     journal = data_dir / "journal" / "redis-journal.jsonl"
-    lines = journal.read_bytes().split(b"\n")
-    assert len(lines) == 11 and b"message 4" in lines[4]
-    lines[4] = lines[4].replace(b"message 4", b"messagE 4")  # one byte of line 5
-    journal.write_bytes(b"\n".join(lines))
+    assert journal.read_bytes().count(b"\n") == 10
+    flip_line(journal, 5, b"message 4", b"messagE 4")  # one byte of line 5
 
     run = run_script("--user", "alice", "conversations", "show", conv, env=script_env)
 

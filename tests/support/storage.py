@@ -6,7 +6,9 @@ needs root; :func:`need_tmpfs` skips a test with the reason when mounting is imp
 :func:`redis_servers_of` lists the redis-server processes serving a directory (from ``/proc``:
 redis-server rewrites its command line, but it runs in its ``--dir``).
 :func:`embedded_env` is the environment of a console script with no Redis URL (the data dir's
-own redis-server) and a given LLM endpoint.
+own redis-server) and a given LLM endpoint. :func:`journal_while_redis_is_down` writes a real
+journal the way the conversation store does when Redis is out, and :func:`flip_line` damages
+one of its records.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from runtime.core.procs import pid_alive
+from runtime.config import RedisConfig, ResilienceConfig, ServiceResilience
+from runtime.core.events import EventBus
+from runtime.core.procs import free_port, pid_alive
+from runtime.resilience import Resilience
+from runtime.state.client import RedisRunner, make_redis_client
+from runtime.state.conversations import ConversationStore
 
 
 def can_mount() -> str:
@@ -103,3 +110,31 @@ def embedded_env(data_dir: Path, llm_url: str) -> dict[str, str]:
         "HOLDFAST_LLM__BASE_URL": llm_url,
         "HOLDFAST_LLM__MODEL": "holdfast-demo",
     }
+
+
+async def journal_while_redis_is_down(journal_dir: Path, user: str = "alice", messages: int = 9) -> str:
+    """The user wrote while Redis was down (nothing listens on the port): a conversation create and
+    ``messages`` user messages ``"message 1"``... land in the journal in ``journal_dir``, one record
+    each. Returns the conversation id."""
+    client = make_redis_client(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=0.2, socket_timeout=0.2)
+    guard = Resilience(ResilienceConfig(redis=ServiceResilience(max_attempts=1)), EventBus()).guard("redis")
+    store = ConversationStore(RedisRunner(client, guard), RedisConfig(), journal_dir=journal_dir)
+    try:
+        conv = await store.create(user, title="written while Redis was down")
+        for i in range(1, messages + 1):
+            await store.add_message(conv, "user", f"message {i}")
+        assert store.pending_writes == messages + 1
+    finally:
+        await store.close()
+        await client.aclose()
+    return conv
+
+
+def flip_line(journal: Path, line: int, old: bytes, new: bytes) -> bytes:
+    """Replace ``old`` by ``new`` (same length: a flipped byte) in the 1-based ``line`` of the
+    journal file; returns the damaged line."""
+    lines = journal.read_bytes().split(b"\n")
+    assert old in lines[line - 1] and len(old) == len(new)
+    lines[line - 1] = lines[line - 1].replace(old, new)
+    journal.write_bytes(b"\n".join(lines))
+    return lines[line - 1]
