@@ -36,6 +36,7 @@ from runtime.core.events import (
     UserSaved,
 )
 from runtime.core.messages import ChatMessage
+from runtime.state.variants import variant_ids
 
 
 class TurnView:
@@ -86,6 +87,8 @@ class TurnView:
             self.reply = self.waiting = self.thinking = None
             self.blocks = {}
             return
+        if isinstance(event, UserSaved) and event.resent:
+            self._mark_variants()
         if isinstance(event, PromptBuilt):
             await self.start_waiting()
         elif not isinstance(event, (MemoriesRecalled, UserSaved, Degraded)):
@@ -157,6 +160,14 @@ class TurnView:
             if event.stop_reason == "max_steps":
                 await self.log.notice("stopped: the tool step limit was reached", "degraded")
 
+    def _mark_variants(self) -> None:
+        """A /retry started: the replies shown after the last user message become earlier variants."""
+        for child in reversed(self.log.children):
+            if isinstance(child, UserMessage):
+                break
+            if isinstance(child, AssistantMessage):
+                child.mark_variant()
+
     async def reattach(self) -> None:
         """The user came back to this turn's conversation mid-stream: show the reply so far (or
         the wait for it) below the stored history, and go on streaming into it."""
@@ -193,6 +204,7 @@ def render_history(messages: Sequence[ChatMessage]) -> list[Widget]:
     """Widgets for stored messages: user and assistant bubbles, tool blocks with their results."""
     widgets: list[Widget] = []
     blocks: dict[str, ToolCallBlock] = {}
+    replaced = variant_ids(messages)
     for message in messages:
         meta = message.metadata or {}
         if message.role == "user":
@@ -210,6 +222,8 @@ def render_history(messages: Sequence[ChatMessage]) -> list[Widget]:
                 )
                 reply.set_class(bool(meta.get("interrupted")), "-interrupted")
                 reply.set_class(str(meta.get("source") or "llm") != "llm", "-fallback")
+                if message.id in replaced:
+                    reply.mark_variant()
                 widgets.append(reply)
             for call in message.tool_calls:
                 called = ToolCallBlock(call.id, call.name, _json_or_text(call.arguments))

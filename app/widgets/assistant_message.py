@@ -34,6 +34,7 @@ class AssistantMessage(Vertical):
     AssistantMessage.-interrupted { border-left: thick $warning; }
     AssistantMessage.-fallback { border-left: thick $warning; background: $warning 8%; }
     AssistantMessage > .badge.-streaming { color: $accent; }
+    AssistantMessage.-variant { border-left: thick $panel-lighten-2; text-opacity: 70%; }
     """
 
     def __init__(
@@ -50,6 +51,8 @@ class AssistantMessage(Vertical):
         self.message_id = message_id
         self.source = source
         self.interrupted = interrupted
+        #: An earlier variant a /retry replaced (kept on screen, never sent to the model again).
+        self.variant = False
         self.streaming = streaming
         self._stream: MarkdownStream | None = None
         self._plain: Static | None = None
@@ -162,10 +165,22 @@ class AssistantMessage(Vertical):
         badge.update(text)
         badge.display = bool(text.plain)
 
+    def mark_variant(self) -> None:
+        """Show this reply as an earlier variant that ``/retry`` replaced (dimmed, with a badge)."""
+        self.variant = True
+        self.add_class("-variant")
+        if self.is_mounted and not self.streaming:
+            badge = self.query_one(".badge", Static)
+            text = self._badge()
+            badge.update(text)
+            badge.display = bool(text.plain)
+
     def _badge(self) -> Text:
         if self.streaming:
             return Text("▍ streaming…")
         parts: list[str] = []
+        if self.variant:
+            parts.append("↺ earlier variant, replaced by /retry")
         if self.interrupted:
             parts.append("⚠ interrupted")
         if self.source not in ("llm", ""):

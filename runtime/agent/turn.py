@@ -65,6 +65,7 @@ from runtime.core.events import (
 from runtime.core.logs import log_context
 from runtime.core.messages import ChatMessage, ConversationSummary, ToolCall
 from runtime.state.conversations import HIDDEN
+from runtime.state.variants import variant_ids
 from runtime.tools import AskPermission, ToolContext, ToolRegistry
 from runtime.tools.runner import ToolResult, ToolRunner
 
@@ -121,8 +122,10 @@ class HistorySource(Protocol):
 
 class PromptHistory:
     """The conversation as the model should see it: a HistoryReader over the store that
-    skips hidden messages (fallback notices, partial answers of failed attempts), refilling
-    pages so paging callers still get full pages until the real start.
+    skips hidden messages (fallback notices, partial answers of failed attempts) and earlier
+    variants a ``/retry`` replaced (:func:`runtime.state.variants.variant_ids`; ``resending``
+    names the retry turn running in a conversation), refilling pages so paging callers still
+    get full pages until the real start.
 
     ``read_recent`` (summary and newest page together) serves a snapshot primed by
     :meth:`prefetch` once, so a turn's history read can overlap its memory recall."""
@@ -130,6 +133,12 @@ class PromptHistory:
     def __init__(self, store: HistorySource) -> None:
         self.store = store
         self._primed: dict[str, tuple[int, tuple[ConversationSummary | None, list[ChatMessage]]]] = {}
+        #: conversation id -> the retry turn running in it (its user message's earlier replies are variants).
+        self.resending: dict[str, str] = {}
+
+    def _visible(self, conversation_id: str, page: list[ChatMessage], newest: bool) -> list[ChatMessage]:
+        replaced = variant_ids(page, self.resending.get(conversation_id) if newest else None)
+        return [m for m in page if not m.metadata.get(HIDDEN) and m.id not in replaced]
 
     async def read_tail(self, conversation_id: str, limit: int, *, before_seq: int | None = None) -> list[ChatMessage]:
         """Up to ``limit`` visible messages, oldest first, ending before ``before_seq`` (None: newest)."""
@@ -137,7 +146,7 @@ class PromptHistory:
         before = before_seq
         while True:
             page = await self.store.read_tail(conversation_id, limit, before_seq=before)
-            kept = [m for m in page if not m.metadata.get(HIDDEN)] + kept
+            kept = self._visible(conversation_id, page, before is None) + kept
             if len(kept) >= limit or len(page) < limit or not page or page[0].seq in (None, 0):
                 return kept[-limit:]
             before = page[0].seq
@@ -168,7 +177,7 @@ class PromptHistory:
         self, conversation_id: str, limit: int
     ) -> tuple[ConversationSummary | None, list[ChatMessage]]:
         summary, page = await self.store.read_recent(conversation_id, limit)
-        kept = [m for m in page if not m.metadata.get(HIDDEN)]
+        kept = self._visible(conversation_id, page, True)
         if len(kept) < limit and len(page) >= limit and page and page[0].seq not in (None, 0):
             kept = await self.read_tail(conversation_id, limit - len(kept), before_seq=page[0].seq) + kept
         return summary, kept
@@ -400,6 +409,8 @@ class Agent:
                 # as "Task exception was never retrieved".
                 turn.prefetch.add_done_callback(_retrieve)
             self.history.drop_prefetched(conversation_id)
+            if self.history.resending.get(conversation_id) == turn.turn_id:
+                del self.history.resending[conversation_id]
             await asyncio.shield(lock.release())
             if stop_reason == "done" and turn.saved:
                 self._after_turn(turn)
@@ -410,6 +421,8 @@ class Agent:
         if user_text is None:
             message = await self._last_user_message(turn.conversation_id)
             turn.user_text, turn.user_message_id = message.content, message.id
+            # The replies to it so far (an interrupted or failed one) become earlier variants.
+            self.history.resending[turn.conversation_id] = turn.turn_id
             resent = True
         else:
             if not user_text.strip():

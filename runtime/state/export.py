@@ -16,6 +16,7 @@ from typing import Any
 
 from runtime.core.messages import ChatMessage
 from runtime.state.history import ConversationDump
+from runtime.state.variants import variant_ids
 
 FORMAT = "holdfast.conversation/1"
 
@@ -41,6 +42,7 @@ def to_json(dump: ConversationDump, exported_at: float) -> str:
         exported_at: Unix time in seconds, recorded in the document.
     """
     summary = dump.summary
+    replaced = variant_ids([*dump.archived, *dump.messages])
     data: dict[str, Any] = {
         "format": FORMAT,
         "exported_at": exported_at,
@@ -55,23 +57,24 @@ def to_json(dump: ConversationDump, exported_at: float) -> str:
             "method": summary.method,
             "token_count": summary.token_count,
         },
-        "archived": [_json_message(m) for m in dump.archived],
-        "messages": [_json_message(m) for m in dump.messages],
+        "archived": [_json_message(m, replaced) for m in dump.archived],
+        "messages": [_json_message(m, replaced) for m in dump.messages],
     }
     return json.dumps(data, ensure_ascii=False, indent=2)
 
 
-def _json_message(message: ChatMessage) -> dict[str, Any]:
+def _json_message(message: ChatMessage, replaced: set[str]) -> dict[str, Any]:
     data = message.to_dict()
-    data["marks"] = marks(message)
+    data["marks"] = marks(message, message.id in replaced)
     return data
 
 
-def marks(message: ChatMessage) -> list[str]:
+def marks(message: ChatMessage, variant: bool = False) -> list[str]:
     """What happened to an assistant reply, from its stored metadata, as keys of :data:`MARK_WORDS`:
     ``interrupted`` (Esc, or the stream broke off), ``cut_off`` (``finish_reason: "length"``),
     ``fallback`` (a canned or degraded notice), ``cached`` (``source: "cache"``), ``variant`` (replaced
-    by ``/retry``). Empty for an ordinary message."""
+    by ``/retry``: ``variant`` true, from :func:`runtime.state.variants.variant_ids`). Empty for an
+    ordinary message."""
     meta = message.metadata
     found: list[str] = []
     if meta.get("interrupted"):
@@ -82,15 +85,15 @@ def marks(message: ChatMessage) -> list[str]:
         found.append("fallback")
     if meta.get("source") == "cache":
         found.append("cached")
-    if meta.get("superseded_by") or meta.get("variant"):
+    if variant:
         found.append("variant")
     return found
 
 
-def mark_line(message: ChatMessage) -> str:
+def mark_line(message: ChatMessage, variant: bool = False) -> str:
     """The Markdown line marking a reply (``""`` for an ordinary one): each mark in words, and the
     stored error or stop reason."""
-    found = marks(message)
+    found = marks(message, variant)
     if not found:
         return ""
     words = [MARK_WORDS[m] for m in found]
@@ -136,6 +139,7 @@ def to_markdown(dump: ConversationDump) -> str:
     text cannot break out of the document's structure.
     """
     info = dump.info
+    replaced = variant_ids([*dump.archived, *dump.messages])
     lines = [f"# {_one_line(info.title) or 'Untitled conversation'}", ""]
     lines.append(f"- Conversation: `{info.id}`")
     lines.append(f"- Started: {_when(info.created_at)}; last activity: {_when(info.updated_at)}")
@@ -146,20 +150,20 @@ def to_markdown(dump: ConversationDump) -> str:
         lines += ["", f"## Summary of the first {dump.summary.covered_count} messages", "", _quote(dump.summary.text)]
     if dump.archived:
         lines += ["", "## Archived messages"]
-        lines += _messages(dump.archived)
+        lines += _messages(dump.archived, replaced)
     lines += ["", "## Messages"]
-    lines += _messages(dump.messages)
+    lines += _messages(dump.messages, replaced)
     return "\n".join(lines) + "\n"
 
 
-def _messages(messages: list[ChatMessage]) -> list[str]:
+def _messages(messages: list[ChatMessage], replaced: set[str]) -> list[str]:
     out: list[str] = []
     for message in messages:
         who = _ROLE_TITLES.get(message.role, message.role)
         if message.name:
             who += f" ({_one_line(message.name)})"
         out += ["", f"### {who} · {_when(message.created_at)}", ""]
-        line = mark_line(message)
+        line = mark_line(message, message.id in replaced)
         if line:
             out += [line, ""]
         if message.content:
