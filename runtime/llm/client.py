@@ -20,6 +20,17 @@ A stream that breaks before its first event is retried by the guard; after event
 the caller it is not: the caller gets :class:`StreamInterrupted` with the partial text.
 When the LLM is unavailable, the registered fallbacks answer (see :mod:`runtime.llm.fallbacks`).
 
+What real endpoints send besides OpenAI's exact format is understood here, each case from a
+server people use: ``delta.content`` as a string, null, or a list of typed blocks (Mistral,
+GLM: text kept, thinking blocks taken as reasoning, others skipped); reasoning as
+``reasoning_content`` (vLLM, DeepSeek) or ``reasoning`` (OpenRouter, Ollama), yielded as
+:class:`ReasoningDelta` so it counts as progress and is never mistaken for the answer; an
+``error`` object or ``finish_reason: "error"`` inside a 200 stream (a failure, what came
+before it kept); a whole JSON reply to a stream request (``[llm].stream``); tool calls in any
+of the shapes :mod:`runtime.llm.tool_assembly` accepts; an endpoint that rejects ``tools``
+(then :mod:`runtime.llm.prompt_tools` describes them in the prompt for the rest of the
+session). Usage the endpoint does not report is counted here and marked ``estimated``.
+
 Consume :meth:`LLMClient.stream_chat` with ``contextlib.aclosing`` (or to the end) so that
 stopping early (the user pressed Esc) closes the HTTP stream at once.
 """
