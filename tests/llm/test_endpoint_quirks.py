@@ -398,3 +398,18 @@ async def test_error_text_names_the_status_once(
             await collect(client, tools=None, use_fallback=False)
     message = str(info.value)
     assert message.endswith(expected) and message.count("503") == 1
+
+
+async def test_stream_true_accepts_a_json_reply_but_keeps_asking_for_streams(
+    make_client: Callable[..., LLMClient], make_resilience: Callable[..., Resilience]
+) -> None:
+    client = make_client(
+        make_resilience(), BASE, http_client=httpx.AsyncClient(), config=LLMConfig(base_url=BASE, stream=True)
+    )
+    whole = {"model": "m", "choices": [{"index": 0, "finish_reason": "stop", "message": {"content": "Whole."}}]}
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post("/chat/completions").respond(200, json=whole)
+        for _ in range(2):
+            events = await collect(client, tools=None)
+            assert [type(e) for e in events] == [TextDelta, Usage, Finish] and events[1].estimated
+    assert [json.loads(c.request.content)["stream"] for c in route.calls] == [True, True]
