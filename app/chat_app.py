@@ -684,6 +684,22 @@ class HoldfastApp(App[int]):
     def on_composer_cancel_requested(self, message: Composer.CancelRequested) -> None:
         self.action_cancel_turn()
 
+    def on_composer_scroll_chat(self, message: Composer.ScrollChat) -> None:
+        """PageUp/PageDown/Home/End from the composer: scroll the chat (the bottom follows the
+        tail again, as after sending)."""
+        log_ = self.chat_log
+        if message.where == "bottom":
+            log_.anchor()
+            return
+        if message.where in ("page_up", "top"):
+            log_.release_anchor()  # stop following the tail while reading back
+        if message.where == "page_up":
+            log_.scroll_page_up(animate=False)
+        elif message.where == "page_down":
+            log_.scroll_page_down(animate=False)
+        else:
+            log_.scroll_home(animate=False, immediate=True)
+
     @property
     def turn_running(self) -> bool:
         return self._turn is not None and self._turn.state in (WorkerState.PENDING, WorkerState.RUNNING)

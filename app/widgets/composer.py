@@ -1,5 +1,9 @@
 """The multi-line composer: Enter sends, Shift+Enter / Ctrl+J newline, Up/Down recall, Esc cancels.
 
+The chat scrolls from here, keyboard first: PageUp/PageDown always scroll the chat (a composer of
+a few lines has no pages of its own); Home/End go to the top/bottom of the chat while the composer
+is empty (with text they move the cursor, as in any editor); Ctrl+Home/Ctrl+End always do.
+
 Recall works like a shell: Up on the first line steps back through earlier inputs, Down on the
 last line steps forward, and the draft being typed is kept while browsing.
 
@@ -10,6 +14,7 @@ freezes it); a one-line marker stands in for it and is expanded to the full text
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from textual import events
 from textual.message import Message
@@ -20,6 +25,17 @@ LARGE_PASTE_CHARS = 20_000
 
 #: Keys that insert a newline instead of sending (terminals differ in what Shift+Enter sends).
 NEWLINE_KEYS = frozenset({"shift+enter", "ctrl+j", "newline", "alt+enter", "ctrl+enter"})
+
+#: Where a scroll key sends the chat.
+ScrollWhere = Literal["page_up", "page_down", "top", "bottom"]
+#: Keys that always scroll the chat, and Home/End, which do while the composer is empty.
+ALWAYS_SCROLL: dict[str, ScrollWhere] = {
+    "pageup": "page_up",
+    "pagedown": "page_down",
+    "ctrl+home": "top",
+    "ctrl+end": "bottom",
+}
+EMPTY_SCROLL: dict[str, ScrollWhere] = {"home": "top", "end": "bottom"}
 
 
 class InputHistory:
@@ -77,6 +93,13 @@ class Composer(TextArea):
     class CancelRequested(Message):
         composer: Composer
 
+    @dataclass
+    class ScrollChat(Message):
+        """A scroll key pressed in the composer: the chat should scroll ``where``."""
+
+        composer: Composer
+        where: ScrollWhere
+
     def __init__(self, *, id: str | None = None, placeholder: str = "") -> None:
         super().__init__(
             id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus", placeholder=placeholder, compact=False
@@ -124,6 +147,12 @@ class Composer(TextArea):
             event.prevent_default()
             start, end = self.selection
             self._replace_via_keyboard("\n", start, end)
+            return
+        where = ALWAYS_SCROLL.get(key) or (EMPTY_SCROLL.get(key) if not self.text else None)
+        if where is not None:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.ScrollChat(self, where))
             return
         if key == "escape":
             event.stop()
