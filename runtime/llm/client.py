@@ -506,14 +506,30 @@ class LLMClient:
                 yield await self._json_instead_of_stream(response, request, tool_names)
                 return
             chunks = response.aiter_bytes()
+            # Until the first event, a chunk is parsed only as far as that event: the rest
+            # (a fast endpoint's whole reply may come in one read) waits for ``resume``.
+            kept: list[bytes] = []
+            first = True
 
             def feed(raw: bytes, out: list[StreamEvent]) -> bool:
-                for payload in decoder.feed(raw):
+                nonlocal first
+                payloads = decoder.feed(raw)
+                if kept:
+                    payloads = kept + payloads
+                    kept.clear()
+                for index, payload in enumerate(payloads):
                     if payload == _DONE:
                         state.done = True
                         return True
                     self._apply_chunk(payload, state, assembler, text_out, out)
+                    if first and out:
+                        first = False
+                        kept.extend(payloads[index + 1 :])
+                        return False
                 return False
+
+            def resume(out: list[StreamEvent]) -> bool:
+                return feed(b"", out) if kept else False
 
             async def finish(out: list[StreamEvent], completed: bool) -> None:
                 if completed:
@@ -525,7 +541,7 @@ class LLMClient:
                     else:
                         self._apply_chunk(payload, state, assembler, text_out, out)
 
-            reader = ReadAhead(chunks, feed, finish).start()
+            reader = ReadAhead(chunks, feed, finish, resume=resume).start()
             try:
                 while (batch := await reader.next_batch()) is not None:
                     yield batch

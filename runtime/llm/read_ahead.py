@@ -9,7 +9,10 @@ token, without ever delaying an item that has arrived.
 
 The first batch is read by the consumer itself, in its own task: time to first token is
 what a user feels, and it pays neither a task start nor a hand-over. The task reading the
-rest starts after it. A socket read finds data already queued when the endpoint is faster
+rest starts after it. ``feed`` may stop parsing a chunk as soon as it has a first item and
+keep the rest back: the reading task's first act is ``resume`` (parse what was kept back),
+so a first network chunk that holds the whole reply (a fast endpoint, a busy machine) costs
+the first token one item's parse, not the whole reply's. A socket read finds data already queued when the endpoint is faster
 than the parsing, so that task may not suspend for a whole stream; it therefore hands the
 loop over on its own at least every ``max_hold`` seconds (1 ms: far below a rendered frame)
 while items wait.
@@ -34,6 +37,8 @@ MAX_HOLD = 0.001
 
 #: ``finish(out, completed)`` runs once the body ended (``completed``: ``feed`` said done) and appends any last items.
 Finish = Callable[[list[T], bool], Awaitable[None]]
+#: ``resume(out)`` parses what ``feed`` kept back into ``out``; True means the stream is logically done.
+Resume = Callable[[list[T]], bool]
 
 
 class ReadAhead(Generic[T]):
@@ -45,12 +50,14 @@ class ReadAhead(Generic[T]):
         feed: Feed[T],
         finish: Finish[T],
         *,
+        resume: Resume[T] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         max_hold: float = MAX_HOLD,
     ) -> None:
         self._source = source
         self._feed = feed
         self._finish = finish
+        self._resume = resume
         self._clock = clock
         self._max_hold = max_hold
         self._pending: list[T] = []
@@ -71,6 +78,10 @@ class ReadAhead(Generic[T]):
         completed = self._completed
         handed_over = self._clock()
         try:
+            if not first_only and not completed and self._resume is not None:
+                completed = self._resume(self._pending)
+                if self._pending:
+                    self._notify()
             while not completed:
                 try:
                     chunk = await self._source.__anext__()

@@ -51,6 +51,33 @@ async def test_the_first_item_is_handed_over_before_the_rest_is_parsed() -> None
     assert len(batches) < 10  # a consumer that fell behind takes what arrived meanwhile as one batch
 
 
+async def test_a_first_chunk_holding_the_whole_reply_hands_over_its_first_item_alone() -> None:
+    """``feed`` may keep the rest of a chunk back once it has a first item; ``resume`` parses it
+    first thing in the reading task, before any further read, so nothing waits for the network."""
+    kept: list[bytes] = []
+    parsed_before_first: list[int] = []
+
+    def feed(chunk: bytes, out: list[str]) -> bool:
+        words = [*kept, *chunk.split()]
+        kept.clear()
+        for index, word in enumerate(words):
+            if word == b"STOP":
+                return True
+            out.append(word.decode())
+            if not parsed_before_first:
+                parsed_before_first.append(index + 1)
+                kept.extend(words[index + 1 :])
+                return False
+        return False
+
+    reader = ReadAhead(
+        eager([b"a b c d STOP"]), feed, no_finish, resume=lambda out: feed(b"", out) if kept else False
+    ).start()
+    batches = await drain(reader)
+    assert batches[0] == ["a"] and parsed_before_first == [1]
+    assert [w for b in batches for w in b] == ["a", "b", "c", "d"]
+
+
 async def test_items_are_handed_over_at_least_every_max_hold() -> None:
     ticks = iter(range(10_000))
     reader = ReadAhead(
