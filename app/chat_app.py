@@ -69,7 +69,7 @@ from runtime.core.events import (
 from runtime.core.messages import ChatMessage
 
 if TYPE_CHECKING:
-    from runtime.host.facade import RuntimeFacade
+    from runtime.host.facade import RuntimeFacade, SearchHit
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,11 @@ HEAVY_MODULES = (
 
 #: Short enough for the composer at 64 columns (the narrowest chat column the layout keeps).
 PLACEHOLDER = "Message Holdfast · Enter sends · /help"
+
+#: Seconds the search box waits for the next keystroke before searching message text.
+SEARCH_SETTLE = 0.15
+#: Older pages loaded at most to bring a found message on screen.
+MAX_PAGES_TO_FIND = 40
 
 #: Builds the (unstarted) runtime from the configuration, in the boot worker.
 RuntimeFactory = Callable[[Config], "RuntimeFacade"]
@@ -638,9 +643,69 @@ class HoldfastApp(App[int]):
         )
 
     def action_search_conversations(self) -> None:
+        """Ctrl+F: the sidebar's search box (titles and message text; Enter opens the best match)."""
         if not self.sidebar.display:
             self.action_toggle_sidebar()
         self.query_one("#conv-search").focus()
+
+    def on_conversation_list_search_changed(self, message: ConversationList.SearchChanged) -> None:
+        if self.rt is not None and message.query:
+            self.run_worker(self._search(message.query), group="search", exclusive=True, exit_on_error=False)
+
+    async def _search(self, query: str, *, settle: float = SEARCH_SETTLE) -> list[SearchHit]:
+        """Search titles and message text for ``query`` after ``settle`` seconds without a newer
+        keystroke (this worker is replaced by the next one), and show the hits in the sidebar."""
+        if settle:
+            await asyncio.sleep(settle)
+        try:
+            hits = await self.runtime.search_conversations(query)
+        except AppError as exc:
+            self.notify(f"search failed: {describe(exc)}", severity="warning", markup=False)
+            return []
+        self.sidebar.show_hits(query, hits)
+        return hits
+
+    def on_conversation_list_search_submitted(self, message: ConversationList.SearchSubmitted) -> None:
+        if self.rt is not None:
+            self.run_worker(self._open_best(message.query), group="conv", exclusive=True, exit_on_error=False)
+
+    async def _open_best(self, query: str) -> None:
+        """Enter in the search box: open the best match for ``query`` scrolled to its message."""
+        sidebar = self.sidebar
+        hits = sidebar.hits if sidebar.hits_query == query else await self._search(query, settle=0)
+        if not hits:
+            self.notify(f"nothing matches {query!r}", severity="warning", markup=False)
+            return
+        best = hits[0]
+        sidebar.clear_search()
+        if self.overlay_sidebar:
+            self.overlay_sidebar = False
+            self.apply_layout()
+        self.composer.focus()
+        await self.open_conversation(best.conversation_id)
+        if best.message_id is not None:
+            await self.show_message(best.message_id)
+
+    async def show_message(self, message_id: str) -> bool:
+        """Scroll the open conversation to the message ``message_id`` (loading older pages until it
+        is on screen) and highlight it; False if it is not in the conversation."""
+        log_ = self.chat_log
+        for _ in range(MAX_PAGES_TO_FIND):
+            found = [
+                w for w in log_.query("UserMessage, AssistantMessage") if getattr(w, "message_id", None) == message_id
+            ]
+            if found:
+                target = found[0]
+                for old in log_.query(".-found"):
+                    old.remove_class("-found")
+                target.add_class("-found")
+                log_.release_anchor()
+                log_.scroll_to_widget(target, animate=False, top=True, immediate=True)
+                return True
+            if self.conversation_id is None or self._oldest_seq is None or not log_.has_older:
+                return False
+            await self._load_older(self.conversation_id, self._oldest_seq)
+        return False
 
     @work(group="conv", exit_on_error=False)
     async def action_rename_conversation(self) -> None:

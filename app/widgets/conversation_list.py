@@ -1,4 +1,9 @@
-"""The conversations sidebar: most recent first, filter by title, select to open.
+"""The conversations sidebar: most recent first, search, select to open.
+
+Typing in the search box filters by title at once and asks the app (:class:`SearchChanged`) for a
+search of titles *and* message text; :meth:`show_hits` then lists the matching conversations best
+first, each with a snippet of its best message. Enter in the box (:class:`SearchSubmitted`) opens
+the best match at that message.
 
 It shows the runtime facade's :class:`Conversation` snapshots (``id``, ``title``, ``updated_at``,
 ``message_count``); the app lists them in a worker and calls :meth:`show`.
@@ -20,7 +25,7 @@ from textual.widgets.option_list import Option
 from app.safe_text import one_line
 
 if TYPE_CHECKING:
-    from runtime.host.facade import Conversation
+    from runtime.host.facade import Conversation, SearchHit
 
 
 class ConversationList(Vertical):
@@ -43,13 +48,28 @@ class ConversationList(Vertical):
         #: The id of the picked conversation.
         conversation_id: str
 
+    @dataclass
+    class SearchChanged(Message):
+        """The search text changed: the app searches titles and messages for it."""
+
+        query: str
+
+    @dataclass
+    class SearchSubmitted(Message):
+        """Enter in the search box: open the best match for ``query`` at its message."""
+
+        query: str
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.conversations: list[Conversation] = []
         self.current_id: str | None = None
+        #: The last search's hits, best first, and the query they answer.
+        self.hits: list[SearchHit] = []
+        self.hits_query = ""
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="search titles…", id="conv-search")
+        yield Input(placeholder="search all text…", id="conv-search")
         yield OptionList(id="conv-options")
 
     @property
@@ -67,10 +87,29 @@ class ConversationList(Vertical):
         """Ids of the conversations the filter shows, in order."""
         return [opt.id or "" for opt in self._visible()]
 
-    def _visible(self) -> list[Conversation]:
+    @property
+    def search_text(self) -> str:
+        """What is typed in the search box, stripped ("" before it is composed)."""
         search = self.query("#conv-search")
-        query = search.first(Input).value.strip().lower() if search else ""
-        return [c for c in self.conversations if not query or query in str(c.title).lower()]
+        return search.first(Input).value.strip() if search else ""
+
+    def show_hits(self, query: str, hits: list[SearchHit]) -> None:
+        """Show the search hits for ``query`` (ignored if the box says something else by now)."""
+        if query != self.search_text:
+            return
+        self.hits, self.hits_query = hits, query
+        self._render_options()
+
+    def _hit(self, conversation_id: str) -> SearchHit | None:
+        return next((h for h in self.hits if h.conversation_id == conversation_id), None)
+
+    def _visible(self) -> list[Conversation]:
+        query = self.search_text
+        if query and query == self.hits_query:
+            by_id = {c.id: c for c in self.conversations}
+            return [by_id[h.conversation_id] for h in self.hits if h.conversation_id in by_id]
+        low = query.lower()
+        return [c for c in self.conversations if not low or low in str(c.title).lower()]
 
     def _render_options(self) -> None:
         found = self.query("#conv-options")
@@ -82,7 +121,11 @@ class ConversationList(Vertical):
         for index, conv in enumerate(self._visible()):
             label = Text(one_line(conv.title or "Untitled", 40), style="bold" if conv.id == self.current_id else "")
             count = conv.message_count
-            label.append(f"\n{count} message" if count == 1 else f"\n{count} messages", style="dim")
+            hit = self._hit(conv.id) if self.search_text and self.search_text == self.hits_query else None
+            if hit is not None and hit.snippet:
+                label.append("\n" + one_line(hit.snippet, 40), style="italic dim")
+            else:
+                label.append(f"\n{count} message" if count == 1 else f"\n{count} messages", style="dim")
             options.add_option(Option(label, id=conv.id))
             if conv.id == self.current_id:
                 highlight = index
@@ -91,6 +134,20 @@ class ConversationList(Vertical):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
+        self._render_options()
+        self.post_message(self.SearchChanged(event.value.strip()))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value.strip():
+            self.post_message(self.SearchSubmitted(event.value.strip()))
+
+    def clear_search(self) -> None:
+        """Empty the search box and list every conversation again."""
+        self.hits, self.hits_query = [], ""
+        found = self.query("#conv-search")
+        if found:
+            found.first(Input).value = ""
         self._render_options()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

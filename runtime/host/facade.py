@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from runtime.resilience.breaker import BreakerSnapshot as BreakerSnapshot
     from runtime.resilience.health import CheckResult as CheckResult
     from runtime.resilience.health import HealthReport as HealthReport
+    from runtime.state.search import SearchHit as SearchHit
     from runtime.tools import AskPermission as AskPermission
 
 #: ``md`` (Markdown for people) or ``json`` (every field, for machines).
@@ -246,6 +247,11 @@ class RuntimeFacade(Protocol):
     async def rename_conversation(self, conversation_id: str, title: str) -> None: ...
 
     async def delete_conversation(self, conversation_id: str) -> None: ...
+
+    async def search_conversations(self, query: str, limit: int = 20) -> list[SearchHit]:
+        """The user's conversations whose title or message text holds every word of ``query``,
+        best first, each pointing at its best message (see :mod:`runtime.state.search`)."""
+        ...
 
     async def export_conversation(self, conversation_id: str, fmt: ExportFormat) -> str:
         """The whole conversation as Markdown or JSON text."""

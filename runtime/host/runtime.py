@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from runtime.state.client import RedisClient
     from runtime.state.conversations import ConversationStore
     from runtime.state.history import ConversationInfo
+    from runtime.state.search import SearchHit
     from runtime.state.sessions import Session, SessionManager
     from runtime.state.shared_redis import DataDirRedis
     from runtime.state.store import RedisStateStore
@@ -69,6 +70,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Messages per conversation that Ctrl+F search reads (the newest ones).
+SEARCH_DEPTH = 2000
 
 #: Which front end a process is: it is written into the process's session.
 Face = Literal["tui", "cli", "serve"]
@@ -523,10 +527,10 @@ class Runtime:
             ("mcp servers", self._stop_mcp),
             ("session", self._keeper.close if self._keeper else None),
             ("monitor", self.monitor.stop),
+            ("breaker sync", self._breaker_sync.stop if self._breaker_sync else None),
             ("store", self._store.close if self._store else None),
             ("memory", self.memory.aclose if self.memory else None),
             ("llm", self._llm.aclose if self._llm else None),
-            ("breaker sync", self._breaker_sync.stop if self._breaker_sync else None),
             ("redis client", self._redis_client.aclose if self._redis_client else None),
         ]
         for name, close in steps:
@@ -618,6 +622,22 @@ class Runtime:
     ) -> list[ChatMessage]:
         """Up to ``limit`` stored messages (hidden ones included), oldest first, before ``before_seq``."""
         return await self.store.read_tail(conversation_id, limit, before_seq=before_seq)
+
+    async def search_conversations(self, query: str, limit: int = 20) -> list[SearchHit]:
+        """This user's conversations whose title or messages hold every word of ``query``, best
+        first (at most ``limit``); each hit points at its best message. Reads the newest
+        ``SEARCH_DEPTH`` messages of each conversation (one Redis read each, concurrently)."""
+        from runtime.state import search
+
+        if not search.terms(query):
+            return []
+        infos = await self.store.list_conversations(self.user_id)
+
+        async def one(info: ConversationInfo) -> search.SearchHit | None:
+            messages = await self.store.read_tail(info.id, SEARCH_DEPTH)
+            return search.match(query, info.id, info.title, messages, info.updated_at)
+
+        return search.rank(await asyncio.gather(*(one(i) for i in infos)))[:limit]
 
     async def rename_conversation(self, conversation_id: str, title: str) -> None:
         """Retitle a conversation (ValidationError for an empty or over-long title)."""
