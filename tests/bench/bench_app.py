@@ -98,7 +98,7 @@ def test_launch_to_interactive_composer(tmp_path: Path) -> None:
         if elia:
             elia_env = dict(base, XDG_DATA_HOME=str(tmp_path / f"elia{run}"), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
             elia_times.append(_time_to_screen([elia], ELIA_MARK, elia_env))
-    print("\nlaunch -> interactive composer (median of %d, seconds)" % RUNS)
+    print(f"\nlaunch -> interactive composer (median of {RUNS}, seconds)")
     print(f"  holdfast : {statistics.median(holdfast_times):.3f}  runs {[round(t, 3) for t in holdfast_times]}")
     if elia:
         print(f"  elia     : {statistics.median(elia_times):.3f}  runs {[round(t, 3) for t in elia_times]}")

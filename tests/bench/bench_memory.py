@@ -40,7 +40,8 @@ QUERIES = 200
 
 
 def _load() -> str:
-    return "load avg %.1f/%.1f/%.1f on %d cpus" % (*os.getloadavg(), os.cpu_count() or 0)
+    one, five, fifteen = os.getloadavg()
+    return f"load avg {one:.1f}/{five:.1f}/{fifteen:.1f} on {os.cpu_count() or 0} cpus"
 
 
 class ClusteredVectors:
@@ -120,7 +121,7 @@ async def test_bench_recall_scale(n: int, tmp_path: Path) -> None:
     indexed_ok = await store.ensure_indexes(force=True)
     build = time.perf_counter() - started
     idx_times, approx = await _recall_latencies(store, embedder)
-    hits = sum(len(a & e) for a, e in zip(approx, exact))
+    hits = sum(len(a & e) for a, e in zip(approx, exact, strict=False))
     total = sum(len(e) for e in exact)
     print(f"\n[memory n={n:>7} users={USERS}] {_load()}")
     print(f"  insert (store write path, vectors precomputed, 5k per commit): {rate:,.0f} rows/s")

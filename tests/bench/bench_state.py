@@ -74,7 +74,7 @@ async def test_bench_state(redis_url: str, tmp_path: Path) -> None:
     try:
         # ---------------------------------------------------------- round trips
         conv = await store.create("bench")
-        for i in range(3):
+        for _ in range(3):
             await store.add_message(conv, "user", text)
         session = await sessions.create_session("bench")
         await sessions.get_session(session.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import pytest
@@ -118,7 +119,7 @@ async def test_summarises_once_at_the_high_mark_then_not_until_the_next_gap(coun
             runs.append(n)
     # Each turn adds ~90 tokens; one run per ~600-token gap, never on consecutive turns.
     assert len(runs) >= 3
-    assert all(b - a >= 5 for a, b in zip(runs, runs[1:]))
+    assert all(b - a >= 5 for a, b in itertools.pairwise(runs))
     summary = store.summaries[CONV]
     assert summary.method == "llm" and summary.covered_count + len(store.messages[CONV]) == 80
     # A new summary covers the previous one plus the evicted span.

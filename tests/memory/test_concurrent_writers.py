@@ -143,7 +143,7 @@ async def test_two_processes_adding_the_same_facts_keep_one_row_each(
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
-    for proc, (out, err) in zip(procs, outputs):
+    for proc, (out, err) in zip(procs, outputs, strict=False):
         assert proc.returncode == 0, err[-2000:]
         assert out.strip() == "queued 0", err[-2000:]  # every write was applied, none queued
 

@@ -67,7 +67,7 @@ class Model:
         return ("probe", self.next_probe)
 
     def _record(self, failed: bool) -> None:
-        self.window = (self.window + [failed])[-WINDOW:]
+        self.window = ([*self.window, failed])[-WINDOW:]
         if len(self.window) >= MIN_CALLS and sum(self.window) >= RATE * len(self.window):
             self.trip()
 
@@ -84,7 +84,7 @@ class Model:
         if permit == ("closed", self.epoch) and self.state == "closed":
             self.consecutive += 1
             if self.consecutive >= THRESHOLD:
-                self.window = (self.window + [True])[-WINDOW:]
+                self.window = ([*self.window, True])[-WINDOW:]
                 self.trip()
             else:
                 self._record(True)

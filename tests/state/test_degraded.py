@@ -98,7 +98,7 @@ def _kinds(events: list[Event]) -> list[str]:
     return [e.kind for e in events if isinstance(e, (StoreDegraded, StoreRecovered, JournalReplayed))]
 
 
-async def _next(bus: EventBus, kind: type[Event], timeout: float = 20.0) -> Event:  # noqa: ASYNC109
+async def _next(bus: EventBus, kind: type[Event], timeout: float = 20.0) -> Event:
     sub = bus.subscribe(kind)
     try:
         return await asyncio.wait_for(anext(aiter(sub)), timeout)

@@ -31,7 +31,7 @@ def _timed_out(what: str, predicate: object, timeout: float) -> WaitTimeout:
 
 async def wait_for(
     predicate: Predicate,
-    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 (a polling deadline, not a wrapper around a call)
+    timeout: float = DEFAULT_TIMEOUT,
     what: str = "",
     *,
     pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
