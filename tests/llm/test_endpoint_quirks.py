@@ -413,3 +413,22 @@ async def test_stream_true_accepts_a_json_reply_but_keeps_asking_for_streams(
             events = await collect(client, tools=None)
             assert [type(e) for e in events] == [TextDelta, Usage, Finish] and events[1].estimated
     assert [json.loads(c.request.content)["stream"] for c in route.calls] == [True, True]
+
+
+@pytest.mark.parametrize("cookies", [None, {"session": "s1"}])
+async def test_the_stream_request_carries_the_http_clients_headers_and_cookies(
+    cookies: dict[str, str] | None, make_client: Callable[..., LLMClient], make_resilience: Callable[..., Resilience]
+) -> None:
+    """The stream request is built from parts merged once (for speed); a gateway's default
+    headers given on the http client, and its cookie jar, still go out with it."""
+    http = httpx.AsyncClient(headers={"x-org": "acme"}, cookies=cookies)
+    client = make_client(make_resilience(), BASE, http_client=http, config=LLMConfig(base_url=BASE, api_key="k1"))
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post("/chat/completions").mock(
+            return_value=stream(sse(chunk({"content": "ok"}), chunk({}, "stop")))
+        )
+        await collect(client, tools=None)
+    sent = route.calls[0].request.headers
+    assert sent["x-org"] == "acme" and sent["authorization"] == "Bearer k1"
+    assert sent["accept"] == "text/event-stream" and sent["content-type"] == "application/json"
+    assert sent.get("cookie") == ("session=s1" if cookies else None)
