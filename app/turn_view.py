@@ -36,7 +36,7 @@ from runtime.core.events import (
     UserSaved,
 )
 from runtime.core.messages import ChatMessage
-from runtime.state.variants import variant_ids
+from runtime.core.variants import variant_ids
 
 
 class TurnView:

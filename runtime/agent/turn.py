@@ -65,7 +65,7 @@ from runtime.core.events import (
 from runtime.core.logs import log_context
 from runtime.core.messages import ChatMessage, ConversationSummary, ToolCall
 from runtime.state.conversations import HIDDEN
-from runtime.state.variants import variant_ids
+from runtime.core.variants import variant_ids
 from runtime.tools import AskPermission, ToolContext, ToolRegistry
 from runtime.tools.runner import ToolResult, ToolRunner
 
@@ -123,7 +123,7 @@ class HistorySource(Protocol):
 class PromptHistory:
     """The conversation as the model should see it: a HistoryReader over the store that
     skips hidden messages (fallback notices, partial answers of failed attempts) and earlier
-    variants a ``/retry`` replaced (:func:`runtime.state.variants.variant_ids`; ``resending``
+    variants a ``/retry`` replaced (:func:`runtime.core.variants.variant_ids`; ``resending``
     names the retry turn running in a conversation), refilling pages so paging callers still
     get full pages until the real start.
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from runtime.core.messages import ChatMessage
 from runtime.state.history import ConversationDump
-from runtime.state.variants import variant_ids
+from runtime.core.variants import variant_ids
 
 FORMAT = "holdfast.conversation/1"
 
@@ -73,7 +73,7 @@ def marks(message: ChatMessage, variant: bool = False) -> list[str]:
     """What happened to an assistant reply, from its stored metadata, as keys of :data:`MARK_WORDS`:
     ``interrupted`` (Esc, or the stream broke off), ``cut_off`` (``finish_reason: "length"``),
     ``fallback`` (a canned or degraded notice), ``cached`` (``source: "cache"``), ``variant`` (replaced
-    by ``/retry``: ``variant`` true, from :func:`runtime.state.variants.variant_ids`). Empty for an
+    by ``/retry``: ``variant`` true, from :func:`runtime.core.variants.variant_ids`). Empty for an
     ordinary message."""
     meta = message.metadata
     found: list[str] = []
