@@ -515,6 +515,7 @@ class HoldfastApp(App[int]):
         self.header.title_text = title
         self.sidebar.current_id = conversation_id
         self.sidebar.show(self.sidebar.conversations)
+        self.context_panel.show_conversation(conversation_id)
         log_ = self.chat_log
         await log_.clear()
         await log_.add(*render_history(messages))

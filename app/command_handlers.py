@@ -100,15 +100,23 @@ class CommandHandlers:
         conv_id = self.app.conversation_id
         if conv_id is None:
             raise CommandError("nothing to summarise yet")
-        result = await self.rt.summarize(conv_id)
+        force = bool((inv.options or {}).get("force"))
+        result = await self.rt.summarize(conv_id, force=force)
         if result is None:
-            await self.say("history is below the summarise threshold: nothing to do")
+            await self.say(
+                "history is below the summarise threshold: nothing to do (/summarize --force does it anyway)"
+            )
             return
+        if result.status == "nothing_to_evict":
+            await self.say("nothing to summarise yet: the history is a single turn")
+            return
+        if result.status == "summarized":
+            await self.app.open_conversation(conv_id)  # redrawn first: that clears the log
         await self.say(
             f"summary: {result.status} ({result.history_tokens_before:,} -> "
-            f"{result.history_tokens_after:,} tokens)" + (f"; {result.error}" if result.error else "")
+            f"{result.history_tokens_after:,} tokens, {result.evicted} older messages summarised)"
+            + (f"; {result.error}" if result.error else "")
         )
-        await self.app.open_conversation(conv_id)
 
     async def cmd_export(self, inv: Invocation) -> None:
         conv_id = self.app.conversation_id

@@ -38,7 +38,9 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("model", "/model [name]", "list models, or switch to one", 0, 1),
         CommandSpec("retry", "/retry", "resend the last user message"),
         CommandSpec("continue", "/continue", "ask the model to go on where its reply was cut off"),
-        CommandSpec("summarize", "/summarize", "summarise the older part of this conversation"),
+        CommandSpec(
+            "summarize", "/summarize [--force]", "summarise the older part (--force: below the threshold too)", 0, 1
+        ),
         CommandSpec("memory", "/memory <query>", "search long-term memory", 1, 1, True),
         CommandSpec("remember", "/remember <text>", "store a long-term memory", 1, 1, True),
         CommandSpec("forget", "/forget <id>", "delete a memory by id", 1, 1),
@@ -96,6 +98,10 @@ def parse(line: str) -> Invocation:
         raise CommandError(f"usage: {spec.usage}")
     if name == "export":
         return _export(args, rest)
+    if name == "summarize":
+        if args and args[0] not in ("--force", "-f", "force"):
+            raise CommandError(f"usage: {spec.usage}")
+        return Invocation(name, args, rest, {"force": bool(args)})
     if name == "breakers":
         if args[0] != "reset":
             raise CommandError(f"usage: {spec.usage}")

@@ -77,6 +77,14 @@ class TurnView:
             )
 
     async def handle(self, event: TurnEvent) -> None:
+        # The Context panel keeps every conversation's figures, shown or not.
+        panel = self.app.context_panel
+        if isinstance(event, PromptBuilt):
+            panel.record(event.conversation_id, report=event.report)
+        elif isinstance(event, MemoriesRecalled):
+            panel.record(event.conversation_id, memories=event.texts)
+        elif isinstance(event, Degraded) and event.service == "memory":
+            panel.record(event.conversation_id, memories=(), note="memory offline: recall skipped")
         if isinstance(event, TextDelta):
             self.partial += event.text
         elif isinstance(event, (AssistantSaved, ToolCallStarted)):
@@ -142,14 +150,8 @@ class TurnView:
                     message_id=event.message_id,
                 )
             self.reply = None
-        elif isinstance(event, PromptBuilt):
-            self.app.context_panel.show_report(event.report)
-        elif isinstance(event, MemoriesRecalled):
-            self.app.context_panel.show_memories(event.texts)
         elif isinstance(event, Degraded):
             await self.log.notice(f"degraded ({event.service or 'backend'}): {event.reason}", "degraded")
-            if event.service == "memory":
-                self.app.context_panel.show_memories((), note="memory offline: recall skipped")
         elif isinstance(event, TurnFailed):
             await self._close_reply(interrupted=True)
             hint = " — type /retry to resend it" if event.retryable else ""

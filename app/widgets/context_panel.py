@@ -1,5 +1,9 @@
 """The Context panel: the prompt budget as a split bar, what was dropped, and recalled memories.
 
+Figures are kept per conversation (:meth:`ContextPanel.record`): the panel shows those of the
+conversation on screen (:meth:`ContextPanel.show_conversation`), so a new conversation starts at
+"no prompt built yet" and going back shows that conversation's last prompt again.
+
 Fed a ``PromptReport`` (from :class:`PromptBuilt`) and the texts of :class:`MemoriesRecalled`.
 """
 
@@ -62,6 +66,35 @@ class ContextPanel(Static):
         self.report: PromptReport | None = None
         self.memories: tuple[str, ...] = ()
         self.memory_note = ""
+        #: The conversation whose figures are shown (None: not bound to one).
+        self.conversation_id: str | None = None
+        #: conversation id -> (its last prompt's report, recalled memories, memory note).
+        self._figures: dict[str, tuple[PromptReport | None, tuple[str, ...], str]] = {}
+
+    def record(
+        self,
+        conversation_id: str,
+        *,
+        report: PromptReport | None = None,
+        memories: tuple[str, ...] | list[str] | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Keep a new prompt report and/or recalled memories of ``conversation_id`` (fields left
+        None keep their value); shown at once if that conversation is on screen."""
+        old_report, old_memories, old_note = self._figures.get(conversation_id, (None, (), ""))
+        self._figures[conversation_id] = (
+            report if report is not None else old_report,
+            tuple(memories) if memories is not None else old_memories,
+            note if note is not None else (old_note if memories is None else ""),
+        )
+        if conversation_id == self.conversation_id:
+            self.show_conversation(conversation_id)
+
+    def show_conversation(self, conversation_id: str) -> None:
+        """Show the figures of ``conversation_id`` ("no prompt built yet" when it has none)."""
+        self.conversation_id = conversation_id
+        self.report, self.memories, self.memory_note = self._figures.get(conversation_id, (None, (), ""))
+        self.refresh_panel()
 
     def on_mount(self) -> None:
         self.refresh_panel()

@@ -64,8 +64,8 @@ from runtime.core.events import (
 )
 from runtime.core.logs import log_context
 from runtime.core.messages import ChatMessage, ConversationSummary, ToolCall
-from runtime.state.conversations import HIDDEN
 from runtime.core.variants import variant_ids
+from runtime.state.conversations import HIDDEN
 from runtime.tools import AskPermission, ToolContext, ToolRegistry
 from runtime.tools.runner import ToolResult, ToolRunner
 
@@ -302,12 +302,13 @@ class Agent:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
-    async def summarize_now(self, conversation_id: str) -> SummarizeResult | None:
-        """Summarise the conversation's older part if it passes ``[context].summarize_at``
-        (None when it does not). Raises ValidationError when no summarizer is configured."""
+    async def summarize_now(self, conversation_id: str, *, force: bool = False) -> SummarizeResult | None:
+        """Summarise the conversation's older part if it passes ``[context].summarize_at``, or
+        with ``force`` below it too (None when nothing was due). Raises ValidationError when no
+        summarizer is configured."""
         if self.summarizer is None:
             raise ValidationError("summaries are not configured for this agent")
-        return await self.summarizer.maybe_summarize(conversation_id)
+        return await self.summarizer.maybe_summarize(conversation_id, force=force)
 
     async def aclose(self) -> None:
         """Cancel background memory writes and summaries (shutdown)."""

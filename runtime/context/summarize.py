@@ -217,18 +217,22 @@ class Summarizer:
             before = page[0].seq
         return [m for page in reversed(pages) for m in page]
 
-    async def maybe_summarize(self, conversation_id: str) -> SummarizeResult | None:
-        """Summarise if the policy says so; None when it does not. Never raises for a failed
-        summary or swap (the result says ``failed``); read errors from the store propagate."""
+    async def maybe_summarize(self, conversation_id: str, *, force: bool = False) -> SummarizeResult | None:
+        """Summarise if the policy says so; None when it does not. ``force`` (``/summarize --force``)
+        summarises below the threshold too: the older half of the history, whole turns, goes into
+        the summary. Never raises for a failed summary or swap (the result says ``failed``); read
+        errors from the store propagate."""
         previous = await self.reader.get_summary(conversation_id)
         messages = await self._read_all(conversation_id)
         counts = [self.counter.count_message(m) for m in messages]
         prev_tokens = self._summary_tokens(previous)
         total = sum(counts) + prev_tokens
-        if not should_summarize(total, self.marks, self._floors.get(conversation_id)):
+        if not force and not should_summarize(total, self.marks, self._floors.get(conversation_id)):
             return None
 
         target = max(0, self.marks.low - self.max_summary_tokens)
+        if force:
+            target = min(target, total // 2)
         k = plan_eviction(messages, counts, target)
         if k == 0:
             self._floors[conversation_id] = total

@@ -395,7 +395,9 @@ class _Planner:
             out.append(sum_msg)
         out.extend(history)
 
-        known = tail.total_messages if tail.total_messages is not None else len(tail.messages)
+        # A history read to its start knows every live message it may send (hidden ones, such as
+        # fallback notices, were never candidates); otherwise the store's count is the best bound.
+        known = len(tail.messages) if tail.reached_start or tail.total_messages is None else tail.total_messages
         report = PromptReport(
             model=self.counter.model,
             encoding=self.counter.encoding_name,

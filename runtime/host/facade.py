@@ -285,8 +285,9 @@ class RuntimeFacade(Protocol):
 
     async def set_system_prompt(self, conversation_id: str, prompt: str) -> None: ...
 
-    async def summarize(self, conversation_id: str) -> SummarizeResult | None:
-        """Summarise the older part now if it passes the threshold; None when below it."""
+    async def summarize(self, conversation_id: str, *, force: bool = False) -> SummarizeResult | None:
+        """Summarise the older part now if it passes the threshold (``force``: below it too, the
+        older half of the history); None when nothing was due."""
         ...
 
     # ------------------------------------------------------------ models and tools

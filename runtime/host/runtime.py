@@ -691,9 +691,10 @@ class Runtime:
         """Store a new system prompt for the conversation (creating it if it has no message yet)."""
         await self.agent.set_system_prompt(conversation_id, prompt)
 
-    async def summarize(self, conversation_id: str) -> SummarizeResult | None:
-        """Summarise the older part now if the history passes ``[context].summarize_at``; None if not."""
-        return await self.agent.summarize_now(conversation_id)
+    async def summarize(self, conversation_id: str, *, force: bool = False) -> SummarizeResult | None:
+        """Summarise the older part now if the history passes ``[context].summarize_at`` (or below
+        it with ``force``); None if nothing was due."""
+        return await self.agent.summarize_now(conversation_id, force=force)
 
     # ------------------------------------------------------------ facade: models and tools
 

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runtime.core.messages import ChatMessage
-from runtime.state.history import ConversationDump
 from runtime.core.variants import variant_ids
+from runtime.state.history import ConversationDump
 
 FORMAT = "holdfast.conversation/1"
 
