@@ -34,6 +34,7 @@ from app import ui_state
 from app.command_handlers import CommandHandlers
 from app.commands import COMMANDS, CommandError, is_command, parse
 from app.layout import panels_can_be_inline, plan, sidebar_can_be_inline
+from app.safe_text import plural
 from app.screens.confirm import ConfirmScreen
 from app.screens.permission import PermissionScreen
 from app.screens.text_prompt import TextPromptScreen
@@ -186,6 +187,8 @@ class HoldfastApp(App[int]):
         #: What the user wants shown beside the chat (shown when it fits; see app.layout).
         self.want_sidebar = self.config.ui.show_sidebar if self.ui_state.sidebar is None else self.ui_state.sidebar
         self.want_panels = self.config.ui.show_panels if self.ui_state.panels is None else self.ui_state.panels
+        #: Whose input history the composer recalls (known once the runtime is built).
+        self._history_user: str | None = None
         #: Opened on demand over the chat on a narrow terminal (not remembered).
         self.overlay_sidebar = False
         self.overlay_panels = False
@@ -313,6 +316,7 @@ class HoldfastApp(App[int]):
             factory = self._runtime_factory or _default_factory
             self.rt = factory(self.config)
         rt = self.rt
+        self._load_input_history(rt.user_id)
         self._unsubscribe = rt.subscribe(self._on_bus_event)
         rt.set_health_interval(self.config.ui.health_interval)
         health.set_row("redis", detail="starting…")
@@ -735,7 +739,26 @@ class HoldfastApp(App[int]):
 
     # ------------------------------------------------------------ composer and turns
 
+    def _load_input_history(self, user: str) -> None:
+        """Give the composer ``user``'s remembered inputs (Up recalls them), before anything typed
+        during start-up."""
+        self._history_user = user
+        recall = self.composer.recall
+        stored = self.ui_state.history.get(user, [])
+        typed = recall.items
+        recall.items = [*stored, *typed][-recall.limit :]
+        if typed:
+            self._save_input_history()
+
+    def _save_input_history(self) -> None:
+        """Remember the composer's inputs for this user across launches (ui-state.json)."""
+        if self._history_user is None:
+            return
+        self.ui_state.history[self._history_user] = list(self.composer.recall.items)
+        ui_state.save(self.config.data_path, self.ui_state)
+
     def on_composer_submitted(self, message: Composer.Submitted) -> None:
+        self._save_input_history()
         text = message.text
         if is_command(text):
             try:
@@ -893,11 +916,6 @@ class HoldfastApp(App[int]):
                 self.run_worker(self.handlers.run(parse(f"/{name}")), group="command", exit_on_error=False)
 
         return run
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 write``, ``2 writes``, ``0 writes`` (English nouns that take an s)."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _health_row(check: str) -> str:

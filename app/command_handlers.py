@@ -13,14 +13,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.commands import COMMANDS, CommandError, Invocation, help_lines
+from app.safe_text import plural
 from app.surface import ChatSurface
-from runtime.core.errors import AppError, InternalError, NotFoundError, describe
+from runtime.core.errors import AppError, InternalError, NotFoundError, ValidationError, describe
 
 if TYPE_CHECKING:
     from app.widgets.notice import NoticeKind
     from runtime.host.facade import ExportFormat, RuntimeFacade
 
 log = logging.getLogger(__name__)
+
+#: Characters of a memory id ``/memory`` shows (``/forget`` takes any unique prefix).
+SHORT_ID = 8
 
 #: What ``/continue`` sends: the model's last reply was cut at the output limit.
 CONTINUE_MESSAGE = "Continue exactly where your last reply was cut off."
@@ -145,11 +149,16 @@ class CommandHandlers:
 
     async def cmd_memory(self, inv: Invocation) -> None:
         search = await self._memory_on().search_memories(inv.rest)
+        # Ids shortened to SHORT_ID characters: /forget takes any unique prefix.
         lines = [
-            f"{m.id}  {m.score:.2f}  {m.content}" if m.score is not None else f"{m.id}  {m.content}"
+            f"{m.id[:SHORT_ID]}  {m.score:.2f}  {m.content}"
+            if m.score is not None
+            else f"{m.id[:SHORT_ID]}  {m.content}"
             for m in search.hits
         ]
-        head = f"{len(lines)} memories for {inv.rest!r}" + (f" (degraded: {search.reason})" if search.degraded else "")
+        head = f"{plural(len(lines), 'memory', 'memories')} for {inv.rest!r}" + (
+            f" (degraded: {search.reason})" if search.degraded else ""
+        )
         await self.say("\n".join([head, *lines]))
 
     async def cmd_remember(self, inv: Invocation) -> None:
@@ -157,15 +166,20 @@ class CommandHandlers:
         await self.say(f"remembered as {mid}")
 
     async def cmd_forget(self, inv: Invocation) -> None:
-        found = await self._memory_on().forget_memory(inv.args[0])
-        await self.say(f"forgot {inv.args[0]}" if found else f"no memory {inv.args[0]}")
+        rt = self._memory_on()
+        try:
+            memory_id = await rt.find_memory(inv.args[0])
+        except (NotFoundError, ValidationError) as exc:
+            raise CommandError(exc.user_message()) from exc
+        found = await rt.forget_memory(memory_id)
+        await self.say(f"forgot {memory_id}" if found else f"no memory {memory_id}")
 
     async def cmd_tools(self, inv: Invocation) -> None:
         tools = self.rt.list_tools()
         lines = [f"{t.name} [{t.permission}] {t.description}" for t in tools]
         for plugin, error in self.rt.plugin_errors.items():
             lines.append(f"✖ plugin {plugin} failed to load: {error}")
-        await self.say("\n".join([f"{len(tools)} tools", *lines]))
+        await self.say("\n".join([plural(len(tools), "tool"), *lines]))
 
     # ------------------------------------------------------------ resilience
 

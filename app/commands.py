@@ -43,7 +43,7 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         CommandSpec("memory", "/memory <query>", "search long-term memory", 1, 1, True),
         CommandSpec("remember", "/remember <text>", "store a long-term memory", 1, 1, True),
-        CommandSpec("forget", "/forget <id>", "delete a memory by id", 1, 1),
+        CommandSpec("forget", "/forget <id>", "delete a memory by id (or its first characters)", 1, 1),
         CommandSpec("tools", "/tools", "list the registered tools"),
         CommandSpec("export", "/export [md|json] [path]", "export this conversation", 0, 2),
         CommandSpec("breakers", "/breakers reset [service]", "reset one or every circuit breaker", 1, 2),

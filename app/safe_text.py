@@ -20,6 +20,12 @@ def literal(text: str, style: str = "") -> Text:
     return Text(clean(text), style=style)
 
 
+def plural(count: int, noun: str, many: str = "") -> str:
+    """``1 write``, ``2 writes``, ``0 writes``; ``many`` for a noun whose plural is not noun + s
+    (``plural(n, "memory", "memories")``)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {many or noun + 's'}"
+
+
 def one_line(text: str, limit: int = 120) -> str:
     """First line of ``clean(text)``, shortened to ``limit`` characters with an ellipsis."""
     line = clean(text).strip().splitlines()[0] if text and text.strip() else ""

@@ -314,6 +314,12 @@ class RuntimeFacade(Protocol):
         """Delete one memory; False if it did not exist."""
         ...
 
+    async def find_memory(self, prefix: str) -> str:
+        """The full id of this user's one memory whose id starts with ``prefix`` (at least
+        4 characters). NotFoundError when none does, ValidationError when several do (the
+        message says how many) or the prefix is too short."""
+        ...
+
     # ------------------------------------------------------------ resilience and health
 
     def breaker_snapshots(self) -> list[BreakerSnapshot]:

@@ -73,6 +73,9 @@ T = TypeVar("T")
 
 #: Messages per conversation that Ctrl+F search reads (the newest ones).
 SEARCH_DEPTH = 2000
+#: The shortest memory id prefix ``/forget`` accepts, and how many memories it looks through.
+MIN_MEMORY_PREFIX = 4
+MAX_MEMORIES_LISTED = 100_000
 
 #: Which front end a process is: it is written into the process's session.
 Face = Literal["tui", "cli", "serve"]
@@ -738,6 +741,19 @@ class Runtime:
     async def forget_memory(self, memory_id: str) -> bool:
         """Delete one of this user's memories; False if it did not exist."""
         return await self._memory().forget(self.user_id, memory_id)
+
+    async def find_memory(self, prefix: str) -> str:
+        """The full id of this user's one memory whose id starts with ``prefix`` (see the facade)."""
+        wanted = prefix.strip().lower()
+        if len(wanted) < MIN_MEMORY_PREFIX:
+            raise ValidationError(f"give at least {MIN_MEMORY_PREFIX} characters of the memory id")
+        memories = await self._memory().list(self.user_id, limit=MAX_MEMORIES_LISTED)
+        found = sorted({m.id for m in memories if m.id.lower().startswith(wanted)})
+        if not found:
+            raise NotFoundError(f"no memory id starts with {prefix!r}")
+        if len(found) > 1:
+            raise ValidationError(f"{len(found)} memory ids start with {prefix!r}: give more characters")
+        return found[0]
 
     # ------------------------------------------------------------ facade: resilience and health
 

@@ -109,8 +109,8 @@ async def test_memory_commands_tools_health_breakers_copy(app_config: LoadedConf
         await ready(pilot)
         remembered = await _command(pilot, "/remember my favourite colour is teal", "remembered as")
         memory_id = remembered.split("remembered as ")[1].strip()
-        found = await _command(pilot, "/memory favourite colour", "memories for")
-        assert memory_id in found and "teal" in found
+        found = await _command(pilot, "/memory favourite colour", "for 'favourite colour'")
+        assert found.startswith("1 memory for") and memory_id[:8] in found and "teal" in found
         await _command(pilot, f"/forget {memory_id}", f"forgot {memory_id}")
         tools = await _command(pilot, "/tools", "tools")
         assert "calculator" in tools and "clock" in tools
