@@ -14,12 +14,14 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
+from rich.console import RenderableType
 from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -98,6 +100,16 @@ PLACEHOLDER = "Message Holdfast · Enter sends · /help"
 SEARCH_SETTLE = 0.15
 #: Older pages loaded at most to bring a found message on screen.
 MAX_PAGES_TO_FIND = 40
+
+#: Seconds a streaming turn gets, at exit, to save its partial reply.
+TURN_SAVE_TIMEOUT = 1.0
+#: Seconds the runtime gets to stop at exit (its in-process parts take well under 0.1 s; the
+#: embedded servers are left to the kernel's death signal and the data dir's watchdog).
+STOP_BUDGET = 0.1
+#: Seconds after the exit began when the watchdog ends the process once data is safe, and when
+#: it ends it in any case (a hang-up can leave the terminal writer blocked for good).
+EXIT_DEADLINE = 1.5
+HARD_DEADLINE = 1.9
 
 #: Builds the (unstarted) runtime from the configuration, in the boot worker.
 RuntimeFactory = Callable[[Config], "RuntimeFacade"]
@@ -187,6 +199,12 @@ class HoldfastApp(App[int]):
         #: What the user wants shown beside the chat (shown when it fits; see app.layout).
         self.want_sidebar = self.config.ui.show_sidebar if self.ui_state.sidebar is None else self.ui_state.sidebar
         self.want_panels = self.config.ui.show_panels if self.ui_state.panels is None else self.ui_state.panels
+        #: The shutdown begun by exit() (None while running); data_safe is set once it is done.
+        self._exit_task: asyncio.Future[None] | None = None
+        self.data_safe = threading.Event()
+        #: True in the real process (app.main): a watchdog ends it if the exit hangs. Never in
+        #: tests, where os._exit would end the test run.
+        self.exit_watchdog = False
         #: Whose input history the composer recalls (known once the runtime is built).
         self._history_user: str | None = None
         #: Opened on demand over the chat on a narrow terminal (not remembered).
@@ -372,19 +390,48 @@ class HoldfastApp(App[int]):
         else:
             await self.start_new_conversation()
 
+    def exit(self, result: int | None = None, return_code: int = 0, message: RenderableType | None = None) -> None:
+        """End the app (Ctrl+Q, a signal, a hang-up): the shutdown (the streaming reply's partial
+        text saved, the runtime stopped) starts now, beside Textual's own teardown, and a
+        watchdog thread ends the process if anything hangs (see :func:`start_watchdog`)."""
+        if self._exit_task is None:
+            self.data_safe = threading.Event()
+            if self.exit_watchdog:
+                start_watchdog(self.data_safe, return_code)
+            self._exit_task = asyncio.ensure_future(self._shut_down())
+        super().exit(result, return_code, message)
+
+    async def _shut_down(self) -> None:
+        """Save what the user would lose, then stop the runtime; sets :attr:`data_safe`. Bounded:
+        the turn gets :data:`TURN_SAVE_TIMEOUT` s to save its partial reply, the runtime
+        :data:`STOP_BUDGET` s; what is cut short (stopping the embedded servers) the kernel and
+        the data dir's watchdog finish after the process exits."""
+        try:
+            for waiter in self._permission_waiters:
+                if not waiter.done():
+                    waiter.set_result("deny")
+            # A streaming turn must end (and save its partial reply) before the runtime closes.
+            if self._turn is not None and self.turn_running:
+                self._turn.cancel()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(self._turn.wait()), TURN_SAVE_TIMEOUT)
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+            if self.rt is not None and self._owns_runtime:
+                with contextlib.suppress(Exception):
+                    # Bounded in the real process only: a test process outlives the app, so
+                    # nothing would stop the embedded servers after it.
+                    await asyncio.wait_for(asyncio.shield(self.rt.stop()), STOP_BUDGET if self.exit_watchdog else None)
+        finally:
+            self.data_safe.set()
+
     async def on_unmount(self) -> None:
-        # A streaming turn must end (and save its partial reply) before the runtime closes.
-        if self._turn is not None and self.turn_running:
-            self._turn.cancel()
-            with contextlib.suppress(Exception):
-                await self._turn.wait()
-        for waiter in self._permission_waiters:
-            if not waiter.done():
-                waiter.set_result("deny")
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-        if self.rt is not None and self._owns_runtime:
-            await self.rt.stop()
+        if self._exit_task is None:  # unmounted without exit() (a test's run_test ending)
+            self.data_safe = threading.Event()
+            self._exit_task = asyncio.ensure_future(self._shut_down())
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._exit_task)
 
     # ------------------------------------------------------------ runtime events
 
@@ -916,6 +963,29 @@ class HoldfastApp(App[int]):
                 self.run_worker(self.handlers.run(parse(f"/{name}")), group="command", exit_on_error=False)
 
         return run
+
+
+def start_watchdog(data_safe: threading.Event, return_code: int) -> threading.Thread:
+    """A daemon thread that ends the process (``os._exit``) if it is still alive
+    :data:`EXIT_DEADLINE` s after the exit began and ``data_safe`` is set, or after
+    :data:`HARD_DEADLINE` s in any case: a shutdown never hangs (a terminal that is gone can block
+    Textual's writer thread forever). Output is flushed first, as far as it can be."""
+
+    def watch() -> None:
+        started = time.monotonic()
+        data_safe.wait(HARD_DEADLINE)
+        time.sleep(max(0.0, EXIT_DEADLINE - (time.monotonic() - started)))
+        if not data_safe.is_set():
+            data_safe.wait(max(0.0, HARD_DEADLINE - (time.monotonic() - started)))
+            log.error("shutdown still not done after %.1f s: ending the process", HARD_DEADLINE)
+        else:
+            log.warning("exit still running %.1f s after it began: ending the process", EXIT_DEADLINE)
+        logging.shutdown()
+        os._exit(return_code)
+
+    thread = threading.Thread(target=watch, name="exit-watchdog", daemon=True)
+    thread.start()
+    return thread
 
 
 def _health_row(check: str) -> str:

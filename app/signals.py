@@ -18,8 +18,9 @@ class Exitable(Protocol):
 
 
 def install_exit_signals(app: Exitable) -> None:
-    """SIGTERM, SIGINT and SIGHUP call ``app.exit()``, as Ctrl+Q does: the app unmounts, stops its
-    runtime (embedded redis-server, demo LLM server) and the process exits with code 0.
+    """SIGTERM, SIGINT and SIGHUP call ``app.exit()``, as Ctrl+Q does: the streaming reply's partial
+    text is saved, the runtime stops and the process exits with code 0, within 2 s even when the
+    terminal is gone (:meth:`app.chat_app.HoldfastApp.exit` starts a watchdog).
 
     Call from the app's ``on_mount``: it needs the running event loop (RuntimeError otherwise).
     """
