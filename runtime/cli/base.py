@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
@@ -23,6 +24,7 @@ import typer
 from runtime.config import LoadedConfig, load_config
 from runtime.config.paths import LOG_HINT, storage_error
 from runtime.core.errors import AppError, ConfigError, ValidationError
+from runtime.core.ids import validate_user_id
 from runtime.core.logs import register_secret, setup_logging
 from runtime.core.safe_text import escape_invisible
 
@@ -110,10 +112,30 @@ def remember_global(ctx: typer.Context, param: typer.CallbackParam, value: str |
     Click calls it once per command level that declares the option, outermost first, so a value
     given after the command name overrides one given before it. Values are not passed on to the
     command function (the options are declared with ``expose_value=False``).
+
+    ``--user`` is checked here (:func:`runtime.core.ids.validate_user_id`), while the line is
+    parsed: a bad user id is the one usage error reported (exit 2), before anything the command
+    itself checks (``holdfast chat --user ""`` names the user id, not the missing message).
     """
     if value is None or param.name is None:
         return
+    if param.name == "user" and not ctx.resilient_parsing:
+        try:
+            validate_user_id(value, what="--user")
+        except ValidationError as exc:  # worded as the configuration loader words it
+            print(f"holdfast: command line: {exc.message}", file=sys.stderr)
+            raise typer.Exit(EXIT_USAGE) from None
     setattr(ctx.ensure_object(GlobalOptions), param.name, value.value if isinstance(value, Enum) else value)
+
+
+#: What pydantic puts before a validator's message (Typer 0.29 coerces values with pydantic).
+_PYDANTIC_PREFIX = re.compile(r"\b(?:Value error|Assertion failed), ")
+
+
+def user_text(message: str) -> str:
+    """A Click or pydantic message as a user reads it: without pydantic's ``Value error, ``
+    (or ``Assertion failed, ``) prefix, which names a Python exception, not the problem."""
+    return _PYDANTIC_PREFIX.sub("", message)
 
 
 def global_options(ctx: typer.Context) -> GlobalOptions:
@@ -167,11 +189,15 @@ def show_notices(rt: Runtime) -> None:
             print(f"holdfast: {notice}", file=sys.stderr)
 
 
-def with_runtime(ctx: typer.Context, body: Callable[[Runtime], Awaitable[int]], *, start: bool = True) -> int:
+def with_runtime(
+    ctx: typer.Context, body: Callable[[Runtime], Awaitable[int]], *, start: bool = True, llm: bool = True
+) -> int:
     """Build a Runtime from the configuration, run ``body`` against it and return its exit code.
 
     ``start=False`` runs ``body`` on the built but unstarted Runtime (tool registry and plugins
-    only; no Redis, no LLM). An :class:`AppError` prints its one-line user message and gives
+    only; no Redis, no LLM). ``llm=False`` is for a command that never calls the model (memory,
+    conversations, sessions, keys): the embedded demo LLM server is not started for it
+    (:attr:`Runtime.start_demo_llm`), a second or so less per command. An :class:`AppError` prints its one-line user message and gives
     :data:`EXIT_FAILED` (:data:`EXIT_USAGE` for a :class:`ConfigError`, or a user name the
     user-id rule refuses); a file-system failure prints one line naming the path and what to do
     (:data:`EXIT_FAILED`), never a traceback. Notices the runtime has for the user (a damaged
@@ -190,6 +216,7 @@ def with_runtime(ctx: typer.Context, body: Callable[[Runtime], Awaitable[int]], 
             except ValidationError as exc:  # the OS user name is not a valid user id
                 print(f"holdfast: {exc.user_message()}", file=sys.stderr)
                 return EXIT_USAGE
+            rt.start_demo_llm = llm
             if not start:
                 return await body(rt)
             async with rt:

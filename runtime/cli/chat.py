@@ -5,7 +5,9 @@ conversation id go to stderr, so ``holdfast chat "..." > answer.txt`` keeps only
 ``--json`` writes every turn event, and every retry of a call the turn made, as one JSON line
 on stdout, each with ``type`` and ``conversation_id``. ``--retry`` resends the conversation's
 last user message (``--conversation`` names it) without saving it again: what the degraded
-notice tells the user to run when the model was down.
+notice tells the user to run when the model was down. A model that has not answered
+:data:`WAIT_NOTICE_SECONDS` after being asked gets one ``[waiting for the model at URL…]`` line
+on stderr (the URL with any credentials masked; not with ``--json``).
 
 Exit 1 when the turn failed: the model gave no answer (down, a content filter, an empty
 answer after thinking); a refused or failing tool is not a failure: the model answers it. A
@@ -14,6 +16,7 @@ reply cut at the output limit is an answer (exit 0) marked "cut off", with a not
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,6 +28,7 @@ from runtime.core.events import (
     AssistantSaved,
     Degraded,
     Event,
+    PromptBuilt,
     ReasoningDelta,
     RetryScheduled,
     TextDelta,
@@ -43,6 +47,14 @@ if TYPE_CHECKING:
 TITLE_CHARS = 60
 #: Characters of a tool's output echoed on stderr.
 TOOL_OUTPUT_CHARS = 200
+#: Seconds the model may be silent after a request (the prompt built, or tool results sent)
+#: before ``[waiting for the model at URL…]`` is printed on stderr, at most once per turn and
+#: not with --json: a hung endpoint otherwise leaves the terminal silent for minutes.
+WAIT_NOTICE_SECONDS = 5.0
+#: Turn events after which the model is being asked (the waiting clock starts).
+ASKED = (PromptBuilt, ToolCallFinished)
+#: Turn events that show the model (or the turn) has answered (the waiting clock stops).
+ANSWERED = (TextDelta, ReasoningDelta, ToolCallStarted, AssistantSaved, TurnFailed, TurnFinished)
 
 
 def retry_line(event: RetryScheduled) -> str:
@@ -129,6 +141,15 @@ async def _turn(rt: Runtime, message: str | None, conversation: str | None, *, a
             err.write(retry_line(event))
             err.flush()
 
+    waiting: asyncio.TimerHandle | None = None
+    said_waiting = False
+
+    def say_waiting() -> None:
+        nonlocal said_waiting
+        said_waiting = True
+        err.write(f"[waiting for the model at {rt.llm.endpoint}…]\n")
+        err.flush()
+
     stop_listening = rt.bus.add_listener(on_bus)
     failed = False
     resend = False
@@ -142,6 +163,11 @@ async def _turn(rt: Runtime, message: str | None, conversation: str | None, *, a
     )
     try:
         async for event in turn:
+            if isinstance(event, ASKED) and waiting is None and not (as_json or said_waiting):
+                waiting = asyncio.get_running_loop().call_later(WAIT_NOTICE_SECONDS, say_waiting)
+            elif isinstance(event, ANSWERED) and waiting is not None:
+                waiting.cancel()
+                waiting = None
             if isinstance(event, TurnFailed):
                 failed = True
                 resend = resend or event.retryable
@@ -172,6 +198,8 @@ async def _turn(rt: Runtime, message: str | None, conversation: str | None, *, a
                 err.write(f"[turn failed: {clean(event.error)}]\n")
     finally:
         stop_listening()
+        if waiting is not None:
+            waiting.cancel()
     if not as_json:
         out.write("\n")
         for notice in notices:

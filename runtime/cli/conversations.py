@@ -43,7 +43,7 @@ def list_(ctx: typer.Context) -> int:
             write_json(info.to_dict())
         return EXIT_OK
 
-    return with_runtime(ctx, body)
+    return with_runtime(ctx, body, llm=False)
 
 
 @app.command("show")
@@ -56,7 +56,7 @@ def show(ctx: typer.Context, conversation_id: ConversationId) -> int:
         sys.stdout.write(clean(await rt.store.export_markdown(conversation_id)))
         return EXIT_OK
 
-    return with_runtime(ctx, body)
+    return with_runtime(ctx, body, llm=False)
 
 
 @app.command("export")
@@ -79,7 +79,7 @@ def export(
             sys.stdout.write(clean(text) if sys.stdout.isatty() else text)
         return EXIT_OK
 
-    return with_runtime(ctx, body)
+    return with_runtime(ctx, body, llm=False)
 
 
 @app.command("delete")
@@ -92,7 +92,7 @@ def delete(ctx: typer.Context, conversation_id: ConversationId) -> int:
         sys.stdout.write(f"deleted {conversation_id}\n")
         return EXIT_OK
 
-    return with_runtime(ctx, body)
+    return with_runtime(ctx, body, llm=False)
 
 
 async def _owned(rt: Runtime, conversation_id: str) -> None:

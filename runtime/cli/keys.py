@@ -41,7 +41,7 @@ def _run(ctx: typer.Context, action: Callable[[Runtime, ApiKeys], Awaitable[int]
         finally:
             await client.aclose()
 
-    return with_runtime(ctx, body)
+    return with_runtime(ctx, body, llm=False)
 
 
 @app.command("create")

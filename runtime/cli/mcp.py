@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runtime.cli.base import EXIT_FAILED, EXIT_OK, failed, usage_error, with_runtime, write_json
+from runtime.cli.base import EXIT_FAILED, EXIT_OK, failed, usage_error, user_text, with_runtime, write_json
 from runtime.config import McpConfig, user_config_path
 from runtime.config.paths import storage_error
 from runtime.core.errors import ValidationError
@@ -130,7 +130,7 @@ def _first_problem(exc: ValueError) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):
         first = errors()[0]
-        message = str(first.get("msg", exc)).removeprefix("Value error, ")
+        message = user_text(str(first.get("msg", exc)))
         where = ".".join(str(p) for p in first.get("loc", ()))
         return f"{message}" if message.startswith("[") else f"{where}: {message}"
     return str(exc)

@@ -47,7 +47,7 @@ def add(
         write_json({"id": memory_id, "content": text})
         return EXIT_OK
 
-    return with_runtime(ctx, body)
+    return with_runtime(ctx, body, llm=False)
 
 
 @app.command("search")
@@ -70,7 +70,7 @@ def search(
             write_json({"id": m.id, "content": m.content, "score": m.score, "type": m.type})
         return EXIT_OK
 
-    return with_runtime(ctx, body)
+    return with_runtime(ctx, body, llm=False)
 
 
 @app.command("list")
@@ -82,7 +82,7 @@ def list_(ctx: typer.Context) -> int:
             write_json({"id": m.id, "content": m.content, "type": m.type, "created_at": m.created_at})
         return EXIT_OK
 
-    return with_runtime(ctx, body)
+    return with_runtime(ctx, body, llm=False)
 
 
 @app.command("forget")
@@ -102,7 +102,7 @@ def forget(
         sys.stdout.write(f"forgot {memory_id}\n")
         return EXIT_OK
 
-    return with_runtime(ctx, body)
+    return with_runtime(ctx, body, llm=False)
 
 
 @app.command("reembed")
@@ -115,7 +115,7 @@ def reembed(ctx: typer.Context) -> int:
         write_json(str(await run_reembed(_store(rt))))
         return EXIT_OK
 
-    return with_runtime(ctx, body)
+    return with_runtime(ctx, body, llm=False)
 
 
 def register(root: typer.Typer) -> None:

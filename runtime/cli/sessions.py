@@ -36,7 +36,7 @@ def sessions(ctx: typer.Context, json_: Json = False) -> int:
             sys.stdout.write(format_table(listed, now=time.time()))
         return EXIT_OK
 
-    return with_runtime(ctx, body)
+    return with_runtime(ctx, body, llm=False)
 
 
 def format_table(listed: list[SessionInfo], *, now: float) -> str:

@@ -25,13 +25,15 @@ import ipaddress
 import itertools
 import logging
 import os
+import signal
 import socket
 import struct
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 import uvicorn
 from starlette.applications import Starlette
@@ -540,10 +542,30 @@ async def serve(state: DemoServerState, sock: socket.socket) -> None:
     await uvicorn.Server(config).serve(sockets=[sock])
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="holdfast demo-llm", description="Offline OpenAI-compatible demo/chaos LLM server."
-    )
+#: ``run_cli``'s exit code after Ctrl-C (SIGINT): 128 + 2, the shell convention.
+EXIT_INTERRUPTED = 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``argparse`` parser whose usage errors are one line on stderr, then exit 2:
+    ``<prog>: <what is wrong>. See '<prog> --help'.`` (argparse prints its whole usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``message`` (argparse's, e.g. ``argument --port: invalid int value: 'abc'``) as
+        one line naming the help, and exit 2 (raises SystemExit, as argparse does)."""
+        self.exit(2, f"{self.prog}: {message.rstrip('.')}. See '{self.prog} --help'.\n")
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: stop serving and exit 0 (see :func:`run_cli`)."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def _parser(prog: str = "holdfast demo-llm") -> argparse.ArgumentParser:
+    p = OneLineParser(prog=prog, description="Offline OpenAI-compatible demo/chaos LLM server.")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     p.add_argument("--tokens-per-second", type=float, default=200.0, help="streaming rate; 0 = unpaced")
@@ -577,9 +599,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_cli(argv: list[str]) -> int:
-    """``holdfast demo-llm``: serve until SIGINT/SIGTERM; returns the process exit code."""
-    args = _parser().parse_args(argv)
+def run_cli(argv: list[str], prog: str = "holdfast demo-llm") -> int:
+    """``holdfast demo-llm``: serve until SIGINT/SIGTERM; returns the process exit code.
+
+    ``prog`` names the command in help and errors. Exit codes: 0 after SIGTERM (a requested
+    stop: how Holdfast and service managers end the server), 130 after Ctrl-C (SIGINT, the
+    shell's "interrupted"), 2 for bad usage (one line, see :class:`OneLineParser`), 1 when the
+    port cannot be bound.
+    """
+    args = _parser(prog).parse_args(argv)
     if not _is_loopback(args.host):
         print(f"demo-llm: refusing to bind {args.host}: the demo server is loopback only", file=sys.stderr)
         return 2
@@ -625,14 +653,20 @@ def run_cli(argv: list[str]) -> int:
         flush=True,
     )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # uvicorn handles SIGINT/SIGTERM while it serves and raises the signal again once it has
+    # shut down; this handler (also there before uvicorn's and after) turns SIGTERM into a return.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         asyncio.run(serve(state, sock))
     except KeyboardInterrupt:
-        pass
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        return 0
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sock.close()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_cli(sys.argv[1:]))
+    raise SystemExit(run_cli(sys.argv[1:], prog="python -m runtime.demo.server"))

@@ -134,6 +134,11 @@ class Runtime:
         self.plugins = plugins
         self.start_monitor = start_monitor
         self.face: Face = face
+        #: Start the embedded demo LLM server with the runtime when no endpoint is configured.
+        #: A command that never calls the model (memory, conversations, sessions) sets False
+        #: before ``start``: about a second less per command; its client then points at a free
+        #: loopback port with nothing behind it, so a model call fails at once (never hangs).
+        self.start_demo_llm = True
         #: Embedded backend processes this runtime started, by name (``redis``, ``llm``).
         self.processes: dict[str, BackendHandle] = {}
         self.chaos = Chaos(self.processes, resilience.breakers)
@@ -376,6 +381,9 @@ class Runtime:
         from runtime.core.procs import free_port
         from runtime.demo.launcher import DemoLLMServer
 
+        if not self.start_demo_llm:
+            self.llm_url = f"http://127.0.0.1:{free_port()}/v1"
+            return
         server = DemoLLMServer(
             port=free_port(), tokens_per_second=cfg.llm.demo_tokens_per_second, log_path=cfg.data_path / "demo-llm.log"
         )

@@ -86,6 +86,9 @@ def _check_history(messages: list[dict[str, object]], writers: dict[str, int]) -
         assert f'You said: "{question["content"]}"' in str(answer["content"])
 
 
+# 10 commands (9 chats, then the export), 5-8 s each on 2 loaded cores; the chats take turns on
+# one conversation's lock, so they add up even from 3 threads. 20 s per command.
+@pytest.mark.timeout(10 * 20)
 def test_three_parallel_writers_into_one_conversation_keep_every_message_once_in_order(
     data_dir: Path, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -113,6 +116,8 @@ def test_three_parallel_writers_into_one_conversation_keep_every_message_once_in
     _check_history(_export(env), writers)
 
 
+# 7 commands (6 chats taking turns on one conversation, then the export), 20 s each (see above).
+@pytest.mark.timeout(7 * 20)
 def test_three_writers_while_a_tui_holds_the_data_dir_use_its_one_server(
     data_dir: Path, env: dict[str, str], tmp_path: Path
 ) -> None:
