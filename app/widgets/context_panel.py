@@ -87,6 +87,8 @@ class ContextPanel(Static):
             tuple(memories) if memories is not None else old_memories,
             note if note is not None else (old_note if memories is None else ""),
         )
+        if self.conversation_id is None:  # not bound to a conversation yet: this one is on screen
+            self.conversation_id = conversation_id
         if conversation_id == self.conversation_id:
             self.show_conversation(conversation_id)
 
