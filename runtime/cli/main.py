@@ -328,7 +328,10 @@ def run(argv: Sequence[str] | None = None, *, open_ui: OpenUI | None = None) -> 
 
     ``--help``, ``--version`` and completion requests return 0. Usage errors print one line
     (``holdfast memory add: Missing argument 'TEXT'. See 'holdfast memory add --help'.``) and
-    return 2. Never raises for bad usage; ``SystemExit`` only comes from shell completion.
+    return 2, with Click's and pydantic's wording cleaned (:func:`~runtime.cli.base.user_text`)
+    and an unknown option followed only by close spellings. Never raises for bad usage;
+    ``SystemExit`` only comes from shell completion (``--show-completion [SHELL]``, which prints
+    the script and exits 0).
     """
     command = build_command(open_ui)
     args = _completion_shell(list(sys.argv[1:] if argv is None else argv), set(command.commands))
