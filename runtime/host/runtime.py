@@ -538,6 +538,7 @@ class Runtime:
             ("mcp servers", self._stop_mcp),
             ("session", self._keeper.close if self._keeper else None),
             ("monitor", self.monitor.stop),
+            ("breaker sync", self._breaker_sync.stop if self._breaker_sync else None),
             ("store", self._store.close if self._store else None),
             ("memory", self.memory.aclose if self.memory else None),
             ("llm", self._llm.aclose if self._llm else None),
