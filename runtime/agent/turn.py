@@ -109,15 +109,19 @@ class HistorySource(Protocol):
     """What :class:`PromptHistory` reads: the conversation store's tail, summary and newest page
     (:class:`runtime.state.conversations.ConversationStore`)."""
 
-    async def read_tail(
-        self, conversation_id: str, limit: int, *, before_seq: int | None = None
-    ) -> list[ChatMessage]: ...
+    async def read_tail(self, conversation_id: str, limit: int, *, before_seq: int | None = None) -> list[ChatMessage]:
+        """Up to ``limit`` newest messages (oldest first), older than ``before_seq`` when given."""
+        ...
 
-    async def get_summary(self, conversation_id: str) -> ConversationSummary | None: ...
+    async def get_summary(self, conversation_id: str) -> ConversationSummary | None:
+        """The summary standing in for archived history, or None."""
+        ...
 
     async def read_recent(
         self, conversation_id: str, limit: int
-    ) -> tuple[ConversationSummary | None, list[ChatMessage]]: ...
+    ) -> tuple[ConversationSummary | None, list[ChatMessage]]:
+        """The summary and up to ``limit`` newest messages, in one read."""
+        ...
 
 
 class PromptHistory:

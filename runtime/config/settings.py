@@ -224,9 +224,7 @@ class ResilienceConfig(_Section):
     ``embeddings``, ``tools``, ``mcp``: every MCP server's ``mcp:<name>`` guard), each with its own defaults."""
 
     # success_threshold 1: the health monitor's probe (or one call) closes it (issue 16).
-    llm: ServiceResilience = _svc(
-        max_attempts=5, initial_delay=2.0, timeout=120.0, deadline=180.0, success_threshold=1
-    )
+    llm: ServiceResilience = _svc(max_attempts=5, initial_delay=2.0, timeout=120.0, deadline=180.0, success_threshold=1)
     redis: ServiceResilience = _svc(
         max_attempts=3,
         initial_delay=0.5,

@@ -54,7 +54,9 @@ class SwapFn(Protocol):
         *,
         method: str = "llm",
         token_count: int | None = None,
-    ) -> Awaitable[object]: ...
+    ) -> Awaitable[object]:
+        """Save ``summary`` and archive every message up to ``covers_up_to``, atomically."""
+        ...
 
 
 READ_PAGE = 512

@@ -27,24 +27,34 @@ class BackendHandle(Protocol):
     """An embedded backend process a person may kill and restart (``/chaos``)."""
 
     @property
-    def pid(self) -> int | None: ...
+    def pid(self) -> int | None:
+        """The process id while it runs, else None."""
+        ...
 
     @property
     def url(self) -> str:
         """Where clients reach it (``redis://...`` or the OpenAI base URL ``http://.../v1``)."""
         ...
 
-    def running(self) -> bool: ...
+    def running(self) -> bool:
+        """True while the process is alive."""
+        ...
 
-    def kill(self) -> None: ...
+    def kill(self) -> None:
+        """SIGKILL the process (the demo: no orderly shutdown)."""
+        ...
 
-    async def astart(self) -> object: ...
+    async def astart(self) -> object:
+        """Start it again on its port; returns its address. Raises ServiceUnavailableError."""
+        ...
 
 
 class McpProcesses(Protocol):
     """The runtime's MCP servers, as far as chaos needs them (:class:`runtime.tools.mcp.McpManager`)."""
 
-    def kill(self, name: str) -> int | None: ...
+    def kill(self, name: str) -> int | None:
+        """SIGKILL the stdio server ``name``; returns the pid killed, or None if it was not running."""
+        ...
 
 
 class Chaos:

@@ -188,7 +188,9 @@ class RuntimeFacade(Protocol):
         ...
 
     @property
-    def started(self) -> bool: ...
+    def started(self) -> bool:
+        """True once :meth:`start` finished and until the runtime stops."""
+        ...
 
     @property
     def llm_url(self) -> str:
@@ -206,7 +208,9 @@ class RuntimeFacade(Protocol):
         ...
 
     @property
-    def chaos(self) -> ChaosActions: ...
+    def chaos(self) -> ChaosActions:
+        """The degradation demo's actions (kill/start backends, faults, quirks, reset)."""
+        ...
 
     async def start(self) -> None:
         """Start backends and background work; never raises for a dead backend (runs degraded)."""
@@ -244,9 +248,13 @@ class RuntimeFacade(Protocol):
         """Up to ``limit`` stored messages, oldest first, ending before ``before_seq`` (None: the newest)."""
         ...
 
-    async def rename_conversation(self, conversation_id: str, title: str) -> None: ...
+    async def rename_conversation(self, conversation_id: str, title: str) -> None:
+        """Set the title. Raises NotFoundError for an unknown or another user's conversation."""
+        ...
 
-    async def delete_conversation(self, conversation_id: str) -> None: ...
+    async def delete_conversation(self, conversation_id: str) -> None:
+        """Delete it and its messages. Raises NotFoundError for an unknown or another user's id."""
+        ...
 
     async def search_conversations(self, query: str, limit: int = 20) -> list[SearchHit]:
         """The user's conversations whose title or message text holds every word of ``query``,
@@ -283,7 +291,9 @@ class RuntimeFacade(Protocol):
         """Resend the conversation's last user message (already saved, not saved again)."""
         ...
 
-    async def set_system_prompt(self, conversation_id: str, prompt: str) -> None: ...
+    async def set_system_prompt(self, conversation_id: str, prompt: str) -> None:
+        """Use ``prompt`` as this conversation's system prompt from its next turn on."""
+        ...
 
     async def summarize(self, conversation_id: str, *, force: bool = False) -> SummarizeResult | None:
         """Summarise the older part now if it passes the threshold (``force``: below it too, the
@@ -292,11 +302,17 @@ class RuntimeFacade(Protocol):
 
     # ------------------------------------------------------------ models and tools
 
-    async def list_models(self) -> list[str]: ...
+    async def list_models(self) -> list[str]:
+        """Model ids the endpoint lists (``GET /models``); empty when it lists none."""
+        ...
 
-    async def current_model(self) -> str: ...
+    async def current_model(self) -> str:
+        """The model the next turn will use."""
+        ...
 
-    def set_model(self, name: str) -> None: ...
+    def set_model(self, name: str) -> None:
+        """Use model ``name`` for the next turns of this process."""
+        ...
 
     def list_tools(self) -> list[ToolInfo]:
         """Registered tools, by name."""
@@ -304,7 +320,9 @@ class RuntimeFacade(Protocol):
 
     # ------------------------------------------------------------ memory
 
-    async def search_memories(self, query: str) -> MemorySearch: ...
+    async def search_memories(self, query: str) -> MemorySearch:
+        """The user's memories closest to ``query`` (degraded flag set when memory is offline)."""
+        ...
 
     async def remember(self, text: str, conversation_id: str = "") -> str:
         """Store a memory; returns its id (queued, never lost, if memory is down)."""
@@ -347,7 +365,9 @@ class RuntimeFacade(Protocol):
         """Embedded backend processes by name (a process-table read, no backend call)."""
         ...
 
-    def store_status(self) -> StoreStatus: ...
+    def store_status(self) -> StoreStatus:
+        """The conversation store's state: degraded or not, and the journal's pending writes."""
+        ...
 
     async def probe_llm(self) -> None:
         """One call to the LLM through its guard (a half-open probe); failures are only logged."""

@@ -215,10 +215,12 @@ class Runtime:
 
     @property
     def llm(self) -> LLMClient:
+        """The LLM client. Raises NotStartedError before :meth:`start`."""
         return _started(self._llm, "llm")
 
     @property
     def agent(self) -> Agent:
+        """The agent that runs turns. Raises NotStartedError before :meth:`start`."""
         return _started(self._agent, "agent")
 
     @property

@@ -67,6 +67,7 @@ class SessionKeeper:
 
     @property
     def session_id(self) -> str | None:
+        """The id of the session held now, or None while Redis has refused to create one."""
         return self.session.id if self.session is not None else None
 
     async def open(self) -> None:

@@ -38,11 +38,14 @@ class ListingFilter:
         self.writer = _Writer(write, self)
 
     def sent(self, item: SessionMessage) -> None:
+        """Note a ``tools/list`` request going out, so its response is filtered."""
         message = item.message
         if isinstance(message, mcp_types.JSONRPCRequest) and message.method == "tools/list":
             self._pending.add(message.id)
 
     def received(self, item: SessionMessage | Exception) -> SessionMessage | Exception:
+        """Pass ``item`` on; a ``tools/list`` response loses each tool whose schema is invalid
+        (recorded in :attr:`skipped` as name -> reason)."""
         if not isinstance(item, SessionMessage):
             return item
         message = item.message
