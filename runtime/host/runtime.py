@@ -329,6 +329,18 @@ class Runtime:
             return list(self.config.mcp.servers)
         return await self.mcp.wait_ready(timeout) if self.mcp is not None else []
 
+    async def load_mcp_tools(self, timeout: float | None = None) -> list[str]:  # noqa: ASYNC109 - a bounded wait
+        """Start only the ``[mcp.servers]`` (no Redis, no LLM) and wait for their tools to join
+        :attr:`tools`, at most ``timeout`` seconds (default ``[mcp].start_timeout``); returns the
+        servers still starting. For a runtime that is not started (``holdfast tools``); stop them
+        with :meth:`stop_mcp`."""
+        self._start_mcp()
+        return await self.wait_for_mcp(timeout)
+
+    async def stop_mcp(self) -> None:
+        """Stop every MCP server this runtime started (see :meth:`load_mcp_tools`)."""
+        await self._stop_mcp()
+
     async def _stop_mcp(self) -> None:
         boot, self._mcp_boot = self._mcp_boot, None
         if boot is not None and not boot.done():

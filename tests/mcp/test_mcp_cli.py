@@ -50,6 +50,18 @@ def test_mcp_list_shows_each_servers_state_and_tools(tmp_path: Path) -> None:
     assert rows["notes"]["pid"] is not None and not _alive(rows["notes"]["pid"])  # stopped on exit
 
 
+def test_holdfast_tools_lists_mcp_tools_like_built_in_ones(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", SERVERS)
+    done = run_script("tools", "--config", str(config))
+    assert done.code == 1, done.err  # liar's invalid schemas are load errors
+    listed = {t["function"]["name"]: t for t in json.loads(done.out)["tools"]}
+    assert {"calculator", "echo", "add", "honest"} <= listed.keys()
+    assert listed["echo"]["function"]["description"] == "Say the text back."
+    assert listed["echo"]["permission"] == "allow" and listed["honest"]["permission"] == "ask"
+    assert "bad_schema" not in listed
+    assert any("bad_schema" in key for key in json.loads(done.out)["plugin_errors"])
+
+
 def test_mcp_add_writes_the_user_config_and_keeps_what_it_held(isolated_dirs: Path) -> None:
     user_config = isolated_dirs / "config" / "holdfast" / "config.toml"
     user_config.parent.mkdir(parents=True)
