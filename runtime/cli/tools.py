@@ -24,9 +24,7 @@ def tools(ctx: typer.Context) -> int:
     async def body(rt: Runtime) -> int:
         try:
             await rt.load_mcp_tools()  # MCP tools are listed like built-in ones
-            listed = [
-                t.to_openai() | {"plugin": t.plugin, "permission": rt.tools.permission(t.name)} for t in rt.tools
-            ]
+            listed = [t.to_openai() | {"plugin": t.plugin, "permission": rt.tools.permission(t.name)} for t in rt.tools]
             errors = rt.plugin_errors
         finally:
             await rt.stop_mcp()
