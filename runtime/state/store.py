@@ -245,7 +245,22 @@ class RedisStateStore:
         try:
             yield Subscription(pubsub, len(self._keys.channel("")))
         finally:
+            await _unsubscribe(pubsub)
             await pubsub.aclose()
+
+
+async def _unsubscribe(pubsub: PubSub, timeout: float = 1.0) -> None:  # noqa: ASYNC109 - a bounded wait
+    """UNSUBSCRIBE and read the server's confirmations (at most ``timeout`` seconds), so a PUBLISH
+    sent after the block ends no longer counts this subscriber. Closing the connection alone
+    leaves that to the server noticing the disconnect, which on a Redis Cluster node can come
+    after the next PUBLISH. Any failure is ignored: the connection is closed right after."""
+    try:
+        async with asyncio.timeout(timeout):
+            await pubsub.unsubscribe()
+            while pubsub.subscribed:
+                await pubsub.get_message(ignore_subscribe_messages=False, timeout=0.05)
+    except Exception:  # noqa: BLE001 - best effort before closing; the close itself always runs
+        return
 
 
 class Subscription:
