@@ -45,6 +45,7 @@ def _one_line(run: Run) -> str:
 # ---------------------------------------------------------------- the journal survives damage
 
 
+@pytest.mark.timeout(2 * 20)
 def test_a_flipped_byte_in_line_5_of_10_loses_that_record_only_and_the_user_is_told(
     data_dir: Path, script_env: dict[str, str], redis_url: str
 ) -> None:
@@ -89,6 +90,7 @@ def full_redis(redis_url: str) -> Iterator[redis.Redis]:
     admin.close()
 
 
+@pytest.mark.timeout(5 * 20)
 def test_chat_on_an_out_of_memory_redis_journals_the_message_and_health_says_why(
     data_dir: Path, script_env: dict[str, str], full_redis: redis.Redis
 ) -> None:
@@ -136,6 +138,7 @@ def replica(tmp_path: Path, redis_url: str) -> Iterator[str]:
         proc.wait(10)
 
 
+@pytest.mark.timeout(2 * 20)
 def test_a_read_only_replica_keeps_the_message_in_the_journal_and_health_says_why(
     data_dir: Path, script_env: dict[str, str], replica: str
 ) -> None:
@@ -158,6 +161,7 @@ def test_redis_url_password_is_masked_in_config() -> None:
     assert '"redis://:****@db.internal:6380/0"' in run.out
 
 
+@pytest.mark.timeout(4 * 20)
 def test_a_base_url_with_credentials_never_reaches_an_output_a_notice_health_or_the_log(
     data_dir: Path, script_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -184,6 +188,7 @@ def test_a_base_url_with_credentials_never_reaches_an_output_a_notice_health_or_
 # ---------------------------------------------------------------- memory offline
 
 
+@pytest.mark.timeout(3 * 20)
 def test_memory_search_on_a_corrupted_store_says_memory_offline_and_fails(
     data_dir: Path, script_env: dict[str, str]
 ) -> None:
@@ -259,6 +264,7 @@ def test_chat_on_a_full_data_dir_with_the_embedded_redis_is_one_line_and_leaves_
     assert last.startswith("holdfast: ") and "the disk is full" in last and str(data) in last
 
 
+@pytest.mark.timeout(3 * 20)
 def test_a_read_only_log_dir_is_one_line_for_every_command(tmp_path: Path, script_env: dict[str, str]) -> None:
     need_tmpfs()
     with tmpfs(tmp_path / "logs") as logs:
@@ -276,6 +282,7 @@ def test_a_read_only_log_dir_is_one_line_for_every_command(tmp_path: Path, scrip
 # ---------------------------------------------------------------- what reaches the terminal
 
 
+@pytest.mark.timeout(2 * 20)
 def test_holdfast_chat_prints_a_models_bidi_trick_in_stored_order(script_env: dict[str, str]) -> None:
     # The demo model echoes the message: what reaches the terminal is the text without overrides.
     run = run_script("chat", "read this: \u202egnp.exe\u2066 \u200bdone", env=script_env)
