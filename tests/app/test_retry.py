@@ -99,4 +99,15 @@ async def test_retry_after_a_broken_stream_regenerates_the_answer(data_dir: Path
         partial = _replies(app)[0].text
         await send(pilot, "/chaos reset")
         await wait_for(lambda: any("chaos reset" in t for t in _notices(app)), what="the reset", pause=pilot.pause)
+        # The broken stream may have opened the llm breaker: /retry once it admits a call again
+        # (closed by a health probe, or due for its half-open probe), as a person would.
+        await wait_for(lambda: _llm_admits(app), what="the llm breaker to admit a call", pause=pilot.pause)
         await _retry_and_check(pilot, app, partial)
+
+
+def _llm_admits(app: HoldfastApp) -> bool:
+    assert app.rt is not None
+    snapshot = app.rt.breaker_snapshot("llm")
+    if snapshot is None or snapshot.state != "open":
+        return True
+    return snapshot.seconds_until_half_open is not None and snapshot.seconds_until_half_open <= 0
