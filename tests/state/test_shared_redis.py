@@ -106,8 +106,13 @@ def test_a_crashed_last_user_leaves_no_server_behind(redis_dir: Path) -> None:
     crashing = RedisUser(redis_dir)
     a = crashing.attached()
     crashing.kill()  # kill -9: no detach ran; the watchdog stops the server for it
-    wait_until(lambda: not pid_alive(a["pid"]), 10, "the watchdog to stop the orphaned server")
-    assert redis_servers_of(redis_dir) == [] and _pid_file(redis_dir) is None
+    # The watchdog removes the pid file just after the server exits: wait for both.
+    wait_until(
+        lambda: not pid_alive(a["pid"]) and _pid_file(redis_dir) is None,
+        10,
+        "the watchdog to stop the orphaned server and remove its pid file",
+    )
+    assert redis_servers_of(redis_dir) == []
 
 
 def test_keep_running_has_no_watchdog_so_a_crash_leaves_the_server_to_the_next_process(redis_dir: Path) -> None:
