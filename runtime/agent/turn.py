@@ -455,8 +455,8 @@ class Agent:
                 conversation_id=turn.conversation_id,
                 turn_id=turn.turn_id,
                 service="redis",
-                reason="Redis is unreachable: the conversation is kept in the local journal "
-                "and will be replayed when Redis is back",
+                reason=f"{self.store.degraded_reason or 'Redis is unreachable'}: the conversation is kept "
+                "in the local journal and will be replayed when Redis takes writes again",
             )
 
     async def set_system_prompt(self, conversation_id: str, prompt: str) -> None:
