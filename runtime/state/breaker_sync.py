@@ -56,6 +56,10 @@ def instance_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+#: Seconds :meth:`BreakerSync.stop` waits for its tasks, and then for giving back its leases.
+STOP_TIMEOUT = 2.0
+
+
 class BreakerSync:
     """Shares breaker transitions of one process's :class:`BreakerRegistry` with every other
     process on the same Redis (see the module docstring).
@@ -135,16 +139,24 @@ class BreakerSync:
         if self._remove is not None:
             self._remove()
             self._remove = None
-        for task in self._tasks:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        self._tasks = []
-        for name in list(self._leases):
-            await self._give_back(name)
+        if tasks:
+            # Bounded: a Redis client that turns our cancellation into an error (or a pub/sub read
+            # that does not wake) must not hang the runtime's stop.
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+            if stuck:
+                log.warning("breaker sync: %d task(s) did not stop within %.1f s", len(stuck), STOP_TIMEOUT)
+            for task in tasks:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved, so asyncio does not log it as never retrieved
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                for name in list(self._leases):
+                    await self._give_back(name)
+        except TimeoutError:
+            log.warning("breaker sync: leases not given back within %.1f s (they expire on their own)", STOP_TIMEOUT)
 
     # ------------------------------------------------------------ local -> fleet
 
