@@ -117,7 +117,9 @@ class RedisConfig(_Section):
     after the last of them exits (default: the last one stops it). ``startup_timeout``, ``session_ttl``, ``session_max_ttl`` (the spec's 1 h and 24 h),
     ``conversation_retention`` (0: forever) and ``archive_ttl`` (the spec's 7 days) are in
     seconds; ``slow_ping_ms`` in milliseconds. ``cluster`` (or a ``redis+cluster://`` URL) selects
-    redis-py's Redis Cluster client.
+    redis-py's Redis Cluster client. ``min_replicas_ack`` > 0 makes every conversation append wait
+    (Redis ``WAIT``) up to ``replica_ack_timeout`` seconds for that many replicas; a write they did
+    not all acknowledge is journaled locally as well (:mod:`runtime.state.client`).
     """
 
     url: str = ""
@@ -132,6 +134,9 @@ class RedisConfig(_Section):
     archive_ttl: PositiveInt = 7 * 86400
     slow_ping_ms: PositiveFloat = 50.0
     cluster: bool = False
+    min_replicas_ack: NonNegInt = 0
+    # WAIT runs inside one guarded Redis call, whose socket timeout is 2 s: stay well below it.
+    replica_ack_timeout: Annotated[float, Field(gt=0, le=1.5)] = 0.5
 
     @property
     def embedded(self) -> bool:

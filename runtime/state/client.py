@@ -12,12 +12,27 @@ see :mod:`runtime.state.keys`), so the same code runs on both.
 :class:`RedisRunner` is what the stores use: ``await runner.run(lambda r: r.get(key))``
 runs the operation through the guard, translating redis-py errors *inside* the guarded
 function (the guard only retries AppErrors marked retryable).
+
+Replica acknowledgement (``[redis].min_replicas_ack``, issue 19): :meth:`RedisRunner.run_script`
+with ``acked=True`` on a runner made by :meth:`RedisRunner.with_replica_ack` sends the script and
+``WAIT numreplicas timeout`` in one pipeline, so both go over one connection: WAIT counts the
+replicas that have every write *of its own connection* (the Redis docs), so a WAIT sent on any
+other connection would prove nothing. On a cluster the pipeline is redis-py's cluster pipeline,
+which sends each node's commands over one connection of that node; WAIT is pinned with
+``target_nodes`` to the node owning the script's first key (redis-py would otherwise send a
+keyless WAIT to every primary). Replication is one ordered stream per primary, so an
+acknowledged append also proves every earlier write to that primary (the conversation's
+creation included). Fewer replicas in time raises :class:`ReplicaAckError` *after* the guard:
+the write is in Redis, so it is neither retried nor counted by the breaker, but it is an outage
+to the conversation store, which journals the record as well and says so.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import copy
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,8 +41,10 @@ from redis import exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.typing import EncodableT
 
-from runtime.core.errors import AppError, ConflictError, NotFoundError, ValidationError
+from runtime.core.errors import AppError, ConflictError, NotFoundError, ServiceUnavailableError, ValidationError
 from runtime.resilience.classify import translate_redis
 
 T = TypeVar("T")
@@ -50,6 +67,40 @@ PUBSUB_HEADROOM = 16
 
 #: The URL scheme suffix that selects the cluster client (``redis+cluster://host:port``).
 CLUSTER_SUFFIX = "+cluster"
+
+
+@dataclass(frozen=True)
+class ReplicaAck:
+    """How many replicas must acknowledge an acked write (``replicas``; 0: no WAIT is sent) and
+    how long Redis waits for them (``timeout``, seconds; sent to WAIT in whole milliseconds, at
+    least 1, since ``WAIT n 0`` would block forever)."""
+
+    replicas: int = 0
+    timeout: float = 0.5
+
+    @property
+    def timeout_ms(self) -> int:
+        """``timeout`` in milliseconds as WAIT takes it (at least 1)."""
+        return max(1, round(self.timeout * 1000))
+
+
+class ReplicaAckError(ServiceUnavailableError):
+    """An acked write reached the primary but fewer than ``required`` replicas had it within the
+    timeout (``acknowledged`` did). Not retryable: the write itself succeeded; the conversation
+    store journals it as well and replays it until the replicas acknowledge it."""
+
+    def __init__(self, required: int, acknowledged: int, timeout: float, operation: str = "") -> None:
+        noun = "replica" if required == 1 else "replicas"
+        what = f"{operation}: " if operation else ""
+        super().__init__(
+            f"{what}written to Redis but not yet to {required} {noun} "
+            f"({acknowledged} acknowledged within {timeout:g} s)",
+            retryable=False,
+            service=SERVICE,
+            details={"required": required, "acknowledged": acknowledged, "timeout": timeout},
+        )
+        self.required = required
+        self.acknowledged = acknowledged
 
 
 def is_cluster_url(url: str) -> bool:
@@ -164,18 +215,40 @@ async def translated(awaitable: Awaitable[T], operation: str = "") -> T:
         raise translate(exc, operation) from exc
 
 
-class RedisRunner:
-    """Runs Redis operations through the guard, with errors translated inside the guarded call."""
+class _ClusterGate:
+    """What every runner over one cluster client shares: whether the topology must be re-read,
+    the lock that lets one task re-read it, and the cap on concurrent calls."""
 
-    def __init__(self, client: RedisClient, guard: GuardLike) -> None:
+    def __init__(self, stale: bool) -> None:
+        self.stale = stale
+        self.lock = asyncio.Lock()
+        self.slots = asyncio.Semaphore(CLUSTER_CONCURRENCY)
+
+
+class RedisRunner:
+    """Runs Redis operations through the guard, with errors translated inside the guarded call.
+
+    ``replica_ack`` applies to :meth:`run_script` calls made with ``acked=True`` only (default:
+    none, no WAIT); :meth:`with_replica_ack` gives a runner sharing this one's client and guard
+    with another setting.
+    """
+
+    def __init__(self, client: RedisClient, guard: GuardLike, *, replica_ack: ReplicaAck | None = None) -> None:
         self.client = client
         self.guard = guard
+        self.replica_ack = replica_ack or ReplicaAck()
         # redis-py 8.1's async cluster client re-reads the topology on first use and after a
         # connection error; several tasks doing so at once close each other's connections
         # (measured: 769 of 1,000 concurrent first calls failed). One task refreshes it here.
-        self._topology_stale = isinstance(client, RedisCluster)
-        self._topology_lock = asyncio.Lock()
-        self._cluster_slots = asyncio.Semaphore(CLUSTER_CONCURRENCY)
+        self._gate = _ClusterGate(isinstance(client, RedisCluster))
+
+    def with_replica_ack(self, replicas: int, timeout: float) -> RedisRunner:
+        """A runner over the same client, guard and cluster state whose acked script calls wait
+        for ``replicas`` replicas up to ``timeout`` seconds (``[redis].min_replicas_ack`` and
+        ``replica_ack_timeout``); ``replicas`` 0 gives one that never sends WAIT."""
+        other = copy.copy(self)
+        other.replica_ack = ReplicaAck(replicas, timeout)
+        return other
 
     @property
     def cluster(self) -> bool:
@@ -194,18 +267,44 @@ class RedisRunner:
         return await self.guard.call(lambda: self._cluster_call(client, op, operation))
 
     async def _cluster_call(self, client: RedisCluster, op: Callable[[Any], Awaitable[T]], operation: str) -> T:
-        if self._topology_stale:
-            async with self._topology_lock:
-                if self._topology_stale:
+        gate = self._gate
+        if gate.stale:
+            async with gate.lock:
+                if gate.stale:
                     await translated(client.initialize(), "cluster topology")
-                    self._topology_stale = False
+                    gate.stale = False
         try:
-            async with self._cluster_slots:
+            async with gate.slots:
                 return await translated(op(client), operation)
         except AppError as exc:
             if exc.retryable:  # a node died or moved: the next attempt re-reads the topology first
-                self._topology_stale = True
+                gate.stale = True
             raise
+
+    async def run_script(
+        self,
+        script: AsyncScript,
+        keys: Sequence[str],
+        args: Sequence[EncodableT],
+        operation: str = "",
+        *,
+        acked: bool = False,
+    ) -> Any:
+        """Run a registered Lua script through the guard; the script's reply.
+
+        With ``acked`` and :attr:`replica_ack` asking for replicas, the script and ``WAIT`` go
+        in one pipeline over one connection (see the module docstring) and
+        :class:`ReplicaAckError` is raised, after the guard, when fewer replicas acknowledged
+        it in time. Otherwise it is ``script(keys, args)`` through :meth:`run`. Raises the
+        AppErrors of :meth:`run` too.
+        """
+        need = self.replica_ack
+        if not acked or need.replicas <= 0:
+            return await self.run(lambda r: script(keys=keys, args=args, client=r), operation)
+        reply, acknowledged = await self.run(lambda r: _script_and_wait(r, script, keys, args, need), operation)
+        if acknowledged < need.replicas:
+            raise ReplicaAckError(need.replicas, acknowledged, need.timeout, operation)
+        return reply
 
     async def hgetall_many(self, keys: list[str], operation: str = "") -> list[dict[bytes, bytes]]:
         """HGETALL of each key in one pipelined round trip (an empty dict for a missing key)."""
@@ -222,3 +321,48 @@ class RedisRunner:
     async def ping(self) -> bool:
         """PING through the guard: True when Redis answers, else the AppError of :meth:`run`."""
         return bool(await self.run(lambda r: r.ping(), "PING"))
+
+
+#: Cluster replies that mean "ask again once the topology is re-read" when a pipeline is sent
+#: without redis-py's redirection handling (which would resend the script on another connection).
+_REDIRECTIONS = (rexc.MovedError, rexc.AskError, rexc.TryAgainError, rexc.ClusterDownError)
+
+
+async def _script_and_wait(
+    client: RedisClient, script: AsyncScript, keys: Sequence[str], args: Sequence[EncodableT], need: ReplicaAck
+) -> tuple[Any, int]:
+    """EVALSHA and WAIT over one connection; (the script's reply, replicas that acknowledged).
+
+    A server that does not know the script yet (NOSCRIPT: a restarted or promoted node) gets it
+    with SCRIPT LOAD and the pair is sent once more; nothing was written by the refused EVALSHA.
+    """
+    reply, acknowledged = await _send_script_and_wait(client, script, keys, args, need)
+    if isinstance(reply, rexc.NoScriptError):
+        script.sha = await client.script_load(script.script)
+        reply, acknowledged = await _send_script_and_wait(client, script, keys, args, need)
+    for result in (reply, acknowledged):
+        if isinstance(result, _REDIRECTIONS):
+            raise ServiceUnavailableError(
+                f"the cluster moved this key ({type(result).__name__}); retrying after a topology refresh",
+                service=SERVICE,
+            ) from result
+        if isinstance(result, Exception):
+            raise result
+    return reply, int(acknowledged)
+
+
+async def _send_script_and_wait(
+    client: RedisClient, script: AsyncScript, keys: Sequence[str], args: Sequence[EncodableT], need: ReplicaAck
+) -> list[Any]:
+    """One round trip: ``[script reply or its error, WAIT's count or its error]``."""
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(keys[0])
+        cluster_pipe = client.pipeline()
+        cluster_pipe.evalsha(script.sha, len(keys), *keys, *args)
+        cluster_pipe.execute_command("WAIT", need.replicas, need.timeout_ms, target_nodes=node)
+        # No redirection handling: it would resend a moved script alone, on another connection.
+        return await cluster_pipe.execute(raise_on_error=False, allow_redirections=False)
+    pipe = client.pipeline(transaction=False)
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+    pipe.wait(need.replicas, need.timeout_ms)
+    return await pipe.execute(raise_on_error=False)

@@ -98,6 +98,9 @@ class ConversationStore:
         cache: RecentCache | None = None,
         live: LiveTailCache | None = None,
     ) -> None:
+        # Appends (and their replays) WAIT for [redis].min_replicas_ack replicas; a shortfall is
+        # an outage here: the record is journaled as well and replayed until they have it.
+        runner = runner.with_replica_ack(config.min_replicas_ack, config.replica_ack_timeout)
         self._runner = runner
         self._history = RedisHistory(
             runner, Keys(config.key_prefix), retention=config.conversation_retention, archive_ttl=config.archive_ttl

@@ -345,7 +345,8 @@ class RedisHistory:
         body = encode_message(message)
         keys = self._live_keys(conv_id)
         args: list[EncodableT] = [message.id, body, repr(now), str(self.retention)]
-        seq, inserted = await self._runner.run(lambda r: self._append(keys=keys, args=args, client=r), "message append")
+        # acked: WAITs for [redis].min_replicas_ack replicas when the runner asks for any.
+        seq, inserted = await self._runner.run_script(self._append, keys, args, "message append", acked=True)
         return int(seq), bool(inserted)
 
     async def tail(self, conv_id: str, limit: int, before_seq: int | None = None) -> list[ChatMessage]:
