@@ -33,6 +33,7 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from app import ui_state
+from app.alerts_view import show_alert
 from app.command_handlers import CommandHandlers
 from app.commands import COMMANDS, CommandError, is_command, parse
 from app.layout import panels_can_be_inline, plan, sidebar_can_be_inline
@@ -56,6 +57,7 @@ from app.widgets.welcome import Welcome
 from runtime.config import Config, LoadedConfig
 from runtime.core.errors import AppError, InternalError, describe
 from runtime.core.events import (
+    AlertRaised,
     BackendStatus,
     BreakerStateChanged,
     Event,
@@ -497,6 +499,8 @@ class HoldfastApp(App[int]):
             self.refresh_breakers()
         elif isinstance(event, RetryScheduled) and self._view is not None and event.service == "llm":
             self._view.retrying(event)
+        elif isinstance(event, AlertRaised):
+            show_alert(self, event)  # already one per key per window (runtime.host.alerts)
 
     def refresh_breakers(self) -> None:
         """Redraw the Breakers panel from the runtime's in-memory breaker snapshots."""

@@ -9,7 +9,6 @@ cancels them with their partial answers kept. Exit 0 after a clean stop, 2 for b
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 from typing import Annotated
@@ -35,7 +34,7 @@ def serve(ctx: typer.Context, host: Host = None, port: Port = None, workers: Wor
     count = workers or config.server.workers
     import uvicorn
 
-    from runtime.serve.app import CONFIG_ENV, config_to_env, create_app
+    from runtime.serve.app import create_app
 
     sock = socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -66,11 +65,9 @@ def serve(ctx: typer.Context, host: Host = None, port: Port = None, workers: Wor
             app = create_app(config, host=bind)
             uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=[sock])  # type: ignore[arg-type]
         else:
-            from uvicorn.supervisors import Multiprocess
+            from runtime.serve.workers import run_workers
 
-            os.environ[CONFIG_ENV] = config_to_env(config, bind)
-            worker_config = uvicorn.Config("runtime.serve.app:app_from_env", factory=True, workers=count, **common)  # type: ignore[arg-type]
-            Multiprocess(worker_config, sockets=[sock]).run()
+            run_workers(config, bind, sock, count, **common)
     finally:
         signal.signal(signal.SIGTERM, previous)
         sock.close()

@@ -92,6 +92,25 @@ class BackendStatus(Event):
     detail: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class AlertRaised(Event):
+    """An alert fired (:mod:`runtime.host.alerts`), already deduplicated: one per ``key`` per
+    ``[alerts].dedup_window`` seconds in this process.
+
+    ``category``: ``breaker_open``, ``journal_backlog``, ``server_error`` or ``recovered``;
+    ``key``: the dedup key (``breaker_open:llm``); ``severity``: ``critical``, ``warning`` or
+    ``info``; ``message``: the one line a person reads; ``service`` when known; ``targets``:
+    how many webhooks are configured (0: the alert is only shown).
+    """
+
+    category: str
+    key: str
+    severity: str
+    message: str
+    service: str | None = None
+    targets: int = 0
+
+
 E = TypeVar("E", bound=Event)
 Callback = Callable[[Event], None]
 

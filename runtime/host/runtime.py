@@ -31,6 +31,7 @@ from runtime.core.errors import AppError, InternalError, NotFoundError, Validati
 from runtime.core.events import BackendStatus, Event, EventBus, TurnEvent, UserSaved
 from runtime.core.ids import validate_user_id
 from runtime.core.messages import ChatMessage
+from runtime.host.alerts import Alerts
 from runtime.host.chaos import BackendHandle, Chaos
 from runtime.host.facade import (
     BackendInfo,
@@ -142,6 +143,9 @@ class Runtime:
         #: Embedded backend processes this runtime started, by name (``redis``, ``llm``).
         self.processes: dict[str, BackendHandle] = {}
         self.chaos = Chaos(self.processes, resilience.breakers)
+        #: Alerts of every face (breaker opened, journal backlog, recoveries; a face may fire its
+        #: own): AlertRaised events and webhooks, from ``start`` on (:mod:`runtime.host.alerts`).
+        self.alerts = Alerts(config.alerts, resilience.guard, bus=bus)
         self.redis_url = ""
         self.llm_url = ""
         self.memory: VectorMemoryStore | None = None
@@ -271,6 +275,7 @@ class Runtime:
 
         self._counter = TokenCounter(cfg.llm.effective_model or "gpt-4o-mini")
         await self._build_state()
+        self._start_alerts()
         llm = self._build_llm()
         self._build_memory()
         from runtime.llm.prompt_tools import describe_tools
@@ -450,6 +455,16 @@ class Runtime:
         # The monitor's probes are the breakers' half-open probes: they heal with no traffic.
         self.monitor.link_breaker("redis", self.resilience.guard("redis").breaker)
 
+    def _start_alerts(self) -> None:
+        from runtime.host.alerts import RedisAlertClaims
+        from runtime.state.client import RedisRunner
+
+        assert self._redis_client is not None  # built by _build_state
+        claims = RedisAlertClaims(
+            RedisRunner(self._redis_client, self.resilience.guard("redis")), self.config.redis.key_prefix
+        )
+        self.alerts.start(lambda: self.store_status().pending_writes, claims=claims)
+
     def _build_llm(self) -> LLMClient:
         from runtime.llm import LLMClient, llm_health_check
         from runtime.llm.fallbacks import RETRY_HINTS
@@ -549,6 +564,7 @@ class Runtime:
         # cancelled) would only warn, and its part would stay open.
         steps: list[tuple[str, Callable[[], object] | None]] = [
             ("agent", self._agent.aclose if self._agent else None),
+            ("alerts", self.alerts.aclose),
             ("mcp servers", self._stop_mcp),
             ("session", self._keeper.close if self._keeper else None),
             ("monitor", self.monitor.stop),

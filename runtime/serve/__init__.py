@@ -18,7 +18,7 @@ One module per job:
 - ``openai_face``: ``POST /v1/chat/completions`` and ``GET /v1/models`` in the OpenAI format.
 - ``health``: ``/health``, ``/livez``, ``/readyz``.
 - ``metrics``: ``/metrics`` (Prometheus) and the middleware that times every request.
-- ``alerts``: webhooks (plain JSON and Slack), deduplicated, delivered through a Guard.
+- ``alerts``: the 5xx alert; the policy and webhooks are the runtime's (:mod:`runtime.host.alerts`).
 - ``shutdown``: SIGTERM lets running turns finish up to ``[server].grace_period``, then cancels them.
 - ``state``: :class:`~runtime.serve.state.ServeState`, what every route reaches through the app.
 

@@ -2,9 +2,9 @@
 
 The lifespan starts the :class:`~runtime.host.runtime.Runtime` (embedded redis-server and demo
 LLM server when nothing is configured, exactly as the TUI does), builds the server's parts
-(:class:`~runtime.serve.state.ServeState`), runs the background loop (journal-depth alerts,
-expired-session cleanup) and, at shutdown, drains running turns (:mod:`runtime.serve.shutdown`)
-before it stops the runtime.
+(:class:`~runtime.serve.state.ServeState`), runs the background loop (expired-session cleanup)
+and, at shutdown, drains running turns (:mod:`runtime.serve.shutdown`) before it stops the
+runtime. Alerts are the runtime's (:mod:`runtime.host.alerts`); this app adds its 5xx answers.
 
 uvicorn's worker processes cannot be handed a Python object, so ``holdfast serve --workers N``
 passes the configuration in the environment (:data:`CONFIG_ENV`, JSON) and each worker builds
@@ -27,9 +27,9 @@ from fastapi.responses import Response
 
 from runtime.config import Config
 from runtime.core.errors import AppError, describe
-from runtime.serve import conversations, health, openai_face, sessions
+from runtime.serve import alerts, conversations, health, openai_face, sessions
 from runtime.serve.errors import GlobalErrorHandler, ServerErrorReport
-from runtime.serve.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
+from runtime.serve.metrics import CONTENT_TYPE, REFRESH_SECONDS, Metrics, MetricsMiddleware
 from runtime.serve.request_ids import RequestIdMiddleware
 from runtime.serve.state import ServeState
 
@@ -70,7 +70,7 @@ def create_app(config: Config, *, host: str | None = None) -> FastAPI:
         state: ServeState | None = getattr(app.state, "serve", None)
         if state is not None:
             state.metrics.server_errors.labels(report.type).inc()
-            state.alerts.on_server_error(report)
+            alerts.on_server_error(state.runtime.alerts, report)
 
     handler = GlobalErrorHandler(
         development=config.server.environment == "development", on_server_error=on_server_error
@@ -96,7 +96,6 @@ def create_app(config: Config, *, host: str | None = None) -> FastAPI:
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI, config: Config, host: str) -> AsyncIterator[None]:
     from runtime.host.runtime import Runtime, default_user
-    from runtime.serve.alerts import Alerts
     from runtime.serve.auth import ApiKeys, Authenticator
     from runtime.serve.idempotency import Idempotency
     from runtime.serve.rate_limits import RateLimiter
@@ -107,10 +106,6 @@ async def _lifespan(app: FastAPI, config: Config, host: str) -> AsyncIterator[No
     server = config.server
     user = server.local_user or default_user(config)
     rt = Runtime.from_config(config, user=user, face="serve")
-    await rt.start()
-    client = make_redis_client(rt.redis_url)
-    runner = RedisRunner(client, rt.resilience.guard("redis"))
-    prefix = config.redis.key_prefix
     tracker = TurnTracker()
 
     def gauges() -> Mapping[str, tuple[str, float]]:
@@ -128,7 +123,12 @@ async def _lifespan(app: FastAPI, config: Config, host: str) -> AsyncIterator[No
         }
 
     metrics = Metrics(gauges, lambda: [(b.name, b.state) for b in rt.breaker_snapshots()])
-    alerts = Alerts(config.alerts, rt.resilience.guard)
+    # Subscribed before the start: a breaker opening or an alert while it starts is counted too.
+    unsubscribe = [rt.subscribe(metrics.on_event)]
+    await rt.start()
+    client = make_redis_client(rt.redis_url)
+    runner = RedisRunner(client, rt.resilience.guard("redis"))
+    prefix = config.redis.key_prefix
     state = ServeState(
         config=config,
         runtime=rt,
@@ -149,43 +149,47 @@ async def _lifespan(app: FastAPI, config: Config, host: str) -> AsyncIterator[No
         turns=TurnService(rt, tracker),
         tracker=tracker,
         metrics=metrics,
-        alerts=alerts,
     )
-    unsubscribe = [rt.subscribe(metrics.on_event), rt.subscribe(alerts.on_event)]
-    loop = asyncio.create_task(_background(state), name="serve-background")
+    loops = [asyncio.create_task(_background(state), name="serve-background")]
+    if metrics.multiprocess:
+        loops.append(asyncio.create_task(_refresh_metrics(metrics), name="serve-metrics"))
     app.state.serve = state
     log.info("holdfast serve: ready (user %s, keys required: %s)", user, not is_loopback(host))
     try:
         yield
     finally:
         await tracker.drain(server.grace_period)
-        loop.cancel()
-        await asyncio.gather(loop, return_exceptions=True)
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
         for stop in unsubscribe:
             stop()
-        await alerts.aclose()
         await client.aclose()
         await rt.stop()
+        metrics.close()
         app.state.serve = None
 
 
 async def _background(state: ServeState) -> None:
-    """Journal-depth alerts every ``[alerts].check_interval`` seconds; expired sessions swept
-    every :data:`SESSION_CLEANUP_SECONDS`."""
-    interval = state.config.alerts.check_interval
-    since_cleanup = SESSION_CLEANUP_SECONDS
+    """Expired sessions swept every :data:`SESSION_CLEANUP_SECONDS` (journal-depth and breaker
+    alerts are the runtime's own, :mod:`runtime.host.alerts`)."""
     while True:
-        state.alerts.check_journal(state.runtime.store_status().pending_writes)
-        if since_cleanup >= SESSION_CLEANUP_SECONDS:
-            since_cleanup = 0.0
-            try:
-                removed = await state.runtime.sessions.cleanup_expired_sessions()
-                if removed:
-                    log.info("removed %d expired session(s)", removed)
-            except AppError as exc:
-                log.info("session cleanup skipped: %s", describe(exc))
-        await asyncio.sleep(interval)
-        since_cleanup += interval
+        try:
+            removed = await state.runtime.sessions.cleanup_expired_sessions()
+            if removed:
+                log.info("removed %d expired session(s)", removed)
+        except AppError as exc:
+            log.info("session cleanup skipped: %s", describe(exc))
+        await asyncio.sleep(SESSION_CLEANUP_SECONDS)
+
+
+async def _refresh_metrics(metrics: Metrics) -> None:
+    """With several workers, a scrape merges every worker's files: keep this worker's gauges
+    (turns running, journal, memory queue, breakers) fresh there every
+    :data:`~runtime.serve.metrics.REFRESH_SECONDS`."""
+    while True:
+        metrics.refresh()
+        await asyncio.sleep(REFRESH_SECONDS)
 
 
 def config_to_env(config: Config, host: str) -> str:

@@ -1,7 +1,5 @@
 """``/metrics`` in the Prometheus text format (prometheus-client), and what feeds it.
 
-Per process (each uvicorn worker exposes its own; scrape each, or aggregate by ``instance``):
-
 - ``holdfast_http_requests_total`` and ``holdfast_http_request_duration_seconds`` by route
   template (``/v1/conversations/{conversation_id}/messages``, never the raw path: bounded
   labels), method and status; a stream is timed to its last byte;
@@ -10,63 +8,92 @@ Per process (each uvicorn worker exposes its own; scrape each, or aggregate by `
 - ``holdfast_retries_total`` and ``holdfast_fallbacks_total`` per service;
 - ``holdfast_turns_total`` by outcome, ``holdfast_turn_phase_seconds`` per phase (the turn's
   own timings: lock, save, recall, prompt, llm, tools...), ``holdfast_tokens_total`` by kind;
-- ``holdfast_journal_pending_writes``, ``holdfast_memory_queue_depth``, ``holdfast_turns_running``.
+- ``holdfast_alerts_total`` by kind (alerts this process raised, :mod:`runtime.host.alerts`);
+- ``holdfast_journal_pending_writes``, ``holdfast_memory_queue_depth``, ``holdfast_turns_running``,
+  ``holdfast_workers`` (worker processes alive).
 
 Event-fed metrics come from the runtime's bus (:meth:`Metrics.on_event`, inline and cheap);
-gauges are read when scraped. Each app has its own registry, so several apps in one process
-(tests) never share counters.
+gauges are read from the runtime by :meth:`Metrics.refresh` (at each scrape, and every
+:data:`REFRESH_SECONDS` in the background with several workers).
+
+One process: each app has its own registry, so several apps in one process (tests) never share
+counters. ``holdfast serve --workers N``: prometheus-client's multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR``, a fresh directory per server made by
+:mod:`runtime.serve.workers` before the workers start): every worker writes its values to files
+there and a scrape, whichever worker answers it, reports the merge of all of them: counters and
+histograms summed (a dead worker's counts stay), ``holdfast_turns_running``,
+``holdfast_memory_queue_depth`` and ``holdfast_workers`` summed over live workers,
+``holdfast_breaker_state`` and ``holdfast_journal_pending_writes`` the maximum over live workers
+(the worst breaker; the journal file is the data dir's, shared by every worker). A worker's
+live gauges are dropped when it exits (``mark_process_dead``).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runtime.core.events import BreakerStateChanged, Event, FallbackUsed, RetryScheduled, TurnFinished
+from runtime.core.events import (
+    AlertRaised,
+    BreakerStateChanged,
+    Event,
+    FallbackUsed,
+    RetryScheduled,
+    TurnFinished,
+)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: The environment variable of prometheus-client's multiprocess mode (its own name).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Seconds between two background refreshes of a worker's gauges (multiprocess mode).
+REFRESH_SECONDS = 1.0
 _STATE_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 #: Latency buckets in seconds, from a cached health answer to a long tool-using turn.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: How each gauge read from the runtime merges across workers (prometheus-client's modes).
+GAUGE_MODES = {
+    "holdfast_journal_pending_writes": "livemax",
+    "holdfast_memory_queue_depth": "livesum",
+    "holdfast_turns_running": "livesum",
+}
 
 
-class _Gauges(Collector):
-    """Gauges read at scrape time from ``read`` (name -> (help, value)) and breaker states."""
-
-    def __init__(
-        self, read: Callable[[], Mapping[str, tuple[str, float]]], breakers: Callable[[], Iterable[tuple[str, str]]]
-    ) -> None:
-        self._read = read
-        self._breakers = breakers
-
-    def collect(self) -> Iterable[Metric]:
-        """The current values (prometheus-client calls this on every scrape)."""
-        for name, (help_text, value) in self._read().items():
-            yield GaugeMetricFamily(name, help_text, value=value)
-        states = GaugeMetricFamily(
-            "holdfast_breaker_state", "Circuit breaker state (0 closed, 1 half-open, 2 open).", labels=["service"]
-        )
-        for service, state in self._breakers():
-            states.add_metric([service], _STATE_VALUES.get(state, -1.0))
-        yield states
+def multiprocess_dir(environ: Mapping[str, str] | None = None) -> str | None:
+    """The multiprocess directory when this process is one of several workers, else None."""
+    path = (environ if environ is not None else os.environ).get(MULTIPROC_ENV)
+    return path if path and os.path.isdir(path) else None
 
 
 class Metrics:
-    """The app's registry and its instruments. ``gauges`` and ``breakers`` are read per scrape:
-    ``gauges()`` gives name -> (help, value), ``breakers()`` (service, state) pairs."""
+    """The app's instruments and how they are rendered (see the module doc).
+
+    ``gauges()`` gives name -> (help, value) for the names of :data:`GAUGE_MODES`, ``breakers()``
+    (service, state) pairs; both are read by :meth:`refresh`. ``multiprocess``: the directory of
+    prometheus-client's multiprocess mode (default: :func:`multiprocess_dir`), or None for one
+    process.
+    """
 
     def __init__(
         self,
         gauges: Callable[[], Mapping[str, tuple[str, float]]],
         breakers: Callable[[], Iterable[tuple[str, str]]],
+        *,
+        multiprocess: str | None = None,
     ) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        reg = self.registry
+        self.multiprocess = multiprocess if multiprocess is not None else multiprocess_dir()
+        self._read_gauges = gauges
+        self._read_breakers = breakers
+        # Several workers: values live in the multiprocess files, read back by the collector.
+        # One process: the app's own registry.
+        reg = None if self.multiprocess else CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry(auto_describe=True) if reg is None else reg
+        if self.multiprocess:
+            MultiProcessCollector(self.registry, path=self.multiprocess)
         self.requests = Counter(
             "holdfast_http_requests", "HTTP requests answered.", ["route", "method", "status"], registry=reg
         )
@@ -88,10 +115,23 @@ class Metrics:
         )
         self.tokens = Counter("holdfast_tokens", "Tokens used by turns.", ["kind"], registry=reg)
         self.server_errors = Counter("holdfast_server_errors", "5xx answers, by error type.", ["type"], registry=reg)
-        reg.register(_Gauges(gauges, breakers))
+        self.alerts = Counter("holdfast_alerts", "Alerts raised (after dedup), by kind.", ["kind"], registry=reg)
+        self.workers = Gauge("holdfast_workers", "Worker processes serving.", registry=reg, multiprocess_mode="livesum")
+        self.workers.set(1)
+        self.breaker_state = Gauge(
+            "holdfast_breaker_state",
+            "Circuit breaker state (0 closed, 1 half-open, 2 open).",
+            ["service"],
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+        self._gauges: dict[str, Gauge] = {}
+        for name, (help_text, _) in gauges().items():
+            mode = GAUGE_MODES.get(name, "livesum")
+            self._gauges[name] = Gauge(name, help_text, registry=reg, multiprocess_mode=mode)  # type: ignore[arg-type]
 
     def on_event(self, event: Event) -> None:
-        """Bus listener: count breaker transitions, retries, fallbacks, finished turns."""
+        """Bus listener: count breaker transitions, retries, fallbacks, finished turns, alerts."""
         if isinstance(event, TurnFinished):
             outcome = "failed" if event.failed else "interrupted" if event.interrupted else "ok"
             self.turns.labels(outcome).inc()
@@ -103,14 +143,32 @@ class Metrics:
                     self.tokens.labels(kind.removesuffix("_tokens")).inc(count)
         elif isinstance(event, BreakerStateChanged):
             self.transitions.labels(event.name, event.new_state).inc()
+            self.breaker_state.labels(event.name).set(_STATE_VALUES.get(event.new_state, -1.0))
         elif isinstance(event, RetryScheduled):
             self.retries.labels(event.service).inc()
         elif isinstance(event, FallbackUsed):
             self.fallbacks.labels(event.service, event.fallback).inc()
+        elif isinstance(event, AlertRaised):
+            self.alerts.labels(event.category).inc()
+
+    def refresh(self) -> None:
+        """Read the gauges and breaker states from the runtime now."""
+        for name, (_, value) in self._read_gauges().items():
+            gauge = self._gauges.get(name)
+            if gauge is not None:
+                gauge.set(value)
+        for service, state in self._read_breakers():
+            self.breaker_state.labels(service).set(_STATE_VALUES.get(state, -1.0))
 
     def render(self) -> bytes:
-        """The registry in the Prometheus text format."""
+        """Every metric in the Prometheus text format (merged over workers in multiprocess mode)."""
+        self.refresh()
         return generate_latest(self.registry)
+
+    def close(self) -> None:
+        """This worker is leaving: drop its live gauges from the merge (multiprocess mode)."""
+        if self.multiprocess:
+            mark_process_dead(os.getpid(), self.multiprocess)
 
 
 class MetricsMiddleware:

@@ -14,7 +14,6 @@ from runtime.serve.auth import Authenticator, Principal
 if TYPE_CHECKING:
     from runtime.config import Config
     from runtime.host.runtime import Runtime
-    from runtime.serve.alerts import Alerts
     from runtime.serve.idempotency import Idempotency
     from runtime.serve.metrics import Metrics
     from runtime.serve.rate_limits import RateLimiter
@@ -36,7 +35,6 @@ class ServeState:
     turns: TurnService
     tracker: TurnTracker
     metrics: Metrics
-    alerts: Alerts
 
 
 def serve_state(request: Request) -> ServeState:

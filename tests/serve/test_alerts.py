@@ -3,11 +3,8 @@ killed (deduplicated per key), and the recovery when it comes back."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -17,38 +14,9 @@ from runtime.demo.admin import DemoAdmin
 from runtime.demo.launcher import DemoLLMServer
 from tests.support.polling import wait_for
 from tests.support.serve import ServerThread
+from tests.support.webhooks import Receiver
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e, pytest.mark.slow]
-
-
-class Receiver:
-    """A webhook receiver on a loopback port that records every JSON body POSTed to it."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, object]] = []
-        received = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def kinds(self, key: str = "kind") -> list[object]:
-        return [b.get(key) for b in self.bodies]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -91,12 +59,12 @@ async def test_a_killed_backend_alerts_once_per_key_and_recovery_is_announced(
             assert answer.status_code == 503
             assert answer.json()["error"]["type"] == "external_service_error"
 
-        def plain() -> list[dict[str, object]]:
-            return [b for b in receiver.bodies if "kind" in b]
-
-        await wait_for(lambda: {"breaker_open", "server_error"} <= {b["kind"] for b in plain()}, 30, "alerts")
+        await wait_for(lambda: {"breaker_open", "server_error"} <= {b["kind"] for b in receiver.plain()}, 30, "alerts")
         # Three failing requests, one alert per key (and the same one in Slack's format).
-        assert sorted(str(b["key"]) for b in plain()) == ["breaker_open:llm", "server_error:external_service_error:llm"]
+        assert sorted(str(b["key"]) for b in receiver.plain()) == [
+            "breaker_open:llm",
+            "server_error:external_service_error:llm",
+        ]
         assert sum("text" in b for b in receiver.bodies) == 2
         killable_llm.start()
 
@@ -104,10 +72,10 @@ async def test_a_killed_backend_alerts_once_per_key_and_recovery_is_announced(
             await client.post(
                 "/v1/chat/completions", json={"model": "holdfast", "messages": [{"role": "user", "content": "hi"}]}
             )
-            return any(b.get("kind") == "recovered" for b in plain())
+            return any(b.get("kind") == "recovered" for b in receiver.plain())
 
         await wait_for(recovered, 30, "the recovery alert")
-        assert [b["key"] for b in plain() if b["kind"] == "recovered"] == ["recovered:breaker_open:llm"]
+        assert [b["key"] for b in receiver.plain() if b["kind"] == "recovered"] == ["recovered:breaker_open:llm"]
 
 
 async def test_a_dead_webhook_never_slows_or_fails_a_request(
@@ -129,3 +97,34 @@ async def test_a_dead_webhook_never_slows_or_fails_a_request(
             f"/v1/conversations/{conv}/messages", json={"content": "still fine", "stream": False}
         )
         assert result.status_code == 200 and result.json()["failed"] is False
+
+
+async def test_two_servers_on_one_redis_send_each_alert_once_and_both_show_it(
+    serve: Callable[..., ServerThread], receiver: Receiver, killable_llm: DemoLLMServer
+) -> None:
+    sections = {
+        "llm_url": killable_llm.url,
+        "alerts": {"webhooks": [receiver.url], "dedup_window": 300.0},
+        "resilience": {"llm": {"max_attempts": 1, "failure_threshold": 1, "minimum_calls": 1}},
+    }
+    one, two = serve(**sections), serve(**sections)
+    body = {"model": "holdfast", "messages": [{"role": "user", "content": "hi"}]}
+    killable_llm.stop()
+    async with httpx.AsyncClient(timeout=30) as client:
+        for server in (one, two):
+            assert (await client.post(f"{server.base_url}/v1/chat/completions", json=body)).status_code == 503
+
+        async def raised_on_both() -> bool:
+            pages = [(await client.get(f"{s.base_url}/metrics")).text for s in (one, two)]
+            return all('holdfast_alerts_total{kind="breaker_open"} 1.0' in page for page in pages) and all(
+                'holdfast_alerts_total{kind="server_error"} 1.0' in page for page in pages
+            )
+
+        # Each process raised both alerts (each shows them to its own users and metrics)...
+        await wait_for(raised_on_both, 30, "both servers to raise both alerts")
+        alerts = [s.app.state.serve.runtime.alerts for s in (one, two)]
+        await wait_for(
+            lambda: len(receiver.plain()) >= 2 and not any(a.delivering for a in alerts), 30, "the deliveries to end"
+        )
+    # ... and the webhook heard each once, from whichever process claimed it first.
+    assert sorted(receiver.keys()) == ["breaker_open:llm", "server_error:external_service_error:llm"]

@@ -1,8 +1,11 @@
 """The real ``holdfast serve`` console script: rate limits shared by two server processes on one
-Redis, and SIGTERM during a stream (finish within the grace period, else cancel and keep)."""
+Redis, SIGTERM during a stream (finish within the grace period, else cancel and keep), and
+``/metrics`` merged over the workers of ``--workers 2``."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -108,3 +111,68 @@ def test_sigterm_past_the_grace_period_cancels_the_turn_and_keeps_the_partial_an
         return any(m["role"] == "assistant" and m["metadata"].get("interrupted") for m in messages)
 
     wait_until(partial_saved, 30, "the cancelled turn's partial answer, marked interrupted")
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The value of sample ``name`` with ``labels`` in a Prometheus text page (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def _workers(pid: int) -> list[int]:
+    """The uvicorn worker processes (spawned interpreters) of the serve process ``pid`` (Linux)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    found = []
+    for child in children:
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            found.append(int(child))
+    return found
+
+
+def test_metrics_are_summed_over_every_worker_whichever_answers_the_scrape(
+    processes: Callable[..., ServeProcess], script_env: dict[str, str]
+) -> None:
+    proc = processes({**script_env, "HOLDFAST_SERVER__REQUESTS_PER_MINUTE": "0"}, "--workers", "2")
+    base = proc.base_url
+
+    def scrape() -> str:
+        # A new connection each time: the kernel hands it to whichever worker accepts first.
+        return httpx.get(f"{base}/metrics", timeout=10).text
+
+    wait_until(lambda: _metric(scrape(), "holdfast_workers") == 2, 60, "both workers in /metrics")
+    workers = _workers(proc.proc.pid)
+    requests = 40
+    for _ in range(requests):
+        assert httpx.get(f"{base}/v1/conversations", timeout=10).status_code == 200
+    counted = {"route": "/v1/conversations", "method": "GET", "status": "200"}
+    for _ in range(8):
+        page = scrape()
+        assert _metric(page, "holdfast_http_requests_total", **counted) == requests
+        assert _metric(page, "holdfast_http_request_duration_seconds_count", **counted) == requests
+        assert _metric(page, "holdfast_workers") == 2
+
+    # A worker killed outright: uvicorn starts another; the dead one's live gauges leave the merge
+    # (2 workers, not 3) while the requests it answered stay counted.
+    victim = _workers(proc.proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: victim not in _workers(proc.proc.pid) and len(_workers(proc.proc.pid)) == 2, 60, "a new worker")
+    (new,) = set(_workers(proc.proc.pid)) - set(workers)
+    # The new worker has counted itself once its live gauge file is in the server's metrics dir.
+    environ = dict(
+        item.split(b"=", 1) for item in Path(f"/proc/{new}/environ").read_bytes().split(b"\0") if b"=" in item
+    )
+    metrics_dir = Path(environ[b"PROMETHEUS_MULTIPROC_DIR"].decode())
+    wait_until(lambda: (metrics_dir / f"gauge_livesum_{new}.db").exists(), 60, "the new worker's gauges")
+    for _ in range(4):
+        page = scrape()
+        assert _metric(page, "holdfast_workers") == 2
+        assert _metric(page, "holdfast_http_requests_total", **counted) == requests
