@@ -97,7 +97,7 @@ class TurnLocks:
             ) from exc
         if self.state is None:
             return TurnLock(local, None, "", None, None, "")
-        key = self.state.full_key(f"turn:{conversation_id}", namespace="lock")
+        key = self.state.full_key(_resource(conversation_id), namespace="lock")
         try:
             token = await self.state.locks.acquire_within(key, self.ttl, self.wait)
         except ConflictError as exc:
@@ -121,6 +121,15 @@ class TurnLocks:
         beat = asyncio.create_task(self._keep_alive(self.state, key, token), name=f"turn-lock-{conversation_id}")
         return TurnLock(local, self.state, key, token, beat)
 
+    async def held_elsewhere(self, conversation_id: str) -> bool:
+        """True when a turn of the conversation runs in another process (or another runtime): its
+        Redis turn lock is held and this object holds no turn of it. False without Redis
+        (``state`` None). Raises the AppErrors of the Redis read (one EXISTS)."""
+        local = self._local.get(conversation_id)
+        if self.state is None or (local is not None and local.locked()):
+            return False
+        return await self.state.exists(_resource(conversation_id), namespace="lock")
+
     async def _keep_alive(self, state: RedisStateStore, key: str, token: str) -> None:
         # Extend well before expiry so a slow model or a user thinking about a permission
         # prompt never lets another terminal in mid-turn.
@@ -132,3 +141,8 @@ class TurnLocks:
                     return
             except AppError as exc:
                 log.warning("could not extend turn lock %s: %s", key, describe(exc))
+
+
+def _resource(conversation_id: str) -> str:
+    """The lock resource of a conversation's turns (``<prefix>:lock:turn:<id>`` in Redis)."""
+    return f"turn:{conversation_id}"

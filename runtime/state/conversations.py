@@ -44,6 +44,7 @@ from runtime.state.client import RedisRunner
 from runtime.state.history import ConversationDump, ConversationInfo, RedisHistory, encode_message
 from runtime.state.journal import Journal
 from runtime.state.keys import Keys
+from runtime.state.live import channel_prefix
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,20 @@ class ConversationStore:
         replay_interval: float = 2.0,
         cache: RecentCache | None = None,
         live: LiveTailCache | None = None,
+        live_updates: bool = True,
     ) -> None:
         # Appends (and their replays) WAIT for [redis].min_replicas_ack replicas; a shortfall is
         # an outage here: the record is journaled as well and replayed until they have it.
         runner = runner.with_replica_ack(config.min_replicas_ack, config.replica_ack_timeout)
         self._runner = runner
+        # Appends, titles and deletes are announced to every process of the owner from inside
+        # their scripts (runtime.state.live): no extra round trip. False: announced to nobody.
         self._history = RedisHistory(
-            runner, Keys(config.key_prefix), retention=config.conversation_retention, archive_ttl=config.archive_ttl
+            runner,
+            Keys(config.key_prefix),
+            retention=config.conversation_retention,
+            archive_ttl=config.archive_ttl,
+            live_channel=channel_prefix(config.key_prefix) if live_updates else "",
         )
         self.journal = Journal(journal_dir)
         self._bus = bus

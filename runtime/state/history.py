@@ -15,6 +15,9 @@ Every write is one script, so two writers (two terminals, a server replica) inte
 whole messages and never lose one. The user's index ``{user:U}:conversations`` is a sorted
 set scored by creation time; listing reads ``updated_at`` from each conversation, so an
 append stays one command in one slot.
+
+The append, title and delete scripts also PUBLISH a small notification on the owner's live
+channel (:mod:`runtime.state.live`), from inside the script: live updates cost no round trip.
 """
 
 from __future__ import annotations
@@ -39,11 +42,15 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: our client never decodes, so the values are bytes.
 RedisHash: TypeAlias = Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]
 
-# KEYS: meta, messages, ids, summary   ARGV: message id, body JSON without seq, now, retention
+# KEYS: meta, messages, ids, summary
+# ARGV: message id, body JSON without seq, now, retention, live channel prefix ('' = none), conversation id
+# The live notification (runtime.state.live) is PUBLISHed here, inside the append: no extra round
+# trip. Every id in it passed check_id and ``now`` is a float's repr, so concatenation is valid JSON.
 _APPEND = f"""
 local seq = redis.call('HGET', KEYS[3], ARGV[1])
 if seq then return {{tonumber(seq), 0}} end
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local uid = redis.call('HGET', KEYS[1], 'user_id')
+if not uid then
   return redis.error_reply('{SCRIPT_NOT_FOUND} conversation does not exist')
 end
 seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1) - 1
@@ -53,6 +60,10 @@ redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
+end
+if ARGV[5] ~= '' then
+  redis.call('PUBLISH', ARGV[5] .. uid, '{{"k":"m","c":"' .. ARGV[6] .. '","u":"' .. uid .. '","s":' .. seq
+    .. ',"i":"' .. ARGV[1] .. '","t":' .. ARGV[3] .. '}}')
 end
 return {{seq, 1}}
 """
@@ -66,10 +77,12 @@ if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
 return 1
 """
 
-# KEYS: meta, messages, ids, summary   ARGV: now, retention, title
-# ARGV: now, retention, field (title | system_prompt), value
+# KEYS: meta, messages, ids, summary
+# ARGV: now, retention, field (title | system_prompt), value, live channel prefix ('' = none), conversation id
+# A new title is published (it is the user's text: cjson encodes it).
 _SET_META = f"""
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local uid = redis.call('HGET', KEYS[1], 'user_id')
+if not uid then
   return redis.error_reply('{SCRIPT_NOT_FOUND} conversation does not exist')
 end
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4], 'updated_at', ARGV[1])
@@ -77,13 +90,19 @@ local ttl = tonumber(ARGV[2])
 if ttl > 0 then
   for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
 end
+if ARGV[5] ~= '' and ARGV[3] == 'title' then
+  redis.call('PUBLISH', ARGV[5] .. uid, cjson.encode({{k='t', c=ARGV[6], u=uid, title=ARGV[4], t=ARGV[1]}}))
+end
 return 1
 """
 
-# KEYS: every key of the conversation (meta first)
+# KEYS: every key of the conversation (meta first)   ARGV: live channel prefix ('' = none), conversation id
 _DELETE = """
 local uid = redis.call('HGET', KEYS[1], 'user_id')
 redis.call('DEL', unpack(KEYS))
+if uid and ARGV[1] ~= '' then
+  redis.call('PUBLISH', ARGV[1] .. uid, '{"k":"d","c":"' .. ARGV[2] .. '","u":"' .. uid .. '"}')
+end
 return uid
 """
 
@@ -282,9 +301,20 @@ def decode_summary(raw: bytes | str) -> ConversationSummary:
 class RedisHistory:
     """The Redis half of the conversation store; every method raises AppErrors."""
 
-    def __init__(self, runner: RedisRunner, keys: Keys, *, retention: int = 0, archive_ttl: int = 7 * 86400) -> None:
+    def __init__(
+        self,
+        runner: RedisRunner,
+        keys: Keys,
+        *,
+        retention: int = 0,
+        archive_ttl: int = 7 * 86400,
+        live_channel: str = "",
+    ) -> None:
         self._runner = runner
         self._keys = keys
+        #: Prefix of the per-user live channel appends, titles and deletes are published on
+        #: (see :func:`runtime.state.live.channel_prefix`); "" publishes nothing.
+        self.live_channel = live_channel
         self.retention = retention
         # With a retention set, nothing of a conversation outlives it, the archive included.
         self.archive_ttl = min(archive_ttl, retention) if retention else archive_ttl
@@ -344,7 +374,7 @@ class RedisHistory:
         """
         body = encode_message(message)
         keys = self._live_keys(conv_id)
-        args: list[EncodableT] = [message.id, body, repr(now), str(self.retention)]
+        args: list[EncodableT] = [message.id, body, repr(now), str(self.retention), self.live_channel, conv_id]
         # acked: WAITs for [redis].min_replicas_ack replicas when the runner asks for any.
         seq, inserted = await self._runner.run_script(self._append, keys, args, "message append", acked=True)
         return int(seq), bool(inserted)
@@ -442,13 +472,21 @@ class RedisHistory:
         if field not in ("title", "system_prompt"):
             raise ValidationError(f"conversation field {field!r} cannot be set")
         keys = self._live_keys(conv_id)
-        args: list[EncodableT] = [repr(now), str(self.retention), field, value.encode("utf-8")]
+        args: list[EncodableT] = [
+            repr(now),
+            str(self.retention),
+            field,
+            value.encode("utf-8"),
+            self.live_channel,
+            conv_id,
+        ]
         await self._runner.run(lambda r: self._set_meta(keys=keys, args=args, client=r), f"set {field}")
 
     async def delete(self, conv_id: str) -> bool:
         """Delete every key of the conversation and unindex it; False if it did not exist."""
         keys = self._keys.conv_all(conv_id)
-        uid = await self._runner.run(lambda r: self._delete(keys=keys, client=r), "conversation delete")
+        args: list[EncodableT] = [self.live_channel, conv_id]
+        uid = await self._runner.run(lambda r: self._delete(keys=keys, args=args, client=r), "conversation delete")
         if uid is None:
             return False
         index = self._keys.user_conversations(uid.decode("utf-8"))
