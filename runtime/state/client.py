@@ -14,8 +14,8 @@ runs the operation through the guard, translating redis-py errors *inside* the g
 function (the guard only retries AppErrors marked retryable).
 
 Replica acknowledgement (``[redis].min_replicas_ack``, issue 19): :meth:`RedisRunner.run_script`
-with ``acked=True`` on a runner made by :meth:`RedisRunner.with_replica_ack` sends the script and
-``WAIT numreplicas timeout`` in one pipeline, so both go over one connection: WAIT counts the
+with ``acked=True`` on a runner made by :meth:`RedisRunner.with_replica_ack` sends the script (as
+``EVAL``) and ``WAIT numreplicas timeout`` in one pipeline, so both go over one connection: WAIT counts the
 replicas that have every write *of its own connection* (the Redis docs), so a WAIT sent on any
 other connection would prove nothing. On a cluster the pipeline is redis-py's cluster pipeline,
 which sends each node's commands over one connection of that node; WAIT is pinned with
@@ -91,13 +91,11 @@ class ReplicaAckError(ServiceUnavailableError):
 
     def __init__(self, required: int, acknowledged: int, timeout: float, operation: str = "") -> None:
         noun = "replica" if required == 1 else "replicas"
-        what = f"{operation}: " if operation else ""
         super().__init__(
-            f"{what}written to Redis but not yet to {required} {noun} "
-            f"({acknowledged} acknowledged within {timeout:g} s)",
+            f"written to Redis but not yet to {required} {noun} ({acknowledged} acknowledged within {timeout:g} s)",
             retryable=False,
             service=SERVICE,
-            details={"required": required, "acknowledged": acknowledged, "timeout": timeout},
+            details={"required": required, "acknowledged": acknowledged, "timeout": timeout, "operation": operation},
         )
         self.required = required
         self.acknowledged = acknowledged
@@ -331,15 +329,29 @@ _REDIRECTIONS = (rexc.MovedError, rexc.AskError, rexc.TryAgainError, rexc.Cluste
 async def _script_and_wait(
     client: RedisClient, script: AsyncScript, keys: Sequence[str], args: Sequence[EncodableT], need: ReplicaAck
 ) -> tuple[Any, int]:
-    """EVALSHA and WAIT over one connection; (the script's reply, replicas that acknowledged).
+    """The script and WAIT in one round trip over one connection; (its reply, replicas that
+    acknowledged).
 
-    A server that does not know the script yet (NOSCRIPT: a restarted or promoted node) gets it
-    with SCRIPT LOAD and the pair is sent once more; nothing was written by the refused EVALSHA.
+    The script goes as EVAL with its body, not EVALSHA: a server that does not know it yet (a
+    fresh or promoted node) would refuse EVALSHA with NOSCRIPT while the WAIT behind it still
+    waited its whole timeout for the connection's earlier writes. Redis caches the compiled
+    script by its SHA1 either way.
     """
-    reply, acknowledged = await _send_script_and_wait(client, script, keys, args, need)
-    if isinstance(reply, rexc.NoScriptError):
-        script.sha = await client.script_load(script.script)
-        reply, acknowledged = await _send_script_and_wait(client, script, keys, args, need)
+    body = script.script
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(keys[0])
+        cluster_pipe = client.pipeline()
+        # The cluster pipeline blocks its eval() method (scripts may span slots); ours stay in
+        # one slot (hash tags), so the raw command is routed by its first key like any other.
+        cluster_pipe.execute_command("EVAL", body, len(keys), *keys, *args)
+        cluster_pipe.execute_command("WAIT", need.replicas, need.timeout_ms, target_nodes=node)
+        # No redirection handling: it would resend a moved script alone, on another connection.
+        reply, acknowledged = await cluster_pipe.execute(raise_on_error=False, allow_redirections=False)
+    else:
+        pipe = client.pipeline(transaction=False)
+        pipe.execute_command("EVAL", body, len(keys), *keys, *args)
+        pipe.wait(need.replicas, need.timeout_ms)
+        reply, acknowledged = await pipe.execute(raise_on_error=False)
     for result in (reply, acknowledged):
         if isinstance(result, _REDIRECTIONS):
             raise ServiceUnavailableError(
@@ -349,20 +361,3 @@ async def _script_and_wait(
         if isinstance(result, Exception):
             raise result
     return reply, int(acknowledged)
-
-
-async def _send_script_and_wait(
-    client: RedisClient, script: AsyncScript, keys: Sequence[str], args: Sequence[EncodableT], need: ReplicaAck
-) -> list[Any]:
-    """One round trip: ``[script reply or its error, WAIT's count or its error]``."""
-    if isinstance(client, RedisCluster):
-        node = client.get_node_from_key(keys[0])
-        cluster_pipe = client.pipeline()
-        cluster_pipe.evalsha(script.sha, len(keys), *keys, *args)
-        cluster_pipe.execute_command("WAIT", need.replicas, need.timeout_ms, target_nodes=node)
-        # No redirection handling: it would resend a moved script alone, on another connection.
-        return await cluster_pipe.execute(raise_on_error=False, allow_redirections=False)
-    pipe = client.pipeline(transaction=False)
-    pipe.evalsha(script.sha, len(keys), *keys, *args)
-    pipe.wait(need.replicas, need.timeout_ms)
-    return await pipe.execute(raise_on_error=False)

