@@ -224,6 +224,8 @@ class _Turn:
     open_calls: list[ToolCall] = field(default_factory=list)
     #: The history read started alongside memory recall (it does not depend on it).
     prefetch: asyncio.Future[None] | None = None
+    #: The model this turn asks for (None: the client's current one, see ``/model``).
+    model: str | None = None
 
     def timed(self, name: str, started: float, now: float) -> None:
         self.timings[name] = round(self.timings.get(name, 0.0) + (now - started) * 1000.0, 3)
@@ -290,10 +292,19 @@ class Agent:
         return conv_id
 
     def run_turn(
-        self, conversation_id: str, user_text: str, *, ask_permission: AskPermission | None = None
+        self,
+        conversation_id: str,
+        user_text: str,
+        *,
+        ask_permission: AskPermission | None = None,
+        model: str | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
-        """Run one turn for ``user_text``; iterate the events (close the iterator to cancel)."""
-        return self._run(conversation_id, user_text, None, ask_permission)
+        """Run one turn for ``user_text``; iterate the events (close the iterator to cancel).
+
+        ``model``: the upstream model of this turn only (``holdfast serve``'s
+        ``holdfast/<model>``); None uses the client's current one, which ``/model`` sets for
+        every later turn of the process. Summaries keep the current one."""
+        return self._run(conversation_id, user_text, None, ask_permission, model)
 
     def retry_turn(
         self, conversation_id: str, *, ask_permission: AskPermission | None = None
@@ -328,20 +339,33 @@ class Agent:
         return event
 
     async def _run(
-        self, conversation_id: str, user_text: str | None, resend: bool | None, ask: AskPermission | None
+        self,
+        conversation_id: str,
+        user_text: str | None,
+        resend: bool | None,
+        ask: AskPermission | None,
+        model: str | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         """The turn, with its ids on every log record written while it runs."""
         turn_id = new_turn_id()
         with log_context(turn_id=turn_id, conversation_id=conversation_id):
-            async with contextlib.aclosing(self._turn(conversation_id, turn_id, user_text, resend, ask)) as events:
+            async with contextlib.aclosing(
+                self._turn(conversation_id, turn_id, user_text, resend, ask, model)
+            ) as events:
                 async for event in events:
                     yield event
 
     async def _turn(
-        self, conversation_id: str, turn_id: str, user_text: str | None, resend: bool | None, ask: AskPermission | None
+        self,
+        conversation_id: str,
+        turn_id: str,
+        user_text: str | None,
+        resend: bool | None,
+        ask: AskPermission | None,
+        model: str | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         started = self._clock()
-        turn = _Turn(conversation_id, turn_id, started)
+        turn = _Turn(conversation_id, turn_id, started, model=model)
         emit = self._emit
         try:
             lock = await self.locks.acquire(conversation_id)
@@ -617,7 +641,7 @@ class Agent:
             finish_reason = ""
             turn.text = step_text
             turn.reasoning = []
-            async with _closing(self.llm.stream_chat(built.messages, built.tools)) as stream:
+            async with _closing(self.llm.stream_chat(built.messages, built.tools, model=turn.model)) as stream:
                 try:
                     async for event in stream:
                         if isinstance(event, LLMText):

@@ -15,7 +15,9 @@ One module per job:
 - ``turns``: per-user agents over the runtime's parts, turns run and tracked (graceful shutdown).
 - ``conversations``: the conversation routes and ``POST .../messages`` (SSE or JSON).
 - ``sessions``: the spec's SessionManager behind ``/v1/sessions``.
-- ``openai_face``: ``POST /v1/chat/completions`` and ``GET /v1/models`` in the OpenAI format.
+- ``openai_face``: ``POST /v1/chat/completions`` and ``GET /v1/models`` in the OpenAI format;
+  ``models``: the names it answers as (``holdfast``, ``holdfast/<upstream model>``).
+- ``workers``: ``--workers N`` (uvicorn's supervisor, metrics merged over the workers).
 - ``health``: ``/health``, ``/livez``, ``/readyz``.
 - ``metrics``: ``/metrics`` (Prometheus) and the middleware that times every request.
 - ``alerts``: the 5xx alert; the policy and webhooks are the runtime's (:mod:`runtime.host.alerts`).

@@ -98,6 +98,7 @@ async def _lifespan(app: FastAPI, config: Config, host: str) -> AsyncIterator[No
     from runtime.host.runtime import Runtime, default_user
     from runtime.serve.auth import ApiKeys, Authenticator
     from runtime.serve.idempotency import Idempotency
+    from runtime.serve.models import ModelCatalog
     from runtime.serve.rate_limits import RateLimiter
     from runtime.serve.shutdown import TurnTracker
     from runtime.serve.turns import TurnService
@@ -149,6 +150,7 @@ async def _lifespan(app: FastAPI, config: Config, host: str) -> AsyncIterator[No
         turns=TurnService(rt, tracker),
         tracker=tracker,
         metrics=metrics,
+        models=ModelCatalog(rt),
     )
     loops = [asyncio.create_task(_background(state), name="serve-background")]
     if metrics.multiprocess:

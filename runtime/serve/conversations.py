@@ -279,15 +279,18 @@ async def start_turn(
     idempotency_key: str | None,
     request_id: str,
     route: str,
+    model: str | None = None,
 ) -> tuple[RunningTurn | None, list[TurnEvent], list[dict[str, Any]] | None]:
     """Start a turn, or find the stored result of its Idempotency-Key.
 
-    Returns (the running turn, its first events) for a new turn, or (None, [], stored events)
-    for a replay. Raises 409 when another turn holds the conversation, 429 over the token limit.
+    ``model``: the upstream model of this turn (None: the configured one); part of what makes a
+    retried request the same request. Returns (the running turn, its first events) for a new
+    turn, or (None, [], stored events) for a replay. Raises 409 when another turn holds the
+    conversation, 429 over the token limit.
     """
     text = check_message(text, state.config.server.max_message_chars)
     await state.limiter.check_tokens(caller.limit_key)
-    request_fp = fingerprint(route, conversation_id, text)
+    request_fp = fingerprint(route, conversation_id, text, *([model] if model else []))
     claim: Claim | None = None
     if idempotency_key is not None:
         claim = await state.idempotency.begin(caller.user_id, idempotency_key, request_fp)
@@ -299,6 +302,7 @@ async def start_turn(
             conversation_id,
             text,
             on_done=_on_done(state, caller, claim, request_fp, request_id),
+            model=model,
         )
     except AppError:
         if claim is not None:

@@ -6,7 +6,9 @@ Body (the spec's shape, which the OpenAI SDK also reads: it takes ``error.messag
                "timestamp": "2024-01-01T00:00:00.000Z", "details": {...}}}
 
 plus ``debug`` (exception class and traceback) only when ``[server].environment`` is
-``"development"``. Statuses come from the taxonomy (:mod:`runtime.core.errors`): validation 400
+``"development"``, and OpenAI's ``code`` and ``param`` when the error has them in its details
+(``{"code": "model_not_found", "param": "model"}``: the OpenAI SDK reads them as
+``exc.code`` and ``exc.param``). Statuses come from the taxonomy (:mod:`runtime.core.errors`): validation 400
 (422 for a request the schema refuses), authentication 401, authorization 403, not found 404,
 conflict 409, rate limit 429 with ``Retry-After``, external service 502/503 (``Retry-After``
 when a breaker knows its next probe), timeout 504, internal 500. Bad input is always a 4xx: a
@@ -48,6 +50,9 @@ _STATUS_TYPES: dict[int, ErrorType] = {
     429: ErrorType.RATE_LIMIT,
     504: ErrorType.TIMEOUT,
 }
+
+#: Fields of OpenAI's error object copied from an error's details to the body's top level.
+OPENAI_FIELDS = ("code", "param")
 
 #: Error types whose 5xx is someone else's failure (logged as an error, alerted as external).
 EXTERNAL_TYPES = frozenset({ErrorType.EXTERNAL_SERVICE, ErrorType.TIMEOUT, ErrorType.CIRCUIT_OPEN})
@@ -187,6 +192,9 @@ class GlobalErrorHandler:
             "timestamp": _timestamp(self._clock()),
             "details": details,
         }
+        for field in OPENAI_FIELDS:
+            if isinstance(details.get(field), str):
+                body[field] = details[field]
         if self.development:
             body["debug"] = {
                 "exception": f"{type(exc).__module__}.{type(exc).__qualname__}",

@@ -1,10 +1,18 @@
 """The OpenAI-compatible face: ``POST /v1/chat/completions`` and ``GET /v1/models``.
 
-Any OpenAI client talks to Holdfast as to a model named ``holdfast`` (or
-``holdfast/<upstream model>``, the model turns use now). The request's last user message is one
-turn of a Holdfast conversation, so memory recall, tools and the token budget happen behind a
-plain client; earlier messages of the request are not replayed (the conversation remembers
-them). Which conversation:
+Any OpenAI client talks to Holdfast as to a model named ``holdfast`` (the configured upstream
+model) or ``holdfast/<upstream model>`` (that upstream model for this request's turn only: the
+server's model stays as configured, and concurrent requests may each name their own). The
+response's ``model`` is the name the client sent. ``GET /v1/models`` lists ``holdfast`` and
+``holdfast/<m>`` for every model the upstream lists (:class:`~runtime.serve.models.ModelCatalog`:
+asked through the llm Guard, kept 30 s; with the upstream down, the last list, else the
+configured model alone). A ``holdfast/<m>`` the upstream does not list is OpenAI's 404
+``model_not_found`` error (``error.code``); while the upstream could never be asked, the turn
+is tried and answers as the upstream does.
+
+The request's last user message is one turn of a Holdfast conversation, so memory recall, tools
+and the token budget happen behind a plain client; earlier messages of the request are not
+replayed (the conversation remembers them). Which conversation:
 
 1. the ``X-Holdfast-Conversation`` header (one of the caller's, or a new one with that id);
 2. else the request's ``user`` field: one stable conversation per (caller, ``user``);
@@ -13,8 +21,8 @@ them). Which conversation:
 The answer's ``X-Holdfast-Conversation`` header names it. Streaming and not follow the Chat
 Completions wire format (``chat.completion`` / ``chat.completion.chunk`` objects, ``data: [DONE]``,
 ``stream_options.include_usage``); errors are the global handler's body, whose
-``error.message`` the OpenAI SDK reads. A turn that produced no answer (the upstream LLM down,
-no cached answer) is a 503, so clients retry.
+``error.message`` (and ``error.code`` where OpenAI has one) the OpenAI SDK reads. A turn that
+produced no answer (the upstream LLM down, no cached answer) is a 503, so clients retry.
 """
 
 from __future__ import annotations
@@ -40,8 +48,6 @@ from runtime.state import codec
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
-#: The model name clients ask for.
-MODEL = "holdfast"
 CONVERSATION_HEADER = "X-Holdfast-Conversation"
 
 
@@ -96,11 +102,6 @@ def last_user_text(messages: list[ChatMessageIn]) -> str:
     raise ValidationError("messages has no user message")
 
 
-async def _models(state: ServeState) -> list[str]:
-    upstream = await state.runtime.current_model()
-    return [MODEL, f"{MODEL}/{upstream}"] if upstream else [MODEL]
-
-
 def _model_card(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "holdfast"}
 
@@ -108,14 +109,13 @@ def _model_card(name: str) -> dict[str, Any]:
 @router.get("/models")
 async def list_models(state: State, caller: Caller) -> dict[str, Any]:
     """The models this server answers as: ``holdfast`` and ``holdfast/<upstream model>``."""
-    return {"object": "list", "data": [_model_card(m) for m in await _models(state)]}
+    return {"object": "list", "data": [_model_card(m) for m in await state.models.names()]}
 
 
 @router.get("/models/{model:path}")
 async def retrieve_model(model: str, state: State, caller: Caller) -> dict[str, Any]:
-    """One model card; 404 for a model this server does not answer as."""
-    if model not in await _models(state):
-        raise NotFoundError(f"The model '{model}' does not exist", details={"code": "model_not_found"})
+    """One model card; 404 ``model_not_found`` for a model this server does not answer as."""
+    await state.models.resolve(model)
     return _model_card(model)
 
 
@@ -239,18 +239,21 @@ async def chat_completions(
     x_holdfast_conversation: Annotated[str | None, Header(max_length=128)] = None,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
-    """Chat Completions: the last user message is a turn of a Holdfast conversation."""
-    models = await _models(state)
-    if body.model not in models:
-        raise NotFoundError(
-            f"The model '{body.model}' does not exist; this server answers as {', '.join(models)}",
-            details={"code": "model_not_found"},
-        )
+    """Chat Completions: the last user message is a turn of a Holdfast conversation, run with
+    the upstream model ``holdfast/<model>`` names (``holdfast``: the configured one)."""
+    upstream = await state.models.resolve(body.model)
     text = last_user_text(body.messages)
     conv = await _conversation(state, caller, x_holdfast_conversation, body.user)
     request_id: str = request.state.request_id
     running, head, replay = await start_turn(
-        state, caller, conv, text, idempotency_key=idempotency_key, request_id=request_id, route="chat.completions"
+        state,
+        caller,
+        conv,
+        text,
+        idempotency_key=idempotency_key,
+        request_id=request_id,
+        route="chat.completions",
+        model=upstream,
     )
     headers = {CONVERSATION_HEADER: conv}
     handler: GlobalErrorHandler = request.app.state.error_handler

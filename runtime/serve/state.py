@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from runtime.host.runtime import Runtime
     from runtime.serve.idempotency import Idempotency
     from runtime.serve.metrics import Metrics
+    from runtime.serve.models import ModelCatalog
     from runtime.serve.rate_limits import RateLimiter
     from runtime.serve.shutdown import TurnTracker
     from runtime.serve.turns import TurnService
@@ -35,6 +36,7 @@ class ServeState:
     turns: TurnService
     tracker: TurnTracker
     metrics: Metrics
+    models: ModelCatalog
 
 
 def serve_state(request: Request) -> ServeState:

@@ -172,12 +172,14 @@ class TurnService:
         text: str,
         *,
         on_done: Callable[[list[TurnEvent], bool], Any] | None = None,
+        model: str | None = None,
     ) -> RunningTurn:
         """Start a turn of ``user_id`` in ``conversation_id`` (already checked with :meth:`owned`
-        or new); ServiceUnavailableError (503) while the server shuts down."""
+        or new), with the upstream ``model`` (None: the configured one) for this turn only;
+        ServiceUnavailableError (503) while the server shuts down."""
         if self.tracker.closing:
             raise ServiceUnavailableError("the server is shutting down; retry on another replica", retry_after=1.0)
-        events = self.agent(user_id).run_turn(conversation_id, text, ask_permission=_deny)
+        events = self.agent(user_id).run_turn(conversation_id, text, ask_permission=_deny, model=model)
         return RunningTurn(events, self.tracker, on_done)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletion
 
+from runtime.demo.admin import DemoAdmin
 from tests.support.serve import ServerThread
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
@@ -19,12 +22,61 @@ async def sdk(server: ServerThread) -> AsyncIterator[openai.AsyncOpenAI]:
         yield c
 
 
-async def test_models_lists_holdfast_and_the_upstream_model(sdk: openai.AsyncOpenAI) -> None:
+async def test_models_lists_holdfast_and_every_upstream_model(sdk: openai.AsyncOpenAI) -> None:
     names = [m.id async for m in sdk.models.list()]
-    assert names == ["holdfast", "holdfast/holdfast-demo"]
+    # The configured model first, then the rest of what the demo server lists.
+    assert names == ["holdfast", "holdfast/holdfast-demo", "holdfast/holdfast-demo-embed"]
     assert (await sdk.models.retrieve("holdfast")).id == "holdfast"
-    with pytest.raises(openai.NotFoundError):
-        await sdk.models.retrieve("gpt-4o")
+    assert (await sdk.models.retrieve("holdfast/holdfast-demo-embed")).id == "holdfast/holdfast-demo-embed"
+    for unknown in ("gpt-4o", "holdfast/gpt-4o", "holdfast/"):
+        with pytest.raises(openai.NotFoundError) as missing:
+            await sdk.models.retrieve(unknown)
+        assert missing.value.code == "model_not_found"
+
+
+async def test_holdfast_slash_model_runs_that_turn_with_that_upstream_model(
+    serve: Callable[..., ServerThread],
+) -> None:
+    # The configured model is the demo's embedding model, which refuses chat: a turn that answers
+    # was run with the model the request named.
+    server = serve(llm={"model": "holdfast-demo-embed"})
+    async with openai.AsyncOpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0) as sdk:
+        asked = sdk.chat.completions.create(
+            model="holdfast/holdfast-demo", messages=[{"role": "user", "content": "which model are you?"}]
+        )
+        configured = sdk.chat.completions.create(model="holdfast", messages=[{"role": "user", "content": "and you?"}])
+        # Concurrently: one request's model never leaks into another's.
+        answered, refused = await asyncio.gather(asked, configured, return_exceptions=True)
+        assert isinstance(answered, ChatCompletion), answered
+        assert answered.model == "holdfast/holdfast-demo"
+        assert (answered.choices[0].message.content or "").startswith("[holdfast-demo]")
+        assert isinstance(refused, openai.InternalServerError)
+        assert "holdfast-demo-embed" in str(refused)
+
+        stream = await sdk.chat.completions.create(
+            model="holdfast/holdfast-demo", messages=[{"role": "user", "content": "stream it"}], stream=True
+        )
+        chunks = [chunk async for chunk in stream]
+        assert {c.model for c in chunks} == {"holdfast/holdfast-demo"}
+        assert "stream it" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+async def test_an_unknown_upstream_model_is_openais_model_not_found(sdk: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as missing:
+        await sdk.chat.completions.create(model="holdfast/gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert missing.value.status_code == 404
+    assert missing.value.code == "model_not_found"
+    assert missing.value.param == "model"
+    assert "holdfast/gpt-4o" in missing.value.message
+
+
+async def test_models_with_the_upstream_down_still_list_holdfast_and_the_configured_model(
+    serve: Callable[..., ServerThread], demo_admin: DemoAdmin
+) -> None:
+    server = serve()
+    await demo_admin.set_faults(down=True)
+    async with openai.AsyncOpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0) as sdk:
+        assert [m.id async for m in sdk.models.list()] == ["holdfast", "holdfast/holdfast-demo"]
 
 
 async def test_chat_completions_non_streaming_is_a_turn_with_memory_of_the_user(
