@@ -79,8 +79,8 @@ def _safe_url(url: str) -> str:
 
 async def check_llm(config: Config) -> DoctorRow:
     """Reach the configured endpoint (or a demo server started for the check) the way the chat
-    does: ``GET /models``, and, for an endpoint without it (404: some gateways, llama.cpp
-    builds, proxies), a one-token completion, so doctor agrees with chat and ``holdfast
+    does: ``GET /models``, and, for an endpoint without a usable one (404, 405, 501 or a page
+    that is not a model list: some gateways, llama.cpp builds, proxies), a one-token completion, so doctor agrees with chat and ``holdfast
     health`` about an endpoint that works. A refused key names the API key variable. Never
     raises: a failure is a ``fail`` row."""
     from runtime.core.safe_text import mask_url_credentials
@@ -106,7 +106,7 @@ async def check_llm(config: Config) -> DoctorRow:
         how = (
             f"{answered.get('models')} models listed"
             if answered.get("method") == "models"
-            else "no GET /models (404); a one-token completion answered"
+            else f"no GET /models ({answered.get('models_error', 'HTTP 404')}); a one-token completion answered"
         )
         return DoctorRow("llm", "ok", f"{label}, model {llm.effective_model or '?'}, {how}, {latency:.0f} ms")
     except Exception as exc:  # noqa: BLE001 - reported as a row, never a traceback

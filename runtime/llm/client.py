@@ -84,6 +84,8 @@ _DONE = b"[DONE]"
 # After [DONE] the rest of the body is only the chunked-encoding terminator; a server that
 # holds the connection open instead costs the keep-alive connection, not the reply.
 _DRAIN_SECONDS = 1.0
+#: How an endpoint without ``GET /models`` answers it: Not Found, Method Not Allowed, Not Implemented.
+_NO_MODELS_STATUSES = frozenset({404, 405, 501})
 
 
 def rough_token_count(text: str) -> int:
@@ -849,19 +851,22 @@ class LLMClient:
 
     async def _fetch_models(self) -> list[str]:
         try:
-            page = await self._openai.models.list()
+            raw = await self._openai.models.with_raw_response.list()
+            content = raw.content
         except Exception as exc:
             raise translate(exc, api_key_env=self._api_key_env) from exc
-        return [m.id for m in page.data]
+        return _model_ids(content)
 
     async def probe(self) -> dict[str, Any]:
         """Reach the endpoint directly, bypassing the guard (for health checks).
 
-        ``GET /models`` first; an endpoint that does not implement it (404) gets a
-        one-token completion instead.
+        ``GET /models`` first; an endpoint without a usable one (404, 405 or 501, as gateways,
+        llama.cpp builds and proxies answer, or a 200 that is not a model list, such as a web
+        UI's HTML page) gets a one-token completion instead, so the check agrees with chat.
 
         Returns:
-            How it answered: ``{"method": "models", "models": <count>}`` or ``{"method": "completion"}``.
+            How it answered: ``{"method": "models", "models": <count>}``, or
+            ``{"method": "completion", "models_error": <why /models was not used, e.g. "HTTP 405">}``.
 
         Raises:
             AppError: the endpoint did not answer or refused.
@@ -870,7 +875,11 @@ class LLMClient:
             models = await self._fetch_models()
             return {"method": "models", "models": len(models)}
         except AppError as exc:
-            if exc.status_code != 404:
+            if exc.details.get("not_a_model_list"):
+                why = "not a model list"
+            elif exc.status_code in _NO_MODELS_STATUSES:
+                why = f"HTTP {exc.status_code}"
+            else:
                 raise
         try:
             await self._openai.chat.completions.create(
@@ -878,7 +887,7 @@ class LLMClient:
             )
         except Exception as exc:
             raise translate(exc, api_key_env=self._api_key_env) from exc
-        return {"method": "completion"}
+        return {"method": "completion", "models_error": why}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -912,6 +921,30 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
                 pass
     except TimeoutError:
         pass  # the response is closed instead; the reply itself is complete
+
+
+def _model_ids(content: bytes) -> list[str]:
+    """The model ids of a ``GET /models`` body: OpenAI's ``{"data": [{"id": ...}]}``, or a bare list.
+
+    Raises:
+        ExternalServiceError: the body is not such a list (an HTML page, another API's JSON);
+            ``details["not_a_model_list"]`` is True.
+    """
+    try:
+        data: object = json.loads(content)
+    except ValueError:
+        data = None
+    items = data.get("data") if isinstance(data, dict) else data
+    if isinstance(items, list):
+        ids = [item.get("id") if isinstance(item, dict) else item for item in items]
+        if all(isinstance(i, str) for i in ids):
+            return [str(i) for i in ids]
+    raise ExternalServiceError(
+        "the LLM endpoint's GET /models did not answer with a model list",
+        service=SERVICE,
+        retryable=False,
+        details={"not_a_model_list": True},
+    )
 
 
 def _json_body(content: bytes) -> object:
