@@ -70,6 +70,8 @@ _ABORT_KEY = "holdfast.abort"
 MAX_BODY_BYTES = 8 * 1024 * 1024
 #: A body this much over the limit is not read to its end before the 413 (the connection closes).
 _DRAIN_FACTOR = 8
+#: Connections the listening socket queues before the server accepts them (uvicorn's default).
+LISTEN_BACKLOG = 2048
 
 
 @dataclass
@@ -517,12 +519,25 @@ def bind_socket(host: str, port: int) -> socket.socket:
     every accepted connection) kept Nagle on. Then the first body chunk waited for the ACK
     of the response headers, which the client delays by 40 ms: a fixed stall in every
     time-to-first-token. TCP_NODELAY on the listener is inherited by accepted sockets too.
+
+    The socket is listening when this returns: :func:`run_cli` prints its "on http://..." line
+    before the event loop starts serving, and a client that connects as soon as it reads that
+    line waits in the backlog instead of being refused (a bound socket that is not yet
+    listening refuses connections).
+
+    Raises:
+        OSError: the address cannot be bound (in use, not local, ...).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
     sock.set_inheritable(True)
     return sock
 

@@ -4,6 +4,8 @@ speaks that profile's wire format over HTTP, and it is gone after SIGTERM."""
 from __future__ import annotations
 
 import json
+import re
+import select
 
 import httpx
 import pytest
@@ -50,3 +52,23 @@ def test_console_script_serves_the_ollama_profile() -> None:
 def test_console_script_refuses_an_unknown_profile() -> None:
     run = run_script("demo-llm", "--profile", "gpt-imaginary", "--port", "0")
     assert run.code == 2 and "invalid choice: 'gpt-imaginary'" in run.err
+
+
+def test_the_printed_url_answers_at_once() -> None:
+    # A script that starts the server and waits for its "on http://..." line must be able to
+    # use the URL immediately: the line used to come before the socket listened (refused).
+    proc = start_script("demo-llm", "--port", "0", "--tokens-per-second", "0")
+    try:
+        assert proc.stdout is not None
+        readable, _, _ = select.select([proc.stdout], [], [], 30)
+        assert readable, "no banner within 30 s"
+        banner = proc.stdout.readline()
+        found = re.search(r"on (http://127\.0\.0\.1:\d+/v1) pid=(\d+)", banner)
+        assert found, banner
+        assert int(found.group(2)) == proc.pid
+        response = httpx.get(f"{found.group(1)}/models", timeout=10)
+        assert response.status_code == 200
+        assert [m["id"] for m in response.json()["data"]] == ["holdfast-demo", "holdfast-demo-embed"]
+    finally:
+        run = stop(proc)
+    assert run.code == 0, run.err
