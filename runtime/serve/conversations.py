@@ -30,7 +30,7 @@ from runtime.serve.auth import Principal
 from runtime.serve.errors import GlobalErrorHandler
 from runtime.serve.idempotency import Claim, fingerprint
 from runtime.serve.state import Caller, ServeState, State
-from runtime.serve.turns import RunningTurn, busy_error, turn_result
+from runtime.serve.turns import RunningTurn, brief, busy_error, turn_result
 
 log = logging.getLogger(__name__)
 
@@ -390,4 +390,4 @@ async def post_message(
             headers=SSE_HEADERS,
         )
     events = await _collect(running, head)
-    return JSONResponse(turn_result([event_dict(e, request_id) for e in events]))
+    return JSONResponse(turn_result([brief(e) for e in events]))

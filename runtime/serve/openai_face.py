@@ -43,7 +43,7 @@ from runtime.serve.auth import Principal
 from runtime.serve.conversations import SSE_HEADERS, event_dict, start_turn
 from runtime.serve.errors import GlobalErrorHandler
 from runtime.serve.state import Caller, ServeState, State
-from runtime.serve.turns import RunningTurn, turn_result
+from runtime.serve.turns import RunningTurn, brief, turn_result
 from runtime.state import codec
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -271,7 +271,7 @@ async def chat_completions(
                 events.append(event)
         finally:
             running.cancel()
-        dicts = [event_dict(e, request_id) for e in events]
+        dicts = [brief(e) for e in events]
     else:
         dicts = replay or []
     result = turn_result(dicts)

@@ -183,6 +183,15 @@ class TurnService:
         return RunningTurn(events, self.tracker, on_done)
 
 
+def brief(event: TurnEvent) -> dict[str, Any]:
+    """A shallow dict of ``event`` for :func:`turn_result` (its fields plus ``type``). Nested
+    values stay objects, so it is not JSON: ``Event.to_dict`` deep-copies every event (the
+    prompt report too), which cost a JSON turn ~0.1 ms for fields the result never reads."""
+    data = dict(event.__dict__)
+    data["type"] = event.kind
+    return data
+
+
 def turn_result(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The JSON answer of a finished turn (``stream: false``) from its events as dicts
     (:meth:`runtime.core.events.Event.to_dict`): ids, the saved answer, how it ended."""
