@@ -13,9 +13,10 @@ Guarantees:
 * Each assistant step with tool calls is saved before its tools run; tool results are saved
   in call order; a cancelled step gets "cancelled" results so history stays well formed.
 * The answer is saved even when cut short: on cancel (Esc) or a broken stream the partial
-  text is kept, marked ``interrupted``. A reply the endpoint ended for its output limit
-  (``finish_reason: "length"``) is saved with a visible :func:`cut_off_note` and a
-  ``TurnNotice``; one stopped by a content filter (or an ``error`` in the stream) is a failure
+  text is kept, marked ``interrupted``. A reply the endpoint ended at a length limit
+  (``finish_reason: "length"``: its output limit, or a full context window) is saved with a
+  visible :func:`cut_off_note` that names which, and a ``TurnNotice``; later prompts send it
+  without the note; one stopped by a content filter (or an ``error`` in the stream) is a failure
   with the partial text kept, marked and hidden from later prompts; an empty answer (a
   reasoning model that only thought) is not saved as an answer and the turn fails.
 * A reasoning model's thinking is streamed as ``ReasoningDelta`` events and kept in the saved
@@ -36,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
@@ -96,9 +98,38 @@ def max_steps_note(steps: int) -> str:
     )
 
 
-def cut_off_note(max_tokens: int) -> str:
-    """The marker appended to an answer the endpoint cut at its output limit (``finish_reason: "length"``)."""
-    return f"[cut off: the reply reached the output limit of {max_tokens} tokens]"
+def cut_off_note(max_tokens: int, completion_tokens: int | None = None) -> str:
+    """The marker appended to an answer the endpoint cut at a length limit (``finish_reason: "length"``).
+
+    ``max_tokens`` is the request's output limit (``[llm].max_output_tokens``) and
+    ``completion_tokens`` what the reply used (reported, or counted). A reply that stopped well
+    short of the output limit was cut by the server's context window (Ollama's ``num_ctx``,
+    llama.cpp's ``--ctx-size``: prompt and reply share it), and the marker says so instead of
+    naming a limit the reply never reached.
+    """
+    if not _short_of_output_limit(max_tokens, completion_tokens):
+        return f"[cut off: the reply reached the output limit of {max_tokens} tokens]"
+    return f"[cut off after {completion_tokens} tokens: the endpoint's context window is full]"
+
+
+def cut_off_notice(max_tokens: int, completion_tokens: int | None = None) -> str:
+    """The ``TurnNotice`` text for a reply cut at a length limit (see :func:`cut_off_note`)."""
+    if not _short_of_output_limit(max_tokens, completion_tokens):
+        return (
+            f"the reply was cut off at the output limit ({max_tokens} tokens, [llm].max_output_tokens); "
+            "ask the model to continue"
+        )
+    return (
+        f"the reply was cut off after {completion_tokens} tokens, short of [llm].max_output_tokens "
+        f"({max_tokens}): the prompt and the reply filled the endpoint's context window (raise it on the "
+        "server, e.g. Ollama's num_ctx or llama.cpp's --ctx-size, or start a new conversation); "
+        "ask the model to continue"
+    )
+
+
+def _short_of_output_limit(max_tokens: int, completion_tokens: int | None) -> bool:
+    # Counted (estimated) figures may be a tokenizer off the model's: within 10 % is the limit.
+    return completion_tokens is not None and completion_tokens < max_tokens * 0.9
 
 
 #: What a reply stopped by the provider's content filter is marked with (kept, hidden from the model).
@@ -124,6 +155,19 @@ class HistorySource(Protocol):
         ...
 
 
+#: The cut-off marker at the end of a saved answer (:func:`cut_off_note`), with its separator.
+_CUT_OFF_NOTE_RE = re.compile(r"\n\n\[cut off[^\n\]]*\]\Z")
+
+
+def _as_sent(message: ChatMessage) -> ChatMessage:
+    """``message`` as the model reads it: a reply cut at a length limit without our cut-off
+    marker, so the model does not take the marker for its own words and ``/continue`` goes on
+    from its last real token (the marker stays in the stored, shown text)."""
+    if not message.metadata.get("cut_off"):
+        return message
+    return message.with_updates(content=_CUT_OFF_NOTE_RE.sub("", message.content), token_count=None)
+
+
 class PromptHistory:
     """The conversation as the model should see it: a HistoryReader over the store that
     skips hidden messages (fallback notices, partial answers of failed attempts) and earlier
@@ -142,7 +186,7 @@ class PromptHistory:
 
     def _visible(self, conversation_id: str, page: list[ChatMessage], newest: bool) -> list[ChatMessage]:
         replaced = variant_ids(page, self.resending.get(conversation_id) if newest else None)
-        return [m for m in page if not m.metadata.get(HIDDEN) and m.id not in replaced]
+        return [_as_sent(m) for m in page if not m.metadata.get(HIDDEN) and m.id not in replaced]
 
     async def read_tail(self, conversation_id: str, limit: int, *, before_seq: int | None = None) -> list[ChatMessage]:
         """Up to ``limit`` visible messages, oldest first, ending before ``before_seq`` (None: newest)."""
@@ -639,6 +683,7 @@ class Agent:
             fallback: FallbackReply | None = None
             interrupted: StreamInterrupted | None = None
             finish_reason = ""
+            step_completion: int | None = None
             turn.text = step_text
             turn.reasoning = []
             async with _closing(self.llm.stream_chat(built.messages, built.tools, model=turn.model)) as stream:
@@ -658,6 +703,7 @@ class Agent:
                             turn.usage["total_tokens"] += event.total_tokens
                             turn.usage["reasoning_tokens"] += event.reasoning_tokens
                             turn.usage_kinds.add("estimated" if event.estimated else "reported")
+                            step_completion = event.completion_tokens
                         elif isinstance(event, Notice):
                             yield TurnNotice(conversation_id=conv, turn_id=tid, topic=event.kind, message=event.text)
                         elif isinstance(event, StreamInterrupted):
@@ -711,7 +757,7 @@ class Agent:
                 return
             if not calls:
                 async with contextlib.aclosing(
-                    self._final_answer(turn, step, "".join(step_text), finish_reason)
+                    self._final_answer(turn, step, "".join(step_text), finish_reason, step_completion)
                 ) as done:
                     async for ended in done:
                         yield ended
@@ -730,9 +776,11 @@ class Agent:
                     yield tool_event
 
     async def _final_answer(
-        self, turn: _Turn, step: int, text: str, finish_reason: str
+        self, turn: _Turn, step: int, text: str, finish_reason: str, completion_tokens: int | None = None
     ) -> AsyncGenerator[TurnEvent, None]:
-        """Save a step's reply that asked for no tools: the answer, a cut-off answer, or nothing."""
+        """Save a step's reply that asked for no tools: the answer, a cut-off answer, or nothing.
+
+        ``completion_tokens`` is the step's usage (reported or counted), for an honest cut-off note."""
         conv, tid = turn.conversation_id, turn.turn_id
         if not text.strip():
             # Nothing to save as an answer (a reasoning model that only thought, or an empty
@@ -749,15 +797,15 @@ class Agent:
             return
         extra: dict[str, object] = {"finish_reason": finish_reason} if finish_reason else {}
         if finish_reason == "length":
-            note = cut_off_note(self.config.llm.max_output_tokens)
+            limit = self.config.llm.max_output_tokens
+            note = cut_off_note(limit, completion_tokens)
             yield TextDelta(conversation_id=conv, turn_id=tid, text="\n\n" + note, step=step)
             yield await self._save_answer(turn, f"{text}\n\n{note}", extra={**extra, "cut_off": True})
             yield TurnNotice(
                 conversation_id=conv,
                 turn_id=tid,
                 topic="cut_off",
-                message=f"the reply was cut off at the output limit ({self.config.llm.max_output_tokens} tokens, "
-                "[llm].max_output_tokens); ask the model to continue",
+                message=cut_off_notice(limit, completion_tokens),
             )
             yield self._finished(turn, None, stop_reason="cut_off")
             return

@@ -23,7 +23,7 @@ FORMAT = "holdfast.conversation/1"
 #: The marks :func:`marks` can give, with the words Markdown shows for each.
 MARK_WORDS: dict[str, str] = {
     "interrupted": "interrupted: stopped before the end",
-    "cut_off": "cut off at the output limit",
+    "cut_off": "cut off at a length limit (the output limit or a full context window)",
     "fallback": "fallback notice: the LLM was unavailable (hidden from later prompts)",
     "cached": "cached: an earlier answer to the same prompt, served while the LLM was unavailable",
     "variant": "earlier variant, replaced by /retry (hidden from later prompts)",

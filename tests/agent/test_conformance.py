@@ -169,23 +169,49 @@ async def test_reasoning_is_shown_kept_in_metadata_counted_and_never_resent(rt: 
     assert not any("reasoning" in m for m in built.messages)
 
 
-async def test_a_reply_cut_at_the_output_limit_is_saved_marked_with_a_notice(
+async def test_a_reply_cut_by_a_full_context_window_is_saved_marked_with_a_notice(
     rt: Runtime, demo_admin: DemoAdmin
 ) -> None:
-    """Case 4: finish_reason "length" is not a complete answer."""
+    """Case 4: finish_reason "length" is not a complete answer. The truncating profile (a 512-token
+    context, like Ollama's num_ctx) stops the reply long before [llm].max_output_tokens (1024): the
+    marker and the notice name the tokens the reply got and the context window, not an output
+    limit it never reached."""
     await demo_admin.set_profile("truncating")
-    _, events, stored = await run_scenario(rt, "tell me a long story about the sea")
-    note = cut_off_note(rt.config.llm.max_output_tokens)
+    conv, events, stored = await run_scenario(rt, "tell me a long story about the sea")
+    finished = of(events, TurnFinished)[-1]
+    got = finished.usage["completion_tokens"]
+    assert 0 < got < 512 and finished.usage_source == "reported"
+    note = cut_off_note(rt.config.llm.max_output_tokens, got)
+    assert note == f"[cut off after {got} tokens: the endpoint's context window is full]"
     answer = stored[-1]
-    assert answer.role == "assistant" and answer.content.endswith(note)
+    assert answer.role == "assistant" and answer.content.endswith("\n\n" + note)
     assert answer.metadata["finish_reason"] == "length" and answer.metadata["cut_off"] is True
     assert "".join(e.text for e in of(events, TextDelta)).endswith(note)  # shown as it was saved
     (notice,) = of(events, TurnNotice)
-    assert notice.topic == "cut_off" and "cut off" in notice.message
+    assert notice.topic == "cut_off" and notice.message.startswith(f"the reply was cut off after {got} tokens")
+    assert "context window" in notice.message and "1024 tokens" not in notice.message
     saved = of(events, AssistantSaved)[-1]
     assert saved.finish_reason == "length"
-    finished = of(events, TurnFinished)[-1]
     assert finished.stop_reason == "cut_off" and not finished.failed
+    # The model reads its own words back, not our marker: /continue goes on from the last real token.
+    built = await rt.agent.window.build_prompt(rt.config.agent.system_prompt, conv, reader=rt.agent.history)
+    sent = built.messages[-1]
+    assert sent["role"] == "assistant" and sent["content"] == answer.content.removesuffix("\n\n" + note)
+    assert not any("[cut off" in str(m.get("content")) for m in built.messages)
+
+
+async def test_a_reply_cut_at_the_output_limit_names_that_limit(
+    runtime_factory: Callable[..., Runtime], demo_admin: DemoAdmin
+) -> None:
+    """Case 4, the other length limit: a reply that used all of [llm].max_output_tokens."""
+    rt = runtime_factory(llm={"max_output_tokens": 40})
+    async with rt:
+        _, events, stored = await run_scenario(rt, "tell me a long story about the sea")
+    finished = of(events, TurnFinished)[-1]
+    assert finished.usage["completion_tokens"] == 40 and finished.stop_reason == "cut_off"
+    assert stored[-1].content.endswith("\n\n[cut off: the reply reached the output limit of 40 tokens]")
+    (notice,) = of(events, TurnNotice)
+    assert notice.message.startswith("the reply was cut off at the output limit (40 tokens, [llm].max_output_tokens)")
 
 
 async def test_an_error_inside_a_200_stream_keeps_the_partial_marked(rt: Runtime, demo_admin: DemoAdmin) -> None:

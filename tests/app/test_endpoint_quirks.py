@@ -65,8 +65,9 @@ async def test_a_cut_off_reply_is_marked_announced_and_continued(app_config: Loa
         )
         await send(pilot, "tell me a long story about the sea")
         await wait_for(lambda: not app.turn_running and bool(_replies(app)), what="the reply", pause=pilot.pause)
-        assert _replies(app)[-1].text.endswith(cut_off_note(app_config.config.llm.max_output_tokens))
         cut = [n.text for n in app.chat_log.query(Notice) if "cut off" in n.text]
+        got = int(cut[0].split("cut off after ", 1)[1].split(" ", 1)[0])  # the 512-token context's cut
+        assert _replies(app)[-1].text.endswith(cut_off_note(app_config.config.llm.max_output_tokens, got))
         assert cut and "/continue" in cut[0]
         await send(pilot, "/continue")
         await wait_for(

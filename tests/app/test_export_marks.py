@@ -130,7 +130,7 @@ def test_cut_off_cached_and_variant_replies_are_marked() -> None:
         [],
         ["interrupted", "variant"],
     ]
-    assert mark_line(cut) == "> **⚠ cut off at the output limit**"
+    assert mark_line(cut) == "> **⚠ cut off at a length limit (the output limit or a full context window)**"
     assert mark_line(plain) == ""
     assert "earlier variant, replaced by /retry" in mark_line(variant, variant=True)
 

@@ -144,10 +144,15 @@ def test_a_cut_off_reply_is_kept_marked_with_a_notice_and_exit_0(
     set_faults(profile="truncating")
     run = holdfast("chat", "tell me a long story about the sea")
     assert run.code == 0, run.err
-    note = cut_off_note(1024)
+    # The profile's 512-token context stops the reply long before the 1024-token output limit.
+    used = re.search(r"^\[tokens: \d+ prompt \+ (\d+) completion \(reported by the endpoint\)\]$", run.err, re.M)
+    assert used, run.err
+    got = int(used.group(1))
+    note = cut_off_note(1024, got)
+    assert note == f"[cut off after {got} tokens: the endpoint's context window is full]"
     assert run.out.rstrip().endswith(note)
     conv = conversation_of(run)
-    assert "[notice: the reply was cut off at the output limit (1024 tokens, [llm].max_output_tokens)" in run.err
+    assert f"[notice: the reply was cut off after {got} tokens, short of [llm].max_output_tokens (1024)" in run.err
     assert f'holdfast chat --conversation {conv} "continue"' in run.err
 
 
