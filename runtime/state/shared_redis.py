@@ -41,6 +41,7 @@ import itertools
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -227,14 +228,12 @@ class DataDirRedis:
 
     @property
     def url(self) -> str:
-        """The server's ``redis://127.0.0.1:<port>/0`` URL.
-
-        Raises:
-            ServiceUnavailableError: not attached yet (no server known).
-        """
-        if self._record is None:
-            raise ServiceUnavailableError("the embedded Redis has not been started", service=self.service)
-        return self._record.address.url
+        """The server's ``redis://127.0.0.1:<port>/0`` URL; ``""`` while no server is known (not
+        attached, e.g. because the data dir is read-only). Never raises: the Health panel and
+        ``holdfast health`` read it for every backend, also one that failed to start."""
+        if self._record is not None:
+            return self._record.address.url
+        return RedisAddress(_HOST, self.port).url if self.port else ""
 
     @property
     def pid(self) -> int | None:
@@ -442,7 +441,7 @@ class DataDirRedis:
         stale = read_pid_file(self.pid_file)
         if stale is not None:
             log.info("removing the stale pid file %s (pid %d is not its server)", self.pid_file, stale.pid)
-        ports = [self.port] if self.port else [free_port() for _ in range(3)]
+        ports = [self.port] if self.port else [*self._previous_ports(stale), *(free_port() for _ in range(3))]
         for port in ports:
             proc = self._spawn(binary, port)
             settled = wait_until(functools.partial(_settled, proc, port), self.startup_timeout)
@@ -463,6 +462,15 @@ class DataDirRedis:
             f"redis-server could not start in {self.directory}: {self._tail_log() or 'it did not answer in time'}",
             service=self.service,
         )
+
+    def _previous_ports(self, stale: ServerRecord | None) -> list[int]:
+        """The ports the data dir's server listened on before it died (the one this process used,
+        the one in the stale pid file) that are free now, to restart it there first: every process
+        still attached keeps its client pointed at that port, so on the same port they all find
+        the restarted server again by themselves, while on another one they would stay on the
+        local journal until they restart."""
+        known = [r.port for r in (self._record, stale) if r is not None and r.host == _HOST and r.port > 0]
+        return [port for port in dict.fromkeys(known) if _port_free(port)]
 
     def _start_watchdog(self, server_pid: int) -> None:
         """Start the watchdog that stops ``server_pid`` once no process uses it (see the module docstring)."""
@@ -568,6 +576,17 @@ class DataDirRedis:
 def _settled(proc: subprocess.Popen[bytes], port: int) -> bool:
     """Stop waiting once the child answers PING or has already exited."""
     return proc.poll() is not None or ping(_HOST, port)
+
+
+def _port_free(port: int) -> bool:
+    """Whether nothing listens on ``127.0.0.1:port`` now (a bind with SO_REUSEADDR, as Redis binds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((_HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 def _try_flock(fd: int, operation: int) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -180,6 +181,58 @@ def test_a_server_killed_for_a_demo_is_restarted_on_its_port(redis_dir: Path) ->
     finally:
         redis.detach()
     assert redis_servers_of(redis_dir) == []
+
+
+def test_a_server_killed_under_its_users_comes_back_on_their_port_when_the_next_process_starts_it(
+    redis_dir: Path,
+) -> None:
+    # The TUI runs; the server dies (kill -9); a CLI command starts it again. The TUI's client
+    # still points at the old port: a server on any other port would leave it on the journal.
+    first = RedisUser(redis_dir)
+    a = first.attached()
+    os.kill(a["pid"], signal.SIGKILL)
+    wait_until(lambda: not pid_alive(a["pid"]), 10, "the killed redis-server to be gone")
+
+    second = RedisUser(redis_dir)
+    b = second.attached()
+
+    assert b["started_here"] is True and b["pid"] != a["pid"]
+    assert b["port"] == a["port"] and ping("127.0.0.1", a["port"])  # the first process's client finds it
+    assert redis_servers_of(redis_dir) == [b["pid"]]
+    assert _pid_file(redis_dir) == ServerRecord(b["pid"], "127.0.0.1", a["port"])
+    second.leave()
+    first.leave()
+    assert redis_servers_of(redis_dir) == []
+
+
+def test_a_dead_servers_port_taken_by_another_program_gives_a_new_port(redis_dir: Path) -> None:
+    first = RedisUser(redis_dir)
+    a = first.attached()
+    os.kill(a["pid"], signal.SIGKILL)
+    wait_until(lambda: not pid_alive(a["pid"]), 10, "the killed redis-server to be gone")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", a["port"]))
+        squatter.listen()
+        second = RedisUser(redis_dir)
+        b = second.attached()
+        assert b["started_here"] is True and b["port"] != a["port"] and ping("127.0.0.1", b["port"])
+    second.leave()
+    first.leave()
+    assert redis_servers_of(redis_dir) == []
+
+
+def test_a_server_that_could_not_start_has_no_url_and_raises_nothing(tmp_path: Path) -> None:
+    # The Health panel reads every backend's url, also one that failed: a read-only data dir
+    # crashed the TUI with a traceback here.
+    need_tmpfs()
+    with tmpfs(tmp_path / "ro") as mount:
+        read_only(mount)
+        redis, pinned = DataDirRedis(mount / "redis"), DataDirRedis(mount / "redis", port=6399)
+        for server in (redis, pinned):
+            with pytest.raises(StorageError):
+                server.attach()
+        assert (redis.url, redis.pid, redis.running()) == ("", None, False)
+        assert pinned.url == "redis://127.0.0.1:6399/0"
 
 
 def test_a_read_only_data_dir_is_one_storage_error_naming_the_path(tmp_path: Path) -> None:
