@@ -38,6 +38,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import pydantic_core
+
 MODEL_NAME = "holdfast-demo"
 EMBED_MODEL_NAME = "holdfast-demo-embed"
 EMBED_DIM = 64
@@ -451,6 +453,19 @@ def _forced_call(tools: Sequence[dict[str, Any]], name: str, text: str) -> tuple
     return name, {str(p): _guess(str(p), props.get(str(p)), text) for p in required}
 
 
+def _json_in_text(text: str) -> object:
+    """The JSON value ``text`` spells, or None when it is not JSON.
+
+    Parsed with pydantic-core, which refuses nesting deeper than about 200 levels: the text is
+    the user's, and ``json.loads`` of ``{"a": [[[[...`` 100,000 levels deep raised
+    RecursionError (a 500) instead of treating it as not JSON.
+    """
+    try:
+        return pydantic_core.from_json(text, allow_inf_nan=False)
+    except ValueError:
+        return None
+
+
 def _named_call(
     text: str, tools: Sequence[dict[str, Any]], offered: set[str]
 ) -> tuple[tuple[str, dict[str, Any]], bool] | None:
@@ -460,10 +475,7 @@ def _named_call(
         if name not in offered:
             continue
         if match.group(2):
-            try:
-                arguments = json.loads(match.group(2))
-            except ValueError:
-                arguments = None
+            arguments = _json_in_text(match.group(2))
             if isinstance(arguments, dict):
                 return (name, arguments), True
         return _forced_call(tools, name, text), False

@@ -356,6 +356,27 @@ def _apply_admin_changes(state: DemoServerState, changes: dict[str, Any]) -> Non
         state.profile = profile
 
 
+Endpoint = Callable[[Request], Awaitable[Response | _ChatStream]]
+
+
+def _guarded(endpoint: Endpoint) -> Endpoint:
+    """``endpoint``, answering a JSON 500 (``server_error``) for an exception it lets out.
+
+    Only a bug gets here. Starlette's own last-resort handler answers too, but then raises the
+    exception again, and uvicorn closes the connection: the client's next request on that
+    keep-alive connection was reset. Answering here keeps the connection usable.
+    """
+
+    async def guarded(request: Request) -> Response | _ChatStream:
+        try:
+            return await endpoint(request)
+        except Exception as exc:
+            log.exception("demo server error on %s %s", request.method, request.url.path)
+            return _api_error(ApiError(500, f"demo: internal error ({type(exc).__name__})", err_type="server_error"))
+
+    return guarded
+
+
 def build_app(state: DemoServerState) -> ASGIApp:
     """The ASGI app for one server; ``state`` is shared with the caller (tests read it)."""
 
@@ -488,11 +509,11 @@ def build_app(state: DemoServerState) -> ASGIApp:
 
     app = Starlette(
         routes=[
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/v1/models", models, methods=["GET"]),
-            Route("/v1/models/{model_id:path}", model, methods=["GET"]),
-            Route("/v1/embeddings", embeddings, methods=["POST"]),
-            Route("/admin/faults", admin_faults, methods=["GET", "POST"]),
+            Route("/v1/chat/completions", _guarded(chat_completions), methods=["POST"]),
+            Route("/v1/models", _guarded(models), methods=["GET"]),
+            Route("/v1/models/{model_id:path}", _guarded(model), methods=["GET"]),
+            Route("/v1/embeddings", _guarded(embeddings), methods=["POST"]),
+            Route("/admin/faults", _guarded(admin_faults), methods=["GET", "POST"]),
         ],
         exception_handlers={404: not_found, 405: not_allowed, Exception: server_error},
     )

@@ -4,6 +4,8 @@ server child process, plus a property test posting random JSON bodies."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 
 from runtime.demo.launcher import DemoLLMServer
 from runtime.demo.profiles import PROFILES
+from runtime.demo.server import DemoServerState, bind_socket, serve
 
 pytestmark = pytest.mark.e2e
 
@@ -155,6 +158,84 @@ def test_deeply_nested_json_is_a_400_not_a_crash(http: httpx.Client) -> None:
         nested = [nested]
     response = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HI, "metadata": nested})
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("depth", [100_000, 1_000])
+def test_deeply_nested_json_inside_a_message_is_text_not_a_crash(http: httpx.Client, depth: int, stream: bool) -> None:
+    # "call NAME with {JSON}" names a tool and its arguments; JSON nested past the parser's
+    # limit raised RecursionError (a 500) and broke the keep-alive connection for the next request.
+    text = "call calculator with " + '{"a": ' + "[" * depth + "]" * depth + "}"
+    body = {"model": MODEL, "messages": [{"role": "user", "content": text}], "tools": [CALC], "stream": stream}
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text[:300]
+    if stream:
+        chunks = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+        names = [
+            call["function"]["name"]
+            for chunk in chunks
+            for call in chunk["choices"][0]["delta"].get("tool_calls") or ()
+            if "name" in call["function"]
+        ]
+        finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"][0]["finish_reason"]]
+    else:
+        choice = response.json()["choices"][0]
+        names = [call["function"]["name"] for call in choice["message"]["tool_calls"]]
+        finish = [choice["finish_reason"]]
+    # The tool the text names is still called (its arguments guessed: the JSON is not used).
+    assert names == ["calculator"] and finish == ["tool_calls"]
+    assert http.post("/v1/chat/completions", json={"model": MODEL, "messages": HI}).status_code == 200
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes) -> tuple[int, bytes]:
+    """One HTTP/1.1 request on an open keep-alive connection: (status, body); (0, b"") if it closed."""
+    head = "POST /v1/chat/completions HTTP/1.1\r\nhost: demo\r\ncontent-type: application/json\r\n"
+    writer.write(f"{head}content-length: {len(body)}\r\n\r\n".encode() + body)
+    await writer.drain()
+    try:
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        if not status_line:
+            return 0, b""
+        headers = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode().lower()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        return 0, b""
+    length = int(headers.split("content-length: ", 1)[1].split("\r\n", 1)[0])
+    return int(status_line.split()[1]), await reader.readexactly(length)
+
+
+async def test_an_internal_error_is_a_json_500_and_the_connection_stays_usable() -> None:
+    class FailsOnce(DemoServerState):
+        """A server state whose first completion id fails, standing in for a bug in a handler."""
+
+        failed = False
+
+        def next_id(self) -> str:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("a bug")
+            return super().next_id()
+
+    sock = bind_socket("127.0.0.1", 0)
+    server = asyncio.create_task(serve(FailsOnce(tokens_per_second=0), sock))
+    body = json.dumps({"model": MODEL, "messages": HI}).encode()
+    try:
+        reader, writer = await asyncio.open_connection(*sock.getsockname())
+        try:
+            status, broken = await _exchange(reader, writer, body)
+            assert status == 500
+            error = json.loads(broken)["error"]
+            assert (error["type"], error["message"]) == ("server_error", "demo: internal error (RuntimeError)")
+            # The same connection answers the next request (uvicorn closed it after a handler
+            # raised: a client that reused it was reset).
+            status, answer = await _exchange(reader, writer, body)
+            assert status == 200 and json.loads(answer)["id"] == "chatcmpl-demo-1"
+        finally:
+            writer.close()
+    finally:
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+        sock.close()
 
 
 @pytest.mark.parametrize("raw", [b"", b"{", b"not json", b"\xff\xfe", b'{"model": NaN}', b"null", b'"text"'])
