@@ -22,14 +22,16 @@ When the LLM is unavailable, the registered fallbacks answer (see :mod:`runtime.
 
 What real endpoints send besides OpenAI's exact format is understood here, each case from a
 server people use: ``delta.content`` as a string, null, or a list of typed blocks (Mistral,
-GLM: text kept, thinking blocks taken as reasoning, others skipped); reasoning as
+GLM: text kept, thinking blocks taken as reasoning, others skipped), and OpenAI's ``refusal``
+(a declined request's words are the reply); reasoning as
 ``reasoning_content`` (vLLM, DeepSeek) or ``reasoning`` (OpenRouter, Ollama), yielded as
 :class:`ReasoningDelta` so it counts as progress and is never mistaken for the answer; an
 ``error`` object or ``finish_reason: "error"`` inside a 200 stream (a failure, what came
 before it kept); a whole JSON reply to a stream request (``[llm].stream``); tool calls in any
 of the shapes :mod:`runtime.llm.tool_assembly` accepts; an endpoint that rejects ``tools``
 (then :mod:`runtime.llm.prompt_tools` describes them in the prompt for the rest of the
-session). Usage the endpoint does not report is counted here and marked ``estimated``.
+session, and reads requests from the reply, bare, fenced, in ``<tool_call>`` tags or inside
+words, never showing them as the answer). Usage the endpoint does not report is counted here and marked ``estimated``.
 
 Consume :meth:`LLMClient.stream_chat` with ``contextlib.aclosing`` (or to the end) so that
 stopping early (the user pressed Esc) closes the HTTP stream at once.
@@ -191,41 +193,31 @@ def _chunk_error(err: object) -> tuple[int, object]:
 
 
 class _TextGate:
-    """Passes text pieces on as :class:`TextDelta` events, or holds them back.
+    """Passes text pieces on as :class:`TextDelta` events, or holds some back.
 
-    With tools described in the prompt, a reply that starts as JSON may be a tool request: it
-    is held until the stream ends (then parsed as tool calls); anything else is shown at once.
+    With tools described in the prompt (``tool_names`` given), what may be a tool request (a
+    fence, a ``<tool_call>`` tag, a JSON object) is held until it proves not to be one, or until
+    the stream ends (then it is parsed as tool calls): :class:`prompt_tools.ToolRequestGate`.
+    Everything else is shown at once.
     """
 
-    __slots__ = ("_deciding", "_held", "_hold", "_state")
+    __slots__ = ("_gate", "_state")
 
-    def __init__(self, state: _StreamState, *, hold: bool) -> None:
+    def __init__(self, state: _StreamState, tool_names: Sequence[str] | None) -> None:
         self._state = state
-        self._hold = hold
-        self._deciding = hold
-        self._held: list[str] = []
+        self._gate = prompt_tools.ToolRequestGate(tool_names) if tool_names else None
 
     def add(self, text: str, out: list[StreamEvent]) -> None:
-        if not self._hold:
-            self._state.text.append(text)
-            out.append(TextDelta(text))
-            return
-        self._held.append(text)
-        if not self._deciding:
-            return
-        joined = "".join(self._held)
-        if not joined.strip():
-            return
-        self._deciding = False
-        if prompt_tools.looks_like_tool_json(joined):
-            return
-        self._hold = False
-        self._held = []
-        self._state.text.append(joined)
-        out.append(TextDelta(joined))
+        gate = self._gate
+        if gate is not None:
+            text = gate.feed(text)
+            if not text:
+                return
+        self._state.text.append(text)
+        out.append(TextDelta(text))
 
     def held_text(self) -> str | None:
-        return "".join(self._held) if self._held else None
+        return (self._gate.held() or None) if self._gate is not None else None
 
 
 class LLMClient:
@@ -509,7 +501,7 @@ class LLMClient:
             raise translate(exc, api_key_env=self._api_key_env) from exc
         state = _StreamState(model=request["model"])
         assembler = ToolCallAssembler()
-        text_out = _TextGate(state, hold=bool(tool_names) and "tools" not in request)
+        text_out = _TextGate(state, tool_names if "tools" not in request else None)
         decoder = SSEDecoder()
         try:
             if response.status_code >= 400:
@@ -669,6 +661,9 @@ class LLMClient:
                     batch.append(ReasoningDelta(thought))
                 if text:
                     text_out.add(text, batch)
+        refusal = delta.get("refusal")
+        if refusal and type(refusal) is str:
+            text_out.add(refusal, batch)  # OpenAI: the model declined; its words are the reply
         if "reasoning_content" in delta or "reasoning" in delta:
             thought = _reasoning_of(delta)
             if thought:
@@ -692,8 +687,10 @@ class LLMClient:
         completion_text = "".join(state.text)
         tool_texts: list[str] = []
         if held is not None:
-            calls = prompt_tools.parse_tool_reply(held, tool_names)
+            calls, words = prompt_tools.split_tool_requests(held, tool_names)
             if calls:
+                if words:
+                    events.append(TextDelta(words))
                 events.extend(parse_arguments(c) for c in with_unique_ids(calls))
                 reason = "tool_calls"
             else:
@@ -733,6 +730,9 @@ class LLMClient:
             text, thought = content or "", ""
         else:
             text, thought = _block_parts(content)
+        refusal = message.get("refusal")
+        if not text and isinstance(refusal, str):
+            text = refusal  # OpenAI: the model declined; its words are the reply
         reasoning = _reasoning_of(message) or thought
         state = _StreamState(
             model=str(data.get("model") or request["model"]), finish_reason=choices[0].get("finish_reason")

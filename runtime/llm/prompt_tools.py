@@ -14,8 +14,13 @@ sends the request through :func:`with_tools_in_prompt` instead:
 
 The reply is parsed back by :func:`parse_tool_reply` (a bare JSON object, one in a fenced
 block, or ``{"tool_calls": [...]}``) into ordinary tool calls, which the agent runs and
-answers like native ones. The context window counts the text this module writes
-(the runtime hands it :func:`describe_tools`), so the prompt budget holds.
+answers like native ones. Local models often wrap the request in words ("I'll use the
+calculator: ```json {...}```", a trailing explanation) or in Hermes/Qwen ``<tool_call>`` tags:
+:func:`split_tool_requests` finds such embedded requests (they must name a listed tool) and
+keeps the words as the reply's text. While a reply streams, :class:`ToolRequestGate` shows
+the words at once and holds back only what may be a request (from a fence, a tag or a JSON
+object's start), so a request is never shown as the answer. The context window counts the
+text this module writes (the runtime hands it :func:`describe_tools`), so the prompt budget holds.
 """
 
 from __future__ import annotations
@@ -141,7 +146,7 @@ def looks_like_tool_json(text: str) -> bool:
     return head.startswith(("{", "[", "```"))
 
 
-def parse_tool_reply(text: str, tool_names: Sequence[str]) -> list[ToolCall] | None:
+def parse_tool_reply(text: str, tool_names: Sequence[str], *, listed_only: bool = False) -> list[ToolCall] | None:
     """The tool calls a reply asks for, or None when it is an ordinary answer.
 
     The reply must be exactly one JSON value (optionally in a ```json fence): an object
@@ -150,7 +155,8 @@ def parse_tool_reply(text: str, tool_names: Sequence[str]) -> list[ToolCall] | N
     OpenAI's own ``{"function": {"name", "arguments"}}`` item is understood. A request keyed
     ``"tool"`` is a call even to a tool not in ``tool_names`` (the runner answers "unknown
     tool", so the model can correct itself); one keyed ``"name"`` must name a listed tool,
-    since an answer may well be an object with a name. Each call gets a stable id derived
+    since an answer may well be an object with a name (``listed_only``: every call must name
+    a listed tool, for a request found inside other text). Each call gets a stable id derived
     from the reply, in the chat-completions ``call_...`` style.
     """
     body = text.strip()
@@ -182,6 +188,8 @@ def parse_tool_reply(text: str, tool_names: Sequence[str]) -> list[ToolCall] | N
             name = req.get("name")
             if not isinstance(name, str) or name not in tool_names:
                 return None
+        elif listed_only and name not in tool_names:
+            return None
         args = req.get("arguments", req.get("parameters", {}))
         if args is None:
             args = {}
@@ -189,3 +197,211 @@ def parse_tool_reply(text: str, tool_names: Sequence[str]) -> list[ToolCall] | N
         call_id = "call_" + hashlib.sha1(f"{index}:{body}".encode()).hexdigest()[:16]
         calls.append(ToolCall(id=call_id, name=name, arguments=arguments))
     return calls or None
+
+
+# ---------------------------------------------------------------- requests inside other text
+
+_FENCE = "```"
+_TAG_OPEN = "<tool_call>"
+_TAG_CLOSE = "</tool_call>"
+
+
+def _opener(text: str, start: int, at_reply_start: bool) -> tuple[int, str] | None:
+    """The first place at or after ``start`` where a tool request may begin, and its kind:
+    ``fence``, ``tag``, ``json`` (``{`` then ``"``, or ``[`` then ``{`` at the reply's start), or
+    ``partial`` (the text ends in what may become one); None when there is none."""
+    i = start
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "`":
+            if text.startswith(_FENCE, i):
+                return i, "fence"
+            if _FENCE.startswith(text[i:]):
+                return i, "partial"
+        elif ch == "<":
+            if text.startswith(_TAG_OPEN, i):
+                return i, "tag"
+            if _TAG_OPEN.startswith(text[i:]):
+                return i, "partial"
+        elif ch == "{" or (ch == "[" and at_reply_start and not text[:i].strip()):
+            j = i + 1
+            while j < n and text[j].isspace():
+                j += 1
+            if j == n:
+                return i, "partial"
+            if text[j] == ('"' if ch == "{" else "{"):
+                return i, "json"
+        i += 1
+    return None
+
+
+class _JsonEnd:
+    """Finds where a JSON object or array that starts a text ends, fed incrementally (so a long
+    held value is scanned once, not once per streamed piece)."""
+
+    __slots__ = ("depth", "escaped", "in_string", "pos")
+
+    def __init__(self) -> None:
+        self.pos = 0
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False
+
+    def end(self, text: str) -> int | None:
+        """Index just past the value's closing bracket in ``text``, or None while it is open."""
+        i = self.pos
+        n = len(text)
+        while i < n:
+            ch = text[i]
+            i += 1
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif ch == "\\":
+                    self.escaped = True
+                elif ch == '"':
+                    self.in_string = False
+            elif ch == '"':
+                self.in_string = True
+            elif ch in "{[":
+                self.depth += 1
+            elif ch in "}]":
+                self.depth -= 1
+                if self.depth == 0:
+                    self.pos = i
+                    return i
+        self.pos = i
+        return None
+
+
+def _candidate_end(text: str, kind: str, scanner: _JsonEnd) -> int | None:
+    """Where the candidate request of ``kind`` starting ``text`` ends, or None while it is open."""
+    if kind == "fence":
+        close = text.find(_FENCE, len(_FENCE))
+        return None if close < 0 else close + len(_FENCE)
+    if kind == "tag":
+        close = text.find(_TAG_CLOSE, len(_TAG_OPEN))
+        return None if close < 0 else close + len(_TAG_CLOSE)
+    return scanner.end(text)
+
+
+def _request_in(
+    candidate: str, kind: str, tool_names: Sequence[str], *, listed_only: bool = True
+) -> list[ToolCall] | None:
+    """The calls a complete candidate asks for (by default: listed tools only), or None."""
+    body = candidate
+    if kind == "fence":
+        inner = candidate[len(_FENCE) : -len(_FENCE)]
+        first, _, rest = inner.partition("\n")
+        body = rest if first.strip().isidentifier() else inner  # drop a language tag: json, tool_call
+    elif kind == "tag":
+        body = candidate[len(_TAG_OPEN) : -len(_TAG_CLOSE)]
+    return parse_tool_reply(body, tool_names, listed_only=listed_only)
+
+
+def split_tool_requests(text: str, tool_names: Sequence[str]) -> tuple[list[ToolCall], str]:
+    """The tool requests inside a whole reply, and the reply's other words.
+
+    A reply that is nothing but a request is read with :func:`parse_tool_reply`'s rules (an
+    unlisted ``"tool"`` is a call too). Otherwise a request is a JSON object in those forms,
+    bare, in a fenced block or in ``<tool_call>`` tags (Hermes, Qwen), naming a listed tool; the
+    words around it are kept (joined, outer whitespace trimmed). Returns ``([], text)`` when the
+    reply asks for nothing.
+    """
+    whole = parse_tool_reply(text, tool_names)
+    if whole:
+        return whole, ""
+    calls: list[ToolCall] = []
+    words: list[str] = []
+    pos = 0
+    while True:
+        found = _opener(text, pos, at_reply_start=not text[:pos].strip())
+        if found is None or found[1] == "partial":
+            words.append(text[pos:])
+            break
+        start, kind = found
+        end = _candidate_end(text[start:], kind, _JsonEnd())
+        if end is None:
+            words.append(text[pos:])
+            break
+        asked = _request_in(text[start : start + end], kind, tool_names)
+        if asked:
+            words.append(text[pos:start])
+            calls.extend(asked)
+        else:
+            words.append(text[pos : start + end])
+        pos = start + end
+    if not calls:
+        return [], text
+    return calls, "".join(words).strip()
+
+
+class ToolRequestGate:
+    """Splits a streaming reply into words to show now and what may be a tool request, held.
+
+    :meth:`feed` returns the text that can be shown at once: everything before a possible
+    request's start (a fence, a ``<tool_call>`` tag, a JSON object), and each such candidate
+    once it is complete and turns out not to be a request (a code block in an answer is shown
+    when its fence closes). From a real request on, everything is held until the reply ends;
+    :meth:`held` is what was not shown. Whitespace at the end is held until more text follows,
+    so a request's leading newline is not shown alone.
+    """
+
+    __slots__ = ("_buf", "_found", "_kind", "_names", "_scanner", "_shown")
+
+    def __init__(self, tool_names: Sequence[str]) -> None:
+        self._names = list(tool_names)
+        self._buf = ""
+        self._shown = False
+        self._found = False
+        self._kind = ""  # the kind of the candidate that starts ``_buf``; "" when none does
+        self._scanner = _JsonEnd()
+
+    @property
+    def shown_any(self) -> bool:
+        """Whether any words were shown (then the held part is read as requests inside text)."""
+        return self._shown
+
+    def feed(self, piece: str) -> str:
+        """Add a streamed piece; returns the text to show now ("" when all of it is held)."""
+        self._buf += piece
+        if self._found:
+            return ""
+        out: list[str] = []
+        while self._buf:
+            if not self._kind:
+                found = _opener(self._buf, 0, at_reply_start=not self._shown)
+                if found is None:
+                    keep = len(self._buf.rstrip())
+                    self._emit(out, keep)
+                    break
+                start, kind = found
+                self._emit(out, start)
+                if kind == "partial":
+                    break
+                self._kind = kind
+                self._scanner = _JsonEnd()
+            end = _candidate_end(self._buf, self._kind, self._scanner)
+            if end is None:
+                break
+            # At the reply's start a request may name any tool (the runner answers "unknown
+            # tool"); inside other words only a listed one is a request.
+            if _request_in(self._buf[:end], self._kind, self._names, listed_only=self._shown):
+                self._found = True
+                break
+            self._emit(out, end)
+            self._kind = ""
+        return "".join(out)
+
+    def _emit(self, out: list[str], upto: int) -> None:
+        if upto:
+            text = self._buf[:upto]
+            out.append(text)
+            self._buf = self._buf[upto:]
+            self._shown = self._shown or bool(text.strip())
+
+    def held(self) -> str:
+        """What was not shown (a request and whatever followed it, an unfinished candidate, or
+        trailing whitespace)."""
+        return self._buf

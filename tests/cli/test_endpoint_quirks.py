@@ -171,6 +171,29 @@ def test_a_json_reply_to_a_stream_request_is_the_answer(
     assert "[tokens: 9 prompt + 4 completion (reported by the endpoint)]" in run.err
 
 
+# ---------------------------------------------------------------- case 7: prompt tools wrapped in words
+
+
+def test_a_prompt_tool_request_inside_words_runs_the_tool(
+    holdfast: Holdfast, scripted: Callable[[list[Reply]], ScriptedLLM]
+) -> None:
+    """--preset llamacpp describes the tools in the prompt; a local model that answers with words
+    and a fenced request gets the tool run and the result sent back, not the JSON printed."""
+    request = 'I will use the calculator.\n```json\n{"tool": "calculator", "arguments": {"expression": "2+3"}}\n```'
+    model = scripted(
+        [
+            sse(*(chunk({"content": request[i : i + 9]}) for i in range(0, len(request), 9)), chunk({}, "stop")),
+            sse(chunk({"content": "2+3 is 5."}), chunk({}, "stop")),
+        ]
+    )
+    run = holdfast("--preset", "llamacpp", "--base-url", model.url, "chat", "what is 2+3?")
+    assert run.code == 0, run.err
+    assert "[tool calculator: ok] 2+3 = 5" in run.err
+    assert "tools" not in model.requests[0] and "Available tools:" in model.requests[0]["messages"][0]["content"]
+    assert model.requests[1]["messages"][-1] == {"role": "user", "content": "[tool result calculator]: 2+3 = 5"}
+    assert run.out.rstrip().endswith("2+3 is 5.") and '"tool"' not in run.out
+
+
 # ---------------------------------------------------------------- case 10: doctor
 
 

@@ -15,6 +15,7 @@ import respx
 
 from runtime.core.errors import AppError
 from runtime.llm.client import LLMClient
+from runtime.llm.stream_events import Finish, TextDelta, ToolCallReady
 from runtime.resilience import Resilience
 
 BASE = "http://siblings.test/v1"
@@ -98,3 +99,120 @@ async def test_a_model_list_is_still_counted(client: LLMClient) -> None:
         mock.get("/models").respond(200, json={"object": "list", "data": [{"id": "a"}, {"id": "b"}]})
         assert await client.probe() == {"method": "models", "models": 2}
         assert await client.list_models() == ["a", "b"]
+
+
+# ---------------------------------------------------------------- case 7: prompt tools wrapped in words
+
+TWO_PLUS_THREE = '{"tool": "calculator", "arguments": {"expression": "2+3"}}'
+
+
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        (f"```json\n{TWO_PLUS_THREE}\n```", ""),
+        (f"I will use the calculator.\n```json\n{TWO_PLUS_THREE}\n```", "I will use the calculator.\n"),
+        (f"Let me compute: {TWO_PLUS_THREE}", "Let me compute: "),
+        (f"{TWO_PLUS_THREE}\nThis will compute it.", "This will compute it."),
+        ('<tool_call>\n{"name": "calculator", "arguments": {"expression": "2+3"}}\n</tool_call>', ""),
+        ('{"name": "calculator", "parameters": {"expression": "2+3"}}', ""),
+        (f"```\n{TWO_PLUS_THREE}\n```\n", ""),
+    ],
+    ids=[
+        "fenced",
+        "words-then-fence",
+        "words-then-json",
+        "json-then-words",
+        "qwen-tags",
+        "name-parameters",
+        "bare-fence",
+    ],
+)
+@pytest.mark.parametrize("piece", [1, 5, 1000], ids=["1-char", "5-char", "whole"])
+async def test_a_prompt_tool_request_wrapped_in_words_runs_and_is_never_shown(
+    client: LLMClient, reply: str, words: str, piece: int
+) -> None:
+    """Local models asked for prompt tools put words around the JSON (or Hermes/Qwen tags): the
+    request is a call, only the words are shown, however the reply is split into chunks."""
+    client.tools_supported = False
+    pieces = [chunk({"content": reply[i : i + piece]}) for i in range(0, len(reply), piece)]
+    with respx.mock(base_url=BASE) as mock:
+        mock.post("/chat/completions").mock(return_value=sse(*pieces, chunk({}, "stop")))
+        events = await collect(client)
+    assert [(e.name, e.arguments) for e in events if isinstance(e, ToolCallReady)] == [
+        ("calculator", {"expression": "2+3"})
+    ]
+    shown = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert shown == words and "{" not in shown and "tool_call" not in shown
+    assert events[-1] == Finish("tool_calls", "m")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        'Here is code:\n```python\nprint({"a": 1})\n```\nDone.',
+        'Config: {"name": "Ada", "arguments": "none"} is fine.',
+        'Never run {"tool": "rm_rf", "arguments": {}} on a server.',  # words around an unlisted tool
+        "Arrays like [1, 2] and <b>tags</b> and `ticks` stay text.",
+        '```json\n{"unclosed": "fence"',
+    ],
+    ids=["code-block", "json-with-a-name", "unlisted-inside-words", "brackets", "unclosed"],
+)
+async def test_an_answer_with_json_or_code_is_shown_whole(client: LLMClient, reply: str) -> None:
+    client.tools_supported = False
+    pieces = [chunk({"content": reply[i : i + 3]}) for i in range(0, len(reply), 3)]
+    with respx.mock(base_url=BASE) as mock:
+        mock.post("/chat/completions").mock(return_value=sse(*pieces, chunk({}, "stop")))
+        events = await collect(client)
+    assert not [e for e in events if isinstance(e, ToolCallReady)]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == reply
+    assert events[-1] == Finish("stop", "m")
+
+
+async def test_a_code_block_is_shown_when_its_fence_closes_not_at_the_end(client: LLMClient) -> None:
+    """Holding back a possible request must not hold a whole answer: the block is released as
+    soon as it is complete and is not a request."""
+    client.tools_supported = False
+    body = sse(
+        chunk({"content": 'Try:\n```py\nx = {"a": 1}\n'}),
+        chunk({"content": "```\nThen "}),
+        chunk({"content": "run it."}),
+        chunk({}, "stop"),
+    )
+    with respx.mock(base_url=BASE) as mock:
+        mock.post("/chat/completions").mock(return_value=body)
+        events = await collect(client)
+    texts = [e.text for e in events if isinstance(e, TextDelta)]
+    assert texts == ["Try:\n", '```py\nx = {"a": 1}\n```\nThen', " run it."]
+
+
+async def test_a_whole_json_reply_in_prompt_tool_mode_is_split_the_same_way(client: LLMClient) -> None:
+    client.tools_supported = False
+    reply = f"I will use the calculator.\n```json\n{TWO_PLUS_THREE}\n```"
+    whole = {"model": "m", "choices": [{"index": 0, "finish_reason": "stop", "message": {"content": reply}}]}
+    with respx.mock(base_url=BASE) as mock:
+        mock.post("/chat/completions").respond(200, json=whole)
+        completion = await client.complete(ASK, CALC)
+    assert completion.text == "I will use the calculator."
+    assert [(c.name, c.arguments) for c in completion.tool_calls] == [("calculator", {"expression": "2+3"})]
+    assert completion.finish_reason == "tool_calls"
+
+
+# ---------------------------------------------------------------- case 3: content forms (OpenAI's refusal)
+
+
+async def test_a_refusal_is_the_reply_not_an_empty_answer(client: LLMClient) -> None:
+    """OpenAI sends a declined request as ``delta.refusal`` (``message.refusal``) with null content."""
+    whole = {
+        "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"content": None, "refusal": "I can't."}}],
+    }
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post("/chat/completions")
+        route.side_effect = [
+            sse(chunk({"role": "assistant", "content": None, "refusal": "I can't "}), chunk({"refusal": "help."})),
+            httpx.Response(200, json=whole),
+        ]
+        events = await collect(client, tools=None)
+        completion = await client.complete(ASK)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "I can't help."
+    assert completion.text == "I can't."
