@@ -9,7 +9,8 @@ Profiles (``--profile NAME`` at start, ``POST /admin/faults {"profile": NAME}`` 
 ``openai``
     OpenAI's Chat Completions API, exactly: tool-call arguments streamed in fragments under a
     stable ``index``, usage only when ``stream_options.include_usage`` asks for it (then in a
-    final chunk with empty ``choices``), ``n`` choices honoured. The default.
+    final chunk with empty ``choices``), ``n`` choices honoured, a history whose tool calls and
+    ``tool`` results do not pair up refused with 400. The default.
 ``ollama``
     Ollama's ``/v1`` compatibility layer: every chunk repeats ``role``; each tool call arrives
     whole (arguments complete) in a single chunk, with no ``index``; no leading role-only
@@ -28,6 +29,10 @@ Profiles (``--profile NAME`` at start, ``POST /admin/faults {"profile": NAME}`` 
 ``mistral``
     Mistral's La Plateforme API (and GLM): ``delta.content`` and ``message.content`` are lists
     of typed blocks ``[{"type": "text", "text": ...}]`` instead of strings.
+
+``ollama``, ``llamacpp``, ``vllm-reasoning``, ``no-tools`` and ``truncating`` (local servers)
+also accept tool results that answer no call, and calls left unanswered: they render whatever
+arrives into the model's chat template. The others refuse such a history as OpenAI does.
 ``openrouter``
     OpenRouter: SSE comment lines (``: OPENROUTER PROCESSING``, then ``: keep-alive`` between
     chunks) and always a usage-only final chunk with empty ``choices``, asked for or not.
@@ -104,6 +109,10 @@ class Profile:
     timings: bool = False
     #: Extra names the chat model answers to (Ollama's ``:latest`` tag).
     model_aliases: tuple[str, ...] = ()
+    #: Refuse a history whose tool calls and ``tool`` results do not pair up, with OpenAI's 400
+    #: (:func:`runtime.demo.schema.check_tool_messages`); False: local servers (Ollama,
+    #: llama.cpp, vLLM) render whatever arrives into their chat template.
+    paired_tool_messages: bool = True
 
 
 DEFAULT_PROFILE = "openai"
@@ -115,27 +124,31 @@ PROFILES: dict[str, Profile] = {
         Profile(
             "ollama",
             "Ollama's OpenAI-compatible /v1 API",
-            "whole tool calls in one chunk with no index; role in every delta; n ignored",
+            "whole tool calls in one chunk with no index; role in every delta; n ignored; unpaired tool results accepted",
             tool_call_style="whole_no_index",
             role_in_every_delta=True,
             choices="ignore",
             system_fingerprint="fp_ollama",
             model_aliases=("holdfast-demo:latest",),
+            paired_tool_messages=False,
         ),
         Profile(
             "llamacpp",
             "llama.cpp llama-server",
-            "tool-call arguments as a JSON object; parallel calls all at index 0; timings; n > 1 refused",
+            "tool-call arguments as a JSON object; parallel calls all at index 0; timings; n > 1 refused; "
+            "unpaired tool results accepted",
             tool_call_style="whole_index_zero",
             arguments_as_object=True,
             choices="reject",
             timings=True,
+            paired_tool_messages=False,
         ),
         Profile(
             "vllm-reasoning",
             "vLLM with a reasoning parser (DeepSeek-R1, Qwen3, QwQ)",
-            "reasoning_content deltas for a few seconds before the answer",
+            "reasoning_content deltas for a few seconds before the answer; unpaired tool results accepted",
             reasoning=True,
+            paired_tool_messages=False,
         ),
         Profile(
             "mistral",
@@ -161,12 +174,14 @@ PROFILES: dict[str, Profile] = {
             "a model without tool support (Ollama's answer for such models)",
             "any request with tools gets 400 'does not support tools'",
             tools=False,
+            paired_tool_messages=False,
         ),
         Profile(
             "truncating",
             "Ollama or llama.cpp run with a small context (num_ctx, --ctx-size)",
             "512 tokens of context: long prompts are cut, long replies end with finish_reason 'length'",
             context_window=512,
+            paired_tool_messages=False,
         ),
         Profile(
             "flaky-stream",

@@ -19,6 +19,8 @@ The parsed models keep the request's own message and tool dicts (``raw_messages`
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import pydantic_core
@@ -43,6 +45,8 @@ FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
 MAX_CHOICES = 128
 #: Most stop sequences (OpenAI's limit).
 MAX_STOP = 4
+#: The range of the API's integer parameters (64-bit signed, as OpenAI stores them).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -133,23 +137,41 @@ def _missing(field: str) -> PydanticCustomError:
     return PydanticCustomError("missing_required_parameter", "missing {field}", {"field": field})
 
 
+class ImageUrl(_Strict):
+    """The ``image_url`` of an image block: ``{"url": ..., "detail": "auto" | "low" | "high"}``."""
+
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
 class ContentPart(_Strict):
-    """One block of a message's list-form content (``{"type": "text", "text": ...}``, images, ...)."""
+    """One block of a message's list-form content (``{"type": "text", "text": ...}``, images, ...).
+
+    Each type needs the field of its own name, as OpenAI requires: ``text`` a string,
+    ``image_url`` an object with ``url``, ``input_audio`` and ``file`` objects, ``refusal`` a
+    string. The demo model reads only the text.
+    """
 
     type: Literal["text", "image_url", "input_audio", "file", "refusal"]
     text: str | None = None
+    image_url: ImageUrl | None = None
+    input_audio: dict[str, Any] | None = None
+    file: dict[str, Any] | None = None
     refusal: str | None = None
 
     @model_validator(mode="after")
-    def _text_present(self) -> ContentPart:
-        if self.type == "text" and self.text is None:
-            raise _missing("text")
+    def _payload_present(self) -> ContentPart:
+        if getattr(self, self.type) is None:
+            raise _missing(self.type)
         return self
 
 
 # Tagged by the JSON kind so a bad block is one error at its own place (messages[0].content[1].type),
 # not one error per union member.
-_Content = Annotated[Annotated[str, Tag("str")] | Annotated[list[ContentPart], Tag("list")], Discriminator(_json_kind)]
+_Content = Annotated[
+    Annotated[str, Tag("str")] | Annotated[list[ContentPart], Field(min_length=1), Tag("list")],
+    Discriminator(_json_kind),
+]
 
 
 class ToolCallFunction(_Strict):
@@ -261,15 +283,15 @@ class ChatRequest(_Strict):
     messages: Annotated[list[Message], Field(min_length=1)]
     stream: bool | None = None
     stream_options: StreamOptions | None = None
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1, le=INT64_MAX)] | None = None
     n: Annotated[int, Field(ge=1, le=MAX_CHOICES)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     stop: _Stop | None = None
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     tools: Annotated[list[ToolDef], Field(min_length=1)] | None = None
@@ -279,6 +301,18 @@ class ChatRequest(_Strict):
     user: str | None = None
     _raw_messages: list[dict[str, Any]] = PrivateAttr(default_factory=list)
     _raw_tools: list[dict[str, Any]] = PrivateAttr(default_factory=list)
+
+    @field_validator("temperature", "top_p", "presence_penalty", "frequency_penalty", mode="before")
+    @classmethod
+    def _integral_number(cls, value: object) -> object:
+        # A whole number is a number here (OpenAI takes ``"temperature": 1``), however large:
+        # pydantic's strict float refused integers past 64 bits as "not a decimal".
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                return float(value)
+            except OverflowError:
+                return sys.float_info.max if value > 0 else -sys.float_info.max
+        return value
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -345,6 +379,54 @@ class ChatRequest(_Strict):
     def include_usage(self) -> bool:
         """Whether ``stream_options.include_usage`` asked for a usage chunk."""
         return bool(self.stream_options and self.stream_options.include_usage)
+
+
+def check_tool_messages(messages: Sequence[Message]) -> None:
+    """Refuse a history whose tool calls and tool results do not pair up, as OpenAI does.
+
+    Each ``tool`` message must answer a call of the assistant message just before its run of
+    tool messages, and every call of an assistant message must be answered before the next
+    message of another role (or the end). OpenAI's messages are kept word for word (its
+    "preceeding" included); ``param`` names the message as elsewhere (``messages[2].role``).
+
+    Raises:
+        ApiError: 400 ``invalid_request_error`` naming the first message that breaks the rule.
+    """
+    calls: set[str] = set()  # the ids of the assistant message the current tool run answers
+    pending: set[str] = set()
+    caller = -1
+    for index, message in enumerate(messages):
+        if message.role == "tool":
+            if caller < 0:
+                raise ApiError(
+                    400,
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
+                    "with 'tool_calls'.",
+                    param=f"messages[{index}].role",
+                )
+            if message.tool_call_id not in calls:
+                raise ApiError(
+                    400,
+                    f"Invalid parameter: 'tool_call_id' of '{message.tool_call_id}' not found in 'tool_calls' "
+                    "of previous message.",
+                    param=f"messages[{index}].tool_call_id",
+                )
+            pending.discard(message.tool_call_id or "")
+            continue
+        _unanswered(pending, caller)
+        calls = {call.id for call in message.tool_calls or ()} if message.role == "assistant" else set()
+        pending, caller = set(calls), (index if calls else -1)
+    _unanswered(pending, caller)
+
+
+def _unanswered(pending: set[str], caller: int) -> None:
+    if pending:
+        raise ApiError(
+            400,
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+            f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(sorted(pending))}",
+            param=f"messages[{caller}].role",
+        )
 
 
 class EmbeddingRequest(_Strict):
@@ -470,8 +552,9 @@ def error_from_pydantic(error: ErrorDetails) -> ApiError:
     if bound is not None and isinstance(given, int | float) and not isinstance(given, bool):
         words, code_part, symbol, limit = bound
         number = "decimal" if isinstance(limit, float) or isinstance(given, float) else "integer"
+        shown = f"{limit:g}" if isinstance(limit, float) else str(limit)
         message = (
-            f"Invalid '{name}': {number} {words} value. Expected a value {symbol} {limit:g}, but got {given} instead."
+            f"Invalid '{name}': {number} {words} value. Expected a value {symbol} {shown}, but got {given} instead."
         )
         return ApiError(400, message, param=param, code=f"{number}_{code_part}_value")
     if kind == "string_pattern_mismatch":

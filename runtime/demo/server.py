@@ -50,6 +50,7 @@ from runtime.demo.profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profil
 from runtime.demo.schema import (
     ApiError,
     ChatRequest,
+    check_tool_messages,
     model_not_found,
     parse_chat_request,
     parse_embedding_request,
@@ -385,6 +386,8 @@ def build_app(state: DemoServerState) -> ASGIApp:
         try:
             chat = parse_chat_request(await _read_body(request, state.max_body_bytes))
             _chat_model(chat.model, profile)
+            if profile.paired_tool_messages:
+                check_tool_messages(chat.messages)
             if chat.tools is not None and not profile.tools:
                 raise ApiError(400, f"{chat.model} does not support tools", param="tools")
             n = _choices(chat, profile)

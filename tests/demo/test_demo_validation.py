@@ -24,6 +24,12 @@ pytestmark = pytest.mark.e2e
 MODEL = "holdfast-demo"
 HI = [{"role": "user", "content": "hi"}]
 CALC = {"type": "function", "function": {"name": "calculator", "parameters": {"type": "object"}}}
+#: An assistant message calling the calculator (id ``c1``): its result must follow.
+ASKED = {
+    "role": "assistant",
+    "content": None,
+    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "calculator", "arguments": "{}"}}],
+}
 
 
 @pytest.fixture
@@ -122,6 +128,63 @@ MALFORMED: dict[str, tuple[object, int, str | None, str | None]] = {
         "invalid_value",
     ),
     "n above 128": ({"model": MODEL, "messages": HI, "n": 129}, 400, "n", "integer_above_max_value"),
+    "empty content array": (
+        {"model": MODEL, "messages": [{"role": "user", "content": []}]},
+        400,
+        "messages[0].content",
+        "empty_array",
+    ),
+    "image block without image_url": (
+        {"model": MODEL, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+        400,
+        "messages[0].content[0].image_url",
+        "missing_required_parameter",
+    ),
+    "image_url without url": (
+        {"model": MODEL, "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+        400,
+        "messages[0].content[0].image_url.url",
+        "missing_required_parameter",
+    ),
+    "refusal block without refusal": (
+        {"model": MODEL, "messages": [{"role": "assistant", "content": [{"type": "refusal"}]}]},
+        400,
+        "messages[0].content[0].refusal",
+        "missing_required_parameter",
+    ),
+    "temperature a huge integer": (
+        {"model": MODEL, "messages": HI, "temperature": 10**40},
+        400,
+        "temperature",
+        "decimal_above_max_value",
+    ),
+    "top_p a huge negative integer": (
+        {"model": MODEL, "messages": HI, "top_p": -(10**400)},
+        400,
+        "top_p",
+        "decimal_below_min_value",
+    ),
+    "max_tokens past 64 bits": (
+        {"model": MODEL, "messages": HI, "max_tokens": 2**63},
+        400,
+        "max_tokens",
+        "integer_above_max_value",
+    ),
+    "seed past 64 bits": ({"model": MODEL, "messages": HI, "seed": -(2**64)}, 400, "seed", "integer_below_min_value"),
+    "tool result answering no call": (
+        {"model": MODEL, "messages": [*HI, {"role": "tool", "tool_call_id": "c1", "content": "4"}]},
+        400,
+        "messages[1].role",
+        None,
+    ),
+    "tool result for another call": (
+        {"model": MODEL, "messages": [*HI, ASKED, {"role": "tool", "tool_call_id": "c9", "content": "4"}]},
+        400,
+        "messages[2].tool_call_id",
+        None,
+    ),
+    "tool call left unanswered": ({"model": MODEL, "messages": [*HI, ASKED, *HI]}, 400, "messages[1].role", None),
+    "tool call unanswered at the end": ({"model": MODEL, "messages": [*HI, ASKED]}, 400, "messages[1].role", None),
     "not an object": ([1, 2, 3], 400, None, None),
 }
 
@@ -145,6 +208,35 @@ def test_the_error_messages_read_like_openais(http: httpx.Client) -> None:
     assert (
         error_of(unknown)["message"] == "The model `gpt-nonexistent-9` does not exist or you do not have access to it."
     )
+
+
+def test_unpaired_tool_messages_read_like_openais(http: httpx.Client) -> None:
+    orphan = http.post("/v1/chat/completions", json=MALFORMED["tool result answering no call"][0])
+    assert error_of(orphan)["message"] == (
+        "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'."
+    )
+    two_calls = {**ASKED, "tool_calls": [*ASKED["tool_calls"], {**ASKED["tool_calls"][0], "id": "c2"}]}
+    answered_one = [*HI, two_calls, {"role": "tool", "tool_call_id": "c2", "content": "4"}, *HI]
+    unanswered = http.post("/v1/chat/completions", json={"model": MODEL, "messages": answered_one})
+    assert error_of(unanswered)["message"] == (
+        "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+        "'tool_call_id'. The following tool_call_ids did not have response messages: c1"
+    )
+    # Answered in any order, both results after the call: accepted.
+    both = [*HI, two_calls, *({"role": "tool", "tool_call_id": i, "content": "4"} for i in ("c2", "c1"))]
+    assert http.post("/v1/chat/completions", json={"model": MODEL, "messages": both}).status_code == 200
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_local_server_profiles_accept_unpaired_tool_messages(http: httpx.Client, profile: str) -> None:
+    http.post("/admin/faults", json={"profile": profile})
+    orphan = MALFORMED["tool result answering no call"][0]
+    response = http.post("/v1/chat/completions", json=orphan)
+    if PROFILES[profile].paired_tool_messages:  # OpenAI and the hosted APIs refuse it
+        assert response.status_code == 400 and error_of(response)["param"] == "messages[1].role"
+    else:  # Ollama, llama.cpp, vLLM render it into the template and answer
+        assert response.status_code == 200, response.text
+        assert response.json()["choices"][0]["message"]["content"] == '[holdfast-demo] The tool returned "4".'
 
 
 def test_deeply_nested_json_is_a_400_not_a_crash(http: httpx.Client) -> None:
