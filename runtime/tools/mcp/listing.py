@@ -19,6 +19,7 @@ import mcp_types
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError as PydanticValidationError
 
+from runtime.core.safe_text import clean
 from runtime.tools.mcp.tools import InvalidToolSchema, check_input_schema
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ class ListingFilter:
         return SessionMessage(message.model_copy(update={"result": result}), metadata=item.metadata)
 
     def _valid(self, raw: Any) -> bool:
-        name = str(raw.get("name", "?")) if isinstance(raw, dict) else "?"
+        # The name is the server's text: shown in holdfast mcp list and /tools, so no terminal control.
+        name = " ".join(clean(str(raw.get("name", "?"))).split())[:100] or "?" if isinstance(raw, dict) else "?"
         try:
             tool = mcp_types.Tool.model_validate(raw)
             check_input_schema(tool.input_schema)
