@@ -9,7 +9,11 @@ spawned here, with the same lifecycle rules as the embedded redis-server
 * it runs in its own session (Ctrl+C in the TUI does not reach it, and its whole process group
   can be signalled);
 * an orderly stop closes its stdin (the MCP spec's shutdown), waits ``stop_timeout`` seconds,
-  then SIGTERMs and finally SIGKILLs the group; an ``atexit`` hook kills any group still alive.
+  then SIGTERMs and finally SIGKILLs the group; an ``atexit`` hook kills any group still alive;
+* a :mod:`watchdog <runtime.tools.mcp.watchdog>` process per spawn stops the group (SIGTERM,
+  ``stop_timeout`` seconds, SIGKILL) once Holdfast is gone in any way, SIGKILL included, which
+  neither the death signal (a server may ignore SIGTERM; a launcher's children never get it)
+  nor ``atexit`` covers.
 
 The wire is newline-delimited JSON-RPC (MCP spec, transports/stdio). A line that is not a valid
 JSON-RPC message is "malformed": if it still carries the id of a request, that request is
@@ -26,7 +30,9 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -37,12 +43,15 @@ import anyio
 import mcp_types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
+from pydantic import ValidationError as PydanticValidationError
 
 from runtime.core.errors import ServiceUnavailableError
 from runtime.core.procs import death_signal_preexec, pid_alive
 
 log = logging.getLogger(__name__)
 
+#: The script that stops a server's process group once Holdfast is gone (run by path: stdlib only).
+WATCHDOG = Path(__file__).with_name("watchdog.py")
 #: Longest line (bytes) accepted from a server: one JSON-RPC message, a large tool output included.
 MAX_LINE_BYTES = 32 * 1024 * 1024
 
@@ -71,6 +80,18 @@ def _kill_leftovers() -> None:
         _live.clear()
     for pid in pids:
         _kill_group(pid, signal.SIGKILL)
+
+
+def find_command(command: str, path: str | None) -> str | None:
+    """The executable to run for ``command``: a path (it has a ``/``) as given; a bare name looked up on ``path`` (the server's ``PATH``), then in the directory of
+    Holdfast's own interpreter, where ``pip install mcp-server-time`` put it when Holdfast's
+    virtualenv is not activated (``make run``). None when it is found nowhere."""
+    if os.sep in command:
+        return command  # the spawn resolves a relative path against the server's cwd
+    found = shutil.which(command, path=path if path is not None else os.defpath)
+    if found is not None:
+        return found
+    return shutil.which(command, path=str(Path(sys.executable).parent))
 
 
 def server_environment(extra: Mapping[str, str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -113,6 +134,7 @@ class StdioServerProcess:
         self.log_path = log_path
         self.stop_timeout = stop_timeout
         self._proc: asyncio.subprocess.Process | None = None
+        self._watchdog: asyncio.subprocess.Process | None = None
         #: Set when the server's stdout ended (it exited, or closed it): the connection is over.
         self.exited = asyncio.Event()
         #: Lines that were not JSON-RPC messages, since the process started.
@@ -166,6 +188,7 @@ class StdioServerProcess:
                 _kill_group(proc.pid, signal.SIGKILL)
             with _live_lock:
                 _live.discard(proc.pid)
+            await self._end_watchdog()
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         try:
@@ -178,9 +201,20 @@ class StdioServerProcess:
             ) from exc
         self.exited = asyncio.Event()
         self.malformed_lines = 0
+        executable = find_command(self.command, self.env.get("PATH"))
+        if executable is None:
+            if log_file is not None:
+                log_file.close()
+            raise ServiceUnavailableError(
+                f"MCP server {self.name}: command {self.command!r} not found on PATH nor beside Holdfast's Python "
+                f"({Path(sys.executable).parent}); install it there or give its full path as "
+                f"[mcp.servers.{self.name}].command",
+                retryable=False,
+                service=f"mcp:{self.name}",
+            )
         try:
             proc = await asyncio.create_subprocess_exec(
-                self.command,
+                executable,
                 *self.args,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -193,7 +227,8 @@ class StdioServerProcess:
             )
         except OSError as exc:
             raise ServiceUnavailableError(
-                f"MCP server {self.name} could not be started ({self.command}): {exc.strerror or exc}",
+                f"MCP server {self.name} could not be started ({self.command}): {exc.strerror or exc}; "
+                f"check [mcp.servers.{self.name}].command and cwd",
                 retryable=False,
                 service=f"mcp:{self.name}",
             ) from exc
@@ -203,8 +238,42 @@ class StdioServerProcess:
         with _live_lock:
             _live.add(proc.pid)
         self._proc = proc
+        self._watchdog = await self._start_watchdog(proc.pid)
         log.info("MCP server %s started: pid %d (%s)", self.name, proc.pid, self.command)
         return proc
+
+    async def _start_watchdog(self, pgid: int) -> asyncio.subprocess.Process | None:
+        """Start the server's :mod:`watchdog <runtime.tools.mcp.watchdog>` (its stdin a pipe only
+        we write to); None, with a warning, if it cannot start: the server still runs, with the
+        death signal and the orderly stop as its only guards."""
+        try:
+            return await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                "-S",
+                str(WATCHDOG),
+                str(pgid),
+                f"{self.stop_timeout:g}",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.warning("MCP server %s: no watchdog (%s); it may outlive a Holdfast that is killed", self.name, exc)
+            return None
+
+    async def _end_watchdog(self) -> None:
+        """Close the watchdog's stdin (the server is stopped: it finds the group gone and exits)
+        and reap it, waiting at most ``stop_timeout`` seconds plus one."""
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is None:
+            return
+        if watchdog.stdin is not None:
+            watchdog.stdin.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.stop_timeout + 1.0):
+                await watchdog.wait()
 
     def _open_log(self) -> IO[bytes] | None:
         if self.log_path is None:
@@ -249,7 +318,7 @@ class StdioServerProcess:
             return SessionMessage(mcp_types.jsonrpc_message_adapter.validate_json(text, by_name=False))
         except ValueError as exc:
             self.malformed_lines += 1
-            reason = str(exc).splitlines()[0][:200]
+            reason = _envelope_problem(exc, text)
             request_id = _request_id(text)
             log.warning("MCP server %s wrote a malformed message (%s): %.200s", self.name, reason, text)
             if request_id is None:
@@ -300,6 +369,29 @@ async def _exited(proc: asyncio.subprocess.Process, timeout: float) -> bool:  # 
             return False
         await asyncio.sleep(0.01)
     return True
+
+
+#: The JSON-RPC message kinds, by the member a message of that kind has (the union's names).
+_KINDS = (("error", "JSONRPCError", "error"), ("result", "JSONRPCResponse", "response"), ("method", "", ""))
+
+
+def _envelope_problem(exc: ValueError, text: str) -> str:
+    """Why ``text`` is not a JSON-RPC message, in one line: for a line that is JSON and looks like
+    a response or an error (it has ``result`` or ``error``), the first problem of that kind, not
+    pydantic's list for every kind of the union."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return "not JSON"
+    if isinstance(exc, PydanticValidationError) and isinstance(value, dict):
+        for member, model, label in _KINDS:
+            if member not in value or not model:
+                continue
+            for error in exc.errors():
+                if error["loc"] and error["loc"][0] == model:
+                    where = ".".join(str(p) for p in error["loc"][1:]) or "message"
+                    return f"not a valid JSON-RPC {label}: {where}: {error['msg']}"
+    return "not a JSON-RPC 2.0 message"
 
 
 def _request_id(text: str) -> str | int | None:
