@@ -59,6 +59,8 @@ class McpManager:
             name: McpServer(name, server, config, registry, resilience, bus=bus, log_dir=log_dir, clock=clock)
             for name, server in config.servers.items()
         }
+        for server in self.servers.values():
+            server.peers = self.servers
         self.started = False
 
     def start(self) -> None:

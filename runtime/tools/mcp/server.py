@@ -27,14 +27,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
+import httpx2
 import mcp_types
 from mcp import ClientSession, MCPError
+from pydantic import ValidationError as PydanticValidationError
 
 from runtime.config import McpConfig, McpServerConfig
 from runtime.core.errors import (
@@ -45,12 +47,21 @@ from runtime.core.errors import (
     describe,
 )
 from runtime.core.events import BackendStatus, EventBus
+from runtime.core.safe_text import clean, mask_url_credentials
 from runtime.resilience.health import CheckResult, HealthStatus
 from runtime.tools.api import ToolNameClash, ToolRegistry
 from runtime.tools.mcp.content import McpProtocolError, McpToolError, result_text
 from runtime.tools.mcp.listing import ListingFilter
 from runtime.tools.mcp.stdio import StdioServerProcess, server_environment
-from runtime.tools.mcp.tools import InvalidToolSchema, McpTool, make_tool, registered_name
+from runtime.tools.mcp.tools import (
+    InvalidToolSchema,
+    McpTool,
+    make_tool,
+    qualified_name,
+    registered_name,
+    safe_name,
+    tool_permission,
+)
 
 if TYPE_CHECKING:
     # The SDK's transport pair type (read, write) lives in a private module; annotations only.
@@ -69,6 +80,10 @@ CLIENT_INFO = mcp_types.Implementation(name="holdfast", version="0.1.0")
 BACKSTOP_MARGIN = 0.25
 #: Most tools/list pages read from one server (a server that pages forever is cut off).
 MAX_LIST_PAGES = 50
+#: The message of the SDK's own ``CONNECTION_CLOSED`` error (mcp.shared.jsonrpc_dispatcher).
+SDK_CONNECTION_CLOSED = "Connection closed"
+#: Most characters of a server's error message kept in an error (the rest is cut with "…").
+MAX_SERVER_TEXT = 500
 
 
 class McpServerUnavailable(ServiceUnavailableError):
@@ -152,15 +167,24 @@ class McpServer:
         self.state: ServerState = "starting" if config.enabled else "disabled"
         self.last_error = ""
         self.restarts = 0
+        #: Connection attempts that failed in a row (0 once one succeeds): while it is not 0 the
+        #: server is down, and a call fails at once instead of waiting for the next attempt.
+        self.failed_attempts = 0
         #: The server's name for each registered tool -> its name in the registry.
         self.tools: dict[str, str] = {}
-        #: Tools not registered -> why (an invalid schema, a name nobody can take).
+        #: Tools not registered -> why (an invalid schema, a name nobody can take, listed twice).
         self.skipped: dict[str, str] = {}
+        #: Every server of the runtime by name, this one included (set by the manager): a tool name
+        #: two of them offer is qualified on both (:meth:`_name_for`).
+        self.peers: Mapping[str, McpServer] = {}
         self._process: StdioServerProcess | None = None
         self._session: ClientSession | None = None
         self._up = asyncio.Event()
         self._settled = asyncio.Event()
         self._lost = asyncio.Event()
+        #: Set when a connection attempt fails (then replaced): wakes the calls waiting for it.
+        self._attempt_failed = asyncio.Event()
+        self._connected = False
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -168,8 +192,10 @@ class McpServer:
 
     @property
     def target(self) -> str:
-        """The command line (stdio) or URL (HTTP) of the server."""
-        return " ".join([self.config.command, *self.config.args]) if self.config.command else self.config.url
+        """The command line (stdio) or URL (HTTP, any password in it masked) of the server."""
+        if self.config.command:
+            return " ".join([self.config.command, *self.config.args])
+        return mask_url_credentials(self.config.url)
 
     @property
     def pid(self) -> int | None:
@@ -265,6 +291,7 @@ class McpServer:
     async def _connection(self) -> None:
         """One connection, from opening the transport to losing it (or the stop)."""
         self._lost.clear()
+        self._connected = False
         if self.state != "starting":
             self._set_state("restarting" if self.state in ("running", "restarting") else "failed")
         async with contextlib.AsyncExitStack() as stack:
@@ -286,6 +313,8 @@ class McpServer:
             self._register(listed, listing.skipped)
             self._session = session
             self.last_error = ""
+            self._connected = True
+            self.failed_attempts = 0
             self._set_state("running")
             self._up.set()
             self._settled.set()
@@ -310,7 +339,6 @@ class McpServer:
             async with process.connect() as streams:
                 yield streams
             return
-        import httpx2
         from mcp.client.streamable_http import streamable_http_client
 
         client = httpx2.AsyncClient(
@@ -338,9 +366,12 @@ class McpServer:
 
     def _failed(self, exc: BaseException) -> None:
         inner = _innermost(exc)
-        text = inner.user_message() if isinstance(inner, AppError) else describe(inner)
-        self.last_error = text
-        log.error("MCP server %s: %s", self.name, text)
+        self.last_error = self._reason(inner)
+        log.error("MCP server %s: %s", self.name, self.last_error)
+        if not self._connected:
+            self.failed_attempts += 1
+            failed, self._attempt_failed = self._attempt_failed, asyncio.Event()
+            failed.set()
         if self.state in ("starting", "failed"):
             self._set_state("failed")
         elif self.state in ("running", "restarting"):
@@ -369,17 +400,22 @@ class McpServer:
     def _register(self, listed: list[mcp_types.Tool], skipped: dict[str, str]) -> None:
         """Bring the registry in line with the server's listing (first start or a restart);
         ``skipped``: the tools the listing filter took out (invalid schemas), with why."""
-        wanted = {t.name: t for t in listed}
+        wanted: dict[str, mcp_types.Tool] = {}
+        self.skipped = dict(skipped)
+        for item in listed:
+            if item.name in wanted:
+                self.skipped[item.name] = "listed twice by the server; the first definition is used"
+            else:
+                wanted.setdefault(item.name, item)
         for remote in [r for r in self.tools if r not in wanted]:
             self.registry.unregister(self.tools.pop(remote))
-        self.skipped = dict(skipped)
-        for remote, why in skipped.items():
+        for remote, why in self.skipped.items():
             log.error("MCP server %s: tool %r skipped: %s", self.name, remote, why)
         for remote, item in wanted.items():
             old = self.tools.pop(remote, None)
             if old is not None:
                 self.registry.unregister(old)
-            name = old or registered_name(self.name, remote, lambda n: n in self.registry)
+            name = old or self._name_for(remote)
             try:
                 tool = make_tool(
                     self.name, self.config, item, name, self.call_tool, self.call_timeout + BACKSTOP_MARGIN
@@ -391,6 +427,40 @@ class McpServer:
                 continue
             self.tools[remote] = name
         log.info("MCP server %s: tools %s", self.name, ", ".join(self.tools.values()) or "none")
+
+    def _name_for(self, remote: str) -> str:
+        """The registry name for this server's tool ``remote`` on its first registration.
+
+        The server's own name for it (made safe, :func:`safe_name`) unless a plugin already has
+        that name or another connected MCP server offers a tool of the same name: then it is
+        ``<server>__<tool>``, and the other server's tool, if it had the plain name, is renamed
+        the same way. So which names the model sees depends on which servers are up, never on
+        which of them answered first.
+        """
+        plain = safe_name(remote)
+        contested = False
+        for peer in self.peers.values():
+            if peer is self:
+                continue
+            for peer_remote, peer_name in list(peer.tools.items()):
+                if safe_name(peer_remote) != plain:
+                    continue
+                contested = True
+                if peer_name == plain:
+                    peer.rename(peer_remote, qualified_name(peer.name, peer_remote))
+        return registered_name(self.name, remote, lambda n: contested or n in self.registry)
+
+    def rename(self, remote: str, name: str) -> None:
+        """Register this server's tool ``remote`` as ``name`` instead (another server offers a tool
+        of the same name); kept as it is when ``name`` is taken."""
+        old = self.tools.get(remote)
+        found = self.registry.get(old) if old is not None else None
+        if old is None or not isinstance(found, McpTool) or name in self.registry:
+            return
+        self.registry.unregister(old)
+        self.registry.register(replace(found, name=name, permission=tool_permission(self.config, remote, name)))
+        self.tools[remote] = name
+        log.info("MCP server %s: tool %s renamed %s (another MCP server offers %s)", self.name, old, name, old)
 
     def registered(self) -> list[McpTool]:
         """This server's tools as registered."""
@@ -446,26 +516,47 @@ class McpServer:
         return text
 
     async def _wait_up(self, remote: str) -> ClientSession:
-        """The session once the server is up, waiting at most the call's timeout."""
+        """The session once the server is up, waiting at most the call's timeout for a server that
+        is starting or restarting after it died; at once :class:`McpServerUnavailable` when its last
+        connection attempt failed, or when the attempt it waited for fails (an HTTP server that
+        is down, a command that cannot start: waiting for the next attempt would only spend the
+        model's turn)."""
         if self.state in ("stopped", "disabled"):
             raise McpServerUnavailable(f"MCP server {self.name} is {self.state}", retryable=False, service=self.service)
+        if self.failed_attempts:
+            raise self._down(remote)
+        failed = self._attempt_failed
         try:
             async with asyncio.timeout(self.call_timeout):
                 while self._session is None:
-                    await self._up.wait()
+                    if failed.is_set():
+                        raise self._down(remote)
+                    await _first_of(self._up, failed)
         except TimeoutError as exc:
-            why = f" ({self.last_error})" if self.last_error else ""
-            raise McpServerUnavailable(
-                f"MCP server {self.name} is {self.state}{why}; {remote} was not run",
-                retryable=False,
-                service=self.service,
-            ) from exc
+            raise self._down(remote) from exc
         assert self._session is not None
         return self._session
 
+    def _down(self, remote: str) -> McpServerUnavailable:
+        why = f" ({self.last_error})" if self.last_error else ""
+        return McpServerUnavailable(
+            f"MCP server {self.name} is {self.state}{why}; {remote} was not run", retryable=False, service=self.service
+        )
+
+    def _reason(self, exc: BaseException) -> str:
+        """Why a connection failed or ended, in one line that names the server's command or URL
+        where the error alone would not (an HTTP client's "All connection attempts failed")."""
+        if isinstance(exc, AppError):
+            return _server_text(exc.message)
+        if self.config.transport == "http" and isinstance(exc, httpx2.HTTPError):
+            return _server_text(f"cannot reach {mask_url_credentials(self.config.url)}: {describe(exc)}")
+        return _server_text(describe(exc))
+
     def _mcp_error(self, remote: str, exc: MCPError) -> AppError:
-        code, message = exc.code, exc.message
-        if code == mcp_types.CONNECTION_CLOSED:
+        code, message = exc.code, _server_text(exc.message)
+        if code == mcp_types.CONNECTION_CLOSED and exc.message == SDK_CONNECTION_CLOSED and exc.data is None:
+            # The SDK's own outcome for a transport that ended. A server may send -32000 too: it is
+            # the first code of JSON-RPC's "server error" range, an application error, not a hang-up.
             self._lost.set()
             return McpServerUnavailable(
                 f"MCP server {self.name} closed the connection during {remote}", retryable=False, service=self.service
@@ -521,6 +612,16 @@ async def _list_tools(session: ClientSession) -> list[mcp_types.Tool]:
     return found
 
 
+async def _first_of(*events: asyncio.Event) -> None:
+    """Wait until one of ``events`` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 def _innermost(exc: BaseException) -> BaseException:
     """The first leaf of an exception group (anyio wraps a task's failure in one)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -528,6 +629,23 @@ def _innermost(exc: BaseException) -> BaseException:
     return exc
 
 
+def _server_text(text: str) -> str:
+    """A message a server wrote, made safe to show and store: no terminal control or invisible
+    characters (:func:`~runtime.core.safe_text.clean`), one line, at most :data:`MAX_SERVER_TEXT` characters."""
+    flat = " ".join(clean(text).split())
+    return flat if len(flat) <= MAX_SERVER_TEXT else flat[: MAX_SERVER_TEXT - 1] + "…"
+
+
 def _first_line(exc: BaseException) -> str:
+    """What is wrong with a malformed result, in one line: for pydantic's error, where the first
+    problem is and what it is (a union's alternatives are not listed one by one)."""
+    if isinstance(exc, PydanticValidationError) and exc.error_count():
+        first = exc.errors()[0]
+        path: list[str] = []
+        for part in first["loc"]:
+            if isinstance(part, str) and part[:1].isupper():  # a union member's name: stop at the union
+                return f"{'.'.join(path) or 'the result'} matches none of the shapes MCP allows there"
+            path.append(str(part))
+        return _server_text(f"{'.'.join(path) or 'the result'}: {first['msg']}")
     text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    return _server_text(text[0][:200]) if text else type(exc).__name__
