@@ -231,6 +231,8 @@ def with_runtime(
         except AppError as exc:
             print(f"holdfast: {exc.user_message()}", file=sys.stderr)
             return EXIT_FAILED
+        except BrokenPipeError:
+            raise  # the reader of stdout left (`holdfast mcp list | head`): not the data dir's fault
         except OSError as exc:  # a file or directory the runtime needs (data dir, LanceDB, ...)
             where = exc.filename or config.data_path  # a failed write may not name its file
             print(f"holdfast: {storage_error(exc, 'use', where).user_message()}", file=sys.stderr)

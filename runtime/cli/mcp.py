@@ -3,9 +3,11 @@
 - ``list``: start every configured server (nothing else: no Redis, no LLM), wait for each one's
   first start (``[mcp].start_timeout``), print its state and tools, stop them all. ``--json``: one
   JSON line per server. Exit 1 when an enabled server is not running or a tool was skipped.
-- ``add NAME -- COMMAND ARGS...`` (or ``add NAME --url URL``): append ``[mcp.servers.NAME]`` to the
-  user config file (``~/.config/holdfast/config.toml``), keeping what it holds. Exit 1 when the
-  name is taken or the file cannot be written; 2 for an invalid entry.
+- ``add NAME -- COMMAND ARGS...`` (``--env KEY=VALUE``) or ``add NAME --url URL`` (``--header
+  KEY=VALUE``): append ``[mcp.servers.NAME]`` to the user config file
+  (``~/.config/holdfast/config.toml``), keeping what it holds. Exit 1 when the name is taken or
+  the file cannot be written; 2 for an invalid entry (a bad name, permission or URL, ``--env``
+  with ``--url``, ``--header`` with a command).
 - ``serve``: Holdfast's MCP server on stdin/stdout: the long-term memory of ``--user`` (search,
   add, forget; :mod:`runtime.tools.mcp.memory_server`). Only the memory store is opened. Nothing
   but the protocol is written to stdout; logs go to the log file.
@@ -18,6 +20,7 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -25,6 +28,7 @@ from runtime.cli.base import EXIT_FAILED, EXIT_OK, failed, usage_error, user_tex
 from runtime.config import McpConfig, user_config_path
 from runtime.config.paths import storage_error
 from runtime.core.errors import ValidationError
+from runtime.core.safe_text import clean
 
 if TYPE_CHECKING:
     from runtime.host.runtime import Runtime
@@ -80,15 +84,17 @@ def _tool_rows(rt: Runtime, status: McpServerStatus) -> list[dict[str, str]]:
 
 
 def _print_status(rt: Runtime, status: McpServerStatus) -> None:
+    """The server's lines; everything the server wrote (tool names, descriptions, errors) is
+    printed as plain text (:func:`~runtime.core.safe_text.clean`): no terminal control from it."""
     pid = f" pid {status.pid}" if status.pid else ""
-    print(f"{status.name}: {status.state} ({status.transport}: {status.target}){pid}")
+    print(f"{status.name}: {status.state} ({clean(status.transport)}: {clean(status.target)}){pid}")
     if status.last_error and status.state != "running":
-        print(f"  error: {status.last_error}")
+        print(f"  error: {clean(status.last_error)}")
     for row in _tool_rows(rt, status):
-        alias = f" (the server's {row['server_name']})" if row["server_name"] != row["name"] else ""
-        print(f"  {row['name']}{alias} [{row['permission']}] {row['description']}")
+        alias = f" (the server's {clean(row['server_name'])})" if row["server_name"] != row["name"] else ""
+        print(f"  {row['name']}{alias} [{row['permission']}] {clean(row['description'])}")
     for tool, why in sorted(status.skipped.items()):
-        print(f"  ✖ {tool} skipped: {why}")
+        print(f"  ✖ {clean(tool)} skipped: {clean(why)}")
 
 
 @app.command("add")
@@ -101,7 +107,12 @@ def add(
     ] = None,
     url: Annotated[str | None, typer.Option("--url", help="A streamable HTTP server's URL instead.")] = None,
     env: Annotated[
-        list[str] | None, typer.Option("--env", metavar="KEY=VALUE", help="An environment variable (repeatable).")
+        list[str] | None,
+        typer.Option("--env", metavar="KEY=VALUE", help="An environment variable of a stdio server (repeatable)."),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", metavar="KEY=VALUE", help="An HTTP header for a --url server (repeatable)."),
     ] = None,
     permission: Annotated[
         str, typer.Option("--permission", help="allow, ask or deny: for every tool of the server.")
@@ -110,12 +121,21 @@ def add(
     """Add an MCP server to the user config: `holdfast mcp add time -- mcp-server-time`."""
     if bool(command) == bool(url):
         usage_error(ctx, "give either -- COMMAND [ARGS]... (a stdio server) or --url URL")
+    if url and env:
+        usage_error(ctx, "--env is for a stdio server (-- COMMAND); a --url server takes --header KEY=VALUE")
+    if command and header:
+        usage_error(ctx, "--header is for a --url server; a stdio server takes --env KEY=VALUE")
+    if url:
+        problem = _url_problem(url)
+        if problem:
+            usage_error(ctx, f"--url {url!r} {problem}")
     entry: dict[str, object] = {"url": url} if url else {"command": command[0], "args": command[1:]}  # type: ignore[index]
-    pairs = [item.partition("=") for item in env or ()]
-    if any(not sep or not key for key, sep, _ in pairs):
-        usage_error(ctx, "--env takes KEY=VALUE")
-    if pairs:
-        entry["env"] = {key: value for key, _, value in pairs}
+    for option, values, key in (("--env", env, "env"), ("--header", header, "headers")):
+        pairs = [item.partition("=") for item in values or ()]
+        if any(not sep or not name.strip() for name, sep, _ in pairs):
+            usage_error(ctx, f"{option} takes KEY=VALUE")
+        if pairs:
+            entry[key] = {name.strip(): value for name, _, value in pairs}
     entry["permission"] = permission
     try:
         McpConfig.model_validate({"servers": {name: entry}})
@@ -124,6 +144,17 @@ def add(
     written = _append_server(user_config_path(), name, entry)
     print(f"added MCP server {name} to {written}")
     return EXIT_OK
+
+
+def _url_problem(url: str) -> str:
+    """What is wrong with a streamable HTTP server's URL ("" when nothing): it needs http or
+    https and a host."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https"):
+        return "is not an http:// or https:// URL (a streamable HTTP MCP server's, e.g. http://127.0.0.1:8000/mcp)"
+    if not parsed.hostname:
+        return "has no host (e.g. http://127.0.0.1:8000/mcp)"
+    return ""
 
 
 def _first_problem(exc: ValueError) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -155,3 +156,74 @@ async def test_holdfast_mcp_serve_scopes_memory_to_its_user(tmp_path: Path) -> N
         bobs = await _call(session, "search_memories", {"query": "drink every morning"})
         assert bobs.structured_content is not None
         assert [m["id"] for m in bobs.structured_content["memories"]] == [ids["bob"]]
+
+
+ODDITIES = LIAR.with_name("oddities.py")
+
+
+def test_mcp_add_checks_the_url_and_which_options_go_with_which_transport(isolated_dirs: Path) -> None:
+    for argv, why in (
+        (("--url", "notaurl"), "--url 'notaurl' is not an http:// or https:// URL"),
+        (("--url", "ftp://host/mcp"), "is not an http:// or https:// URL"),
+        (("--url", "http:///mcp"), "has no host"),
+        (("--url", "http://127.0.0.1:9/mcp", "--env", "A=B"), "--env is for a stdio server"),
+        (("--header", "A=B", "--", "cmd"), "--header is for a --url server"),
+        (("--url", "http://127.0.0.1:9/mcp", "--header", "novalue"), "--header takes KEY=VALUE"),
+    ):
+        done = run_script("mcp", "add", "web", *argv)
+        assert done.code == 2 and why in done.err and len(done.err.strip().splitlines()) == 1, (argv, done.err)
+    user_config = isolated_dirs / "config" / "holdfast" / "config.toml"
+    assert not user_config.exists()  # nothing written for a refused entry
+    done = run_script("mcp", "add", "web", "--url", "http://127.0.0.1:9/mcp", "--header", "Authorization=Bearer t")
+    assert done.code == 0, done.err
+    assert tomllib.loads(user_config.read_text(encoding="utf-8"))["mcp"]["servers"]["web"] == {
+        "url": "http://127.0.0.1:9/mcp",
+        "headers": {"Authorization": "Bearer t"},
+        "permission": "ask",
+    }
+
+
+def test_mcp_list_prints_a_servers_text_plainly_and_a_closed_stdout_is_no_failure(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "c.toml",
+        f"[mcp.servers.odd]\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(str(ODDITIES))}]\n",
+    )
+    done = run_script("mcp", "list", "--config", str(config))
+    assert done.code == 1, done.err  # tools were skipped
+    assert "\x1b" not in done.out and "\x07" not in done.out
+    assert "  loud [ask] [bold red]Loud[/] red tool" in done.out
+    assert "✖ dangling_ref skipped: not a valid JSON Schema at properties/x: $ref '#/$defs/missing'" in done.out
+    assert "✖ twice skipped: listed twice by the server" in done.out
+    # `holdfast mcp list | head -1`: the reader leaving is not the data dir's fault, nor a failure.
+    for extra in ((), ("--json",)):
+        proc = subprocess.Popen(
+            [str(HOLDFAST), "mcp", "list", *extra, "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 0 and err == "", (extra, err)
+
+
+@pytest.mark.e2e
+async def test_holdfast_mcp_serve_reports_bad_arguments_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k in ("HOME", "PATH") or k.startswith("XDG_")} | {
+        "HOLDFAST_DATA_DIR": str(tmp_path / "data"),
+        "HOLDFAST_MEMORY__EMBEDDING_PROVIDER": "lexical",
+    }
+    params = StdioServerParameters(command=str(HOLDFAST), args=["mcp", "serve", "--user", "alice"], env=env)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        for name, arguments, expected in (
+            (
+                "search_memories",
+                {"query": "tea", "limit": 0},
+                "invalid arguments for search_memories: limit: Input should be greater than or equal to 1",
+            ),
+            ("add_memory", {}, "invalid arguments for add_memory: text: Field required"),
+        ):
+            result = await _call(session, name, arguments)
+            assert result.is_error and _text(result) == expected

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
+import mcp_types
 from mcp.server import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.context import Context
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from pydantic import Field
+from pydantic import ValidationError as PydanticValidationError
 
 from runtime.core.errors import AppError
 
@@ -29,12 +32,33 @@ if TYPE_CHECKING:
 SERVER_NAME = "holdfast-memory"
 
 
+class _OneLineErrors(MCPServer):
+    """The SDK's server, with arguments that fail validation reported in one line naming each
+    field and what is wrong (``invalid arguments for search_memories: limit: Input should be
+    greater than or equal to 1``) instead of pydantic's multi-line text and its help URL."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> mcp_types.CallToolResult | mcp_types.InputRequiredResult:
+        """Call the tool ``name`` (see :meth:`MCPServer.call_tool`); same errors, one line each."""
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, PydanticValidationError):
+                raise
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc']) or 'arguments'}: {error['msg']}" for error in cause.errors()
+            )
+            raise ToolError(f"invalid arguments for {name}: {problems}") from cause
+
+
 def memory_server(memory: VectorMemoryStore, user_id: str) -> MCPServer:
     """An MCP server exposing ``user_id``'s memories in ``memory`` (see the module docstring).
 
     Run it with ``await server.run_stdio_async()``; the caller owns ``memory`` (and closes it).
     """
-    server: MCPServer = MCPServer(
+    server: MCPServer = _OneLineErrors(
         SERVER_NAME,
         instructions=f"Long-term memory of the Holdfast user {user_id}: search it before asking them again.",
         log_level="WARNING",
