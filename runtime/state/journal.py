@@ -8,12 +8,18 @@ Damage is told apart from a crash mid-write:
 
 * a **torn tail** (the last bytes of the file with no newline after them: an append the crash
   cut short) is the only thing dropped silently; it was never acknowledged. If those bytes are
-  a whole record that only lost its newline, the record is kept.
+  a whole record that only lost its newline (or had it replaced), the record is kept. An append
+  never glues itself to a torn tail: it repairs the file first, and a short write (a disk that
+  filled up mid-line) is cut off again before the error is raised.
 * a **damaged record** (a complete line whose CRC or JSON does not check out: a flipped bit, a
   bad sector, an editor) is moved to the quarantine file ``redis-journal.quarantine.jsonl``
   with its line number, byte offset, the reason and its raw bytes, and reported once
   (:meth:`Journal.take_quarantined`); every good record before and after it stays and is
-  replayed. One bad line never takes the records after it down with it.
+  replayed. One bad line never takes the records after it down with it, nor a good record
+  that shares its line: every record starts with ``{"jid":"``, which JSON text inside a record
+  cannot contain unescaped, so whole records glued to the damage (a flipped newline joins two
+  lines, a torn fragment left by an older version joins the next append) are found by their
+  own CRC and kept.
 
 Records are replayed in file order by the conversation store. Every operation a record
 describes is idempotent (appends carry their message id), so replaying a prefix twice
@@ -30,6 +36,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import secrets
 import time
 import zlib
@@ -120,12 +127,17 @@ class Journal:
             if record is not None:
                 records.append(record)
             elif line:
+                kept = _salvage(line)
+                records.extend(kept)
+                if kept:
+                    reason += f"; {len(kept)} intact record(s) on the line kept"
                 damaged.append((QuarantinedRecord(line_no, pos, len(line), reason), line))
             else:
                 blank = True  # nothing to lose; dropped with the next rewrite
             pos = end + 1
         if torn:
-            whole, _ = _decode(torn[:-1])  # a complete record whose newline alone was lost
+            # A complete record whose newline alone was lost, or replaced by another byte.
+            whole = _decode(torn)[0] or _decode(torn[:-1])[0]
             if whole is not None:
                 records.append(whole)
                 torn, blank = b"", True  # rewritten with its newline
@@ -194,16 +206,42 @@ class Journal:
         stored = {"jid": secrets.token_hex(8), **record}
         line = _encode_line(stored)
         with self._locked():
+            if not self._ends_with_newline():
+                self._read_and_repair()  # a torn tail: cut it (or keep its record) before adding ours
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 try:
-                    os.write(fd, line)
-                    os.fsync(fd)
+                    size = os.fstat(fd).st_size
+                    try:
+                        view = memoryview(line)
+                        while view:  # os.write may take only part of the line (a disk filling up)
+                            view = view[os.write(fd, view) :]
+                        os.fsync(fd)
+                    except OSError:
+                        # Cut what was written of the line, or the next append would be glued to it.
+                        try:
+                            os.ftruncate(fd, size)
+                        except OSError:
+                            log.warning("journal %s: a partial record could not be cut off", self.path)
+                        raise
                 finally:
                     os.close(fd)
             except OSError as exc:
                 raise storage_error(exc, "write the local journal", self.path) from exc
             return stored
+
+    def _ends_with_newline(self) -> bool:
+        """Whether the journal is missing, empty or ends with a newline (no torn tail to repair)."""
+        try:
+            with self.path.open("rb") as fh:
+                if fh.seek(0, os.SEEK_END) == 0:
+                    return True
+                fh.seek(-1, os.SEEK_END)
+                return fh.read(1) == b"\n"
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            raise storage_error(exc, "read the local journal", self.path) from exc
 
     def remove(self, jids: set[str]) -> int:
         """Remove the records with these ids (they reached Redis); the number left.
@@ -287,6 +325,30 @@ def _decode(line: bytes) -> tuple[dict[str, Any] | None, str]:
     if not isinstance(record, dict) or "jid" not in record:
         return None, "not a journal record"
     return record, ""
+
+
+#: How every record's line starts (``{"jid": ...`` comes first); JSON escapes the quotes of the
+#: same text inside a string, so it marks the start of a record and nothing else.
+_RECORD_START = re.compile(rb'\{"jid":"')
+#: A record's end: the tab and the 8 hex digits of its CRC-32.
+_CRC_END = re.compile(rb"\t[0-9a-f]{8}")
+
+
+def _salvage(line: bytes) -> list[dict[str, Any]]:
+    """The intact records inside a damaged ``line``, in order: each piece from one record start
+    to the next that checks out by its own CRC, on its own or cut after its CRC (the damage being
+    the byte after it, e.g. a newline that was flipped)."""
+    starts = [m.start() for m in _RECORD_START.finditer(line)]
+    found: list[dict[str, Any]] = []
+    for start, end in zip(starts, [*starts[1:], len(line)], strict=True):
+        piece = line[start:end]
+        record = _decode(piece)[0]
+        if record is None:
+            ends = [m.end() for m in _CRC_END.finditer(piece)]
+            record = _decode(piece[: ends[-1]])[0] if ends else None
+        if record is not None:
+            found.append(record)
+    return found
 
 
 def _fsync_dir(directory: Path) -> None:

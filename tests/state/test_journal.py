@@ -8,7 +8,11 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
+
+from runtime.config import StorageError
 from runtime.state.journal import Journal
+from tests.support.storage import fill, need_tmpfs, tmpfs
 
 
 def test_records_come_back_in_order_from_a_new_instance(tmp_path: Path) -> None:
@@ -125,3 +129,95 @@ def test_two_writers_on_one_directory_lose_nothing(tmp_path: Path) -> None:
     assert len(records) == 400
     for who in "ab":
         assert [r["i"] for r in records if r["who"] == who] == list(range(200))
+
+
+def _lines(journal: Journal) -> list[bytes]:
+    return journal.path.read_bytes().split(b"\n")[:-1]
+
+
+def test_a_flipped_newline_joins_two_lines_and_both_records_are_kept(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    for i in range(10):
+        journal.append({"op": "append", "i": i, "text": f"message {i}"})
+    data = bytearray(journal.path.read_bytes())
+    data[len(b"\n".join(_lines(journal)[:4]))] = ord("J")  # the newline ending line 4
+
+    journal.path.write_bytes(bytes(data))
+
+    assert [r["i"] for r in journal.records()] == list(range(10))
+    [damaged] = journal.take_quarantined()
+    assert (damaged.line, damaged.reason) == (4, "checksum mismatch; 2 intact record(s) on the line kept")
+    assert [r["i"] for r in Journal(tmp_path).records()] == list(range(10))  # repaired on disk
+    assert len(_lines(journal)) == 10
+
+
+def test_one_damaged_record_glued_to_a_good_one_costs_only_itself(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    for i in range(4):
+        journal.append({"op": "a", "i": i})
+    lines = _lines(journal)
+    # Line 2's CRC digit flipped and its newline gone: record 1 is lost, record 2 is not.
+    joined = lines[1][:-1] + (b"0" if lines[1][-1:] != b"0" else b"1") + lines[2]
+    journal.path.write_bytes(b"\n".join([lines[0], joined, lines[3]]) + b"\n")
+
+    assert [r["i"] for r in journal.records()] == [0, 2, 3]
+    assert [(q.line, q.reason) for q in journal.take_quarantined()] == [
+        (2, "checksum mismatch; 1 intact record(s) on the line kept")
+    ]
+
+
+def test_an_append_after_a_crash_mid_write_is_not_glued_to_the_torn_record(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.append({"op": "a", "i": 0})
+    intact = journal.path.read_bytes()
+    journal.path.write_bytes(intact + b'{"jid":"x","op":"a","i":1')  # a crash cut this append
+
+    Journal(tmp_path).append({"op": "a", "i": 2})  # the next process appends before anyone read
+
+    assert [r["i"] for r in Journal(tmp_path).records()] == [0, 2]
+    assert journal.take_quarantined() == [] and not journal.quarantine_path.exists()
+
+
+def test_a_torn_fragment_glued_to_the_next_append_by_an_older_version_costs_only_itself(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.append({"op": "a", "i": 0})
+    journal.append({"op": "a", "i": 2})
+    first, second = _lines(journal)
+    journal.path.write_bytes(first + b"\n" + b'{"jid":"x","op":"a","i":1' + second + b"\n")
+
+    assert [r["i"] for r in journal.records()] == [0, 2]
+    [damaged] = journal.take_quarantined()
+    assert damaged.line == 2 and damaged.reason.endswith("1 intact record(s) on the line kept")
+
+
+def test_a_last_record_that_lost_only_its_newline_is_kept(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.append({"op": "a", "i": 0})
+    journal.append({"op": "a", "i": 1})
+    journal.path.write_bytes(journal.path.read_bytes()[:-1])  # the final newline never reached the disk
+
+    assert [r["i"] for r in journal.records()] == [0, 1]
+    assert journal.take_quarantined() == []
+    journal.append({"op": "a", "i": 2})
+    assert [r["i"] for r in Journal(tmp_path).records()] == [0, 1, 2]
+
+
+def test_an_append_the_disk_could_take_only_part_of_is_an_error_and_leaves_no_partial_line(tmp_path: Path) -> None:
+    need_tmpfs()
+    with tmpfs(tmp_path / "disk", size="64k") as disk:
+        journal = Journal(disk / "journal")
+        i = 0
+        while not journal.path.exists() or journal.path.stat().st_size < 3900:
+            journal.append({"op": "a", "i": i})
+            i += 1
+        before = journal.path.read_bytes()
+        fill(disk)  # the journal's last page has room for part of a record, the disk for nothing more
+
+        with pytest.raises(StorageError, match=r"cannot write the local journal .*: the disk is full"):
+            journal.append({"op": "a", "i": i, "text": "x" * 400})
+
+        assert journal.path.read_bytes() == before  # nothing claims to be saved that was not
+        (disk / "fill").unlink()
+        journal.append({"op": "a", "i": i + 1})
+        assert [r["i"] for r in Journal(disk / "journal").records()] == [*range(i), i + 1]
+        assert not journal.quarantine_path.exists()

@@ -75,9 +75,13 @@ def read_only(path: Path) -> None:
 
 def fill(path: Path) -> None:
     """Fill the file system of ``path`` until a write fails with ENOSPC (a file ``fill`` in it)."""
-    with (path / "fill").open("wb") as fh, contextlib.suppress(OSError):
-        while True:
-            fh.write(b"\0" * 65536)
+    # Unbuffered, down to single bytes: a buffered file would raise ENOSPC again on close, and
+    # big writes would leave a partial page free.
+    with (path / "fill").open("wb", buffering=0) as fh:
+        for size in (65536, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    fh.write(b"\0" * size)
             fh.flush()
 
 
