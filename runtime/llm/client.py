@@ -371,10 +371,13 @@ class LLMClient:
         return Usage(prompt, self._tokens(completion) + thinking, estimated=True, reasoning_tokens=thinking)
 
     def _with_reasoning(self, usage: Usage, reasoning: str) -> Usage:
-        """A reported usage without a reasoning figure gets one counted from the reasoning text."""
+        """A reported usage without a reasoning figure gets one counted from the reasoning text
+        (marked ``reasoning_estimated``; never more than the reported completion tokens, which
+        include the reasoning)."""
         if not reasoning or usage.reasoning_tokens:
             return usage
-        return Usage(usage.prompt_tokens, usage.completion_tokens, usage.estimated, self._tokens(reasoning))
+        counted = min(self._tokens(reasoning), usage.completion_tokens)
+        return Usage(usage.prompt_tokens, usage.completion_tokens, usage.estimated, counted, reasoning_estimated=True)
 
     @staticmethod
     def _tool_names(tools: Sequence[Mapping[str, Any]] | None) -> list[str]:

@@ -81,6 +81,9 @@ class Usage:
     #: Of ``completion_tokens``, those spent on reasoning (reported, or counted from the
     #: reasoning text when the endpoint does not say).
     reasoning_tokens: int = 0
+    #: True when the endpoint reported the totals but not the reasoning share, so
+    #: ``reasoning_tokens`` was counted here (at most ``completion_tokens``).
+    reasoning_estimated: bool = False
 
     @property
     def total_tokens(self) -> int:

@@ -95,7 +95,9 @@ async def test_two_parallel_tool_calls_end_to_end_under_every_profile(
     else:
         assert notices == []
     usage = of(events, TurnFinished)[-1]
-    assert usage.usage["completion_tokens"] > 0 and usage.usage_source == "reported"
+    assert usage.usage["completion_tokens"] > 0
+    # vLLM reports the totals but not the thinking share: that share is counted, and said so.
+    assert usage.usage_source == ("mixed" if profile == "vllm-reasoning" else "reported")
 
 
 async def test_every_profile_has_a_conformance_case() -> None:

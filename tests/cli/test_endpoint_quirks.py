@@ -230,6 +230,10 @@ def test_the_cli_answers_with_tools_under_every_profile(
     assert run.err.count("[tool calculator: ok]") == 2 and "Traceback" not in run.err
     if profile == "vllm-reasoning":
         assert run.err.count("[thinking…]") == 1
+        # vLLM reports totals, not the thinking share: the counted share is not passed off as reported
+        assert re.search(
+            r"^\[tokens: \d+ prompt \+ \d+ completion, \d+ of them thinking \(partly estimated\)\]$", run.err, re.M
+        )
 
 
 def test_an_error_inside_the_stream_exits_1_keeping_what_was_shown(

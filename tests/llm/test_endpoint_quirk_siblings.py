@@ -15,7 +15,7 @@ import respx
 
 from runtime.core.errors import AppError
 from runtime.llm.client import LLMClient
-from runtime.llm.stream_events import Finish, TextDelta, ToolCallReady
+from runtime.llm.stream_events import Finish, TextDelta, ToolCallReady, Usage
 from runtime.resilience import Resilience
 
 BASE = "http://siblings.test/v1"
@@ -216,3 +216,36 @@ async def test_a_refusal_is_the_reply_not_an_empty_answer(client: LLMClient) -> 
         completion = await client.complete(ASK)
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "I can't help."
     assert completion.text == "I can't."
+
+
+# ---------------------------------------------------------------- case 12: honest figures
+
+
+async def test_a_thinking_share_the_endpoint_did_not_report_is_marked_counted(client: LLMClient) -> None:
+    """vLLM reports prompt and completion totals but not how many were thinking: the share is
+    counted here, marked ``reasoning_estimated``, and never more than the reported total."""
+    long_thought = "Let me think about this very carefully, step by step, twice over. " * 20
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post("/chat/completions")
+        route.side_effect = [
+            sse(
+                chunk({"reasoning_content": long_thought}),
+                chunk({"content": "Five."}, "stop"),
+                chunk(usage={"prompt_tokens": 12, "completion_tokens": 30}),
+            ),
+            sse(
+                chunk({"reasoning_content": "Hm."}),
+                chunk({"content": "Five."}, "stop"),
+                chunk(
+                    usage={
+                        "prompt_tokens": 12,
+                        "completion_tokens": 30,
+                        "completion_tokens_details": {"reasoning_tokens": 20},
+                    }
+                ),
+            ),
+        ]
+        counted = next(e for e in await collect(client, tools=None) if isinstance(e, Usage))
+        reported = next(e for e in await collect(client, tools=None) if isinstance(e, Usage))
+    assert counted == Usage(12, 30, estimated=False, reasoning_tokens=30, reasoning_estimated=True)
+    assert reported == Usage(12, 30, estimated=False, reasoning_tokens=20, reasoning_estimated=False)
