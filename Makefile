@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-fast lint bench install install-dev clean
+.PHONY: run test test-fast lint bench loadtest install install-dev clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Holdfast needs Python 3.11 or newer")'
@@ -48,6 +48,12 @@ lint: $(VENV)/.stamp-dev
 
 bench: $(VENV)/.stamp-dev .venv-elia/bin/elia
 	ELIA=$(CURDIR)/.venv-elia/bin/elia $(BIN)/python -m pytest tests/bench -o addopts="-q -p no:cacheprovider" -o python_files="bench_*.py" -s $(PYTEST_ARGS)
+
+# Load and fault test (issue 19): 100 users x 60 s against 3 `holdfast serve` replicas on a 3+3
+# Redis Cluster, one replica and one primary killed by pid; prints the table, fails on any lost
+# or duplicated message. Not part of `make test` (its 15-second version is). ARGS: --help.
+loadtest: $(VENV)/.stamp-dev
+	$(BIN)/python -m tests.load.loadtest $(ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-elia .pytest_cache build *.egg-info

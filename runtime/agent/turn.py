@@ -248,6 +248,8 @@ class _Turn:
     started: float = 0.0
     user_text: str = ""
     user_message_id: str = ""
+    #: The id the user's message is to be saved under (None: a fresh one); see run_turn.
+    new_message_id: str | None = None
     system_prompt: str = ""
     memories: list[str] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
@@ -342,13 +344,17 @@ class Agent:
         *,
         ask_permission: AskPermission | None = None,
         model: str | None = None,
+        user_message_id: str | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn for ``user_text``; iterate the events (close the iterator to cancel).
 
         ``model``: the upstream model of this turn only (``holdfast serve``'s
         ``holdfast/<model>``); None uses the client's current one, which ``/model`` sets for
-        every later turn of the process. Summaries keep the current one."""
-        return self._run(conversation_id, user_text, None, ask_permission, model)
+        every later turn of the process. Summaries keep the current one.
+        ``user_message_id``: the id to save the user's message under (``holdfast serve`` derives
+        it from the Idempotency-Key, so a turn run again after a crashed replica stores it once);
+        None: a fresh one."""
+        return self._run(conversation_id, user_text, None, ask_permission, model, user_message_id)
 
     def retry_turn(
         self, conversation_id: str, *, ask_permission: AskPermission | None = None
@@ -389,12 +395,13 @@ class Agent:
         resend: bool | None,
         ask: AskPermission | None,
         model: str | None = None,
+        user_message_id: str | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         """The turn, with its ids on every log record written while it runs."""
         turn_id = new_turn_id()
         with log_context(turn_id=turn_id, conversation_id=conversation_id):
             async with contextlib.aclosing(
-                self._turn(conversation_id, turn_id, user_text, resend, ask, model)
+                self._turn(conversation_id, turn_id, user_text, resend, ask, model, user_message_id)
             ) as events:
                 async for event in events:
                     yield event
@@ -407,9 +414,10 @@ class Agent:
         resend: bool | None,
         ask: AskPermission | None,
         model: str | None = None,
+        user_message_id: str | None = None,
     ) -> AsyncGenerator[TurnEvent, None]:
         started = self._clock()
-        turn = _Turn(conversation_id, turn_id, started, model=model)
+        turn = _Turn(conversation_id, turn_id, started, new_message_id=user_message_id, model=model)
         emit = self._emit
         try:
             lock = await self.locks.acquire(conversation_id)
@@ -501,7 +509,11 @@ class Agent:
             if not user_text.strip():
                 raise ValidationError("the message is empty")
             saved = await self.store.add_message(
-                turn.conversation_id, "user", user_text, metadata={"turn_id": turn.turn_id}
+                turn.conversation_id,
+                "user",
+                user_text,
+                metadata={"turn_id": turn.turn_id},
+                message_id=turn.new_message_id,
             )
             turn.user_text, turn.user_message_id = user_text, saved.id
             resent = False

@@ -28,7 +28,7 @@ from runtime.core.events import TurnEvent, TurnFinished
 from runtime.core.messages import ChatMessage, new_message_id
 from runtime.serve.auth import Principal
 from runtime.serve.errors import GlobalErrorHandler
-from runtime.serve.idempotency import Claim, fingerprint
+from runtime.serve.idempotency import Claim, fingerprint, message_id_for
 from runtime.serve.state import Caller, ServeState, State
 from runtime.serve.turns import RunningTurn, brief, busy_error, turn_result
 
@@ -303,6 +303,8 @@ async def start_turn(
             text,
             on_done=_on_done(state, caller, claim, request_fp, request_id),
             model=model,
+            # A turn run again after its first owner crashed stores the user's message once.
+            message_id=message_id_for(caller.user_id, idempotency_key, conversation_id) if idempotency_key else None,
         )
     except AppError:
         if claim is not None:

@@ -173,13 +173,17 @@ class TurnService:
         *,
         on_done: Callable[[list[TurnEvent], bool], Any] | None = None,
         model: str | None = None,
+        message_id: str | None = None,
     ) -> RunningTurn:
         """Start a turn of ``user_id`` in ``conversation_id`` (already checked with :meth:`owned`
-        or new), with the upstream ``model`` (None: the configured one) for this turn only;
+        or new), with the upstream ``model`` (None: the configured one) for this turn only and
+        the user message saved as ``message_id`` (None: a fresh id);
         ServiceUnavailableError (503) while the server shuts down."""
         if self.tracker.closing:
             raise ServiceUnavailableError("the server is shutting down; retry on another replica", retry_after=1.0)
-        events = self.agent(user_id).run_turn(conversation_id, text, ask_permission=_deny, model=model)
+        events = self.agent(user_id).run_turn(
+            conversation_id, text, ask_permission=_deny, model=model, user_message_id=message_id
+        )
         return RunningTurn(events, self.tracker, on_done)
 
 

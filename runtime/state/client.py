@@ -204,13 +204,43 @@ def translate(exc: BaseException, operation: str = "") -> AppError:
 
 async def translated(awaitable: Awaitable[T], operation: str = "") -> T:
     """Await ``awaitable``, re-raising a redis-py, timeout or OS failure as the AppError
-    :func:`translate` gives (the original is the ``__cause__``)."""
+    :func:`translate` gives (the original is the ``__cause__``).
+
+    A connection the server closed under redis-py's feet can surface as AttributeError or
+    TypeError about ``None`` from inside redis-py's or asyncio's write path (redis-py 8.1,
+    redis/redis-py#4287; seen here when a cluster primary was killed mid-load): that is the
+    connection failure it is, ServiceUnavailableError, not a bug of ours (an InternalError, a
+    500). Any other AttributeError or TypeError is raised as it is.
+    """
     try:
         return await awaitable
     except AppError:
         raise
     except (TimeoutError, rexc.RedisError, OSError) as exc:
         raise translate(exc, operation) from exc
+    except (AttributeError, TypeError) as exc:
+        if not _closed_under_us(exc):
+            raise
+        during = f" during {operation}" if operation else ""
+        raise ServiceUnavailableError(
+            f"Redis closed the connection{during} ({type(exc).__name__}: {exc})", service=SERVICE
+        ) from exc
+
+
+#: Where the write path of a connection the server closed fails with an error about ``None``.
+_WRITE_PATH = ("redis/asyncio/connection.py", "asyncio/streams.py", "asyncio/selector_events.py")
+
+
+def _closed_under_us(exc: BaseException) -> bool:
+    """True for redis/redis-py#4287: an error about ``None`` raised in a connection's write path."""
+    if "NoneType" not in str(exc):
+        return False
+    tb = exc.__traceback__
+    last = ""
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+        tb = tb.tb_next
+    return last.endswith(_WRITE_PATH)
 
 
 class _ClusterGate:
