@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -172,11 +173,15 @@ class PendingWrite:
     type: str = FACT
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
+    #: This queue entry's own id (random hex), so every process sharing the queue file removes
+    #: exactly the entries it applied; not part of equality.
+    qid: str = field(default_factory=lambda: secrets.token_hex(8), compare=False)
 
     def to_json(self) -> str:
         """One JSON line for the write queue's file (inverse of :meth:`from_json`)."""
         return json.dumps(
             {
+                "qid": self.qid,
                 "op": self.op,
                 "user_id": self.user_id,
                 "id": self.id,
@@ -198,7 +203,11 @@ class PendingWrite:
             KeyError: ``op``, ``user_id`` or ``id`` is missing.
         """
         data = json.loads(line)
+        # An entry written before queue ids existed gets one derived from its line: stable, so
+        # every process reading the file gives it the same id.
+        qid = str(data.get("qid") or hashlib.sha256(line.encode("utf-8", "surrogatepass")).hexdigest()[:16])
         return cls(
+            qid=qid,
             op=str(data["op"]),
             user_id=str(data["user_id"]),
             id=str(data["id"]),
