@@ -328,10 +328,15 @@ def _text_tool_request(wanted: Sequence[tuple[str, dict[str, Any]]]) -> str:
     return json.dumps(calls[0] if len(calls) == 1 else {"tool_calls": calls})
 
 
+#: Every role the API accepts, in the order the plain answer counts them.
+_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
 def _plain_answer(messages: Sequence[dict[str, Any]], user_text: str) -> str:
     roles = [m.get("role") for m in messages]
-    counts = ", ".join(f"{roles.count(r)} {r}" for r in ("system", "user", "assistant", "tool") if roles.count(r))
-    parts = [f"{LABEL} I received {len(messages)} messages ({counts})."]
+    counts = ", ".join(f"{roles.count(r)} {r}" for r in _ROLES if roles.count(r))
+    noun = "message" if len(messages) == 1 else "messages"
+    parts = [f"{LABEL} I received {len(messages)} {noun} ({counts})."]
     if user_text:
         parts.append(f'You said: "{_quote(user_text, 120)}".')
     memories = recalled_memories(messages)
@@ -550,7 +555,12 @@ def thinking(messages: Sequence[dict[str, Any]], reply: DemoReply) -> str:
     user_text = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
     parts = [
         f'Okay, the user wrote: "{_quote(user_text, 80)}".',
-        f"There are {len(messages)} messages in this conversation; let me work out what is being asked.",
+        (
+            "There is 1 message in this conversation"
+            if len(messages) == 1
+            else f"There are {len(messages)} messages in this conversation"
+        )
+        + "; let me work out what is being asked.",
     ]
     if reply.tool_calls:
         names = ", then ".join(c.name for c in reply.tool_calls)

@@ -83,7 +83,7 @@ async def test_official_client_streams_the_same_reply_as_the_plain_call_with_usa
         if part.usage:
             usage = part.usage
     assert "".join(pieces) == plain.choices[0].message.content
-    assert plain.choices[0].message.content.startswith("[holdfast-demo] I received 1 messages")
+    assert plain.choices[0].message.content.startswith("[holdfast-demo] I received 1 message (1 user).")
     assert models == {"holdfast-demo"} and plain.model == "holdfast-demo"
     assert usage is not None and usage.completion_tokens == len(pieces) == plain.usage.completion_tokens
 

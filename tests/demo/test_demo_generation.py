@@ -37,7 +37,7 @@ def test_max_tokens_cuts_text_and_says_length() -> None:
 
 def test_stop_sequences_end_the_text_before_the_first_match() -> None:
     reply = demo_model.respond(ask("hello"))
-    stopped = generate(reply, stops=("You said", "messages"))
+    stopped = generate(reply, stops=("You said", "message"))
     assert stopped.text == "[holdfast-demo] I received 1 " and stopped.finish_reason == "stop"
     assert generate(reply, stops=("never there",)).text == reply.text
 

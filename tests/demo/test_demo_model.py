@@ -88,6 +88,24 @@ def test_reply_counts_messages_and_quotes_the_relevant_memory() -> None:
     assert "Lisbon" not in text
 
 
+def test_the_count_names_every_role_in_good_english() -> None:
+    alone = [{"role": "user", "content": "hi"}]
+    assert demo_model.respond(alone).text == (
+        '[holdfast-demo] I received 1 message (1 user). You said: "hi". I see no recalled memories.'
+    )
+    messages = [
+        {"role": "developer", "content": "be brief"},
+        {"role": "function", "name": "f", "content": "x"},
+        {"role": "user", "content": "hi"},
+    ]
+    text = demo_model.respond(messages).text or ""
+    assert text.startswith("[holdfast-demo] I received 3 messages (1 developer, 1 user, 1 function).")
+    lone = demo_model.thinking(alone, demo_model.respond(alone))
+    assert "There is 1 message in this conversation;" in lone
+    two = user("hi")
+    assert "There are 2 messages in this conversation;" in demo_model.thinking(two, demo_model.respond(two))
+
+
 def test_unrelated_memories_are_counted_but_not_quoted() -> None:
     messages = [
         {"role": "system", "content": "[Memory from a]: I live in Lisbon"},

@@ -84,7 +84,7 @@ async def test_tool_choice_none_auto_required_and_named(sdk: openai.AsyncOpenAI)
 
     none = await ask("what is 6*7?", "none")
     assert none.choices[0].message.tool_calls is None and none.choices[0].finish_reason == "stop"
-    assert none.choices[0].message.content.startswith("[holdfast-demo] I received 1 messages")
+    assert none.choices[0].message.content.startswith("[holdfast-demo] I received 1 message (1 user).")
 
     required = await ask("hello there", "required")
     (call,) = required.choices[0].message.tool_calls
@@ -135,7 +135,7 @@ async def test_n_choices_and_stop_sequences(sdk: openai.AsyncOpenAI) -> None:
     assert {c.message.content for c in three.choices} == {one.choices[0].message.content}
     assert three.usage.completion_tokens == 3 * one.usage.completion_tokens
 
-    stopped = await sdk.chat.completions.create(model=MODEL, messages=user("hello"), stop=["messages", "zzz"])
+    stopped = await sdk.chat.completions.create(model=MODEL, messages=user("hello"), stop=["message", "zzz"])
     assert stopped.choices[0].message.content == "[holdfast-demo] I received 1 "
     assert stopped.choices[0].finish_reason == "stop"
 
