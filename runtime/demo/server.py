@@ -426,8 +426,9 @@ def build_app(state: DemoServerState) -> ASGIApp:
         injected = await _apply_faults(request, state)
         if injected is not None:
             return injected
-        data = [_model_card(name) for name in (demo_model.MODEL_NAME, demo_model.EMBED_MODEL_NAME)]
-        return JSONResponse({"object": "list", "data": data})
+        # The profile's aliases too: Ollama lists its models by their tagged names.
+        names = (demo_model.MODEL_NAME, *state.profile.model_aliases, demo_model.EMBED_MODEL_NAME)
+        return JSONResponse({"object": "list", "data": [_model_card(name) for name in names]})
 
     async def model(request: Request) -> Response:
         name = str(request.path_params["model_id"])

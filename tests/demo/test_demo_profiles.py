@@ -265,6 +265,24 @@ def test_every_streaming_profile_carries_the_same_answer(http: httpx.Client, pro
 # ------------------------------------------------------------ choosing a profile
 
 
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_every_listed_model_can_be_retrieved_and_used(http: httpx.Client, profile: str) -> None:
+    use(http, profile)
+    listed = [card["id"] for card in http.get("/v1/models").json()["data"]]
+    assert listed[0] == demo_model.MODEL_NAME and listed[-1] == demo_model.EMBED_MODEL_NAME
+    assert listed[1:-1] == list(PROFILES[profile].model_aliases)  # Ollama's tagged name
+    for name in listed:
+        assert http.get(f"/v1/models/{name}").json()["id"] == name
+        path, body = (
+            ("/v1/embeddings", {"model": name, "input": "hi"})
+            if name == demo_model.EMBED_MODEL_NAME
+            else ("/v1/chat/completions", {**HELLO, "model": name, "stream": False})
+        )
+        answer = http.post(path, json=body)
+        assert answer.status_code == 200, (name, answer.text)
+        assert answer.json()["model"] in (name, demo_model.EMBED_MODEL_NAME)
+
+
 def test_admin_reports_and_switches_the_profile(http: httpx.Client) -> None:
     status = http.get("/admin/faults").json()
     assert status["profile"] == "openai" and status["profiles"] == list(PROFILES)
