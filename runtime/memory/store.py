@@ -223,6 +223,12 @@ class VectorMemoryStore:
         async with self._open_lock:
             if self._table is not None:
                 return self._table
+            probe = getattr(self.embedder, "probe", None)
+            if probe is not None:
+                # The table's name holds the model's dimensions, which an endpoint's model not
+                # known in advance only tells by answering: learn them first, for a read as well
+                # (`holdfast memory list` in a new process failed with "unknown until the first call").
+                await self._embed_guard.call(probe)
             db = await self._connect()
             name = self.table_name
 
@@ -240,9 +246,6 @@ class VectorMemoryStore:
                     return None
                 return await db.create_table(name, schema=schema(self.embedder.ndims), exist_ok=True)
 
-            probe = getattr(self.embedder, "probe", None)
-            if create and probe is not None:
-                await self._embed_guard.call(probe)
             self._table = await self._db_call("open", open_or_create)
             return self._table
 
