@@ -86,6 +86,8 @@ _DONE = b"[DONE]"
 # After [DONE] the rest of the body is only the chunked-encoding terminator; a server that
 # holds the connection open instead costs the keep-alive connection, not the reply.
 _DRAIN_SECONDS = 1.0
+#: How an SSE body starts (its field names, or a comment), told apart from a JSON reply.
+_SSE_FIELDS = (b"data:", b":", b"event:", b"id:", b"retry:")
 #: How an endpoint without ``GET /models`` answers it: Not Found, Method Not Allowed, Not Implemented.
 _NO_MODELS_STATUSES = frozenset({404, 405, 501})
 
@@ -484,6 +486,8 @@ class LLMClient:
 
         A JSON answer to the stream request (a server that does not stream) is taken as the
         whole reply, one batch; with ``stream = "auto"`` later calls then do not ask for a stream.
+        A body not labelled ``text/event-stream`` is told apart by its first byte, not its label:
+        gateways send a JSON reply as ``text/plain`` or with no type, and SSE as ``application/json``.
         """
         body = json.dumps(
             {**request, "stream": True, "stream_options": {"include_usage": True}},
@@ -509,10 +513,20 @@ class LLMClient:
         try:
             if response.status_code >= 400:
                 raise await self._status_error(response)
-            if "json" in response.headers.get("content-type", ""):
-                yield await self._json_instead_of_stream(response, request, tool_names)
-                return
             chunks = response.aiter_bytes()
+            if "event-stream" not in response.headers.get("content-type", ""):
+                # Not labelled SSE (application/json, text/plain, none): the body decides. A
+                # whole JSON reply is the answer; SSE under another label is read as SSE.
+                head = b""
+                async for piece in chunks:
+                    head += piece
+                    if head.strip():
+                        break
+                if head.lstrip()[:1] in (b"{", b"["):
+                    rest = [piece async for piece in chunks]
+                    yield self._json_instead_of_stream(b"".join([head, *rest]), request, tool_names)
+                    return
+                chunks = _prefixed(head, chunks)
             # Until the first event, a chunk is parsed only as far as that event: the rest
             # (a fast endpoint's whole reply may come in one read) waits for ``resume``.
             kept: list[bytes] = []
@@ -570,11 +584,10 @@ class LLMClient:
             )
         yield self._finish_events(request, state, assembler, text_out.held_text(), tool_names)
 
-    async def _json_instead_of_stream(
-        self, response: httpx.Response, request: Mapping[str, Any], tool_names: list[str]
+    def _json_instead_of_stream(
+        self, content: bytes, request: Mapping[str, Any], tool_names: list[str]
     ) -> list[StreamEvent]:
-        await response.aread()
-        events = self._reply_events(_json_body(response.content), request, tool_names)
+        events = self._reply_events(_json_body(content), request, tool_names)
         if self._stream_mode == "auto" and self.streams:
             self.streams = False
             events.insert(
@@ -808,13 +821,39 @@ class LLMClient:
         return result
 
     async def _reply_once(self, request: dict[str, Any], tool_names: list[str]) -> list[StreamEvent]:
-        """One non-streaming HTTP attempt, as the events of its reply."""
+        """One non-streaming HTTP attempt, as the events of its reply (an endpoint that streams
+        anyway, SSE in answer to a plain request, is read as the stream it sent)."""
         try:
             raw = await self._openai.chat.completions.with_raw_response.create(**request)
             content = raw.content
         except Exception as exc:
             raise translate(exc, api_key_env=self._api_key_env) from exc
+        if content.lstrip().startswith(_SSE_FIELDS):
+            return self._sse_body_events(content, request, tool_names)
         return self._reply_events(_json_body(content), request, tool_names)
+
+    def _sse_body_events(self, content: bytes, request: dict[str, Any], tool_names: list[str]) -> list[StreamEvent]:
+        """The events of a whole SSE body read at once.
+
+        Raises:
+            AppError: a malformed chunk, an error in the stream, or a stream that ended unfinished.
+        """
+        state = _StreamState(model=request["model"])
+        assembler = ToolCallAssembler()
+        text_out = _TextGate(state, tool_names if "tools" not in request else None)
+        events: list[StreamEvent] = []
+        decoder = SSEDecoder()
+        for payload in [*decoder.feed(content), *decoder.flush()]:
+            if payload == _DONE:
+                state.done = True
+                break
+            self._apply_chunk(payload, state, assembler, text_out, events)
+        if not state.done and state.finish_reason is None:
+            raise ExternalServiceError("the LLM stream ended before the reply was complete", service=SERVICE)
+        if state.finish_reason == "error":
+            raise ExternalServiceError("the LLM endpoint reported an error (finish_reason error)", service=SERVICE)
+        events.extend(self._finish_events(request, state, assembler, text_out.held_text(), tool_names))
+        return events
 
     # ------------------------------------------------------------ other endpoints
 
@@ -914,6 +953,14 @@ def _content(message: Mapping[str, Any]) -> str:
     if isinstance(content, list):
         return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return ""
+
+
+async def _prefixed(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``first``, then the rest of a body whose start was read to tell JSON from SSE."""
+    if first:
+        yield first
+    async for piece in rest:
+        yield piece
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:

@@ -13,9 +13,10 @@ import httpx
 import pytest
 import respx
 
+from runtime.config import LLMConfig
 from runtime.core.errors import AppError
 from runtime.llm.client import LLMClient
-from runtime.llm.stream_events import Finish, TextDelta, ToolCallReady, Usage
+from runtime.llm.stream_events import Finish, Notice, TextDelta, ToolCallReady, Usage
 from runtime.resilience import Resilience
 
 BASE = "http://siblings.test/v1"
@@ -249,3 +250,64 @@ async def test_a_thinking_share_the_endpoint_did_not_report_is_marked_counted(cl
         reported = next(e for e in await collect(client, tools=None) if isinstance(e, Usage))
     assert counted == Usage(12, 30, estimated=False, reasoning_tokens=30, reasoning_estimated=True)
     assert reported == Usage(12, 30, estimated=False, reasoning_tokens=20, reasoning_estimated=False)
+
+
+# ---------------------------------------------------------------- case 6: the body decides, not its label
+
+WHOLE = {
+    "id": "x",
+    "model": "m",
+    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "All at once."}}],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 3},
+}
+STREAMED = (
+    b'data: {"choices": [{"index": 0, "delta": {"content": "Streamed"}, "finish_reason": null}]}\n\n'
+    b'data: {"choices": [{"index": 0, "delta": {"content": " anyway."}, "finish_reason": "stop"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain; charset=utf-8", None, "application/octet-stream"])
+async def test_a_json_reply_under_another_label_is_the_whole_answer(
+    client: LLMClient, content_type: str | None
+) -> None:
+    """Gateways answer a stream request with a whole JSON reply labelled text/plain, or with no
+    type at all: one POST, the answer, the no-stream notice (it was retried, then an outage)."""
+    headers = {"content-type": content_type} if content_type else {}
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post("/chat/completions").mock(
+            return_value=httpx.Response(200, headers=headers, content=json.dumps(WHOLE).encode())
+        )
+        events = await collect(client, tools=None)
+    assert route.call_count == 1
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["All at once."]
+    assert [e.kind for e in events if isinstance(e, Notice)] == ["no_stream"]
+    assert events[-2:] == [Usage(5, 3), Finish("stop", "m")]
+
+
+async def test_sse_labelled_json_is_read_as_a_stream(client: LLMClient) -> None:
+    with respx.mock(base_url=BASE) as mock:
+        mock.post("/chat/completions").mock(
+            return_value=httpx.Response(200, headers={"content-type": "application/json"}, content=STREAMED)
+        )
+        events = await collect(client, tools=None)
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Streamed", " anyway."]
+    assert not [e for e in events if isinstance(e, Notice)] and client.streams
+    assert isinstance(events[-1], Finish) and events[-1].reason == "stop"
+
+
+async def test_a_stream_sent_to_a_plain_request_is_read_as_the_reply(
+    make_resilience: Callable[..., Resilience], make_client: Callable[..., LLMClient]
+) -> None:
+    """With [llm].stream = false, an endpoint that streams anyway still answers."""
+    config = LLMConfig(preset="demo", base_url=BASE, stream=False)
+    client = make_client(make_resilience(max_attempts=1), BASE, http_client=httpx.AsyncClient(), config=config)
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post("/chat/completions").mock(
+            return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, content=STREAMED)
+        )
+        events = await collect(client, tools=None)
+        completion = await client.complete(ASK)
+    assert "stream" not in json.loads(route.calls[0].request.content)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Streamed anyway."
+    assert completion.text == "Streamed anyway." and completion.finish_reason == "stop"
