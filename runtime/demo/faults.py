@@ -63,24 +63,53 @@ class Faults:
         return replace(self, **clean)
 
 
+#: Strings a boolean fault accepts (flags and query strings spell them so), lower case.
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def as_bool(key: str, value: object) -> bool:
+    """``value`` as a boolean: JSON true/false, 1/0, or the strings true/false, yes/no, on/off.
+
+    Raises:
+        ValidationError: anything else (``"maybe"`` is not false), naming ``key``.
+    """
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower() if isinstance(value, str | int) else None
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValidationError(f"{key} must be true or false, got {value!r}")
+
+
 def _coerce(key: str, annotation: Any, value: Any) -> Any:
+    """``value`` as the fault's type: a bool from true/false (or 1/0, yes/no, on/off), an int
+    from a whole number, a float from a number; numeric strings are read as numbers.
+
+    Raises:
+        ValidationError: anything else, naming the fault, the type and the value
+            (``{"hang": "maybe"}`` used to turn the fault off, ``{"drop_after_tokens": 1.7}``
+            to cut at 1).
+    """
     kind = str(annotation)
-    try:
-        if kind == "bool":
-            if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
-            return bool(value)
-        if kind == "int":
-            if isinstance(value, bool):
-                raise TypeError(key)
-            return int(value)
-        if kind == "float":
-            if isinstance(value, bool):
-                raise TypeError(key)
-            return float(value)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ValidationError(f"fault {key} must be a {kind}, got {value!r}") from exc
-    return value
+    if kind == "bool":
+        return as_bool(f"fault {key}", value)
+    if kind not in ("int", "float"):
+        return value
+    number: object = value
+    if isinstance(value, str):
+        try:
+            number = float(value) if kind == "float" else int(value.strip())
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        noun = "a whole number" if kind == "int" else "a number"
+        raise ValidationError(f"fault {key} must be {noun}, got {value!r}")
+    if kind == "float":
+        return float(number)
+    if isinstance(number, float) and not number.is_integer():
+        raise ValidationError(f"fault {key} must be a whole number, got {value!r}")
+    return int(number)
 
 
 class FaultState:
@@ -92,8 +121,13 @@ class FaultState:
         self._rng = random.Random(seed)
 
     def update(self, changes: dict[str, Any]) -> Faults:
-        """Apply ``changes``; ``{"reset": true}`` first clears every fault and the request count."""
-        if changes.pop("reset", False):
+        """Apply ``changes``; ``{"reset": true}`` first clears every fault and the request count.
+
+        Raises:
+            ValidationError: ``reset`` is not a boolean, or a fault is unknown or of the wrong
+                type or range (then nothing changes).
+        """
+        if as_bool("reset", changes.pop("reset", False)):
             self.faults = Faults()
             self.requests = 0
         self.faults = self.faults.updated(changes)

@@ -44,7 +44,7 @@ from starlette.routing import Route
 
 from runtime.core.errors import ValidationError
 from runtime.demo import model as demo_model
-from runtime.demo.faults import Faults, FaultState
+from runtime.demo.faults import Faults, FaultState, as_bool
 from runtime.demo.generation import generate
 from runtime.demo.profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
 from runtime.demo.schema import (
@@ -337,7 +337,7 @@ def _apply_admin_changes(state: DemoServerState, changes: dict[str, Any]) -> Non
         ValidationError: an unknown profile or fault, or a value of the wrong type or range.
     """
     changes = dict(changes)
-    reset = bool(changes.get("reset"))
+    reset = as_bool("reset", changes.get("reset", False))  # {"reset": "no"} used to reset
     profile = get_profile(changes.pop("profile")) if "profile" in changes else None
     tps = state.tokens_per_second
     if "tokens_per_second" in changes:

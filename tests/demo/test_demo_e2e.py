@@ -260,6 +260,32 @@ async def test_admin_rejects_unknown_faults(admin: DemoAdmin) -> None:
     assert (await admin.faults())["down"] is False
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hang": "maybe"}, "fault hang must be true or false, got 'maybe'"),
+        ({"down": 2}, "fault down must be true or false, got 2"),
+        ({"drop_after_tokens": 1.7}, "fault drop_after_tokens must be a whole number, got 1.7"),
+        ({"fail_next": "three"}, "fault fail_next must be a whole number, got 'three'"),
+        ({"error_status": True}, "fault error_status must be a whole number, got True"),
+        ({"latency": [1]}, "fault latency must be a number, got [1]"),
+        ({"reset": "later"}, "reset must be true or false, got 'later'"),
+    ],
+)
+async def test_admin_refuses_fault_values_of_the_wrong_kind(
+    admin: DemoAdmin, change: dict[str, object], message: str
+) -> None:
+    await admin.set_faults(latency=0.25)
+    with pytest.raises(ValidationError) as refused:
+        await admin.set_faults(**change)
+    assert refused.value.message == message
+    assert (await admin.faults())["latency"] == 0.25  # nothing changed, nothing reset
+    assert (await admin.set_faults(reset="no"))["latency"] == 0.25  # "no" does not reset (it used to)
+    # The spellings flags and forms use are read as what they say.
+    assert (await admin.set_faults(hang="off", down=0, fail_next="2", drop_after_tokens=3.0))["fail_next"] == 2
+    assert (await admin.faults())["drop_after_tokens"] == 3
+
+
 # ------------------------------------------------------------ breaker across kill/restart
 
 
