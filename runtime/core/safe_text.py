@@ -49,6 +49,12 @@ _URL_USERINFO = re.compile(
 )
 #: What replaces a hidden credential.
 MASK = "****"
+# A URL's query parameter that carries a secret (redis-py reads ``?password=``; some endpoints
+# take ``?api_key=`` or ``?key=``): its value is hidden, the name kept.
+_URL_SECRET_PARAM = re.compile(
+    r"(?i)(?P<name>[?&;](?:password|passwd|pwd|pass|secret|client_secret|token|access_token|auth|"
+    r"api[-_]?key|key|sig|signature)=)(?P<value>[^&#;\s'\"]+)"
+)
 _KEYLIKE_USER = re.compile(r"^(?:sk|pk|rk)-|^[A-Za-z0-9_\-]{24,}$")
 
 
@@ -80,10 +86,15 @@ def mask_url_credentials(text: str) -> str:
 
     A user name alone (``http://sk-abc...@host``) is masked too when it looks like an API key
     (``sk-``/``pk-``/``rk-`` or 24+ token characters), since some endpoints take the key there.
-    ``redis://:pw@host/0`` becomes ``redis://:****@host/0``; text without credentials is returned
-    unchanged.
+    ``redis://:pw@host/0`` becomes ``redis://:****@host/0``; the value of a query parameter that
+    carries a secret (``?password=``, ``api_key=``, ``key=``, ``token=``...) is hidden too
+    (``redis://host/0?password=****``). Text without credentials is returned unchanged.
     """
-    if "@" not in text or "://" not in text:
+    if "://" not in text:
+        return text
+    if "=" in text:
+        text = _URL_SECRET_PARAM.sub(lambda m: m.group("name") + MASK, text)
+    if "@" not in text:
         return text
 
     def hide(match: re.Match[str]) -> str:

@@ -60,6 +60,11 @@ def test_json_output_keeps_the_characters_as_escapes() -> None:
         ("http://alice@host/v1", "http://alice@host/v1"),
         ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
         ("write to bob@example.com", "write to bob@example.com"),
+        ("redis://db:6379/0?password=hunter2", "redis://db:6379/0?password=****"),
+        ("redis://db/0?db=1&Password=hunter2&ssl=true", "redis://db/0?db=1&Password=****&ssl=true"),
+        ("http://host/v1?api_key=sk-abc123&x=1", "http://host/v1?api_key=****&x=1"),
+        ("https://host/v1?key=AIzaSy123#frag", "https://host/v1?key=****#frag"),
+        ("http://host/v1?monkey=1&keyboard=2", "http://host/v1?monkey=1&keyboard=2"),
     ],
 )
 def test_url_credentials_are_masked(url: str, shown: str) -> None:
