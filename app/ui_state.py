@@ -8,6 +8,7 @@ a temporary file that replaces the old one, so a crash mid-write cannot leave ha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -75,4 +76,5 @@ def save(data_dir: Path, state: UiState) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         log.warning("could not save UI state to %s: %s", path, exc)
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only data dir refuses the unlink too
+            tmp.unlink(missing_ok=True)
