@@ -167,8 +167,7 @@ class McpServer:
         self.state: ServerState = "starting" if config.enabled else "disabled"
         self.last_error = ""
         self.restarts = 0
-        #: Connection attempts that failed in a row (0 once one succeeds): while it is not 0 the
-        #: server is down, and a call fails at once instead of waiting for the next attempt.
+        #: Connection attempts that failed in a row (0 once one succeeds).
         self.failed_attempts = 0
         #: The server's name for each registered tool -> its name in the registry.
         self.tools: dict[str, str] = {}
@@ -184,6 +183,8 @@ class McpServer:
         self._lost = asyncio.Event()
         #: Set when a connection attempt fails (then replaced): wakes the calls waiting for it.
         self._attempt_failed = asyncio.Event()
+        #: Set by a call while the server is down: the next connection attempt starts at once.
+        self._wake = asyncio.Event()
         self._connected = False
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -270,6 +271,7 @@ class McpServer:
         delay = self.settings.restart_delay
         while not self._stopping.is_set():
             began = self._clock()
+            self._wake.clear()  # this attempt answers the calls that asked for one so far
             try:
                 await self._connection()
             except asyncio.CancelledError:
@@ -284,7 +286,7 @@ class McpServer:
             log.warning("MCP server %s: restarting in %.1fs (%s)", self.name, delay, self.last_error or "it stopped")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
-                    await self._stopping.wait()
+                    await _first_of(self._stopping, self._wake)  # a call wants the server: try now
             delay = min(delay * 2, self.settings.restart_max_delay)
         self._settled.set()
 
@@ -516,16 +518,18 @@ class McpServer:
         return text
 
     async def _wait_up(self, remote: str) -> ClientSession:
-        """The session once the server is up, waiting at most the call's timeout for a server that
-        is starting or restarting after it died; at once :class:`McpServerUnavailable` when its last
-        connection attempt failed, or when the attempt it waited for fails (an HTTP server that
-        is down, a command that cannot start: waiting for the next attempt would only spend the
-        model's turn)."""
+        """The session once the server is up. While it is down, the call starts the next
+        connection attempt at once (the restart backoff is for the server's sake when nobody
+        needs it; a user's call should not wait it out, nor find a server that came back still
+        unused) and waits for that attempt, at most the call's timeout: a crashed stdio server
+        is respawned and the call runs; an attempt that fails (an HTTP server that is down, a
+        command that cannot start) is :class:`McpServerUnavailable` at once. The server's breaker
+        (``Guard("mcp:<server>")``) counts those failures and, once open, keeps calls from
+        reaching here until its half-open probe."""
         if self.state in ("stopped", "disabled"):
             raise McpServerUnavailable(f"MCP server {self.name} is {self.state}", retryable=False, service=self.service)
-        if self.failed_attempts:
-            raise self._down(remote)
         failed = self._attempt_failed
+        self._wake.set()
         try:
             async with asyncio.timeout(self.call_timeout):
                 while self._session is None:
