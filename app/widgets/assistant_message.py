@@ -7,20 +7,98 @@ long reply makes each layout slow). A fixed flush timer on top of that only adde
 callback queued behind the very layouts it was meant to avoid, so a long reply fell 100-300 ms
 behind for most of its deltas. A reply longer than ``PLAIN_LIMIT`` characters switches to plain
 literal text: re-parsing a huge Markdown document on every batch would freeze the UI.
+
+Two things keep the last token of a long reply on screen within 100 ms (issue 16; measured by
+``tests/bench/bench_app.py``):
+
+- :class:`ReplyMarkdown` lays its finished blocks out once: Textual keys a block's cached size on
+  the height offered to the document, which grows with every delta, so each frame re-measured
+  every block of a 2,000-token reply (lists and code blocks re-arranged, ~60% of a frame).
+- :data:`GC_PAUSE` holds Python's full garbage collections off while a reply streams: one took
+  200-900 ms on a loaded 2-core machine and came about every second of a 500 tokens/s stream,
+  so one often landed between the last token and its frame.
 """
 
 from __future__ import annotations
 
+import gc
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.geometry import Size
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
-from app.safe_text import clean, literal
+from app.safe_text import StreamCleaner, clean, literal
+
+if TYPE_CHECKING:
+    from textual._arrange import DockArrangeResult
 
 #: Characters after which a reply is shown as plain text instead of Markdown.
 PLAIN_LIMIT = 60_000
+#: The oldest generation's threshold while a reply streams: no full collection starts.
+HELD_THRESHOLD = 1 << 30
+
+
+class StreamGcPause:
+    """Python's full garbage collections, held off while at least one reply streams.
+
+    A collection of the oldest generation walks the whole heap and stops the event loop for its
+    duration: 200-900 ms measured with a long reply on screen on a loaded 2-core machine, about
+    once a second of a 500 tokens/s stream, so one often landed between the last token and the
+    frame showing it. (Textual pauses the collector during smooth scrolls for the same reason:
+    ``App.PAUSE_GC_ON_SCROLL``.) While held, the young generations are still collected as usual
+    (passes of 1-30 ms in the same measurement, so cyclic garbage does not pile up during a long
+    stream);
+    only the full pass waits, by raising the oldest generation's threshold (``gc.set_threshold``),
+    until the last holder releases it: after the finished reply's frame is painted.
+    """
+
+    def __init__(self) -> None:
+        self._holders: set[int] = set()
+        self._saved: tuple[int, int, int] | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while a stream holds full collections off."""
+        return self._saved is not None
+
+    def hold(self, owner: object) -> None:
+        """``owner`` starts streaming (holding twice is one hold)."""
+        if self._saved is None:
+            young, middle, old = gc.get_threshold()
+            self._saved = (young, middle, old)
+            gc.set_threshold(young, middle, HELD_THRESHOLD)
+        self._holders.add(id(owner))
+
+    def release(self, owner: object) -> None:
+        """``owner`` is done (finished and painted, or removed); unknown owners are ignored."""
+        self._holders.discard(id(owner))
+        if not self._holders and self._saved is not None:
+            gc.set_threshold(*self._saved)
+            self._saved = None
+
+
+#: The process's one pause (the collector is process-wide).
+GC_PAUSE = StreamGcPause()
+
+
+class ReplyMarkdown(Markdown):
+    """Textual's Markdown, laid out at the height its blocks need whatever height it is offered.
+
+    Every block of a Markdown document is ``height: auto``, so the document's arrangement does
+    not depend on the height of the space around it. Textual still keys each block's cached box
+    model on that height (and re-arranges every list and code block when it changes), and in a
+    streaming reply it changes with every delta: each frame re-measured the whole reply. Asking
+    for the arrangement at height 0 (as Textual itself does to measure an auto-height container
+    whose children are not all dynamic) gives the same placements and lets the finished blocks'
+    sizes stay cached, so a frame costs what the last block changed.
+    """
+
+    def arrange(self, size: Size, optimal: bool = False) -> DockArrangeResult:
+        return super().arrange(Size(size.width, 0), optimal)
 
 
 class AssistantMessage(Vertical):
@@ -56,6 +134,8 @@ class AssistantMessage(Vertical):
         self.streaming = streaming
         self._stream: MarkdownStream | None = None
         self._plain: Static | None = None
+        #: Cleans each delta alone, holding back an escape sequence split across two deltas.
+        self._cleaner = StreamCleaner()
 
     def compose(self) -> ComposeResult:
         if len(self.text) > PLAIN_LIMIT:
@@ -63,13 +143,23 @@ class AssistantMessage(Vertical):
             yield self._plain
         else:
             # Links a model wrote are not followed blindly: see on_markdown_link_clicked.
-            yield Markdown(self.text, open_links=False)
+            yield ReplyMarkdown(self.text, open_links=False)
         badge_text = self._badge()
         # The streaming marker lives on the badge, not on the message: toggling a class on the
         # message restyles every Markdown block under it (hundreds of widgets in a long reply).
         badge = Static(badge_text, markup=False, classes="badge -streaming" if self.streaming else "badge")
         badge.display = bool(badge_text.plain)
         yield badge
+
+    def on_mount(self) -> None:
+        if self.streaming:
+            GC_PAUSE.hold(self)
+
+    def on_unmount(self) -> None:
+        GC_PAUSE.release(self)
+
+    def _release_gc(self) -> None:
+        GC_PAUSE.release(self)
 
     def on_markdown_link_clicked(self, event: Markdown.LinkClicked) -> None:
         """Open only web links a model wrote; anything else (file:, javascript:, custom schemes) is shown, not opened."""
@@ -91,10 +181,14 @@ class AssistantMessage(Vertical):
         if self._plain is not None:
             return self.text
         md = self.markdown
-        return md._markdown if md is not None else ""
+        return md.source if md is not None else ""
 
     async def append(self, fragment: str) -> None:
-        fragment = clean(fragment)
+        """Add a streamed delta (cleaned of terminal escapes; shown as Markdown source, never markup)."""
+        await self._add(self._cleaner.feed(fragment))
+
+    async def _add(self, fragment: str) -> None:
+        """Show ``fragment`` (already cleaned) after what is shown."""
         if not fragment:
             return
         self.text += fragment
@@ -144,13 +238,16 @@ class AssistantMessage(Vertical):
         """The reply is complete (or cut): draw the rest of the stream, fix the text, show the badge.
 
         The text is drawn before anything is restyled, so the end of a reply is on screen first."""
+        await self._add(self._cleaner.flush())
         await self._close_stream()
         self.streaming = False
         self.interrupted = interrupted
         self.source = source
         self.message_id = message_id or self.message_id
-        if content is not None and clean(content) != self.text:
-            self.text = clean(content)
+        saved = clean(content) if content is not None else self.text
+        if saved != self.text:
+            # Only when the saved reply differs from what was streamed: a whole re-render.
+            self.text = saved
             if self._plain is None and len(self.text) > PLAIN_LIMIT:
                 await self._switch_to_plain()
             elif self._plain is not None:
@@ -164,6 +261,8 @@ class AssistantMessage(Vertical):
         text = self._badge()
         badge.update(text)
         badge.display = bool(text.plain)
+        # The collector comes back once the finished reply is on screen, not before its frame.
+        self.call_after_refresh(self._release_gc)
 
     def mark_variant(self) -> None:
         """Show this reply as an earlier variant that ``/retry`` replaced (dimmed, with a badge)."""

@@ -42,6 +42,8 @@ class BreakersPanel(Static):
         self._clock = clock
         self.rows: dict[str, BreakerSnapshot] = {}
         self._taken_at = clock()
+        #: What the table shows now (None before the first draw): a redraw is skipped when equal.
+        self._shown: tuple[tuple[str, str, int | None, bool, str, str], ...] | None = None
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
@@ -69,7 +71,32 @@ class BreakersPanel(Static):
             return None
         return max(0.0, float(until) - (self._clock() - self._taken_at))
 
+    def _shown_rows(self) -> tuple[tuple[str, str, int | None, bool, str, str], ...]:
+        """Per row, what the table shows: name, state, whole seconds left, forced, fails, last error."""
+        shown = []
+        for name in sorted(self.rows, key=breaker_order):
+            row = self.rows[name]
+            left = self.countdown(row)
+            shown.append(
+                (
+                    name,
+                    row.state,
+                    None if left is None else round(left),
+                    row.forced,
+                    f"{row.failure_count} · {row.failure_rate:.0%}",
+                    one_line(row.last_error, 60) if row.last_error and row.state != "closed" else "",
+                )
+            )
+        return tuple(shown)
+
     def refresh_table(self) -> None:
+        """Redraw the table, only if what it shows changed: the app re-reads the breakers every
+        ``ui.health_interval`` seconds, and each redraw is a layout of the whole screen plus a
+        Rich table render (which would compete with a streaming reply for the frame)."""
+        shown = self._shown_rows()
+        if shown == self._shown:
+            return
+        self._shown = shown
         self.post_message(PanelChanged(self))
         if not self.rows:
             self.update(Text("no calls yet", style="dim italic"))
@@ -79,19 +106,16 @@ class BreakersPanel(Static):
         table.add_column("service", overflow="fold", ratio=3)
         table.add_column("state", no_wrap=True, ratio=4)
         table.add_column("fails", no_wrap=True, justify="right", ratio=2)
-        for name in sorted(self.rows, key=breaker_order):
-            row = self.rows[name]
-            label, style = STATE_STYLES.get(row.state, (row.state.upper(), "white"))
+        for name, state_name, left, forced, fails, last_error in shown:
+            label, style = STATE_STYLES.get(state_name, (state_name.upper(), "white"))
             state = Text(label, style=style)
-            left = self.countdown(row)
             if left is not None:
-                state.append(f" {left:.0f}s", style="red")
-            elif row.forced:
+                state.append(f" {left}s", style="red")
+            elif forced:
                 state.append(" forced", style="dim")
-            fails = Text(f"{row.failure_count} · {row.failure_rate:.0%}")
-            table.add_row(Text(name), state, fails)
-            if row.last_error and row.state != "closed":
-                table.add_row(Text(""), Text(one_line(row.last_error, 60), style="dim"), Text(""))
+            table.add_row(Text(name), state, Text(fails))
+            if last_error:
+                table.add_row(Text(""), Text(last_error, style="dim"), Text(""))
         self.update(Group(table, Text(LEGEND, style="dim italic")))
 
 

@@ -70,6 +70,8 @@ class ContextPanel(Static):
         self.conversation_id: str | None = None
         #: conversation id -> (its last prompt's report, recalled memories, memory note).
         self._figures: dict[str, tuple[PromptReport | None, tuple[str, ...], str]] = {}
+        #: (report, memories, note, width) drawn last: a redraw with the same is skipped.
+        self._shown: tuple[PromptReport | None, tuple[str, ...], str, int] | None = None
 
     def record(
         self,
@@ -123,12 +125,18 @@ class ContextPanel(Static):
         return round(100 * self.report.prompt_tokens / max(1, self.report.budget))
 
     def refresh_panel(self) -> None:
-        self.post_message(PanelChanged(self))
+        """Redraw, only if the figures or the width changed (each redraw is a layout of the whole
+        screen, which would compete with a streaming reply for the frame)."""
         report = self.report
+        width = max(10, self.content_size.width or 30)
+        shown = (report, self.memories, self.memory_note, width)
+        if shown == self._shown:
+            return
+        self._shown = shown
+        self.post_message(PanelChanged(self))
         if report is None:
             self.update(Text("no prompt built yet", style="dim italic"))
             return
-        width = max(10, self.content_size.width or 30)
         prompt = report.prompt_tokens
         budget = report.budget
         lines: list[RenderableType] = [

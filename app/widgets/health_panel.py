@@ -52,6 +52,8 @@ class HealthPanel(Static):
         super().__init__("", id=id, markup=False)
         self.border_title = "Health"
         self.rows: dict[str, HealthRow] = {name: HealthRow() for name in ROWS}
+        #: What the panel shows now (None before the first draw).
+        self._shown: Text | None = None
 
     def on_mount(self) -> None:
         self.refresh_table()
@@ -88,6 +90,9 @@ class HealthPanel(Static):
             )
 
     def refresh_table(self) -> None:
+        """Redraw the rows, only if what they show changed: the monitor's snapshot comes every
+        ``ui.health_interval`` seconds, and each redraw is a layout of the whole screen (which
+        would compete with a streaming reply for the frame)."""
         lines: list[Text] = []
         for name, row in self.rows.items():
             dot, style = STATUS_STYLES.get(row.status, ("○", "dim"))
@@ -100,7 +105,11 @@ class HealthPanel(Static):
             # Only news is worth a line: a problem, or what a row is doing (starting, tool count).
             if row.detail and row.detail != row.status:
                 lines.append(Text("  " + one_line(row.detail, 160), style=style if row.status != "healthy" else "dim"))
-        self.update(Text("\n").join(lines))
+        table = Text("\n").join(lines)
+        if table == self._shown:
+            return
+        self._shown = table
+        self.update(table)
         self.post_message(PanelChanged(self))
 
 

@@ -58,6 +58,7 @@ class StatusBar(Static):
         self.breakers: dict[str, str] = {}
         self.health: dict[str, str] = {}
         self.budget_percent: int | None = None
+        self._shown: Text | None = None
 
     def show(self, breakers: Mapping[str, str], health: Mapping[str, str], budget_percent: int | None) -> None:
         """Redraw from breaker name -> state, backend name -> health status and the budget used
@@ -65,7 +66,10 @@ class StatusBar(Static):
         self.breakers = dict(breakers)
         self.health = dict(health)
         self.budget_percent = budget_percent
-        self.update(self.line())
+        line = self.line()
+        if line != self._shown:  # the panels post on every change; most leave the dots as they were
+            self._shown = line
+            self.update(line)
 
     def line(self, width: int | None = None) -> Text:
         """The bar's text for ``width`` cells (default: the widget's): with names when they fit,
