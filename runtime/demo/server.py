@@ -71,6 +71,8 @@ _ABORT_KEY = "holdfast.abort"
 MAX_BODY_BYTES = 8 * 1024 * 1024
 #: A body this much over the limit is not read to its end before the 413 (the connection closes).
 _DRAIN_FACTOR = 8
+#: Default seconds a request body may take to arrive (nginx's client_body_timeout is 60).
+BODY_TIMEOUT = 30.0
 #: Connections the listening socket queues before the server accepts them (uvicorn's default).
 LISTEN_BACKLOG = 2048
 
@@ -87,6 +89,9 @@ class DemoServerState:
     profile: Profile = field(default_factory=lambda: PROFILES[DEFAULT_PROFILE])
     start_profile: str = DEFAULT_PROFILE
     max_body_bytes: int = MAX_BODY_BYTES
+    #: Seconds a request body may take to arrive whole; then 408 (a client that declared more
+    #: bytes than it sent would otherwise hold the request open forever).
+    body_timeout: float = BODY_TIMEOUT
     streams_completed: int = 0
     streams_cancelled: int = 0
     streams_dropped: int = 0
@@ -178,33 +183,46 @@ async def _apply_faults(request: Request, state: DemoServerState) -> Response | 
 
 
 def _api_error(exc: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+    if exc.status_code == 408:  # the rest of the body may still come: the connection cannot be reused
+        headers = {**(headers or {}), "connection": "close"}
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, at most ``limit`` bytes.
+async def _read_body(request: Request, state: DemoServerState) -> bytes:
+    """The request body, at most ``state.max_body_bytes`` bytes, read within ``state.body_timeout``.
 
     A larger body is read to its end (up to a few times the limit, so the client that is still
     sending it sees the answer rather than a reset connection) and refused.
 
     Raises:
-        ApiError: 413 when the body is larger than ``limit``.
+        ApiError: 413 when the body is larger than the limit; 408 when it has not arrived whole
+            in time (a ``Content-Length`` larger than what was sent, or a stalled upload).
     """
+    limit = state.max_body_bytes
     declared = request.headers.get("content-length", "")
     size = int(declared) if declared.isdigit() else 0
     too_big = size > limit
     parts: list[bytes] = []
-    if size <= limit * _DRAIN_FACTOR:
-        received = 0
-        async for part in request.stream():
-            received += len(part)
-            if received > limit:
-                too_big = True
-                if received > limit * _DRAIN_FACTOR:
-                    break
-            else:
-                parts.append(part)
-        size = max(size, received)
+    received = 0
+    try:
+        async with asyncio.timeout(state.body_timeout):
+            if size <= limit * _DRAIN_FACTOR:
+                async for part in request.stream():
+                    received += len(part)
+                    if received > limit:
+                        too_big = True
+                        if received > limit * _DRAIN_FACTOR:
+                            break
+                    else:
+                        parts.append(part)
+                size = max(size, received)
+    except TimeoutError:
+        expected = f"of {declared} " if declared.isdigit() else ""
+        raise ApiError(
+            408,
+            f"Timed out reading the request body: {received} bytes {expected}arrived in {state.body_timeout:g} s.",
+            code="request_timeout",
+        ) from None
     if too_big:
         raise ApiError(
             413,
@@ -384,7 +402,7 @@ def build_app(state: DemoServerState) -> ASGIApp:
     async def chat_completions(request: Request) -> Response | _ChatStream:
         profile = state.profile
         try:
-            chat = parse_chat_request(await _read_body(request, state.max_body_bytes))
+            chat = parse_chat_request(await _read_body(request, state))
             _chat_model(chat.model, profile)
             if profile.paired_tool_messages:
                 check_tool_messages(chat.messages)
@@ -442,7 +460,7 @@ def build_app(state: DemoServerState) -> ASGIApp:
 
     async def embeddings(request: Request) -> Response:
         try:
-            body = parse_embedding_request(await _read_body(request, state.max_body_bytes))
+            body = parse_embedding_request(await _read_body(request, state))
             # The chat model embeds too (clients that configure one model use it for both).
             if body.model not in (demo_model.EMBED_MODEL_NAME, demo_model.MODEL_NAME, *state.profile.model_aliases):
                 raise model_not_found(body.model)
@@ -484,7 +502,7 @@ def build_app(state: DemoServerState) -> ASGIApp:
             return _error(403, "the admin API only answers loopback clients", "permission_error")
         if request.method == "POST":
             try:
-                changes = parse_json_object(await _read_body(request, state.max_body_bytes))
+                changes = parse_json_object(await _read_body(request, state))
             except ApiError as exc:
                 return _api_error(exc)
             try:

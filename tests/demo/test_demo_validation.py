@@ -330,6 +330,40 @@ async def test_an_internal_error_is_a_json_500_and_the_connection_stays_usable()
         sock.close()
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"content-length: 100\r\n\r\n" + b'{"model": "holdfast-demo"',  # fewer bytes than declared
+        b"transfer-encoding: chunked\r\n\r\n5\r\n" + b'{"mod\r\n',  # a chunked upload that stalls
+    ],
+)
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/embeddings", "/admin/faults"])
+async def test_a_body_that_never_arrives_whole_is_a_408_not_a_hang(head: bytes, path: str) -> None:
+    sock = bind_socket("127.0.0.1", 0)
+    server = asyncio.create_task(serve(DemoServerState(tokens_per_second=0, body_timeout=0.5), sock))
+    try:
+        reader, writer = await asyncio.open_connection(*sock.getsockname())
+        try:
+            writer.write(f"POST {path} HTTP/1.1\r\nhost: demo\r\ncontent-type: application/json\r\n".encode() + head)
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 10)  # answered, then closed: read() ends
+        finally:
+            writer.close()
+        status_line, _, rest = answer.partition(b"\r\n")
+        headers, _, body = rest.partition(b"\r\n\r\n")
+        assert status_line.split()[1] == b"408", answer
+        assert b"connection: close" in headers.lower()
+        error = json.loads(body)["error"]
+        assert error["code"] == "request_timeout" and error["type"] == "invalid_request_error"
+        assert error["message"].startswith("Timed out reading the request body:")
+        assert error["message"].endswith("arrived in 0.5 s.")
+    finally:
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+        sock.close()
+
+
 @pytest.mark.parametrize("raw", [b"", b"{", b"not json", b"\xff\xfe", b'{"model": NaN}', b"null", b'"text"'])
 def test_bodies_that_are_not_a_json_object(http: httpx.Client, raw: bytes) -> None:
     response = http.post("/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
