@@ -158,11 +158,21 @@ async def check_embeddings(config: Config) -> DoctorRow:
         return DoctorRow("embeddings", "fail", describe(exc))
 
 
+async def check_mcp(config: Config) -> DoctorRow:
+    """Start each configured MCP server, report it, stop it (:func:`runtime.cli.mcp.doctor_report`):
+    fail for a server that does not run, warn for skipped tools. Never raises."""
+    from runtime.cli.mcp import doctor_report
+
+    verdict, detail = await doctor_report(config)
+    return DoctorRow("mcp", verdict, detail)
+
+
 CHECKS: tuple[Callable[[Config], Awaitable[DoctorRow]], ...] = (
     check_redis,
     check_llm,
     check_memory_dir,
     check_embeddings,
+    check_mcp,
 )
 
 

@@ -8,6 +8,7 @@
   (``~/.config/holdfast/config.toml``), keeping what it holds. Exit 1 when the name is taken or
   the file cannot be written; 2 for an invalid entry (a bad name, permission or URL, ``--env``
   with ``--url``, ``--header`` with a command).
+- ``doctor_report``: ``holdfast doctor``'s ``mcp`` row (each server started, checked, stopped).
 - ``serve``: Holdfast's MCP server on stdin/stdout: the long-term memory of ``--user`` (search,
   add, forget; :mod:`runtime.tools.mcp.memory_server`). Only the memory store is opened. Nothing
   but the protocol is written to stdout; logs go to the log file.
@@ -19,15 +20,15 @@ import json
 import sys
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 
 import typer
 
 from runtime.cli.base import EXIT_FAILED, EXIT_OK, failed, usage_error, user_text, with_runtime, write_json
-from runtime.config import McpConfig, user_config_path
+from runtime.config import Config, McpConfig, user_config_path
 from runtime.config.paths import storage_error
-from runtime.core.errors import ValidationError
+from runtime.core.errors import ValidationError, describe
 from runtime.core.safe_text import clean
 
 if TYPE_CHECKING:
@@ -66,6 +67,41 @@ def list_(
         return EXIT_FAILED if broken else EXIT_OK
 
     return with_runtime(ctx, body, start=False)
+
+
+async def doctor_report(config: Config) -> tuple[Literal["ok", "warn", "fail"], str]:
+    """``holdfast doctor``'s ``mcp`` row: start every configured server alone (as ``list`` does),
+    wait for each one's first start, stop them, and return (verdict, one-line detail): ``fail``
+    naming each enabled server that is not running and why, ``warn`` when a server skipped tools
+    (invalid schemas), else ``ok`` with how many servers run and their tools. Never raises."""
+    if not config.mcp.servers:
+        return "ok", "no servers configured ([mcp.servers])"
+    from runtime.resilience import Resilience
+    from runtime.tools import ToolRegistry
+    from runtime.tools.mcp import McpManager
+
+    manager = McpManager(
+        config.mcp, ToolRegistry(config.plugins), Resilience(config.resilience), log_dir=config.data_path / "mcp"
+    )
+    try:
+        manager.start()
+        try:
+            await manager.wait_ready()
+            statuses = manager.statuses()
+        finally:
+            await manager.stop()
+    except Exception as exc:  # noqa: BLE001 - doctor reports every failure as a row, never a traceback
+        return "fail", clean(describe(exc))
+    enabled = [s for s in statuses if s.state != "disabled"]
+    running = [s for s in enabled if s.state == "running"]
+    parts = [f"{len(running)} of {len(enabled)} servers running, {sum(len(s.tools) for s in running)} tools"]
+    down = [s for s in enabled if s.state != "running"]
+    parts += [f"{s.name}: {s.last_error or s.state}" for s in down]
+    skipped = [f"{s.name}/{tool}" for s in enabled for tool in sorted(s.skipped)]
+    if skipped:
+        parts.append(f"skipped: {', '.join(skipped)} (holdfast mcp list says why)")
+    verdict: Literal["ok", "warn", "fail"] = "fail" if down else "warn" if skipped else "ok"
+    return verdict, clean("; ".join(parts))
 
 
 def _tool_rows(rt: Runtime, status: McpServerStatus) -> list[dict[str, str]]:

@@ -227,3 +227,23 @@ async def test_holdfast_mcp_serve_reports_bad_arguments_in_one_line(tmp_path: Pa
         ):
             result = await _call(session, name, arguments)
             assert result.is_error and _text(result) == expected
+
+
+def test_holdfast_doctor_checks_the_mcp_servers(tmp_path: Path) -> None:
+    healthy = write_config(
+        tmp_path / "ok.toml",
+        f"[mcp.servers.notes]\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(str(NOTES))}]\n",
+    )
+    done = run_script("doctor", "--config", str(healthy))
+    assert done.code == 0, done.out + done.err
+    assert "  ok    mcp         1 of 1 servers running, 5 tools" in done.out
+    broken = write_config(
+        tmp_path / "broken.toml",
+        f"[mcp.servers.odd]\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(str(ODDITIES))}]\n"
+        '[mcp.servers.ghost]\ncommand = "no-such-mcp-server-anywhere"\n',
+    )
+    done = run_script("doctor", "--config", str(broken))
+    assert done.code == 1 and "not healthy: mcp failed" in done.out, done.out + done.err
+    [row] = [line for line in done.out.splitlines() if line.startswith("  FAIL  mcp")]
+    assert "1 of 2 servers running" in row and "ghost: MCP server ghost: command 'no-such-mcp-server-anywhere'" in row
+    assert "skipped: odd/dangling_ref, odd/remote_ref, odd/twice (holdfast mcp list says why)" in row
