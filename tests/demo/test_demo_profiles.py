@@ -330,3 +330,12 @@ def test_an_unknown_profile_flag_is_refused() -> None:
         timeout=30,
     )
     assert done.returncode == 2 and "invalid choice: 'nope'" in done.stderr
+
+
+def test_the_readme_lists_every_profile_and_only_those() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The demo LLM server", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == list(PROFILES)
+    local = [name for name, p in PROFILES.items() if not p.paired_tool_messages]
+    assert f"({', '.join(f'`{name}`' for name in local)})" in " ".join(section.split())
