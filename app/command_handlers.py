@@ -208,7 +208,7 @@ class CommandHandlers:
             pid = chaos.kill_mcp(inv.args[2])
             server = inv.args[2]
             what = f"killed MCP server {server} (pid {pid})" if pid else f"MCP server {server} was not running"
-            await self.say(f"{what}: it restarts by itself; its tools fail until then", "degraded")
+            await self.say(f"{what}: it restarts by itself; a call to its tools waits for it", "degraded")
             await self.app.check_health_now()
         elif action == "kill":
             name = inv.args[1]
