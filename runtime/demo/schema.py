@@ -10,7 +10,9 @@ and codes worded after OpenAI's own (``missing_required_parameter``, ``invalid_t
 ``invalid_value``, ``empty_array``, ``integer_below_min_value``, ...).
 
 Unknown top-level parameters are ignored rather than refused (vLLM and Ollama do the same;
-OpenAI refuses them): clients send vendor extras such as ``top_k`` or ``keep_alive``.
+OpenAI refuses them): clients send vendor extras such as ``top_k`` or ``keep_alive``. OpenAI's
+own parameters that do not change the demo's answer (``logit_bias``, ``metadata``, ``store``,
+``user``, ``seed`` ...) are still type-checked.
 
 The parsed models keep the request's own message and tool dicts (``raw_messages``,
 ``raw_tools``) so the demo model reads exactly what arrived.
@@ -194,7 +196,7 @@ class Message(_Strict):
 
     ``system``, ``developer``, ``user``, ``tool`` and ``function`` need ``content``; an
     ``assistant`` message needs ``content`` or ``tool_calls``; a ``tool`` message needs
-    ``tool_call_id``. Content is a string or a list of content blocks.
+    ``tool_call_id``, a (deprecated) ``function`` message its ``name``. Content is a string or a list of content blocks.
     """
 
     role: Role
@@ -218,6 +220,8 @@ class Message(_Strict):
             raise _missing("content")
         if self.role == "tool" and self.tool_call_id is None:
             raise _missing("tool_call_id")
+        if self.role == "function" and self.name is None:
+            raise _missing("name")
         return self
 
 
@@ -299,6 +303,9 @@ class ChatRequest(_Strict):
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
     user: str | None = None
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
     _raw_messages: list[dict[str, Any]] = PrivateAttr(default_factory=list)
     _raw_tools: list[dict[str, Any]] = PrivateAttr(default_factory=list)
 

@@ -171,6 +171,31 @@ MALFORMED: dict[str, tuple[object, int, str | None, str | None]] = {
         "integer_above_max_value",
     ),
     "seed past 64 bits": ({"model": MODEL, "messages": HI, "seed": -(2**64)}, 400, "seed", "integer_below_min_value"),
+    "function message without name": (
+        {"model": MODEL, "messages": [*HI, {"role": "function", "content": "4"}]},
+        400,
+        "messages[1].name",
+        "missing_required_parameter",
+    ),
+    "logit_bias not an object": (
+        {"model": MODEL, "messages": HI, "logit_bias": "x"},
+        400,
+        "logit_bias",
+        "invalid_type",
+    ),
+    "logit_bias out of range": (
+        {"model": MODEL, "messages": HI, "logit_bias": {"50256": -101}},
+        400,
+        "logit_bias.50256",
+        "decimal_below_min_value",
+    ),
+    "metadata values not strings": (
+        {"model": MODEL, "messages": HI, "metadata": {"run": 5}},
+        400,
+        "metadata.run",
+        "invalid_type",
+    ),
+    "store not a boolean": ({"model": MODEL, "messages": HI, "store": "yes"}, 400, "store", "invalid_type"),
     "tool result answering no call": (
         {"model": MODEL, "messages": [*HI, {"role": "tool", "tool_call_id": "c1", "content": "4"}]},
         400,
@@ -248,7 +273,7 @@ def test_deeply_nested_json_is_a_400_not_a_crash(http: httpx.Client) -> None:
     nested: object = "hi"
     for _ in range(150):  # deep but within the parser's limit: validated, not crashed
         nested = [nested]
-    response = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HI, "metadata": nested})
+    response = http.post("/v1/chat/completions", json={"model": MODEL, "messages": HI, "vendor_extra": nested})
     assert response.status_code == 200
 
 
