@@ -154,6 +154,8 @@ async def _turn(rt: Runtime, message: str | None, conversation: str | None, *, a
     failed = False
     resend = False
     thinking = False
+    text_step = 0  # the step whose text was printed last
+    line_open = False  # printed text does not end with a newline
     notices: list[TurnNotice] = []
     finished: TurnFinished | None = None
     turn = (
@@ -176,7 +178,13 @@ async def _turn(rt: Runtime, message: str | None, conversation: str | None, *, a
             if as_json:
                 write_json(event.to_dict())
             elif isinstance(event, TextDelta):
-                out.write(clean(event.text))
+                if event.step != text_step and line_open:
+                    out.write("\n")  # a step's words before its tool calls, then the answer: two lines
+                text_step = event.step
+                text = clean(event.text)
+                if text:
+                    line_open = not text.endswith("\n")
+                out.write(text)
                 out.flush()
             elif isinstance(event, ReasoningDelta):
                 if not thinking:
