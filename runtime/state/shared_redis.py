@@ -26,7 +26,11 @@ does not leave it running forever, the process that starts it also starts a smal
 more, stops the server as the last user would have; it exits with the server. With
 ``keep_running`` there is no watchdog.
 
-Every file-system failure is a :class:`~runtime.config.StorageError` naming the path and what to
+On a full disk the pid file is the one thing given up: the server still starts and serves what
+it holds (Redis refuses writes it cannot append to its AOF, and the journal says the disk is
+full), other processes find it through ``/proc``, and the last user or the watchdog stops it.
+
+Every other file-system failure is a :class:`~runtime.config.StorageError` naming the path and what to
 do; a server that cannot be started or found answering is a ``ServiceUnavailableError`` (the
 runtime then keeps conversations in the local journal).
 """
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import fcntl
 import functools
 import itertools
@@ -49,7 +54,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.config.paths import storage_error
+from runtime.config.paths import StorageError, storage_error
 from runtime.core.errors import ServiceUnavailableError
 from runtime.core.procs import free_port, pid_alive, wait_until
 from runtime.state.embedded_redis import EmbeddedRedis, RedisAddress, find_redis_server, ping
@@ -417,7 +422,7 @@ class DataDirRedis:
                 )
             self.started_here = False
             if read_pid_file(self.pid_file) != record:
-                self._write_pid_file(record)
+                self._note_pid_file(record)
             return record
         return self._start()
 
@@ -448,7 +453,7 @@ class DataDirRedis:
             if settled and proc.poll() is None:
                 record = ServerRecord(proc.pid, _HOST, port)
                 try:
-                    self._write_pid_file(record)
+                    self._note_pid_file(record)
                 except BaseException:
                     _terminate(proc)
                     raise
@@ -501,8 +506,9 @@ class DataDirRedis:
                 return False
             try:
                 record = read_pid_file(self.pid_file)
-                if record is None or record.pid != server_pid or not self._nobody_else():
-                    return False
+                named = record is not None and record.pid == server_pid
+                if not (named or _proc_serves(server_pid, self.directory)) or not self._nobody_else():
+                    return False  # another server now (restarted elsewhere), or still used
                 self._stop_server()
                 return True
             finally:
@@ -532,6 +538,21 @@ class DataDirRedis:
         finally:
             log_file.close()
 
+    def _note_pid_file(self, record: ServerRecord) -> None:
+        """Write the pid file, except on a full disk (or quota): there the server still serves
+        what it holds (reads, and a clear refusal of writes), and every process finds it without
+        the file, through ``/proc``; so a full disk costs the file, not the conversations.
+
+        Raises:
+            StorageError: any other failure to write it (read-only, no permission).
+        """
+        try:
+            self._write_pid_file(record)
+        except StorageError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            log.warning("%s; the redis-server (pid %d) is found through /proc instead", exc.user_message(), record.pid)
+
     def _write_pid_file(self, record: ServerRecord) -> None:
         tmp = self.pid_file.with_name(f"{PID_FILE}.{os.getpid()}.tmp")
         try:
@@ -548,7 +569,11 @@ class DataDirRedis:
         if record is None or not self._is_ours(record):
             if record is not None and not pid_alive(record.pid):
                 self.pid_file.unlink(missing_ok=True)  # a dead server's: nobody else can own it
-            return
+            # No pid file names it (a full disk had no room for one, or it was deleted): the
+            # server running in this directory is still the one the last user leaves.
+            record = find_running_server(self.directory)
+            if record is None:
+                return
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.pid, signal.SIGTERM)  # Redis flushes its AOF and exits
         if self._proc is not None and self._proc.pid == record.pid:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from runtime.config import StorageError
 from runtime.core.errors import ServiceUnavailableError
@@ -22,7 +23,7 @@ from runtime.state.embedded_redis import ping
 from runtime.state.shared_redis import DataDirRedis, ServerRecord, read_pid_file
 from tests.support.polling import wait_until
 from tests.support.redis_user import RedisUser
-from tests.support.storage import need_tmpfs, read_only, redis_servers_of, tmpfs
+from tests.support.storage import fill, need_tmpfs, read_only, redis_servers_of, tmpfs
 
 pytestmark = pytest.mark.slow
 
@@ -233,6 +234,32 @@ def test_a_server_that_could_not_start_has_no_url_and_raises_nothing(tmp_path: P
                 server.attach()
         assert (redis.url, redis.pid, redis.running()) == ("", None, False)
         assert pinned.url == "redis://127.0.0.1:6399/0"
+
+
+def test_a_full_disk_costs_the_pid_file_not_the_server_and_its_data(tmp_path: Path) -> None:
+    # No room for a pid file must not put every conversation out of reach (`holdfast
+    # conversations list` printed nothing and exited 0): the server starts, serves what it holds,
+    # is shared through /proc, and still stops when its last user leaves or crashes.
+    need_tmpfs()
+    with tmpfs(tmp_path / "full", size="16m") as mount:
+        directory = mount / "redis"
+        first = RedisUser(directory)
+        redis.Redis(port=first.attached()["port"]).set("greeting", "hello")
+        first.leave()
+        fill(mount)
+
+        second = RedisUser(directory)
+        b = second.attached()
+        assert "error" not in b and b["started_here"] is True
+        assert redis.Redis(port=b["port"]).get("greeting") == b"hello"
+        assert _pid_file(directory) is None
+        third = RedisUser(directory)
+        assert (third.attached()["pid"], third.attached()["started_here"]) == (b["pid"], False)
+
+        second.leave()
+        assert redis_servers_of(directory) == [b["pid"]]  # still used by the third
+        third.kill()  # the last user crashes: the watchdog stops the server without a pid file
+        wait_until(lambda: redis_servers_of(directory) == [], 15, "the watchdog to stop the server")
 
 
 def test_a_read_only_data_dir_is_one_storage_error_naming_the_path(tmp_path: Path) -> None:
