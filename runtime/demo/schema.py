@@ -47,6 +47,10 @@ FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
 MAX_CHOICES = 128
 #: Most stop sequences (OpenAI's limit).
 MAX_STOP = 4
+#: Most inputs one embeddings request may carry (OpenAI's limit).
+MAX_EMBED_INPUTS = 2048
+#: Largest token id an embeddings request may send (a 32-bit signed id; real vocabularies are smaller).
+MAX_TOKEN_ID = 2**31 - 1
 #: The range of the API's integer parameters (64-bit signed, as OpenAI stores them).
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -436,6 +440,37 @@ def _unanswered(pending: set[str], caller: int) -> None:
         )
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text_input(text: str, where: str) -> None:
+    """OpenAI refuses an empty string to embed."""
+    if not text:
+        raise PydanticCustomError(
+            "invalid_value",
+            "Invalid '{where}': empty string. Expected a string with minimum length 1.",
+            {"where": where},
+        )
+
+
+def _token_ids(ids: list[Any], where: str) -> None:
+    """A token array must hold at least one id, each a token of the vocabulary's range."""
+    if not ids:
+        raise PydanticCustomError(
+            "empty_array",
+            "Invalid '{where}': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+            {"where": where},
+        )
+    bad = next((i for i in ids if not 0 <= i <= MAX_TOKEN_ID), None)
+    if bad is not None:
+        raise PydanticCustomError(
+            "invalid_value",
+            "Invalid '{where}': token id {bad} is out of range. Expected token ids from 0 to {top}.",
+            {"where": where, "bad": bad, "top": MAX_TOKEN_ID},
+        )
+
+
 class EmbeddingRequest(_Strict):
     """A ``POST /v1/embeddings`` body: text, texts, or token ids (one list or a list of lists)."""
 
@@ -448,25 +483,38 @@ class EmbeddingRequest(_Strict):
     @field_validator("input", mode="before")
     @classmethod
     def _input_shape(cls, value: object) -> object:
-        if isinstance(value, list) and not value:
+        if isinstance(value, str):
+            _text_input(value, "input")
+            return value
+        if not isinstance(value, list):
+            return _one_of(value, (str,), "a string or an array of strings")
+        if not value:
             raise PydanticCustomError(
-                "empty_array", "Invalid 'input': empty array. Expected an array with minimum length 1.", {}
+                "empty_array",
+                "Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty array instead.",
             )
-        if isinstance(value, list):
-            if all(isinstance(v, str) for v in value):
-                return value
-            if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                return value
-            if all(
-                isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v) for v in value
-            ):
-                return value
+        if len(value) > MAX_EMBED_INPUTS:
+            raise PydanticCustomError(
+                "array_above_max_length",
+                "Invalid 'input': array too long. Expected an array with maximum length {limit}, but got an array "
+                "with length {length} instead.",
+                {"limit": MAX_EMBED_INPUTS, "length": len(value)},
+            )
+        if all(isinstance(v, str) for v in value):
+            for index, text in enumerate(value):
+                _text_input(text, f"input[{index}]")
+        elif all(_is_int(v) for v in value):
+            _token_ids(value, "input")
+        elif all(isinstance(v, list) and all(_is_int(i) for i in v) for v in value):
+            for index, ids in enumerate(value):
+                _token_ids(ids, f"input[{index}]")
+        else:
             raise PydanticCustomError(
                 "invalid_type",
                 "expected a string, an array of strings, or an array of token arrays",
                 {"expected": "a string or an array of strings", "got": "an array of mixed values"},
             )
-        return _one_of(value, (str,), "a string or an array of strings")
+        return value
 
     @property
     def texts(self) -> list[str]:
@@ -537,8 +585,8 @@ def error_from_pydantic(error: ErrorDetails) -> ApiError:
         got = ctx.get("got") or _kind(given)
         message = f"Invalid type for '{name}': expected {expected}, but got {got} instead."
         return ApiError(400, message, param=param, code="invalid_type")
-    if kind == "invalid_value":
-        return ApiError(400, error["msg"], param=param, code="invalid_value")
+    if kind in ("invalid_value", "empty_array", "array_above_max_length"):  # worded whole where raised
+        return ApiError(400, error["msg"], param=param, code=kind)
     if kind == "literal_error":
         supported = ctx.get("expected", "")
         return ApiError(

@@ -443,6 +443,33 @@ def test_malformed_embedding_requests(http: httpx.Client) -> None:
         assert error_of(response)["param"] == param, body
 
 
+@pytest.mark.parametrize(
+    ("given", "code", "message"),
+    [
+        ([], "empty_array", "Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty"),
+        ("", "invalid_value", "Invalid 'input': empty string. Expected a string with minimum length 1."),
+        (["a", ""], "invalid_value", "Invalid 'input[1]': empty string. Expected a string with minimum length 1."),
+        ([[1], []], "empty_array", "Invalid 'input[1]': empty array. Expected an array with minimum length 1"),
+        (
+            [-1],
+            "invalid_value",
+            "Invalid 'input': token id -1 is out of range. Expected token ids from 0 to 2147483647.",
+        ),
+        ([[2**40]], "invalid_value", f"Invalid 'input[0]': token id {2**40} is out of range."),
+        (["a"] * 2049, "array_above_max_length", "Invalid 'input': array too long. Expected an array with maximum "),
+    ],
+)
+def test_embedding_inputs_are_checked_like_openais(http: httpx.Client, given: object, code: str, message: str) -> None:
+    response = http.post("/v1/embeddings", json={"model": "holdfast-demo-embed", "input": given})
+    assert response.status_code == 400
+    error = error_of(response)
+    assert (error["param"], error["code"]) == ("input", code)
+    assert error["message"].startswith(message), error["message"]
+    # The largest request OpenAI takes is served.
+    full = http.post("/v1/embeddings", json={"model": "holdfast-demo-embed", "input": ["a"] * 2048})
+    assert full.status_code == 200 and len(full.json()["data"]) == 2048
+
+
 def test_valid_variants_are_accepted(http: httpx.Client) -> None:
     history = [
         {"role": "developer", "content": "be brief"},
