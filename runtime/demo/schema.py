@@ -587,6 +587,9 @@ def error_from_pydantic(error: ErrorDetails) -> ApiError:
         return ApiError(400, message, param=param, code="invalid_type")
     if kind in ("invalid_value", "empty_array", "array_above_max_length"):  # worded whole where raised
         return ApiError(400, error["msg"], param=param, code=kind)
+    if kind == "literal_error" and not isinstance(given, str):  # every literal here is a string
+        message = f"Invalid type for '{name}': expected a string, but got {_kind(given)} instead."
+        return ApiError(400, message, param=param, code="invalid_type")
     if kind == "literal_error":
         supported = ctx.get("expected", "")
         return ApiError(

@@ -84,6 +84,18 @@ MALFORMED: dict[str, tuple[object, int, str | None, str | None]] = {
         "messages[0].role",
         "invalid_value",
     ),
+    "role an object": (
+        {"model": MODEL, "messages": [{"role": {"name": "user"}, "content": "hi"}]},
+        400,
+        "messages[0].role",
+        "invalid_type",
+    ),
+    "content block type a number": (
+        {"model": MODEL, "messages": [{"role": "user", "content": [{"type": 1, "text": "hi"}]}]},
+        400,
+        "messages[0].content[0].type",
+        "invalid_type",
+    ),
     "content a number": (
         {"model": MODEL, "messages": [{"role": "user", "content": 42}]},
         400,
@@ -227,6 +239,11 @@ def test_malformed_chat_requests_get_openai_errors(http: httpx.Client, case: str
 def test_the_error_messages_read_like_openais(http: httpx.Client) -> None:
     wizard = http.post("/v1/chat/completions", json=MALFORMED["role wizard"][0])
     assert error_of(wizard)["message"].startswith("Invalid value: 'wizard'. Supported values are: 'system'")
+    role = http.post("/v1/chat/completions", json=MALFORMED["role an object"][0])
+    assert (
+        error_of(role)["message"]
+        == "Invalid type for 'messages[0].role': expected a string, but got an object instead."
+    )
     missing = http.post("/v1/chat/completions", json=MALFORMED["missing model"][0])
     assert error_of(missing)["message"] == "Missing required parameter: 'model'."
     unknown = http.post("/v1/chat/completions", json=MALFORMED["unknown model"][0])
