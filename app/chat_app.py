@@ -37,6 +37,7 @@ from app.alerts_view import show_alert
 from app.command_handlers import CommandHandlers
 from app.commands import COMMANDS, CommandError, is_command, parse
 from app.layout import panels_can_be_inline, plan, sidebar_can_be_inline
+from app.live_view import LiveView
 from app.safe_text import plural
 from app.screens.confirm import ConfirmScreen
 from app.screens.permission import PermissionScreen
@@ -180,6 +181,8 @@ class HoldfastApp(App[int]):
         self._clock = clock
         self.conversation_id: str | None = None
         self.handlers = CommandHandlers(self)
+        #: Other processes' messages, titles and turns, shown live (issue 19).
+        self.live = LiveView(self)
         self._turn: Worker[None] | None = None
         #: Messages waiting for the running turn (or for start-up) to end, each bound to the
         #: conversation it was typed in (None: typed before the first conversation opened).
@@ -357,6 +360,7 @@ class HoldfastApp(App[int]):
         # read from memory every interval (no backend call from the UI).
         self.set_interval(self.config.ui.health_interval, self._show_health_snapshot)
         await self._open_first_conversation()
+        self.live.start()
         self.timings.setdefault("ready", self._clock() - self._launched)
         self.ready.set()
         await self._drain_queue()
@@ -588,6 +592,7 @@ class HoldfastApp(App[int]):
         log_.has_older = bool(messages) and messages[0].seq not in (None, 0)
         log_.scroll_end(animate=False)
         log_.anchor()
+        self.live.shown(conversation_id, messages)
 
     def _queued_for(self, conversation_id: str) -> list[QueuedMessage]:
         """Queued messages of ``conversation_id`` (and those typed before any conversation opened)."""
@@ -908,6 +913,12 @@ class HoldfastApp(App[int]):
                 screen.dismiss("deny")
 
     async def _run_turn(self, conversation_id: str, text: str | None, retry: bool, bubble: UserMessage | None) -> None:
+        try:  # a turn running in another process: wait for it, saying so (Esc gives the text back)
+            await self.live.before_turn(conversation_id)
+        except asyncio.CancelledError:
+            self.live.not_sent(text, bubble)
+            self.call_later(self._after_turn)
+            raise
         view = self._view = TurnView(self, conversation_id)
         rt = self.runtime
         events = (

@@ -6,13 +6,14 @@ first, each with a snippet of its best message. Enter in the box (:class:`Search
 the best match at that message.
 
 It shows the runtime facade's :class:`Conversation` snapshots (``id``, ``title``, ``updated_at``,
-``message_count``); the app lists them in a worker and calls :meth:`show`.
+``message_count``); the app lists them in a worker and calls :meth:`show`. Live updates from other
+processes (:mod:`app.live_view`) change one row with :meth:`update` or drop it with :meth:`remove`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -82,6 +83,39 @@ class ConversationList(Vertical):
         if current_id is not None:
             self.current_id = current_id
         self._render_options()
+
+    def update(
+        self,
+        conversation_id: str,
+        *,
+        message_count: int | None = None,
+        title: str | None = None,
+        updated_at: float | None = None,
+    ) -> bool:
+        """Change one listed conversation in place (a live update from any process) and redraw;
+        a conversation whose ``updated_at`` moves goes to the top. ``message_count`` never goes
+        down (updates may arrive out of order). False when it is not listed (the caller re-lists)."""
+        for index, conv in enumerate(self.conversations):
+            if conv.id != conversation_id:
+                continue
+            changed = conv
+            if message_count is not None and message_count > changed.message_count:
+                changed = replace(changed, message_count=message_count)
+            if title is not None and title != changed.title:
+                changed = replace(changed, title=title)
+            if updated_at is not None and updated_at > changed.updated_at:
+                changed = replace(changed, updated_at=updated_at)
+            if changed != conv:
+                self.conversations[index] = changed
+                self.show(self.conversations)
+            return True
+        return False
+
+    def remove(self, conversation_id: str) -> None:
+        """Drop a conversation from the list (deleted in another process); no-op if not listed."""
+        kept = [c for c in self.conversations if c.id != conversation_id]
+        if len(kept) != len(self.conversations):
+            self.show(kept)
 
     def titles(self) -> list[str]:
         """Ids of the conversations the filter shows, in order."""

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from runtime.resilience.breaker import BreakerSnapshot as BreakerSnapshot
     from runtime.resilience.health import CheckResult as CheckResult
     from runtime.resilience.health import HealthReport as HealthReport
+    from runtime.state.live import ConversationChanged as ConversationChanged
     from runtime.state.search import SearchHit as SearchHit
     from runtime.tools import AskPermission as AskPermission
 
@@ -271,6 +272,23 @@ class RuntimeFacade(Protocol):
 
     async def last_conversation(self) -> str | None:
         """The conversation the user was last in, in any process (None if unknown or Redis is out)."""
+        ...
+
+    def watch_conversations(self, listener: Callable[[ConversationChanged], None]) -> Callable[[], None]:
+        """Call ``listener`` (in the event loop's thread) with each change to this user's
+        conversations made by any process: a message appended (its seq and id), a new title, a
+        deletion, a turn starting or ending in another process, and ``resync`` after each
+        (re)subscription, when changes may have been missed. Returns the function that stops it."""
+        ...
+
+    def wrote_message(self, message_id: str) -> bool:
+        """True when this process appended the message ``message_id`` (its own turn showed it):
+        a face showing another process's messages skips these. In memory, no backend call."""
+        ...
+
+    async def turn_running_elsewhere(self, conversation_id: str) -> bool:
+        """True when another process runs a turn of ``conversation_id`` (holds its turn lock);
+        False when none does, or when Redis is out and nobody can tell."""
         ...
 
     async def list_sessions(self, user_id: str | None = None) -> list[SessionInfo]:

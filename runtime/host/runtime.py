@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from runtime.state.client import RedisClient
     from runtime.state.conversations import ConversationStore
     from runtime.state.history import ConversationInfo
+    from runtime.state.live import ConversationChanged, LiveUpdates
     from runtime.state.search import SearchHit
     from runtime.state.sessions import Session, SessionManager
     from runtime.state.shared_redis import DataDirRedis
@@ -161,6 +162,7 @@ class Runtime:
         self._keeper: SessionKeeper | None = None
         self._redis_client: RedisClient | None = None
         self._breaker_sync: BreakerSync | None = None
+        self._live: LiveUpdates | None = None
         self._embedded_redis: DataDirRedis | None = None
         self._demo_llm: DemoLLMServer | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -452,6 +454,14 @@ class Runtime:
             self._state, runner, self.resilience.breakers, self.bus, key_prefix=cfg.redis.key_prefix
         )
         await self._breaker_sync.start(timeout=0.5)
+        from runtime.state.live import LiveUpdates
+
+        # Live updates (issue 19): this process's turns are announced (the appends announce
+        # themselves); faces subscribe through watch_conversations.
+        self._live = LiveUpdates(
+            runner, key_prefix=cfg.redis.key_prefix, user_id=self.user_id, bus=self.bus, own_message=store.wrote
+        )
+        self._live.start()
         # The monitor's probes are the breakers' half-open probes: they heal with no traffic.
         self.monitor.link_breaker("redis", self.resilience.guard("redis").breaker)
 
@@ -569,6 +579,7 @@ class Runtime:
             ("session", self._keeper.close if self._keeper else None),
             ("monitor", self.monitor.stop),
             ("breaker sync", self._breaker_sync.stop if self._breaker_sync else None),
+            ("live updates", self._live.stop if self._live else None),
             ("store", self._store.close if self._store else None),
             ("memory", self.memory.aclose if self.memory else None),
             ("llm", self._llm.aclose if self._llm else None),
@@ -699,6 +710,27 @@ class Runtime:
         last-conversation pointer in the background (kept pending while Redis is out)."""
         if self._keeper is not None:
             self._keeper.note_active(conversation_id)
+
+    def watch_conversations(self, listener: Callable[[ConversationChanged], None]) -> Callable[[], None]:
+        """Call ``listener`` (in the event loop's thread) with every change to this user's
+        conversations made by any process on this Redis: messages, titles, deletions, turns
+        starting and ending elsewhere, and ``resync`` after each (re)subscription (see
+        :mod:`runtime.state.live`). Only this user's changes ever arrive. Returns the function
+        that stops the listener. Raises NotStartedError before :meth:`start`."""
+        return _started(self._live, "live updates").watch(listener)
+
+    def wrote_message(self, message_id: str) -> bool:
+        """True when this process appended the message ``message_id`` (one of its recent appends)."""
+        return self._store is not None and self._store.wrote(message_id)
+
+    async def turn_running_elsewhere(self, conversation_id: str) -> bool:
+        """True when a turn of ``conversation_id`` runs in another process (its turn lock is
+        held in Redis, not by this runtime); False when none does or Redis cannot tell (out)."""
+        try:
+            return await self.agent.locks.held_elsewhere(conversation_id)
+        except AppError as exc:
+            log.info("turn lock of %s unknown: %s", conversation_id, describe(exc))
+            return False
 
     async def last_conversation(self) -> str | None:
         """The conversation this user was last in, in any process; None if unknown or Redis is out."""

@@ -27,6 +27,7 @@ import dataclasses
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,8 @@ STORE_NAME = "conversations"
 HIDDEN = "hidden"
 _ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
 _MAX_TITLE = 200
+#: How many of its own appended message ids a store remembers (:meth:`ConversationStore.wrote`).
+MINE_REMEMBERED = 10_000
 
 TokenCounter = Callable[[ChatMessage], int]
 
@@ -132,6 +135,8 @@ class ConversationStore:
         self._loop_task: asyncio.Task[None] | None = None
         self._replay_task: asyncio.Task[ReplayReport] | None = None
         self._notices: list[str] = []
+        # Ids of the messages this store appended (newest last): live updates tell them apart.
+        self._mine: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
     def from_config(cls, runner: RedisRunner, config: Config, **kwargs: Any) -> ConversationStore:
@@ -152,6 +157,12 @@ class ConversationStore:
         """Why writes go to the journal (Redis's own words for a refusal: "Redis is out of memory
         ... (OOM)", "Redis is a read-only replica ..."); "" when not degraded."""
         return self._degraded_reason if self._degraded else ""
+
+    def wrote(self, message_id: str) -> bool:
+        """True when this store (this process) appended the message ``message_id``: one of its
+        last :data:`MINE_REMEMBERED` appends. Live updates use it to tell another process's
+        message from this process's own (which its turn already showed)."""
+        return message_id in self._mine
 
     @property
     def pending_writes(self) -> int:
@@ -366,6 +377,9 @@ class ConversationStore:
         at = self._clock()
         record = {"op": "append", "conv": conversation_id, "message": message.to_dict(), "at": at}
         encode_message(message)  # validates (JSON-safe, valid Unicode, size) before any I/O
+        self._mine[message.id] = None
+        while len(self._mine) > MINE_REMEMBERED:
+            self._mine.popitem(last=False)
         stored: list[ChatMessage] = []
 
         async def apply() -> None:

@@ -76,9 +76,10 @@ class ConversationChanged:
 
     ``seq`` (``message``): the new message's position in the conversation, from 0, so the
     conversation now holds ``seq + 1`` messages (:attr:`message_count`); ``message_id`` is its
-    idempotent id, which tells a face the message it wrote itself. ``title``: the new title
-    (``title``). ``running`` (``turn``): True when a turn started, False when it ended;
-    ``elsewhere`` is True when that turn runs in another process (or another runtime).
+    idempotent id. ``title``: the new title (``title``). ``running`` (``turn``): True when a
+    turn started, False when it ended. ``elsewhere``: the message was written, or the turn
+    runs, in another process (or another runtime); False for this process's own, which its
+    face already shows.
     ``at``: epoch seconds of the change (0 when not told). ``resync`` has no conversation id.
     """
 
@@ -97,10 +98,13 @@ class ConversationChanged:
         return None if self.seq is None else self.seq + 1
 
 
-def parse(payload: object, user_id: str, instance: str = "") -> ConversationChanged | None:
+def parse(
+    payload: object, user_id: str, instance: str = "", own_message: Callable[[str], bool] | None = None
+) -> ConversationChanged | None:
     """The change a channel message describes, or None when it is malformed or belongs to
-    another user than ``user_id`` (never acted on). ``instance`` is this process's origin
-    (turn notices from it are not ``elsewhere``)."""
+    another user than ``user_id`` (never acted on). ``instance`` is this process's origin (turn
+    notices from it are not ``elsewhere``); ``own_message(id)`` tells this process's own
+    messages (None: every message counts as written elsewhere)."""
     if not isinstance(payload, dict) or payload.get("u") != user_id:
         return None
     kind = _KINDS.get(str(payload.get("k")))
@@ -114,7 +118,8 @@ def parse(payload: object, user_id: str, instance: str = "") -> ConversationChan
             seq, message_id = payload.get("s"), payload.get("i")
             if not isinstance(seq, int) or seq < 0 or not isinstance(message_id, str):
                 return None
-            return ConversationChanged(kind, conv, seq=seq, message_id=message_id, at=at)
+            elsewhere = own_message is None or not own_message(message_id)
+            return ConversationChanged(kind, conv, seq=seq, message_id=message_id, elsewhere=elsewhere, at=at)
         if kind == "title":
             title = payload.get("title")
             return ConversationChanged(kind, conv, title=title, at=at) if isinstance(title, str) else None
@@ -142,6 +147,9 @@ class LiveUpdates:
             notices (None: no turn notices).
         retry_seconds: the wait before subscribing again after Redis failed (seconds).
         instance: this process's origin (default :func:`runtime.state.breaker_sync.instance_id`).
+        own_message: tells the ids of messages this process appended
+            (:meth:`runtime.state.conversations.ConversationStore.wrote`); their changes are not
+            ``elsewhere``.
         sleep: awaited between subscription attempts (injected for tests).
     """
 
@@ -154,6 +162,7 @@ class LiveUpdates:
         bus: EventBus | None = None,
         retry_seconds: float = 1.0,
         instance: str | None = None,
+        own_message: Callable[[str], bool] | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self._runner = runner
@@ -163,6 +172,7 @@ class LiveUpdates:
         self._retry = retry_seconds
         self._sleep = sleep
         self.instance = instance or instance_id()
+        self._own_message = own_message
         self._listeners: list[Listener] = []
         self._outbox: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
         #: Conversations with a turn of this process between its saved user message and its end.
@@ -187,10 +197,13 @@ class LiveUpdates:
     def watch(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` (in the event loop's thread) with every change to this user's
         conversations, from any process; returns the function that stops it. The first watcher
-        starts the subscription in the background; ``resync`` tells each (re)subscription."""
+        starts the subscription in the background. A ``resync`` change tells a watcher it is live
+        (at once when the subscription already is) and then each resubscription after an outage."""
         self._listeners.append(listener)
         if self._listener_task is None or self._listener_task.done():
             self._listener_task = asyncio.create_task(self._listen(), name="live-updates-listen")
+        elif self.subscribed.is_set():
+            asyncio.get_running_loop().call_soon(self._tell, listener, ConversationChanged("resync"))
 
         def remove() -> None:
             if listener in self._listeners:
@@ -292,7 +305,7 @@ class LiveUpdates:
             while True:
                 item = await sub.get(timeout=1.0)
                 if item is not None:
-                    change = parse(item[1], self.user_id, self.instance)
+                    change = parse(item[1], self.user_id, self.instance, self._own_message)
                     if change is not None:
                         self._dispatch(change)
         finally:
@@ -301,10 +314,15 @@ class LiveUpdates:
 
     def _dispatch(self, change: ConversationChanged) -> None:
         for listener in tuple(self._listeners):
-            try:
-                listener(change)
-            except Exception:  # one broken face must not silence the others
-                log.exception("live updates listener failed on %s", change.kind)
+            self._tell(listener, change)
+
+    def _tell(self, listener: Listener, change: ConversationChanged) -> None:
+        if listener not in self._listeners:
+            return  # stopped meanwhile
+        try:
+            listener(change)
+        except Exception:  # one broken face must not silence the others
+            log.exception("live updates listener failed on %s", change.kind)
 
 
 async def _close(pubsub: PubSub, timeout: float = 0.5) -> None:  # noqa: ASYNC109 - a bounded wait

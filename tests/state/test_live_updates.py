@@ -6,6 +6,7 @@ processes would; only Redis joins them."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -48,7 +49,9 @@ async def procs(redis_url: str, make_runner: RunnerFactory, tmp_path: Path) -> A
         runner = runner or make_runner(url or redis_url)
         bus = EventBus()
         store = ConversationStore(runner, CONFIG, journal_dir=tmp_path / f"journal{len(made)}", bus=bus)
-        live = LiveUpdates(runner, key_prefix=CONFIG.key_prefix, user_id=user, bus=bus, retry_seconds=0.1)
+        live = LiveUpdates(
+            runner, key_prefix=CONFIG.key_prefix, user_id=user, bus=bus, retry_seconds=0.1, own_message=store.wrote
+        )
         proc = Proc(user, store, live, bus)
         live.start()
         if watch:
@@ -71,6 +74,9 @@ async def test_a_message_written_by_another_process_is_heard_within_a_second(pro
     writer, reader = procs("alice", watch=False), procs("alice")
     await _subscribed(reader)
     assert [c.kind for c in reader.heard] == ["resync"]  # every (re)subscription says so, the first too
+    late: list[ConversationChanged] = []
+    reader.live.watch(late.append)  # a watcher added once live is told so at once
+    await wait_for(lambda: [c.kind for c in late] == ["resync"], 5.0, "the late watcher told it is live")
     conv = await writer.store.create("alice", title="New conversation")
     started = time.perf_counter()
     first = await writer.store.add_message(conv, "user", "hello from the other terminal")
@@ -78,6 +84,7 @@ async def test_a_message_written_by_another_process_is_heard_within_a_second(pro
     latency = time.perf_counter() - started
     [change] = reader.of("message")
     assert (change.conversation_id, change.seq, change.message_id, change.message_count) == (conv, 0, first.id, 1)
+    assert change.elsewhere  # the reader did not write it
     assert change.at > 0
     assert latency < 1.0, f"heard after {latency:.3f} s"
     # What the notice points at is what the other process reads from the store.
@@ -104,6 +111,16 @@ async def test_a_retried_append_is_announced_once(procs: Callable[..., Proc]) ->
     assert [(c.seq, c.message_id) for c in reader.of("message")] == [(0, "msg-once"), (1, "msg-after")]
 
 
+async def test_a_process_tells_its_own_messages_from_the_others(procs: Callable[..., Proc]) -> None:
+    me, other = procs("alice"), procs("alice")
+    await _subscribed(me, other)
+    conv = await me.store.create("alice")
+    mine = await me.store.add_message(conv, "user", "mine")
+    theirs = await other.store.add_message(conv, "assistant", "theirs")
+    await wait_for(lambda: len(me.of("message")) == 2, 5.0, "both appends heard")
+    assert [(c.message_id, c.elsewhere) for c in me.of("message")] == [(mine.id, False), (theirs.id, True)]
+
+
 async def test_another_users_process_never_hears_them(procs: Callable[..., Proc]) -> None:
     alice_writer, alice, bob = procs("alice", watch=False), procs("alice"), procs("bob")
     await _subscribed(alice, bob)
@@ -124,7 +141,9 @@ async def test_another_users_process_never_hears_them(procs: Callable[..., Proc]
 
 def test_a_message_claiming_another_user_is_dropped() -> None:
     good = {"k": "m", "c": "conv_1", "u": "alice", "s": 3, "i": "m1", "t": 1.5}
-    assert parse(good, "alice") == ConversationChanged("message", "conv_1", seq=3, message_id="m1", at=1.5)
+    heard = ConversationChanged("message", "conv_1", seq=3, message_id="m1", elsewhere=True, at=1.5)
+    assert parse(good, "alice") == heard
+    assert parse(good, "alice", own_message={"m1"}.__contains__) == dataclasses.replace(heard, elsewhere=False)
     assert parse({**good, "u": "bob"}, "alice") is None
     assert parse({**good, "c": "conv{1}"}, "alice") is None  # not an id a key could hold
     assert parse({**good, "s": "3"}, "alice") is None
