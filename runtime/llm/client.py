@@ -139,6 +139,38 @@ class _StreamState:
     reasoning: list[str] = field(default_factory=list)
 
 
+#: Finish reasons other servers send for OpenAI's: Mistral's ``model_length`` (the context is
+#: full), Anthropic-style gateways' ``max_tokens`` / ``end_turn`` / ``stop_sequence``, TGI's
+#: ``eos_token``, Gemini's ``safety`` / ``recitation``, the legacy ``function_call``.
+_FINISH_REASONS = {
+    "length": "length",
+    "model_length": "length",
+    "max_tokens": "length",
+    "max_output_tokens": "length",
+    "content_filter": "content_filter",
+    "safety": "content_filter",
+    "recitation": "content_filter",
+    "prohibited_content": "content_filter",
+    "blocklist": "content_filter",
+    "function_call": "tool_calls",
+    "tool_use": "tool_calls",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "eos": "stop",
+    "eos_token": "stop",
+}
+
+
+def finish_reason_of(raw: object) -> str | None:
+    """A chunk's or reply's ``finish_reason`` in OpenAI's words (``stop``, ``length``,
+    ``tool_calls``, ``content_filter``, ``error``); an unknown one is kept as sent, lower case;
+    None when there is none yet."""
+    if not raw or not isinstance(raw, str):
+        return None
+    reason = raw.lower()
+    return _FINISH_REASONS.get(reason, reason)
+
+
 def _block_parts(blocks: object) -> tuple[str, str]:
     """(text, reasoning) of a ``content`` that is a list of typed blocks (Mistral, GLM, Anthropic
     gateways), or one such block: ``text`` blocks are the answer, ``thinking``/``reasoning``
@@ -194,22 +226,37 @@ def _chunk_error(err: object) -> tuple[int, object]:
     return status, {"error": err}
 
 
+_THINK_OPEN = "<think>"
+_THINK_CLOSE = "</think>"
+# _TextGate's reading of a <think> block at the reply's start.
+_DECIDING, _THINKING, _ANSWERING, _ANSWER = 0, 1, 2, 3
+
+
 class _TextGate:
     """Passes text pieces on as :class:`TextDelta` events, or holds some back.
 
-    With tools described in the prompt (``tool_names`` given), what may be a tool request (a
-    fence, a ``<tool_call>`` tag, a JSON object) is held until it proves not to be one, or until
-    the stream ends (then it is parsed as tool calls): :class:`prompt_tools.ToolRequestGate`.
-    Everything else is shown at once.
+    A reply that starts with a ``<think>`` block (DeepSeek-R1 and QwQ on Ollama, llama.cpp or
+    LM Studio without a reasoning parser put their thinking in ``content``) has the block taken
+    as reasoning (:class:`ReasoningDelta`), never shown or saved as the answer. With tools
+    described in the prompt (``tool_names`` given), what may be a tool request (a fence, a
+    ``<tool_call>`` tag, a JSON object) is held until it proves not to be one, or until the
+    stream ends (then it is parsed as tool calls): :class:`prompt_tools.ToolRequestGate`.
+    Everything else is shown at once. Call :meth:`end` when the text is complete.
     """
 
-    __slots__ = ("_gate", "_state")
+    __slots__ = ("_buf", "_gate", "_phase", "_state")
 
     def __init__(self, state: _StreamState, tool_names: Sequence[str] | None) -> None:
         self._state = state
         self._gate = prompt_tools.ToolRequestGate(tool_names) if tool_names else None
+        self._phase = _DECIDING
+        self._buf = ""
 
     def add(self, text: str, out: list[StreamEvent]) -> None:
+        if self._phase != _ANSWER:
+            text = self._split_thinking(text, out)
+            if not text:
+                return
         gate = self._gate
         if gate is not None:
             text = gate.feed(text)
@@ -217,6 +264,50 @@ class _TextGate:
                 return
         self._state.text.append(text)
         out.append(TextDelta(text))
+
+    def _split_thinking(self, text: str, out: list[StreamEvent]) -> str:
+        """The answer text in ``text``, once a leading ``<think>`` block (if any) is taken out."""
+        buf = self._buf + text
+        self._buf = ""
+        if self._phase == _DECIDING:
+            head = buf.lstrip()
+            if not head or (len(head) < len(_THINK_OPEN) and _THINK_OPEN.startswith(head)):
+                self._buf = buf  # not yet known whether a block starts
+                return ""
+            if not head.startswith(_THINK_OPEN):
+                self._phase = _ANSWER
+                return buf
+            self._phase = _THINKING
+            buf = head[len(_THINK_OPEN) :]
+        if self._phase == _THINKING:
+            end = buf.find(_THINK_CLOSE)
+            if end < 0:
+                keep = next((k for k in range(len(_THINK_CLOSE) - 1, 0, -1) if buf.endswith(_THINK_CLOSE[:k])), 0)
+                self._think(buf[: len(buf) - keep], out)
+                self._buf = buf[len(buf) - keep :]
+                return ""
+            self._think(buf[:end], out)
+            self._phase = _ANSWERING
+            buf = buf[end + len(_THINK_CLOSE) :]
+        answer = buf.lstrip()  # the blank lines between the block and the answer
+        if answer:
+            self._phase = _ANSWER
+        return answer
+
+    def _think(self, thought: str, out: list[StreamEvent]) -> None:
+        if thought:
+            self._state.reasoning.append(thought)
+            out.append(ReasoningDelta(thought))
+
+    def end(self, out: list[StreamEvent]) -> None:
+        """The text is complete: what was held to decide on a ``<think>`` block is passed on."""
+        if self._buf:
+            buf, self._buf = self._buf, ""
+            if self._phase == _THINKING:
+                self._think(buf, out)
+            else:
+                self._phase = _ANSWER
+                self.add(buf, out)
 
     def held_text(self) -> str | None:
         return (self._gate.held() or None) if self._gate is not None else None
@@ -582,7 +673,10 @@ class LLMClient:
                 service=SERVICE,
                 details={"in_stream": True},
             )
-        yield self._finish_events(request, state, assembler, text_out.held_text(), tool_names)
+        last: list[StreamEvent] = []
+        text_out.end(last)
+        last.extend(self._finish_events(request, state, assembler, text_out.held_text(), tool_names))
+        yield last
 
     def _json_instead_of_stream(
         self, content: bytes, request: Mapping[str, Any], tool_names: list[str]
@@ -655,7 +749,7 @@ class LLMClient:
                     self._apply_delta(delta, content, state, assembler, text_out, batch)
             reason = choice.get("finish_reason")
             if reason:
-                state.finish_reason = reason
+                state.finish_reason = finish_reason_of(reason)
 
     @staticmethod
     def _apply_delta(
@@ -751,7 +845,8 @@ class LLMClient:
             text = refusal  # OpenAI: the model declined; its words are the reply
         reasoning = _reasoning_of(message) or thought
         state = _StreamState(
-            model=str(data.get("model") or request["model"]), finish_reason=choices[0].get("finish_reason")
+            model=str(data.get("model") or request["model"]),
+            finish_reason=finish_reason_of(choices[0].get("finish_reason")),
         )
         events: list[StreamEvent] = []
         if reasoning:
@@ -761,19 +856,16 @@ class LLMClient:
         for index, tc in enumerate(message.get("tool_calls") or ()):
             if isinstance(tc, dict):
                 assembler.feed({"index": index, **tc})
-        held: str | None = None
+        text_out = _TextGate(state, tool_names if "tools" not in request and not assembler else None)
         if text:
-            if tool_names and "tools" not in request and not assembler:
-                held = text
-            else:
-                state.text.append(text)
-                events.append(TextDelta(text))
+            text_out.add(text, events)
+        text_out.end(events)
         usage = data.get("usage")
         if isinstance(usage, dict) and usage:
             state.usage = _usage_of(usage)
         if state.finish_reason == "error":
             raise ExternalServiceError("the LLM endpoint reported an error (finish_reason error)", service=SERVICE)
-        events.extend(self._finish_events(request, state, assembler, held, tool_names))
+        events.extend(self._finish_events(request, state, assembler, text_out.held_text(), tool_names))
         return events
 
     # ------------------------------------------------------------ whole replies
@@ -852,6 +944,7 @@ class LLMClient:
             raise ExternalServiceError("the LLM stream ended before the reply was complete", service=SERVICE)
         if state.finish_reason == "error":
             raise ExternalServiceError("the LLM endpoint reported an error (finish_reason error)", service=SERVICE)
+        text_out.end(events)
         events.extend(self._finish_events(request, state, assembler, text_out.held_text(), tool_names))
         return events
 

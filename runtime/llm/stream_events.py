@@ -146,7 +146,11 @@ StreamEvent = (
 
 
 def parse_arguments(call: ToolCall) -> ToolCallReady | ToolCallError:
-    """Parse a call's JSON arguments; anything but a JSON object is a :class:`ToolCallError`."""
+    """Parse a call's JSON arguments; anything but a JSON object is a :class:`ToolCallError`.
+
+    Arguments encoded twice (a JSON string holding the object's JSON text, as some servers
+    send them) are the object; the call is then kept with the object's JSON text.
+    """
     if not call.name:
         return ToolCallError(call, "the model sent a tool call without a function name")
     raw = call.arguments.strip() or "{}"
@@ -154,6 +158,13 @@ def parse_arguments(call: ToolCall) -> ToolCallReady | ToolCallError:
         parsed = json.loads(raw)
     except json.JSONDecodeError as exc:
         return ToolCallError(call, f"arguments of {call.name} are not valid JSON ({exc.msg} at char {exc.pos})")
+    if isinstance(parsed, str) and parsed.strip().startswith("{"):
+        try:
+            inner = json.loads(parsed)
+        except json.JSONDecodeError:
+            inner = None
+        if isinstance(inner, dict):
+            return ToolCallReady(ToolCall(id=call.id, name=call.name, arguments=parsed), inner)
     if not isinstance(parsed, dict):
         return ToolCallError(call, f"arguments of {call.name} must be a JSON object, got {type(parsed).__name__}")
     return ToolCallReady(call, parsed)

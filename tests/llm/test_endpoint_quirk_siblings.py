@@ -16,7 +16,7 @@ import respx
 from runtime.config import LLMConfig
 from runtime.core.errors import AppError
 from runtime.llm.client import LLMClient
-from runtime.llm.stream_events import Finish, Notice, TextDelta, ToolCallReady, Usage
+from runtime.llm.stream_events import Finish, Notice, ReasoningDelta, TextDelta, ToolCallReady, Usage
 from runtime.resilience import Resilience
 
 BASE = "http://siblings.test/v1"
@@ -193,7 +193,7 @@ async def test_a_whole_json_reply_in_prompt_tool_mode_is_split_the_same_way(clie
     with respx.mock(base_url=BASE) as mock:
         mock.post("/chat/completions").respond(200, json=whole)
         completion = await client.complete(ASK, CALC)
-    assert completion.text == "I will use the calculator."
+    assert completion.text == "I will use the calculator.\n"  # as a stream shows it
     assert [(c.name, c.arguments) for c in completion.tool_calls] == [("calculator", {"expression": "2+3"})]
     assert completion.finish_reason == "tool_calls"
 
@@ -311,3 +311,89 @@ async def test_a_stream_sent_to_a_plain_request_is_read_as_the_reply(
     assert "stream" not in json.loads(route.calls[0].request.content)
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Streamed anyway."
     assert completion.text == "Streamed anyway." and completion.finish_reason == "stop"
+
+
+# ---------------------------------------------------------------- case 5: thinking inside content
+
+
+@pytest.mark.parametrize("piece", [1, 4, 1000], ids=["1-char", "4-char", "whole"])
+async def test_a_think_block_in_content_is_reasoning_not_the_answer(client: LLMClient, piece: int) -> None:
+    """DeepSeek-R1 on Ollama, llama.cpp or LM Studio without a reasoning parser: the thinking
+    comes inside ``content`` as a leading ``<think>`` block; it is reasoning (counted, never shown
+    or saved as the answer), however the chunks split the tags."""
+    reply = "<think>\nThe user asks 2+3. That is 5.\n</think>\n\nIt is 5."
+    pieces = [chunk({"content": reply[i : i + piece]}) for i in range(0, len(reply), piece)]
+    with respx.mock(base_url=BASE) as mock:
+        mock.post("/chat/completions").mock(return_value=sse(*pieces, chunk({}, "stop")))
+        events = await collect(client, tools=None)
+    assert "".join(e.text for e in events if isinstance(e, ReasoningDelta)) == "\nThe user asks 2+3. That is 5.\n"
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "It is 5."
+    usage = next(e for e in events if isinstance(e, Usage))
+    assert usage.estimated and usage.reasoning_tokens > 0
+
+
+async def test_a_think_block_in_a_whole_reply_and_an_unclosed_one(client: LLMClient) -> None:
+    whole = {
+        "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"content": "<think>hm</think>Five."}}],
+    }
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post("/chat/completions")
+        route.side_effect = [
+            httpx.Response(200, json=whole),
+            sse(chunk({"content": "<think>still thinking when the limit came"}), chunk({}, "length")),
+        ]
+        completion = await client.complete(ASK)
+        cut = await collect(client, tools=None)
+    assert completion.text == "Five." and completion.reasoning == "hm"
+    assert not [e for e in cut if isinstance(e, TextDelta)]  # an empty answer, not the thinking
+    assert "".join(e.text for e in cut if isinstance(e, ReasoningDelta)) == "still thinking when the limit came"
+
+
+@pytest.mark.parametrize(
+    "reply", ["No <think> here, just words.", "  <thinking is fine>", "<thi", "Use <think> tags like this."]
+)
+async def test_text_that_is_not_a_leading_think_block_is_the_answer(client: LLMClient, reply: str) -> None:
+    pieces = [chunk({"content": reply[i : i + 2]}) for i in range(0, len(reply), 2)]
+    with respx.mock(base_url=BASE) as mock:
+        mock.post("/chat/completions").mock(return_value=sse(*pieces, chunk({}, "stop")))
+        events = await collect(client, tools=None)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == reply
+    assert not [e for e in events if isinstance(e, ReasoningDelta)]
+
+
+# ---------------------------------------------------------------- case 4: finish reasons in other words
+
+
+@pytest.mark.parametrize(
+    ("sent", "meant"),
+    [
+        ("model_length", "length"),  # Mistral: the context window is full
+        ("max_tokens", "length"),  # Anthropic-style gateways
+        ("LENGTH", "length"),
+        ("safety", "content_filter"),  # Gemini
+        ("eos_token", "stop"),  # TGI
+        ("end_turn", "stop"),
+    ],
+)
+async def test_finish_reasons_in_other_servers_words(client: LLMClient, sent: str, meant: str) -> None:
+    with respx.mock(base_url=BASE) as mock:
+        mock.post("/chat/completions").mock(return_value=sse(chunk({"content": "Some words"}), chunk({}, sent)))
+        events = await collect(client, tools=None)
+    assert isinstance(events[-1], Finish) and events[-1].reason == meant
+
+
+# ---------------------------------------------------------------- case 2: arguments encoded twice
+
+
+async def test_arguments_encoded_twice_are_the_object(client: LLMClient) -> None:
+    twice = json.dumps(json.dumps({"expression": "2+3"}))
+    body = sse(
+        chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "calculator", "arguments": twice}}]}),
+        chunk({}, "tool_calls"),
+    )
+    with respx.mock(base_url=BASE) as mock:
+        mock.post("/chat/completions").mock(return_value=body)
+        events = await collect(client)
+    (ready,) = [e for e in events if isinstance(e, ToolCallReady)]
+    assert ready.arguments == {"expression": "2+3"} and json.loads(ready.call.arguments) == {"expression": "2+3"}
