@@ -539,6 +539,9 @@ def build_app(state: DemoServerState) -> ASGIApp:
         ],
         exception_handlers={404: not_found, 405: not_allowed, Exception: server_error},
     )
+    # "/v1/chat/completions/" is an unknown route (a JSON 404 naming it), not an empty 307 that
+    # curl without -L shows as nothing and the SDK turns into a second request.
+    app.router.redirect_slashes = False
 
     async def outer(scope: Scope, receive: Receive, send: Send) -> None:
         # Starlette wraps ``send``; keep a way to reach the raw uvicorn transport so the

@@ -421,6 +421,14 @@ def test_unknown_routes_and_methods_are_json(http: httpx.Client) -> None:
     assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
     assert error_of(wrong)["code"] == "method_not_allowed"
     assert http.delete("/v1/models").status_code == 405
+    for method, path in (
+        ("POST", "/v1/chat/completions/"),
+        ("GET", "/v1/chat/completions/"),
+        ("POST", "/v1/embeddings/"),
+    ):
+        slashed = http.request(method, path, json={"model": MODEL, "messages": HI})
+        assert slashed.status_code == 404, (path, slashed.status_code)
+        assert error_of(slashed)["message"] == f"Invalid URL ({method} {path})"
 
 
 def test_a_body_over_the_limit_is_413(http: httpx.Client) -> None:
