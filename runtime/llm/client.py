@@ -31,7 +31,10 @@ before it kept); a whole JSON reply to a stream request (``[llm].stream``); tool
 of the shapes :mod:`runtime.llm.tool_assembly` accepts; an endpoint that rejects ``tools``
 (then :mod:`runtime.llm.prompt_tools` describes them in the prompt for the rest of the
 session, and reads requests from the reply, bare, fenced, in ``<tool_call>`` tags or inside
-words, never showing them as the answer). Usage the endpoint does not report is counted here and marked ``estimated``.
+words, never showing them as the answer); an endpoint that refuses an optional parameter (OpenAI's
+reasoning models: ``max_tokens``, which becomes ``max_completion_tokens``, and ``temperature``;
+older Azure and vLLM: ``stream_options``) gets the request again without it, for the rest of the
+session. Usage the endpoint does not report is counted here and marked ``estimated``.
 
 Consume :meth:`LLMClient.stream_chat` with ``contextlib.aclosing`` (or to the end) so that
 stopping early (the user pressed Esc) closes the HTTP stream at once.
@@ -40,8 +43,10 @@ stopping early (the user pressed Esc) closes the HTTP stream at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -75,6 +80,8 @@ from runtime.llm.stream_events import (
 from runtime.llm.tool_assembly import ToolCallAssembler, with_unique_ids
 from runtime.resilience import Resilience
 from runtime.resilience.classify import is_outage
+
+log = logging.getLogger(__name__)
 
 Message = Mapping[str, Any]
 TokenCounter = Callable[[str], int]
@@ -159,6 +166,31 @@ _FINISH_REASONS = {
     "eos": "stop",
     "eos_token": "stop",
 }
+
+
+#: How endpoints refuse a request parameter: OpenAI ("Unsupported parameter: 'max_tokens' is not
+#: supported with this model. Use 'max_completion_tokens' instead.", "Unsupported value:
+#: 'temperature' does not support 0.7"), Azure ("Unrecognized request argument supplied:
+#: stream_options"), pydantic-validated servers ("Extra inputs are not permitted").
+_REFUSAL_RE = re.compile(
+    r"unsupported (?:parameter|value)|not supported|unrecognized (?:request )?argument"
+    r"|extra (?:inputs|fields) (?:are )?not permitted|unknown (?:field|parameter|argument)",
+    re.IGNORECASE,
+)
+#: Parameters a request can do without (or say another way), in the order they are looked for.
+_OPTIONAL_PARAMETERS = ("stream_options", "max_tokens", "temperature")
+
+
+def refused_parameter(status: int | None, message: str) -> str | None:
+    """Which optional request parameter an error answer (``status``, the server's words) refuses:
+    ``stream_options``, ``max_tokens`` (then sent as ``max_completion_tokens``) or ``temperature``;
+    None when it refuses none of them."""
+    if status not in (400, 422) or not _REFUSAL_RE.search(message):
+        return None
+    for name in _OPTIONAL_PARAMETERS:
+        if re.search(rf"(?<!\w){name}(?!\w)", message):
+            return name
+    return None
 
 
 def finish_reason_of(raw: object) -> str | None:
@@ -392,6 +424,10 @@ class LLMClient:
             timeout=timeout,  # type: ignore[arg-type]
         )
         self._model = config.effective_model
+        #: Request parameters the endpoint refused (``max_tokens``, ``temperature``,
+        #: ``stream_options``): left out, or renamed, for the rest of the session.
+        self.refused: set[str] = set()
+        self._stream_extra: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}}
         self.llm_fallbacks = LLMFallbacks.install(resilience, endpoint=self.endpoint, wall_clock=wall_clock)
 
     # ------------------------------------------------------------ helpers
@@ -441,12 +477,36 @@ class LLMClient:
             "temperature": self.config.temperature if temperature is None else temperature,
             "max_tokens": max_tokens or self.config.max_output_tokens,
         }
+        if self.refused:
+            request = self._without_refused(request)
         if tool_list:
             if self.tools_supported:
                 request["tools"] = tool_list
             else:
                 request["messages"] = prompt_tools.with_tools_in_prompt(msgs, tool_list)
         return request
+
+    def _without_refused(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``request`` as this endpoint takes it: ``max_tokens`` sent as ``max_completion_tokens``
+        and ``temperature`` left out once refused (OpenAI's reasoning models refuse both)."""
+        out = dict(request)
+        if "max_tokens" in self.refused and "max_tokens" in out:
+            out["max_completion_tokens"] = out.pop("max_tokens")
+        if "temperature" in self.refused:
+            out.pop("temperature", None)
+        return out
+
+    def _learn_refusal(self, exc: AppError, request: dict[str, Any]) -> dict[str, Any] | None:
+        """When ``exc`` says the endpoint refuses a parameter it can do without, remember that for
+        the session and return ``request`` rewritten without it (None: not such a refusal)."""
+        name = refused_parameter(exc.status_code, exc.message)
+        if name is None or name in self.refused:
+            return None
+        self.refused.add(name)
+        log.info("the LLM endpoint refuses %s; requests go on without it: %s", name, exc.message)
+        if name == "stream_options":
+            self._stream_extra = {"stream": True}
+        return self._without_refused(request)
 
     def _switch_to_prompt_tools(self, request: dict[str, Any], tools: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The endpoint rejected ``tools``: describe them in the prompt from now on; returns
@@ -544,6 +604,10 @@ class LLMClient:
                         "the LLM endpoint does not accept tools; they are described in the prompt from now on",
                     )
                     continue
+                adapted = self._learn_refusal(exc, request)
+                if adapted is not None:
+                    request = adapted
+                    continue
                 async for event in self._fallback_events(exc, prompt_key(request), use_fallback):
                     yield event
                 return
@@ -581,7 +645,7 @@ class LLMClient:
         gateways send a JSON reply as ``text/plain`` or with no type, and SSE as ``application/json``.
         """
         body = json.dumps(
-            {**request, "stream": True, "stream_options": {"include_usage": True}},
+            {**request, **self._stream_extra},
             separators=(",", ":"),
             ensure_ascii=False,
         ).encode()
@@ -892,14 +956,19 @@ class LLMClient:
             request = await self._request(messages, tools, model, temperature, max_tokens)
             key = prompt_key(request)
             names = self._tool_names(tools)
-            try:
-                events = await self.guard.call(lambda: self._reply_once(request, names))
-            except AppError as exc:
-                if "tools" not in request or not prompt_tools.rejects_tools(exc.status_code, exc.message):
-                    raise
-                request = self._switch_to_prompt_tools(request, tools or ())
-                key = prompt_key(request)
-                events = await self.guard.call(lambda: self._reply_once(request, names))
+            while True:
+                try:
+                    events = await self.guard.call(functools.partial(self._reply_once, request, names))
+                    break
+                except AppError as exc:
+                    if "tools" in request and prompt_tools.rejects_tools(exc.status_code, exc.message):
+                        request = self._switch_to_prompt_tools(request, tools or ())
+                    else:
+                        adapted = self._learn_refusal(exc, request)
+                        if adapted is None:
+                            raise
+                        request = adapted
+                    key = prompt_key(request)
         except AppError as exc:
             self.llm_fallbacks.note_failure(exc)
             if not use_fallback or not is_outage(exc):
@@ -1017,9 +1086,10 @@ class LLMClient:
             else:
                 raise
         try:
-            await self._openai.chat.completions.create(
-                model=self._model or "default", messages=[{"role": "user", "content": "ping"}], max_tokens=1
+            ping = self._without_refused(
+                {"model": self._model or "default", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
             )
+            await self._openai.chat.completions.create(**ping)
         except Exception as exc:
             raise translate(exc, api_key_env=self._api_key_env) from exc
         return {"method": "completion", "models_error": why}

@@ -397,3 +397,77 @@ async def test_arguments_encoded_twice_are_the_object(client: LLMClient) -> None
         events = await collect(client)
     (ready,) = [e for e in events if isinstance(e, ToolCallReady)]
     assert ready.arguments == {"expression": "2+3"} and json.loads(ready.call.arguments) == {"expression": "2+3"}
+
+
+# ---------------------------------------------------------------- parameters a real endpoint refuses
+
+
+def refusal(message: str, param: str, status: int = 400) -> httpx.Response:
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": "unsupported_parameter"}
+    return httpx.Response(status, json={"error": error})
+
+
+async def test_openai_reasoning_models_get_max_completion_tokens_and_no_temperature(client: LLMClient) -> None:
+    """OpenAI's o-series and gpt-5 refuse ``max_tokens`` and any ``temperature`` but the default:
+    each refusal is learnt once, the same turn goes on, and later requests are sent right at once."""
+    ok = sse(chunk({"content": "Five."}), chunk({}, "stop"))
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post("/chat/completions")
+        route.side_effect = [
+            refusal(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                "max_tokens",
+            ),
+            refusal(
+                "Unsupported value: 'temperature' does not support 0.7 with this model. "
+                "Only the default (1) value is supported.",
+                "temperature",
+            ),
+            ok,
+            ok,
+        ]
+        first = await collect(client, tools=None)
+        second = await collect(client, tools=None)
+    assert (
+        [e.text for e in first if isinstance(e, TextDelta)]
+        == ["Five."]
+        == [e.text for e in second if isinstance(e, TextDelta)]
+    )
+    sent = [json.loads(c.request.content) for c in route.calls]
+    assert "max_tokens" in sent[0] and "temperature" in sent[0]
+    assert "max_tokens" not in sent[1] and sent[1]["max_completion_tokens"] == 1024 and "temperature" in sent[1]
+    for later in sent[2:]:
+        assert "max_tokens" not in later and "temperature" not in later and later["max_completion_tokens"] == 1024
+    assert route.call_count == 4  # the second turn needed no refusal
+    assert client.refused == {"max_tokens", "temperature"}
+
+
+async def test_an_endpoint_that_refuses_stream_options_streams_without_them(client: LLMClient) -> None:
+    """Azure API versions before 2024-09 and older vLLM refuse ``stream_options``."""
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post("/chat/completions")
+        route.side_effect = [
+            httpx.Response(400, json={"error": {"message": "Unrecognized request argument supplied: stream_options"}}),
+            sse(chunk({"content": "Hi."}), chunk({}, "stop")),
+        ]
+        events = await collect(client, tools=None)
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hi."]
+    sent = [json.loads(c.request.content) for c in route.calls]
+    assert "stream_options" in sent[0] and "stream_options" not in sent[1] and sent[1]["stream"] is True
+
+
+async def test_a_refused_parameter_in_a_whole_reply_and_a_real_rejection(client: LLMClient) -> None:
+    whole = {"model": "m", "choices": [{"index": 0, "finish_reason": "stop", "message": {"content": "Ok."}}]}
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post("/chat/completions")
+        route.side_effect = [
+            refusal("Unsupported parameter: 'max_tokens' is not supported with this model.", "max_tokens"),
+            httpx.Response(200, json=whole),
+            httpx.Response(400, json={"error": {"message": "'max_completion_tokens' is too large: 99999."}}),
+        ]
+        completion = await client.complete(ASK)
+        with pytest.raises(AppError) as rejected:
+            await client.complete(ASK, use_fallback=False)
+    assert completion.text == "Ok." and json.loads(route.calls[1].request.content)["max_completion_tokens"] == 1024
+    assert rejected.value.status_code == 400 and route.call_count == 3  # not a refusal to learn: raised
