@@ -14,6 +14,7 @@ each guarded LLM call gives its Guard, so the retry policy and the breaker only 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 
@@ -51,10 +52,35 @@ def error_for_response(
 ) -> AppError:
     """The AppError for an HTTP error answer (``status``, decoded ``body``, ``headers``) of the
     LLM endpoint; see :func:`runtime.resilience.http_errors.error_for_response`."""
-    return _error_for_response(status, body, headers, endpoint(api_key_env), now=now)
+    return with_hints(_error_for_response(status, body, headers, endpoint(api_key_env), now=now))
 
 
 def translate(exc: BaseException, *, api_key_env: str = "OPENAI_API_KEY") -> AppError:
     """The AppError for an exception raised by the openai SDK or httpx during an LLM call; see
     :func:`runtime.resilience.http_errors.translate_http`."""
-    return translate_http(exc, endpoint(api_key_env))
+    return with_hints(translate_http(exc, endpoint(api_key_env)))
+
+
+#: How endpoints say the prompt does not fit their context: OpenAI and vLLM ("This model's
+#: maximum context length is 4096 tokens"), llama.cpp ("the request exceeds the available
+#: context size"), LM Studio and others ("context length exceeded", "context window").
+_CONTEXT_FULL_RE = re.compile(
+    r"maximum context length is (\d+)|context_length_exceeded|exceeds the available context size"
+    r"|context (?:length|window|size) (?:of \d+ )?(?:exceeded|is exceeded)|prompt is too long",
+    re.IGNORECASE,
+)
+
+
+def with_hints(error: AppError) -> AppError:
+    """``error`` with what to do added when the endpoint said the prompt is longer than its
+    context: Holdfast budgets prompts for ``[llm].context_window`` tokens, which must not be more
+    than the endpoint's (the size is named when the endpoint said it)."""
+    if error.status_code not in (400, 413, 422) or "[llm].context_window" in error.message:
+        return error
+    found = _CONTEXT_FULL_RE.search(error.message)
+    if found is None:
+        return error
+    size = f" ({found.group(1)} tokens)" if found.group(1) else ""
+    error.message = f"{error.message}; set [llm].context_window to the endpoint's context size{size}"
+    error.args = (error.message,)
+    return error

@@ -43,8 +43,10 @@ def sse(*chunks: dict[str, Any]) -> httpx.Response:
     return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
 
 
-async def collect(client: LLMClient, messages: list[dict[str, Any]] = ASK, tools: Any = CALC) -> list[Any]:
-    async with aclosing(client.stream_chat(messages, tools)) as events:
+async def collect(
+    client: LLMClient, messages: list[dict[str, Any]] = ASK, tools: Any = CALC, use_fallback: bool = True
+) -> list[Any]:
+    async with aclosing(client.stream_chat(messages, tools, use_fallback=use_fallback)) as events:
         return [event async for event in events]
 
 
@@ -471,3 +473,30 @@ async def test_a_refused_parameter_in_a_whole_reply_and_a_real_rejection(client:
             await client.complete(ASK, use_fallback=False)
     assert completion.text == "Ok." and json.loads(route.calls[1].request.content)["max_completion_tokens"] == 1024
     assert rejected.value.status_code == 400 and route.call_count == 3  # not a refusal to learn: raised
+
+
+# ---------------------------------------------------------------- a prompt longer than the endpoint's context
+
+
+@pytest.mark.parametrize(
+    ("message", "size"),
+    [
+        (
+            "This model's maximum context length is 4096 tokens. However, you requested 5210 tokens "
+            "(4186 in the messages, 1024 in the completion). Please reduce the length of the messages or completion.",
+            " (4096 tokens)",
+        ),
+        ("the request exceeds the available context size, try increasing it", ""),
+    ],
+    ids=["vllm-openai", "llama.cpp"],
+)
+async def test_a_prompt_longer_than_the_endpoints_context_says_what_to_set(
+    client: LLMClient, message: str, size: str
+) -> None:
+    with respx.mock(base_url=BASE) as mock:
+        mock.post("/chat/completions").respond(400, json={"error": {"message": message, "code": 400}})
+        with pytest.raises(AppError) as rejected:
+            await collect(client, tools=None, use_fallback=False)
+    said = rejected.value.user_message()
+    assert said.endswith(f"; set [llm].context_window to the endpoint's context size{size}")
+    assert said.count("HTTP 400") == 1 and "\n" not in said
