@@ -24,6 +24,7 @@ import base64
 import ipaddress
 import itertools
 import logging
+import math
 import os
 import signal
 import socket
@@ -669,12 +670,22 @@ def run_cli(argv: list[str], prog: str = "holdfast demo-llm") -> int:
     port cannot be bound.
     """
     args = _parser(prog).parse_args(argv)
+
+    def usage(message: str) -> int:
+        # The same one line as the parser's own errors (OneLineParser.error).
+        print(f"{prog}: {message.rstrip('.')}. See '{prog} --help'.", file=sys.stderr)
+        return 2
+
     if not _is_loopback(args.host):
-        print(f"demo-llm: refusing to bind {args.host}: the demo server is loopback only", file=sys.stderr)
-        return 2
+        return usage(f"refusing to bind {args.host}: the demo server is loopback only")
+    if not 0 <= args.port <= 65535:
+        return usage(f"argument --port: {args.port} is not a port (0-65535; 0 picks a free one)")
+    if not (math.isfinite(args.tokens_per_second) and args.tokens_per_second >= 0):
+        return usage(
+            f"argument --tokens-per-second: must be a number >= 0 (0: unpaced), got {args.tokens_per_second:g}"
+        )
     if args.max_body_bytes < 1:
-        print("demo-llm: --max-body-bytes must be at least 1", file=sys.stderr)
-        return 2
+        return usage(f"argument --max-body-bytes: must be at least 1, got {args.max_body_bytes}")
     try:
         faults = Faults(
             latency=args.latency,
@@ -692,12 +703,11 @@ def run_cli(argv: list[str], prog: str = "holdfast demo-llm") -> int:
             unknown_tool=args.unknown_tool,
         )
     except ValidationError as exc:
-        print(f"demo-llm: {exc.message}", file=sys.stderr)
-        return 2
+        return usage(exc.message)
     try:
         sock = bind_socket(args.host, args.port)
     except OSError as exc:
-        print(f"demo-llm: cannot bind {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        print(f"{prog}: cannot bind {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     port = sock.getsockname()[1]
     state = DemoServerState(

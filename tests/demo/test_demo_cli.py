@@ -72,3 +72,12 @@ def test_the_printed_url_answers_at_once() -> None:
     finally:
         run = stop(proc)
     assert run.code == 0, run.err
+
+
+def test_an_impossible_port_is_one_line_not_a_traceback() -> None:
+    run = run_script("demo-llm", "--port", "99999")
+    assert run.code == 2
+    assert run.err == (
+        "holdfast demo-llm: argument --port: 99999 is not a port (0-65535; 0 picks a free one). "
+        "See 'holdfast demo-llm --help'.\n"
+    )

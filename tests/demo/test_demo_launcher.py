@@ -10,7 +10,7 @@ import pytest
 
 from runtime.core.errors import ValidationError
 from runtime.demo.launcher import DemoLLMServer, port_open
-from runtime.demo.server import run_cli
+from runtime.demo.server import bind_socket, run_cli
 
 
 @pytest.mark.slow
@@ -37,11 +37,32 @@ def test_unknown_fault_is_refused_before_starting() -> None:
         DemoLLMServer(explode=True)
 
 
-def test_cli_refuses_non_loopback_hosts_and_bad_faults(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli(["--host", "0.0.0.0"]) == 2
-    assert "loopback only" in capsys.readouterr().err
-    assert run_cli(["--error-rate", "3"]) == 2
-    assert "error_rate" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--host", "0.0.0.0"], "refusing to bind 0.0.0.0: the demo server is loopback only"),
+        (["--error-rate", "3"], "fault error_rate must be between 0 and 1, got 3.0"),
+        (["--port", "99999"], "argument --port: 99999 is not a port (0-65535; 0 picks a free one)"),
+        (["--port", "-5"], "argument --port: -5 is not a port (0-65535; 0 picks a free one)"),
+        (["--tokens-per-second", "-1"], "argument --tokens-per-second: must be a number >= 0 (0: unpaced), got -1"),
+        (["--tokens-per-second", "nan"], "argument --tokens-per-second: must be a number >= 0 (0: unpaced), got nan"),
+        (["--max-body-bytes", "0"], "argument --max-body-bytes: must be at least 1, got 0"),
+    ],
+)
+def test_cli_refuses_bad_values_in_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    # --port 99999 used to end in an OverflowError traceback; --tokens-per-second -1 was served.
+    assert run_cli(argv) == 2
+    assert capsys.readouterr().err == f"holdfast demo-llm: {message}. See 'holdfast demo-llm --help'.\n"
+
+
+def test_cli_reports_a_port_in_use_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    taken = bind_socket("127.0.0.1", 0)
+    try:
+        port = taken.getsockname()[1]
+        assert run_cli(["--port", str(port)]) == 1
+        assert capsys.readouterr().err == f"holdfast demo-llm: cannot bind 127.0.0.1:{port}: Address already in use\n"
+    finally:
+        taken.close()
 
 
 @pytest.mark.slow
