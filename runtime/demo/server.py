@@ -39,7 +39,7 @@ from typing import Any, NoReturn
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -96,6 +96,8 @@ class DemoServerState:
     streams_completed: int = 0
     streams_cancelled: int = 0
     streams_dropped: int = 0
+    #: Set when the server begins to stop; requests cut off by the stop end quietly.
+    stopping: bool = False
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_id(self) -> str:
@@ -148,6 +150,20 @@ async def _wait_for_disconnect(receive: Receive) -> None:
             return
 
 
+async def _disconnected_within(receive: Receive, seconds: float) -> bool:
+    """Wait ``seconds`` (the latency fault); True as soon as the client goes away instead.
+
+    A client that gives up, or a server that stops, ends the wait: it used to run out the
+    whole latency holding the request (and then the stop printed a traceback).
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await _wait_for_disconnect(receive)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def _abort(scope: Scope) -> None:
     """Drop the TCP connection without a response (the client sees a connection error)."""
     abort = scope.get(_ABORT_KEY)
@@ -165,8 +181,8 @@ async def _apply_faults(request: Request, state: DemoServerState) -> Response | 
     if action == "down":
         await _abort(request.scope)
         return Response(status_code=503)  # only reached when the transport could not be aborted
-    if faults.latency > 0:
-        await asyncio.sleep(faults.latency)
+    if faults.latency > 0 and await _disconnected_within(request.receive, faults.latency):
+        return Response(status_code=499)  # nobody is listening any more (nginx's "client closed")
     if action == "hang":
         await _wait_for_disconnect(request.receive)
         return Response(status_code=504)
@@ -217,6 +233,9 @@ async def _read_body(request: Request, state: DemoServerState) -> bytes:
                     else:
                         parts.append(part)
                 size = max(size, received)
+    except ClientDisconnect:
+        # Gone mid-upload: nobody reads the answer, and it is not a server error to log.
+        raise ApiError(499, "The client closed the connection before sending the whole body.") from None
     except TimeoutError:
         expected = f"of {declared} " if declared.isdigit() else ""
         raise ApiError(
@@ -550,7 +569,16 @@ def build_app(state: DemoServerState) -> ASGIApp:
         transport = getattr(getattr(send, "__self__", None), "transport", None)
         if transport is not None and scope.get("type") == "http":
             scope[_ABORT_KEY] = transport.abort
-        await app(scope, receive, send)
+        try:
+            await app(scope, receive, send)
+        except asyncio.CancelledError:
+            if not state.stopping:
+                raise
+            # Cancelled by the server's stop after its grace period: end it like the stop ended
+            # the others (no await here: the loop is closing), without a traceback.
+            abort = scope.get(_ABORT_KEY)
+            if abort is not None:
+                abort()
 
     return outer
 
@@ -589,8 +617,35 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _DemoUvicorn(uvicorn.Server):
+    """uvicorn's server, stopping as a demo server should: at once, like a killed one.
+
+    uvicorn waits up to ``timeout_graceful_shutdown`` for requests in flight, then cancels
+    them, and each cancelled request printed a traceback ("Exception in ASGI application"):
+    Ctrl-C during a stream showed 40 lines of it. Here every open connection is cut first
+    (the client sees the connection drop, as when a real server goes down), so streams and
+    hanging requests end at once; the rare request still running is ended quietly by the app.
+    """
+
+    def __init__(self, config: uvicorn.Config, state: DemoServerState) -> None:
+        super().__init__(config)
+        self.demo_state = state
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Cut every open connection, then uvicorn's own shutdown (see the class docstring)."""
+        self.demo_state.stopping = True
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
+        await super().shutdown(sockets)
+
+
 async def serve(state: DemoServerState, sock: socket.socket) -> None:
-    """Serve the demo app on the bound ``sock`` with uvicorn (h11, no access log) until stopped."""
+    """Serve the demo app on the bound ``sock`` with uvicorn (h11, no access log) until stopped.
+
+    Stopping (SIGINT, SIGTERM) cuts the requests in flight at once (see :class:`_DemoUvicorn`).
+    """
     config = uvicorn.Config(
         build_app(state),
         log_level="warning",
@@ -601,7 +656,7 @@ async def serve(state: DemoServerState, sock: socket.socket) -> None:
         timeout_graceful_shutdown=1,
         timeout_keep_alive=30,
     )
-    await uvicorn.Server(config).serve(sockets=[sock])
+    await _DemoUvicorn(config, state).serve(sockets=[sock])
 
 
 #: ``run_cli``'s exit code after Ctrl-C (SIGINT): 128 + 2, the shell convention.

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import re
 import select
+import signal
+import threading
+import time
 
 import httpx
 import pytest
@@ -81,3 +84,54 @@ def test_an_impossible_port_is_one_line_not_a_traceback() -> None:
         "holdfast demo-llm: argument --port: 99999 is not a port (0-65535; 0 picks a free one). "
         "See 'holdfast demo-llm --help'.\n"
     )
+
+
+LONG_STREAM = {
+    "model": "holdfast-demo",
+    "messages": [{"role": "user", "content": "write a long story"}],
+    "stream": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("flags", "sig", "code"),
+    [
+        (["--tokens-per-second", "5"], signal.SIGINT, 130),  # Ctrl-C while a reply streams
+        (["--tokens-per-second", "5"], signal.SIGTERM, 0),
+        (["--profile", "vllm-reasoning"], signal.SIGINT, 130),  # while the model "thinks"
+        (["--hang"], signal.SIGTERM, 0),
+        (["--latency", "30"], signal.SIGTERM, 0),
+    ],
+)
+def test_stopping_mid_request_is_quick_and_quiet(flags: list[str], sig: int, code: int) -> None:
+    # uvicorn waited 1 s for the request, cancelled it and printed ~40 lines of traceback.
+    port = free_port()
+    proc = start_script("demo-llm", "--port", str(port), *flags)
+    outcome: list[str] = []
+
+    def ask() -> None:
+        try:
+            with httpx.stream(
+                "POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=LONG_STREAM, timeout=60
+            ) as r:
+                for _ in r.iter_bytes():
+                    pass
+            outcome.append("answered")
+        except httpx.HTTPError as exc:
+            outcome.append(type(exc).__name__)
+
+    client = threading.Thread(target=ask)
+    try:
+        wait_until(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 30, "the demo server to listen")
+        client.start()
+        status = f"http://127.0.0.1:{port}/admin/faults"
+        wait_until(lambda: httpx.get(status, timeout=5).json()["requests"] >= 1, 30, "the request to arrive")
+        started = time.monotonic()
+    finally:
+        run = stop(proc, sig)
+    took = time.monotonic() - started
+    client.join(10)
+    assert run.code == code
+    assert run.err == "", run.err
+    assert took < 1.0, f"stopping took {took:.2f} s"
+    assert outcome == ["RemoteProtocolError"]  # the connection was cut, as when a real server goes down

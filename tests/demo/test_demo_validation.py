@@ -406,6 +406,31 @@ async def test_a_body_that_never_arrives_whole_is_a_408_not_a_hang(head: bytes, 
         sock.close()
 
 
+async def test_a_client_leaving_mid_upload_is_not_a_server_error(caplog: pytest.LogCaptureFixture) -> None:
+    # Starlette raises ClientDisconnect; it reached the last-resort handler and was logged as
+    # "demo server error" with a traceback.
+    sock = bind_socket("127.0.0.1", 0)
+    state = DemoServerState(tokens_per_second=0)
+    server = asyncio.create_task(serve(state, sock))
+    try:
+        for path in ("/v1/chat/completions", "/v1/embeddings", "/admin/faults"):
+            _, writer = await asyncio.open_connection(*sock.getsockname())
+            head = f"POST {path} HTTP/1.1\r\nhost: demo\r\ncontent-length: 100\r\n\r\n"
+            writer.write(head.encode() + b'{"model": ')
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+        # The server is still answering, and nothing was logged as a server error.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=10) as client:
+            assert (await client.get("/v1/models")).status_code == 200
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+    finally:
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+        sock.close()
+
+
 @pytest.mark.parametrize("raw", [b"", b"{", b"not json", b"\xff\xfe", b'{"model": NaN}', b"null", b'"text"'])
 def test_bodies_that_are_not_a_json_object(http: httpx.Client, raw: bytes) -> None:
     response = http.post("/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
