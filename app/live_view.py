@@ -206,6 +206,8 @@ class LiveView:
                     await self._apply(batch)
                 except AppError as exc:  # a read failed (Redis just went out): the next resync re-reads
                     log.info("live update not shown: %s", describe(exc))
+                except Exception:  # a bug here must not end live updates for the rest of the session
+                    log.exception("live update not shown")
         finally:
             if self._stop is not None:
                 self._stop()
@@ -258,6 +260,8 @@ class LiveView:
             rt = app.rt
             if rt is None or conv is None or conv != app.conversation_id:
                 return
+            if rt.store_status().degraded:
+                return  # reads come from this process's cache, which lacks the others' writes; resync follows
             after = self.shown_seq
             newest = await rt.read_messages(conv, app.config.ui.max_rendered_messages)
             if conv != app.conversation_id or conv != self.conversation_id:

@@ -277,8 +277,9 @@ class RuntimeFacade(Protocol):
     def watch_conversations(self, listener: Callable[[ConversationChanged], None]) -> Callable[[], None]:
         """Call ``listener`` (in the event loop's thread) with each change to this user's
         conversations made by any process: a message appended (its seq and id), a new title, a
-        deletion, a turn starting or ending in another process, and ``resync`` after each
-        (re)subscription, when changes may have been missed. Returns the function that stops it."""
+        deletion, a turn starting or ending in another process, and ``resync`` when changes may
+        have been missed (after each (re)subscription, and when the conversation store leaves
+        degraded mode): re-read what is shown. Returns the function that stops it."""
         ...
 
     def wrote_message(self, message_id: str) -> bool:

@@ -714,7 +714,8 @@ class Runtime:
     def watch_conversations(self, listener: Callable[[ConversationChanged], None]) -> Callable[[], None]:
         """Call ``listener`` (in the event loop's thread) with every change to this user's
         conversations made by any process on this Redis: messages, titles, deletions, turns
-        starting and ending elsewhere, and ``resync`` after each (re)subscription (see
+        starting and ending elsewhere, and ``resync`` after each (re)subscription and when the
+        store leaves degraded mode (see
         :mod:`runtime.state.live`). Only this user's changes ever arrive. Returns the function
         that stops the listener. Raises NotStartedError before :meth:`start`."""
         return _started(self._live, "live updates").watch(listener)

@@ -23,7 +23,8 @@ Receiving: :meth:`LiveUpdates.watch` subscribes (on first use) to the channel of
 user only, so a process never receives another user's updates; a message whose ``"u"`` is not
 this user is dropped too. Listeners get :class:`ConversationChanged` values. While Redis is out
 the subscription is retried every ``retry_seconds``; every time it is (re)established, the first
-included, listeners get a ``resync`` change: updates may have been missed, re-read what is shown.
+included, and when the conversation store leaves degraded mode (its reads came from the local
+cache), listeners get a ``resync`` change: updates may have been missed, re-read what is shown.
 
 Classic PUBLISH, not sharded (SPUBLISH): the notification comes from a script whose keys are in
 the conversation's slot, and a sharded channel would have to share that slot, one channel per
@@ -44,7 +45,7 @@ from typing import Any, Literal
 from redis.asyncio.client import PubSub
 
 from runtime.core.errors import AppError
-from runtime.core.events import Event, EventBus, TurnFinished, UserSaved
+from runtime.core.events import Event, EventBus, StoreRecovered, TurnFinished, UserSaved
 from runtime.state import codec
 from runtime.state.breaker_sync import instance_id
 from runtime.state.client import RedisRunner, translated
@@ -54,7 +55,8 @@ from runtime.state.store import Subscription
 log = logging.getLogger(__name__)
 
 #: What changed: a message appended, a new title, the conversation deleted, a turn started or
-#: ended, or ``resync`` (the subscription was (re)established: changes may have been missed).
+#: ended, or ``resync`` (the subscription was (re)established, or the store left degraded mode:
+#: changes may have been missed).
 ChangeKind = Literal["message", "title", "deleted", "turn", "resync"]
 
 _KINDS: dict[str, ChangeKind] = {"m": "message", "t": "title", "d": "deleted", "turn": "turn"}
@@ -252,6 +254,9 @@ class LiveUpdates:
         elif isinstance(event, TurnFinished) and event.conversation_id in self._running:
             self._running.discard(event.conversation_id)
             self._outbox.put_nowait((event.conversation_id, False))
+        elif isinstance(event, StoreRecovered):
+            # Reads came from the local cache while the store was degraded: re-read now.
+            self._dispatch(ConversationChanged("resync"))
 
     async def _send(self) -> None:
         while True:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from app.chat_app import HoldfastApp
-from app.live_view import LINE, NOT_SENT, WAITING
+from app.live_view import DELETED, LINE, NOT_SENT, WAITING
 from app.widgets.assistant_message import AssistantMessage
 from app.widgets.notice import Notice
 from app.widgets.user_message import UserMessage
@@ -26,12 +26,13 @@ from runtime.config import LoadedConfig
 from runtime.host.runtime import Runtime
 from runtime.resilience import Resilience
 from runtime.state.client import RedisRunner, make_redis_client
+from runtime.state.embedded_redis import EmbeddedRedis
 from runtime.state.live import ConversationChanged
 from runtime.state.store import RedisStateStore
 from tests.support.app import make_config, ready, send
 from tests.support.cli import start_script, stop
 from tests.support.cluster import RedisClusterFixture
-from tests.support.polling import wait_for
+from tests.support.polling import wait_for, wait_until
 
 pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.redis, pytest.mark.slow]
 
@@ -144,6 +145,12 @@ async def test_two_terminals_on_one_conversation_see_each_other_within_a_second(
             lambda: b.header.title_text == "Both terminals" and b.sidebar.title_of(conv) == "Both terminals",
             what="the new title in B",
             pause=pb.pause,
+        )
+
+        # Deleted in one terminal: gone from the other's sidebar, which says so if it shows it.
+        await a.rt.delete_conversation(conv)
+        await wait_for(
+            lambda: b.sidebar.title_of(conv) == "" and DELETED in notices(b), what="the deletion in B", pause=pb.pause
         )
 
 
@@ -307,3 +314,38 @@ async def test_another_users_process_never_reaches_this_terminal(tmp_path: Path,
         assert {c.conversation_id for c in heard if c.kind != "resync"} == {bobs}
         assert [c.id for c in bob_app.sidebar.conversations] == [bobs]
         assert "alice writes here" not in users(bob_app)
+
+
+async def test_live_updates_resume_by_themselves_after_redis_comes_back(tmp_path: Path, demo_url: str) -> None:
+    server = EmbeddedRedis(tmp_path / "redis", persist=True)
+    server.start()
+    try:
+        app = HoldfastApp(_config(tmp_path / "tui", server.url, demo_url))
+        other = Runtime.from_config(_config(tmp_path / "other", server.url, demo_url).config, user="tester")
+        async with app.run_test(size=SIZE) as pilot, other:
+            await ready(pilot)
+            await _reply(app, pilot, "before the outage")
+            conv = app.conversation_id
+            assert conv is not None
+            server.kill()
+            await wait_for(
+                lambda: app.health_panel.rows["redis"].status not in ("healthy", "starting"),
+                what="the TUI noticing Redis is gone",
+                pause=pilot.pause,
+            )
+            wait_until(lambda: not server.running(), 5.0, "redis-server reaped")
+            server.start()
+            # Another process writes once Redis is back; the TUI was never told to reload.
+            await other.store.add_message(conv, "user", "after the outage, from elsewhere")
+            await wait_for(
+                lambda: "after the outage, from elsewhere" in users(app),
+                what="the other process's message after the outage",
+                pause=pilot.pause,
+            )
+            await wait_for(
+                lambda: count_of(app, conv) == 3, what="the sidebar count after the outage", pause=pilot.pause
+            )
+            assert users(app) == ["before the outage", "after the outage, from elsewhere"]
+            assert not [n for n in notices(app) if "failed" in n]
+    finally:
+        server.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runtime.config import RedisConfig, ResilienceConfig, ServiceResilience
-from runtime.core.events import EventBus, TurnFinished, UserSaved
+from runtime.core.events import EventBus, StoreRecovered, TurnFinished, UserSaved
 from runtime.resilience import Resilience
 from runtime.state.client import RedisRunner, make_redis_client
 from runtime.state.conversations import ConversationStore
@@ -169,6 +169,13 @@ async def test_a_turn_is_announced_running_then_ended_to_the_other_processes(pro
     ]
     await wait_for(lambda: len(runner_proc.of("turn")) == 2, 5.0, "its own notices heard by the process")
     assert [c.elsewhere for c in runner_proc.of("turn")] == [False, False]  # its own turn, not elsewhere
+
+
+async def test_the_store_leaving_degraded_mode_asks_for_a_re_read(procs: Callable[..., Proc]) -> None:
+    proc = procs("alice")
+    await _subscribed(proc)
+    proc.bus.publish(StoreRecovered(store="conversations", degraded_seconds=3.0))
+    assert [c.kind for c in proc.heard] == ["resync", "resync"]  # its reads came from the local cache
 
 
 @pytest.mark.single_redis
