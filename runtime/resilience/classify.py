@@ -106,12 +106,12 @@ CALLER_ERROR_TYPES = frozenset(
 #: Redis reply codes that mean "this server cannot serve (or take writes) right now; the same
 #: command may succeed later", with the words a user reads. Sources: the Redis documentation of
 #: ``maxmemory`` (OOM), replication (READONLY, MASTERDOWN, NOREPLICAS with ``min-replicas-to-write``),
-#: persistence (MISCONF with ``stop-writes-on-bgsave-error``), startup (LOADING), scripting
-#: (BUSY) and cluster (TRYAGAIN, CLUSTERDOWN).
+#: persistence (MISCONF with ``stop-writes-on-bgsave-error``, or after a failed AOF write, e.g. on a
+#: full disk), startup (LOADING), scripting (BUSY) and cluster (TRYAGAIN, CLUSTERDOWN).
 REDIS_UNAVAILABLE_REPLIES: Mapping[str, str] = {
     "OOM": "is out of memory (maxmemory reached) and refuses writes",
     "READONLY": "is a read-only replica and refuses writes",
-    "MISCONF": "refuses writes because it cannot save its snapshot to disk",
+    "MISCONF": "refuses writes because it cannot write to its disk (a failed snapshot or AOF write)",
     "LOADING": "is still loading its dataset",
     "BUSY": "is busy running a script",
     "MASTERDOWN": "lost the link to its primary",
