@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime.config import LLMConfig
 from runtime.core.errors import AppError
@@ -500,3 +502,46 @@ async def test_a_prompt_longer_than_the_endpoints_context_says_what_to_set(
     said = rejected.value.user_message()
     assert said.endswith(f"; set [llm].context_window to the endpoint's context size{size}")
     assert said.count("HTTP 400") == 1 and "\n" not in said
+
+
+# ---------------------------------------------------------------- the gate under any split
+
+PARTS = st.sampled_from(
+    [
+        "Sure. ",
+        "I will use the calculator.\n",
+        TWO_PLUS_THREE,
+        f"```json\n{TWO_PLUS_THREE}\n```",
+        '<tool_call>{"name": "calculator", "arguments": {"expression": "7*6"}}</tool_call>',
+        "```py\nx = {'a': 1}\n```\n",
+        '{"name": "Ada"} ',
+        "[1, 2] ",
+        "`tick` <b> ",
+        "\n\n",
+        "漢字 👍🏽 ",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(PARTS, min_size=1, max_size=6), cuts=st.lists(st.integers(min_value=1, max_value=9), max_size=60))
+def test_the_prompt_tool_gate_decides_the_same_however_the_reply_is_split(parts: list[str], cuts: list[int]) -> None:
+    """Nothing is lost or shown twice, and the calls found do not depend on the chunking."""
+    from runtime.llm.prompt_tools import ToolRequestGate, split_tool_requests
+
+    reply = "".join(parts)
+    pieces: list[str] = []
+    pos = 0
+    for size in cuts:
+        pieces.append(reply[pos : pos + size])
+        pos += size
+    pieces.append(reply[pos:])
+    outcomes = set()
+    for chunking in (pieces, [reply]):
+        gate = ToolRequestGate(["calculator"])
+        shown = "".join(gate.feed(piece) for piece in chunking)
+        held = gate.held()
+        assert shown + held == reply
+        calls, words = split_tool_requests(held, ["calculator"]) if held else ([], "")
+        outcomes.add((shown, held, tuple((c.name, c.arguments) for c in calls), words))
+    assert len(outcomes) == 1
