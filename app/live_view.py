@@ -124,8 +124,6 @@ class LiveView:
         self.shown_seq = -1
         #: Conversations with a turn running in another process, as far as this terminal knows.
         self.elsewhere: set[str] = set()
-        #: Messages other processes wrote that were appended here (tests and the benchmark read it).
-        self.appended = 0
         self._queue: asyncio.Queue[ConversationChanged] = asyncio.Queue()
         self._turn_changed = asyncio.Event()
         self._reading = asyncio.Lock()
@@ -161,7 +159,8 @@ class LiveView:
         rt = self.app.rt
         if rt is not None and await rt.turn_running_elsewhere(conversation_id):
             notice = Notice(WAITING, "hint")
-            await self.app.chat_log.add(notice)
+            if self.app.conversation_id == conversation_id:  # not in the log of another conversation
+                await self.app.chat_log.add(notice)
             self.elsewhere.add(conversation_id)
             self._show_line()
             try:
@@ -300,7 +299,6 @@ class LiveView:
         widgets = render_history(novel)
         if not widgets:
             return
-        self.appended += sum(1 for m in novel if m.role in ("user", "assistant"))
         await _mount_above_queued(log_, widgets)
 
     # ------------------------------------------------------------ running elsewhere
