@@ -48,10 +48,20 @@ LABEL = "[holdfast-demo]"
 UNKNOWN_TOOL = "summon_unicorn"
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
-_MEMORY_LINE_RE = re.compile(r"^\s*(?:[-*]\s+)?\[Memory from ([^\]]*)\]:\s*(.+?)\s*$", re.MULTILINE)
-_REMEMBER_RE = re.compile(r"^\s*(?:please\s+)?remember(?:\s+that)?[\s:,]+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
+# The patterns below run on whatever a client sends (megabytes of it): each is written so a
+# match attempt cannot rescan the text behind it, keeping every search linear. "1" * 8000 took
+# 2 s in the arithmetic pattern, and "1" * 2,000,000 hung the (single-threaded) server.
+#: Matched against one line at a time (so ``[^\]]*`` stays within the line).
+_MEMORY_LINE_RE = re.compile(r"[ \t]*(?:[-*][ \t]+)?\[Memory from ([^\]]*)\]:(.*)")
+_REMEMBER_RE = re.compile(r"^\s*(?:please\s+)?remember(?:\s+that)?[\s:,]+(.+)$", re.IGNORECASE | re.DOTALL)
 # Digits joined by at least one operator; brackets and spaces allowed in between.
-_ARITH_RE = re.compile(r"[(\s]*-?\d+(?:\.\d+)?(?:\s*[-+*/%^]\s*[(\s]*-?\d+(?:\.\d+)?[)\s]*)+")
+# Possessive and atomic parts never give back what they took, and the look-arounds start a
+# match only where no earlier start could have reached (not inside a run of digits, nor of
+# spaces and brackets): each character is then looked at a bounded number of times.
+_ARITH_RE = re.compile(
+    r"(?:(?<![(\s])(?=[(\s])|(?<!\d)(?=\d)|(?=-))"
+    r"[(\s]*+-?\d++(?:\.\d++)?+(?>\s*+[-+*/%^]\s*+[(\s]*+-?\d++(?:\.\d++)?+[)\s]*+)+"
+)
 _TIME_RE = re.compile(r"\b(time|date|today|clock|what day|which day)\b", re.IGNORECASE)
 _TZ_IANA_RE = re.compile(r"\b([A-Z][A-Za-z]+/[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z_]+)?)\b")
 _TZ_ABBREVIATIONS = (
@@ -78,15 +88,17 @@ _TZ_ABBR_RE = re.compile(r"\b(" + "|".join(_TZ_ABBREVIATIONS) + r")\b")
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _PROMPT_TOOLS_RE = re.compile(r"^Available tools:[ \t]*\n((?:- [^\n]*\n?)+)", re.MULTILINE)
 _PROMPT_TOOL_NAME_RE = re.compile(r"^- ([A-Za-z0-9_.-]+):", re.MULTILINE)
-_TOOL_RESULT_RE = re.compile(r"^\[tool result ([^\]]*)\]: ?(.*)$", re.MULTILINE)
+_TOOL_RESULT_RE = re.compile(r"^\[tool result ([^\]\n]*)\]: ?(.*)$", re.MULTILINE)
 #: "call NAME", "use the tool NAME", "run NAME with {...}": a tool named by the user, with JSON arguments.
-_NAMED_CALL_RE = re.compile(
-    r"\b(?:call|use|run)\s+(?:the\s+)?(?:tool\s+)?`?([A-Za-z0-9_-]{1,64})`?(?:\s+with\s+(\{.*\}))?",
-    re.IGNORECASE | re.DOTALL,
-)
+_NAMED_CALL_RE = re.compile(r"\b(?:call|use|run)\s+(?:the\s+)?(?:tool\s+)?`?([A-Za-z0-9_-]{1,64})`?", re.IGNORECASE)
+#: What may follow a named tool: `` with {`` and its JSON arguments (up to the text's last ``}``).
+_WITH_JSON_RE = re.compile(r"\s+with\s+(?=\{)", re.IGNORECASE)
 _LONG_RE = re.compile(
     r"\blong\s+(?:\w+\s+)?(?:answer|reply|story|essay|explanation|response)\b|\bat length\b", re.IGNORECASE
 )
+#: Most tool calls in one reply (a real model makes a handful; a text of 100,000 sums asked
+#: for as many calls, and a reply of megabytes).
+MAX_TOOL_CALLS = 32
 #: Streamed words (see :func:`split_words`) in a long reply, about as many tokens.
 LONG_REPLY_WORDS = 2000
 _STOPWORDS = frozenset(
@@ -218,7 +230,10 @@ def recalled_memories(messages: Sequence[dict[str, Any]]) -> list[Memory]:
     found: list[Memory] = []
     for msg in messages:
         if msg.get("role") == "system":
-            found.extend(Memory(src.strip(), text) for src, text in _MEMORY_LINE_RE.findall(message_text(msg)))
+            for line in message_text(msg).splitlines():
+                memory = _MEMORY_LINE_RE.match(line)
+                if memory and memory.group(2).strip():
+                    found.append(Memory(memory.group(1).strip(), memory.group(2).strip()))
     return found
 
 
@@ -243,17 +258,15 @@ def _call_id(seed: str, index: int) -> str:
 
 
 def _arithmetic(text: str) -> list[str]:
-    """Every distinct arithmetic expression in ``text``, in order."""
-    found: list[str] = []
+    """Every distinct arithmetic expression in ``text``, in order (at most :data:`MAX_TOOL_CALLS`)."""
+    found: dict[str, None] = {}
     for match in _ARITH_RE.finditer(text):
         expr = match.group(0).strip()
-        if (
-            any(op in expr.lstrip("-(") for op in "+-*/%^")
-            and sum(c.isdigit() for c in expr) >= 2
-            and expr not in found
-        ):
-            found.append(expr)
-    return found
+        if any(op in expr.lstrip("-(") for op in "+-*/%^") and sum(c.isdigit() for c in expr) >= 2:
+            found.setdefault(expr)
+            if len(found) == MAX_TOOL_CALLS:
+                break
+    return list(found)
 
 
 def _timezone(text: str) -> str:
@@ -267,9 +280,10 @@ def _timezone(text: str) -> str:
 def _tool_requests(text: str, tools: set[str]) -> list[tuple[str, dict[str, Any]]]:
     """The offered tools ``text`` clearly asks for, in the order a reader would run them."""
     remember = _REMEMBER_RE.match(text)
-    if remember and "memory" in tools:
+    fact = remember.group(1).strip().rstrip(".") if remember else ""
+    if fact and "memory" in tools:
         # Everything after "remember" is the fact, numbers and times included.
-        return [("memory", {"action": "remember", "text": remember.group(1).rstrip(".")})]
+        return [("memory", {"action": "remember", "text": fact})]
     wanted: list[tuple[str, dict[str, Any]]] = []
     if "calculator" in tools:
         wanted.extend(("calculator", {"expression": expr}) for expr in _arithmetic(text))
@@ -479,8 +493,10 @@ def _named_call(
         name = match.group(1)
         if name not in offered:
             continue
-        if match.group(2):
-            arguments = _json_in_text(match.group(2))
+        with_json = _WITH_JSON_RE.match(text, match.end())
+        end = text.rfind("}") + 1
+        if with_json and end > with_json.end():
+            arguments = _json_in_text(text[with_json.end() : end])
             if isinstance(arguments, dict):
                 return (name, arguments), True
         return _forced_call(tools, name, text), False

@@ -34,6 +34,9 @@ KEEPALIVE = b": keep-alive\n\n"
 OPENROUTER_PROCESSING = b": OPENROUTER PROCESSING\n\n"
 #: Bytes of tool-call arguments per streamed fragment (OpenAI sends a few characters each).
 ARGUMENT_FRAGMENT = 8
+#: Most fragments one call's arguments are streamed in: longer arguments get longer fragments
+#: (arguments of megabytes, echoed from the user's text, made a million events).
+MAX_ARGUMENT_FRAGMENTS = 512
 
 
 @dataclass(frozen=True)
@@ -221,8 +224,9 @@ class _Chunks:
                 "function": {"name": call.name, "arguments": ""},
             }
             yield self.chunk(index, {"tool_calls": [head]}), 1.0
-            for start in range(0, len(arguments), ARGUMENT_FRAGMENT):
-                piece = {"index": position, "function": {"arguments": arguments[start : start + ARGUMENT_FRAGMENT]}}
+            size = max(ARGUMENT_FRAGMENT, -(-len(arguments) // MAX_ARGUMENT_FRAGMENTS))
+            for start in range(0, len(arguments), size):
+                piece = {"index": position, "function": {"arguments": arguments[start : start + size]}}
                 yield self.chunk(index, {"tool_calls": [piece]}), 1.0
 
     def finish(self, index: int, gen: Generation, last: bool) -> bytes:

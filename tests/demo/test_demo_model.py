@@ -44,6 +44,36 @@ def test_clear_requests_become_tool_calls_when_the_tool_is_offered(text: str, na
     assert json.loads(call.arguments) == args
 
 
+def test_many_sums_make_at_most_max_tool_calls_in_order() -> None:
+    text = " and ".join(f"{i}+{i}" for i in range(100)) + " and 0+0"
+    calls = demo_model.respond(user(text), ALL_TOOLS).tool_calls
+    assert [json.loads(c.arguments)["expression"] for c in calls] == [f"{i}+{i}" for i in range(32)]
+    assert demo_model.MAX_TOOL_CALLS == 32
+
+
+@pytest.mark.parametrize(
+    ("text", "expressions"),
+    [
+        ("8*1  21+1^7) and 7+8*x", ["8*1", "21+1^7)", "7+8"]),  # a sum right after spaces or a tab
+        ("x 6\t4-37 and (2 + 3) * 4", ["4-37", "(2 + 3) * 4"]),
+        ("1.2.3+4 then --5+6", ["2.3+4", "-5+6"]),
+        ("12345678901234567890 alone, and 3 numbers 4 5", []),
+    ],
+)
+def test_arithmetic_is_found_where_it_starts(text: str, expressions: list[str]) -> None:
+    calls = demo_model.respond(user(text), ALL_TOOLS).tool_calls
+    assert [json.loads(c.arguments)["expression"] for c in calls] == expressions
+
+
+def test_memories_and_facts_are_read_line_by_line() -> None:
+    system = "[Memory from a]: I live in Lisbon\n[Memory from b]:   \n[Memory from c\n]: not a memory\n- [Memory from d]: I like tea  "
+    found = demo_model.recalled_memories([{"role": "system", "content": system}])
+    assert [(m.source, m.text) for m in found] == [("a", "I live in Lisbon"), ("d", "I like tea")]
+    assert not demo_model.respond(user("remember   "), ALL_TOOLS).tool_calls  # nothing to remember
+    (call,) = demo_model.respond(user("remember that I like tea.  "), ALL_TOOLS).tool_calls
+    assert json.loads(call.arguments) == {"action": "remember", "text": "I like tea"}
+
+
 def test_no_tool_call_for_a_tool_that_was_not_offered() -> None:
     reply = demo_model.respond(user("what is 6*7?"), [tool("clock")])
     assert not reply.tool_calls

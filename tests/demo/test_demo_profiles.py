@@ -116,6 +116,20 @@ def test_openai_streams_tool_arguments_in_fragments_under_a_stable_index(http: h
     assert rest[-1] == {} and finish_reasons(lines) == ["tool_calls"]
 
 
+def test_long_tool_arguments_stream_in_a_bounded_number_of_fragments(http: httpx.Client) -> None:
+    # Arguments echoed from a 1 MB message went out 8 bytes at a time: 125,000 events built in
+    # memory and, at the default pace, ten minutes of streaming.
+    expression = "1+" * 500_000 + "1"
+    ask = {
+        **TWO_TOOLS,
+        "messages": [{"role": "user", "content": f'call calculator with {{"expression": "{expression}"}}'}],
+    }
+    _, lines = raw_stream(http, ask)
+    pieces = [d["tool_calls"][0]["function"]["arguments"] for d in deltas(lines) if "tool_calls" in d]
+    assert 1 + 512 >= len(pieces) > 256  # the head, then at most 512 fragments
+    assert json.loads("".join(pieces)) == {"expression": expression}
+
+
 def test_ollama_sends_whole_tool_calls_in_one_chunk_without_index(http: httpx.Client) -> None:
     use(http, "ollama")
     _, lines = raw_stream(http, TWO_TOOLS)

@@ -337,6 +337,33 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return int(status_line.split()[1]), await reader.readexactly(length)
 
 
+# Texts a client may send that made the demo model's patterns rescan the text from every
+# position: "1" * 8,000 took 2 s, so each of these (half a megabyte) blocked the single-threaded
+# server for hours. Each must now be answered within seconds, streamed or not.
+HOSTILE_TEXTS = {
+    "a run of digits": "1" * 500_000,
+    "a run of spaces and brackets": "( " * 250_000,
+    "blank lines": "\n" * 500_000,
+    "a named call with braces": "call calculator with {" * 25_000,
+    "a fact with a long gap": "remember x" + " " * 500_000 + "y",
+    "tool results without a bracket": "[tool result " + "a\n" * 250_000,
+    "a hundred thousand sums": " ".join(f"{i}+{i}" for i in range(100_000)),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_TEXTS))
+def test_a_hostile_message_is_answered_in_seconds(http: httpx.Client, case: str) -> None:
+    text = HOSTILE_TEXTS[case]
+    system = {"role": "system", "content": text.replace("[tool result ", "[Memory from ")}
+    body = {"model": MODEL, "messages": [system, {"role": "user", "content": text}], "tools": [CALC], "stream": True}
+    response = http.post("/v1/chat/completions", json=body, timeout=30)
+    assert response.status_code == 200
+    chunks = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+    calls = {c["index"] for ch in chunks for c in ch["choices"][0]["delta"].get("tool_calls") or ()}
+    assert len(calls) <= 32  # a reply makes at most MAX_TOOL_CALLS calls, however many sums it is asked
+    assert http.post("/v1/chat/completions", json={"model": MODEL, "messages": HI}).status_code == 200
+
+
 async def test_an_internal_error_is_a_json_500_and_the_connection_stays_usable() -> None:
     class FailsOnce(DemoServerState):
         """A server state whose first completion id fails, standing in for a bug in a handler."""
