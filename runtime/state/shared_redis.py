@@ -68,6 +68,8 @@ LOG_FILE = "redis.log"
 _HOST = "127.0.0.1"
 #: Seconds a stopped server gets to exit after SIGTERM (it flushes its AOF) before SIGKILL.
 STOP_TIMEOUT = 10.0
+#: Seconds a dead server's port gets to become free before a restart takes another one.
+PORT_WAIT = 0.5
 #: Seconds between two looks of the watchdog at the users file (how long a server outlives a crashed last user).
 WATCH_INTERVAL = 0.5
 
@@ -447,10 +449,16 @@ class DataDirRedis:
         if stale is not None:
             log.info("removing the stale pid file %s (pid %d is not its server)", self.pid_file, stale.pid)
         ports = [self.port] if self.port else [*self._previous_ports(stale), *(free_port() for _ in range(3))]
+        taken = [port for port in ports if not _port_free(port)]
         for port in ports:
+            if port in taken:
+                continue
             proc = self._spawn(binary, port)
             settled = wait_until(functools.partial(_settled, proc, port), self.startup_timeout)
-            if settled and proc.poll() is None:
+            # The server that answers must be the one just started, in this directory: another
+            # program that took the port meanwhile (another data dir's redis-server on the same
+            # [redis].embedded_port) would otherwise receive this data dir's conversations.
+            if settled and self._serves_here(port) and proc.poll() is None:
                 record = ServerRecord(proc.pid, _HOST, port)
                 try:
                     self._note_pid_file(record)
@@ -462,11 +470,24 @@ class DataDirRedis:
                 self.started_here = True
                 self._start_watchdog(record.pid)
                 return record
+            if not _port_free(port):
+                taken.append(port)
             _terminate(proc)
+        if self.port and self.port in taken:
+            raise ServiceUnavailableError(
+                f"redis-server could not start in {self.directory}: port {self.port} ([redis].embedded_port) is "
+                "in use by another program; stop it, or choose another port (0: any free one)",
+                service=self.service,
+            )
         raise ServiceUnavailableError(
             f"redis-server could not start in {self.directory}: {self._tail_log() or 'it did not answer in time'}",
             service=self.service,
         )
+
+    def _serves_here(self, port: int) -> bool:
+        """Whether the redis-server answering on ``port`` runs in this directory (``CONFIG GET dir``)."""
+        served = served_directory(_HOST, port)
+        return served is not None and served.resolve() == self.directory.resolve()
 
     def _previous_ports(self, stale: ServerRecord | None) -> list[int]:
         """The ports the data dir's server listened on before it died (the one this process used,
@@ -475,7 +496,9 @@ class DataDirRedis:
         the restarted server again by themselves, while on another one they would stay on the
         local journal until they restart."""
         known = [r.port for r in (self._record, stale) if r is not None and r.host == _HOST and r.port > 0]
-        return [port for port in dict.fromkeys(known) if _port_free(port)]
+        # Just after a kill the port stays busy for some milliseconds while the kernel closes the
+        # dead server's connections (measured here: up to ~15 ms); give it a moment.
+        return [port for port in dict.fromkeys(known) if wait_until(functools.partial(_port_free, port), PORT_WAIT)]
 
     def _start_watchdog(self, server_pid: int) -> None:
         """Start the watchdog that stops ``server_pid`` once no process uses it (see the module docstring)."""

@@ -18,7 +18,7 @@ import redis
 
 from runtime.config import StorageError
 from runtime.core.errors import ServiceUnavailableError
-from runtime.core.procs import pid_alive
+from runtime.core.procs import free_port, pid_alive
 from runtime.state.embedded_redis import ping
 from runtime.state.shared_redis import DataDirRedis, ServerRecord, read_pid_file
 from tests.support.polling import wait_until
@@ -212,7 +212,8 @@ def test_a_dead_servers_port_taken_by_another_program_gives_a_new_port(redis_dir
     os.kill(a["pid"], signal.SIGKILL)
     wait_until(lambda: not pid_alive(a["pid"]), 10, "the killed redis-server to be gone")
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", a["port"]))
+        # The dead server's port is busy for some milliseconds while its connections close.
+        wait_until(lambda: _bound(squatter, a["port"]), 10, f"port {a['port']} to be free")
         squatter.listen()
         second = RedisUser(redis_dir)
         b = second.attached()
@@ -220,6 +221,37 @@ def test_a_dead_servers_port_taken_by_another_program_gives_a_new_port(redis_dir
     second.leave()
     first.leave()
     assert redis_servers_of(redis_dir) == []
+
+
+def test_two_data_dirs_on_one_configured_port_never_share_a_server(tmp_path: Path) -> None:
+    # [redis].embedded_port set in a shared config: the second data dir's server cannot bind it,
+    # and the first one's answers on it. The second must not take that one for its own (its
+    # conversations went into the other data dir's AOF and vanished from its own).
+    port = free_port()
+    a = DataDirRedis(tmp_path / "a" / "redis", port=port)
+    b = DataDirRedis(tmp_path / "b" / "redis", port=port)
+    a.attach()
+    try:
+        with pytest.raises(ServiceUnavailableError) as caught:
+            b.attach()
+        assert caught.value.user_message() == (
+            f"redis-server could not start in {tmp_path / 'b' / 'redis'}: port {port} "
+            "([redis].embedded_port) is in use by another program; stop it, or choose another port (0: any free one)"
+        )
+        assert not b.attached and b.url == f"redis://127.0.0.1:{port}/0"
+        assert redis_servers_of(tmp_path / "b" / "redis") == []
+        assert _pid_file(tmp_path / "b" / "redis") is None
+    finally:
+        a.detach()
+    assert redis_servers_of(tmp_path / "a" / "redis") == []
+
+
+def _bound(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
 
 
 def test_a_server_that_could_not_start_has_no_url_and_raises_nothing(tmp_path: Path) -> None:
