@@ -381,7 +381,9 @@ class Runtime:
         try:
             address = await server.aattach()
         except AppError as exc:
-            self.redis_url = f"redis://127.0.0.1:{server.port or free_port()}/0"
+            # A port nothing listens on: this process runs on the local journal. Never the
+            # configured port, where another data dir's server may answer.
+            self.redis_url = f"redis://127.0.0.1:{free_port()}/0"
             log.error("embedded redis-server not available: %s; running on the local journal", describe(exc))
             self.bus.publish(BackendStatus(name="redis", status="failed", detail=describe(exc)))
             return
