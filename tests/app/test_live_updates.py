@@ -10,6 +10,7 @@ two HoldfastApps in one event loop (each its own Runtime) for two terminals."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -301,15 +302,20 @@ async def test_another_users_process_never_reaches_this_terminal(tmp_path: Path,
         )
         await wait_for(lambda: len(replies(bob_app)) == 2, what="its reply shown", pause=pilot.pause)
         # A write of any kind (here a plain append) is on screen within the bound, measured from
-        # the moment the store acknowledged it.
-        started = time.perf_counter()
-        await bob_cli.store.add_message(bobs, "user", "a note from the other terminal")
-        await wait_for(
-            lambda: "a note from the other terminal" in users(bob_app), what="the note shown", pause=pilot.pause
-        )
-        latency = time.perf_counter() - started
-        print(f"\nappend acknowledged -> shown in another process's TUI: {latency * 1000:.0f} ms")
-        assert latency < LIVE_BOUND
+        # the moment the store acknowledged it; the median of five, so one stall of a machine
+        # shared with other test runs does not decide it.
+        latencies = []
+        for n in range(5):
+            started = time.perf_counter()
+            await bob_cli.store.add_message(bobs, "user", f"note {n} from the other terminal")
+            await wait_for(
+                lambda n=n: f"note {n} from the other terminal" in users(bob_app),
+                what=f"note {n} shown",
+                pause=pilot.pause,
+            )
+            latencies.append(time.perf_counter() - started)
+        print("\nappend acknowledged -> shown in another process's TUI (ms):", [round(x * 1000) for x in latencies])
+        assert statistics.median(latencies) < LIVE_BOUND
         # Redis delivers in publish order: alice's changes, published before, would be here by now.
         assert {c.conversation_id for c in heard if c.kind != "resync"} == {bobs}
         assert [c.id for c in bob_app.sidebar.conversations] == [bobs]
