@@ -9,7 +9,7 @@ messages other processes wrote while we could not see Redis are missing from it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from runtime.core.messages import ChatMessage, ConversationSummary
 from runtime.state.history import ConversationInfo
@@ -57,8 +57,9 @@ class RecentCache:
         return entry.info if entry else None
 
     def infos_for_user(self, user_id: str) -> list[ConversationInfo]:
-        """Cached conversations of ``user_id``, most recently updated first."""
-        found = [e.info for e in self._entries.values() if e.info and e.info.user_id == user_id]
+        """Cached conversations of ``user_id``, most recently updated first, each with the
+        messages this process saw after its metadata was read counted in (see :func:`_current`)."""
+        found = [_current(e, e.info) for e in self._entries.values() if e.info and e.info.user_id == user_id]
         return sorted(found, key=lambda c: c.updated_at, reverse=True)
 
     def put_summary(self, conv_id: str, summary: ConversationSummary | None) -> None:
@@ -220,3 +221,16 @@ class LiveTailCache:
     def forget(self, conv_id: str) -> None:
         """Drop the cached tail of ``conv_id``; unknown ids are ignored."""
         self._tails.pop(conv_id, None)
+
+
+def _current(entry: _Entry, info: ConversationInfo) -> ConversationInfo:
+    """``info`` (read when the conversation was opened) brought up to date with the messages
+    cached since: ``message_count`` is the next seq (the newest confirmed seq + 1, never less
+    than it was) plus the journaled messages not replayed yet, ``updated_at`` the newest
+    message's time. A list read while Redis is out showed the count the conversation had when
+    it was opened (19 messages became 9 in the sidebar until Redis returned)."""
+    count = max(info.message_count, max(entry.confirmed, default=-1) + 1) + len(entry.pending)
+    newest = max((m.created_at for m in (*entry.confirmed.values(), *entry.pending)), default=info.updated_at)
+    if count == info.message_count and newest <= info.updated_at:
+        return info
+    return replace(info, message_count=count, updated_at=max(info.updated_at, newest))
