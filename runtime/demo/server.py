@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import ipaddress
 import itertools
 import logging
@@ -74,6 +75,10 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 _DRAIN_FACTOR = 8
 #: Default seconds a request body may take to arrive (nginx's client_body_timeout is 60).
 BODY_TIMEOUT = 30.0
+#: Streamed pieces (over all choices) above which a stream's events are built off the event loop.
+_BIG_STREAM = 20_000
+#: Events a stream sends before it lets other requests run (an unpaced stream never sleeps).
+_YIELD_EVERY = 256
 #: Connections the listening socket queues before the server accepts them (uvicorn's default).
 LISTEN_BACKLOG = 2048
 
@@ -296,7 +301,9 @@ class _ChatStream:
         start = loop.time()
         tokens = 0
         paced = 0.0
-        for payload, weight in self.events:
+        for count, (payload, weight) in enumerate(self.events, 1):
+            if count % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # an unpaced stream must not keep the loop from other requests
             if disconnected.is_set():
                 state.streams_cancelled += 1
                 return
@@ -445,13 +452,18 @@ def build_app(state: DemoServerState) -> ASGIApp:
         )
         answer = Answer(state.next_id(), int(time.time()), chat.model, (choice,) * n)
         if chat.stream and profile.streams:
-            events = stream_events(
+            build = functools.partial(
+                stream_events,
                 profile,
                 answer,
                 include_usage=chat.include_usage,
                 broken_args=faults.malformed_tool_args,
                 think_weight=_think_weight(state, len(choice.reasoning)),
             )
+            # n = 128 long replies are 256,000 events: built on the loop, they held every other
+            # request up for seconds. Small answers stay on the loop (a thread hop costs TTFT).
+            big = n * (len(choice.pieces) + len(choice.reasoning)) > _BIG_STREAM
+            events = await asyncio.to_thread(build) if big else build()
             return _ChatStream(state, events, answer.id)
         if faults.malformed:
             return Response(b'{"id": "chatcmpl-broken", "choices": [', media_type="application/json")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,6 +129,31 @@ def test_long_tool_arguments_stream_in_a_bounded_number_of_fragments(http: httpx
     pieces = [d["tool_calls"][0]["function"]["arguments"] for d in deltas(lines) if "tool_calls" in d]
     assert 1 + 512 >= len(pieces) > 256  # the head, then at most 512 fragments
     assert json.loads("".join(pieces)) == {"expression": expression}
+
+
+def test_a_huge_stream_does_not_hold_up_other_requests(http: httpx.Client) -> None:
+    # n=128 long replies are 256,000 events; built and sent on the event loop they held every
+    # other request (the admin API, other chats) up for over 2 s.
+    ask = {**HELLO, "messages": [{"role": "user", "content": "write a long story"}], "n": 128}
+    received: list[int] = []
+
+    def read() -> None:
+        with httpx.stream("POST", str(http.base_url.join("/v1/chat/completions")), json=ask, timeout=120) as r:
+            received.extend(len(part) for part in r.iter_bytes())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    waits = []
+    try:
+        # Probe from the moment the request is sent: while its events are built, then sent.
+        while reader.is_alive() and len(waits) < 400:
+            started = time.monotonic()
+            assert http.get("/v1/models").status_code == 200
+            waits.append(time.monotonic() - started)
+    finally:
+        reader.join(120)
+    assert sum(received) > 50_000_000  # the whole stream arrived
+    assert len(waits) > 1 and max(waits) < 0.5, sorted(waits)[-3:]
 
 
 def test_ollama_sends_whole_tool_calls_in_one_chunk_without_index(http: httpx.Client) -> None:
