@@ -36,7 +36,7 @@ from app import ui_state
 from app.alerts_view import show_alert
 from app.command_handlers import CommandHandlers
 from app.commands import COMMANDS, CommandError, is_command, parse
-from app.layout import panels_can_be_inline, plan, sidebar_can_be_inline
+from app.layout import WIDE, panels_can_be_inline, plan, sidebar_can_be_inline, welcome_compact
 from app.live_view import LiveView
 from app.safe_text import plural
 from app.screens.confirm import ConfirmScreen
@@ -137,13 +137,22 @@ class RuntimeEvent(Message):
     event: Event
 
 
+class ChatScreen(Screen[None]):
+    """The main screen. Typing goes to the composer from the first frame: Textual's auto focus
+    would pick the first focusable widget (the sidebar's search box) until ``on_mount``'s focus
+    lands, and a message typed at launch went into the search box instead of the chat."""
+
+    AUTO_FOCUS = "#composer"
+
+
 class HoldfastApp(App[int]):
     """The chat: conversations sidebar, chat log and composer, live Breakers/Health/Context panels.
 
     ``runtime`` is a runtime facade to use (the app then does not stop it); otherwise
     ``runtime_factory`` (default: a ``Runtime`` for this process's TUI session) builds one at boot.
     ``clock`` (monotonic seconds) times the panels' countdowns and the launch timings; ``boot=False``
-    leaves the runtime unstarted (snapshot tests feed events by hand). Implements
+    leaves the runtime unstarted (snapshot tests feed events by hand); ``typed_ahead`` are lines
+    typed before the app took the terminal, each sent as if typed into the composer. Implements
     :class:`app.surface.ChatSurface` for the command handlers and the turn view.
     """
 
@@ -168,8 +177,12 @@ class HoldfastApp(App[int]):
         runtime_factory: RuntimeFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
         boot: bool = True,
+        typed_ahead: Sequence[str] = (),
     ) -> None:
         super().__init__()
+        #: Lines typed before the app took the terminal (app.main.typed_ahead), each sent as if
+        #: typed into the composer once it is mounted.
+        self._typed_ahead = list(typed_ahead)
         #: False leaves the runtime unstarted (snapshot tests feed events by hand).
         self.boot = boot
         self._parts: dict[str, Widget] = {}
@@ -288,6 +301,9 @@ class HoldfastApp(App[int]):
             raise InternalError("the runtime is still starting")
         return self.rt
 
+    def get_default_screen(self) -> Screen[None]:
+        return ChatScreen(id="_default")
+
     # ------------------------------------------------------------ startup and shutdown
 
     def on_mount(self) -> None:
@@ -300,10 +316,19 @@ class HoldfastApp(App[int]):
         self.header.endpoint = llm.effective_base_url or ("demo server (starting…)" if self.header.demo else "")
         # The first frame already says what this is; the first conversation replaces it.
         self.chat_log.mount(self._welcome())
+        for text in self._typed_ahead:
+            self.composer.recall.add(text)
+            self.composer.post_message(Composer.Submitted(self.composer, text))
+        self._typed_ahead.clear()
         self.call_after_refresh(self._first_frame)
 
     def _welcome(self) -> Welcome:
-        return Welcome(model=self.header.model, endpoint=self.header.endpoint, demo=self.header.demo)
+        return Welcome(
+            model=self.header.model,
+            endpoint=self.header.endpoint,
+            demo=self.header.demo,
+            compact=welcome_compact(self.size.height),
+        )
 
     def _first_frame(self) -> None:
         self.timings.setdefault("first_frame", self._clock() - self._launched)
@@ -613,6 +638,12 @@ class HoldfastApp(App[int]):
             self.header.title_text = title
 
     def on_conversation_list_selected(self, message: ConversationList.Selected) -> None:
+        # Back to the chat: an overlay sidebar closes, and what is typed next is a message (it
+        # went into the list: letters were lost and Enter reopened the highlighted row).
+        if self.overlay_sidebar:
+            self.overlay_sidebar = False
+            self.apply_layout()
+        self.composer.focus()
         if message.conversation_id != self.conversation_id and self.rt is not None:
             self.run_worker(
                 self.open_conversation(message.conversation_id), group="conv", exclusive=True, exit_on_error=False
@@ -638,13 +669,21 @@ class HoldfastApp(App[int]):
     # ------------------------------------------------------------ responsive layout
 
     def on_resize(self, event: events.Resize) -> None:
-        self.apply_layout()
+        # Textual runs this handler before App._on_resize stores the new size: self.size is still
+        # the old one here (the layout lagged one resize behind: 20 chat columns at 80 wide).
+        self.apply_layout(event.size.width)
+        if self.screen_stack:
+            for card in self.chat_log.query(Welcome):
+                card.compact = welcome_compact(event.size.height)
 
-    def apply_layout(self) -> None:
-        """Show the sidebar, the panels or the status bar for the terminal's width (see app.layout)."""
+    def apply_layout(self, width: int | None = None) -> None:
+        """Show the sidebar, the panels or the status bar for a terminal ``width`` columns wide
+        (default: the current width; see app.layout). Focus left on a part that is now hidden
+        goes back to the composer, so keys are never typed into nothing."""
         if not self._parts and not self.screen_stack:
             return
-        layout = plan(self.size.width, want_sidebar=self.want_sidebar, want_panels=self.want_panels)
+        width = self.size.width if width is None else width
+        layout = plan(width, want_sidebar=self.want_sidebar, want_panels=self.want_panels)
         sidebar, panels = self.sidebar, self.panels
         if layout.sidebar:
             self.overlay_sidebar = False
@@ -655,6 +694,13 @@ class HoldfastApp(App[int]):
         panels.display = layout.panels or self.overlay_panels
         panels.set_class(self.overlay_panels, "-overlay")
         self.status_bar.display = layout.status_bar
+        # Every key in the footer fits at 80 columns only without its spacing ("^f Se▏^p palette").
+        self.screen_stack[0].query_one(Footer).compact = width < WIDE
+        focused = self.screen_stack[0].focused
+        if focused is not None and any(
+            not part.display and (focused is part or part in focused.ancestors) for part in (sidebar, panels)
+        ):
+            self.composer.focus()
 
     def _remember_layout(self) -> None:
         self.ui_state.sidebar = self.want_sidebar
@@ -674,6 +720,9 @@ class HoldfastApp(App[int]):
             if self.overlay_sidebar:
                 self.overlay_panels = False
         self.apply_layout()
+        if self.overlay_sidebar:
+            # Opened over the chat: Up/Down and Enter pick a conversation at once.
+            self.sidebar.options.focus()
 
     def action_toggle_panels(self) -> None:
         """Ctrl+R (or a click on the status bar): show or hide the side panels; remembered when they
@@ -760,8 +809,12 @@ class HoldfastApp(App[int]):
                 for old in log_.query(".-found"):
                     old.remove_class("-found")
                 target.add_class("-found")
-                log_.release_anchor()
+                # Unanchored, not just released: a released anchor comes back whenever the view is
+                # at the bottom, which it is while a long reply's Markdown is still being laid
+                # out, and the view then followed the tail to the end of the conversation.
+                log_.anchor(False)
                 log_.scroll_to_widget(target, animate=False, top=True, immediate=True)
+                self.call_after_refresh(log_.scroll_to_widget, target, animate=False, top=True, immediate=True)
                 return True
             if self.conversation_id is None or self._oldest_seq is None or not log_.has_older:
                 return False
@@ -817,6 +870,7 @@ class HoldfastApp(App[int]):
         self._save_input_history()
         text = message.text
         if is_command(text):
+            self.chat_log.anchor()  # what the command says goes at the bottom: show it
             try:
                 invocation = parse(text)
             except CommandError as exc:

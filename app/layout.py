@@ -5,7 +5,8 @@ columns) sit beside it only from :data:`WIDE` columns and only if the chat keeps
 :data:`MIN_CHAT` columns; otherwise they collapse into the one-line status bar. The sidebar
 (:data:`SIDEBAR_WIDTH` columns) is shown when the user wants it and the chat still keeps
 :data:`MIN_CHAT` columns. Either can still be opened on demand as an overlay over the chat,
-which leaves the chat column's width alone.
+which leaves the chat column's width alone. :func:`welcome_compact` picks the welcome card's
+form for the terminal's height.
 """
 
 from __future__ import annotations
@@ -54,3 +55,14 @@ def panels_can_be_inline(width: int) -> bool:
 def sidebar_can_be_inline(width: int, panels_inline: bool) -> bool:
     """True when the sidebar fits beside the chat at this width, given where the panels are."""
     return width - (PANELS_WIDTH if panels_inline else 0) - SIDEBAR_WIDTH >= MIN_CHAT
+
+
+#: Terminal rows from which the welcome card is shown in full; below, its compact form, which
+#: fits the chat column of an 80x24 terminal whole (title, what Holdfast is, the model, the
+#: keys and the demo commands, with nothing scrolled out of view).
+WELCOME_FULL_HEIGHT = 40
+
+
+def welcome_compact(height: int) -> bool:
+    """True when a terminal ``height`` rows tall gets the compact welcome card."""
+    return height < WELCOME_FULL_HEIGHT

@@ -7,13 +7,57 @@ every command handed to :mod:`runtime.cli`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
+import struct
 import sys
+import termios
 import warnings
 from collections.abc import Sequence
 
 from runtime.config import LoadedConfig
+from runtime.core.safe_text import clean
+
+#: Lines read at most from what was typed before the chat started (a paste can be long).
+MAX_TYPED_AHEAD_LINES = 1000
+
+
+def typed_ahead(fd: int) -> list[str]:
+    """The lines typed on terminal ``fd`` before the chat took it over, read (and so removed)
+    from its input queue; [] when ``fd`` is not a terminal or nothing whole was typed.
+
+    Until Textual switches the terminal to raw mode it is in line mode: the terminal turns Enter
+    into a line feed, which the app reads as Ctrl+J (a newline in the composer), so a message
+    typed and sent while Holdfast was starting stayed unsent. In line mode only whole lines can
+    be read; what was typed after the last Enter stays queued and reaches the composer as keys.
+    Escapes (arrow keys) and control characters are removed from each line; blank lines dropped.
+    """
+    if fd < 0 or not os.isatty(fd):
+        return []
+    chunks: list[bytes] = []
+    try:
+        # In line mode a read returns at most one line: read until nothing whole is left.
+        while len(chunks) < MAX_TYPED_AHEAD_LINES:
+            waiting = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+            if waiting <= 0:
+                break
+            blocking = os.get_blocking(fd)
+            os.set_blocking(fd, False)
+            try:
+                chunk = os.read(fd, waiting)
+            except BlockingIOError:  # only an unfinished line is queued
+                break
+            finally:
+                os.set_blocking(fd, blocking)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError:
+        return []
+    data = b"".join(chunks)
+    lines = (clean(line).replace("\t", " ").strip() for line in data.decode(errors="replace").split("\n"))
+    return [line for line in lines if line]
 
 
 def run_app(loaded: LoadedConfig) -> int:
@@ -24,7 +68,11 @@ def run_app(loaded: LoadedConfig) -> int:
     # warning printed to stderr would tear the full-screen UI.
     warnings.filterwarnings("ignore", message="lancedb fork support", category=RuntimeWarning)
 
-    app = HoldfastApp(loaded)
+    try:
+        stdin = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):  # no stdin, or a closed one
+        stdin = -1
+    app = HoldfastApp(loaded, typed_ahead=typed_ahead(stdin))
     app.exit_watchdog = True
     app.run()
     code = app.return_code or 0
