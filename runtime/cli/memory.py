@@ -88,18 +88,28 @@ def list_(ctx: typer.Context) -> int:
 @app.command("forget")
 def forget(
     ctx: typer.Context,
-    memory_id: Annotated[str, typer.Argument(metavar="ID", help="The memory id (see `list`).", show_default=False)],
+    memory_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID", help="The memory id (see `list`), or its first 4+ characters.", show_default=False
+        ),
+    ],
 ) -> int:
-    """Delete one memory of the user."""
+    """Delete one memory of the user, named by its id or a unique prefix of it (at least 4
+    characters, as the chat's /forget takes); exit 1 (one line saying why) when no memory of the
+    user has it, several do, or a prefix is shorter."""
     if not memory_id.strip():
         usage_error(ctx, "needs a memory id")
 
     async def body(rt: Runtime) -> int:
         memory = _store(rt)
-        if not await memory.forget(rt.user_id, memory_id):
-            raise NotFoundError(f"no memory {memory_id}")
+        wanted = memory_id.strip()
+        if not await memory.forget(rt.user_id, wanted):
+            wanted = await rt.find_memory(wanted)  # NotFoundError / ValidationError name the prefix
+            if not await memory.forget(rt.user_id, wanted):
+                raise NotFoundError(f"no memory {memory_id}")
         await memory.wait_idle()
-        sys.stdout.write(f"forgot {memory_id}\n")
+        sys.stdout.write(f"forgot {wanted}\n")
         return EXIT_OK
 
     return with_runtime(ctx, body, llm=False)
