@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, TypeVar
@@ -44,7 +45,14 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.typing import EncodableT
 
-from runtime.core.errors import AppError, ConflictError, NotFoundError, ServiceUnavailableError, ValidationError
+from runtime.core.errors import (
+    AppError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    ServiceUnavailableError,
+    ValidationError,
+)
 from runtime.resilience.classify import translate_redis
 
 T = TypeVar("T")
@@ -146,37 +154,72 @@ def make_redis_client(
     topology on the next call, so a replica promoted after a primary's death is found by
     the guard's next attempt. ``max_connections`` is then per node; the cluster client's pool
     does not block when full (it raises), so :class:`RedisRunner` caps concurrent calls instead.
+
+    Raises :class:`ConfigError` (one line, without the URL: it may hold a password) for a URL
+    redis-py refuses: a query parameter it does not know, or a database other than 0 on a cluster.
     """
     if cluster or is_cluster_url(url):
         parts = urlsplit(url)
         plain = urlunsplit(parts._replace(scheme=parts.scheme.removesuffix(CLUSTER_SUFFIX)))
-        return RedisCluster.from_url(
-            plain,
+        try:
+            return _cluster_from_url(plain, connect_timeout, socket_timeout, max_connections, **kwargs)
+        except (TypeError, ValueError, rexc.RedisClusterException) as exc:
+            raise _bad_url(exc, cluster=True) from None
+    try:
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            timeout=pool_timeout,
             socket_connect_timeout=connect_timeout,
             socket_timeout=socket_timeout,
             socket_keepalive=True,
-            # Headroom over the runner's cap (CLUSTER_CONCURRENCY) for pub/sub connections.
-            max_connections=max_connections + PUBSUB_HEADROOM,
+            max_connections=max_connections,
             retry=Retry(NoBackoff(), 0),
-            # A dead primary's slots fail until its replica is promoted; the other slots serve.
-            require_full_coverage=False,
             decode_responses=False,
             health_check_interval=0,
             **kwargs,
         )
-    pool = aioredis.BlockingConnectionPool.from_url(
+        # Connections are made lazily: build one (it does not connect) so that a query
+        # parameter the connection does not take fails here, once, not on every call.
+        pool.connection_class(**pool.connection_kwargs)
+    except (TypeError, ValueError) as exc:
+        raise _bad_url(exc, cluster=False) from None
+    return aioredis.Redis.from_pool(pool)
+
+
+def _cluster_from_url(
+    url: str, connect_timeout: float, socket_timeout: float, max_connections: int, **kwargs: Any
+) -> RedisCluster:
+    return RedisCluster.from_url(
         url,
-        timeout=pool_timeout,
         socket_connect_timeout=connect_timeout,
         socket_timeout=socket_timeout,
         socket_keepalive=True,
-        max_connections=max_connections,
+        # Headroom over the runner's cap (CLUSTER_CONCURRENCY) for pub/sub connections.
+        max_connections=max_connections + PUBSUB_HEADROOM,
         retry=Retry(NoBackoff(), 0),
+        # A dead primary's slots fail until its replica is promoted; the other slots serve.
+        require_full_coverage=False,
         decode_responses=False,
         health_check_interval=0,
         **kwargs,
     )
-    return aioredis.Redis.from_pool(pool)
+
+
+def _bad_url(exc: BaseException, *, cluster: bool) -> ConfigError:
+    """One line for a Redis URL redis-py refuses (never the URL itself: it may hold a password)."""
+    text = " ".join(str(exc).split())
+    if cluster and "'db'" in text:
+        return ConfigError(
+            "the Redis URL ([redis].url, REDIS_URL or --redis-url) names a database other than 0, "
+            "and a Redis Cluster has only database 0: drop the '/N' after host:port"
+        )
+    unknown = re.search(r"unexpected keyword argument '([^']+)'", text)
+    if unknown:
+        return ConfigError(
+            f"the Redis URL ([redis].url, REDIS_URL or --redis-url) has the query parameter "
+            f"'{unknown.group(1)}', which redis-py does not know: remove it"
+        )
+    return ConfigError(f"the Redis URL ([redis].url, REDIS_URL or --redis-url) is not usable: {text[:200]}")
 
 
 def translate(exc: BaseException, operation: str = "") -> AppError:
@@ -218,6 +261,13 @@ async def translated(awaitable: Awaitable[T], operation: str = "") -> T:
         raise
     except (TimeoutError, rexc.RedisError, OSError) as exc:
         raise translate(exc, operation) from exc
+    except rexc.RedisClusterException as exc:
+        # Not a RedisError: "Redis Cluster cannot be connected" (no seed node answers), a slot
+        # with no live node. Either way the cluster is out, like a single server that is down.
+        during = f" during {operation}" if operation else ""
+        raise ServiceUnavailableError(
+            f"Redis Cluster is unreachable{during}: {' '.join(str(exc).split())[:200]}", service=SERVICE
+        ) from exc
     except (AttributeError, TypeError) as exc:
         if not _closed_under_us(exc):
             raise
@@ -225,6 +275,31 @@ async def translated(awaitable: Awaitable[T], operation: str = "") -> T:
         raise ServiceUnavailableError(
             f"Redis closed the connection{during} ({type(exc).__name__}: {exc})", service=SERVICE
         ) from exc
+
+
+#: What a cluster node answers a client that does not know it is one: a redirection, or
+#: "ERR SELECT is not allowed in cluster mode" for a URL naming a database.
+_CLUSTER_ONLY = (rexc.MovedError, rexc.AskError, rexc.ClusterDownError)
+
+
+async def _plain_call(client: aioredis.Redis, op: Callable[[Any], Awaitable[T]], operation: str) -> T:
+    """``translated(op(client))`` on a single-server client; a cluster node's reply to it
+    (MOVED, ASK, CLUSTERDOWN, SELECT refused "in cluster mode") is :class:`ConfigError` naming
+    the fix, not a failed command: the URL points at a Redis Cluster without saying so."""
+    try:
+        return await translated(op(client), operation)
+    except AppError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, _CLUSTER_ONLY) or (
+            isinstance(cause, rexc.ResponseError) and "in cluster mode" in str(cause)
+        ):
+            raise ConfigError(
+                "the Redis at [redis].url (REDIS_URL, --redis-url) is a Redis Cluster node "
+                f"(it answered {type(cause).__name__}): use a redis+cluster://HOST:PORT URL "
+                "(database 0) or set [redis].cluster = true",
+                service=SERVICE,
+            ) from cause
+        raise
 
 
 #: Where the write path of a connection the server closed fails with an error about ``None``.
@@ -291,7 +366,7 @@ class RedisRunner:
         """
         client = self.client
         if not isinstance(client, RedisCluster):
-            return await self.guard.call(lambda: translated(op(client), operation))
+            return await self.guard.call(lambda: _plain_call(client, op, operation))
         return await self.guard.call(lambda: self._cluster_call(client, op, operation))
 
     async def _cluster_call(self, client: RedisCluster, op: Callable[[Any], Awaitable[T]], operation: str) -> T:
