@@ -29,7 +29,7 @@ from typing import Any, TypeAlias
 
 from redis.typing import EncodableT
 
-from runtime.core.errors import ValidationError
+from runtime.core.errors import AppError, ValidationError
 from runtime.core.messages import ChatMessage, ConversationSummary
 from runtime.state import codec
 from runtime.state.client import SCRIPT_NOT_FOUND, RedisClient, RedisRunner
@@ -334,6 +334,9 @@ class RedisHistory:
     async def create(self, info: ConversationInfo) -> bool:
         """Store a new conversation and index it under its user.
 
+        A new conversation is announced on the owner's live channel (a title notice, one more
+        round trip, best effort) so that other terminals list it before its first message.
+
         Returns:
             True if created; False (and no change to the conversation) if the id already exists.
         """
@@ -356,6 +359,15 @@ class RedisHistory:
         created = await self._runner.run(lambda r: self._create(keys=keys, args=args, client=r), "conversation create")
         index = self._keys.user_conversations(info.user_id)
         await self._runner.run(lambda r: r.zadd(index, {info.id: info.created_at}), "conversation index")
+        if int(created) == 1 and self.live_channel:
+            # Announced once it is in the user's index (another slot on a cluster, so not from the
+            # script): a TUI that hears of a conversation it does not list reads the list again.
+            notice = json.dumps({"k": "t", "c": info.id, "u": info.user_id, "title": info.title, "t": info.updated_at})
+            channel = self.live_channel + info.user_id
+            try:
+                await self._runner.run(lambda r: r.publish(channel, notice), "conversation created notice")
+            except AppError:
+                pass  # best effort: the conversation is stored; other terminals list it on their next reload
         return int(created) == 1
 
     async def append(self, conv_id: str, message: ChatMessage, now: float) -> tuple[int, bool]:

@@ -148,6 +148,18 @@ async def test_two_terminals_on_one_conversation_see_each_other_within_a_second(
             pause=pb.pause,
         )
 
+        # A conversation another process creates empty (POST /v1/conversations) is listed in B
+        # before it has a message (it used to wait for its first append).
+        empty = await a.rt.store.create("tester", title="Made elsewhere, still empty")
+        created_at = time.perf_counter()
+        await wait_for(
+            lambda: b.sidebar.title_of(empty) == "Made elsewhere, still empty",
+            what="the empty conversation in B's sidebar",
+            pause=pb.pause,
+        )
+        assert count_of(b, empty) == 0
+        assert time.perf_counter() - created_at < 2 * LIVE_BOUND
+
         # Deleted in one terminal: gone from the other's sidebar, which says so if it shows it.
         await a.rt.delete_conversation(conv)
         await wait_for(

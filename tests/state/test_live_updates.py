@@ -96,8 +96,28 @@ async def test_a_message_written_by_another_process_is_heard_within_a_second(pro
     await writer.store.delete(conv)
     await wait_for(lambda: reader.of("deleted"), 5.0, "the delete heard")
     assert [(c.seq, c.message_id) for c in reader.of("message")] == [(0, first.id), (1, second.id)]
-    assert [c.title for c in reader.of("title")] == ['Plans "for" Tuesday ✓']
+    # The creation is announced as a title (so a TUI lists it before its first message).
+    assert [c.title for c in reader.of("title")] == ["New conversation", 'Plans "for" Tuesday ✓']
     assert [c.conversation_id for c in reader.of("deleted")] == [conv]
+
+
+async def test_a_conversation_created_elsewhere_is_announced_once_it_is_listed(procs: Callable[..., Proc]) -> None:
+    # Found by trying issue 19 in two TUIs: a conversation created by another process (POST
+    # /v1/conversations, /new) stayed out of the sidebar until its first message.
+    writer, reader = procs("alice", watch=False), procs("alice")
+    await _subscribed(reader)
+    conv = await writer.store.create("alice", title="Empty so far")
+    await wait_for(lambda: reader.of("title"), 5.0, "the creation heard")
+    [change] = reader.of("title")
+    assert (change.conversation_id, change.title) == (conv, "Empty so far")
+    assert change.at > 0
+    # Heard only once it is in the user's index: the list the TUI reads again has it.
+    assert conv in [c.id for c in await reader.store.list_conversations("alice")]
+    # Creating an existing id changes nothing and is not announced again.
+    await writer.store.create("alice", title="Again", conversation_id=conv)
+    marker = await writer.store.create("alice", title="Marker")
+    await wait_for(lambda: len(reader.of("title")) == 2, 5.0, "the marker's creation heard")
+    assert [(c.conversation_id, c.title) for c in reader.of("title")] == [(conv, "Empty so far"), (marker, "Marker")]
 
 
 async def test_a_retried_append_is_announced_once(procs: Callable[..., Proc]) -> None:
@@ -135,7 +155,7 @@ async def test_another_users_process_never_hears_them(procs: Callable[..., Proc]
     # bob's own append came after alice's four changes on one connection: had he been sent any
     # of them, they would be here by now.
     assert [(c.conversation_id, c.message_id) for c in bob.of("message")] == [(theirs, bobs.id)]
-    assert not bob.of("title")
+    assert [c.conversation_id for c in bob.of("title")] == [theirs]  # his own creation only
     assert {c.conversation_id for c in alice.heard if c.kind != "resync"} == {mine}
 
 
