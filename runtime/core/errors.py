@@ -174,6 +174,19 @@ class ServiceUnavailableError(ExternalServiceError):
     """The backend could not be reached at all (connection refused, DNS, socket closed)."""
 
 
+class WritesRefusedError(ServiceUnavailableError):
+    """The backend answers but refuses writes now (Redis OOM under ``maxmemory``, a READONLY
+    replica, MISCONF after a failed disk write, NOREPLICAS): an outage of writes only.
+
+    It is an outage (callers that catch :class:`ServiceUnavailableError` journal or queue the
+    write), but reads still work, so a circuit breaker does not count it
+    (:func:`runtime.resilience.classify.records_failure`) and it is not retried within one call
+    (the conversation store journals the write and replays it when writes are accepted again).
+    """
+
+    default_retryable = False
+
+
 class BulkheadFullError(ExternalServiceError):
     """Too many concurrent calls to one service; the caller waited its bounded time."""
 

@@ -18,7 +18,8 @@ queue agree (they had drifted apart when each kept its own list):
 The outage rule, by :class:`ErrorType` (:data:`OUTAGE_TYPES`)::
 
     type               examples                                             outage   breaker counts
-    external_service   5xx, refused/reset, Redis OOM/READONLY/MISCONF/...   yes      yes (a full bulkhead: no)
+    external_service   5xx, refused/reset, Redis LOADING/BUSY/MASTERDOWN    yes      yes (a full bulkhead: no)
+                       Redis OOM/READONLY/MISCONF/NOREPLICAS (writes only)  yes      no (reads still work)
     timeout            connect/read timeout, HTTP 408                       yes      yes
     rate_limit         HTTP 429                                             yes      yes
     circuit_open       a breaker rejecting without I/O                      yes      no (our own rejection)
@@ -61,6 +62,7 @@ from runtime.core.errors import (
     OperationTimeoutError,
     ServiceUnavailableError,
     ValidationError,
+    WritesRefusedError,
 )
 from runtime.resilience.http_errors import (
     RETRYABLE_STATUSES,
@@ -76,6 +78,7 @@ __all__ = [
     "CALLER_ERROR_TYPES",
     "OUTAGE_TYPES",
     "REDIS_UNAVAILABLE_REPLIES",
+    "REDIS_WRITE_REFUSALS",
     "RETRYABLE_STATUSES",
     "error_for_status",
     "is_outage",
@@ -119,6 +122,13 @@ REDIS_UNAVAILABLE_REPLIES: Mapping[str, str] = {
     "TRYAGAIN": "is moving the key's slot",
     "CLUSTERDOWN": "says the cluster is down",
 }
+
+#: The replies of a Redis that still serves reads but refuses writes: OOM (``maxmemory`` under
+#: ``noeviction``), READONLY (a replica), MISCONF (``stop-writes-on-bgsave-error`` or a failed AOF
+#: write) and NOREPLICAS (``min-replicas-to-write``). They translate to :class:`WritesRefusedError`,
+#: which the breaker does not count: "Redis is down" would cut reads Redis would serve. LOADING,
+#: MASTERDOWN, BUSY, ... refuse reads too and stay plain outages.
+REDIS_WRITE_REFUSALS = frozenset({"OOM", "READONLY", "MISCONF", "NOREPLICAS"})
 
 #: redis-py exception classes that stand for a reply code whose prefix redis-py stripped
 #: (``redis._parsers.base.BaseParser.EXCEPTION_CLASSES``); subclasses before their bases.
@@ -186,11 +196,13 @@ def records_failure(exc: BaseException) -> bool:
     """True when ``exc`` counts as a backend failure for a circuit breaker.
 
     Caller errors (:data:`CALLER_ERROR_TYPES`) are ignored, as are our own rejections (an
-    open circuit, a full bulkhead): counting them would let a breaker trip itself. A foreign
+    open circuit, a full bulkhead): counting them would let a breaker trip itself. So is a
+    :class:`WritesRefusedError` (Redis OOM/READONLY/MISCONF/NOREPLICAS): the backend still serves
+    reads, and an open breaker would cut them (the writes are journaled instead). A foreign
     exception counts unless it is a cancellation.
     """
     if isinstance(exc, AppError):
-        if isinstance(exc, (BulkheadFullError, CircuitOpenError)):
+        if isinstance(exc, (BulkheadFullError, CircuitOpenError, WritesRefusedError)):
             return False
         return exc.error_type not in CALLER_ERROR_TYPES
     return not isinstance(exc, asyncio.CancelledError)
@@ -237,7 +249,8 @@ def translate_redis(exc: BaseException, operation: str = "", *, service: str = _
 
     * a reply in :data:`REDIS_UNAVAILABLE_REPLIES` (OOM, READONLY, MISCONF, LOADING, ...) ->
       :class:`ServiceUnavailableError` (an outage; ``details`` hold the code, ``redis_reply``,
-      and Redis's own words, ``redis_error``)
+      and Redis's own words, ``redis_error``); for a write refusal (:data:`REDIS_WRITE_REFUSALS`)
+      its subclass :class:`WritesRefusedError`, not counted by the breaker
     * refused credentials (``AuthenticationError``, NOAUTH, WRONGPASS) -> :class:`AuthenticationError`
     * NOPERM -> :class:`AuthorizationError`
     * a timeout -> :class:`OperationTimeoutError`; a lost connection -> :class:`ServiceUnavailableError`
@@ -250,7 +263,8 @@ def translate_redis(exc: BaseException, operation: str = "", *, service: str = _
     exceptions = sys.modules.get("redis.exceptions")
     code = redis_reply_code(exc)
     if code is not None and code in REDIS_UNAVAILABLE_REPLIES:
-        return ServiceUnavailableError(
+        kind = WritesRefusedError if code in REDIS_WRITE_REFUSALS else ServiceUnavailableError
+        return kind(
             f"Redis {REDIS_UNAVAILABLE_REPLIES[code]}{where} ({code})",
             service=service,
             details={"redis_reply": code, "redis_error": _text(exc)},

@@ -18,6 +18,13 @@ health check sees Redis answer (:meth:`notify_healthy`), from the background loo
 by :meth:`start` (injected sleep and interval), and on :meth:`open` for a journal left by a
 previous run. Writes wait while a replay holds the journal lock, so nothing written after
 the outage can overtake what was journaled during it.
+
+A Redis that answers but refuses writes (:class:`WritesRefusedError`: OOM, READONLY, MISCONF,
+NOREPLICAS) degrades writes only: they are journaled as above, while reads still go to Redis,
+with the journaled messages added as the newest (a fresh process builds its prompt from the
+conversation's whole history, not from an empty cache). The breaker does not count a refusal, so
+the recovery loop's replay (every ``replay_interval`` seconds) and the health check's write
+probe (:meth:`notify_healthy`) reach Redis as soon as it takes writes again.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from runtime.config import Config, RedisConfig
-from runtime.core.errors import AppError, NotFoundError, ServiceUnavailableError, ValidationError
+from runtime.core.errors import AppError, NotFoundError, ServiceUnavailableError, ValidationError, WritesRefusedError
 from runtime.core.events import Event, EventBus, JournalDamaged, JournalReplayed, StoreDegraded, StoreRecovered
 from runtime.core.ids import validate_user_id
 from runtime.core.messages import ChatMessage, ConversationSummary, Role, ToolCall
@@ -129,6 +136,11 @@ class ConversationStore:
         self._degraded = False
         self._degraded_reason = ""
         self._degraded_since = 0.0
+        # True while only writes are degraded (Redis refuses writes but serves reads).
+        self._writes_only = False
+        #: Why Redis cannot be reached at all when that is known better than "unreachable" (the
+        #: embedded server could not start: set by the host); the degraded reason then.
+        self.unavailable_reason = ""
         self._pending = 0
         # Held while journaling or replaying, so journal order is write order.
         self._journal_lock = asyncio.Lock()
@@ -163,6 +175,12 @@ class ConversationStore:
         last :data:`MINE_REMEMBERED` appends. Live updates use it to tell another process's
         message from this process's own (which its turn already showed)."""
         return message_id in self._mine
+
+    @property
+    def reads_from_cache(self) -> bool:
+        """True while reads are answered from the local cache (Redis unreachable); False while
+        only writes are refused (OOM, READONLY...) and reads still go to Redis."""
+        return self._degraded and not self._writes_only
 
     @property
     def pending_writes(self) -> int:
@@ -212,7 +230,10 @@ class ConversationStore:
                 self._cache.add_pending(record["conv"], ChatMessage.from_dict(record["message"]))
             elif record["op"] == "create":
                 self._cache.put_info(ConversationInfo.from_dict(record["info"]))
-        self._enter_degraded(f"{len(records)} writes from a previous run are waiting in the local journal")
+        # Writes only until the replay finds Redis unreachable too (the journal says nothing about reads).
+        self._enter_degraded(
+            f"{len(records)} writes from a previous run are waiting in the local journal", writes_only=True
+        )
         return await self.replay()
 
     def start(self) -> None:
@@ -274,6 +295,8 @@ class ConversationStore:
         """Metadata of a conversation; :class:`NotFoundError` if there is none."""
         codec.check_id(conversation_id, "conversation_id")
         info = await self._read(lambda: self._history.info(conversation_id), lambda: self._cached_info(conversation_id))
+        if info is None and self._degraded:  # created while Redis refused writes: still journaled
+            info = self._cache.info(conversation_id)
         if info is None:
             raise NotFoundError(f"conversation {conversation_id} does not exist")
         self._cache.put_info(info)
@@ -398,6 +421,8 @@ class ConversationStore:
         codec.check_id(conversation_id, "conversation_id")
         if before_seq is None and not self._degraded:
             return (await self.read_recent(conversation_id, limit))[1]
+        if self._degraded and self._writes_only:
+            return await self._read_through(conversation_id, limit, before_seq)
         if before_seq is not None and not self._degraded:
             tail = self._live.get(conversation_id)
             if tail is not None and limit > 0 and tail.covers(before_seq, limit):
@@ -421,6 +446,9 @@ class ConversationStore:
         and a summary's archiving or a recreated conversation resets what is kept.
         """
         codec.check_id(conversation_id, "conversation_id")
+        if self._degraded and self._writes_only:
+            summary = await self.get_summary(conversation_id)
+            return summary, await self._read_through(conversation_id, limit)
         if self._degraded:
             return self._cache.summary(conversation_id), self._cache.tail(conversation_id, limit)
         if limit > self._live.max_messages:  # more than is ever kept: a plain read (exports, tests)
@@ -441,7 +469,10 @@ class ConversationStore:
         except AppError as exc:
             if not is_outage(exc):
                 raise
-            self._enter_degraded(exc.user_message())
+            self._degrade_for(exc)
+            if self._writes_only:
+                summary = await self.get_summary(conversation_id)
+                return summary, await self._read_through(conversation_id, limit)
             return self._cache.summary(conversation_id), self._cache.tail(conversation_id, limit)
         if synced is None:
             self._live.forget(conversation_id)
@@ -541,7 +572,7 @@ class ConversationStore:
 
     async def _dump(self, conversation_id: str) -> ConversationDump:
         codec.check_id(conversation_id, "conversation_id")
-        if self._degraded:
+        if self.reads_from_cache:
             raise ServiceUnavailableError("export needs Redis, which is unreachable right now", service="redis")
         dump = await self._history.dump(conversation_id)
         if dump is None:
@@ -635,25 +666,45 @@ class ConversationStore:
             except AppError as exc:
                 if not is_outage(exc):
                     raise
-                self._enter_degraded(exc.user_message())
+                self._degrade_for(exc)
         async with self._journal_lock:
             await asyncio.to_thread(self.journal.append, record)
             self._pending += 1
             # A replay may have finished while we waited: a non-empty journal means degraded.
-            self._enter_degraded("writes are waiting in the local journal")
+            # (It says nothing about reads: the mode entered before journaling stays.)
+            if not self._degraded:
+                self._enter_degraded("writes are waiting in the local journal", writes_only=True)
             if local is not None:
                 local()
 
     async def _read(self, fetch: Callable[[], Awaitable[T]], cached: Callable[[], T]) -> T:
-        if self._degraded:
+        if self.reads_from_cache:
             return cached()
         try:
             return await fetch()
         except AppError as exc:
             if not is_outage(exc):
                 raise
-            self._enter_degraded(exc.user_message())
+            self._degrade_for(exc)
             return cached()
+
+    async def _read_through(self, conversation_id: str, limit: int, before_seq: int | None = None) -> list[ChatMessage]:
+        """While only writes are refused: the tail read from Redis with the journaled messages
+        of the conversation added as the newest (``before_seq`` None), oldest first."""
+        messages = await self._read(
+            lambda: self._history.tail(conversation_id, limit, before_seq),
+            lambda: self._cache.tail(conversation_id, limit, before_seq),
+        )
+        if not self.reads_from_cache:
+            self._cache.put_messages(conversation_id, messages)
+            if before_seq is None:
+                journaled = [m for m in self._cache.tail(conversation_id, limit) if m.seq is None]
+                return [*messages, *journaled][-limit:] if limit > 0 else []
+        return messages
+
+    def _degrade_for(self, exc: AppError) -> None:
+        """Enter degraded mode for the outage ``exc``: writes only for a write refusal."""
+        self._enter_degraded(exc.user_message(), writes_only=isinstance(exc, WritesRefusedError))
 
     def _cached_info(self, conversation_id: str) -> ConversationInfo:
         info = self._cache.info(conversation_id)
@@ -663,10 +714,20 @@ class ConversationStore:
             )
         return info
 
-    def _enter_degraded(self, reason: str) -> None:
+    def _enter_degraded(self, reason: str, *, writes_only: bool = False) -> None:
+        if not writes_only and self.unavailable_reason:
+            reason = self.unavailable_reason
         if self._degraded:
+            # Reads failing too: serve them locally; Redis answering (with a refusal): read it again.
+            if self._writes_only != writes_only:
+                self._writes_only = writes_only
+                self._degraded_reason = reason
+                log.warning(
+                    "conversation store degraded (%s): %s", "writes" if writes_only else "reads and writes", reason
+                )
             return
         self._degraded = True
+        self._writes_only = writes_only
         self._degraded_reason = reason
         self._degraded_since = self._monotonic()
         log.warning("conversation store degraded: %s", reason)
@@ -676,6 +737,7 @@ class ConversationStore:
         if not self._degraded:
             return
         self._degraded = False
+        self._writes_only = False
         seconds = self._monotonic() - self._degraded_since
         log.info("conversation store recovered after %.1fs", seconds)
         self._publish(StoreRecovered(store=STORE_NAME, degraded_seconds=seconds))
@@ -703,6 +765,7 @@ class ConversationStore:
                 except AppError as exc:
                     if is_outage(exc):
                         error = exc.user_message()
+                        self._degrade_for(exc)  # unreachable now: reads from the cache too
                         break
                     # It can never apply (e.g. its conversation was deleted meanwhile): drop it.
                     log.warning("dropping journal record %s (%s): %s", record["jid"], record["op"], exc.user_message())

@@ -151,6 +151,73 @@ def test_a_read_only_replica_keeps_the_message_in_the_journal_and_health_says_wh
     assert "read-only replica" in check["error"]
 
 
+def _received(run: Run) -> str:
+    """The demo model's count of the prompt it was sent ("I received 5 messages (...)")."""
+    return run.out.split("I received ", 1)[1].split(")", 1)[0] + ")"
+
+
+def _user_turns(redis_url: str, conv: str, env: dict[str, str]) -> list[str]:
+    exported = run_script("--user", "alice", "conversations", "export", conv, "--format", "json", env=env)
+    assert exported.code == 0, exported.err
+    return [m["content"] for m in json.loads(exported.out)["messages"] if m["role"] == "user"]
+
+
+@pytest.mark.timeout(6 * 20)
+def test_a_second_process_on_an_out_of_memory_redis_still_sends_the_whole_history_and_replays_later(
+    data_dir: Path, script_env: dict[str, str], redis_url: str, full_redis: redis.Redis
+) -> None:
+    full_redis.config_set("maxmemory", 0)  # the conversation is written while Redis has room
+    first = run_script("--user", "alice", "chat", "the boat is blue", env=script_env)
+    assert first.code == 0, first.err
+    conv = first.err.rsplit("[conversation ", 1)[1].split("]")[0]
+    second = run_script("--user", "alice", "chat", "--conversation", conv, "the oar is red", env=script_env)
+    assert _received(second) == "4 messages (1 system, 2 user, 1 assistant)"
+
+    full_redis.config_set("maxmemory", 1)  # now every write is refused (OOM); reads are not
+    third = run_script("--user", "alice", "chat", "--conversation", conv, "the sail is white", env=script_env)
+    fourth = run_script("--user", "alice", "chat", "--conversation", conv, "and the mast?", env=script_env)
+
+    assert third.code == 0 and fourth.code == 0, (third.err, fourth.err)
+    # Each fresh process read the history from Redis, plus what earlier processes journaled.
+    assert _received(third) == "6 messages (1 system, 3 user, 2 assistant)"
+    assert _received(fourth) == "8 messages (1 system, 4 user, 3 assistant)"
+    assert "out of memory" in fourth.err and "local journal" in fourth.err
+    assert "circuit open" not in third.err + fourth.err
+    journal = data_dir / "journal" / "redis-journal.jsonl"
+    assert journal.read_text().count('"op":"append"') == 4  # two turns: user and assistant each
+
+    full_redis.config_set("maxmemory", 0)  # writes accepted again: the next command replays
+    assert _user_turns(redis_url, conv, script_env) == [
+        "the boat is blue",
+        "the oar is red",
+        "the sail is white",
+        "and the mast?",
+    ]  # each once, in order
+    assert journal.read_text() == ""
+
+
+@pytest.mark.timeout(4 * 20)
+def test_a_second_process_on_a_read_only_replica_still_sends_the_whole_history(
+    data_dir: Path, script_env: dict[str, str], redis_url: str, replica: str
+) -> None:
+    first = run_script("--user", "alice", "chat", "the boat is blue", env=script_env)
+    assert first.code == 0, first.err
+    conv = first.err.rsplit("[conversation ", 1)[1].split("]")[0]
+    on_replica = {**script_env, "HOLDFAST_REDIS__URL": replica}
+    wait_until(
+        lambda: redis.Redis.from_url(replica).exists(*redis.Redis.from_url(redis_url).keys("*")) > 0,
+        10,
+        "the replica to copy the conversation",
+    )
+
+    second = run_script("--user", "alice", "chat", "--conversation", conv, "the oar is red", env=on_replica)
+
+    assert second.code == 0, second.err
+    assert _received(second) == "4 messages (1 system, 2 user, 1 assistant)"
+    assert "read-only replica" in second.err and "circuit open" not in second.err
+    assert "the oar is red" in (data_dir / "journal" / "redis-journal.jsonl").read_text()
+
+
 # ---------------------------------------------------------------- secrets in URLs
 
 

@@ -27,9 +27,10 @@ from runtime.core.errors import (
     RateLimitError,
     ServiceUnavailableError,
     ValidationError,
+    WritesRefusedError,
 )
 from runtime.resilience import is_outage, records_failure
-from runtime.resilience.classify import redis_reply_code, translate, translate_redis
+from runtime.resilience.classify import REDIS_WRITE_REFUSALS, redis_reply_code, translate, translate_redis
 
 
 @pytest.mark.parametrize(
@@ -94,7 +95,11 @@ def test_a_redis_that_refuses_writes_is_an_outage_whatever_redis_py_made_of_the_
     exc = _as_redis_py_raises(reply)
     assert redis_reply_code(exc) == code
     error = translate_redis(exc, "append message")
-    assert isinstance(error, ServiceUnavailableError) and error.retryable
+    # A write refusal (OOM, READONLY, MISCONF, NOREPLICAS) leaves reads working: the breaker does
+    # not count it and it is journaled at once rather than retried.
+    refusal = code in REDIS_WRITE_REFUSALS
+    assert isinstance(error, ServiceUnavailableError) and error.retryable is not refusal
+    assert isinstance(error, WritesRefusedError) is refusal and records_failure(error) is not refusal
     assert error.details["redis_reply"] == code and "append message" in error.message
     assert is_outage(exc) and is_outage(error)
     assert isinstance(translate(exc, "redis"), ServiceUnavailableError)
