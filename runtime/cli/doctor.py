@@ -40,6 +40,7 @@ async def check_redis(config: Config) -> DoctorRow:
     and report its version and round trip in ms. Never raises: a failure is a ``fail`` row."""
     import redis.asyncio as aioredis
 
+    from runtime.state.client import cluster_url, is_cluster_url
     from runtime.state.embedded_redis import EmbeddedRedis
 
     embedded: EmbeddedRedis | None = None
@@ -52,14 +53,21 @@ async def check_redis(config: Config) -> DoctorRow:
                 startup_timeout=config.redis.startup_timeout,
             )
             url = (await embedded.astart()).url
+        url = cluster_url(url, config.redis.cluster)
+        if is_cluster_url(url):
+            return await _check_cluster(url)
         client = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         try:
             start = time.perf_counter()
             await client.ping()
             latency = (time.perf_counter() - start) * 1000
             info = await client.info("server")
+            cluster_node = (await client.info("cluster")).get("cluster_enabled") == 1
         finally:
             await client.aclose()
+        if cluster_node:
+            fix = "use redis+cluster://HOST:PORT or [redis].cluster = true"
+            return DoctorRow("redis", "fail", f"{_safe_url(url)} is a Redis Cluster node: {fix}")
         where = f"embedded redis-server {info.get('redis_version')} pid {embedded.pid}" if embedded else _safe_url(url)
         return DoctorRow("redis", "ok", f"{where}, PING {latency:.1f} ms")
     except Exception as exc:  # noqa: BLE001 - doctor reports every failure as a row, never a traceback
@@ -67,6 +75,26 @@ async def check_redis(config: Config) -> DoctorRow:
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+async def _check_cluster(url: str) -> DoctorRow:
+    """PING every primary of a Redis Cluster (``redis+cluster://`` URL); a row naming how many answered."""
+    from redis.asyncio.cluster import RedisCluster
+
+    from runtime.state.client import make_redis_client
+
+    client = make_redis_client(url, connect_timeout=2, socket_timeout=2)
+    assert isinstance(client, RedisCluster)  # a +cluster URL gives the cluster client
+    try:
+        start = time.perf_counter()
+        await client.initialize()
+        await client.execute_command("PING", target_nodes=RedisCluster.PRIMARIES)
+        latency = (time.perf_counter() - start) * 1000
+        nodes, primaries = len(client.get_nodes()), len(client.get_primaries())
+    finally:
+        await client.aclose()
+    where = f"{_safe_url(url)}: Redis Cluster, {primaries} primaries ({nodes} nodes)"
+    return DoctorRow("redis", "ok", f"{where}, PING {latency:.1f} ms")
 
 
 def _safe_url(url: str) -> str:

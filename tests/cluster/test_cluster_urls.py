@@ -96,3 +96,17 @@ def _primary_urls(cluster: RedisClusterFixture) -> list[str]:
     finally:
         client.close()
     return sorted({f"redis://127.0.0.1:{int(entry[2][1])}" for entry in slots})
+
+
+def test_doctor_checks_a_cluster_and_names_a_plain_url_at_a_cluster_node(redis_cluster: RedisClusterFixture) -> None:
+    # `holdfast doctor` with a redis+cluster:// URL failed with "ValueError: Redis URL must
+    # specify one of the following schemes", and passed a plain redis:// URL at a cluster node.
+    run = run_script("--redis-url", redis_cluster.url, "doctor")
+    [row] = [line for line in run.out.splitlines() if line.split()[1:2] == ["redis"]]
+    assert row.split()[0] == "ok", run.out
+    assert "Redis Cluster, 3 primaries (6 nodes)" in row
+    port = redis_cluster.url.rsplit(":", 1)[1]
+    run = run_script("--redis-url", f"redis://127.0.0.1:{port}", "doctor")
+    assert run.code == 1
+    [row] = [line for line in run.out.splitlines() if line.split()[1:2] == ["redis"]]
+    assert row.split()[0] == "FAIL" and "is a Redis Cluster node: use redis+cluster://HOST:PORT" in row, run.out
