@@ -148,6 +148,9 @@ class Runtime:
         #: own): AlertRaised events and webhooks, from ``start`` on (:mod:`runtime.host.alerts`).
         self.alerts = Alerts(config.alerts, resilience.guard, bus=bus)
         self.redis_url = ""
+        # Why the embedded redis-server could not start ("" when it did or a URL is configured):
+        # the redis health check's error and the conversation store's degraded reason.
+        self.redis_start_error = ""
         self.llm_url = ""
         self.memory: VectorMemoryStore | None = None
         #: Set once ``start`` has built every part.
@@ -385,6 +388,9 @@ class Runtime:
             # configured port, where another data dir's server may answer.
             self.redis_url = f"redis://127.0.0.1:{free_port()}/0"
             log.error("embedded redis-server not available: %s; running on the local journal", describe(exc))
+            self.redis_start_error = (
+                f"embedded Redis could not start: {exc.message}; or set [redis].url to a running Redis"
+            )
             self.bus.publish(BackendStatus(name="redis", status="failed", detail=describe(exc)))
             return
         self.redis_url = address.url
@@ -437,6 +443,7 @@ class Runtime:
         store = self._store = ConversationStore.from_config(
             runner, cfg, bus=self.bus, count_tokens=self.counter.count_message
         )
+        store.unavailable_reason = self.redis_start_error
         try:
             await store.open()
         except AppError as exc:
@@ -448,6 +455,7 @@ class Runtime:
             slow_ping_ms=cfg.redis.slow_ping_ms,
             on_healthy=store.notify_healthy,
             key_prefix=cfg.redis.key_prefix,
+            unavailable_reason=self.redis_start_error,
         )
         from runtime.state.breaker_sync import BreakerSync
 

@@ -35,6 +35,7 @@ def redis_check(
     on_healthy: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
     probe_key: str = f"holdfast:{PROBE_KEY}",
+    unavailable_reason: str = "",
 ) -> Callable[[], Awaitable[CheckResult]]:
     """An async check function for :meth:`HealthMonitor.register_check` that PINGs ``client``
     and writes ``probe_key`` (expiring after :data:`PROBE_TTL_MS` ms).
@@ -46,6 +47,10 @@ def redis_check(
             journal replay hook).
         clock: seconds, for measuring the latency.
         probe_key: the key the write probe sets.
+        unavailable_reason: why Redis cannot answer when that is known (the embedded
+            redis-server could not start: "embedded Redis could not start: <path> ... read-only;
+            ..."); it replaces the connection error of an unanswered PING, which would only name
+            the placeholder port nothing listens on.
 
     Returns:
         A coroutine function returning a :class:`CheckResult`; it never raises for a Redis
@@ -58,8 +63,11 @@ def redis_check(
         try:
             await translated(client.ping(), "PING")
         except AppError as exc:
+            down: dict[str, Any] = {"slow_ping_ms": slow_ping_ms}
+            if unavailable_reason:
+                down["embedded"] = "not started"
             return CheckResult(
-                status=HealthStatus.UNHEALTHY, error=exc.user_message(), details={"slow_ping_ms": slow_ping_ms}
+                status=HealthStatus.UNHEALTHY, error=unavailable_reason or exc.user_message(), details=down
             )
         latency = (clock() - start) * 1000
         try:
@@ -92,13 +100,20 @@ def register_redis_health(
     on_healthy: Callable[[], None] | None = None,
     timeout: float = 5.0,
     key_prefix: str = "holdfast",
+    unavailable_reason: str = "",
 ) -> None:
     """Register :func:`redis_check` on ``monitor`` under the name ``"redis"``.
 
     Args:
         timeout: seconds the monitor gives one check before calling it failed.
         key_prefix: the configured key prefix; the write probe's key is ``<prefix>:health:write-probe``.
-        slow_ping_ms, on_healthy: as for :func:`redis_check`.
+        slow_ping_ms, on_healthy, unavailable_reason: as for :func:`redis_check`.
     """
-    check = redis_check(client, slow_ping_ms=slow_ping_ms, on_healthy=on_healthy, probe_key=f"{key_prefix}:{PROBE_KEY}")
+    check = redis_check(
+        client,
+        slow_ping_ms=slow_ping_ms,
+        on_healthy=on_healthy,
+        probe_key=f"{key_prefix}:{PROBE_KEY}",
+        unavailable_reason=unavailable_reason,
+    )
     monitor.register_check(CHECK_NAME, check, timeout=timeout)

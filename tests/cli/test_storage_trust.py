@@ -318,6 +318,30 @@ def test_chat_on_a_read_only_data_dir_with_the_embedded_redis_is_one_line(
     assert str(data) in line and "the file system is read-only" in line and "HOLDFAST_DATA_DIR" in line
 
 
+@pytest.mark.timeout(3 * 20)
+def test_when_the_embedded_redis_cannot_start_health_and_the_notice_give_the_real_reason(
+    tmp_path: Path, data_dir: Path, embedded_env: dict[str, str]
+) -> None:
+    need_tmpfs()
+    with tmpfs(tmp_path / "redis-ro") as redis_dir:
+        read_only(redis_dir)
+        env = {**embedded_env, "HOLDFAST_REDIS__EMBEDDED_DATA_DIR": str(redis_dir)}
+        health = run_script("health", env=env)
+        chat = run_script("--user", "alice", "chat", "kept anyway", env=env)
+        assert redis_servers_of(redis_dir) == []
+
+    check = json.loads(health.out)["checks"]["redis"]
+    assert check["status"] == "unhealthy" and check["details"]["embedded"] == "not started"
+    reason = check["error"]
+    assert reason.startswith("embedded Redis could not start: ") and "\n" not in reason
+    assert str(redis_dir) in reason and "the file system is read-only" in reason and "[redis].url" in reason
+    assert "unreachable" not in reason and "circuit open" not in reason
+    # The chat goes on, on the local journal, and its degraded notice says the same.
+    assert chat.code == 0, chat.err
+    assert f"[degraded: {reason}: the conversation is kept in the local journal" in chat.err
+    assert "kept anyway" in (data_dir / "journal" / "redis-journal.jsonl").read_text()
+
+
 def test_chat_on_a_full_data_dir_with_the_embedded_redis_is_one_line_and_leaves_no_server(
     tmp_path: Path, embedded_env: dict[str, str]
 ) -> None:
