@@ -285,7 +285,8 @@ _CLUSTER_ONLY = (rexc.MovedError, rexc.AskError, rexc.ClusterDownError)
 async def _plain_call(client: aioredis.Redis, op: Callable[[Any], Awaitable[T]], operation: str) -> T:
     """``translated(op(client))`` on a single-server client; a cluster node's reply to it
     (MOVED, ASK, CLUSTERDOWN, SELECT refused "in cluster mode") is :class:`ConfigError` naming
-    the fix, not a failed command: the URL points at a Redis Cluster without saying so."""
+    the fix, not a failed command: the URL points at a Redis Cluster without saying so. Its HTTP
+    status is 500: the server is misconfigured, the request is fine."""
     try:
         return await translated(op(client), operation)
     except AppError as exc:
@@ -298,6 +299,7 @@ async def _plain_call(client: aioredis.Redis, op: Callable[[Any], Awaitable[T]],
                 f"(it answered {type(cause).__name__}): use a redis+cluster://HOST:PORT URL "
                 "(database 0) or set [redis].cluster = true",
                 service=SERVICE,
+                status_code=500,  # the server's configuration, not the request (HTTP)
             ) from cause
         raise
 

@@ -9,13 +9,16 @@ an unreachable cluster failed the turn (exit 1) where an unreachable single serv
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
+import httpx
 import pytest
 
 from runtime.core.errors import ConfigError
 from runtime.state.client import make_redis_client
 from tests.support.cli import run_script
 from tests.support.cluster import RedisClusterFixture
+from tests.support.serve import ServerThread, serve_config
 
 #: The exit code for invalid configuration (README, "Exit codes").
 EXIT_USAGE = 2
@@ -110,3 +113,20 @@ def test_doctor_checks_a_cluster_and_names_a_plain_url_at_a_cluster_node(redis_c
     assert run.code == 1
     [row] = [line for line in run.out.splitlines() if line.split()[1:2] == ["redis"]]
     assert row.split()[0] == "FAIL" and "is a Redis Cluster node: use redis+cluster://HOST:PORT" in row, run.out
+
+
+def test_serve_at_a_cluster_node_with_a_plain_url_answers_500_naming_the_fix(
+    redis_cluster: RedisClusterFixture, tmp_path: Path, demo_url: str
+) -> None:
+    # The request is fine; the server's configuration is not: 500, never a 4xx blaming the client.
+    port = redis_cluster.url.rsplit(":", 1)[1]
+    config = serve_config(tmp_path / "serve", f"redis://127.0.0.1:{port}", demo_url)
+    with ServerThread(config) as server, httpx.Client(base_url=server.base_url, timeout=30) as http:
+        statuses = []
+        for n in range(6):  # random conversation ids: most land on another primary's slots
+            answer = http.post("/v1/conversations", json={"title": f"t{n}"})
+            statuses.append(answer.status_code)
+            if answer.status_code != 201:
+                assert answer.status_code == 500, answer.text
+                assert "is a Redis Cluster node" in answer.json()["error"]["message"]
+        assert 500 in statuses
