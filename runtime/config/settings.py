@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 
@@ -402,6 +403,17 @@ class ServerConfig(_Section):
     local_user: str = ""
     max_message_chars: PositiveInt = 100_000
 
+    @field_validator("local_user")
+    @classmethod
+    def _valid_local_user(cls, value: str) -> str:
+        # Unchecked, a bad name started the server and then failed every request with a 400.
+        if value == "":
+            return value
+        try:
+            return validate_user_id(value, what="[server].local_user")
+        except AppValidationError as exc:
+            raise ValueError(exc.message) from exc
+
 
 class AlertsConfig(_Section):
     """``[alerts]``: webhooks told about 5xx errors, a breaker opening, the journal passing
@@ -417,6 +429,20 @@ class AlertsConfig(_Section):
     journal_threshold: PositiveInt = 1000
     timeout: PositiveFloat = 5.0
     check_interval: PositiveFloat = 5.0
+
+    @field_validator("webhooks", "slack_webhooks")
+    @classmethod
+    def _webhook_urls(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # Unchecked, a typo'd URL was accepted and every alert to it was silently lost.
+        # The URL itself is not echoed: a Slack webhook URL is a secret.
+        for number, url in enumerate(value, start=1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    f"[alerts].{info.field_name} entry {number} is not a webhook URL: "
+                    "give an http:// or https:// URL with a host"
+                )
+        return value
 
 
 class Config(_Section):
