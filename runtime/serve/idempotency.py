@@ -125,7 +125,11 @@ class Idempotency:
                 continue
             data = json.loads(raw)
             if data.get("request") != request_fingerprint:
-                raise ConflictError("this Idempotency-Key was already used for a different request")
+                # Not retryable: the same request with this key always meets the same first one.
+                raise ConflictError(
+                    "this Idempotency-Key was already used for a different request; send a new key with a new request",
+                    retryable=False,
+                )
             if data.get("state") == "done":
                 return Claim(False, redis_key, list(data.get("events", [])))
             if time.monotonic() > deadline:

@@ -116,6 +116,19 @@ async def test_concurrent_retries_with_one_idempotency_key_run_one_turn(client: 
         f"/v1/conversations/{conv}/messages", json={"content": "something else", "stream": False}, headers=headers
     )
     assert other.status_code == 409
+    error = other.json()["error"]
+    # Retrying it can only meet the same first request: not retryable, and the fix is a new key.
+    assert error["type"] == "conflict_error"
+    assert error["details"]["retryable"] is False
+    assert "send a new key" in error["message"]
+    # The same key on another conversation is another request too.
+    elsewhere = await client.post(
+        f"/v1/conversations/{await new_conversation(client)}/messages",
+        json={"content": "only once", "stream": False},
+        headers=headers,
+    )
+    assert elsewhere.status_code == 409
+    assert elsewhere.json()["error"]["details"]["retryable"] is False
     assert len((await client.get(f"/v1/conversations/{conv}/messages")).json()["messages"]) == 2
 
 
