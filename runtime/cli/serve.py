@@ -9,6 +9,7 @@ cancels them with their partial answers kept. Exit 0 after a clean stop, 2 for b
 
 from __future__ import annotations
 
+import errno
 import signal
 import socket
 from typing import Annotated
@@ -42,7 +43,13 @@ def serve(ctx: typer.Context, host: Host = None, port: Port = None, workers: Wor
         sock.bind((bind, chosen_port))
     except OSError as exc:
         sock.close()
-        usage_error(ctx, f"cannot bind {bind}:{chosen_port}: {exc.strerror or exc}")
+        if exc.errno == errno.EADDRINUSE:
+            hint = "choose another --port (0: any free port) or stop what listens there"
+        elif exc.errno == errno.EACCES:
+            hint = "choose a --port above 1023 or run with the right to bind it"
+        else:
+            hint = "give --host an address of this machine (127.0.0.1, 0.0.0.0, ::1)"
+        usage_error(ctx, f"cannot bind {bind}:{chosen_port}: {exc.strerror or exc}; {hint}")
     sock.listen(2048)
     sock.set_inheritable(True)
     print(f"holdfast serve: listening on http://{bind}:{sock.getsockname()[1]} ({count} worker(s))", flush=True)

@@ -1,4 +1,6 @@
-"""Bad ``[server]`` / ``[alerts]`` values stop ``holdfast serve`` before it listens (issue 18 break test).
+"""Bad ``[server]``/``[alerts]`` values and an unbindable address stop ``holdfast serve`` at once.
+
+Issue 18 break test.
 
 Before: ``[server].local_user = "a b/c"`` started a server that answered every request 400, and a
 webhook URL without a scheme or host was accepted and every alert to it was lost. Now each is one
@@ -8,6 +10,7 @@ secret) is never echoed.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -49,3 +52,20 @@ def test_good_webhook_urls_and_local_user_are_accepted(tmp_path: Path) -> None:
     )
     run = run_script("--config", str(config), "keys", "list")
     assert run.code == 0, run.err
+
+
+def test_a_port_in_use_is_one_line_naming_what_to_do(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = run_script("serve", "--port", str(port))
+    assert run.code == 2
+    assert run.err.strip() == (
+        f"holdfast serve: cannot bind 127.0.0.1:{port}: Address already in use; "
+        "choose another --port (0: any free port) or stop what listens there"
+    )
+    unknown = run_script("serve", "--host", "no-such-host.invalid", "--port", "0")
+    assert unknown.code == 2
+    assert unknown.err.strip().endswith("give --host an address of this machine (127.0.0.1, 0.0.0.0, ::1)")
+    assert len(unknown.err.strip().splitlines()) == 1
