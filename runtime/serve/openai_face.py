@@ -83,6 +83,8 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = Field(None, max_length=256)
+    #: Choices asked for; only 1 (or none) is served: one request is one turn.
+    n: int | None = None
 
 
 def _text(message: ChatMessageIn) -> str:
@@ -241,6 +243,12 @@ async def chat_completions(
 ) -> Response:
     """Chat Completions: the last user message is a turn of a Holdfast conversation, run with
     the upstream model ``holdfast/<model>`` names (``holdfast``: the configured one)."""
+    if body.n is not None and body.n != 1:
+        # OpenAI would return n choices; answering one silently would lose what the client asked for.
+        raise ValidationError(
+            f"n={body.n} is not supported: Holdfast answers each request with one turn (one choice); send n=1 or omit it",
+            details={"param": "n", "code": "unsupported_value"},
+        )
     upstream = await state.models.resolve(body.model)
     text = last_user_text(body.messages)
     conv = await _conversation(state, caller, x_holdfast_conversation, body.user)

@@ -126,3 +126,19 @@ async def test_sdk_errors_are_typed(sdk: openai.AsyncOpenAI) -> None:
         await sdk.chat.completions.create(model="holdfast", messages=[{"role": "system", "content": "no user"}])
     with pytest.raises(openai.UnprocessableEntityError):
         await sdk.chat.completions.create(model="holdfast", messages=[])
+
+
+async def test_more_than_one_choice_is_refused_not_silently_answered_with_one(sdk: openai.AsyncOpenAI) -> None:
+    # Issue 18 break test: n=2 answered one choice with 200, so a client looping over its n
+    # choices lost one without a word. One request is one turn: n other than 1 is OpenAI's 400.
+    for n, stream in ((2, False), (3, True), (0, False)):
+        with pytest.raises(openai.BadRequestError) as refused:
+            await sdk.chat.completions.create(
+                model="holdfast", messages=[{"role": "user", "content": "two please"}], n=n, stream=stream
+            )
+        assert refused.value.status_code == 400
+        assert refused.value.param == "n"
+        assert f"n={n} is not supported" in refused.value.message
+    one = await sdk.chat.completions.create(model="holdfast", messages=[{"role": "user", "content": "one"}], n=1)
+    assert len(one.choices) == 1
+    assert 'You said: "one"' in (one.choices[0].message.content or "")
