@@ -4,8 +4,9 @@ redis-server and demo LLM server as children.
 
 * Ctrl+Q quits in at most 0.5 s and leaves no child behind.
 * Closing the terminal (the pty master) while a reply streams - what ``tmux kill-session`` or an
-  SSH drop does: SIGHUP with the pty already gone - and SIGTERM both end the process within 2 s,
-  with the partial reply saved and marked interrupted, and no child left.
+  SSH drop does: SIGHUP with the pty already gone -, SIGTERM and Ctrl+Q all end the process
+  within 2 s, with the partial reply saved and marked interrupted, and no child left; also when
+  Redis is slow to take that last write.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.support.cli import run_script
 from tests.support.polling import wait_until
@@ -33,6 +35,8 @@ pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.slow]
 ROWS, COLS = 40, 140
 #: Seconds the app may take to start on a busy 2-core machine (LanceDB, redis-server, demo LLM).
 START_TIMEOUT = 60.0
+#: Seconds Redis refuses writes while the app quits mid-stream (within the exit's save budget).
+SLOW_SAVE = 0.6
 
 
 def _children(pid: int) -> set[int]:
@@ -199,7 +203,7 @@ def test_ctrl_q_quits_within_half_a_second(terminal: Terminal) -> None:
     _no_child_left(children)
 
 
-@pytest.mark.parametrize("how", ["terminal closed", "SIGTERM"])
+@pytest.mark.parametrize("how", ["terminal closed", "SIGTERM", "Ctrl+Q"])
 def test_a_hang_up_mid_stream_saves_the_partial_reply_and_exits(
     terminal: Terminal, terminal_env: dict[str, str], how: str
 ) -> None:
@@ -207,11 +211,42 @@ def test_a_hang_up_mid_stream_saves_the_partial_reply_and_exits(
     _stream(terminal)
     if how == "terminal closed":
         terminal.close()  # the kernel sends SIGHUP; every later write to the terminal fails
-    else:
+    elif how == "SIGTERM":
         terminal.proc.send_signal(signal.SIGTERM)
+    else:
+        terminal.type("\x11")
     took = terminal.wait_exit(10.0)
     assert took <= 2.0, f"exit took {took:.2f} s after the {how}"
     _no_child_left(children)
     shown = _saved_partial(terminal_env)
     assert "tell me a long story" in shown
     assert "⚠ interrupted" in shown, shown[-1500:]
+
+
+def test_quit_waits_for_the_partial_reply_to_be_saved(terminal_env: dict[str, str], redis_url: str) -> None:
+    # The process ends (os._exit) as soon as the app says its data is safe, without the event
+    # loop's teardown: the partial reply must be saved by then even when Redis is slow to take
+    # the write. Writes are paused on the real server (CLIENT PAUSE ... WRITE) for less than the
+    # exit's save budget.
+    env = {**terminal_env, "REDIS_URL": redis_url}
+    term = Terminal(env)
+    try:
+        term.wait_output("Message Holdfast", START_TIMEOUT)
+        term.wait_output("127.0.0.1:", START_TIMEOUT)
+        _stream(term)
+        client = redis.Redis.from_url(redis_url)
+        try:
+            client.execute_command("CLIENT", "PAUSE", int(SLOW_SAVE * 1000), "WRITE")
+        finally:
+            client.close()
+        term.type("\x11")  # Ctrl+Q
+        took = term.wait_exit(10.0)
+        assert took <= 2.0, f"exit took {took:.2f} s"
+        shown = _saved_partial(env)
+        assert "tell me a long story" in shown
+        assert "⚠ interrupted" in shown, shown[-1500:]
+    finally:
+        term.close()
+        if term.proc.poll() is None:
+            term.proc.kill()
+            term.proc.wait()
