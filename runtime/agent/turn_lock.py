@@ -65,10 +65,18 @@ class TurnLock:
             self._local.release()
 
 
+#: Longest life of a turn's Redis lock between keep-alives, in seconds. A process killed mid-turn
+#: (a replica SIGKILLed, a TUI whose terminal closed) leaves its lock to expire: with the lock
+#: living ``[agent].turn_lock_timeout`` (30 s) every other writer of that conversation waited
+#: about 30 s, as long as its own wait, so it could even fail as busy. Renewed every third of it.
+MAX_LOCK_TTL = 10.0
+
+
 class TurnLocks:
     """Hands out :class:`TurnLock` per conversation. ``state`` is the RedisStateStore (None: this
-    process only); ``ttl`` is the Redis lock's expiry and ``wait`` the longest wait for a busy
-    conversation, both in seconds; ``sleep`` paces the keep-alive (injected for tests)."""
+    process only); ``ttl`` is the Redis lock's expiry (at most :data:`MAX_LOCK_TTL`, kept alive
+    every third of it) and ``wait`` the longest wait for a busy conversation, both in seconds;
+    ``sleep`` paces the keep-alive (injected for tests)."""
 
     def __init__(
         self,
@@ -79,7 +87,7 @@ class TurnLocks:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.state = state
-        self.ttl = ttl
+        self.ttl = min(ttl, MAX_LOCK_TTL)
         self.wait = wait
         self._sleep = sleep
         self._local: dict[str, asyncio.Lock] = {}
