@@ -2,7 +2,7 @@
 
 A key is one user: everything a request with it does is scoped to that user. ``create`` prints
 the key once (only its SHA-256 is stored, in Redis); ``list`` shows ids, users, creation times and
-a hint (the first characters); ``revoke KEY_ID`` deletes it, effective on the next request of
+a hint (the first characters); ``revoke KEY_ID`` (or the key itself) deletes it, effective on the next request of
 every replica. ``--user`` is the global option (default: the configured or OS user). Exit 1 for a
 key id that is not the user's, or when Redis is out.
 """
@@ -83,13 +83,17 @@ def list_keys(ctx: typer.Context, json_: Json = False) -> int:
 @app.command("revoke")
 def revoke(
     ctx: typer.Context,
-    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key's id (from `holdfast keys list`).")],
+    key_id: Annotated[
+        str,
+        typer.Argument(metavar="KEY_ID", help="The key's id (from `holdfast keys list`) or the key itself (hf_...)."),
+    ],
 ) -> int:
     """Revoke one of the user's keys: requests with it get 401 from then on."""
 
     async def action(rt: Runtime, keys: ApiKeys) -> int:
         await keys.revoke(key_id, rt.user_id)
-        sys.stdout.write(f"revoked {key_id}\n")
+        # A key given as its secret is not echoed back.
+        sys.stdout.write(f"revoked {key_id if not key_id.startswith('hf_') else 'the key given'}\n")
         return EXIT_OK
 
     return _run(ctx, action)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 #: Prefix of every key Holdfast issues (lets secret scanners recognise a leaked one).
 KEY_PREFIX = "hf_"
+#: What `holdfast keys list` shows as a key's id ("key_" and 12 hex digits).
+KEY_ID_PATTERN = re.compile(r"key_[0-9a-f]{12}")
 #: Seconds the "no key exists yet" answer is reused before Redis is asked again.
 NO_KEYS_CACHE_SECONDS = 1.0
 
@@ -121,12 +124,19 @@ class ApiKeys:
         return sorted(found, key=lambda k: k.created_at)
 
     async def revoke(self, key_id: str, user_id: str) -> None:
-        """Delete key ``key_id`` of ``user_id``; NotFoundError when it does not exist or is
-        another user's (ids do not leak)."""
-        raw = await self._runner.run(lambda r: r.hget(self._index, key_id), "revoke an API key")
+        """Delete key ``key_id`` of ``user_id``; ``key_id`` is the id ``list`` shows or the key
+        itself (``hf_...``, as a user holding only the secret would paste it). NotFoundError when
+        it does not exist or is another user's (ids do not leak); the message never repeats
+        anything but a well-formed key id, so a pasted secret is not echoed to the screen."""
+        shown = repr(key_id) if KEY_ID_PATTERN.fullmatch(key_id) else "(the key given)"
+        if key_id.startswith(KEY_PREFIX):
+            sha = digest(key_id)
+            owner = await self._runner.run(lambda r: r.get(self._key(sha)), "revoke an API key")
+            key_id = str(json.loads(owner)["id"]) if owner else ""
+        raw = await self._runner.run(lambda r: r.hget(self._index, key_id), "revoke an API key") if key_id else None
         data = json.loads(raw) if raw else None
         if data is None or data.get("user") != user_id:
-            raise NotFoundError(f"no API key {key_id!r} for user {user_id!r}")
+            raise NotFoundError(f"no API key {shown} for user {user_id!r}; `holdfast keys list` shows the ids")
 
         async def delete(r: Redis) -> object:
             pipe = r.pipeline(transaction=True)

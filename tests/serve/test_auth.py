@@ -91,3 +91,34 @@ def test_keys_commands_through_the_real_console_script(
         assert run_script("keys", "revoke", key_id, "--user", "mallory", env=script_env).code == 1
         assert run_script("keys", "revoke", key_id, "--user", "carol", env=script_env).code == 0
         assert http.get("/v1/conversations").status_code == 401
+
+
+@pytest.mark.slow  # the real console script, several commands
+def test_keys_revoke_takes_the_key_itself_and_never_echoes_it(
+    script_env: dict[str, str], serve: Callable[..., ServerThread]
+) -> None:
+    # Issue 18 break test: a user holding only the secret pasted it to `keys revoke`, which
+    # answered "no API key 'hf_<the whole secret>' for user ..." on the screen and revoked nothing.
+    from tests.support.cli import run_script
+
+    key = run_script("keys", "create", "--user", "dave", env=script_env).out.strip()
+    other = run_script("keys", "create", "--user", "erin", env=script_env).out.strip()
+    server = serve()
+    with httpx.Client(base_url=server.base_url) as http:
+        # Another user's secret is not found for this user, and is not echoed.
+        wrong = run_script("keys", "revoke", other, "--user", "dave", env=script_env)
+        assert wrong.code == 1
+        assert other not in wrong.err + wrong.out
+        assert wrong.err.strip() == (
+            "holdfast: no API key (the key given) for user 'dave'; `holdfast keys list` shows the ids"
+        )
+        assert http.get("/v1/conversations", headers={"Authorization": f"Bearer {other}"}).status_code == 200
+        # A mistyped secret: the same one line, nothing echoed.
+        typo = run_script("keys", "revoke", key[:-1] + "Z", "--user", "dave", env=script_env)
+        assert typo.code == 1 and key[5:] not in typo.err
+        revoked = run_script("keys", "revoke", key, "--user", "dave", env=script_env)
+        assert revoked.code == 0, revoked.err
+        assert revoked.out.strip() == "revoked the key given"
+        assert key not in revoked.out + revoked.err
+        assert http.get("/v1/conversations", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+        assert "dave" not in run_script("keys", "list", "--user", "dave", "--json", env=script_env).out
