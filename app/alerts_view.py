@@ -50,7 +50,7 @@ def alert_toast(event: AlertRaised) -> tuple[str, str, ToastSeverity, float]:
     title = "Recovered" if event.category == "recovered" else f"Alert: {event.severity}"
     message = one_line(event.message, 200)
     if event.targets:
-        message += f" ({plural(event.targets, 'webhook')} told)"
+        message += f" ({plural(event.targets, 'webhook')} configured)"
     return title, message, severity, timeout
 
 

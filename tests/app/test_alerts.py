@@ -64,7 +64,7 @@ async def test_a_breaker_opening_shows_one_alert_toast_and_the_webhook_gets_it_o
             what="the alert toast",
             pause=pilot.pause,
         )
-        assert toasts.matching("Alert: critical", "(1 webhook told)")
+        assert toasts.matching("Alert: critical", "(1 webhook configured)")
         await wait_for(lambda: receiver.keys() == ["breaker_open:llm"], what="the webhook alert", pause=pilot.pause)
         # More failures: the breaker half-opens and re-opens (recovery_timeout 0.3 s) with no new alert.
         await wait_for(lambda: not app.turn_running, what="the first turn ends", pause=pilot.pause)
