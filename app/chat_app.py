@@ -946,8 +946,13 @@ class HoldfastApp(App[int]):
         )
 
     def action_cancel_turn(self) -> None:
+        """Esc: stop the streaming reply; with none streaming, close a sidebar or panels opened
+        over the chat (back to the composer)."""
         if self.turn_running and self._turn is not None:
             self._turn.cancel()
+        elif self.overlay_sidebar or self.overlay_panels:
+            self.overlay_sidebar = self.overlay_panels = False
+            self.apply_layout()
 
     async def _ask_permission(self, tool_name: str, arguments: Mapping[str, object]) -> str:
         waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()

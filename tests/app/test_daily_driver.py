@@ -153,6 +153,19 @@ async def test_picking_a_conversation_goes_back_to_the_chat(data_dir: Path, redi
         assert app.composer.text == "hi"  # typed into the composer, not into the list
         app.composer.text = ""
 
+        # Esc closes what was opened over the chat (nothing is streaming).
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not app.sidebar.display and app.focused is app.composer
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.panels.display and app.panels.has_class("-overlay")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not app.panels.display and app.status_bar.display
+
         # Hiding the sidebar while it has the focus gives the focus back to the composer.
         await pilot.press("ctrl+b")
         await pilot.pause()
