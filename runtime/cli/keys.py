@@ -2,8 +2,8 @@
 
 A key is one user: everything a request with it does is scoped to that user. ``create`` prints
 the key once (only its SHA-256 is stored, in Redis); ``list`` shows ids, users, creation times and
-a hint (the first characters); ``revoke KEY_ID`` (or the key itself) deletes it, effective on the next request of
-every replica. ``--user`` is the global option (default: the configured or OS user). Exit 1 for a
+a hint (the first characters), ``--all`` every user's; ``revoke KEY_ID`` (or the key itself)
+deletes it, effective on the next request of every replica. ``--user`` is the global option (default: the configured or OS user). Exit 1 for a
 key id that is not the user's, or when Redis is out.
 """
 
@@ -61,16 +61,22 @@ def create(ctx: typer.Context, json_: Json = False) -> int:
 
 
 @app.command("list")
-def list_keys(ctx: typer.Context, json_: Json = False) -> int:
-    """List the user's keys (id, creation time, hint); never the keys themselves."""
+def list_keys(
+    ctx: typer.Context,
+    json_: Json = False,
+    all_users: Annotated[bool, typer.Option("--all", help="Every user's keys, not only --user's.")] = False,
+) -> int:
+    """List the user's keys (id, user, creation time, hint); never the keys themselves."""
 
     async def action(rt: Runtime, keys: ApiKeys) -> int:
-        found = await keys.list(rt.user_id)
+        # Without --all a user who created keys for others saw "no API keys" while they existed.
+        found = await keys.list(None if all_users else rt.user_id)
         if json_:
             for info in found:
                 write_json(info.to_dict())
         elif not found:
-            sys.stdout.write(f"no API keys for user {rt.user_id}\n")
+            hint = "" if all_users else " (--all lists every user's)"
+            sys.stdout.write(f"no API keys{'' if all_users else f' for user {rt.user_id}'}{hint}\n")
         else:
             for info in found:
                 created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.created_at))

@@ -122,3 +122,26 @@ def test_keys_revoke_takes_the_key_itself_and_never_echoes_it(
         assert key not in revoked.out + revoked.err
         assert http.get("/v1/conversations", headers={"Authorization": f"Bearer {key}"}).status_code == 401
         assert "dave" not in run_script("keys", "list", "--user", "dave", "--json", env=script_env).out
+
+
+@pytest.mark.slow  # the real console script, several commands
+def test_keys_list_all_shows_every_users_keys(script_env: dict[str, str]) -> None:
+    # Issue 18 break test: after `keys create --user alice`, a plain `keys list` (the OS user)
+    # said "no API keys for user <me>" while alice's key existed; --all lists every user's.
+    from tests.support.cli import run_script
+
+    empty = run_script("keys", "list", "--user", "nobody", env=script_env)
+    assert empty.code == 0
+    assert empty.out == "no API keys for user nobody (--all lists every user's)\n"
+    assert run_script("keys", "list", "--all", env=script_env).out == "no API keys\n"
+    alice = run_script("keys", "create", "--user", "alice", env=script_env).out.strip()
+    run_script("keys", "create", "--user", "bob", env=script_env)
+    listed = run_script("keys", "list", "--all", "--json", env=script_env)
+    assert listed.code == 0, listed.err
+    assert [row["user"] for row in listed.json_lines()] == ["alice", "bob"]
+    assert alice not in listed.out
+    table = run_script("keys", "list", "--all", env=script_env).out.splitlines()
+    assert [line.split()[1] for line in table] == ["alice", "bob"]
+    assert [
+        row["user"] for row in run_script("keys", "list", "--user", "bob", "--json", env=script_env).json_lines()
+    ] == ["bob"]
