@@ -55,6 +55,12 @@ class TurnView:
         self.partial = ""
         #: "waiting for the model…" between the prompt and the first token (retries shown in it).
         self.waiting: Notice | None = None
+        #: Why the LLM degraded this turn, held back: the fallback reply or the failure line that
+        #: follows says it, and saying it twice more (notice, reply, failure) buried the reply.
+        self.llm_degraded: str | None = None
+        #: The text of the fallback stand-in (source not ``llm``) that answered this turn ("" if
+        #: none): it already says what failed, and usually what to do.
+        self.fallback_text = ""
 
     @property
     def log(self) -> ChatLog:
@@ -135,6 +141,8 @@ class TurnView:
                 truncated=event.truncated,
             )
         elif isinstance(event, AssistantSaved):
+            if event.source not in ("llm", "") and event.content:
+                self.fallback_text = event.content
             if self.reply is None:
                 if event.content:
                     self.reply = AssistantMessage(event.content, message_id=event.message_id)
@@ -151,14 +159,27 @@ class TurnView:
                 )
             self.reply = None
         elif isinstance(event, Degraded):
-            await self.log.notice(f"degraded ({event.service or 'backend'}): {event.reason}", "degraded")
+            if event.service == "llm":
+                self.llm_degraded = event.reason  # said once, by the reply or the failure line
+            else:
+                await self.log.notice(f"degraded ({event.service or 'backend'}): {event.reason}", "degraded")
         elif isinstance(event, TurnFailed):
             await self._close_reply(interrupted=True)
-            hint = " — type /retry to resend it" if event.retryable else ""
-            await self.log.notice(f"the reply failed: {event.error}{hint}", "error")
+            self.llm_degraded = None
+            if self.fallback_text:
+                # The fallback reply already says what failed: only what to do is left to say.
+                if event.retryable and "/retry" not in self.fallback_text:
+                    await self.log.notice("type /retry to resend it once the model is back", "hint")
+            else:
+                hint = " — type /retry to resend it" if event.retryable else ""
+                await self.log.notice(f"the reply failed: {event.error}{hint}", "error")
         elif isinstance(event, TurnFinished):
             self.finished = True
             await self._close_reply(interrupted=event.interrupted)
+            if self.llm_degraded is not None:
+                # A stale cached answer stood in (no failure follows): say why, once.
+                reason, self.llm_degraded = self.llm_degraded, None
+                await self.log.notice(f"degraded (llm): {reason}", "degraded")
             if event.stop_reason == "max_steps":
                 await self.log.notice("stopped: the tool step limit was reached", "degraded")
 

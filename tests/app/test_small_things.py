@@ -74,3 +74,33 @@ async def test_forget_by_unique_prefix_and_plurals(data_dir: Path, redis_url: st
         assert "coffee" in listing and "tea" not in listing
         tools = await _command(pilot, app, "/tools", "tool")
         assert re.match(r"^(1 tool|\d+ tools)$", tools.splitlines()[0])
+
+
+async def test_a_failed_llm_turn_says_its_error_once(data_dir: Path, redis_url: str) -> None:
+    """Issue 16 break-test: the LLM down showed the error three times (a degraded notice, the
+    fallback reply, "the reply failed: ..."). Now: the fallback reply, marked, plus one /retry line."""
+    from app.widgets.assistant_message import AssistantMessage
+
+    app = HoldfastApp(make_config(data_dir, redis_url))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert app.rt is not None
+        rt = app.rt
+        await send(pilot, "/chaos kill llm")
+        await wait_for(lambda: not rt.backends()["llm"].running, what="demo LLM killed", pause=pilot.pause)
+        await send(pilot, "are you there?")
+
+        def fallback() -> AssistantMessage | None:
+            replies = [r for r in app.chat_log.query(AssistantMessage) if r.source not in ("llm", "")]
+            return replies[-1] if replies and not app.turn_running else None
+
+        await wait_for(fallback, what="the fallback reply", pause=pilot.pause)
+        await pilot.pause()
+        reply = fallback()
+        assert reply is not None
+        error = "the LLM endpoint is unreachable"
+        assert error in reply.text and "/retry" in reply.text
+        texts = [reply.text for reply in app.chat_log.query(AssistantMessage)] + _notices(app)
+        assert sum(t.count(error) for t in texts) == 1, texts
+        assert sum(t.count("/retry") for t in texts) == 1, texts  # what to do, said once
+        assert not [t for t in _notices(app) if t.startswith(("degraded (llm)", "the reply failed"))]
