@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from runtime.config import Config, RedisConfig
+from runtime.core import safe_text
 from runtime.core.errors import AppError, NotFoundError, ServiceUnavailableError, ValidationError, WritesRefusedError
 from runtime.core.events import Event, EventBus, JournalDamaged, JournalReplayed, StoreDegraded, StoreRecovered
 from runtime.core.ids import validate_user_id
@@ -836,7 +837,9 @@ class ConversationStore:
 
 
 def _title(title: str) -> str:
-    text = " ".join(codec.check_text(title, "title").split())
+    # Titles reach terminals (the sidebar, `holdfast conversations`) from any face, the HTTP API
+    # included: escape sequences and control characters are dropped, as from message text.
+    text = " ".join(safe_text.clean(codec.check_text(title, "title")).split())
     if len(text) > _MAX_TITLE:
         raise ValidationError(f"title must be at most {_MAX_TITLE} characters, got {len(text)}")
     return text

@@ -156,3 +156,20 @@ async def test_a_client_that_disconnects_cancels_the_turn_and_the_partial_answer
         assert 0 < len(partial) < len(long_message())
         metrics = (await client.get("/metrics")).text
         assert 'holdfast_turns_total{outcome="interrupted"} 1.0' in metrics
+
+
+async def test_titles_from_the_api_carry_no_terminal_control(client: httpx.AsyncClient) -> None:
+    # Issue 18 break test: PATCH {"title": "a\x1b[31mred\x07"} was stored as is, and the TUI's
+    # sidebar and `holdfast conversations` show titles in a terminal. Create, rename and branch
+    # all store the visible text only.
+    created = await client.post("/v1/conversations", json={"title": "\x1b]0;pwned\x07plain\u202e"})
+    assert created.status_code == 201
+    conv = created.json()["id"]
+    assert created.json()["title"] == "plain"
+    renamed = await client.patch(f"/v1/conversations/{conv}", json={"title": "a\x1b[31mred\x07 \x1b[0m end"})
+    assert renamed.status_code == 200
+    assert renamed.json()["title"] == "ared end"
+    branch = await client.post(f"/v1/conversations/{conv}/branch", json={"title": "b\x1b[2Jranch\u200b"})
+    assert branch.json()["title"] == "branch"
+    titles = {c["title"] for c in (await client.get("/v1/conversations")).json()["conversations"]}
+    assert titles == {"ared end", "branch"}
