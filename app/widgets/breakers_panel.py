@@ -7,12 +7,12 @@ countdown from the last snapshot and the time it was taken (the injected clock).
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from rich.console import Group
-from rich.table import Table
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.text import Text
 from textual.widgets import Static
 
@@ -43,7 +43,7 @@ class BreakersPanel(Static):
         self.rows: dict[str, BreakerSnapshot] = {}
         self._taken_at = clock()
         #: What the table shows now (None before the first draw): a redraw is skipped when equal.
-        self._shown: tuple[tuple[str, str, int | None, bool, str, str], ...] | None = None
+        self._shown: tuple[ShownRow, ...] | None = None
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
@@ -71,7 +71,7 @@ class BreakersPanel(Static):
             return None
         return max(0.0, float(until) - (self._clock() - self._taken_at))
 
-    def _shown_rows(self) -> tuple[tuple[str, str, int | None, bool, str, str], ...]:
+    def _shown_rows(self) -> tuple[ShownRow, ...]:
         """Per row, what the table shows: name, state, whole seconds left, forced, fails, last error."""
         shown = []
         for name in sorted(self.rows, key=breaker_order):
@@ -101,22 +101,68 @@ class BreakersPanel(Static):
         if not self.rows:
             self.update(Text("no calls yet", style="dim italic"))
             return
-        table = Table.grid(padding=(0, 1), expand=True)
-        # Names fold onto a second line rather than being cut ("memory:upk…" told nobody anything).
-        table.add_column("service", overflow="fold", ratio=3)
-        table.add_column("state", no_wrap=True, ratio=4)
-        table.add_column("fails", no_wrap=True, justify="right", ratio=2)
-        for name, state_name, left, forced, fails, last_error in shown:
-            label, style = STATE_STYLES.get(state_name, (state_name.upper(), "white"))
-            state = Text(label, style=style)
-            if left is not None:
-                state.append(f" {left}s", style="red")
-            elif forced:
-                state.append(" forced", style="dim")
-            table.add_row(Text(name), state, Text(fails))
-            if last_error:
-                table.add_row(Text(""), Text(last_error, style="dim"), Text(""))
-        self.update(Group(table, Text(LEGEND, style="dim italic")))
+        self.update(Group(BreakerRows(shown), Text(LEGEND, style="dim italic")))
+
+
+#: One shown row: name, state, whole seconds left, forced, fails, last error.
+ShownRow = tuple[str, str, int | None, bool, str, str]
+
+
+class BreakerRows:
+    """The rows as a Rich renderable laid out for the width it is given (the panel is ~31 columns
+    in the 80-column overlay, ~40 beside the chat).
+
+    Names and states are never wrapped: each column is as wide as its longest entry, and a name
+    is cut with an ellipsis only when it is longer than the whole width. A row whose fails
+    figure does not fit after its name and state shows the figure on a second line, right-aligned.
+    The last error of a breaker that is not closed follows, wrapped and indented."""
+
+    def __init__(self, rows: tuple[ShownRow, ...]) -> None:
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(1, options.max_width)
+        states = [state_text(state, left, forced) for _, state, left, forced, _, _ in self.rows]
+        name_w = min(width, max(len(row[0]) for row in self.rows))
+        state_w = max(len(state) for state in states)
+        for (name, _, _, _, fails, last_error), state in zip(self.rows, states, strict=True):
+            label = Text(name, no_wrap=True, overflow="ellipsis")
+            label.truncate(width, overflow="ellipsis")
+            if name_w + 1 + state_w <= width:
+                line = Text(no_wrap=True)
+                line.append_text(label)
+                line.pad_right(name_w - len(label) + 1)
+                line.append_text(state)
+                room = width - name_w - 1 - len(state) - 1
+                if len(fails) <= room:
+                    line.pad_right(1 + room - len(fails))
+                    line.append(fails)
+                    yield line
+                else:
+                    yield line
+                    yield Text(" " * max(0, width - len(fails)) + fails, no_wrap=True)
+            else:
+                # Not even name and state side by side: the name alone, then state and fails.
+                yield label
+                below = Text("  ", no_wrap=True, overflow="ellipsis")
+                below.append_text(state)
+                below.append(f"  {fails}")
+                below.truncate(width, overflow="ellipsis")
+                yield below
+            for part in textwrap.wrap(last_error, max(1, width - 2)):
+                yield Text("  " + part, style="dim")
+
+
+def state_text(state_name: str, left: int | None, forced: bool) -> Text:
+    """A breaker's state as shown: the label in its colour, then the seconds left while open
+    (``" 12s"``) or ``" forced"`` when forced by /chaos or the CLI."""
+    label, style = STATE_STYLES.get(state_name, (state_name.upper(), "white"))
+    state = Text(label, style=style)
+    if left is not None:
+        state.append(f" {left}s", style="red")
+    elif forced:
+        state.append(" forced", style="dim")
+    return state
 
 
 _ORDER = ("llm", "redis", "memory", "embeddings")

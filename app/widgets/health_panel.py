@@ -7,9 +7,11 @@ Rows start as "starting…" so startup progress is visible; they change on :clas
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 from textual.widgets import Static
 
@@ -53,7 +55,7 @@ class HealthPanel(Static):
         self.border_title = "Health"
         self.rows: dict[str, HealthRow] = {name: HealthRow() for name in ROWS}
         #: What the panel shows now (None before the first draw).
-        self._shown: Text | None = None
+        self._shown: tuple[ShownHealth, ...] | None = None
 
     def on_mount(self) -> None:
         self.refresh_table()
@@ -93,24 +95,57 @@ class HealthPanel(Static):
         """Redraw the rows, only if what they show changed: the monitor's snapshot comes every
         ``ui.health_interval`` seconds, and each redraw is a layout of the whole screen (which
         would compete with a streaming reply for the frame)."""
-        lines: list[Text] = []
-        for name, row in self.rows.items():
-            dot, style = STATUS_STYLES.get(row.status, ("○", "dim"))
-            line = Text(f"{dot} ", style=style)
-            line.append(f"{name:<11}", style=style if row.status != "healthy" else "")
-            line.append(f"{'pid ' + str(row.pid) if row.pid is not None else '':<10}", style="dim")
-            if row.latency_ms is not None:
-                line.append(f"{row.latency_ms:>5.0f}ms", style="dim")
-            lines.append(line)
-            # Only news is worth a line: a problem, or what a row is doing (starting, tool count).
-            if row.detail and row.detail != row.status:
-                lines.append(Text("  " + one_line(row.detail, 160), style=style if row.status != "healthy" else "dim"))
-        table = Text("\n").join(lines)
-        if table == self._shown:
+        shown = tuple((name, row.status, row.detail, row.latency_ms, row.pid) for name, row in self.rows.items())
+        if shown == self._shown:
             return
-        self._shown = table
-        self.update(table)
+        self._shown = shown
+        self.update(HealthRows(shown))
         self.post_message(PanelChanged(self))
+
+
+#: One shown row: name, status, detail, latency (ms), pid.
+ShownHealth = tuple[str, str, str, float | None, int | None]
+
+#: Width of the name column: the longest row name ("embeddings").
+_NAME_W = max(len(name) for name in ROWS)
+
+
+class HealthRows:
+    """The rows as a Rich renderable laid out for the width it is given (~31 columns in the
+    80-column overlay): ``● name  pid N  3ms`` on one line, the latency right-aligned; when that
+    does not fit, the pid moves to the row's second line, so a row never wraps mid-figure. A
+    detail (a problem, or what the row is doing) follows, indented and wrapped."""
+
+    def __init__(self, rows: tuple[ShownHealth, ...]) -> None:
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(1, options.max_width)
+        for name, status, detail, latency_ms, pid in self.rows:
+            dot, style = STATUS_STYLES.get(status, ("○", "dim"))
+            line = Text(f"{dot} ", style=style, no_wrap=True, overflow="ellipsis")
+            line.append(name.ljust(_NAME_W), style=style if status != "healthy" else "")
+            latency = f"{latency_ms:.0f}ms" if latency_ms is not None else ""
+            pid_text = f"pid {pid}" if pid is not None else ""
+            extra: list[str] = []
+            if pid_text and len(line) + 1 + len(pid_text) + (1 + len(latency) if latency else 0) <= width:
+                line.append(" " + pid_text, style="dim")
+            elif pid_text:
+                extra.append(pid_text)
+            if latency:
+                room = width - len(line) - len(latency)
+                if room >= 1:
+                    line.append(" " * room + latency, style="dim")
+                else:
+                    extra.insert(0, latency)
+            line.truncate(width, overflow="ellipsis")
+            yield line
+            if extra:
+                yield Text("  " + "  ".join(extra), style="dim", no_wrap=True, overflow="ellipsis")
+            # Only news is worth a line: a problem, or what a row is doing (starting, tool count).
+            if detail and detail != status:
+                for part in textwrap.wrap(one_line(detail, 160), max(1, width - 2)):
+                    yield Text("  " + part, style=style if status != "healthy" else "dim")
 
 
 def _row_name(check: str) -> str:
