@@ -529,7 +529,7 @@ class HoldfastApp(App[int]):
         elif isinstance(event, RetryScheduled) and self._view is not None and event.service == "llm":
             self._view.retrying(event)
         elif isinstance(event, AlertRaised):
-            show_alert(self, event)  # already one per key per window (runtime.host.alerts)
+            show_alert(self, event, lines)  # one per key per window; breaker alerts annotate their line
 
     def refresh_breakers(self) -> None:
         """Redraw the Breakers panel from the runtime's in-memory breaker snapshots."""
