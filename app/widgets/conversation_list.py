@@ -40,6 +40,9 @@ class ConversationList(Vertical):
     ConversationList > OptionList, ConversationList > OptionList:focus {
         height: 1fr; border: none; background: transparent;
     }
+    /* A title (and a snippet) is one line, cut with an ellipsis to the width the row has: a
+       fixed 40-character cut wrapped onto two lines in a 30-column sidebar. */
+    ConversationList > OptionList { text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     @dataclass
@@ -153,11 +156,11 @@ class ConversationList(Vertical):
         options.clear_options()
         highlight: int | None = None
         for index, conv in enumerate(self._visible()):
-            label = Text(one_line(conv.title or "Untitled", 40), style="bold" if conv.id == self.current_id else "")
+            label = Text(one_line(conv.title or "Untitled", 200), style="bold" if conv.id == self.current_id else "")
             count = conv.message_count
             hit = self._hit(conv.id) if self.search_text and self.search_text == self.hits_query else None
             if hit is not None and hit.snippet:
-                label.append("\n" + one_line(hit.snippet, 40), style="italic dim")
+                label.append("\n" + one_line(hit.snippet, 200), style="italic dim")
             else:
                 label.append(f"\n{count} message" if count == 1 else f"\n{count} messages", style="dim")
             options.add_option(Option(label, id=conv.id))

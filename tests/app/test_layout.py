@@ -100,3 +100,34 @@ async def test_an_empty_conversation_shows_the_welcome_card(data_dir: Path) -> N
             assert expected in shown
         placeholder = app.composer.placeholder
         assert len(str(placeholder)) <= app.composer.content_size.width  # not cut off
+
+
+async def test_sidebar_titles_take_one_line_cut_with_an_ellipsis(data_dir: Path) -> None:
+    """Issue 16 break-test: a long title wrapped onto two lines of the sidebar (it was cut at 40
+    characters, wider than the ~26 columns a row has). Now a title is one line, cut to the width."""
+    from textual.geometry import Region
+    from textual.widgets import OptionList
+
+    from runtime.host.facade import Conversation
+
+    app = _app(data_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert app.sidebar.display
+        long = "Planning the quarterly offsite in Lisbon with the whole team"
+        app.sidebar.show(
+            [
+                Conversation("c1", long, 0.0, 2.0, message_count=3),
+                Conversation("c2", "Short one", 0.0, 1.0, message_count=1),
+            ]
+        )
+        await pilot.pause()
+        options = app.sidebar.query_one("#conv-options", OptionList)
+        width, height = options.outer_size
+        lines = [strip.text.rstrip() for strip in options.render_lines(Region(0, 0, width, height))]
+        text = [line.strip() for line in lines if line.strip()]
+        assert text[:4] == [text[0], "3 messages", "Short one", "1 message"], lines
+        assert text[0].endswith("…") and long.startswith(text[0][:-1]), text[0]
+        assert len(text[0]) >= width - 4  # cut to the width available, not at a fixed 40 characters
