@@ -102,3 +102,32 @@ async def test_health_rows_keep_pid_and_latency_whole_in_the_80_column_overlay(d
             assert [line for line in lines if pid in line], f"{pid!r} cut: {lines}"
         assert [line for line in lines if "the LLM endpoint is" in line]
         assert not [line for line in lines if "…" in line]
+
+
+def test_rows_narrower_than_a_full_line_move_figures_to_a_second_line() -> None:
+    """Narrower still (a 24-column panel): the Health pid moves to the row's second line; a
+    breaker whose name and state do not fit side by side shows its name alone, then its state and
+    fails, whole; a name longer than the whole width is the only thing cut."""
+    from rich.console import Console
+
+    from app.widgets.breakers_panel import BreakerRows
+    from app.widgets.health_panel import HealthRows
+
+    console = Console(width=24, record=True, color_system=None)
+    console.print(HealthRows((("redis", "healthy", "healthy", 3.0, 1234567),)))
+    console.print(BreakerRows((("memory:upkeep", "half_open", None, False, "12 · 75%", ""),)))
+    console.print(BreakerRows((("mcp:a-very-long-server-name", "closed", None, False, "0 · 0%", ""),)))
+    console.print(
+        BreakerRows((("llm", "closed", None, False, "0 · 0%", ""), ("mcp:x", "open", 12, False, "3 · 30%", "boom")))
+    )
+    assert [line.rstrip() for line in console.export_text().splitlines()] == [
+        "● redis              3ms",
+        "  pid 1234567",
+        "memory:upkeep",
+        "  ◐ HALF-OPEN  12 · 75%",
+        "mcp:a-very-long-server-…",
+        "  ● CLOSED  0 · 0%",
+        "llm   ● CLOSED    0 · 0%",
+        "mcp:x ● OPEN 12s 3 · 30%",
+        "  boom",
+    ]
