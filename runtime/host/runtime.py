@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import hashlib
 import logging
 import os
 import socket
@@ -461,7 +462,12 @@ class Runtime:
 
         # Breakers learn from the other processes on this Redis (issue 19); never on the hot path.
         self._breaker_sync = BreakerSync(
-            self._state, runner, self.resilience.breakers, self.bus, key_prefix=cfg.redis.key_prefix
+            self._state,
+            runner,
+            self.resilience.breakers,
+            self.bus,
+            key_prefix=cfg.redis.key_prefix,
+            scope=self._breaker_scope,
         )
         await self._breaker_sync.start(timeout=0.5)
         from runtime.state.live import LiveUpdates
@@ -474,6 +480,20 @@ class Runtime:
         self._live.start()
         # The monitor's probes are the breakers' half-open probes: they heal with no traffic.
         self.monitor.link_breaker("redis", self.resilience.guard("redis").breaker)
+
+    def _breaker_scope(self, name: str) -> str:
+        """The backend behind breaker ``name`` for :class:`BreakerSync`, so only processes that
+        share a backend share its breaker: for ``llm``, a short hash of the endpoint URL this
+        process talks to (each process's own demo LLM is another backend); for ``mcp:NAME``, a
+        hash of an HTTP server's URL, or this process's pid for a stdio server (each process
+        runs its own child, so its crash is nobody else's); "" (the name alone) for the others."""
+        url = ""
+        if name == "llm":
+            url = self._llm.base_url if self._llm is not None else self.config.llm.effective_base_url
+        elif name.startswith("mcp:"):
+            server = self.config.mcp.servers.get(name.removeprefix("mcp:"))
+            url = server.url if server is not None and server.url else f"stdio:{socket.gethostname()}:{os.getpid()}"
+        return hashlib.sha256(url.encode()).hexdigest()[:12] if url else ""
 
     def _start_alerts(self) -> None:
         from runtime.host.alerts import RedisAlertClaims

@@ -74,6 +74,10 @@ class BreakerSync:
         retry_seconds: the wait before subscribing again after Redis failed (seconds).
         skip: breaker names never shared (``redis``).
         instance: this process's id (default :func:`instance_id`).
+        scope: ``scope(name)`` names the backend behind breaker ``name`` (e.g. a hash of the LLM's
+            endpoint URL), "" when the name alone identifies it. Only processes whose breaker of
+            that name guards the same backend learn from each other and share a probe lease: two
+            processes that each run their own demo LLM keep their ``llm`` breakers apart.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class BreakerSync:
         retry_seconds: float = 1.0,
         skip: frozenset[str] = frozenset({"redis"}),
         instance: str | None = None,
+        scope: Callable[[str], str] | None = None,
     ) -> None:
         self._store = store
         self._runner = runner
@@ -98,6 +103,7 @@ class BreakerSync:
         self._retry = retry_seconds
         self._skip = skip
         self.instance = instance or instance_id()
+        self._scope: Callable[[str], str] = scope or (lambda _name: "")
         self._release = runner.client.register_script(_RELEASE)
         self._renew = runner.client.register_script(_RENEW)
         self._outbox: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
@@ -113,8 +119,10 @@ class BreakerSync:
         self.applied: list[tuple[str, str]] = []
 
     def lease_key(self, name: str) -> str:
-        """``<prefix>:{fleet}:probe:<name>``: who probes breaker ``name`` for the fleet."""
-        return f"{self._prefix}:{{fleet}}:probe:{name}"
+        """``<prefix>:{fleet}:probe:<name>[@<scope>]``: who probes breaker ``name`` (of the backend
+        ``scope`` names, when it does) for the fleet."""
+        scope = self._scope(name)
+        return f"{self._prefix}:{{fleet}}:probe:{name}" + (f"@{scope}" if scope else "")
 
     # ------------------------------------------------------------ life cycle
 
@@ -188,7 +196,7 @@ class BreakerSync:
                 log.warning("breaker sync: could not share %s %s: %s", name, state, exc)
 
     async def _publish(self, name: str, state: str, reason: str) -> None:
-        message = {"name": name, "state": state, "origin": self.instance, "reason": reason}
+        message = {"name": name, "state": state, "origin": self.instance, "reason": reason, "scope": self._scope(name)}
         await self._store.publish(CHANNEL, message)
 
     # ------------------------------------------------------------ fleet -> local
@@ -212,6 +220,8 @@ class BreakerSync:
         name, state = str(message.get("name", "")), message.get("state")
         if not name or name in self._skip:
             return
+        if str(message.get("scope", "")) != self._scope(name):
+            return  # the same name for another backend (e.g. each process's own demo LLM)
         origin, reason = message.get("origin", "?"), message.get("reason", "")
         breaker = self._breakers.get(name)
         if state == "open":

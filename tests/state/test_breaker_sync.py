@@ -169,3 +169,49 @@ async def test_when_the_prober_goes_away_another_process_takes_over(
     # Lease 1 s (renewal checks every third of it) + recovery timeout 0.5 s.
     await wait_for(b_recovers, 4.0, "B to take over probing and close")
     assert b.breaker_state is CircuitState.CLOSED
+
+
+async def test_processes_with_their_own_backends_keep_their_breakers_apart(
+    redis_url: str, backend: CountingBackend
+) -> None:
+    """Each process running its own demo LLM has an ``llm`` breaker of the same name but for
+    another endpoint: A's dead endpoint must not open B's breaker for a healthy one, while a
+    third process on A's endpoint still learns from A."""
+    healthy = CountingBackend(down=False)
+    server = await asyncio.start_server(healthy.handle, "127.0.0.1", 0)
+    healthy.port = server.sockets[0].getsockname()[1]
+    made: list[Process] = []
+    try:
+        for name, scope in (("A", "dead-endpoint"), ("B", "healthy-endpoint"), ("C", "dead-endpoint")):
+            bus = EventBus()
+            res = Resilience(_llm_settings(), bus)
+            client = make_redis_client(redis_url)
+            runner = RedisRunner(client, res.guard("redis"))
+            store = RedisStateStore(runner, key_prefix="t")
+            sync = BreakerSync(
+                store,
+                runner,
+                res.breakers,
+                bus,
+                key_prefix="t",
+                lease_seconds=1.0,
+                instance=name,
+                scope=lambda n, s=scope: s if n == "llm" else "",
+            )
+            assert await sync.start()
+            made.append(Process(name, res, sync, runner, httpx.AsyncClient()))
+        a, b, c = made
+        await _fail_until_open(a, backend)
+        await wait_for(lambda: c.breaker_state is CircuitState.OPEN, 1.0, "C (same endpoint as A) to open")
+        assert c.sync.applied == [("llm", "open")]
+        assert b.breaker_state is CircuitState.CLOSED, "another endpoint's outage opened B's breaker"
+        assert b.sync.applied == []
+        await b.call(healthy)
+        assert healthy.calls["B"] == 1
+    finally:
+        for p in made:
+            await p.sync.stop()
+            await p.http.aclose()
+            await p.runner.client.aclose()
+        server.close()
+        await server.wait_closed()
