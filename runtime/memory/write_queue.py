@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from runtime.config.paths import storage_error
+from runtime.core.files import append_line_durably
 from runtime.memory.records import PendingWrite
 
 log = logging.getLogger(__name__)
@@ -248,24 +249,7 @@ class WriteQueue:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = (item.to_json() + "\n").encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            size = os.fstat(fd).st_size
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            except OSError:
-                # A full disk may have taken part of the line: cut it, or the next append
-                # would be glued to it and both lost.
-                try:
-                    os.ftruncate(fd, size)
-                except OSError:
-                    log.warning("memory write queue %s: a partial line could not be cut off", self.path)
-                raise
-        finally:
-            os.close(fd)
+        append_line_durably(self.path, data)
 
     def _rewrite(self) -> None:
         if self.path is None:

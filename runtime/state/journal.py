@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.config.paths import storage_error
+from runtime.core.files import append_line_durably
 
 log = logging.getLogger(__name__)
 
@@ -209,23 +210,7 @@ class Journal:
             if not self._ends_with_newline():
                 self._read_and_repair()  # a torn tail: cut it (or keep its record) before adding ours
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    size = os.fstat(fd).st_size
-                    try:
-                        view = memoryview(line)
-                        while view:  # os.write may take only part of the line (a disk filling up)
-                            view = view[os.write(fd, view) :]
-                        os.fsync(fd)
-                    except OSError:
-                        # Cut what was written of the line, or the next append would be glued to it.
-                        try:
-                            os.ftruncate(fd, size)
-                        except OSError:
-                            log.warning("journal %s: a partial record could not be cut off", self.path)
-                        raise
-                finally:
-                    os.close(fd)
+                append_line_durably(self.path, line)
             except OSError as exc:
                 raise storage_error(exc, "write the local journal", self.path) from exc
             return stored
