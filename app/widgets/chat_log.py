@@ -3,6 +3,9 @@
 Only the newest ``max_rendered`` entries are kept as widgets; older ones are unmounted (their
 text lives in the store). Scrolling to the top posts :class:`ChatLog.LoadOlder` so the app can
 fetch the previous page. Keeping the widget count bounded is what keeps long histories smooth.
+Within that bound, the chunks of long replies that are more than a screen away from the view
+are folded (see :meth:`AssistantMessage.refold`): re-checked on every scroll and whenever a
+streaming reply seals a chunk, so a frame lays out what is near the screen, not the whole log.
 """
 
 from __future__ import annotations
@@ -11,17 +14,27 @@ from dataclasses import dataclass
 
 from textual.containers import VerticalScroll
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widget import Widget
 
 from app.widgets.assistant_message import AssistantMessage
 from app.widgets.notice import Notice, NoticeKind
 from app.widgets.welcome import Welcome
 
+#: Frames a refold waits at most for a just-shown chunk to be laid out.
+REFOLD_RETRIES = 5
+
 
 class ChatLog(VerticalScroll):
+    """The chat's entries, oldest at the top, following the bottom while it grows."""
+
     DEFAULT_CSS = """
     ChatLog { height: 1fr; padding: 0 1 1 1; }
     """
+
+    #: Fold the chunks of long replies that are far from the view (off: every chunk laid out,
+    #: as before folding existed; the tests that compare whole layouts turn it off).
+    fold_far = reactive(True)
 
     @dataclass
     class LoadOlder(Message):
@@ -35,6 +48,7 @@ class ChatLog(VerticalScroll):
         #: True when the conversation has messages older than the oldest mounted one.
         self.has_older = False
         self._asked_older = False
+        self._refold_retries = 0
 
     def on_mount(self) -> None:
         # Anchored: the log follows new content (a streaming reply) until the user scrolls up,
@@ -79,6 +93,42 @@ class ChatLog(VerticalScroll):
         self._asked_older = False
         await self.remove_children()
 
+    def refold(self, *, fold: bool = True) -> None:
+        """Fold the long replies' chunks more than a screen above or below the view, unfold
+        those within it (in content lines, from the current scroll position); with
+        :attr:`fold_far` off, unfold them all. ``fold=False`` only unfolds."""
+        if not self.fold_far:
+            for child in self.children:
+                if isinstance(child, AssistantMessage):
+                    child.unfold()
+            return
+        view = self.scrollable_content_region.height or self.size.height
+        top = round(self.scroll_y) - view
+        bottom = round(self.scroll_y) + 2 * view
+        unplaced = False
+        for child in self.children:
+            if isinstance(child, AssistantMessage):
+                unplaced = child.refold(top, bottom, fold=fold) or unplaced
+        # A chunk shown since the last frame has no place yet: look again after the next one
+        # (a few times at most, so a reply that is never laid out cannot keep it busy).
+        if unplaced and fold and self._refold_retries < REFOLD_RETRIES:
+            self._refold_retries += 1
+            self.call_after_refresh(self.refold)
+        else:
+            self._refold_retries = 0
+
+    def watch_fold_far(self) -> None:
+        self.refold()
+
+    def watch_virtual_size(self) -> None:
+        # The log grew (a streaming reply) or shrank: re-check once the frame is placed.
+        self.call_after_refresh(self.refold)
+
+    def on_assistant_message_refold(self, message: AssistantMessage.Refold) -> None:
+        message.stop()
+        # After the frame that places the new chunk, so the regions compared are current.
+        self.call_after_refresh(self.refold)
+
     def last_reply(self) -> AssistantMessage | None:
         for child in reversed(self.children):
             if isinstance(child, AssistantMessage) and child.text:
@@ -87,6 +137,10 @@ class ChatLog(VerticalScroll):
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
+        # Unfold what the new position shows at once (before it is drawn); fold what it left
+        # once the frame is placed (this may run in the middle of a layout).
+        self.refold(fold=False)
+        self.call_after_refresh(self.refold)
         if new <= 0 and old > 0 and self.has_older and not self._asked_older:
             self._asked_older = True
             self.post_message(self.LoadOlder(self))

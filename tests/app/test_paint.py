@@ -53,11 +53,15 @@ def long_reply(tokens: int = 2000) -> list[str]:
     return pieces + ENDING
 
 
-def blocks_of(reply: AssistantMessage) -> list[tuple[str, int]]:
-    """(block type, height in cells) of each top-level block of the reply's Markdown."""
-    markdown = reply.markdown
-    assert markdown is not None
-    return [(type(block).__name__, block.region.height) for block in markdown.query_children(MarkdownBlock)]
+def blocks_of(reply: AssistantMessage) -> list[tuple[str, int, int]]:
+    """(block type, height, line below the reply's top) of each top-level block of the reply, all
+    chunks unfolded."""
+    top = reply.region.y
+    return [
+        (type(block).__name__, block.region.height, block.region.y - top)
+        for chunk in reply.chunks
+        for block in chunk.query_children(MarkdownBlock)
+    ]
 
 
 async def test_a_2000_token_reply_is_painted_whole_and_as_text(data_dir: Path) -> None:
@@ -85,15 +89,23 @@ async def test_a_2000_token_reply_is_painted_whole_and_as_text(data_dir: Path) -
         assert reply.rendered_text == reply.text
         assert not reply.streaming and first_block.is_attached
 
-        # All blocks present: 17 code blocks, 17 bullet lists (one per 120 tokens) and the last paragraph.
-        streamed = blocks_of(reply)
-        assert sum(name == MarkdownFence.__name__ for name, _ in streamed) == full.count("```python")
-        assert sum(name == MarkdownBulletList.__name__ for name, _ in streamed) == 17
-        # ... laid out exactly as the same reply is drawn when the conversation is reopened.
+        # A long reply streams in chunks; the first ones were folded once far above the view,
+        # each into the exact space it takes.
+        assert len(reply.chunks) > 3
+        await wait_for(lambda: not reply.chunks[0].display, what="the first chunk folded", pause=pilot.pause)
+        folded_height = reply.region.height
+        # ... laid out exactly as the same reply is drawn when the conversation is reopened (also
+        # in chunks, cut elsewhere): all blocks present, the same heights and the same gaps.
         reopened = AssistantMessage(full, message_id="msg_paint")
+        app.chat_log.fold_far = False  # every chunk laid out, to compare them all
         await app.chat_log.add(reopened)
         await pilot.pause()
+        assert reply.region.height == folded_height
+        streamed = blocks_of(reply)
+        assert sum(name == MarkdownFence.__name__ for name, _, _ in streamed) == full.count("```python")
+        assert sum(name == MarkdownBulletList.__name__ for name, _, _ in streamed) == 17
         assert blocks_of(reopened) == streamed
+        assert reply.region.height == reopened.region.height
         await reopened.remove()
         app.chat_log.scroll_end(animate=False, immediate=True)
         await pilot.pause()
@@ -103,6 +115,31 @@ async def test_a_2000_token_reply_is_painted_whole_and_as_text(data_dir: Path) -
         assert "The end: the [bold red]literal[/] brackets" in text and "and no colour stay text." in text
         assert "1mno" not in text and "[31m" not in text
         assert "streaming…" not in text
+
+
+async def test_a_long_stored_reply_folds_what_is_far_and_shows_what_is_scrolled_to(data_dir: Path) -> None:
+    full = "".join(long_reply())
+    app = HoldfastApp(make_config(data_dir), boot=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        reply = AssistantMessage(full, message_id="msg_stored")  # as render_history builds it
+        await app.chat_log.add(reply)
+        log = app.chat_log
+        log.scroll_end(animate=False, immediate=True)
+        await wait_for(lambda: not reply.chunks[0].display, what="the top chunk folded", pause=pilot.pause)
+        height = log.virtual_size.height
+
+        log.scroll_home(animate=False, immediate=True)
+        await wait_for(lambda: reply.chunks[0].display, what="the top chunk unfolded", pause=pilot.pause)
+        await pilot.pause()
+        assert "word1 word2 word3 word4" in screen_text(app)  # the reply's first paragraph, on screen
+        assert not reply.chunks[-2].display  # the far end is folded now
+        assert log.virtual_size.height == height  # folding never changes where anything is
+
+        log.scroll_end(animate=False, immediate=True)
+        await wait_for(lambda: reply.chunks[-2].display, what="the end unfolded", pause=pilot.pause)
+        await pilot.pause()
+        assert "The end: the [bold red]literal[/] brackets" in screen_text(app)
+        assert log.virtual_size.height == height
 
 
 ESCAPY = st.sampled_from(list("\x1b[]03;1m\x07\\\r\nax P_X^~@/\u202e\x9b"))
