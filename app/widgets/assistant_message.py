@@ -409,7 +409,7 @@ class AssistantMessage(Vertical):
         self.post_message(self.Refold(self))
 
     def refold(self, top: int, bottom: int, *, fold: bool = True) -> bool:
-        """Fold the sealed chunks lying wholly outside lines ``top`` to ``bottom`` of the chat
+        """Fold the sealed (or finished) chunks lying wholly outside lines ``top`` to ``bottom`` of the chat
         log's content (scroll-independent coordinates); unfold the folded ones inside them.
         ``fold=False`` only unfolds (safe in the middle of a layout: folding takes a chunk's
         height, which is only settled once its frame is placed).
@@ -470,19 +470,18 @@ class AssistantMessage(Vertical):
         await self.mount_all(self._chunk_widgets(chunk_sources(self.text)), before=self.query_one(".badge"))
 
     def _chunk_widgets(self, sources: list[str]) -> list[Widget]:
-        """A Markdown chunk per source, each sealed one followed by its (hidden) fold; the last is live."""
+        """A frozen Markdown chunk per source of a finished reply, each followed by its (hidden)
+        fold when there are several."""
         widgets: list[Widget] = []
-        for index, source in enumerate(sources):
+        for source in sources:
             # Links a model wrote are not followed blindly: see on_markdown_link_clicked.
-            chunk = ReplyMarkdown(source, open_links=False)
-            chunk.frozen = not self.streaming
+            chunk = self._live = ReplyMarkdown(source, open_links=False)
+            chunk.frozen = True
             widgets.append(chunk)
-            if index < len(sources) - 1:
+            if len(sources) > 1:
                 fold = self._folds[chunk] = ChunkFold()
                 fold.display = False
                 widgets.append(fold)
-            else:
-                self._live = chunk
         return widgets
 
     async def finish(
@@ -501,6 +500,11 @@ class AssistantMessage(Vertical):
         self.streaming = False
         for chunk in self.chunks:
             chunk.frozen = True
+        if self._folds and self._live is not None and self._live not in self._folds:
+            # The last chunk is final too: it may fold once the chat moves on past it.
+            fold = self._folds[self._live] = ChunkFold()
+            fold.display = False
+            await self.mount(fold, after=self._live)
         self.interrupted = interrupted
         self.source = source
         self.message_id = message_id or self.message_id
