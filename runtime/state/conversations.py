@@ -574,7 +574,16 @@ class ConversationStore:
     async def _dump(self, conversation_id: str) -> ConversationDump:
         codec.check_id(conversation_id, "conversation_id")
         if self.reads_from_cache:
-            raise ServiceUnavailableError("export needs Redis, which is unreachable right now", service="redis")
+            # Redis may have come back since the last failed call (a timeout under load, a
+            # restart) before the recovery loop noticed: try it now, journal first, so the export
+            # is whole; refuse only if it still does not answer.
+            try:
+                await self.replay()
+            except AppError as exc:
+                if not is_outage(exc):
+                    raise
+            if self.reads_from_cache:
+                raise ServiceUnavailableError("export needs Redis, which is unreachable right now", service="redis")
         dump = await self._history.dump(conversation_id)
         if dump is None:
             raise NotFoundError(f"conversation {conversation_id} does not exist")

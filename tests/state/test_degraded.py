@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from runtime.config import RedisConfig
+from runtime.core.errors import ServiceUnavailableError
 from runtime.core.events import Event, EventBus, JournalReplayed, StoreDegraded, StoreRecovered
 from runtime.core.messages import ChatMessage
 from runtime.resilience import HealthMonitor, HealthStatus, Resilience
@@ -280,3 +282,25 @@ async def test_slow_ping_is_degraded(apps: list[App]) -> None:
     check = redis_check(apps[0].client, slow_ping_ms=50, clock=lambda: next(ticks))
     result = await check()
     assert result.status is HealthStatus.DEGRADED and result.latency_ms == pytest.approx(200)
+
+
+async def test_export_refused_while_redis_is_out_works_as_soon_as_it_answers_again(
+    apps: list[App], aof_redis: EmbeddedRedis, mono: FakeClock
+) -> None:
+    # A timeout under load degrades the store; an export asked for right after Redis answers
+    # again must not be refused until the background loop notices: it tries Redis itself,
+    # replays the journal first, and exports everything.
+    store = apps[0].store
+    conv = await store.create("alice", "export")
+    await store.add_message(conv, "user", "before")
+    aof_redis.kill()
+    await store.add_message(conv, "user", "while down")
+    assert store.reads_from_cache
+    with pytest.raises(ServiceUnavailableError, match="export needs Redis"):
+        await store.export_json(conv)
+    assert store.pending_writes == 1  # a refused export loses nothing
+    aof_redis.start()
+    mono.advance(5)  # past the breaker's recovery timeout; the background loop is not running
+    document = json.loads(await store.export_json(conv))
+    assert [m["content"] for m in document["messages"]] == ["before", "while down"]
+    assert not store.degraded and store.pending_writes == 0
