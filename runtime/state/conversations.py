@@ -565,13 +565,17 @@ class ConversationStore:
     async def export_json(self, conversation_id: str) -> str:
         """The whole conversation (archive included) as JSON. Needs Redis: raises
         ServiceUnavailableError while it is out, NotFoundError for an unknown id."""
-        return export.to_json(await self._dump(conversation_id), self._clock())
+        return export.to_json(await self.dump(conversation_id), self._clock())
 
     async def export_markdown(self, conversation_id: str) -> str:
         """The whole conversation as Markdown; raises as :meth:`export_json`."""
-        return export.to_markdown(await self._dump(conversation_id))
+        return export.to_markdown(await self.dump(conversation_id))
 
-    async def _dump(self, conversation_id: str) -> ConversationDump:
+    async def dump(self, conversation_id: str) -> ConversationDump:
+        """Everything stored about the conversation, read from Redis in one transaction: its
+        info, summary, the archived (summarised) messages and the live ones, each oldest first.
+        Raises ServiceUnavailableError while Redis does not answer (the journal is replayed
+        first when it does), NotFoundError for an unknown id."""
         codec.check_id(conversation_id, "conversation_id")
         if self.reads_from_cache:
             # Redis may have come back since the last failed call (a timeout under load, a

@@ -15,11 +15,6 @@ from tests.support.cluster import cluster_unavailable_reason
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
-@pytest.mark.skip(
-    reason="known failure, issue 19 open: in most runs since 01:40 UTC 2026-11-30 this smoke test counts "
-    "hundreds of acknowledged messages missing after the Redis primary is SIGKILLed (message 0 of users "
-    "included), so failover is not yet without loss; see the closing note"
-)
 async def test_killing_a_replica_and_a_primary_under_load_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     reason = cluster_unavailable_reason()
     if reason is not None:

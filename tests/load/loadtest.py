@@ -259,7 +259,8 @@ class Fleet:
 
 
 async def _stored_messages(redis_url: str, conversations: Sequence[str], workdir: Path) -> dict[str, list[ChatMessage]]:
-    """Every message of each conversation, read straight from the cluster."""
+    """Every message of each conversation, archived (summarised) ones included, read straight
+    from the cluster."""
     client = make_redis_client(redis_url, socket_timeout=10)
     store = ConversationStore(
         RedisRunner(client, Resilience().guard("redis")),
@@ -269,7 +270,9 @@ async def _stored_messages(redis_url: str, conversations: Sequence[str], workdir
     try:
         found: dict[str, list[ChatMessage]] = {}
         for conv in conversations:
-            found[conv] = await store.read_tail(conv, 100_000)
+            # The archive too: a long conversation is summarised and its older messages move there.
+            dump = await store.dump(conv)
+            found[conv] = [*dump.archived, *dump.messages]
         if store.degraded:
             raise RuntimeError(f"could not read the conversations back from Redis: {store.degraded_reason}")
         return found
