@@ -31,6 +31,7 @@ from typing import Any
 
 from runtime.core.errors import AppError
 from runtime.core.events import BreakerStateChanged, Event, EventBus
+from runtime.core.tasks import cancel_within
 from runtime.resilience.breaker import BreakerRegistry, CircuitBreaker, CircuitState
 from runtime.state.client import RedisRunner
 from runtime.state.store import RedisStateStore
@@ -148,17 +149,7 @@ class BreakerSync:
             self._remove()
             self._remove = None
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            # Bounded: a Redis client that turns our cancellation into an error (or a pub/sub read
-            # that does not wake) must not hang the runtime's stop.
-            _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
-            if stuck:
-                log.warning("breaker sync: %d task(s) did not stop within %.1f s", len(stuck), STOP_TIMEOUT)
-            for task in tasks:
-                if task.done() and not task.cancelled():
-                    task.exception()  # retrieved, so asyncio does not log it as never retrieved
+        await cancel_within(tasks, STOP_TIMEOUT, "breaker sync", log)
         try:
             async with asyncio.timeout(STOP_TIMEOUT):
                 for name in list(self._leases):

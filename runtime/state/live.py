@@ -46,6 +46,7 @@ from redis.asyncio.client import PubSub
 
 from runtime.core.errors import AppError
 from runtime.core.events import Event, EventBus, StoreRecovered, TurnFinished, UserSaved
+from runtime.core.tasks import cancel_within
 from runtime.state import codec
 from runtime.state.breaker_sync import instance_id
 from runtime.state.client import RedisRunner, translated
@@ -233,15 +234,7 @@ class LiveUpdates:
                 await asyncio.wait_for(self._outbox.join(), STOP_TIMEOUT)
         tasks = [t for t in (self._sender, self._listener_task) if t is not None]
         self._sender = self._listener_task = None
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
-            if stuck:
-                log.warning("live updates: %d task(s) did not stop within %.1f s", len(stuck), STOP_TIMEOUT)
-            for task in tasks:
-                if task.done() and not task.cancelled():
-                    task.exception()  # retrieved, so asyncio does not log it as never retrieved
+        await cancel_within(tasks, STOP_TIMEOUT, "live updates", log)
         self._listeners.clear()
 
     # ------------------------------------------------------------ this process's turns
