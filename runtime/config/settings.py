@@ -335,6 +335,17 @@ class McpConfig(_Section):
         return value
 
 
+def _optional_user_id(value: str, what: str) -> str:
+    """``value`` checked as a user id (empty allowed: "use the default"); a bad one is a
+    ValueError, which pydantic turns into a field error that _explain shows as is."""
+    if value == "":
+        return value
+    try:
+        return validate_user_id(value, what=what)
+    except AppValidationError as exc:
+        raise ValueError(exc.message) from exc
+
+
 class AgentConfig(_Section):
     """``[agent]``: the user (empty: the OS user name), the system prompt, ``max_steps`` LLM calls per
     turn, and ``turn_lock_timeout`` seconds to wait for another process's turn on the conversation."""
@@ -350,13 +361,7 @@ class AgentConfig(_Section):
     @field_validator("user")
     @classmethod
     def _valid_user(cls, value: str) -> str:
-        if value == "":
-            return value
-        try:
-            return validate_user_id(value, what="[agent].user")
-        except AppValidationError as exc:
-            # pydantic turns a ValueError into a field error; _explain shows its message as is.
-            raise ValueError(exc.message) from exc
+        return _optional_user_id(value, "[agent].user")
 
 
 class UIConfig(_Section):
@@ -407,12 +412,7 @@ class ServerConfig(_Section):
     @classmethod
     def _valid_local_user(cls, value: str) -> str:
         # Unchecked, a bad name started the server and then failed every request with a 400.
-        if value == "":
-            return value
-        try:
-            return validate_user_id(value, what="[server].local_user")
-        except AppValidationError as exc:
-            raise ValueError(exc.message) from exc
+        return _optional_user_id(value, "[server].local_user")
 
 
 class AlertsConfig(_Section):
