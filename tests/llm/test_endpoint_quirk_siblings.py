@@ -20,29 +20,10 @@ from runtime.core.errors import AppError
 from runtime.llm.client import LLMClient
 from runtime.llm.stream_events import Finish, Notice, ReasoningDelta, TextDelta, ToolCallReady, Usage
 from runtime.resilience import Resilience
+from tests.support.sse import CALC, chunk, sse_response
 
 BASE = "http://siblings.test/v1"
 ASK = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "what is 2+3?"}]
-CALC = [
-    {
-        "type": "function",
-        "function": {
-            "name": "calculator",
-            "description": "Evaluate arithmetic",
-            "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}},
-        },
-    }
-]
-
-
-def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
-    choices = [] if delta is None and finish is None else [{"index": 0, "delta": delta or {}, "finish_reason": finish}]
-    return {"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": choices, **extra}
-
-
-def sse(*chunks: dict[str, Any]) -> httpx.Response:
-    body = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
 
 
 async def collect(
@@ -141,7 +122,7 @@ async def test_a_prompt_tool_request_wrapped_in_words_runs_and_is_never_shown(
     client.tools_supported = False
     pieces = [chunk({"content": reply[i : i + piece]}) for i in range(0, len(reply), piece)]
     with respx.mock(base_url=BASE) as mock:
-        mock.post("/chat/completions").mock(return_value=sse(*pieces, chunk({}, "stop")))
+        mock.post("/chat/completions").mock(return_value=sse_response(*pieces, chunk({}, "stop")))
         events = await collect(client)
     assert [(e.name, e.arguments) for e in events if isinstance(e, ToolCallReady)] == [
         ("calculator", {"expression": "2+3"})
@@ -166,7 +147,7 @@ async def test_an_answer_with_json_or_code_is_shown_whole(client: LLMClient, rep
     client.tools_supported = False
     pieces = [chunk({"content": reply[i : i + 3]}) for i in range(0, len(reply), 3)]
     with respx.mock(base_url=BASE) as mock:
-        mock.post("/chat/completions").mock(return_value=sse(*pieces, chunk({}, "stop")))
+        mock.post("/chat/completions").mock(return_value=sse_response(*pieces, chunk({}, "stop")))
         events = await collect(client)
     assert not [e for e in events if isinstance(e, ToolCallReady)]
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == reply
@@ -177,7 +158,7 @@ async def test_a_code_block_is_shown_when_its_fence_closes_not_at_the_end(client
     """Holding back a possible request must not hold a whole answer: the block is released as
     soon as it is complete and is not a request."""
     client.tools_supported = False
-    body = sse(
+    body = sse_response(
         chunk({"content": 'Try:\n```py\nx = {"a": 1}\n'}),
         chunk({"content": "```\nThen "}),
         chunk({"content": "run it."}),
@@ -214,7 +195,9 @@ async def test_a_refusal_is_the_reply_not_an_empty_answer(client: LLMClient) -> 
     with respx.mock(base_url=BASE) as mock:
         route = mock.post("/chat/completions")
         route.side_effect = [
-            sse(chunk({"role": "assistant", "content": None, "refusal": "I can't "}), chunk({"refusal": "help."})),
+            sse_response(
+                chunk({"role": "assistant", "content": None, "refusal": "I can't "}), chunk({"refusal": "help."})
+            ),
             httpx.Response(200, json=whole),
         ]
         events = await collect(client, tools=None)
@@ -233,12 +216,12 @@ async def test_a_thinking_share_the_endpoint_did_not_report_is_marked_counted(cl
     with respx.mock(base_url=BASE) as mock:
         route = mock.post("/chat/completions")
         route.side_effect = [
-            sse(
+            sse_response(
                 chunk({"reasoning_content": long_thought}),
                 chunk({"content": "Five."}, "stop"),
                 chunk(usage={"prompt_tokens": 12, "completion_tokens": 30}),
             ),
-            sse(
+            sse_response(
                 chunk({"reasoning_content": "Hm."}),
                 chunk({"content": "Five."}, "stop"),
                 chunk(
@@ -328,7 +311,7 @@ async def test_a_think_block_in_content_is_reasoning_not_the_answer(client: LLMC
     reply = "<think>\nThe user asks 2+3. That is 5.\n</think>\n\nIt is 5."
     pieces = [chunk({"content": reply[i : i + piece]}) for i in range(0, len(reply), piece)]
     with respx.mock(base_url=BASE) as mock:
-        mock.post("/chat/completions").mock(return_value=sse(*pieces, chunk({}, "stop")))
+        mock.post("/chat/completions").mock(return_value=sse_response(*pieces, chunk({}, "stop")))
         events = await collect(client, tools=None)
     assert "".join(e.text for e in events if isinstance(e, ReasoningDelta)) == "\nThe user asks 2+3. That is 5.\n"
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "It is 5."
@@ -345,7 +328,7 @@ async def test_a_think_block_in_a_whole_reply_and_an_unclosed_one(client: LLMCli
         route = mock.post("/chat/completions")
         route.side_effect = [
             httpx.Response(200, json=whole),
-            sse(chunk({"content": "<think>still thinking when the limit came"}), chunk({}, "length")),
+            sse_response(chunk({"content": "<think>still thinking when the limit came"}), chunk({}, "length")),
         ]
         completion = await client.complete(ASK)
         cut = await collect(client, tools=None)
@@ -360,7 +343,7 @@ async def test_a_think_block_in_a_whole_reply_and_an_unclosed_one(client: LLMCli
 async def test_text_that_is_not_a_leading_think_block_is_the_answer(client: LLMClient, reply: str) -> None:
     pieces = [chunk({"content": reply[i : i + 2]}) for i in range(0, len(reply), 2)]
     with respx.mock(base_url=BASE) as mock:
-        mock.post("/chat/completions").mock(return_value=sse(*pieces, chunk({}, "stop")))
+        mock.post("/chat/completions").mock(return_value=sse_response(*pieces, chunk({}, "stop")))
         events = await collect(client, tools=None)
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == reply
     assert not [e for e in events if isinstance(e, ReasoningDelta)]
@@ -382,7 +365,9 @@ async def test_text_that_is_not_a_leading_think_block_is_the_answer(client: LLMC
 )
 async def test_finish_reasons_in_other_servers_words(client: LLMClient, sent: str, meant: str) -> None:
     with respx.mock(base_url=BASE) as mock:
-        mock.post("/chat/completions").mock(return_value=sse(chunk({"content": "Some words"}), chunk({}, sent)))
+        mock.post("/chat/completions").mock(
+            return_value=sse_response(chunk({"content": "Some words"}), chunk({}, sent))
+        )
         events = await collect(client, tools=None)
     assert isinstance(events[-1], Finish) and events[-1].reason == meant
 
@@ -392,7 +377,7 @@ async def test_finish_reasons_in_other_servers_words(client: LLMClient, sent: st
 
 async def test_arguments_encoded_twice_are_the_object(client: LLMClient) -> None:
     twice = json.dumps(json.dumps({"expression": "2+3"}))
-    body = sse(
+    body = sse_response(
         chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "calculator", "arguments": twice}}]}),
         chunk({}, "tool_calls"),
     )
@@ -414,7 +399,7 @@ def refusal(message: str, param: str, status: int = 400) -> httpx.Response:
 async def test_openai_reasoning_models_get_max_completion_tokens_and_no_temperature(client: LLMClient) -> None:
     """OpenAI's o-series and gpt-5 refuse ``max_tokens`` and any ``temperature`` but the default:
     each refusal is learnt once, the same turn goes on, and later requests are sent right at once."""
-    ok = sse(chunk({"content": "Five."}), chunk({}, "stop"))
+    ok = sse_response(chunk({"content": "Five."}), chunk({}, "stop"))
     with respx.mock(base_url=BASE) as mock:
         route = mock.post("/chat/completions")
         route.side_effect = [
@@ -453,7 +438,7 @@ async def test_an_endpoint_that_refuses_stream_options_streams_without_them(clie
         route = mock.post("/chat/completions")
         route.side_effect = [
             httpx.Response(400, json={"error": {"message": "Unrecognized request argument supplied: stream_options"}}),
-            sse(chunk({"content": "Hi."}), chunk({}, "stop")),
+            sse_response(chunk({"content": "Hi."}), chunk({}, "stop")),
         ]
         events = await collect(client, tools=None)
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hi."]

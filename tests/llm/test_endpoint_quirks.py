@@ -31,28 +31,10 @@ from runtime.llm.stream_events import (
     Usage,
 )
 from runtime.resilience import Resilience
+from tests.support.sse import CALC, chunk, sse
 
 BASE = "http://quirks.test/v1"
 ASK = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "what is 2+3 and 7*6?"}]
-CALC = [
-    {
-        "type": "function",
-        "function": {
-            "name": "calculator",
-            "description": "Evaluate arithmetic",
-            "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}},
-        },
-    }
-]
-
-
-def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
-    choices = [] if delta is None and finish is None else [{"index": 0, "delta": delta or {}, "finish_reason": finish}]
-    return {"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": choices, **extra}
-
-
-def sse(*chunks: dict[str, Any]) -> bytes:
-    return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
 
 
 def stream(body: bytes | httpx.AsyncByteStream) -> httpx.Response:
