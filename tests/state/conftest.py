@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from runtime.config import RedisConfig
 from runtime.core.events import Event, EventBus
@@ -133,3 +134,17 @@ async def conversations(
     )
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def admin(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A plain client on the one redis-server for CONFIG (``single_redis`` tests); puts the
+    memory limit and policy back whatever the test did."""
+    client = aioredis.from_url(redis_url)
+    old = await client.config_get("maxmemory*")
+    try:
+        yield client
+    finally:
+        await client.config_set("maxmemory", old["maxmemory"])
+        await client.config_set("maxmemory-policy", old["maxmemory-policy"])
+        await client.aclose()

@@ -4,8 +4,6 @@ once Redis takes writes again. Real redis-server, ``maxmemory 1`` under ``noevic
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as aioredis
 
@@ -17,19 +15,6 @@ from tests.support.clock import FakeClock
 
 # CONFIG SET on one server's process: not a cluster test.
 pytestmark = pytest.mark.single_redis
-
-
-@pytest.fixture
-async def admin(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A plain client for CONFIG; puts the memory limit back whatever the test did."""
-    client = aioredis.from_url(redis_url)
-    old = await client.config_get("maxmemory*")
-    try:
-        yield client
-    finally:
-        await client.config_set("maxmemory", old["maxmemory"])
-        await client.config_set("maxmemory-policy", old["maxmemory-policy"])
-        await client.aclose()
 
 
 async def _refuse_writes(admin: aioredis.Redis) -> None:

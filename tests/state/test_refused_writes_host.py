@@ -29,19 +29,6 @@ REPLAY_WITHIN = 5.0
 
 
 @pytest.fixture
-async def admin(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A plain client for CONFIG; puts the memory limit back whatever the test did."""
-    client = aioredis.from_url(redis_url)
-    old = await client.config_get("maxmemory*")
-    try:
-        yield client
-    finally:
-        await client.config_set("maxmemory", old["maxmemory"])
-        await client.config_set("maxmemory-policy", old["maxmemory-policy"])
-        await client.aclose()
-
-
-@pytest.fixture
 async def runtimes(data_dir: Path, redis_url: str, demo_server: DemoLLMServer) -> AsyncIterator[list[Runtime]]:
     """Runtimes a test starts (each its own data dir: a fresh process); all stopped at its end."""
     made: list[Runtime] = []
