@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -31,7 +30,7 @@ from runtime.resilience import Resilience
 from runtime.tools import ToolRegistry, tool
 from runtime.tools.mcp import McpManager
 from runtime.tools.mcp.stdio import find_command
-from tests.support.mcp import NOTES, SERVERS, TIME_SERVER, MakeRuntime, notes, start_http_notes, stop
+from tests.support.mcp import SERVERS, TIME_SERVER, MakeRuntime, notes, start_http_notes, stop
 from tests.support.polling import wait_for, wait_until
 
 ODDITIES = SERVERS / "oddities.py"
@@ -204,32 +203,11 @@ async def test_a_call_to_an_http_server_that_went_down_fails_at_once(mcp_runtime
         stop(proc)
 
 
-def _http_notes_on(port: int) -> subprocess.Popen[bytes]:
-    """The notes server over streamable HTTP on ``port``, once it accepts connections."""
-    proc = subprocess.Popen(
-        [sys.executable, str(NOTES), "--http", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-    def accepts() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        except OSError:
-            return proc.poll() is not None
-        return True
-
-    wait_until(accepts, what=f"the HTTP notes server on port {port}")
-    return proc
-
-
 @pytest.mark.e2e
 @pytest.mark.redis
 async def test_a_call_does_not_wait_out_the_restart_backoff(mcp_runtime: MakeRuntime) -> None:
     port = free_port()
-    proc = _http_notes_on(port)
+    proc = start_http_notes(port)[0]
     # A long backoff, as a server that failed a few times has: a call must not wait it out.
     settings = {"restart_delay": 20.0, "restart_max_delay": 60.0}
     entry = {"url": f"http://127.0.0.1:{port}/mcp", "permission": "allow", "timeout": 25}
@@ -240,7 +218,7 @@ async def test_a_call_does_not_wait_out_the_restart_backoff(mcp_runtime: MakeRun
             began = time.monotonic()
             down = the_tool(await turn(rt, 'call echo with {"text": "down?"}'))
             assert down.status in ("error", "unavailable") and time.monotonic() - began < 8, down.output
-            proc = _http_notes_on(port)
+            proc = start_http_notes(port)[0]
             # Back: the next call reconnects at once instead of 20 s later.
             began = time.monotonic()
             back = the_tool(await turn(rt, 'call echo with {"text": "back"}'))

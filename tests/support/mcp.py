@@ -61,10 +61,11 @@ def mcp_config(data_dir: Path, redis_url: str, llm_url: str, servers: dict[str, 
     return Config(**raw)
 
 
-def start_http_notes() -> tuple[subprocess.Popen[bytes], str]:
-    """The notes server over streamable HTTP on a free loopback port, once it accepts
-    connections: (the process, its MCP URL). Stop it with :func:`stop`."""
-    port = free_port()
+def start_http_notes(port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """The notes server over streamable HTTP on ``port`` (None: a free loopback port; a given one
+    restarts a server where clients already point), once it accepts connections: (the process,
+    its MCP URL). Stop it with :func:`stop`."""
+    port = port or free_port()
     proc = subprocess.Popen(
         [sys.executable, str(NOTES), "--http", str(port)],
         stdin=subprocess.DEVNULL,
