@@ -36,7 +36,7 @@ from runtime.config import Config
 from runtime.demo.launcher import DemoLLMServer
 from runtime.host.runtime import Runtime
 from tests.support.polling import wait_until
-from tests.support.serve import ServeProcess
+from tests.support.serve import ServeProcess, serve_env
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(900)]
 
@@ -56,20 +56,6 @@ def _config(data_dir: Path, redis_url: str, llm_url: str) -> Config:
         server={"requests_per_minute": 0},
         agent={"user": "bench"},
     )
-
-
-def _env(data_dir: Path, redis_url: str, llm_url: str) -> dict[str, str]:
-    return {
-        "HOLDFAST_DATA_DIR": str(data_dir),
-        "HOLDFAST_REDIS__URL": redis_url,
-        "HOLDFAST_LLM__PRESET": "openai",
-        "HOLDFAST_LLM__BASE_URL": llm_url,
-        "HOLDFAST_LLM__MODEL": "holdfast-demo",
-        "HOLDFAST_MEMORY__ENABLED": "false",
-        "HOLDFAST_SERVER__REQUESTS_PER_MINUTE": "0",
-        "HOLDFAST_AGENT__USER": "bench",
-        "HOLDFAST_LOGGING__LEVEL": "WARNING",
-    }
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -233,7 +219,7 @@ def test_bench_serve_against_in_process_turns(tmp_path: Path, redis_url: str, de
     lines.append(_report("in-process Agent.run_turn", base))
     runs = {}
     for workers in (1, 4):
-        env = _env(tmp_path / f"w{workers}", redis_url, demo_server.url)
+        env = serve_env(tmp_path / f"w{workers}", redis_url, demo_server.url, "bench")
         proc = ServeProcess(["--workers", str(workers)], env, log=tmp_path / f"serve-{workers}.log").start()
         try:
             if workers > 1:

@@ -44,7 +44,7 @@ from runtime.state.client import RedisRunner, make_redis_client
 from runtime.state.conversations import HIDDEN, ConversationStore
 from tests.load.generator import LoadResult, Turn, run_load
 from tests.support.cluster import RedisClusterFixture, cluster_unavailable_reason
-from tests.support.serve import ServeProcess
+from tests.support.serve import ServeProcess, serve_env
 
 #: Key prefix the serve replicas write under (config.toml's default).
 KEY_PREFIX = "holdfast"
@@ -126,24 +126,17 @@ class LoadReport:
 
 
 def _serve_env(data_dir: Path, redis_url: str, llm_url: str, workdir: Path) -> dict[str, str]:
-    return {
-        "HOLDFAST_DATA_DIR": str(data_dir),
-        "HOLDFAST_REDIS__URL": redis_url,
-        "HOLDFAST_LLM__PRESET": "openai",
-        "HOLDFAST_LLM__BASE_URL": llm_url,
-        "HOLDFAST_LLM__MODEL": "holdfast-demo",
-        # Long-term memory is per replica here (LanceDB in each data dir): off, the run is about
-        # conversation state.
-        "HOLDFAST_MEMORY__ENABLED": "false",
-        "HOLDFAST_SERVER__REQUESTS_PER_MINUTE": "0",
-        "HOLDFAST_AGENT__USER": "loadtest",
+    return serve_env(
+        data_dir,
+        redis_url,
+        llm_url,
+        "loadtest",
         # A crashed replica's turn lock frees after this many seconds (it is also the wait).
-        "HOLDFAST_AGENT__TURN_LOCK_TIMEOUT": "10",
-        "HOLDFAST_LOGGING__LEVEL": "WARNING",
+        HOLDFAST_AGENT__TURN_LOCK_TIMEOUT="10",
         # Stopping a replica at the end waits this long for requests still running.
-        "HOLDFAST_SERVER__GRACE_PERIOD": "5",
-        "XDG_CONFIG_HOME": str(workdir / "xdg-config"),
-    }
+        HOLDFAST_SERVER__GRACE_PERIOD="5",
+        XDG_CONFIG_HOME=str(workdir / "xdg-config"),
+    )
 
 
 def _percentile(samples: Sequence[float], q: float) -> float:

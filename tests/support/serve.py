@@ -160,6 +160,25 @@ def serve_config(data_dir: Path, redis_url: str, llm_url: str, **sections: dict[
     return Config(**raw)
 
 
+def serve_env(data_dir: Path, redis_url: str, llm_url: str, user: str, **settings: str) -> dict[str, str]:
+    """Environment for a ``holdfast serve`` child process: its data dir, the given Redis and demo
+    LLM, long-term memory off (these runs are about conversation state), no rate limit, WARNING
+    logs, and ``user`` as the local user. ``settings`` add ``HOLDFAST_<SECTION>__<KEY>=value``
+    overrides, named as the variables are (e.g. ``HOLDFAST_SERVER__GRACE_PERIOD="5"``)."""
+    return {
+        "HOLDFAST_DATA_DIR": str(data_dir),
+        "HOLDFAST_REDIS__URL": redis_url,
+        "HOLDFAST_LLM__PRESET": "openai",
+        "HOLDFAST_LLM__BASE_URL": llm_url,
+        "HOLDFAST_LLM__MODEL": "holdfast-demo",
+        "HOLDFAST_MEMORY__ENABLED": "false",
+        "HOLDFAST_SERVER__REQUESTS_PER_MINUTE": "0",
+        "HOLDFAST_AGENT__USER": user,
+        "HOLDFAST_LOGGING__LEVEL": "WARNING",
+        **settings,
+    }
+
+
 def long_message(words: int = 120) -> str:
     """A message whose demo answer (it quotes the message) streams for ``words`` / 40 seconds or more."""
     return " ".join(f"word{i}" for i in range(words))
