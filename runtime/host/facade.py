@@ -55,6 +55,19 @@ class Conversation:
 
 
 @dataclass(frozen=True)
+class ConversationPage:
+    """One page of a user's conversations, most recently updated first (ties: newest id first).
+
+    ``total`` counts all of them; ``next_offset`` is the ``offset`` of the next page, None on
+    the last one.
+    """
+
+    conversations: list[Conversation]
+    total: int
+    next_offset: int | None = None
+
+
+@dataclass(frozen=True)
 class BackendInfo:
     """An embedded backend process (``redis`` or ``llm``) this runtime started."""
 

@@ -37,6 +37,7 @@ from runtime.host.chaos import BackendHandle, Chaos
 from runtime.host.facade import (
     BackendInfo,
     Conversation,
+    ConversationPage,
     ExportFormat,
     MemoryHit,
     MemorySearch,
@@ -689,8 +690,26 @@ class Runtime:
 
     async def list_conversations(self) -> list[Conversation]:
         """This user's conversations, most recently updated first."""
-        infos = await self.store.list_conversations(self.user_id)
-        return sorted((_conversation(i) for i in infos), key=lambda c: c.updated_at, reverse=True)
+        return (await self.conversation_page(self.user_id)).conversations
+
+    async def conversation_page(
+        self, user_id: str | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> ConversationPage:
+        """A page of ``user_id``'s conversations (None: this runtime's user), most recently
+        updated first, ties broken by id so pages never overlap: up to ``limit`` (None: all)
+        from position ``offset``. The one listing every face uses (the TUI's sidebar, the CLI,
+        ``GET /v1/conversations``). An offset past the end is an empty last page.
+
+        Raises ValidationError for ``limit`` < 1, ``offset`` < 0 or an invalid user id.
+        """
+        if limit is not None and limit < 1:
+            raise ValidationError(f"limit must be at least 1, got {limit}")
+        if offset < 0:
+            raise ValidationError(f"offset must be 0 or more, got {offset}")
+        infos = await self.store.list_conversations(self.user_id if user_id is None else user_id)
+        ordered = sorted((_conversation(i) for i in infos), key=lambda c: (c.updated_at, c.id), reverse=True)
+        end = len(ordered) if limit is None else offset + limit
+        return ConversationPage(ordered[offset:end], len(ordered), end if end < len(ordered) else None)
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         """One of this user's conversations; NotFoundError if missing or another user's."""

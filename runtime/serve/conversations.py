@@ -38,6 +38,8 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
 #: Messages read per page when branching a long conversation.
 _PAGE = 200
+#: Most items one page of a list answers (``limit``'s maximum, as for messages).
+MAX_LIST = 500
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -53,9 +55,12 @@ class ConversationOut(BaseModel):
 
 
 class ConversationList(BaseModel):
-    """The caller's conversations, most recently updated first."""
+    """A page of the caller's conversations, most recently updated first; pass ``next_offset``
+    as ``offset`` for the next page (None: this is the last). ``total`` counts them all."""
 
     conversations: list[ConversationOut]
+    total: int
+    next_offset: int | None
 
 
 class ConversationCreate(BaseModel):
@@ -134,11 +139,20 @@ def _message(m: ChatMessage) -> MessageOut:
 
 
 @router.get("", response_model=ConversationList)
-async def list_conversations(state: State, caller: Caller) -> ConversationList:
-    """The caller's conversations, most recently updated first."""
-    infos = await state.runtime.store.list_conversations(caller.user_id)
-    ordered = sorted(infos, key=lambda i: i.updated_at, reverse=True)
-    return ConversationList(conversations=[_out(i) for i in ordered])
+async def list_conversations(
+    state: State,
+    caller: Caller,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST, description="Conversations per page.")] = 50,
+    offset: Annotated[
+        int, Query(ge=0, le=2**53, description="How many to skip (the previous page's next_offset).")
+    ] = 0,
+) -> ConversationList:
+    """A page of the caller's conversations, most recently updated first (the host's listing:
+    :meth:`runtime.host.runtime.Runtime.conversation_page`)."""
+    page = await state.runtime.conversation_page(caller.user_id, limit=limit, offset=offset)
+    return ConversationList(
+        conversations=[_out(c) for c in page.conversations], total=page.total, next_offset=page.next_offset
+    )
 
 
 @router.post("", response_model=ConversationOut, status_code=201)
@@ -178,7 +192,7 @@ async def read_messages(
     conversation_id: str,
     state: State,
     caller: Caller,
-    limit: Annotated[int, Query(ge=1, le=500, description="Messages per page.")] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST, description="Messages per page.")] = 50,
     before: Annotated[int | None, Query(ge=0, le=2**53, description="Only messages with seq below this.")] = None,
 ) -> MessagePage:
     """A page of stored messages (hidden ones included), oldest first, newest page first."""

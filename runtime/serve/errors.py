@@ -54,6 +54,9 @@ _STATUS_TYPES: dict[int, ErrorType] = {
 #: Fields of OpenAI's error object copied from an error's details to the body's top level.
 OPENAI_FIELDS = ("code", "param")
 
+#: Where FastAPI says a refused value came from (the first part of a validation error's ``loc``).
+_SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
+
 #: Error types whose 5xx is someone else's failure (logged as an error, alerted as external).
 EXTERNAL_TYPES = frozenset({ErrorType.EXTERNAL_SERVICE, ErrorType.TIMEOUT, ErrorType.CIRCUIT_OPEN})
 
@@ -164,7 +167,13 @@ class GlobalErrorHandler:
             ]
             first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
             where = ".".join(p for p in first["loc"] if p != "body") or "request"
-            return 422, ErrorType.VALIDATION, f"{where}: {first['msg']}", {"errors": errors}, headers
+            refused: dict[str, Any] = {"errors": errors}
+            # OpenAI's ``param``: the field or parameter refused, without where it came from.
+            loc = [str(part) for part in first["loc"]]
+            param = ".".join(loc[1:] if loc and loc[0] in _SOURCES else loc)
+            if param:
+                refused["param"] = param
+            return 422, ErrorType.VALIDATION, f"{where}: {first['msg']}", refused, headers
         if isinstance(exc, StarletteHTTPException):
             headers.update(exc.headers or {})
             status = exc.status_code if 400 <= exc.status_code < 600 else 500
