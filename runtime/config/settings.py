@@ -394,7 +394,10 @@ class ServerConfig(_Section):
     before they are cancelled (partial answers kept). ``idempotency_ttl`` seconds: how long a
     turn's result answers a retried ``Idempotency-Key``. ``local_user``: who the single local
     user is when no API key exists and the server is bound to loopback (empty: ``[agent].user``,
-    else the OS user).
+    else the OS user). ``health_interval`` seconds between the health monitor's probes of every
+    backend: a call refused by a backend the last probe found down fails at once instead of
+    retrying (issue 16's rule), so this bounds how long after a backend dies requests still
+    spend their retries on it.
     """
 
     environment: Literal["development", "production"] = "production"
@@ -407,6 +410,7 @@ class ServerConfig(_Section):
     idempotency_ttl: PositiveInt = 86400
     local_user: str = ""
     max_message_chars: PositiveInt = 100_000
+    health_interval: PositiveFloat = 2.0
 
     @field_validator("local_user")
     @classmethod

@@ -107,6 +107,9 @@ async def _lifespan(app: FastAPI, config: Config, host: str) -> AsyncIterator[No
     server = config.server
     user = server.local_user or default_user(config)
     rt = Runtime.from_config(config, user=user, face="serve")
+    # As often as the TUI probes: a turn refused by a backend the last probe found down fails to
+    # its degraded answer at once (issue 16's rule), instead of waiting through its retries.
+    rt.set_health_interval(server.health_interval)
     tracker = TurnTracker()
 
     def gauges() -> Mapping[str, tuple[str, float]]:

@@ -9,6 +9,9 @@
 - ``holdfast_turns_total`` by outcome, ``holdfast_turn_phase_seconds`` per phase (the turn's
   own timings: lock, save, recall, prompt, llm, tools...), ``holdfast_tokens_total`` by kind;
 - ``holdfast_alerts_total`` by kind (alerts this process raised, :mod:`runtime.host.alerts`);
+- ``holdfast_health_status`` per health check and ``overall`` (0 healthy, 1 degraded, 2
+  unhealthy) as this process's health monitor last found it (its background probes every
+  ``[server].health_interval`` seconds; a scrape runs no check);
 - ``holdfast_journal_pending_writes``, ``holdfast_memory_queue_depth``, ``holdfast_turns_running``,
   ``holdfast_workers`` (worker processes alive).
 
@@ -23,8 +26,8 @@ counters. ``holdfast serve --workers N``: prometheus-client's multiprocess mode
 there and a scrape, whichever worker answers it, reports the merge of all of them: counters and
 histograms summed (a dead worker's counts stay), ``holdfast_turns_running``,
 ``holdfast_memory_queue_depth`` and ``holdfast_workers`` summed over live workers,
-``holdfast_breaker_state`` and ``holdfast_journal_pending_writes`` the maximum over live workers
-(the worst breaker; the journal file is the data dir's, shared by every worker). A worker's
+``holdfast_breaker_state``, ``holdfast_health_status`` and ``holdfast_journal_pending_writes`` the
+maximum over live workers (the worst breaker or check; the journal file is the data dir's, shared by every worker). A worker's
 live gauges are dropped when it exits (``mark_process_dead``).
 """
 
@@ -43,6 +46,7 @@ from runtime.core.events import (
     BreakerStateChanged,
     Event,
     FallbackUsed,
+    HealthChanged,
     RetryScheduled,
     TurnFinished,
 )
@@ -53,6 +57,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds between two background refreshes of a worker's gauges (multiprocess mode).
 REFRESH_SECONDS = 1.0
 _STATE_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+_HEALTH_VALUES = {"healthy": 0.0, "degraded": 1.0, "unhealthy": 2.0}
 #: Latency buckets in seconds, from a cached health answer to a long tool-using turn.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: How each gauge read from the runtime merges across workers (prometheus-client's modes).
@@ -125,6 +130,13 @@ class Metrics:
             registry=reg,
             multiprocess_mode="livemax",
         )
+        self.health = Gauge(
+            "holdfast_health_status",
+            "Health check status as the monitor last found it (0 healthy, 1 degraded, 2 unhealthy).",
+            ["check"],
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
         # Labelled children by label values: ``labels()`` validates and locks on every call,
         # ~5 us each, a dozen times per turn (one per turn phase); the children never change.
         self._phase: dict[str, Histogram] = {}
@@ -135,7 +147,8 @@ class Metrics:
             self._gauges[name] = Gauge(name, help_text, registry=reg, multiprocess_mode=mode)  # type: ignore[arg-type]
 
     def on_event(self, event: Event) -> None:
-        """Bus listener: count breaker transitions, retries, fallbacks, finished turns, alerts."""
+        """Bus listener: count breaker transitions, retries, fallbacks, finished turns, alerts;
+        set each health check's status."""
         if isinstance(event, TurnFinished):
             outcome = "failed" if event.failed else "interrupted" if event.interrupted else "ok"
             self.turns.labels(outcome).inc()
@@ -157,6 +170,8 @@ class Metrics:
             self.fallbacks.labels(event.service, event.fallback).inc()
         elif isinstance(event, AlertRaised):
             self.alerts.labels(event.category).inc()
+        elif isinstance(event, HealthChanged):
+            self.health.labels(event.name).set(_HEALTH_VALUES.get(event.new_status, -1.0))
 
     def observe_request(self, route: str, method: str, status: str, seconds: float) -> None:
         """Count one HTTP request of ``route`` (its template) and its time to the last byte."""

@@ -64,6 +64,15 @@ async def client(server: ServerThread) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+@pytest.fixture
+def killable_llm(tmp_path: Path) -> Iterator[DemoLLMServer]:
+    """A demo LLM server of this test alone, which it may stop or kill."""
+    server = DemoLLMServer(tokens_per_second=0, log_path=tmp_path / "demo.log")
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def slow_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoLLMServer]:
     """A demo LLM server that streams 40 tokens per second: a long answer is still streaming

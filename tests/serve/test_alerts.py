@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,14 +23,6 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
-
-
-@pytest.fixture
-def killable_llm(tmp_path: Path) -> Iterator[DemoLLMServer]:
-    server = DemoLLMServer(tokens_per_second=0, log_path=tmp_path / "demo.log")
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_a_killed_backend_alerts_once_per_key_and_recovery_is_announced(
