@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.timer import Timer
-from textual.widget import Widget
 
 from app.turn_view import render_history
 from app.widgets.assistant_message import AssistantMessage
@@ -40,7 +39,6 @@ from app.widgets.chat_log import ChatLog
 from app.widgets.notice import Notice
 from app.widgets.tool_call_block import ToolCallBlock
 from app.widgets.user_message import UserMessage
-from app.widgets.welcome import Welcome
 from runtime.core.errors import AppError, describe
 from runtime.core.messages import ChatMessage
 
@@ -160,7 +158,7 @@ class LiveView:
         if rt is not None and await rt.turn_running_elsewhere(conversation_id):
             notice = Notice(WAITING, "hint")
             if self.app.conversation_id == conversation_id:  # not in the log of another conversation
-                await self.app.chat_log.add(notice)
+                await self.app.chat_log.add(notice, at_end=True)  # below the message it is about
             self.elsewhere.add(conversation_id)
             self._show_line()
             try:
@@ -299,7 +297,7 @@ class LiveView:
         widgets = render_history(novel)
         if not widgets:
             return
-        await _mount_above_queued(log_, widgets)
+        await log_.add(*widgets)  # above messages still queued here (they are sent after)
 
     # ------------------------------------------------------------ running elsewhere
 
@@ -327,15 +325,3 @@ class LiveView:
         conv = self.app.conversation_id
         if conv is not None and conv in self.elsewhere:
             self.app.run_worker(self._check_lock(conv), group="live-lock", exit_on_error=False)
-
-
-async def _mount_above_queued(log_: ChatLog, widgets: list[Widget]) -> None:
-    """Append ``widgets`` to the chat log, above messages still queued here (they are sent after)."""
-    queued = next((c for c in log_.children if isinstance(c, UserMessage) and c.has_class("-queued")), None)
-    if queued is None:
-        await log_.add(*widgets)
-        return
-    welcome = log_.query(Welcome)
-    if welcome:
-        await welcome.remove()
-    await log_.mount_all(widgets, before=queued)

@@ -19,6 +19,7 @@ from textual.widget import Widget
 
 from app.widgets.assistant_message import AssistantMessage
 from app.widgets.notice import Notice, NoticeKind
+from app.widgets.user_message import UserMessage
 from app.widgets.welcome import Welcome
 
 #: Frames a refold waits at most for a just-shown chunk to be laid out.
@@ -55,15 +56,26 @@ class ChatLog(VerticalScroll):
         # without a scroll request per delta.
         self.anchor()
 
-    async def add(self, *widgets: Widget) -> None:
-        """Append at the bottom (followed while the log is anchored to its end); the welcome card
-        of an empty conversation goes away with the first real entry."""
+    async def add(self, *widgets: Widget, at_end: bool = False) -> None:
+        """Append at the bottom (followed while the log is anchored to its end), but above the
+        user messages still queued here: they are sent after whatever is being shown now (a
+        reply, a notice, another terminal's messages), so it goes before them. Queued messages
+        themselves, and anything with ``at_end`` (a line about a queued message), go last. The
+        welcome card of an empty conversation goes away with the first real entry."""
         if not all(isinstance(widget, Welcome) for widget in widgets):
             welcome = self.query(Welcome)
             if welcome:
                 await welcome.remove()
-        await self.mount_all(widgets)
+        queued = None if at_end or all(_queued(widget) for widget in widgets) else self.first_queued()
+        if queued is None:
+            await self.mount_all(widgets)
+        else:
+            await self.mount_all(widgets, before=queued)
         await self._prune()
+
+    def first_queued(self) -> UserMessage | None:
+        """The oldest user message shown as queued (not sent yet), or None."""
+        return next((child for child in self.children if _queued(child)), None)
 
     async def prepend(self, widgets: list[Widget]) -> None:
         """Insert older entries above the current ones (after a LoadOlder)."""
@@ -144,3 +156,7 @@ class ChatLog(VerticalScroll):
         if new <= 0 and old > 0 and self.has_older and not self._asked_older:
             self._asked_older = True
             self.post_message(self.LoadOlder(self))
+
+
+def _queued(widget: Widget) -> bool:
+    return isinstance(widget, UserMessage) and widget.has_class("-queued")

@@ -134,3 +134,24 @@ async def test_a_message_sent_before_start_up_finishes_is_shown_and_answered(dat
         assert "sent during start-up" in _replies(app)[-1].text
         assert app.conversation_id is not None
         assert [r for r, _ in await _stored(app, app.conversation_id)] == ["user", "assistant"]
+
+
+async def test_two_messages_sent_before_start_up_finishes_each_get_their_reply_below_them(
+    data_dir: Path, redis_url: str
+) -> None:
+    # Typed ahead: both are submitted from the composer as the app mounts, before the runtime's
+    # boot even starts (it starts after the first frame), so both wait for start-up.
+    typed = ["first during start-up", "second during start-up"]
+    app = HoldfastApp(make_config(data_dir, redis_url), typed_ahead=typed)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await wait_for(lambda: _done(app) and len(_replies(app)) == 2, what="both replies", pause=pilot.pause)
+        shown = [
+            (type(w).__name__, w.text) for w in app.chat_log.children if isinstance(w, (UserMessage, AssistantMessage))
+        ]
+        assert [kind for kind, _ in shown] == ["UserMessage", "AssistantMessage"] * 2
+        assert shown[0][1] == "first during start-up" and "first during start-up" in shown[1][1]
+        assert shown[2][1] == "second during start-up" and "second during start-up" in shown[3][1]
+        assert app.conversation_id is not None
+        stored = await _stored(app, app.conversation_id)
+        assert [content for role, content in stored if role == "user"] == [shown[0][1], shown[2][1]]
