@@ -61,6 +61,8 @@ SEAL_BLOCKS = 12
 CHUNK_CHARS = 3000
 #: Top-level Markdown tokens whose block Textual draws with no top margin: a chunk may start there.
 FLUSH_STARTS = frozenset({"paragraph_open", "bullet_list_open", "ordered_list_open"})
+#: Seconds a removed reply waits for its feed's task to end.
+STOP_WAIT = 1.0
 #: The oldest generation's threshold while a reply streams: no full collection starts.
 HELD_THRESHOLD = 1 << 30
 
@@ -180,11 +182,19 @@ class MarkdownFeed:
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
 
-    def cancel(self) -> None:
-        """Drop what is queued (the widget is going away)."""
+    async def stop(self) -> None:
+        """Drop what is queued and end the feed's task, waiting (at most :data:`STOP_WAIT` s) until
+        it has ended: the widget is going away (a conversation switch mid-stream). A task only
+        cancelled, never awaited, could be left waiting on the removed widget's mounts and be
+        destroyed pending ("Task was destroyed but it is pending!")."""
         self._pending.clear()
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return
+        task.cancel()
+        await asyncio.wait([task], timeout=STOP_WAIT)
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: an append failing on a removed widget is expected here
 
 
 class ChunkFold(Widget):
@@ -309,10 +319,11 @@ class AssistantMessage(Vertical):
             if self.text:
                 await self._write(self.text)
 
-    def on_unmount(self) -> None:
+    async def on_unmount(self) -> None:
         GC_PAUSE.release(self)
-        if self._stream is not None:
-            self._stream.cancel()
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.stop()
 
     def _release_gc(self) -> None:
         GC_PAUSE.release(self)

@@ -8,6 +8,8 @@ Real Redis, the embedded demo LLM server (slowed down with ``llm.demo_tokens_per
 
 from __future__ import annotations
 
+import gc
+import logging
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,47 @@ async def test_two_messages_sent_before_start_up_finishes_each_get_their_reply_b
         assert app.conversation_id is not None
         stored = await _stored(app, app.conversation_id)
         assert [content for role, content in stored if role == "user"] == [shown[0][1], shown[2][1]]
+
+
+@pytest.mark.parametrize("how", ["ctrl+n", "open another"])
+async def test_switching_away_from_a_streaming_reply_leaves_no_task_behind(
+    data_dir: Path, redis_url: str, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    # A long reply, slow enough to switch in the middle of it (several chunks sealed by then).
+    app = HoldfastApp(make_config(data_dir, redis_url, **{"llm.demo_tokens_per_second": 300.0}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await send(pilot, "an earlier conversation")
+        await wait_for(lambda: _done(app) and bool(_replies(app)), what="first reply", pause=pilot.pause)
+        other = app.conversation_id
+        await pilot.press("ctrl+n")
+        await wait_for(lambda: app.conversation_id != other, what="a new conversation", pause=pilot.pause)
+        a = app.conversation_id
+        assert a is not None and other is not None
+        with caplog.at_level(logging.WARNING, logger="asyncio"):
+            await send(pilot, "tell me a long story")
+            await wait_for(
+                lambda: bool(_replies(app)) and len(_replies(app)[-1].chunks) > 2,
+                what="a long reply streaming",
+                pause=pilot.pause,
+            )
+            assert app.turn_running
+            if how == "ctrl+n":
+                await pilot.press("ctrl+n")
+            else:
+                app.sidebar.post_message(app.sidebar.Selected(other))
+            await wait_for(lambda: app.conversation_id != a, what="switched away", pause=pilot.pause)
+            gc.collect()  # a task nobody awaits any more is destroyed here, with the warning
+            await pilot.pause()
+            app.sidebar.post_message(app.sidebar.Selected(a))
+            await wait_for(lambda: app.conversation_id == a, what="back to the story", pause=pilot.pause)
+            await wait_for(lambda: _done(app), what="the story ends", pause=pilot.pause)
+            gc.collect()
+            await pilot.pause()
+        stored = await _stored(app, a)
+        assert [role for role, _ in stored] == ["user", "assistant"]
+        replies = _replies(app)
+        assert len(replies) == 1 and replies[0].text == stored[1][1] and not replies[0].streaming
+        assert replies[0].rendered_text == stored[1][1]  # the reply is whole on screen
+        warnings = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+        assert warnings == []  # no "Task was destroyed but it is pending!"
