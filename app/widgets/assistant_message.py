@@ -249,7 +249,7 @@ class AssistantMessage(Vertical):
     """One assistant reply. ``text`` is what has been received so far (cleaned)."""
 
     DEFAULT_CSS = """
-    AssistantMessage { height: auto; margin: 1 8 0 0; padding: 0 1; border-left: thick $success; }
+    AssistantMessage { height: auto; margin: 1 1 0 0; padding: 0 1; border-left: thick $success; }
     AssistantMessage > Markdown { margin: 0; padding: 0; background: transparent; }
     AssistantMessage > .plain { height: auto; }
     AssistantMessage > .badge { color: $text-muted; height: auto; }

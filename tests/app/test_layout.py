@@ -15,8 +15,11 @@ from rich.console import Console
 
 from app.chat_app import HoldfastApp
 from app.layout import MIN_CHAT
+from app.widgets.assistant_message import AssistantMessage
+from app.widgets.user_message import UserMessage
 from app.widgets.welcome import Welcome
-from tests.support.app import make_config
+from tests.support.app import make_config, ready, send
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.ui
 
@@ -131,3 +134,26 @@ async def test_sidebar_titles_take_one_line_cut_with_an_ellipsis(data_dir: Path)
         assert text[:4] == [text[0], "3 messages", "Short one", "1 message"], lines
         assert text[0].endswith("…") and long.startswith(text[0][:-1]), text[0]
         assert len(text[0]) >= width - 4  # cut to the width available, not at a fixed 40 characters
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)])
+async def test_a_reply_uses_the_chat_width_up_to_one_column(
+    data_dir: Path, redis_url: str, size: tuple[int, int]
+) -> None:
+    app = HoldfastApp(make_config(data_dir, redis_url))
+    async with app.run_test(size=size) as pilot:
+        await ready(pilot)
+        await send(pilot, "tell me a long story")
+        await wait_for(
+            lambda: not app.turn_running and bool(app.chat_log.query(AssistantMessage)), what="reply", pause=pilot.pause
+        )
+        await pilot.pause()
+        log_ = app.chat_log
+        reply = log_.query_one(AssistantMessage)
+        user = log_.query_one(UserMessage)
+        right = log_.scrollable_content_region.right
+        assert right - reply.region.right == 1  # one column to the right of a reply, not 8
+        assert reply.region.x == log_.scrollable_content_region.x
+        assert user.region.x - log_.scrollable_content_region.x == 8  # the user's bubble keeps its offset
