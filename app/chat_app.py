@@ -36,6 +36,7 @@ from app import ui_state
 from app.alerts_view import show_alert
 from app.command_handlers import CommandHandlers
 from app.commands import COMMANDS, CommandError, is_command, parse
+from app.edit_flow import EditError, EditFlow
 from app.layout import WIDE, panels_can_be_inline, plan, sidebar_can_be_inline, welcome_compact
 from app.live_view import LiveView
 from app.safe_text import plural
@@ -194,6 +195,8 @@ class HoldfastApp(App[int]):
         self._clock = clock
         self.conversation_id: str | None = None
         self.handlers = CommandHandlers(self)
+        #: /edit: the user message being edited; the next send branches before it (issue 17).
+        self.editing = EditFlow(self)
         #: Other processes' messages, titles and turns, shown live (issue 19).
         self.live = LiveView(self)
         self._turn: Worker[None] | None = None
@@ -594,6 +597,8 @@ class HoldfastApp(App[int]):
         await self._show_conversation(conversation_id, messages, title=title)
 
     async def _show_conversation(self, conversation_id: str, messages: Sequence[ChatMessage], *, title: str) -> None:
+        if conversation_id != self.conversation_id:
+            self.editing.cancel()  # an edit belongs to the conversation it was started in
         self.conversation_id = conversation_id
         self.runtime.set_active_conversation(conversation_id)
         self.header.title_text = title
@@ -618,6 +623,29 @@ class HoldfastApp(App[int]):
         log_.scroll_end(animate=False)
         log_.anchor()
         self.live.shown(conversation_id, messages)
+
+    async def edit_message(self, message: str | int | None = None) -> bool:
+        """Edit one of the open conversation's user messages (issue 17): its text goes into the
+        composer, and sending it creates a branch sharing the history before it, stores the
+        edited text there, runs a new reply and opens the branch (see :mod:`app.edit_flow`).
+
+        ``message`` is the message id (str, e.g. of a highlighted block), its seq (int), or None
+        for the last user message. Returns False after showing a one-line hint when it cannot be
+        edited (not a user message, not found, the runtime not started); never raises AppError.
+        """
+        try:
+            await self.editing.start(message)
+        except EditError as exc:
+            await self.chat_log.notice(str(exc), "hint")
+            return False
+        except AppError as exc:
+            await self.chat_log.notice(f"/edit failed: {describe(exc)}", "error")
+            return False
+        return True
+
+    def cancel_edit(self) -> bool:
+        """Drop a pending /edit (the next send goes to the end of the conversation again)."""
+        return self.editing.cancel()
 
     def _queued_for(self, conversation_id: str) -> list[QueuedMessage]:
         """Queued messages of ``conversation_id`` (and those typed before any conversation opened)."""
@@ -877,6 +905,9 @@ class HoldfastApp(App[int]):
                 self.run_worker(self.chat_log.notice(str(exc), "hint"), exit_on_error=False)
                 return
             self.run_worker(self.handlers.run(invocation), group="command", exit_on_error=False)
+            return
+        if self.editing.claims():  # an edited earlier message: it starts a branch
+            self.run_worker(self.editing.send(text), group="send", exit_on_error=False)
             return
         self.run_worker(self.send(text), group="send", exit_on_error=False)
 

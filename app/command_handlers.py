@@ -94,6 +94,15 @@ class CommandHandlers:
     async def cmd_retry(self, inv: Invocation) -> None:
         await self.app.start_turn(None, retry=True)
 
+    async def cmd_edit(self, inv: Invocation) -> None:
+        """``/edit [SEQ|cancel]``: a user message back in the composer; sending it branches (issue 17)."""
+        options = inv.options or {}
+        if options.get("cancel"):
+            await self.say("edit dropped" if self.app.cancel_edit() else "no edit is pending", "hint")
+            return
+        seq = options.get("seq")
+        await self.app.edit_message(seq if isinstance(seq, int) else None)
+
     async def cmd_continue(self, inv: Invocation) -> None:
         """A reply cut off at the output limit: ask for the rest, as a message of the user's."""
         if self.app.conversation_id is None:

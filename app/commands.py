@@ -37,6 +37,9 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("system", "/system <prompt>", "set the system prompt of this conversation", 1, 1, True),
         CommandSpec("model", "/model [name]", "list models, or switch to one", 0, 1),
         CommandSpec("retry", "/retry", "resend the last user message"),
+        CommandSpec(
+            "edit", "/edit [SEQ|cancel]", "edit your last (or message #SEQ) and resend it as a new branch", 0, 1
+        ),
         CommandSpec("continue", "/continue", "ask the model to go on where its reply was cut off"),
         CommandSpec(
             "summarize", "/summarize [--force]", "summarise the older part (--force: below the threshold too)", 0, 1
@@ -108,6 +111,14 @@ def parse(line: str) -> Invocation:
         return Invocation(name, args, rest)
     if name == "chaos":
         return _chaos(args, rest)
+    if name == "edit" and args and args[0].lower() != "cancel":
+        try:
+            seq = int(args[0].lstrip("#"))
+        except ValueError:
+            raise CommandError(f"usage: {spec.usage} (SEQ is a message number, e.g. /edit 12)") from None
+        return Invocation(name, args, rest, {"seq": seq})
+    if name == "edit" and args:
+        return Invocation(name, ("cancel",), rest, {"cancel": True})
     return Invocation(name, args, rest)
 
 

@@ -54,6 +54,14 @@ class ChatSurface(Protocol):
 
     async def open_conversation(self, conversation_id: str) -> None: ...
 
+    async def edit_message(self, message: str | int | None = None) -> bool:
+        """Put a user message (id, seq, or None: the last) in the composer; sending it branches."""
+        ...
+
+    def cancel_edit(self) -> bool:
+        """Drop a pending /edit; False when there was none."""
+        ...
+
     async def send(self, text: str) -> None:
         """Show ``text`` as the user's message and run its turn (queued behind a running one)."""
         ...

@@ -6,7 +6,9 @@ first, each with a snippet of its best message. Enter in the box (:class:`Search
 the best match at that message.
 
 It shows the runtime facade's :class:`Conversation` snapshots (``id``, ``title``, ``updated_at``,
-``message_count``); the app lists them in a worker and calls :meth:`show`. Live updates from other
+``message_count``, and a branch's ``parent_id`` / ``fork_seq``); the app lists them in a worker and
+calls :meth:`show`. A branch (issue 17) is listed right under its parent, indented, its second line
+marking the branch point (``↳ branch at #12``); the parent's second line counts its branches. Live updates from other
 processes (:mod:`app.live_view`) change one row with :meth:`update` or drop it with :meth:`remove`.
 """
 
@@ -146,7 +148,30 @@ class ConversationList(Vertical):
             by_id = {c.id: c for c in self.conversations}
             return [by_id[h.conversation_id] for h in self.hits if h.conversation_id in by_id]
         low = query.lower()
-        return [c for c in self.conversations if not low or low in str(c.title).lower()]
+        if not low:
+            return [conv for conv, _ in self._tree()]
+        return [c for c in self.conversations if low in str(c.title).lower()]
+
+    def _tree(self) -> list[tuple[Conversation, int]]:
+        """Every conversation with its depth: most recent first, each branch right under its
+        parent (branches of one parent in fork order); a branch whose parent is not listed
+        (deleted) stands on its own at depth 0."""
+        listed = {c.id for c in self.conversations}
+        children: dict[str, list[Conversation]] = {}
+        for conv in self.conversations:
+            if conv.parent_id in listed:
+                children.setdefault(conv.parent_id, []).append(conv)
+        out: list[tuple[Conversation, int]] = []
+
+        def add(conv: Conversation, depth: int) -> None:
+            out.append((conv, depth))
+            for child in sorted(children.get(conv.id, []), key=lambda c: (c.fork_seq or 0, c.created_at)):
+                add(child, depth + 1)
+
+        for conv in self.conversations:
+            if conv.parent_id not in listed:
+                add(conv, 0)
+        return out
 
     def _render_options(self) -> None:
         found = self.query("#conv-options")
@@ -155,14 +180,27 @@ class ConversationList(Vertical):
         options = found.first(OptionList)
         options.clear_options()
         highlight: int | None = None
+        tree = not self.search_text
+        depths = {conv.id: depth for conv, depth in self._tree()} if tree else {}
+        branches: dict[str, int] = {}
+        for conv in self.conversations:
+            branches[conv.parent_id] = branches.get(conv.parent_id, 0) + 1
         for index, conv in enumerate(self._visible()):
-            label = Text(one_line(conv.title or "Untitled", 200), style="bold" if conv.id == self.current_id else "")
+            indent = "  " * depths.get(conv.id, 0)
+            label = Text(indent, style="")
+            label.append(one_line(conv.title or "Untitled", 200), style="bold" if conv.id == self.current_id else "")
             count = conv.message_count
             hit = self._hit(conv.id) if self.search_text and self.search_text == self.hits_query else None
             if hit is not None and hit.snippet:
                 label.append("\n" + one_line(hit.snippet, 200), style="italic dim")
             else:
-                label.append(f"\n{count} message" if count == 1 else f"\n{count} messages", style="dim")
+                line = f"{count} message" if count == 1 else f"{count} messages"
+                if conv.parent_id:
+                    line = f"↳ branch at #{conv.fork_seq} · {line}"
+                if branches.get(conv.id):  # first: a narrow sidebar cuts the end of the line
+                    n = branches[conv.id]
+                    line = (f"⑂ {n} branch · " if n == 1 else f"⑂ {n} branches · ") + line
+                label.append(f"\n{indent}{line}", style="dim")
             options.add_option(Option(label, id=conv.id))
             if conv.id == self.current_id:
                 highlight = index

@@ -1,7 +1,10 @@
-"""``holdfast conversations list|show ID|export ID [--format md|json]|delete ID``.
+"""``holdfast conversations list|show ID|export ID [--format md|json]|delete ID|branch ID --at SEQ``.
 
 Every action is scoped to ``--user``: another user's conversation id answers "does not exist"
 (exit 1), exactly like an unknown one, so ids cannot be probed across users.
+
+A branch (issue 17) is listed right after its parent (``parent_id`` and ``fork_seq`` say where it
+forked); ``show`` prints its shared messages and marks the branch point.
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runtime.cli.base import EXIT_OK, with_runtime, write_json
-from runtime.core.errors import NotFoundError
+from runtime.cli.base import EXIT_OK, EXIT_USAGE, with_runtime, write_json
+from runtime.core.errors import NotFoundError, ValidationError
 from runtime.core.safe_text import clean
 
 if TYPE_CHECKING:
     from runtime.host.runtime import Runtime
+    from runtime.state.history import ConversationInfo
 
-app = typer.Typer(name="conversations", help="List, show, export or delete conversations.")
+app = typer.Typer(name="conversations", help="List, show, export, branch or delete conversations.")
 
 ConversationId = Annotated[
     str, typer.Argument(metavar="ID", help="The conversation id (see `list`).", show_default=False)
@@ -36,10 +40,11 @@ class ExportFormat(StrEnum):
 
 @app.command("list")
 def list_(ctx: typer.Context) -> int:
-    """One JSON line per conversation of the user."""
+    """One JSON line per conversation of the user, most recent first; each branch right after its
+    parent (its ``parent_id`` and ``fork_seq`` say where it forked; both null for the others)."""
 
     async def body(rt: Runtime) -> int:
-        for info in await rt.store.list_conversations(rt.user_id):
+        for info in branches_under_parents(await rt.store.list_conversations(rt.user_id)):
             write_json(info.to_dict())
         return EXIT_OK
 
@@ -82,9 +87,47 @@ def export(
     return with_runtime(ctx, body, llm=False)
 
 
+@app.command("branch")
+def branch(
+    ctx: typer.Context,
+    conversation_id: ConversationId,
+    at: Annotated[
+        int,
+        typer.Option(
+            "--at",
+            metavar="SEQ",
+            help="The last message the branch shares (its #N in `show`; -1: none).",
+            show_default=False,
+        ),
+    ],
+    title: Annotated[str | None, typer.Option("--title", help="The branch's title (default: the parent's).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the branch as one JSON object.")] = False,
+) -> int:
+    """Start a branch of a conversation after message SEQ and print its id.
+
+    The branch shares messages 0..SEQ with its parent (stored once, not copied); `holdfast chat --conversation BRANCH_ID` continues it. A SEQ out of range exits 2.
+    """
+
+    async def body(rt: Runtime) -> int:
+        await _owned(rt, conversation_id)
+        try:
+            new_id = await rt.store.branch(conversation_id, at, user_id=rt.user_id, title=title)
+        except ValidationError as exc:
+            print(f"holdfast: {exc.user_message()}", file=sys.stderr)
+            return EXIT_USAGE
+        if json_:
+            write_json((await rt.store.get(new_id)).to_dict())
+        else:
+            sys.stdout.write(new_id + "\n")
+        return EXIT_OK
+
+    return with_runtime(ctx, body, llm=False)
+
+
 @app.command("delete")
 def delete(ctx: typer.Context, conversation_id: ConversationId) -> int:
-    """Delete a conversation and its messages."""
+    """Delete a conversation and its messages (a parent's messages its branches share stay until
+    its last branch is deleted)."""
 
     async def body(rt: Runtime) -> int:
         await _owned(rt, conversation_id)
@@ -100,6 +143,27 @@ async def _owned(rt: Runtime, conversation_id: str) -> None:
     info = await rt.store.get(conversation_id)
     if info.user_id != rt.user_id:
         raise NotFoundError(f"conversation {conversation_id} does not exist")
+
+
+def branches_under_parents(infos: list[ConversationInfo]) -> list[ConversationInfo]:
+    """``infos`` (most recent first) with each branch moved right after its parent, branches of
+    one parent in fork order; a branch whose parent is not listed (deleted) keeps its place."""
+    listed = {info.id for info in infos}
+    children: dict[str, list[ConversationInfo]] = {}
+    for info in infos:
+        if info.parent_id in listed:
+            children.setdefault(info.parent_id, []).append(info)
+    out: list[ConversationInfo] = []
+
+    def add(info: ConversationInfo) -> None:
+        out.append(info)
+        for child in sorted(children.get(info.id, []), key=lambda c: (c.fork_seq or 0, c.created_at)):
+            add(child)
+
+    for info in infos:
+        if info.parent_id not in listed:
+            add(info)
+    return out
 
 
 def register(root: typer.Typer) -> None:

@@ -52,6 +52,10 @@ class Conversation:
     #: Messages currently in history (archived ones not counted).
     message_count: int = 0
     system_prompt: str = ""
+    #: A branch's parent conversation ("" when it is not a branch).
+    parent_id: str = ""
+    #: The seq of the last message a branch shares with its parent (None when it is not a branch).
+    fork_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,11 @@ class RuntimeFacade(Protocol):
         self, conversation_id: str, limit: int, *, before_seq: int | None = None
     ) -> list[ChatMessage]:
         """Up to ``limit`` stored messages, oldest first, ending before ``before_seq`` (None: the newest)."""
+        ...
+
+    async def branch_conversation(self, conversation_id: str, at_seq: int) -> str:
+        """Branch one of this user's conversations after its message ``at_seq`` (-1: none); the
+        new conversation's id (``ValidationError`` for a seq out of range, ``NotFoundError``)."""
         ...
 
     async def rename_conversation(self, conversation_id: str, title: str) -> None:

@@ -718,6 +718,11 @@ class Runtime:
             raise NotFoundError(f"conversation {conversation_id} does not exist")
         return _conversation(info)
 
+    async def branch_conversation(self, conversation_id: str, at_seq: int) -> str:
+        """Branch one of this user's conversations after its message ``at_seq`` (see
+        :meth:`runtime.state.conversations.ConversationStore.branch`); the new id."""
+        return await self.store.branch(conversation_id, at_seq, user_id=self.user_id)
+
     async def read_messages(
         self, conversation_id: str, limit: int, *, before_seq: int | None = None
     ) -> list[ChatMessage]:
@@ -945,6 +950,8 @@ def _conversation(info: ConversationInfo) -> Conversation:
         updated_at=info.updated_at,
         message_count=info.message_count,
         system_prompt=info.system_prompt,
+        parent_id=info.parent_id,
+        fork_seq=info.fork_seq,
     )
 
 

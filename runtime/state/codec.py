@@ -17,7 +17,7 @@ from runtime.core.errors import ValidationError
 
 #: Ids that become part of Redis keys: no braces (they would break ``{conv:ID}`` hash tags),
 #: no whitespace or control characters, bounded length.
-_ID_RE = re.compile(r"[A-Za-z0-9_.@+\-=]{1,128}")
+_ID_RE = re.compile(r"[A-Za-z0-9_.@+\-=~]{1,128}")
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -25,7 +25,7 @@ def check_id(value: object, what: str = "id") -> str:
     """Return ``value`` if it is safe inside a Redis key, else raise :class:`ValidationError`."""
     if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise ValidationError(
-            f"{what} must be 1-128 characters of letters, digits and _ . @ + - =, got {_preview(value)}",
+            f"{what} must be 1-128 characters of letters, digits and _ . @ + - = ~, got {_preview(value)}",
             details={"field": what},
         )
     return value

@@ -42,7 +42,14 @@ from typing import Any, TypeVar
 
 from runtime.config import Config, RedisConfig
 from runtime.core import safe_text
-from runtime.core.errors import AppError, NotFoundError, ServiceUnavailableError, ValidationError, WritesRefusedError
+from runtime.core.errors import (
+    AppError,
+    ConflictError,
+    NotFoundError,
+    ServiceUnavailableError,
+    ValidationError,
+    WritesRefusedError,
+)
 from runtime.core.events import Event, EventBus, JournalDamaged, JournalReplayed, StoreDegraded, StoreRecovered
 from runtime.core.ids import validate_user_id
 from runtime.core.messages import ChatMessage, ConversationSummary, Role, ToolCall
@@ -52,7 +59,7 @@ from runtime.state.cache import LiveTail, LiveTailCache, RecentCache
 from runtime.state.client import RedisRunner
 from runtime.state.history import ConversationDump, ConversationInfo, RedisHistory, encode_message
 from runtime.state.journal import Journal
-from runtime.state.keys import Keys
+from runtime.state.keys import BRANCH_MARK, Keys
 from runtime.state.live import channel_prefix
 
 log = logging.getLogger(__name__)
@@ -277,6 +284,10 @@ class ConversationStore:
         """
         validate_user_id(user_id)
         conv_id = codec.check_id(conversation_id, "conversation_id") if conversation_id else new_conversation_id()
+        if BRANCH_MARK in conv_id:
+            raise ValidationError(
+                f"conversation_id must not contain {BRANCH_MARK!r} (it marks branches); choose another id"
+            )
         now = self._clock()
         info = ConversationInfo(
             id=conv_id,
@@ -291,6 +302,52 @@ class ConversationStore:
         await self._write({"op": "create", "info": info.to_dict()}, lambda: self._history.create(info))
         self._cache.put_info(info)
         return conv_id
+
+    async def branch(self, conversation_id: str, at_seq: int, *, user_id: str, title: str | None = None) -> str:
+        """Branch ``conversation_id`` after its message ``at_seq``; returns the new branch's id.
+
+        The branch is a new conversation of ``user_id`` that shares the parent's messages with
+        seq <= ``at_seq`` (-1: none) without copying them: its meta holds a parent pointer and
+        the fork seq, so branching costs the same for 10 or 10,000 messages (see
+        :mod:`runtime.state.history` for how the prefix is read, and what deleting or
+        summarising the parent does). Its own messages continue at seq ``at_seq + 1``. Its id
+        is ``<parent id>~<6 hex digits>``; its title defaults to the parent's; it inherits the
+        parent's system prompt and metadata.
+
+        Raises:
+            ValidationError: a bad id, ``at_seq`` not between -1 and the parent's last seq, or a
+                branch nested too deep for its id (over 128 characters: branch an ancestor).
+            NotFoundError: no such conversation for ``user_id`` (another user's is answered the same).
+            ServiceUnavailableError: Redis is unreachable or refusing writes (a branch is not
+                journaled: try again when Redis is back).
+        """
+        validate_user_id(user_id)
+        codec.check_id(conversation_id, "conversation_id")
+        if isinstance(at_seq, bool) or not isinstance(at_seq, int):
+            raise ValidationError(f"at_seq must be an integer seq, got {at_seq!r}")
+        if len(conversation_id) + 7 > 128:
+            raise ValidationError(
+                f"conversation {conversation_id} is nested too deep to branch again; branch one of its ancestors"
+            )
+        if self._degraded:
+            raise ServiceUnavailableError(
+                "branching needs Redis, which is unavailable right now; try again when it is back", service="redis"
+            )
+        if title is None:
+            parent = await self.get(conversation_id)
+            if parent.user_id != user_id:
+                raise NotFoundError(f"conversation {conversation_id} does not exist")
+            title = parent.title
+        clean = _title(title)
+        for _ in range(8):  # 6 hex digits: a sibling with the same suffix is rare; try another
+            branch_id = f"{conversation_id}{BRANCH_MARK}{secrets.token_hex(3)}"
+            try:
+                created = await self._history.branch(conversation_id, branch_id, at_seq, user_id, clean, self._clock())
+            except (ValidationError, NotFoundError) as exc:  # the script's answer: about the request, not Redis
+                raise type(exc)(exc.message, details=exc.details) from None
+            if created:
+                return branch_id
+        raise ConflictError(f"could not find a free branch id under {conversation_id}; try again")
 
     async def get(self, conversation_id: str) -> ConversationInfo:
         """Metadata of a conversation; :class:`NotFoundError` if there is none."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from runtime.core.messages import ChatMessage
 from runtime.core.variants import variant_ids
-from runtime.state.history import ConversationDump
+from runtime.state.history import ConversationDump, ConversationInfo
 
 FORMAT = "holdfast.conversation/1"
 
@@ -132,8 +132,10 @@ def close_fences(text: str) -> str:
 def to_markdown(dump: ConversationDump) -> str:
     """The conversation as a Markdown document for people.
 
-    Title, metadata, system prompt, summary, then archived and live messages with their
-    times (UTC) and tool calls.
+    Title, metadata, system prompt, summary, then archived and live messages with their seq
+    (``#N``, what ``holdfast conversations branch --at`` takes), times (UTC) and tool calls. A
+    branch names its parent in the header and marks its branch point after the last shared
+    message (the messages above it are the parent's, shared).
 
     Tool-call arguments go in fences longer than any backtick run inside them, so message
     text cannot break out of the document's structure.
@@ -144,25 +146,34 @@ def to_markdown(dump: ConversationDump) -> str:
     lines.append(f"- Conversation: `{info.id}`")
     lines.append(f"- Started: {_when(info.created_at)}; last activity: {_when(info.updated_at)}")
     lines.append(f"- Messages: {info.message_count}")
+    if info.parent_id:
+        lines.append(f"- Branch of `{info.parent_id}` after message #{info.fork_seq}")
     if info.system_prompt:
         lines += ["", "## System prompt", "", _quote(info.system_prompt)]
     if dump.summary is not None:
         lines += ["", f"## Summary of the first {dump.summary.covered_count} messages", "", _quote(dump.summary.text)]
     if dump.archived:
         lines += ["", "## Archived messages"]
-        lines += _messages(dump.archived, replaced)
+        lines += _messages(dump.archived, replaced, info)
     lines += ["", "## Messages"]
-    lines += _messages(dump.messages, replaced)
+    if info.parent_id and info.fork_seq == -1:
+        lines += ["", _branch_mark(info)]
+    lines += _messages(dump.messages, replaced, info)
     return "\n".join(lines) + "\n"
 
 
-def _messages(messages: list[ChatMessage], replaced: set[str]) -> list[str]:
+def _branch_mark(info: ConversationInfo) -> str:
+    return f"--- ↳ branch point: the messages above are shared with `{info.parent_id}`; this branch goes on below ---"
+
+
+def _messages(messages: list[ChatMessage], replaced: set[str], info: ConversationInfo) -> list[str]:
     out: list[str] = []
     for message in messages:
         who = _ROLE_TITLES.get(message.role, message.role)
         if message.name:
             who += f" ({_one_line(message.name)})"
-        out += ["", f"### {who} · {_when(message.created_at)}", ""]
+        seq = "" if message.seq is None else f" #{message.seq}"
+        out += ["", f"### {who}{seq} · {_when(message.created_at)}", ""]
         line = mark_line(message, message.id in replaced)
         if line:
             out += [line, ""]
@@ -170,6 +181,8 @@ def _messages(messages: list[ChatMessage], replaced: set[str]) -> list[str]:
             out.append(close_fences(message.content))
         for call in message.tool_calls:
             out += ["", f"Tool call `{call.name}`:", "", _fence(call.arguments, "json")]
+        if info.parent_id and message.seq is not None and message.seq == info.fork_seq:
+            out += ["", _branch_mark(info)]
     return out
 
 

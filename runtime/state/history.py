@@ -18,6 +18,29 @@ append stays one command in one slot.
 
 The append, title and delete scripts also PUBLISH a small notification on the owner's live
 channel (:mod:`runtime.state.live`), from inside the script: live updates cost no round trip.
+
+Branches (issue 17). A branch of ``P`` at ``fork_seq`` F is a new conversation (id ``P~XXXXXX``,
+same user, same cluster slot: see :mod:`runtime.state.keys`) whose meta holds a parent pointer
+(``parent``) and ``base`` = F + 1; it shares P's messages with seq <= F and stores nothing of
+them: branching costs a few hash fields whatever the length of P. Its own messages continue at
+seq F + 1 (``next_seq`` and ``archived`` start at ``base``, so ``seq = archived + index`` still
+holds for its own list). Its ``floor`` is where its live history starts: P's floor (and a copy of
+P's summary) when P's summary ends at or before the fork, else 0 (the prefix is read from P's
+archive). Every read of a branch (tail, pages, sync, export) reads the prefix from its ancestors
+in the same script as its own messages: one round trip, whatever the depth.
+
+Keeping the prefix alive:
+
+* Summarising (archiving) a parent moves its messages to its archive, where the branch still
+  reads them by seq; an archive whose conversation has live branches does not get the short
+  ``archive_ttl`` (it is kept as long as the conversation: persistent, or the retention).
+* Summarising a branch up to a message of its prefix moves its ``floor`` and nothing else (the
+  shared messages belong to the parent).
+* Deleting a parent that has live branches keeps its stored messages (its meta is marked
+  ``deleted``: it is gone from lists and reads, and cannot be appended to) until its last branch
+  is deleted, which removes both. Chosen over copying the prefix into every branch at delete time
+  because a delete then stays O(1) too, and a branch never changes under a reader.
+* With a retention set, an append to a branch refreshes its ancestors' expiry as well as its own.
 """
 
 from __future__ import annotations
@@ -32,8 +55,8 @@ from redis.typing import EncodableT
 from runtime.core.errors import AppError, ValidationError
 from runtime.core.messages import ChatMessage, ConversationSummary
 from runtime.state import codec
-from runtime.state.client import SCRIPT_NOT_FOUND, RedisClient, RedisRunner
-from runtime.state.keys import Keys
+from runtime.state.client import SCRIPT_INVALID, SCRIPT_NOT_FOUND, RedisClient, RedisRunner
+from runtime.state.keys import Keys, ancestors, is_branch
 
 #: Largest single message accepted (Redis itself allows 512 MB per value).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -42,7 +65,37 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: our client never decodes, so the values are bytes.
 RedisHash: TypeAlias = Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]
 
-# KEYS: meta, messages, ids, summary
+# The messages with lo <= seq < hi of the conversation whose conv_all keys start at KEYS[g] and of
+# the ancestors listed after it (6 keys each, nearest first: Keys.conv_lineage), oldest first.
+# Each level owns seqs [base, next): [base, archived) in its archive, [archived, next) in its list;
+# below base, its parent. A level's child's base bounds what is read from it.
+_RANGE = """
+local function range(g, lo, hi)
+  local levels = {}
+  while hi > lo and g <= #KEYS do
+    local m = redis.call('HMGET', KEYS[g], 'base', 'archived')
+    local base = tonumber(m[1] or '0')
+    local own = tonumber(m[2] or '0')
+    local level = {}
+    local a, e = math.max(lo, base), math.min(hi, own)
+    if a < e then level[#level + 1] = redis.call('LRANGE', KEYS[g + 5], a - base, e - base - 1) end
+    a = math.max(lo, own)
+    if a < hi then level[#level + 1] = redis.call('LRANGE', KEYS[g + 1], a - own, hi - own - 1) end
+    levels[#levels + 1] = level
+    hi = math.min(hi, base)
+    g = g + 6
+  end
+  local out = {}
+  for i = #levels, 1, -1 do
+    for _, part in ipairs(levels[i]) do
+      for _, item in ipairs(part) do out[#out + 1] = item end
+    end
+  end
+  return out
+end
+"""
+
+# KEYS: meta, messages, ids, summary (then, with a retention, every ancestor's keys: refreshed too)
 # ARGV: message id, body JSON without seq, now, retention, live channel prefix ('' = none), conversation id
 # The live notification (runtime.state.live) is PUBLISHed here, inside the append: no extra round
 # trip. Every id in it passed check_id and ``now`` is a float's repr, so concatenation is valid JSON.
@@ -50,7 +103,7 @@ _APPEND = f"""
 local seq = redis.call('HGET', KEYS[3], ARGV[1])
 if seq then return {{tonumber(seq), 0}} end
 local uid = redis.call('HGET', KEYS[1], 'user_id')
-if not uid then
+if not uid or redis.call('HEXISTS', KEYS[1], 'deleted') == 1 then
   return redis.error_reply('{SCRIPT_NOT_FOUND} conversation does not exist')
 end
 seq = redis.call('HINCRBY', KEYS[1], 'next_seq', 1) - 1
@@ -82,7 +135,7 @@ return 1
 # A new title is published (it is the user's text: cjson encodes it).
 _SET_META = f"""
 local uid = redis.call('HGET', KEYS[1], 'user_id')
-if not uid then
+if not uid or redis.call('HEXISTS', KEYS[1], 'deleted') == 1 then
   return redis.error_reply('{SCRIPT_NOT_FOUND} conversation does not exist')
 end
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4], 'updated_at', ARGV[1])
@@ -96,50 +149,138 @@ end
 return 1
 """
 
-# KEYS: every key of the conversation (meta first)   ARGV: live channel prefix ('' = none), conversation id
+# KEYS: Keys.conv_lineage of the conversation   ARGV: live channel prefix ('' = none), conversation id,
+# then each ancestor's id, nearest first. A conversation with live branches is only marked deleted
+# (they read their prefix from it); deleting the last branch of such a parent removes the parent
+# too, and so on up. Returns the owner, or nil when there was nothing (left) to delete.
 _DELETE = """
 local uid = redis.call('HGET', KEYS[1], 'user_id')
-redis.call('DEL', unpack(KEYS))
-if uid and ARGV[1] ~= '' then
+if not uid then return nil end
+local was = redis.call('HEXISTS', KEYS[1], 'deleted') == 1
+if redis.call('SCARD', KEYS[5]) > 0 then
+  redis.call('HSET', KEYS[1], 'deleted', 1)
+  redis.call('DEL', KEYS[4])
+else
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+  local child, g, i = ARGV[2], 7, 3
+  while g <= #KEYS do
+    redis.call('SREM', KEYS[g + 4], child)
+    if redis.call('HEXISTS', KEYS[g], 'deleted') == 0 or redis.call('SCARD', KEYS[g + 4]) > 0 then break end
+    redis.call('DEL', KEYS[g], KEYS[g + 1], KEYS[g + 2], KEYS[g + 3], KEYS[g + 4], KEYS[g + 5])
+    child, g, i = ARGV[i], g + 6, i + 1
+  end
+end
+if was then return nil end
+if ARGV[1] ~= '' then
   redis.call('PUBLISH', ARGV[1] .. uid, '{"k":"d","c":"' .. ARGV[2] .. '","u":"' .. uid .. '"}')
 end
 return uid
 """
 
-# KEYS: meta, messages   ARGV: before_seq, limit
-_TAIL_BEFORE = """
-local archived = tonumber(redis.call('HGET', KEYS[1], 'archived') or '0')
-local stop = tonumber(ARGV[1]) - archived - 1
-if stop < 0 then return {} end
-local start = stop - tonumber(ARGV[2]) + 1
-if start < 0 then start = 0 end
-return redis.call('LRANGE', KEYS[2], start, stop)
+# KEYS: Keys.conv_lineage of the new branch, whose ancestors start with the parent (KEYS[7..12])
+# ARGV: fork seq, user id, now, retention, title, branch id, parent id
+# Returns 1 (created), 0 (the id is taken: pick another); NOTFOUND for an unknown, deleted or
+# other user's parent (the same answer: ids cannot be probed), INVALID for a seq out of range.
+_BRANCH = f"""
+local p = redis.call('HMGET', KEYS[7], 'user_id', 'next_seq', 'archived', 'floor', 'summary_seq',
+  'system_prompt', 'metadata', 'deleted')
+if not p[1] or p[8] or p[1] ~= ARGV[2] then
+  return redis.error_reply('{SCRIPT_NOT_FOUND} conversation ' .. ARGV[7] .. ' does not exist')
+end
+local nxt, at = tonumber(p[2]), tonumber(ARGV[1])
+if at < -1 or at >= nxt then
+  return redis.error_reply('{SCRIPT_INVALID} seq ' .. ARGV[1] .. ' is out of range: conversation '
+    .. ARGV[7] .. ' has messages 0 to ' .. (nxt - 1) .. '; branch at one of them (or -1: before the first)')
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local base = at + 1
+local pfloor = tonumber(p[4] or p[3] or '0')
+local floor = 0
+local fields = {{'id', ARGV[6], 'user_id', ARGV[2], 'title', ARGV[5], 'system_prompt', p[6] or '',
+  'metadata', p[7] or '{{}}', 'created_at', ARGV[3], 'updated_at', ARGV[3], 'next_seq', base,
+  'archived', base, 'base', base, 'parent', ARGV[7]}}
+if pfloor <= base then
+  floor = pfloor
+  local summary = redis.call('GET', KEYS[10])
+  if summary and p[5] then
+    redis.call('SET', KEYS[4], summary)
+    fields[#fields + 1] = 'summary_seq'
+    fields[#fields + 1] = p[5]
+  end
+end
+fields[#fields + 1] = 'floor'
+fields[#fields + 1] = floor
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('SADD', KEYS[11], ARGV[6])
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+  for _, k in ipairs({{KEYS[1], KEYS[4], KEYS[11], KEYS[12]}}) do redis.call('EXPIRE', k, ttl) end
+else
+  redis.call('PERSIST', KEYS[12])
+end
+return 1
 """
 
-# KEYS: meta, messages, summary   ARGV: first seq wanted (-1: none known), limit, known summary_seq, known created_at
-# Returns {next_seq, archived, summary_seq, created_at, summary JSON or false when unchanged, messages};
-# an empty array when the conversation does not exist. One round trip tells a cached tail what changed.
-_SYNC = """
-local m = redis.call('HMGET', KEYS[1], 'next_seq', 'archived', 'summary_seq', 'created_at')
+# KEYS: Keys.conv_lineage   ARGV: before_seq (-1: the newest), limit
+# The newest ``limit`` live messages before ``before_seq``, a branch's shared prefix included.
+_TAIL_BEFORE = (
+    _RANGE
+    + """
+local m = redis.call('HMGET', KEYS[1], 'next_seq', 'archived', 'floor')
 if not m[1] then return {} end
+local hi = tonumber(ARGV[1])
+if hi < 0 then hi = tonumber(m[1]) end
+local lo = math.max(hi - tonumber(ARGV[2]), tonumber(m[3] or m[2] or '0'))
+return range(1, lo, hi)
+"""
+)
+
+# KEYS: Keys.conv_lineage of a branch   ARGV: none
+# Its whole shared prefix (seq < base), ancestors' archives included, oldest first (for export).
+_PREFIX = (
+    _RANGE
+    + """
+local base = tonumber(redis.call('HGET', KEYS[1], 'base') or '0')
+return range(7, 0, base)
+"""
+)
+
+# KEYS: Keys.conv_lineage   ARGV: first seq wanted (-1: none known), limit, known summary_seq, known created_at
+# Returns {next_seq, floor, summary_seq, created_at, summary JSON or false when unchanged, messages};
+# an empty array when the conversation does not exist. One round trip tells a cached tail what changed;
+# ``floor`` is where live history starts (``archived`` for a root; a branch's prefix is live history).
+_SYNC = (
+    _RANGE
+    + """
+local m = redis.call('HMGET', KEYS[1], 'next_seq', 'archived', 'summary_seq', 'created_at', 'floor', 'deleted')
+if not m[1] or m[6] then return {} end
 local nxt = tonumber(m[1])
-local archived = tonumber(m[2] or '0')
+local archived = tonumber(m[5] or m[2] or '0')
 local created = m[4] or ''
 local from = tonumber(ARGV[1])
 if created ~= ARGV[4] or from < 0 or from > nxt then from = 0 end
 local lo = math.max(from, nxt - tonumber(ARGV[2]), archived)
-local items = {}
-if lo < nxt then items = redis.call('LRANGE', KEYS[2], lo - archived, nxt - archived - 1) end
+local items = range(1, lo, nxt)
 local sseq = m[3] or ''
 local summary = false
-if sseq ~= ARGV[3] or created ~= ARGV[4] then summary = redis.call('GET', KEYS[3]) or '' end
+if sseq ~= ARGV[3] or created ~= ARGV[4] then summary = redis.call('GET', KEYS[4]) or '' end
 return {nxt, archived, sseq, created, summary, items}
 """
+)
 
-# KEYS: meta, messages, ids, summary, archive
+# KEYS: Keys.conv_lineage (meta, messages, ids, summary, branches, archive, then ancestors)
 # ARGV: covers_up_to id, summary JSON without covered_count, now, retention, archive ttl
+# In a branch, covers_up_to may be a message of the shared prefix (found in an ancestor's ids):
+# only the branch's floor moves then; the parent's messages are not the branch's to move.
 _SUMMARIZE = f"""
 local seq = redis.call('HGET', KEYS[3], ARGV[1])
+local g, base = 7, tonumber(redis.call('HGET', KEYS[1], 'base') or '0')
+while not seq and g <= #KEYS do
+  seq = redis.call('HGET', KEYS[g + 2], ARGV[1])
+  if seq and tonumber(seq) >= base then seq = nil end
+  base = tonumber(redis.call('HGET', KEYS[g], 'base') or '0')
+  g = g + 6
+end
 if not seq then
   return redis.error_reply('{SCRIPT_NOT_FOUND} the summarised message is not in this conversation')
 end
@@ -150,14 +291,22 @@ local moved = 0
 while moved < n do
   local chunk = math.min(500, n - moved)
   local items = redis.call('LRANGE', KEYS[2], 0, chunk - 1)
-  redis.call('RPUSH', KEYS[5], unpack(items))
+  redis.call('RPUSH', KEYS[6], unpack(items))
   redis.call('LTRIM', KEYS[2], chunk, -1)
   moved = moved + chunk
 end
 if moved > 0 then
   redis.call('HSET', KEYS[1], 'archived', seq + 1)
-  redis.call('EXPIRE', KEYS[5], ARGV[5])
+  if redis.call('SCARD', KEYS[5]) == 0 then
+    redis.call('EXPIRE', KEYS[6], ARGV[5])
+  elseif tonumber(ARGV[4]) > 0 then
+    redis.call('EXPIRE', KEYS[6], ARGV[4])
+  else
+    redis.call('PERSIST', KEYS[6])
+  end
 end
+local floor = redis.call('HGET', KEYS[1], 'floor')
+if floor and tonumber(floor) < seq + 1 then redis.call('HSET', KEYS[1], 'floor', seq + 1) end
 local current = redis.call('HGET', KEYS[1], 'summary_seq')
 if (not current) or tonumber(current) <= seq then
   redis.call('SET', KEYS[4], '{{"covered_count":' .. (seq + 1) .. ',' .. string.sub(ARGV[2], 2))
@@ -166,7 +315,7 @@ end
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
-  for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+  for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
 end
 return moved
 """
@@ -200,6 +349,10 @@ class ConversationInfo:
     archived_count: int = 0
     system_prompt: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: A branch's parent conversation ("" for a conversation that is not a branch).
+    parent_id: str = ""
+    #: The seq of the last message a branch shares with its parent (-1: none; None: not a branch).
+    fork_seq: int | None = None
 
     @property
     def last_activity(self) -> float:
@@ -218,6 +371,8 @@ class ConversationInfo:
             "archived_count": self.archived_count,
             "system_prompt": self.system_prompt,
             "metadata": self.metadata,
+            "parent_id": self.parent_id or None,
+            "fork_seq": self.fork_seq,
         }
 
     @classmethod
@@ -237,6 +392,8 @@ class ConversationInfo:
             archived_count=int(data.get("archived_count") or 0),
             system_prompt=data.get("system_prompt") or "",
             metadata=dict(data.get("metadata") or {}),
+            parent_id=data.get("parent_id") or "",
+            fork_seq=None if data.get("fork_seq") is None else int(data["fork_seq"]),
         )
 
 
@@ -326,6 +483,8 @@ class RedisHistory:
         self._tail_before = client.register_script(_TAIL_BEFORE)
         self._summarize = client.register_script(_SUMMARIZE)
         self._sync = client.register_script(_SYNC)
+        self._branch = client.register_script(_BRANCH)
+        self._prefix = client.register_script(_PREFIX)
 
     def _live_keys(self, conv_id: str) -> list[str]:
         k = self._keys
@@ -386,6 +545,8 @@ class RedisHistory:
         """
         body = encode_message(message)
         keys = self._live_keys(conv_id)
+        if self.retention and is_branch(conv_id):  # the shared prefix expires no sooner than the branch
+            keys += [key for parent in ancestors(conv_id) for key in self._keys.conv_all(parent)]
         args: list[EncodableT] = [message.id, body, repr(now), str(self.retention), self.live_channel, conv_id]
         # acked: WAITs for [redis].min_replicas_ack replicas when the runner asks for any.
         seq, inserted = await self._runner.run_script(self._append, keys, args, "message append", acked=True)
@@ -396,11 +557,11 @@ class RedisHistory:
         if limit <= 0:
             return []
         messages_key = self._keys.conv_messages(conv_id)
-        if before_seq is None:
+        if before_seq is None and not is_branch(conv_id):
             raw = await self._runner.run(lambda r: r.lrange(messages_key, -limit, -1), "tail read")
-        else:
-            keys = [self._keys.conv_meta(conv_id), messages_key]
-            args: list[EncodableT] = [int(before_seq), int(limit)]
+        else:  # a branch's page may reach into its shared prefix: one script reads both
+            keys = self._keys.conv_lineage(conv_id)
+            args: list[EncodableT] = [-1 if before_seq is None else int(before_seq), int(limit)]
             raw = await self._runner.run(lambda r: self._tail_before(keys=keys, args=args, client=r), "tail read")
         return [decode_message(item) for item in raw]
 
@@ -416,8 +577,7 @@ class RedisHistory:
         Returns:
             The :class:`SyncResult`, or None when the conversation does not exist.
         """
-        k = self._keys
-        keys = [k.conv_meta(conv_id), k.conv_messages(conv_id), k.conv_summary(conv_id)]
+        keys = self._keys.conv_lineage(conv_id)
         args: list[EncodableT] = [int(known_next), int(limit), summary_seq, created_at]
         reply = await self._runner.run(lambda r: self._sync(keys=keys, args=args, client=r), "tail sync")
         if not reply:
@@ -441,7 +601,46 @@ class RedisHistory:
         """The conversation's metadata from its meta hash, or None if it does not exist."""
         key = self._keys.conv_meta(conv_id)
         row = await self._runner.run(lambda r: r.hgetall(key), "conversation get")
-        return _info(row) if row else None
+        return _info(row) if _live(row) else None
+
+    async def branch(self, parent_id: str, branch_id: str, at_seq: int, user_id: str, title: str, now: float) -> bool:
+        """Store the branch ``branch_id`` of ``parent_id`` sharing its messages up to seq ``at_seq``
+        (-1: none), in one script: a few meta fields, no message copied (see the module docstring).
+
+        ``branch_id`` must be ``parent_id`` + :data:`~runtime.state.keys.BRANCH_MARK` + a suffix;
+        ``now`` is Unix time in seconds. The branch is indexed under ``user_id`` and announced on
+        the live channel like a created conversation.
+
+        Returns:
+            True if created; False if ``branch_id`` is taken (pick another suffix).
+
+        Raises:
+            NotFoundError: the parent does not exist, was deleted, or is not ``user_id``'s.
+            ValidationError: ``at_seq`` is not between -1 and the parent's last seq.
+        """
+        keys = self._keys.conv_lineage(branch_id)
+        args: list[EncodableT] = [
+            int(at_seq),
+            user_id,
+            repr(now),
+            str(self.retention),
+            title.encode("utf-8"),
+            branch_id,
+            parent_id,
+        ]
+        created = await self._runner.run(lambda r: self._branch(keys=keys, args=args, client=r), "conversation branch")
+        if int(created) != 1:
+            return False
+        index = self._keys.user_conversations(user_id)
+        await self._runner.run(lambda r: r.zadd(index, {branch_id: now}), "conversation index")
+        if self.live_channel:
+            notice = json.dumps({"k": "t", "c": branch_id, "u": user_id, "title": title, "t": now})
+            channel = self.live_channel + user_id
+            try:
+                await self._runner.run(lambda r: r.publish(channel, notice), "conversation created notice")
+            except AppError:
+                pass  # best effort, as for create
+        return True
 
     async def summary(self, conv_id: str) -> ConversationSummary | None:
         """The conversation's current summary, or None if it has none."""
@@ -463,7 +662,7 @@ class RedisHistory:
         Raises:
             NotFoundError: ``summary.covers_up_to`` is not a message of this conversation.
         """
-        keys = [*self._live_keys(conv_id), self._keys.conv_archive(conv_id)]
+        keys = self._keys.conv_lineage(conv_id)
         args: list[EncodableT] = [
             summary.covers_up_to,
             encode_summary(summary),
@@ -495,9 +694,13 @@ class RedisHistory:
         await self._runner.run(lambda r: self._set_meta(keys=keys, args=args, client=r), f"set {field}")
 
     async def delete(self, conv_id: str) -> bool:
-        """Delete every key of the conversation and unindex it; False if it did not exist."""
-        keys = self._keys.conv_all(conv_id)
-        args: list[EncodableT] = [self.live_channel, conv_id]
+        """Delete the conversation and unindex it; False if it did not exist (or was deleted).
+
+        A conversation with live branches is only marked deleted (its messages stay, for them);
+        deleting the last branch of a deleted parent removes the parent too (module docstring).
+        """
+        keys = self._keys.conv_lineage(conv_id)
+        args: list[EncodableT] = [self.live_channel, conv_id, *ancestors(conv_id)]
         uid = await self._runner.run(lambda r: self._delete(keys=keys, args=args, client=r), "conversation delete")
         if uid is None:
             return False
@@ -516,7 +719,7 @@ class RedisHistory:
         rows = await self._runner.hgetall_many([self._keys.conv_meta(c) for c in names], "conversation list")
         found, gone = [], []
         for conv_id, row in zip(names, rows, strict=True):
-            if row:
+            if _live(row):
                 found.append(_info(row))
             else:
                 gone.append(conv_id)
@@ -538,12 +741,24 @@ class RedisHistory:
             return await pipe.execute()
 
         row, summary, archived, live = await self._runner.run(read, "export")
-        if not row:
+        if not _live(row):
             return None
+        info = _info(row)
+        old = [decode_message(m) for m in archived]
+        if info.parent_id:  # the shared prefix, from the ancestors (their archives included)
+            keys = k.conv_lineage(conv_id)
+            raw = await self._runner.run(lambda r: self._prefix(keys=keys, args=[], client=r), "export prefix")
+            prefix = [decode_message(m) for m in raw]
+            floor = info.archived_count  # before it: summarised; from it on: live history
+            live_prefix = [m for m in prefix if (m.seq or 0) >= floor]
+            old = [m for m in prefix if (m.seq or 0) < floor] + old
+            return ConversationDump(
+                info, decode_summary(summary) if summary else None, old, live_prefix + [decode_message(m) for m in live]
+            )
         return ConversationDump(
-            info=_info(row),
+            info=info,
             summary=decode_summary(summary) if summary else None,
-            archived=[decode_message(m) for m in archived],
+            archived=old,
             messages=[decode_message(m) for m in live],
         )
 
@@ -552,9 +767,17 @@ def _text(value: object) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
+def _live(row: RedisHash | None) -> bool:
+    """True for the meta hash of a conversation that exists and is not a deleted parent kept
+    for its branches."""
+    return bool(row) and b"deleted" not in row  # type: ignore[operator]
+
+
 def _info(row: RedisHash) -> ConversationInfo:
     def text(name: str) -> str:
         return _text(row.get(name.encode(), b""))
+
+    parent = text("parent")
 
     return ConversationInfo(
         id=text("id"),
@@ -563,7 +786,10 @@ def _info(row: RedisHash) -> ConversationInfo:
         created_at=float(text("created_at") or 0),
         updated_at=float(text("updated_at") or 0),
         message_count=int(text("next_seq") or 0),
-        archived_count=int(text("archived") or 0),
+        # A branch's live history starts at its floor (its prefix is live history, not archived).
+        archived_count=int(text("floor") or text("archived") or 0),
         system_prompt=text("system_prompt"),
         metadata=codec.loads(row.get(b"metadata")) or {},
+        parent_id=parent,
+        fork_seq=int(text("base") or 0) - 1 if parent else None,
     )

@@ -7,11 +7,37 @@ No script or MULTI spans two tags (audited for issue 19: conversation scripts ta
 ``{conv:ID}`` keys, session scripts one ``{sess:ID}`` key, lock scripts one lock key); the user's
 conversation index is updated by a separate command, and the global session expiry index
 (untagged, one slot) by separate pipelined commands.
+
+Branches (issue 17): a branch of conversation ``P`` has the id ``P~XXXXXX`` (:data:`BRANCH_MARK`
+and six hex digits), so its id names its whole ancestry, and its keys keep the *root's* tag:
+``<prefix>:{conv:ROOT}~XXXXXX:meta``. A conversation, its branches and their branches share one
+cluster slot, which lets one script read a branch's shared prefix from its ancestors' lists.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+#: Separates a branch's id from its parent's (``conv_ab12~c0ffee``); never in a root id.
+BRANCH_MARK = "~"
+
+
+def ancestors(conv_id: str) -> list[str]:
+    """The ids of a conversation's parent, grandparent ... root, nearest first ([] for a root);
+    read from the id itself (``R~a~b`` -> ``["R~a", "R"]``)."""
+    parts = conv_id.split(BRANCH_MARK)
+    return [BRANCH_MARK.join(parts[:n]) for n in range(len(parts) - 1, 0, -1)]
+
+
+def is_branch(conv_id: str) -> bool:
+    """True when ``conv_id`` is a branch's id (it has a parent)."""
+    return BRANCH_MARK in conv_id
+
+
+def _conv(conv_id: str) -> str:
+    """The tagged part of a conversation's keys: ``{conv:ROOT}`` plus the branch path, if any."""
+    root, mark, rest = conv_id.partition(BRANCH_MARK)
+    return f"{{conv:{root}}}{mark}{rest}"
 
 
 @dataclass(frozen=True)
@@ -63,33 +89,48 @@ class Keys:
     # --- conversations
     def conv_meta(self, conv_id: str) -> str:
         """The conversation's meta hash (title, counters, timestamps)."""
-        return f"{self.prefix}:{{conv:{conv_id}}}:meta"
+        return f"{self.prefix}:{_conv(conv_id)}:meta"
 
     def conv_messages(self, conv_id: str) -> str:
         """The list of the conversation's live messages, oldest first."""
-        return f"{self.prefix}:{{conv:{conv_id}}}:messages"
+        return f"{self.prefix}:{_conv(conv_id)}:messages"
 
     def conv_ids(self, conv_id: str) -> str:
         """The hash message id -> seq that makes appends idempotent."""
-        return f"{self.prefix}:{{conv:{conv_id}}}:ids"
+        return f"{self.prefix}:{_conv(conv_id)}:ids"
 
     def conv_summary(self, conv_id: str) -> str:
         """The conversation's current summary record."""
-        return f"{self.prefix}:{{conv:{conv_id}}}:summary"
+        return f"{self.prefix}:{_conv(conv_id)}:summary"
 
     def conv_archive(self, conv_id: str) -> str:
         """The list of summarised (archived) messages."""
-        return f"{self.prefix}:{{conv:{conv_id}}}:archive"
+        return f"{self.prefix}:{_conv(conv_id)}:archive"
+
+    def conv_branches(self, conv_id: str) -> str:
+        """The set of the ids of the conversation's live branches (a deleted parent with live
+        branches is kept until the last one goes)."""
+        return f"{self.prefix}:{_conv(conv_id)}:branches"
 
     def conv_all(self, conv_id: str) -> list[str]:
-        """Every key of a conversation (the archive has its own TTL and is listed last)."""
+        """Every key of a conversation, in this order (scripts index it): meta, messages, ids,
+        summary, branches, archive (the archive has its own TTL and is listed last)."""
         return [
             self.conv_meta(conv_id),
             self.conv_messages(conv_id),
             self.conv_ids(conv_id),
             self.conv_summary(conv_id),
+            self.conv_branches(conv_id),
             self.conv_archive(conv_id),
         ]
+
+    def conv_lineage(self, conv_id: str) -> list[str]:
+        """:meth:`conv_all` of the conversation, then of each ancestor, nearest first (6 keys
+        each, one slot): what a script needs to read a branch's shared prefix."""
+        keys = self.conv_all(conv_id)
+        for parent in ancestors(conv_id):
+            keys += self.conv_all(parent)
+        return keys
 
     def user_conversations(self, user_id: str) -> str:
         """``<prefix>:{user:ID}:conversations``: the user's conversation ids scored by creation time (seconds)."""
