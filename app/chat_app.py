@@ -36,7 +36,7 @@ from app import ui_state
 from app.alerts_view import show_alert
 from app.command_handlers import CommandHandlers
 from app.commands import COMMANDS, CommandError, is_command, parse
-from app.edit_flow import EditError, EditFlow
+from app.edit_flow import EditError, EditFlow, mark_branch_point
 from app.layout import WIDE, panels_can_be_inline, plan, sidebar_can_be_inline, welcome_compact
 from app.live_view import LiveView
 from app.safe_text import plural
@@ -76,7 +76,7 @@ from runtime.core.events import (
 from runtime.core.messages import ChatMessage
 
 if TYPE_CHECKING:
-    from runtime.host.facade import RuntimeFacade, SearchHit
+    from runtime.host.facade import Conversation, RuntimeFacade, SearchHit
 
 log = logging.getLogger(__name__)
 
@@ -589,12 +589,16 @@ class HoldfastApp(App[int]):
         """Show a stored conversation: its title and its newest messages."""
         rt = self.runtime
         title = self.sidebar.title_of(conversation_id)
+        info: Conversation | None = None
         try:
-            title = (await rt.get_conversation(conversation_id)).title
+            info = await rt.get_conversation(conversation_id)
+            title = info.title
         except AppError as exc:
             log.info("conversation info unavailable: %s", describe(exc))
         messages = await rt.read_messages(conversation_id, self.config.ui.max_rendered_messages)
         await self._show_conversation(conversation_id, messages, title=title)
+        if info is not None and info.parent_id:  # a branch (issue 17): where it leaves its parent
+            await mark_branch_point(self.chat_log, messages, info, self.sidebar.title_of(info.parent_id))
 
     async def _show_conversation(self, conversation_id: str, messages: Sequence[ChatMessage], *, title: str) -> None:
         if conversation_id != self.conversation_id:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from app.widgets.notice import Notice
 from runtime.core.errors import AppError, describe
 
 if TYPE_CHECKING:
@@ -21,7 +22,37 @@ if TYPE_CHECKING:
     from app.widgets.composer import Composer
     from runtime.config import Config
     from runtime.core.messages import ChatMessage
-    from runtime.host.facade import RuntimeFacade
+    from runtime.host.facade import Conversation, RuntimeFacade
+
+
+def branch_point_text(fork_seq: int | None, parent_title: str) -> str:
+    """The line that marks a branch point in the chat log."""
+    return f"↳ branch point: the messages above (to #{fork_seq}) are shared with “{parent_title}”; this branch goes on below"
+
+
+async def mark_branch_point(
+    log: ChatLog, messages: list[ChatMessage], branch: Conversation, parent_title: str
+) -> Notice | None:
+    """Show where a branch leaves its parent: a notice after the last shared message on screen
+    (the start of the log when none of the branch's own messages is shown yet: after them all).
+    None when the branch point is above what the log shows (paged out) or ``branch`` is no branch."""
+    if not branch.parent_id or branch.fork_seq is None:
+        return None
+    shared = {m.id for m in messages if m.seq is not None and m.seq <= branch.fork_seq}
+    if not shared and (not messages or (messages[0].seq or 0) > branch.fork_seq + 1):
+        return None
+    notice = Notice(branch_point_text(branch.fork_seq, parent_title or branch.parent_id), "info")
+    last = None
+    for child in log.children:
+        if getattr(child, "message_id", None) in shared:
+            last = child
+    if last is not None:
+        await log.mount(notice, after=last)
+    elif log.children:
+        await log.mount(notice, before=log.children[0])
+    else:
+        await log.mount(notice)
+    return notice
 
 
 class EditError(ValueError):

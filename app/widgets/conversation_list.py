@@ -8,7 +8,8 @@ the best match at that message.
 It shows the runtime facade's :class:`Conversation` snapshots (``id``, ``title``, ``updated_at``,
 ``message_count``, and a branch's ``parent_id`` / ``fork_seq``); the app lists them in a worker and
 calls :meth:`show`. A branch (issue 17) is listed right under its parent, indented, its second line
-marking the branch point (``↳ branch at #12``); the parent's second line counts its branches. Live updates from other
+marking the branch point (``↳ branch at #12``); the parent's second line marks where its branches
+leave it (``⑂ at #12``). Live updates from other
 processes (:mod:`app.live_view`) change one row with :meth:`update` or drop it with :meth:`remove`.
 """
 
@@ -182,9 +183,10 @@ class ConversationList(Vertical):
         highlight: int | None = None
         tree = not self.search_text
         depths = {conv.id: depth for conv, depth in self._tree()} if tree else {}
-        branches: dict[str, int] = {}
+        forks: dict[str, set[int]] = {}  # parent id -> the seqs its listed branches leave it after
         for conv in self.conversations:
-            branches[conv.parent_id] = branches.get(conv.parent_id, 0) + 1
+            if conv.parent_id and conv.fork_seq is not None:
+                forks.setdefault(conv.parent_id, set()).add(conv.fork_seq)
         for index, conv in enumerate(self._visible()):
             indent = "  " * depths.get(conv.id, 0)
             label = Text(indent, style="")
@@ -197,9 +199,8 @@ class ConversationList(Vertical):
                 line = f"{count} message" if count == 1 else f"{count} messages"
                 if conv.parent_id:
                     line = f"↳ branch at #{conv.fork_seq} · {line}"
-                if branches.get(conv.id):  # first: a narrow sidebar cuts the end of the line
-                    n = branches[conv.id]
-                    line = (f"⑂ {n} branch · " if n == 1 else f"⑂ {n} branches · ") + line
+                if forks.get(conv.id):  # first: a narrow sidebar cuts the end of the line
+                    line = "⑂ at " + ", ".join(f"#{seq}" for seq in sorted(forks[conv.id])) + " · " + line
                 label.append(f"\n{indent}{line}", style="dim")
             options.add_option(Option(label, id=conv.id))
             if conv.id == self.current_id:

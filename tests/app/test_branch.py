@@ -90,8 +90,18 @@ async def test_edit_branches_before_the_message_and_runs_a_new_reply_there(data_
         assert [u.text for u in app.chat_log.query(UserMessage)] == ["hello there", "what is the capital of Spain"]
         await wait_for(lambda: app.sidebar.titles() == [parent, branch], what="the sidebar", pause=pilot.pause)
         lines = _sidebar_lines(app)
-        assert any("⑂ 1 branch" in line for line in lines), lines
-        assert any("↳ branch at #1" in line for line in lines), lines
+        assert lines[1] == "⑂ at #1 · 4 messages", lines
+        assert lines[3].startswith("↳ branch at #1"), lines
+        # The chat log marks where the branch leaves its parent: after the shared reply.
+        order = [type(w).__name__ for w in app.chat_log.children]
+        marks = [n for n in app.chat_log.query(Notice) if "branch point" in n.text]
+        assert len(marks) == 1 and "(to #1) are shared with “hello there”" in marks[0].text
+        at = list(app.chat_log.children).index(marks[0])
+        assert [type(w).__name__ for w in list(app.chat_log.children)[at - 1 : at + 2]] == [
+            "AssistantMessage",
+            "Notice",
+            "UserMessage",
+        ], order
 
 
 async def test_edit_refuses_what_it_cannot_edit_in_one_line(data_dir: Path, redis_url: str) -> None:
