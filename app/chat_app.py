@@ -34,6 +34,7 @@ from textual.worker import Worker, WorkerState
 
 from app import ui_state
 from app.alerts_view import show_alert
+from app.block_actions import BlockActions
 from app.command_handlers import CommandHandlers
 from app.commands import COMMANDS, CommandError, is_command, parse
 from app.edit_flow import EditError, EditFlow, mark_branch_point
@@ -41,11 +42,13 @@ from app.layout import WIDE, panels_can_be_inline, plan, sidebar_can_be_inline, 
 from app.live_view import LiveView
 from app.safe_text import plural
 from app.screens.confirm import ConfirmScreen
+from app.screens.model_picker import ModelPickerScreen
 from app.screens.permission import PermissionScreen
 from app.screens.text_prompt import TextPromptScreen
 from app.signals import install_exit_signals
 from app.turn_view import TurnView, render_history
 from app.widgets.backend_lines import BackendLines
+from app.widgets.block_nav import BlockNav
 from app.widgets.breakers_panel import BreakersPanel, breaker_order
 from app.widgets.chat_log import ChatLog
 from app.widgets.composer import Composer
@@ -168,6 +171,10 @@ class HoldfastApp(App[int]):
         Binding("ctrl+r", "toggle_panels", "Panels"),
         Binding("ctrl+f", "search_conversations", "Search"),
         Binding("escape", "cancel_turn", "Cancel", show=False),
+        # Not in the composer's way: it uses Up/Down for its input history (see app.widgets.block_nav).
+        Binding("alt+up", "blocks(-1)", "Blocks", show=False),
+        Binding("alt+down", "blocks(1)", "Blocks", show=False),
+        Binding("ctrl+o", "pick_model", "Model", show=False),
     ]
 
     def __init__(
@@ -214,9 +221,18 @@ class HoldfastApp(App[int]):
         #: Launch-to-first-frame and launch-to-ready times (seconds), for the benchmark.
         self.timings: dict[str, float] = {}
         self._launched = clock()
-        self.theme = self.config.ui.theme if self.config.ui.theme in self.available_themes else "textual-dark"
-        #: The layout choice and input history remembered across launches (data dir's ui-state.json).
+        #: The layout, theme and input history remembered across launches (data dir's ui-state.json).
         self.ui_state = ui_state.load(self.config.data_path)
+        # The theme picked from the palette last time, else the configured one (a name this
+        # Textual does not know is skipped).
+        known = [t for t in (self.ui_state.theme, self.config.ui.theme) if t in self.available_themes]
+        self.theme = known[0] if known else "textual-dark"
+        #: The model turns use when a conversation has none of its own (known after boot).
+        self.default_model = ""
+        #: The open conversation's picked reply variants (see runtime.core.variants.choices_from).
+        self.variant_choices: dict[str, tuple[str, str]] = {}
+        #: The actions on a highlighted chat block (copy, retry, variants, details...).
+        self.blocks = BlockActions(self)
         #: What the user wants shown beside the chat (shown when it fits; see app.layout).
         self.want_sidebar = self.config.ui.show_sidebar if self.ui_state.sidebar is None else self.ui_state.sidebar
         self.want_panels = self.config.ui.show_panels if self.ui_state.panels is None else self.ui_state.panels
@@ -240,9 +256,13 @@ class HoldfastApp(App[int]):
         with Horizontal(id="body"):
             yield ConversationList(id="sidebar")
             with Vertical(id="main"):
-                yield ChatLog(id="chat", max_rendered=self.config.ui.max_rendered_messages)
+                chat = ChatLog(id="chat", max_rendered=self.config.ui.max_rendered_messages)
+                yield chat
                 yield BackendLines(id="backend-lines")
                 yield Composer(id="composer", placeholder=PLACEHOLDER)
+                nav = BlockNav(chat, id="block-nav")
+                nav.display = False
+                yield nav
             with VerticalScroll(id="panels"):
                 yield BreakersPanel(id="breakers", clock=self._clock)
                 yield HealthPanel(id="health")
@@ -263,6 +283,11 @@ class HoldfastApp(App[int]):
     @property
     def composer(self) -> Composer:
         return self._part("#composer", Composer)
+
+    @property
+    def block_nav(self) -> BlockNav:
+        """The highlighted-block line shown in the composer's place while navigating the chat."""
+        return self._part("#block-nav", BlockNav)
 
     @property
     def header(self) -> HeaderBar:
@@ -311,6 +336,7 @@ class HoldfastApp(App[int]):
 
     def on_mount(self) -> None:
         install_exit_signals(self)
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.apply_layout()
         self.composer.focus()
         llm = self.config.llm
@@ -377,6 +403,7 @@ class HoldfastApp(App[int]):
         self.header.endpoint = rt.llm_url or self.header.endpoint
         with contextlib.suppress(AppError):
             self.header.model = await asyncio.wait_for(rt.current_model(), 5)
+        self.default_model = self.header.model
         self._show_plugins()
         self.refresh_breakers()
         self.refresh_backend_pids()
@@ -590,28 +617,43 @@ class HoldfastApp(App[int]):
         rt = self.runtime
         title = self.sidebar.title_of(conversation_id)
         info: Conversation | None = None
+        model, choices = "", {}
         try:
             info = await rt.get_conversation(conversation_id)
-            title = info.title
+            title, model, choices = info.title, info.model, dict(info.variant_choices)
         except AppError as exc:
             log.info("conversation info unavailable: %s", describe(exc))
         messages = await rt.read_messages(conversation_id, self.config.ui.max_rendered_messages)
-        await self._show_conversation(conversation_id, messages, title=title)
+        await self._show_conversation(conversation_id, messages, title=title, model=model, choices=choices)
         if info is not None and info.parent_id:  # a branch (issue 17): where it leaves its parent
             await mark_branch_point(self.chat_log, messages, info, self.sidebar.title_of(info.parent_id))
 
-    async def _show_conversation(self, conversation_id: str, messages: Sequence[ChatMessage], *, title: str) -> None:
+    async def _show_conversation(
+        self,
+        conversation_id: str,
+        messages: Sequence[ChatMessage],
+        *,
+        title: str,
+        model: str = "",
+        choices: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
         if conversation_id != self.conversation_id:
             self.editing.cancel()  # an edit belongs to the conversation it was started in
+            self.leave_blocks()
+        else:  # redrawn in place (a variant picked, a summary): navigation goes on from a new highlight
+            self.block_nav.stop()
         self.conversation_id = conversation_id
         self.runtime.set_active_conversation(conversation_id)
         self.header.title_text = title
+        # The conversation's own model (``/model``, Ctrl+O), else the endpoint's default.
+        self.header.model = model or self.default_model or self.header.model
+        self.variant_choices = dict(choices or {})
         self.sidebar.current_id = conversation_id
         self.sidebar.show(self.sidebar.conversations)
         self.context_panel.show_conversation(conversation_id)
         log_ = self.chat_log
         await log_.clear()
-        await log_.add(*render_history(messages))
+        await log_.add(*render_history(messages, self.variant_choices))
         if not messages and not self._queued_for(conversation_id):
             await log_.add(self._welcome())
         # A turn of this conversation still streaming, and messages waiting behind it, belong
@@ -692,7 +734,7 @@ class HoldfastApp(App[int]):
             return
         self._oldest_seq = page[0].seq if page else None
         self.chat_log.has_older = bool(page) and page[0].seq not in (None, 0)
-        await self.chat_log.prepend(render_history(page))
+        await self.chat_log.prepend(render_history(page, self.variant_choices))
 
     def action_new_conversation(self) -> None:
         if self.rt is not None:
@@ -733,6 +775,12 @@ class HoldfastApp(App[int]):
             not part.display and (focused is part or part in focused.ancestors) for part in (sidebar, panels)
         ):
             self.composer.focus()
+
+    def _remember_theme(self, theme: object) -> None:
+        """A theme was picked (the palette's Theme command): remember it for the next launch."""
+        if self.ui_state.theme != self.theme:
+            self.ui_state.theme = self.theme
+            ui_state.save(self.config.data_path, self.ui_state)
 
     def _remember_layout(self) -> None:
         self.ui_state.sidebar = self.want_sidebar
@@ -1053,6 +1101,72 @@ class HoldfastApp(App[int]):
                 self.chat_log.notice(f"{event.worker.name or 'task'} failed: {text}", "error"), exit_on_error=False
             )
 
+    # ------------------------------------------------------------ chat blocks and the model picker
+
+    def action_blocks(self, step: int) -> None:
+        """Alt+Up / Alt+Down: highlight the newest (or oldest) block of the chat and act on it
+        from the keyboard (see app.widgets.block_nav)."""
+        nav = self.block_nav
+        if not nav.start(step):
+            self.notify("nothing in the chat to move through yet", markup=False)
+            return
+        nav.can_edit = callable(getattr(self, "edit_message", None))
+        nav.update(nav.hint())
+        self.composer.display = False
+        nav.display = True
+        nav.focus()
+
+    def leave_blocks(self, typed: str = "") -> None:
+        """End block navigation: the highlight goes, the composer comes back with focus (and
+        ``typed``, the character that ended it)."""
+        nav = self.block_nav
+        was_on = nav.display
+        nav.stop()
+        nav.display = False
+        self.composer.display = True
+        if was_on:
+            self.composer.focus()
+        if typed:
+            self.composer.insert(typed)
+
+    def on_block_nav_left(self, message: BlockNav.Left) -> None:
+        self.leave_blocks(message.typed)
+
+    def on_block_nav_act(self, message: BlockNav.Act) -> None:
+        self.run_worker(
+            self.blocks.act(message.action, message.block, message.number), group="block", exit_on_error=False
+        )
+
+    def action_pick_model(self) -> None:
+        """Ctrl+O: pick this conversation's model from the endpoint's list."""
+        self.run_worker(self.pick_model(), group="model", exclusive=True, exit_on_error=False)
+
+    async def pick_model(self) -> None:
+        """List the endpoint's models (through the runtime's guarded client) in a filterable
+        picker; the pick is stored with the conversation and shown in the header."""
+        if self.rt is None or not self.rt.started:
+            self.notify("the runtime is still starting; try again in a moment", markup=False)
+            return
+        try:
+            models = await self.rt.list_models()
+        except AppError as exc:
+            await self.chat_log.notice(f"could not list the models: {describe(exc)}", "error")
+            return
+        if not models:
+            await self.chat_log.notice("the endpoint lists no models; type /model NAME", "hint")
+            return
+        picked = await self.push_screen_wait(ModelPickerScreen(models, self.header.model))
+        if picked:
+            await self.use_model(picked)
+
+    async def use_model(self, name: str) -> None:
+        """Store ``name`` as the open conversation's model and show it in the header."""
+        if self.conversation_id is None:
+            return
+        await self.runtime.set_conversation_model(self.conversation_id, name)
+        self.header.model = name
+        await self.chat_log.notice(f"model for this conversation: {name}")
+
     # ------------------------------------------------------------ command palette
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -1060,6 +1174,8 @@ class HoldfastApp(App[int]):
         for spec in COMMANDS.values():
             takes_args = spec.min_args > 0 or spec.free_text or spec.name in ("chaos", "breakers")
             yield SystemCommand(spec.usage, spec.summary, self._palette_callback(spec.name, takes_args))
+        yield SystemCommand("Model", "Pick this conversation's model from the endpoint's list", self.action_pick_model)
+        yield from self.blocks.palette_commands()
 
     def _palette_callback(self, name: str, takes_args: bool) -> Callable[[], None]:
         def run() -> None:

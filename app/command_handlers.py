@@ -7,11 +7,13 @@ error becomes a one-line notice, never an exception that reaches the app.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.clipboard import copy_text
 from app.commands import COMMANDS, CommandError, Invocation, help_lines
 from app.safe_text import plural
 from app.surface import ChatSurface
@@ -78,18 +80,20 @@ class CommandHandlers:
         await self.say(f"system prompt set for this conversation: {prompt}")
 
     async def cmd_model(self, inv: Invocation) -> None:
-        models = await self.rt.list_models()
-        current = await self.rt.current_model()
+        """``/model``: the picker over the endpoint's models; ``/model NAME``: that model for this
+        conversation, when the endpoint lists it (else a did-you-mean, nothing changed)."""
         if not inv.args:
-            listed = ", ".join(f"{m} (current)" if m == current else m for m in models) or "none"
-            await self.say(f"models: {listed}")
+            await self.app.pick_model()
             return
+        if self.app.conversation_id is None:
+            raise CommandError("no conversation is open yet")
         name = inv.args[0]
+        models = await self.rt.list_models()
         if models and name not in models:
-            raise CommandError(f"unknown model {name!r}; available: {', '.join(models)}")
-        self.rt.set_model(name)
-        self.app.header.model = name
-        await self.say(f"model switched to {name}")
+            close = difflib.get_close_matches(name, models, n=3, cutoff=0.5)
+            hint = f"did you mean {' or '.join(close)}?" if close else f"available: {', '.join(models)}"
+            raise CommandError(f"unknown model {name!r}, not switched; {hint} (/model lists them)")
+        await self.app.use_model(name)
 
     async def cmd_retry(self, inv: Invocation) -> None:
         await self.app.start_turn(None, retry=True)
@@ -146,8 +150,7 @@ class CommandHandlers:
         reply = self.app.chat_log.last_reply()
         if reply is None:
             raise CommandError("no reply to copy yet")
-        self.app.copy_to_clipboard(reply.text)
-        self.app.notify("last reply copied to the clipboard (if your terminal allows it)")
+        self.app.notify("last reply: " + await copy_text(self.app, reply.text), markup=False)
 
     # ------------------------------------------------------------ memory and tools
 

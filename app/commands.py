@@ -35,7 +35,7 @@ COMMANDS: dict[str, CommandSpec] = {
     for spec in (
         CommandSpec("new", "/new", "start a new conversation"),
         CommandSpec("system", "/system <prompt>", "set the system prompt of this conversation", 1, 1, True),
-        CommandSpec("model", "/model [name]", "list models, or switch to one", 0, 1),
+        CommandSpec("model", "/model [name]", "pick this conversation's model (Ctrl+O), or name one", 0, 1),
         CommandSpec("retry", "/retry", "resend the last user message"),
         CommandSpec(
             "edit", "/edit [SEQ|cancel]", "edit your last (or message #SEQ) and resend it as a new branch", 0, 1

@@ -70,6 +70,14 @@ class ChatSurface(Protocol):
         """Run a turn for ``text`` (or resend the last message with ``retry``) in the open conversation."""
         ...
 
+    async def pick_model(self) -> None:
+        """Let the user pick the open conversation's model from the endpoint's list."""
+        ...
+
+    async def use_model(self, name: str) -> None:
+        """Store ``name`` as the open conversation's model and show it in the header."""
+        ...
+
     def refresh_breakers(self) -> None:
         """Redraw the Breakers panel from fresh in-memory snapshots."""
         ...

@@ -8,7 +8,7 @@ conversation is opened, so a resumed conversation looks like the live one.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from textual.widget import Widget
 
@@ -223,11 +223,15 @@ class TurnView:
             await self.log.notice("cancelled: the partial reply is kept, marked interrupted", "degraded")
 
 
-def render_history(messages: Sequence[ChatMessage]) -> list[Widget]:
-    """Widgets for stored messages: user and assistant bubbles, tool blocks with their results."""
+def render_history(
+    messages: Sequence[ChatMessage], choices: Mapping[str, tuple[str, str]] | None = None
+) -> list[Widget]:
+    """Widgets for stored messages: user and assistant bubbles, tool blocks with their results;
+    replies that are not their turn's answer (replaced, or not the variant picked in ``choices``,
+    see :func:`runtime.core.variants.variant_ids`) are marked as variants."""
     widgets: list[Widget] = []
     blocks: dict[str, ToolCallBlock] = {}
-    replaced = variant_ids(messages)
+    replaced = variant_ids(messages, choices=choices)
     for message in messages:
         meta = message.metadata or {}
         if message.role == "user":

@@ -1,7 +1,8 @@
-"""What the chat remembers between launches: the layout the user chose and their input history.
+"""What the chat remembers between launches: the layout and theme the user chose, and their input
+history.
 
 One small JSON file per data dir (``ui-state.json``): ``{"layout": {"sidebar": bool, "panels":
-bool}, "history": {user: [text, ...]}}``. It is UI state, not data: a missing or damaged file is
+bool}, "theme": name, "history": {user: [text, ...]}}``. It is UI state, not data: a missing or damaged file is
 an empty state (logged), and a failed write is logged and never interrupts the chat. Writes go to
 a temporary file that replaces the old one, so a crash mid-write cannot leave half a file.
 """
@@ -25,10 +26,12 @@ HISTORY_LIMIT = 500
 
 @dataclass
 class UiState:
-    """The remembered layout (None: not chosen yet, the config's default applies) and history."""
+    """The remembered layout and theme (None: not chosen yet, the config's default applies) and history."""
 
     sidebar: bool | None = None
     panels: bool | None = None
+    #: A Textual theme name picked from the command palette.
+    theme: str | None = None
     history: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -55,9 +58,11 @@ def load(data_dir: Path) -> UiState:
     }
     sidebar = layout.get("sidebar")
     panels = layout.get("panels")
+    theme = raw.get("theme")
     return UiState(
         sidebar=sidebar if isinstance(sidebar, bool) else None,
         panels=panels if isinstance(panels, bool) else None,
+        theme=theme if isinstance(theme, str) and theme else None,
         history=history,
     )
 
@@ -67,6 +72,7 @@ def save(data_dir: Path, state: UiState) -> None:
     path = data_dir / FILE_NAME
     body = {
         "layout": {"sidebar": state.sidebar, "panels": state.panels},
+        "theme": state.theme,
         "history": {user: items[-HISTORY_LIMIT:] for user, items in state.history.items()},
     }
     tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -556,7 +556,7 @@ class AssistantMessage(Vertical):
             return Text("▍ streaming…")
         parts: list[str] = []
         if self.variant:
-            parts.append("↺ earlier variant, replaced by /retry")
+            parts.append("↺ other variant, not sent to the model (Alt+↑, then < > switches)")
         if self.interrupted:
             parts.append("⚠ interrupted")
         if self.source not in ("llm", ""):

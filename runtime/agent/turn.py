@@ -66,7 +66,7 @@ from runtime.core.events import (
 )
 from runtime.core.logs import log_context
 from runtime.core.messages import ChatMessage, ConversationSummary, ToolCall
-from runtime.core.variants import variant_ids
+from runtime.core.variants import CHOICE_PREFIX, choice_value, choices_from, variant_ids
 from runtime.state.conversations import HIDDEN
 from runtime.tools import AskPermission, ToolContext, ToolRegistry
 from runtime.tools.runner import ToolResult, ToolRunner
@@ -183,9 +183,13 @@ class PromptHistory:
         self._primed: dict[str, tuple[int, tuple[ConversationSummary | None, list[ChatMessage]]]] = {}
         #: conversation id -> the retry turn running in it (its user message's earlier replies are variants).
         self.resending: dict[str, str] = {}
+        #: conversation id -> its settings (``ConversationInfo.settings``: the chosen model, the
+        #: reply variants the user picked), loaded with the conversation by the turn runner.
+        self.settings: dict[str, dict[str, str]] = {}
 
     def _visible(self, conversation_id: str, page: list[ChatMessage], newest: bool) -> list[ChatMessage]:
-        replaced = variant_ids(page, self.resending.get(conversation_id) if newest else None)
+        choices = choices_from(self.settings.get(conversation_id, {}))
+        replaced = variant_ids(page, self.resending.get(conversation_id) if newest else None, choices)
         return [_as_sent(m) for m in page if not m.metadata.get(HIDDEN) and m.id not in replaced]
 
     async def read_tail(self, conversation_id: str, limit: int, *, before_seq: int | None = None) -> list[ChatMessage]:
@@ -335,6 +339,7 @@ class Agent:
         """Create a conversation for this user with the configured system prompt; returns its id."""
         conv_id = await self.store.create(self.user_id, title=title, system_prompt=self.config.agent.system_prompt)
         self._known[conv_id] = self.config.agent.system_prompt
+        self.history.settings[conv_id] = {}
         return conv_id
 
     def run_turn(
@@ -499,6 +504,8 @@ class Agent:
     async def _save_user(self, turn: _Turn, user_text: str | None) -> AsyncGenerator[TurnEvent, None]:
         t0 = self._clock()
         turn.system_prompt = await self._conversation(turn.conversation_id, user_text or "")
+        if turn.model is None:  # the model chosen for this conversation, if any (``/model``)
+            turn.model = self.history.settings.get(turn.conversation_id, {}).get("model") or None
         if user_text is None:
             message = await self._last_user_message(turn.conversation_id)
             turn.user_text, turn.user_message_id = message.content, message.id
@@ -551,6 +558,23 @@ class Agent:
             self._untitled.add(conversation_id)
         self._known[conversation_id] = prompt
 
+    async def set_conversation_model(self, conversation_id: str, model: str) -> None:
+        """Use ``model`` for every later turn of the conversation (stored with it, so it holds
+        after a restart and in other processes that load it afterwards); an empty ``model`` goes
+        back to the client's current one. A conversation with no message yet is created."""
+        await self._conversation(conversation_id, "")
+        await self.store.set_setting(conversation_id, "model", model.strip())
+        self.history.settings.setdefault(conversation_id, {})["model"] = model.strip()
+
+    async def choose_variant(self, conversation_id: str, user_message_id: str, turn_id: str, latest_turn: str) -> None:
+        """Make the reply of ``turn_id`` the answer to ``user_message_id``: later prompts send it
+        instead of the others (:mod:`runtime.core.variants`); ``latest_turn`` is the newest turn
+        answering that message now (a later retry makes its own reply the answer again)."""
+        await self._conversation(conversation_id, "")
+        name, value = CHOICE_PREFIX + user_message_id, choice_value(turn_id, latest_turn)
+        await self.store.set_setting(conversation_id, name, value)
+        self.history.settings.setdefault(conversation_id, {})[name] = value
+
     async def _title_from_message(self, conversation_id: str, text: str) -> None:
         """Title a conversation still called DEFAULT_TITLE from its first user message (a failed
         rename is logged: the turn goes on)."""
@@ -564,7 +588,7 @@ class Agent:
     async def _conversation(self, conversation_id: str, first_text: str) -> str:
         """The conversation's system prompt, creating the conversation on first use."""
         known = self._known.get(conversation_id)
-        if known is not None:
+        if known is not None and conversation_id in self.history.settings:
             return known
         try:
             info = await self.store.get(conversation_id)
@@ -585,12 +609,14 @@ class Agent:
                 conversation_id=conversation_id,
             )
             prompt = self.config.agent.system_prompt
+            self.history.settings[conversation_id] = {}
         else:
             if info.user_id != self.user_id:
                 raise AuthorizationError(f"conversation {conversation_id} belongs to another user")
             prompt = info.system_prompt or self.config.agent.system_prompt
             if info.title == DEFAULT_TITLE:
                 self._untitled.add(conversation_id)
+            self.history.settings[conversation_id] = dict(info.settings)
         self._known[conversation_id] = prompt
         return prompt
 

@@ -56,6 +56,11 @@ class Conversation:
     parent_id: str = ""
     #: The seq of the last message a branch shares with its parent (None when it is not a branch).
     fork_seq: int | None = None
+    #: The model chosen for this conversation (``/model``); empty: the endpoint's default.
+    model: str = ""
+    #: The reply variants the user picked: user message id -> (chosen turn, newest turn then),
+    #: see :func:`runtime.core.variants.choices_from`.
+    variant_choices: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -334,6 +339,18 @@ class RuntimeFacade(Protocol):
 
     async def set_system_prompt(self, conversation_id: str, prompt: str) -> None:
         """Use ``prompt`` as this conversation's system prompt from its next turn on."""
+        ...
+
+    async def set_conversation_model(self, conversation_id: str, model: str) -> None:
+        """Use ``model`` for this conversation's turns from now on (stored with it; empty: back to
+        the endpoint's default). The name is not checked here: check it against
+        :meth:`list_models` first."""
+        ...
+
+    async def choose_variant(self, conversation_id: str, user_message_id: str, turn_id: str, latest_turn: str) -> None:
+        """Make the reply saved by ``turn_id`` the answer to ``user_message_id``: later prompts see
+        it and no other variant (``latest_turn``: the newest turn answering it now; a later retry
+        wins again). Stored with the conversation."""
         ...
 
     async def summarize(self, conversation_id: str, *, force: bool = False) -> SummarizeResult | None:

@@ -32,6 +32,7 @@ from runtime.core.errors import AppError, InternalError, NotFoundError, Validati
 from runtime.core.events import BackendStatus, Event, EventBus, TurnEvent, UserSaved
 from runtime.core.ids import validate_user_id
 from runtime.core.messages import ChatMessage
+from runtime.core.variants import choices_from
 from runtime.host.alerts import Alerts
 from runtime.host.chaos import BackendHandle, Chaos
 from runtime.host.facade import (
@@ -820,6 +821,14 @@ class Runtime:
         """Store a new system prompt for the conversation (creating it if it has no message yet)."""
         await self.agent.set_system_prompt(conversation_id, prompt)
 
+    async def set_conversation_model(self, conversation_id: str, model: str) -> None:
+        """Store ``model`` as the conversation's model; its later turns ask for it."""
+        await self.agent.set_conversation_model(conversation_id, model)
+
+    async def choose_variant(self, conversation_id: str, user_message_id: str, turn_id: str, latest_turn: str) -> None:
+        """Make ``turn_id``'s reply the answer to ``user_message_id`` (see :mod:`runtime.core.variants`)."""
+        await self.agent.choose_variant(conversation_id, user_message_id, turn_id, latest_turn)
+
     async def summarize(self, conversation_id: str, *, force: bool = False) -> SummarizeResult | None:
         """Summarise the older part now if the history passes ``[context].summarize_at`` (or below
         it with ``force``); None if nothing was due."""
@@ -952,6 +961,8 @@ def _conversation(info: ConversationInfo) -> Conversation:
         system_prompt=info.system_prompt,
         parent_id=info.parent_id,
         fork_seq=info.fork_seq,
+        model=info.settings.get("model", ""),
+        variant_choices=choices_from(info.settings),
     )
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -57,7 +58,7 @@ from runtime.resilience.classify import is_outage
 from runtime.state import codec, export
 from runtime.state.cache import LiveTail, LiveTailCache, RecentCache
 from runtime.state.client import RedisRunner
-from runtime.state.history import ConversationDump, ConversationInfo, RedisHistory, encode_message
+from runtime.state.history import SETTING_PREFIX, ConversationDump, ConversationInfo, RedisHistory, encode_message
 from runtime.state.journal import Journal
 from runtime.state.keys import BRANCH_MARK, Keys
 from runtime.state.live import channel_prefix
@@ -72,6 +73,10 @@ STORE_NAME = "conversations"
 HIDDEN = "hidden"
 _ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
 _MAX_TITLE = 200
+#: A conversation setting's name (``model``, ``variant:<user message id>``).
+_SETTING_NAME = re.compile(r"[A-Za-z0-9_:.\-]{1,200}")
+#: Longest setting value (a model name, a pair of turn ids).
+MAX_SETTING_CHARS = 1000
 #: How many of its own appended message ids a store remembers (:meth:`ConversationStore.wrote`).
 MINE_REMEMBERED = 10_000
 
@@ -404,6 +409,31 @@ class ConversationStore:
         info = self._cache.info(conversation_id)
         if info is not None:
             info.system_prompt, info.updated_at = prompt, now
+
+    async def set_setting(self, conversation_id: str, name: str, value: str) -> None:
+        """Store one setting of the conversation (``model``, ``variant:<user message id>``): one
+        field of its meta hash, read back in :attr:`ConversationInfo.settings`. Journaled while
+        Redis is out.
+
+        Raises:
+            ValidationError: ``name`` is not 1-200 characters of letters, digits and ``_:.-``, or
+                ``value`` is not storable text of at most 1,000 characters.
+            NotFoundError: the conversation does not exist.
+        """
+        codec.check_id(conversation_id, "conversation_id")
+        if not _SETTING_NAME.fullmatch(name):
+            raise ValidationError(f"setting name {name!r} is not 1-200 letters, digits or _:.-")
+        text = codec.check_text(value, f"setting {name}")
+        if len(text) > MAX_SETTING_CHARS:
+            raise ValidationError(f"setting {name} is longer than {MAX_SETTING_CHARS} characters")
+        now = self._clock()
+        await self._write(
+            {"op": "setting", "conv": conversation_id, "name": name, "value": text, "at": now},
+            lambda: self._history.set_meta(conversation_id, SETTING_PREFIX + name, text, now),
+        )
+        info = self._cache.info(conversation_id)
+        if info is not None:
+            info.settings[name], info.updated_at = text, now
 
     async def delete(self, conversation_id: str) -> None:
         """Delete a conversation and everything stored with it (idempotent)."""
@@ -880,6 +910,10 @@ class ConversationStore:
             return True
         if op == "system_prompt":
             await self._history.set_meta(record["conv"], "system_prompt", record["text"], float(record["at"]))
+            return True
+        if op == "setting":
+            name, value = record["name"], record["value"]
+            await self._history.set_meta(record["conv"], SETTING_PREFIX + name, value, float(record["at"]))
             return True
         if op == "delete":
             return await self._history.delete(record["conv"])

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runtime.core.messages import ChatMessage
-from runtime.core.variants import variant_ids
+from runtime.core.variants import choices_from, variant_ids
 from runtime.state.history import ConversationDump, ConversationInfo
 
 FORMAT = "holdfast.conversation/1"
@@ -42,7 +42,7 @@ def to_json(dump: ConversationDump, exported_at: float) -> str:
         exported_at: Unix time in seconds, recorded in the document.
     """
     summary = dump.summary
-    replaced = variant_ids([*dump.archived, *dump.messages])
+    replaced = variant_ids([*dump.archived, *dump.messages], choices=choices_from(dump.info.settings))
     data: dict[str, Any] = {
         "format": FORMAT,
         "exported_at": exported_at,
@@ -141,7 +141,7 @@ def to_markdown(dump: ConversationDump) -> str:
     text cannot break out of the document's structure.
     """
     info = dump.info
-    replaced = variant_ids([*dump.archived, *dump.messages])
+    replaced = variant_ids([*dump.archived, *dump.messages], choices=choices_from(dump.info.settings))
     lines = [f"# {_one_line(info.title) or 'Untitled conversation'}", ""]
     lines.append(f"- Conversation: `{info.id}`")
     lines.append(f"- Started: {_when(info.created_at)}; last activity: {_when(info.updated_at)}")

@@ -3,7 +3,9 @@
 Keys of conversation ``C`` (all tagged ``{conv:C}``, see :mod:`runtime.state.keys`):
 
 * ``meta``     hash: id, user_id, title, system_prompt, metadata (JSON), created_at,
-               updated_at, next_seq (messages ever appended), archived (how many moved out)
+               updated_at, next_seq (messages ever appended), archived (how many moved out),
+               and one ``set:NAME`` field per conversation setting (the model chosen for it,
+               the reply variant chosen for a user message): one HSET each, never a JSON rewrite
 * ``messages`` list: the live messages, oldest first, each a JSON object whose ``seq`` is
                its position in the whole conversation (``seq = archived + list index``)
 * ``ids``      hash: message id -> seq; makes an append idempotent (a retried or replayed
@@ -60,6 +62,8 @@ from runtime.state.keys import Keys, ancestors, is_branch
 
 #: Largest single message accepted (Redis itself allows 512 MB per value).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: The meta hash field prefix of a conversation setting (``set:model``).
+SETTING_PREFIX = "set:"
 
 #: A hash as redis-py types it (bytes or str, chosen by ``decode_responses`` at run time);
 #: our client never decodes, so the values are bytes.
@@ -353,6 +357,8 @@ class ConversationInfo:
     parent_id: str = ""
     #: The seq of the last message a branch shares with its parent (-1: none; None: not a branch).
     fork_seq: int | None = None
+    #: Settings chosen after creation, name -> text (``model``, ``variant:<user message id>``).
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def last_activity(self) -> float:
@@ -373,6 +379,7 @@ class ConversationInfo:
             "metadata": self.metadata,
             "parent_id": self.parent_id or None,
             "fork_seq": self.fork_seq,
+            "settings": self.settings,
         }
 
     @classmethod
@@ -394,6 +401,7 @@ class ConversationInfo:
             metadata=dict(data.get("metadata") or {}),
             parent_id=data.get("parent_id") or "",
             fork_seq=None if data.get("fork_seq") is None else int(data["fork_seq"]),
+            settings={str(k): str(v) for k, v in (data.get("settings") or {}).items()},
         )
 
 
@@ -677,10 +685,13 @@ class RedisHistory:
         """Set one text field of the conversation's meta hash and its ``updated_at`` (``now``, seconds).
 
         Raises:
-            ValidationError: ``field`` is not ``title`` or ``system_prompt``.
+            ValidationError: ``field`` is not ``title``, ``system_prompt`` or a setting
+                (``set:NAME``, see :data:`SETTING_PREFIX`).
             NotFoundError: the conversation does not exist.
         """
-        if field not in ("title", "system_prompt"):
+        if field not in ("title", "system_prompt") and not (
+            field.startswith(SETTING_PREFIX) and len(field) > len(SETTING_PREFIX)
+        ):
             raise ValidationError(f"conversation field {field!r} cannot be set")
         keys = self._live_keys(conv_id)
         args: list[EncodableT] = [
@@ -792,4 +803,9 @@ def _info(row: RedisHash) -> ConversationInfo:
         metadata=codec.loads(row.get(b"metadata")) or {},
         parent_id=parent,
         fork_seq=int(text("base") or 0) - 1 if parent else None,
+        settings={
+            _text(key)[len(SETTING_PREFIX) :]: _text(value)
+            for key, value in row.items()
+            if _text(key).startswith(SETTING_PREFIX)
+        },
     )

@@ -9,6 +9,7 @@ import pytest
 
 from app.chat_app import HoldfastApp
 from app.screens.confirm import ConfirmScreen
+from app.screens.model_picker import ModelPickerScreen
 from app.screens.permission import PermissionScreen
 from app.screens.text_prompt import TextPromptScreen
 from app.widgets.assistant_message import AssistantMessage
@@ -98,8 +99,10 @@ async def test_new_system_and_model(app_config: LoadedConfig) -> None:
         await _command(pilot, "/system You are a pirate.", "system prompt set")
         info = await app.rt.get_conversation(app.conversation_id)
         assert info.system_prompt == "You are a pirate."
-        listed = await _command(pilot, "/model", "models:")
-        assert "holdfast-demo (current)" in listed
+        await send(pilot, "/model")  # the picker over the endpoint's models (tests/app/test_model_picker.py)
+        await wait_for(lambda: isinstance(app.screen, ModelPickerScreen), what="the model picker", pause=pilot.pause)
+        assert isinstance(app.screen, ModelPickerScreen) and "holdfast-demo" in app.screen.shown()
+        await pilot.press("escape")
         await _command(pilot, "/model no-such-model", "unknown model", "hint")
 
 

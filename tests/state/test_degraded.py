@@ -304,3 +304,20 @@ async def test_export_refused_while_redis_is_out_works_as_soon_as_it_answers_aga
     document = json.loads(await store.export_json(conv))
     assert [m["content"] for m in document["messages"]] == ["before", "while down"]
     assert not store.degraded and store.pending_writes == 0
+
+
+async def test_conversation_settings_set_offline_replay(
+    apps: list[App], aof_redis: EmbeddedRedis, mono: FakeClock
+) -> None:
+    """A model or variant picked while Redis is out is journaled, read back from the cache, and
+    stored when the journal replays (issue 17)."""
+    store = apps[0].store
+    conv = await store.create("alice", "settings")
+    aof_redis.kill()
+    await store.set_setting(conv, "model", "picked-offline")
+    assert (await store.get(conv)).settings == {"model": "picked-offline"}
+    aof_redis.start()
+    mono.advance(5)
+    report = await store.replay()
+    assert (report.replayed, report.remaining) == (1, 0)
+    assert (await store.get(conv)).settings == {"model": "picked-offline"}
