@@ -196,3 +196,43 @@ def test_code_blocks_are_numbered_in_order() -> None:
     assert code_blocks(text) == ["print(1)\n", "indented = 2\n", "last\n"]
     assert code_blocks("no code here") == []
     assert BlockNav.Act.__doc__  # the message is documented (what the app receives)
+
+
+async def test_edit_a_highlighted_message_branches_before_it(data_dir: Path, redis_url: str) -> None:
+    """``e`` on a highlighted message of yours: its text goes into the composer and sending it
+    branches the conversation before it (HoldfastApp.edit_message, tests/app/test_branch.py)."""
+    app = HoldfastApp(make_config(data_dir, redis_url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await send(pilot, "hello there")
+        await wait_for(
+            lambda: len(app.chat_log.query(AssistantMessage)) == 1 and not app.turn_running, pause=pilot.pause
+        )
+        await send(pilot, "what is the capital of France")
+        await wait_for(
+            lambda: len(app.chat_log.query(AssistantMessage)) == 2 and not app.turn_running, pause=pilot.pause
+        )
+        parent = app.conversation_id
+        await pilot.press("alt+up", "up")
+        assert isinstance(app.block_nav.current, UserMessage)
+        assert "e edit" in str(app.block_nav.render())
+        # A reply cannot be edited: it says so.
+        await pilot.press("down", "e")
+        await wait_for(lambda: any("only your own messages" in n for n in _notes(app)), pause=pilot.pause)
+        await pilot.press("up", "e")
+        await wait_for(lambda: app.composer.text == "what is the capital of France", what="the text", pause=pilot.pause)
+        assert app.focused is app.composer and not app.block_nav.display
+        await send(pilot, "what is the capital of Spain")
+        await wait_for(
+            lambda: (
+                app.conversation_id != parent
+                and not app.turn_running
+                and len(app.chat_log.query(AssistantMessage)) == 2
+            ),
+            what="the branch",
+            pause=pilot.pause,
+        )
+        assert app.rt is not None and app.conversation_id is not None
+        info = await app.rt.get_conversation(app.conversation_id)
+        assert info.parent_id == parent
+        assert [u.text for u in app.chat_log.query(UserMessage)] == ["hello there", "what is the capital of Spain"]
