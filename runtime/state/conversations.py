@@ -317,7 +317,7 @@ class ConversationStore:
         :mod:`runtime.state.history` for how the prefix is read, and what deleting or
         summarising the parent does). Its own messages continue at seq ``at_seq + 1``. Its id
         is ``<parent id>~<6 hex digits>``; its title defaults to the parent's; it inherits the
-        parent's system prompt and metadata.
+        parent's system prompt, metadata and settings (its model, its picked reply variants).
 
         Raises:
             ValidationError: a bad id, ``at_seq`` not between -1 and the parent's last seq, or a

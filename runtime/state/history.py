@@ -214,6 +214,14 @@ if pfloor <= base then
 end
 fields[#fields + 1] = 'floor'
 fields[#fields + 1] = floor
+-- the parent's settings (its model, the reply variants picked in the shared prefix) hold in the branch
+local meta = redis.call('HGETALL', KEYS[7])
+for i = 1, #meta, 2 do
+  if string.sub(meta[i], 1, {len(SETTING_PREFIX)}) == '{SETTING_PREFIX}' then
+    fields[#fields + 1] = meta[i]
+    fields[#fields + 1] = meta[i + 1]
+  end
+end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('SADD', KEYS[11], ARGV[6])
 local ttl = tonumber(ARGV[4])

@@ -34,3 +34,18 @@ async def test_bad_settings_are_refused_with_what_is_wrong(conversations: Conver
         await conversations.set_setting(conv, "model", "m" * 1001)
     with pytest.raises(NotFoundError):
         await conversations.set_setting("conv_missing", "model", "x")
+
+
+async def test_a_branch_inherits_the_parents_settings(conversations: ConversationStore) -> None:
+    """The model and the variants picked in the shared prefix hold in a branch; a later pick in
+    either one stays its own."""
+    conv = await conversations.create("alice", "parent")
+    for n in range(4):
+        await conversations.add_message(conv, "user" if n % 2 == 0 else "assistant", f"m{n}")
+    await conversations.set_setting(conv, "model", "m-parent")
+    await conversations.set_setting(conv, "variant:msg_1", "turn_a turn_b")
+    branch = await conversations.branch(conv, 1, user_id="alice")
+    assert (await conversations.get(branch)).settings == {"model": "m-parent", "variant:msg_1": "turn_a turn_b"}
+    await conversations.set_setting(branch, "model", "m-branch")
+    assert (await conversations.get(conv)).settings["model"] == "m-parent"
+    assert (await conversations.get(branch)).settings["model"] == "m-branch"
