@@ -964,6 +964,8 @@ class Agent:
     ) -> AssistantSaved:
         t0 = self._clock()
         metadata: dict[str, object] = {"turn_id": turn.turn_id, "source": source, **(extra or {})}
+        if source == "llm":  # which model wrote it (the TUI's details of a reply show it)
+            metadata["model"] = turn.model or self.llm.current_model or ""
         reasoning = "".join(turn.reasoning)
         if reasoning and source == "llm":
             metadata["reasoning"] = reasoning  # shown, never re-sent: to_openai() sends no metadata

@@ -448,6 +448,12 @@ class LLMClient:
             self._model = models[0]
         return self._model
 
+    @property
+    def current_model(self) -> str:
+        """The model requests use, as far as known without asking the endpoint ("" before
+        :meth:`model` has looked the endpoint's default up)."""
+        return self._model
+
     def set_model(self, name: str) -> None:
         """Use ``name`` for every later request (``/model``).
 

@@ -119,7 +119,7 @@ async def test_move_copy_expand_details_hide_and_back(data_dir: Path, redis_url:
         assert isinstance(app.screen, DetailsScreen)
         details = app.screen.text
         assert story.message_id is not None and story.message_id in details
-        assert "(counted)" in details and "source  llm" in details
+        assert "(counted)" in details and "source  llm" in details and "model  holdfast-demo" in details
         await pilot.press("escape")
         await wait_for(lambda: app.focused is nav, pause=pilot.pause)
 
