@@ -713,10 +713,14 @@ class Runtime:
         return ConversationPage(ordered[offset:end], len(ordered), end if end < len(ordered) else None)
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
-        """One of this user's conversations; NotFoundError if missing or another user's."""
+        """One of this user's conversations; NotFoundError if missing or another user's. Its
+        settings, as read now, are what this process's next turns in it use (a model or variant
+        picked in another terminal holds here once the conversation is opened again)."""
         info = await self.store.get(conversation_id)
         if info.user_id != self.user_id:
             raise NotFoundError(f"conversation {conversation_id} does not exist")
+        if self._agent is not None:
+            self._agent.history.settings[conversation_id] = dict(info.settings)
         return _conversation(info)
 
     async def branch_conversation(self, conversation_id: str, at_seq: int) -> str:
