@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,27 +64,49 @@ CHUNK_CHARS = 3000
 FLUSH_STARTS = frozenset({"paragraph_open", "bullet_list_open", "ordered_list_open"})
 #: Seconds a removed reply waits for its feed's task to end.
 STOP_WAIT = 1.0
+#: Seconds between two small full passes while a reply streams (see StreamGcPause.step).
+GC_STEP = 0.2
+#: Objects frozen since start-up after which dropping widgets gives them back to the collector.
+THAW_AFTER = 500_000
 #: The oldest generation's threshold while a reply streams: no full collection starts.
 HELD_THRESHOLD = 1 << 30
 
 
 class StreamGcPause:
-    """Python's full garbage collections, held off while at least one reply streams.
+    """Python's full garbage collections, held off while at least one reply streams, and kept
+    short after it by freezing what outlived the last one.
 
-    A collection of the oldest generation walks the whole heap and stops the event loop for its
-    duration: 200-900 ms measured with a long reply on screen on a loaded 2-core machine, about
-    once a second of a 500 tokens/s stream, so one often landed between the last token and the
-    frame showing it. (Textual pauses the collector during smooth scrolls for the same reason:
-    ``App.PAUSE_GC_ON_SCROLL``.) While held, the young generations are still collected as usual
-    (passes of 1-30 ms in the same measurement, so cyclic garbage does not pile up during a long
-    stream);
-    only the full pass waits, by raising the oldest generation's threshold (``gc.set_threshold``),
-    until the last holder releases it: after the finished reply's frame is painted.
+    A collection of the oldest generation walks every object in it and stops the event loop for
+    its duration: 200-900 ms measured with a long reply on screen on a loaded 2-core machine,
+    about once a second of a 500 tokens/s stream, so one often landed between the last token and
+    the frame showing it. (Textual pauses the collector during smooth scrolls for the same
+    reason: ``App.PAUSE_GC_ON_SCROLL``.) While held, the young generations are still collected as
+    usual (passes of 1-30 ms in the same measurement); only the full pass waits, by raising the
+    oldest generation's threshold (``gc.set_threshold``), until the last holder releases it,
+    after the finished reply's frame is painted.
+
+    That deferred pass used to walk the whole heap: everything loaded at start-up and every reply
+    on screen, 0.5-1.4 s right after each long reply (the demo's long story leaves ~110,000 live
+    objects and ~120,000 garbage ones, the Markdown blocks each append replaced). Now the objects
+    that outlived a full pass are moved out of the collector's sight (``gc.freeze()``): at the
+    first hold, the start-up heap; after each release, the survivors of the one collection run
+    then (:meth:`release`). A full pass then walks only what the last reply (and anything since)
+    created. Frozen objects are never collected: when the chat log drops widgets (a conversation
+    switch) and many objects were frozen since start-up, :meth:`thaw` gives them back to the
+    collector in one full pass (see :data:`THAW_AFTER`: the widgets of about four long replies).
     """
 
     def __init__(self) -> None:
         self._holders: set[int] = set()
         self._saved: tuple[int, int, int] | None = None
+        #: Full passes run at release, with their duration in seconds (for the bench and tests).
+        self.passes: list[float] = []
+        #: Steps run while held, each's duration in seconds.
+        self.steps: list[float] = []
+        self._stepped = 0.0
+        #: Objects frozen at start-up (or at the last thaw).
+        self._base = 0
+        self._thaw_at_release = False
 
     @property
     def held(self) -> bool:
@@ -93,17 +116,57 @@ class StreamGcPause:
     def hold(self, owner: object) -> None:
         """``owner`` starts streaming (holding twice is one hold)."""
         if self._saved is None:
+            if not self.passes and gc.get_freeze_count() == 0:
+                gc.freeze()  # the start-up heap (modules, config, the app's frame): long-lived
+                self._base = gc.get_freeze_count()
             young, middle, old = gc.get_threshold()
             self._saved = (young, middle, old)
             gc.set_threshold(young, middle, HELD_THRESHOLD)
         self._holders.add(id(owner))
 
     def release(self, owner: object) -> None:
-        """``owner`` is done (finished and painted, or removed); unknown owners are ignored."""
+        """``owner`` is done (finished and painted, or removed); unknown owners are ignored. The
+        last release runs the held full pass over the unfrozen objects, then freezes the
+        survivors."""
         self._holders.discard(id(owner))
         if not self._holders and self._saved is not None:
             gc.set_threshold(*self._saved)
             self._saved = None
+            started = time.perf_counter()
+            if self._thaw_at_release:
+                self._thaw_at_release = False
+                gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+            self.passes.append(time.perf_counter() - started)
+
+    def step(self) -> None:
+        """While held: at most every :data:`GC_STEP` s, a full pass over what is not frozen (what
+        the stream created since the last step: a few thousand objects, a few ms), then freeze the
+        survivors. The garbage a long reply makes (the blocks each append replaces) is collected
+        in these small steps instead of all at once after the reply."""
+        now = time.perf_counter()
+        if self._saved is None or now - self._stepped < GC_STEP:
+            return
+        gc.collect()
+        gc.freeze()
+        self._stepped = time.perf_counter()
+        self.steps.append(self._stepped - now)
+
+    def thaw(self) -> None:
+        """Widgets were dropped (a conversation switch): some frozen objects are garbage now. Once
+        more than :data:`THAW_AFTER` objects were frozen since start-up, give them all back to the
+        collector and collect at once (one full pass over the heap, here, rather than in the
+        middle of a stream), then freeze again. While a reply streams, at its release instead."""
+        if gc.get_freeze_count() - self._base <= THAW_AFTER:
+            return
+        if self._saved is not None:
+            self._thaw_at_release = True
+            return
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        self._base = gc.get_freeze_count()
 
 
 #: The process's one pause (the collector is process-wide).
@@ -379,6 +442,7 @@ class AssistantMessage(Vertical):
         if self._stream is None:
             self._stream = MarkdownFeed(live)
         await self._stream.write(fragment)
+        GC_PAUSE.step()
         if self.streaming and len(live.children) > SEAL_BLOCKS and live.children[-1].styles.margin.top == 0:
             await self._seal(live)
 

@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from app.widgets.assistant_message import AssistantMessage
+from app.widgets.assistant_message import GC_PAUSE, AssistantMessage
 from app.widgets.notice import Notice, NoticeKind
 from app.widgets.user_message import UserMessage
 from app.widgets.welcome import Welcome
@@ -104,6 +104,7 @@ class ChatLog(VerticalScroll):
         self.has_older = False
         self._asked_older = False
         await self.remove_children()
+        GC_PAUSE.thaw()  # the dropped widgets may be frozen: the collector may take them now
 
     def refold(self, *, fold: bool = True) -> None:
         """Fold the long replies' chunks more than a screen above or below the view, unfold

@@ -82,6 +82,11 @@ async def test_a_2000_token_reply_is_painted_whole_and_as_text(data_dir: Path) -
         await view.handle(AssistantSaved(**IDS, message_id="msg_paint", content=full))
         await view.handle(TurnFinished(**IDS))
         await wait_for(lambda: not GC_PAUSE.held, what="the collector released after the frame", pause=pilot.pause)
+        # The reply's garbage was collected in small steps while it streamed, and what survived
+        # the last one is frozen: the collector is left with a few thousand objects to walk, not
+        # the ~230,000 a long reply used to leave for one full pass (a 0.5-1.4 s freeze after it).
+        assert GC_PAUSE.steps and GC_PAUSE.passes
+        assert len(gc.get_objects()) < 30_000
 
         # Everything streamed is in the widget, cleaned of the escape and nothing else; what was
         # streamed is what stays on screen (the saved reply matched it: no whole re-render).
