@@ -242,3 +242,25 @@ async def test_the_shared_prefix_outlives_its_expiries(
     # An append to the branch keeps its ancestors alive as long as itself.
     assert await r.ttl(keys.conv_messages(parent)) > 600  # type: ignore[attr-defined]
     assert [m.content for m in await store.read_tail(branch, 10)] == ["m0", "own"]
+
+
+async def test_deleting_the_last_leaf_removes_every_kept_ancestor(
+    conversations: ConversationStore, redis_client: object
+) -> None:
+    root = await conversations.create("alice")
+    await _fill(conversations, root, 3, tag="r")
+    middle = await conversations.branch(root, 1, user_id="alice")
+    await conversations.add_message(middle, "user", "mid")
+    leaf = await conversations.branch(middle, 2, user_id="alice")
+    sibling = await conversations.branch(root, 0, user_id="alice")
+    await conversations.delete(root)
+    await conversations.delete(middle)
+    assert [m.content for m in await conversations.read_tail(leaf, 10)] == ["r0", "r1", "mid"]
+    await conversations.delete(leaf)  # middle goes too; root stays for its other branch
+    keys = Keys("t")
+    exists = redis_client.exists  # type: ignore[attr-defined]
+    assert not await exists(keys.conv_meta(middle)) and await exists(keys.conv_meta(root))
+    assert [m.content for m in await conversations.read_tail(sibling, 10)] == ["r0"]
+    await conversations.delete(sibling)
+    left = [k for c in (root, middle, leaf, sibling) for k in keys.conv_all(c) if await exists(k)]
+    assert left == []
