@@ -442,6 +442,7 @@ class HoldfastApp(App[int]):
             await self.chat_log.notice(f"could not list conversations: {describe(exc)}", "degraded")
             conversations = []
         self.sidebar.show(conversations)
+        self._load_totals(conversations)
         last = await rt.last_conversation() if conversations else None
         if last is not None and any(c.id == last for c in conversations):
             await self.open_conversation(last)
@@ -707,9 +708,23 @@ class HoldfastApp(App[int]):
             log.info("conversation list unavailable: %s", describe(exc))
             return
         self.sidebar.show(conversations, self.conversation_id)
+        self._load_totals(conversations)
         title = self.sidebar.title_of(self.conversation_id or "")
         if title:
             self.header.title_text = title
+
+    def _load_totals(self, conversations: list[Conversation]) -> None:
+        """Sum each listed conversation's reply figures in the background, then show them in the
+        sidebar (only conversations changed since the last time are read again)."""
+        if not conversations:
+            return
+
+        async def load() -> None:
+            self.sidebar.show_totals(await self.runtime.conversation_totals(conversations))
+
+        # The function, not a coroutine: a worker cancelled before it starts (the app quitting,
+        # a newer list) then leaves no never-awaited coroutine behind.
+        self.run_worker(load, group="totals", exclusive=True, exit_on_error=False)
 
     def on_conversation_list_selected(self, message: ConversationList.Selected) -> None:
         # Back to the chat: an overlay sidebar closes, and what is typed next is a message (it

@@ -35,6 +35,7 @@ from runtime.core.events import (
     TurnNotice,
     UserSaved,
 )
+from runtime.core.figures import ReplyFigures
 from runtime.core.messages import ChatMessage
 from runtime.core.variants import variant_ids
 
@@ -157,6 +158,9 @@ class TurnView:
                     source=event.source,
                     message_id=event.message_id,
                 )
+            figures = ReplyFigures.from_dict(event.figures) if event.figures else None
+            if self.reply is not None and figures is not None:
+                await self.reply.show_figures(figures)
             self.reply = None
         elif isinstance(event, Degraded):
             if event.service == "llm":
@@ -246,6 +250,7 @@ def render_history(
                     message_id=message.id,
                     source=str(meta.get("source") or "llm"),
                     interrupted=bool(meta.get("interrupted")),
+                    figures=ReplyFigures.of_message(meta),
                 )
                 reply.set_class(bool(meta.get("interrupted")), "-interrupted")
                 reply.set_class(str(meta.get("source") or "llm") != "llm", "-fallback")

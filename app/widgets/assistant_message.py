@@ -50,9 +50,12 @@ from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownBlock
 
 from app.safe_text import StreamCleaner, clean, literal
+from app.widgets.reply_figures import ReplyFiguresLine
 
 if TYPE_CHECKING:
     from textual._arrange import DockArrangeResult
+
+    from runtime.core.figures import ReplyFigures
 
 #: Characters after which a reply is shown as plain text instead of Markdown.
 PLAIN_LIMIT = 60_000
@@ -336,8 +339,11 @@ class AssistantMessage(Vertical):
         message_id: str | None = None,
         source: str = "llm",
         interrupted: bool = False,
+        figures: ReplyFigures | None = None,
     ) -> None:
         super().__init__()
+        #: Tokens, times and cost of a stored reply, shown under it (issue 17).
+        self.figures = figures
         self.text = clean(text)
         self.message_id = message_id
         self.source = source
@@ -371,6 +377,14 @@ class AssistantMessage(Vertical):
         badge = Static(badge_text, markup=False, classes="badge -streaming" if self.streaming else "badge")
         badge.display = bool(badge_text.plain)
         yield badge
+        if self.figures is not None:
+            yield ReplyFiguresLine(self.figures)
+
+    async def show_figures(self, figures: ReplyFigures) -> None:
+        """Show the reply's figures under it (a finished live reply: its ``AssistantSaved``)."""
+        self.figures = figures
+        await self.query(ReplyFiguresLine).remove()
+        await self.mount(ReplyFiguresLine(figures))
 
     async def on_mount(self) -> None:
         if not self.streaming:

@@ -7,7 +7,8 @@ the best match at that message.
 
 It shows the runtime facade's :class:`Conversation` snapshots (``id``, ``title``, ``updated_at``,
 ``message_count``, and a branch's ``parent_id`` / ``fork_seq``); the app lists them in a worker and
-calls :meth:`show`. A branch (issue 17) is listed right under its parent, indented, its second line
+calls :meth:`show`, then :meth:`show_totals` with each one's replies summed (its cost, else its
+tokens; issue 17). A branch (issue 17) is listed right under its parent, indented, its second line
 marking the branch point (``↳ branch at #12``); the parent's second line marks where its branches
 leave it (``⑂ at #12``). Live updates from other
 processes (:mod:`app.live_view`) change one row with :meth:`update` or drop it with :meth:`remove`.
@@ -27,9 +28,10 @@ from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
 from app.safe_text import one_line
+from runtime.core.figures import totals_line
 
 if TYPE_CHECKING:
-    from runtime.host.facade import Conversation, SearchHit
+    from runtime.host.facade import Conversation, ConversationTotals, SearchHit
 
 
 class ConversationList(Vertical):
@@ -74,6 +76,8 @@ class ConversationList(Vertical):
         #: The last search's hits, best first, and the query they answer.
         self.hits: list[SearchHit] = []
         self.hits_query = ""
+        #: Each conversation's reply totals, by id (shown after its message count).
+        self.totals: dict[str, ConversationTotals] = {}
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="search all text…", id="conv-search")
@@ -88,6 +92,11 @@ class ConversationList(Vertical):
         self.conversations = sorted(conversations, key=lambda c: c.updated_at, reverse=True)
         if current_id is not None:
             self.current_id = current_id
+        self._render_options()
+
+    def show_totals(self, totals: dict[str, ConversationTotals]) -> None:
+        """Show these conversations' totals (cost, else tokens) in their rows; others keep theirs."""
+        self.totals.update(totals)
         self._render_options()
 
     def update(
@@ -201,6 +210,9 @@ class ConversationList(Vertical):
                     line = f"↳ branch at #{conv.fork_seq} · {line}"
                 if forks.get(conv.id):  # first: a narrow sidebar cuts the end of the line
                     line = "⑂ at " + ", ".join(f"#{seq}" for seq in sorted(forks[conv.id])) + " · " + line
+                total = totals_line(self.totals[conv.id]) if conv.id in self.totals else ""
+                if total:
+                    line = f"{line} · {total}"
                 label.append(f"\n{indent}{line}", style="dim")
             options.add_option(Option(label, id=conv.id))
             if conv.id == self.current_id:

@@ -64,6 +64,7 @@ from runtime.core.events import (
     TurnNotice,
     UserSaved,
 )
+from runtime.core.figures import FIGURES_KEY, ReplyFigures
 from runtime.core.logs import log_context
 from runtime.core.messages import ChatMessage, ConversationSummary, ToolCall
 from runtime.core.variants import CHOICE_PREFIX, choice_value, choices_from, variant_ids
@@ -276,6 +277,10 @@ class _Turn:
     prefetch: asyncio.Future[None] | None = None
     #: The model this turn asks for (None: the client's current one, see ``/model``).
     model: str | None = None
+    #: Clock time of the model's first streamed token in this turn (None: none yet).
+    first_token_at: float | None = None
+    #: Seconds the model spent streaming, first token to end of stream, summed over steps.
+    streaming_s: float = 0.0
 
     def timed(self, name: str, started: float, now: float) -> None:
         self.timings[name] = round(self.timings.get(name, 0.0) + (now - started) * 1000.0, 3)
@@ -724,9 +729,14 @@ class Agent:
             step_completion: int | None = None
             turn.text = step_text
             turn.reasoning = []
+            step_first: float | None = None
             async with _closing(self.llm.stream_chat(built.messages, built.tools, model=turn.model)) as stream:
                 try:
                     async for event in stream:
+                        if step_first is None and isinstance(event, (LLMText, LLMReasoning, ToolCallReady)):
+                            step_first = self._clock()
+                            if turn.first_token_at is None:
+                                turn.first_token_at = step_first
                         if isinstance(event, LLMText):
                             step_text.append(event.text)
                             yield TextDelta(conversation_id=conv, turn_id=tid, text=event.text, step=step)
@@ -766,6 +776,8 @@ class Agent:
                     yield self._finished(turn, None, failed=True, stop_reason="failed")
                     return
             turn.timed("llm_ms", t0, self._clock())
+            if step_first is not None:
+                turn.streaming_s += self._clock() - step_first
 
             if fallback is not None:
                 async with contextlib.aclosing(self._fallback_answer(turn, fallback)) as answer:
@@ -973,6 +985,9 @@ class Agent:
             metadata["interrupted"] = True
         if hidden:
             metadata[HIDDEN] = True
+        figures = await self._figures(turn) if source == "llm" else None
+        if figures is not None:
+            metadata[FIGURES_KEY] = figures
         saved = await self.store.add_message(turn.conversation_id, "assistant", text, metadata=metadata)
         turn.saved = True
         turn.timed("save_assistant_ms", t0, self._clock())
@@ -985,7 +1000,35 @@ class Agent:
             journaled=bool(self.store.degraded),
             source=source,
             finish_reason=str(metadata.get("finish_reason") or ""),
+            figures=figures,
         )
+
+    async def _figures(self, turn: _Turn) -> dict[str, object] | None:
+        """The reply's figures (issue 17): the turn's tokens so far, its times and the cost by
+        ``[pricing]``; None when no model call reported or counted any usage."""
+        if not turn.usage_kinds:
+            return None
+        now = self._clock()
+        model = turn.model or ""
+        if not model:
+            try:
+                model = await self.llm.model()
+            except AppError:
+                model = ""
+        prompt, completion = turn.usage["prompt_tokens"], turn.usage["completion_tokens"]
+        first = turn.first_token_at
+        figures = ReplyFigures(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            estimated="estimated" in turn.usage_kinds,
+            total_ms=round((now - turn.started) * 1000.0, 1),
+            ttft_ms=round((first - turn.started) * 1000.0, 1) if first is not None else None,
+            tokens_per_second=round(completion / turn.streaming_s, 1) if turn.streaming_s > 0 and completion else None,
+            model=model,
+            cost=self.config.pricing.cost(model, prompt, completion) if model else None,
+            currency=self.config.pricing.currency,
+        )
+        return figures.to_dict()
 
     def _finished(
         self,

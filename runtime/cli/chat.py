@@ -38,6 +38,7 @@ from runtime.core.events import (
     TurnFinished,
     TurnNotice,
 )
+from runtime.core.figures import ReplyFigures, figures_line
 from runtime.core.safe_text import clean
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ async def _turn(rt: Runtime, message: str | None, conversation: str | None, *, a
     line_open = False  # printed text does not end with a newline
     notices: list[TurnNotice] = []
     finished: TurnFinished | None = None
+    figures: ReplyFigures | None = None
     turn = (
         rt.agent.run_turn(conv, message, ask_permission=ask)
         if message is not None
@@ -175,6 +177,8 @@ async def _turn(rt: Runtime, message: str | None, conversation: str | None, *, a
                 resend = resend or event.retryable
             if isinstance(event, TurnFinished):
                 finished = event
+            if isinstance(event, AssistantSaved) and event.figures is not None:
+                figures = ReplyFigures.from_dict(event.figures)
             if as_json:
                 write_json(event.to_dict())
             elif isinstance(event, TextDelta):
@@ -217,6 +221,8 @@ async def _turn(rt: Runtime, message: str | None, conversation: str | None, *, a
             err.write(f"[resend with: holdfast chat --retry --conversation {conv}]\n")
         if finished is not None:
             err.write(usage_line(finished))
+        if figures is not None:
+            err.write(f"[reply: {figures_line(figures)}]\n")
         err.write(f"[conversation {conv}]\n")
     await rt.agent.wait_background()
     return EXIT_FAILED if failed else EXIT_OK

@@ -1,5 +1,7 @@
 """``holdfast conversations list|show ID|export ID [--format md|json]|delete ID|branch ID --at SEQ``.
 
+``list`` prints each conversation with its totals (tokens and cost of its replies, issue 17).
+
 Every action is scoped to ``--user``: another user's conversation id answers "does not exist"
 (exit 1), exactly like an unknown one, so ids cannot be probed across users.
 
@@ -41,11 +43,29 @@ class ExportFormat(StrEnum):
 @app.command("list")
 def list_(ctx: typer.Context) -> int:
     """One JSON line per conversation of the user, most recent first; each branch right after its
-    parent (its ``parent_id`` and ``fork_seq`` say where it forked; both null for the others)."""
+    parent (its ``parent_id`` and ``fork_seq`` say where it forked; both null for the others).
+    Each line has its ``totals``: replies with figures, prompt and completion tokens, and
+    ``cost`` (null without a price in ``[pricing]``), summed over the replies it holds itself
+    (a branch's shared messages count for its parent)."""
 
     async def body(rt: Runtime) -> int:
-        for info in branches_under_parents(await rt.store.list_conversations(rt.user_id)):
-            write_json(info.to_dict())
+        from runtime.host.facade import Conversation
+
+        infos = branches_under_parents(await rt.store.list_conversations(rt.user_id))
+        listed = [
+            Conversation(
+                id=i.id,
+                title=i.title,
+                created_at=i.created_at,
+                updated_at=i.updated_at,
+                message_count=i.message_count,
+            )
+            for i in infos
+        ]
+        totals = await rt.conversation_totals(listed)
+        for info in infos:
+            found = totals.get(info.id)
+            write_json({**info.to_dict(), "totals": found.to_dict() if found is not None else None})
         return EXIT_OK
 
     return with_runtime(ctx, body, llm=False)

@@ -12,6 +12,7 @@ source, the key, the bad value and what is allowed.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import json
 import os
 import re
@@ -449,6 +450,62 @@ class AlertsConfig(_Section):
         return value
 
 
+class ModelPrice(_Section):
+    """One model's price: ``input`` and ``output`` in ``[pricing].currency`` per million prompt
+    and completion tokens."""
+
+    input: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    output: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class PricingConfig(_Section):
+    """``[pricing]``: what replies cost, shown under each reply and summed per conversation.
+
+    ``models`` maps a model name or glob pattern (``gpt-4o-mini*``, ``*/llama-3*``; matched
+    without regard to case) to its :class:`ModelPrice`; a model's exact name wins, else the
+    longest pattern that matches it. A model with no price shows no cost. ``currency`` is the
+    code the prices are in (``USD`` shows as ``$``).
+    """
+
+    currency: str = "USD"
+    models: dict[str, ModelPrice] = Field(default_factory=dict)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{3}", value):
+            raise ValueError(f"[pricing].currency must be a 3-letter currency code such as USD or EUR, got {value!r}")
+        return value.upper()
+
+    @field_validator("models")
+    @classmethod
+    def _patterns(cls, value: dict[str, ModelPrice]) -> dict[str, ModelPrice]:
+        for pattern in value:
+            if not pattern.strip() or len(pattern) > 200:
+                raise ValueError(f"[pricing.models] {pattern!r}: a model name or glob pattern is 1-200 characters")
+        return value
+
+    def price_for(self, model: str) -> ModelPrice | None:
+        """The price of ``model`` (see the class doc for which entry wins), or None."""
+        name = model.lower()
+        best: tuple[int, ModelPrice] | None = None
+        for pattern, price in self.models.items():
+            key = pattern.lower()
+            if key == name:
+                return price
+            if fnmatch.fnmatchcase(name, key) and (best is None or len(key) > best[0]):
+                best = (len(key), price)
+        return best[1] if best else None
+
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """What ``prompt_tokens`` in and ``completion_tokens`` out cost on ``model``, in
+        ``currency``; None when the model has no price."""
+        price = self.price_for(model)
+        if price is None:
+            return None
+        return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+
+
 class Config(_Section):
     """The whole validated, immutable configuration; build it with :func:`load_config`."""
 
@@ -464,6 +521,7 @@ class Config(_Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    pricing: PricingConfig = Field(default_factory=PricingConfig)
     #: Where the user's data lives (journal, embedded Redis AOF, LanceDB); empty = platformdirs.
     data_dir: str = ""
     log_dir: str = ""
@@ -749,6 +807,10 @@ def _explain(exc: PydanticValidationError, sources: dict[str, str]) -> str:
     dotted = ".".join(str(p) for p in loc if isinstance(p, str))
     # A whole table's error ([mcp.servers.NAME] without a command) comes from where its keys were set.
     origin = sources.get(dotted) or next((v for k, v in sources.items() if k.startswith(dotted + ".")), "default")
+    if err["type"] == "missing":  # a table without a required key ([pricing.models.X] with no output)
+        table = dotted.rpartition(".")[0]
+        origin = next((v for k, v in sources.items() if k.startswith(table + ".")), origin)
+        return f"{origin}: [{table}] needs {loc[-1]}"
     if err["type"] == "value_error":  # a field validator's own words (the user id rule)
         said = str(err.get("ctx", {}).get("error", err["msg"]))
         if origin == "command line" and dotted in _FLAGS:

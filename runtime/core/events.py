@@ -348,6 +348,10 @@ class AssistantSaved(TurnEvent):
     source: str = "llm"
     #: The endpoint's finish reason for the answer ("stop", "length", "content_filter", ...; "" if none).
     finish_reason: str = ""
+    #: The reply's figures (:meth:`runtime.core.figures.ReplyFigures.to_dict`: tokens, time to
+    #: first token, total time, tokens per second, cost), also kept in the message's metadata;
+    #: None when no model call produced the reply (a fallback notice).
+    figures: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

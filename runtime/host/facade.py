@@ -27,6 +27,7 @@ from runtime.core.messages import ChatMessage
 if TYPE_CHECKING:
     from runtime.context.report import PromptReport as PromptReport
     from runtime.context.summarize import SummarizeResult as SummarizeResult
+    from runtime.core.figures import ConversationTotals as ConversationTotals
     from runtime.resilience.breaker import BreakerSnapshot as BreakerSnapshot
     from runtime.resilience.health import CheckResult as CheckResult
     from runtime.resilience.health import HealthReport as HealthReport
@@ -259,6 +260,10 @@ class RuntimeFacade(Protocol):
 
     async def list_conversations(self) -> list[Conversation]:
         """The user's conversations, most recently updated first."""
+        ...
+
+    async def conversation_totals(self, conversations: Sequence[Conversation]) -> dict[str, ConversationTotals]:
+        """Each conversation's replies summed (tokens, cost), by id; unreadable ones left out."""
         ...
 
     async def get_conversation(self, conversation_id: str) -> Conversation:

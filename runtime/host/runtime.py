@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from runtime.config import Config
 from runtime.core.errors import AppError, InternalError, NotFoundError, ValidationError, describe
 from runtime.core.events import BackendStatus, Event, EventBus, TurnEvent, UserSaved
+from runtime.core.figures import ConversationTotals, ReplyFigures
 from runtime.core.ids import validate_user_id
 from runtime.core.messages import ChatMessage
 from runtime.core.variants import choices_from
@@ -172,6 +173,8 @@ class Runtime:
         self._embedded_redis: DataDirRedis | None = None
         self._demo_llm: DemoLLMServer | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        # Each conversation's reply totals, by id, with the (updated_at, message count) read.
+        self._totals: dict[str, tuple[tuple[float, int], ConversationTotals]] = {}
         #: The configured MCP servers once their background start began (None: none configured).
         self.mcp: McpManager | None = None
         self._mcp_boot: asyncio.Task[None] | None = None
@@ -711,6 +714,32 @@ class Runtime:
         ordered = sorted((_conversation(i) for i in infos), key=lambda c: (c.updated_at, c.id), reverse=True)
         end = len(ordered) if limit is None else offset + limit
         return ConversationPage(ordered[offset:end], len(ordered), end if end < len(ordered) else None)
+
+    async def conversation_totals(self, conversations: Sequence[Conversation]) -> dict[str, ConversationTotals]:
+        """Each conversation's replies summed (tokens and cost, issue 17), by id: the figures
+        stored on its replies, archived (summarised) ones included. A conversation is read again
+        only after it changed (same ``updated_at`` and message count: the last totals), a few at
+        a time; one that cannot be read now (Redis out) is left out of the answer."""
+        gate = asyncio.Semaphore(8)
+
+        async def one(conv: Conversation) -> tuple[str, ConversationTotals] | None:
+            stamp = (conv.updated_at, conv.message_count)
+            known = self._totals.get(conv.id)
+            if known is not None and known[0] == stamp:
+                return conv.id, known[1]
+            async with gate:
+                try:
+                    dump = await self.store.dump(conv.id)
+                except AppError as exc:
+                    log.info("totals of %s unknown: %s", conv.id, describe(exc))
+                    return None
+            figures = (ReplyFigures.of_message(m.metadata) for m in [*dump.archived, *dump.messages])
+            totals = ConversationTotals.of(f for f in figures if f is not None)
+            self._totals[conv.id] = (stamp, totals)
+            return conv.id, totals
+
+        found = await asyncio.gather(*(one(c) for c in conversations))
+        return dict(pair for pair in found if pair is not None)
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         """One of this user's conversations; NotFoundError if missing or another user's. Its

@@ -198,7 +198,9 @@ def brief(event: TurnEvent) -> dict[str, Any]:
 
 def turn_result(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The JSON answer of a finished turn (``stream: false``) from its events as dicts
-    (:meth:`runtime.core.events.Event.to_dict`): ids, the saved answer, how it ended."""
+    (:meth:`runtime.core.events.Event.to_dict`): ids, the saved answer, how it ended, and the
+    answer's figures (tokens, times, cost: :class:`runtime.core.figures.ReplyFigures`; None for a
+    fallback notice)."""
     first = events[0] if events else {}
     result: dict[str, Any] = {
         "conversation_id": first.get("conversation_id"),
@@ -213,6 +215,7 @@ def turn_result(events: list[dict[str, Any]]) -> dict[str, Any]:
         "stop_reason": None,
         "usage": {},
         "timings": {},
+        "figures": None,
     }
     streamed: list[str] = []
     for event in events:
@@ -225,6 +228,7 @@ def turn_result(events: list[dict[str, Any]]) -> dict[str, Any]:
             result["message_id"] = event["message_id"]
             result["content"] = event["content"]
             result["interrupted"] = bool(event.get("interrupted"))
+            result["figures"] = event.get("figures")
         elif kind == "TurnFailed":
             result["failed"] = True
             result["error"] = event.get("error")

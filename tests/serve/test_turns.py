@@ -61,8 +61,16 @@ async def test_stream_false_answers_one_json_result_and_history_pages(client: ht
         ).json()
         assert result["failed"] is False and f"number {i}" in result["content"]
         assert result["usage"]["total_tokens"] > 0
+        # The reply's figures (issue 17) are the usage the demo server reported.
+        figures = result["figures"]
+        assert (figures["prompt_tokens"], figures["completion_tokens"], figures["estimated"]) == (
+            result["usage"]["prompt_tokens"],
+            result["usage"]["completion_tokens"],
+            False,
+        )
     newest = (await client.get(f"/v1/conversations/{conv}/messages", params={"limit": 4})).json()
     assert [m["role"] for m in newest["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert newest["messages"][-1]["metadata"]["figures"] == figures  # stored with the reply
     assert newest["messages"][0]["content"] == "number 1"
     older = (
         await client.get(f"/v1/conversations/{conv}/messages", params={"limit": 4, "before": newest["next_before"]})
