@@ -7,8 +7,8 @@ the best match at that message.
 
 It shows the runtime facade's :class:`Conversation` snapshots (``id``, ``title``, ``updated_at``,
 ``message_count``, and a branch's ``parent_id`` / ``fork_seq``); the app lists them in a worker and
-calls :meth:`show`, then :meth:`show_totals` with each one's replies summed (its cost, else its
-tokens; issue 17). A branch (issue 17) is listed right under its parent, indented, its second line
+calls :meth:`show`, then :meth:`show_totals` with each one's replies summed (its cost, when
+priced; issue 17). A branch (issue 17) is listed right under its parent, indented, its second line
 marking the branch point (``↳ branch at #12``); the parent's second line marks where its branches
 leave it (``⑂ at #12``). Live updates from other
 processes (:mod:`app.live_view`) change one row with :meth:`update` or drop it with :meth:`remove`.
@@ -95,7 +95,7 @@ class ConversationList(Vertical):
         self._render_options()
 
     def show_totals(self, totals: dict[str, ConversationTotals]) -> None:
-        """Show these conversations' totals (cost, else tokens) in their rows; others keep theirs."""
+        """Show these conversations' total cost in their rows (when priced); others keep theirs."""
         self.totals.update(totals)
         self._render_options()
 

@@ -153,11 +153,6 @@ def figures_line(figures: ReplyFigures) -> str:
 
 
 def totals_line(totals: ConversationTotals) -> str:
-    """A conversation's total for a list row: ``$0.0123`` when priced, else its tokens
-    (``12.3k tok est.`` when estimated); "" before its first reply with figures."""
-    if totals.replies == 0:
-        return ""
-    if totals.cost is not None:
-        return format_cost(totals.cost, totals.currency)
-    mark = " est." if totals.estimated else ""
-    return f"{format_tokens(totals.prompt_tokens + totals.completion_tokens)} tok{mark}"
+    """A conversation's total for a list row: its cost (``$0.0123``), "" when none of its
+    replies had a price (its tokens alone would crowd a narrow sidebar's row)."""
+    return format_cost(totals.cost, totals.currency) if totals.cost is not None else ""
