@@ -110,9 +110,6 @@ MAX_PAGES_TO_FIND = 40
 
 #: Seconds a streaming turn gets, at exit, to save its partial reply.
 TURN_SAVE_TIMEOUT = 1.0
-#: Seconds the runtime gets to stop at exit (its in-process parts take well under 0.1 s; the
-#: embedded servers are left to the kernel's death signal and the data dir's watchdog).
-STOP_BUDGET = 0.1
 #: Seconds after the exit began when the watchdog ends the process once data is safe, and when
 #: it ends it in any case (a hang-up can leave the terminal writer blocked for good).
 EXIT_DEADLINE = 1.5
@@ -238,6 +235,8 @@ class HoldfastApp(App[int]):
         self.want_panels = self.config.ui.show_panels if self.ui_state.panels is None else self.ui_state.panels
         #: The shutdown begun by exit() (None while running); data_safe is set once it is done.
         self._exit_task: asyncio.Future[None] | None = None
+        #: The runtime stopping in the background of a real exit (see _shut_down).
+        self._stopping: asyncio.Future[None] | None = None
         self.data_safe = threading.Event()
         #: True in the real process (app.main): a watchdog ends it if the exit hangs. Never in
         #: tests, where os._exit would end the test run.
@@ -465,9 +464,13 @@ class HoldfastApp(App[int]):
 
     async def _shut_down(self) -> None:
         """Save what the user would lose, then stop the runtime; sets :attr:`data_safe`. Bounded:
-        the turn gets :data:`TURN_SAVE_TIMEOUT` s to save its partial reply, the runtime
-        :data:`STOP_BUDGET` s; what is cut short (stopping the embedded servers) the kernel and
-        the data dir's watchdog finish after the process exits."""
+        the turn gets :data:`TURN_SAVE_TIMEOUT` s to save its partial reply. In the real process
+        (:attr:`exit_watchdog`) the data is safe as soon as it is saved (a conversation write
+        Redis did not take is in the journal on disk): the runtime's stop then runs in the
+        background of the exit, for as long as Textual's teardown lasts, and whatever is left of
+        it (closing clients, deleting the session key, stopping the embedded servers) the process
+        exit, the kernel's death signal and the data dir's watchdog finish. A test process
+        outlives the app, so there the runtime is stopped whole before :attr:`data_safe`."""
         try:
             for waiter in self._permission_waiters:
                 if not waiter.done():
@@ -481,10 +484,13 @@ class HoldfastApp(App[int]):
                 self._unsubscribe()
                 self._unsubscribe = None
             if self.rt is not None and self._owns_runtime:
-                with contextlib.suppress(Exception):
-                    # Bounded in the real process only: a test process outlives the app, so
-                    # nothing would stop the embedded servers after it.
-                    await asyncio.wait_for(asyncio.shield(self.rt.stop()), STOP_BUDGET if self.exit_watchdog else None)
+                if self.exit_watchdog:
+                    self.data_safe.set()
+                    self._stopping = asyncio.ensure_future(self.rt.stop())
+                    self._stopping.add_done_callback(_retrieve)
+                else:
+                    with contextlib.suppress(Exception):
+                        await self.rt.stop()
         finally:
             self.data_safe.set()
 
@@ -1203,6 +1209,12 @@ class HoldfastApp(App[int]):
                 self.run_worker(self.handlers.run(parse(f"/{name}")), group="command", exit_on_error=False)
 
         return run
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Retrieve a background task's outcome so a failure is not reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def start_watchdog(data_safe: threading.Event, return_code: int) -> threading.Thread:
