@@ -30,6 +30,7 @@ from app.widgets.thinking_block import ThinkingBlock
 from app.widgets.tool_call_block import ToolCallBlock
 from app.widgets.user_message import UserMessage
 from runtime.core.errors import AppError, describe
+from runtime.core.figures import ReplyFigures, figures_line
 from runtime.core.variants import turn_variants
 
 if TYPE_CHECKING:
@@ -247,6 +248,9 @@ class BlockActions:
             rows.append(
                 ("shown as", "other variant (not sent)" if block.variant else "the answer (sent in later prompts)")
             )
+        figures = ReplyFigures.of_message(meta)
+        if figures is not None:  # the reply's usage and timings (issue 17 item 4)
+            rows.append(("figures", figures_line(figures)))
         if meta.get("turn_id"):
             rows.append(("turn", str(meta["turn_id"])))
         shown = {"model", "source", "turn_id", "reasoning", "hidden"}

@@ -120,6 +120,7 @@ async def test_move_copy_expand_details_hide_and_back(data_dir: Path, redis_url:
         details = app.screen.text
         assert story.message_id is not None and story.message_id in details
         assert "(counted)" in details and "source  llm" in details and "model  holdfast-demo" in details
+        assert " in · " in details and " out" in details  # its figures line (issue 17 item 4)
         await pilot.press("escape")
         await wait_for(lambda: app.focused is nav, pause=pilot.pause)
 
