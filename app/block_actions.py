@@ -59,6 +59,8 @@ class BlockSurface(ChatSurface, Protocol):
 
     def leave_blocks(self, typed: str = "") -> None: ...
 
+    async def reload_sidebar(self) -> None: ...
+
     def call_after_refresh(self, callback: Any, *args: Any, **kwargs: Any) -> bool: ...
 
     def push_screen(self, screen: Screen[Any], callback: Any = None, wait_for_dismiss: bool = False) -> Any: ...
@@ -118,18 +120,38 @@ class BlockActions:
         if not isinstance(block, (AssistantMessage, UserMessage)):
             self._say("retry works on a reply or on your message", "warning")
             return
-        if not self._in_last_turn(block):
-            self._say(
-                "only the latest turn can be regenerated here (history is append-only); "
-                "copy the message and send it again to ask anew",
-                "warning",
-            )
-            return
         if self.app.turn_running:
             self._say("a reply is still streaming: press Esc first", "warning")
             return
-        self.app.leave_blocks()
-        await self.app.start_turn(None, retry=True)
+        if self._in_last_turn(block):
+            self.app.leave_blocks()
+            await self.app.start_turn(None, retry=True)
+            return
+        await self._retry_in_branch(block)
+
+    async def _retry_in_branch(self, block: Widget) -> None:
+        """An earlier turn: history is append-only, so its new answer goes in a branch that
+        shares the history up to that turn's user message (the original stays in its parent)."""
+        app = self.app
+        conv, message_id = app.conversation_id, getattr(block, "message_id", None)
+        if conv is None or app.rt is None or not message_id:
+            self._say("this message is not saved yet: wait for it to be sent", "warning")
+            return
+        messages = await app.rt.read_messages(conv, READ_BACK)
+        found = next((m for m in messages if m.id == message_id), None)
+        asked = found if found is not None and found.role == "user" else None
+        if found is not None and asked is None:
+            before = [m for m in messages if m.role == "user" and (m.seq or 0) < (found.seq or 0)]
+            asked = before[-1] if before else None
+        if asked is None or asked.seq is None:
+            self._say("could not find the message this reply answers among the newest messages", "warning")
+            return
+        branch = await app.rt.branch_conversation(conv, asked.seq)
+        app.leave_blocks()
+        await app.open_conversation(branch)
+        await app.reload_sidebar()
+        self._say(f"regenerating in a branch from message #{asked.seq} (the original stays in its parent)")
+        await app.start_turn(None, retry=True)
 
     async def _edit(self, block: Widget, number: int) -> None:
         edit = getattr(self.app, "edit_message", None)
@@ -258,7 +280,7 @@ class BlockActions:
             if key not in shown and isinstance(value, (str, int, float, bool)):
                 rows.append((key.replace("_", " "), one_line(str(value), 60)))
         if stored.seq is not None:
-            rows.append(("position", f"message {stored.seq + 1} of the conversation"))
+            rows.append(("position", f"message #{stored.seq} (the number /edit takes)"))
         return rows
 
     # ------------------------------------------------------------ the command palette

@@ -85,10 +85,6 @@ async def test_move_copy_expand_details_hide_and_back(data_dir: Path, redis_url:
         assert nav.current is first_reply and not story.has_class(HIGHLIGHT)
         await pilot.pause()
         assert _visible(app, first_reply)
-        # The first reply is not the latest turn: retry from here says why it cannot.
-        await pilot.press("r")
-        await wait_for(lambda: any("only the latest turn" in n for n in _notes(app)), pause=pilot.pause)
-        assert len(app.chat_log.query(AssistantMessage)) == 2
         await pilot.press("up")
         assert nav.current is tool and tool.collapsed
         await pilot.pause()
@@ -145,6 +141,52 @@ async def test_move_copy_expand_details_hide_and_back(data_dir: Path, redis_url:
         await pilot.press("escape")
         await wait_for(lambda: app.focused is app.composer and not nav.display, pause=pilot.pause)
         assert app.composer.text == ""
+
+
+async def test_retry_from_an_earlier_reply_regenerates_it_in_a_branch(data_dir: Path, redis_url: str) -> None:
+    """History is append-only: an earlier turn's new answer goes in a branch sharing the history
+    up to that turn's question; the original conversation keeps its reply."""
+    app = HoldfastApp(make_config(data_dir, redis_url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await send(pilot, "hello there")
+        await wait_for(
+            lambda: len(app.chat_log.query(AssistantMessage)) == 1 and not app.turn_running, pause=pilot.pause
+        )
+        await send(pilot, "what is the capital of France")
+        await wait_for(
+            lambda: len(app.chat_log.query(AssistantMessage)) == 2 and not app.turn_running, pause=pilot.pause
+        )
+        parent = app.conversation_id
+        assert parent is not None and app.rt is not None
+        original = await app.rt.read_messages(parent, 10)
+        await pilot.press("alt+up", "up", "up")
+        assert nav_reply(app) is app.chat_log.query(AssistantMessage).first()
+        await pilot.press("r")
+        await wait_for(
+            lambda: (
+                app.conversation_id != parent
+                and not app.turn_running
+                and len(app.chat_log.query(AssistantMessage)) == 1
+            ),
+            what="the regenerated reply in a branch",
+            pause=pilot.pause,
+        )
+        assert any("regenerating in a branch from message #0" in n for n in _notes(app))
+        branch = app.conversation_id
+        assert branch is not None
+        info = await app.rt.get_conversation(branch)
+        assert (info.parent_id, info.fork_seq) == (parent, 0)
+        stored = await app.rt.read_messages(branch, 10)
+        assert [(m.role, m.content) for m in stored[:1]] == [("user", "hello there")]
+        assert [m.role for m in stored] == ["user", "assistant"]
+        # Its prompt held the question alone (the original answer and the later turn stay behind).
+        assert "(1 system, 1 user)" in stored[1].content, stored[1].content
+        assert [m.content for m in await app.rt.read_messages(parent, 10)] == [m.content for m in original]
+
+
+def nav_reply(app: HoldfastApp) -> object:
+    return app.block_nav.current
 
 
 async def test_retry_from_the_latest_reply_and_the_palette(data_dir: Path, redis_url: str) -> None:
