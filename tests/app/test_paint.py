@@ -10,6 +10,7 @@ garbage-collector hold is released after the reply, and the side panels redraw o
 from __future__ import annotations
 
 import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,14 @@ from textual.widgets._markdown import MarkdownBlock, MarkdownBulletList, Markdow
 from app.chat_app import HoldfastApp
 from app.safe_text import StreamCleaner, clean
 from app.turn_view import TurnView
-from app.widgets.assistant_message import GC_PAUSE, HELD_THRESHOLD, AssistantMessage, ReplyMarkdown, StreamGcPause
+from app.widgets.assistant_message import (
+    GC_PAUSE,
+    HELD_THRESHOLD,
+    THAW_AFTER,
+    AssistantMessage,
+    ReplyMarkdown,
+    StreamGcPause,
+)
 from app.widgets.health_panel import HealthPanel
 from app.widgets.status_bar import PanelChanged
 from runtime.core.events import AssistantSaved, TextDelta, TurnFinished
@@ -219,6 +227,32 @@ def test_the_collector_hold_counts_its_holders() -> None:
         assert not pause.held and gc.get_threshold() == before
     finally:
         gc.set_threshold(*before)
+
+
+class _Node:
+    """An object in a reference cycle (as every widget is): only the collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_widgets_dropped_after_many_frozen_objects_go_back_to_the_collector() -> None:
+    pause = StreamGcPause()
+    owner = object()
+    pause.hold(owner)
+    pause.release(owner)  # the survivors of the pass after a reply are frozen
+    assert gc.get_freeze_count() > 0 and pause.passes
+    node = _Node()
+    probe = weakref.ref(node)
+    gc.freeze()  # like a widget that outlived a reply
+    pause._base = gc.get_freeze_count()  # what counts as frozen at start-up
+    del node  # then dropped (its conversation switched away)
+    pause.thaw()  # few objects frozen since start-up: left frozen, no full pass over the heap
+    assert probe() is not None
+    pause._base = gc.get_freeze_count() - THAW_AFTER - 1  # as if that many were frozen since
+    pause.thaw()
+    assert probe() is None  # collected
+    assert gc.get_freeze_count() > 0  # and the survivors frozen again
 
 
 class PanelHost(App[None]):
