@@ -22,7 +22,7 @@ from app.widgets.assistant_message import AssistantMessage
 from app.widgets.block_nav import HIGHLIGHT, BlockNav, code_blocks
 from app.widgets.tool_call_block import ToolCallBlock
 from app.widgets.user_message import UserMessage
-from tests.support.app import make_config, ready, send
+from tests.support.app import make_config, palette_pick, ready, send
 from tests.support.polling import wait_for
 
 pytestmark = [pytest.mark.ui, pytest.mark.e2e, pytest.mark.redis]
@@ -209,11 +209,7 @@ async def test_retry_from_the_latest_reply_and_the_palette(data_dir: Path, redis
         assert app.focused is app.composer  # retry returns to the composer to watch the reply
 
         # The same actions in the command palette (on the last reply when nothing is highlighted).
-        await pilot.press("ctrl+p")
-        await wait_for(lambda: app.screen.id != "_default", what="the palette", pause=pilot.pause)
-        await pilot.press(*"copy last reply")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        await palette_pick(pilot, "copy last reply", "copy last reply")
         await wait_for(lambda: app.clipboard == new.text, what="the palette's copy", pause=pilot.pause)
 
 

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from textual.command import CommandPalette
 
 from app.chat_app import HoldfastApp
 from app.ui_state import FILE_NAME
-from tests.support.app import make_config
+from tests.support.app import make_config, palette_pick
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.ui
@@ -27,15 +28,13 @@ async def test_a_theme_picked_in_the_palette_is_remembered_across_launches(data_
     first = _app(data_dir)
     async with first.run_test(size=SIZE) as pilot:
         assert first.theme == "textual-dark"
-        await pilot.press("ctrl+p")
-        await wait_for(lambda: first.screen.id != "_default", what="the palette", pause=pilot.pause)
-        await pilot.press(*"theme")
-        await pilot.pause(0.3)
-        await pilot.press("enter")  # the palette's Theme command: a list of the built-in themes
-        await pilot.pause(0.3)
-        await pilot.press(*"nord")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        used = await palette_pick(pilot, "theme", "theme")  # the palette's Theme command: the built-in themes
+        await wait_for(
+            lambda: isinstance(first.screen, CommandPalette) and first.screen is not used,
+            what="the theme list",
+            pause=pilot.pause,
+        )
+        await palette_pick(pilot, "nord", "nord")
         await wait_for(lambda: first.theme == "nord", what="the nord theme", pause=pilot.pause)
         await wait_for(lambda: first.screen.id == "_default", what="the palette closed", pause=pilot.pause)
     stored = json.loads((data_dir / FILE_NAME).read_text(encoding="utf-8"))

@@ -71,3 +71,33 @@ async def send(pilot: Pilot[Any], text: str) -> None:
     """Type ``text`` into the Holdfast composer the way a person pastes it, then press Enter."""
     _holdfast(pilot).composer.text = text
     await pilot.press("enter")
+
+
+async def palette_pick(pilot: Pilot[Any], typed: str, expect: str) -> object:
+    """Run a command palette command as a person does: open the palette (Ctrl+P) unless one is
+    open, type ``typed``, wait (at most :data:`DEADLINE` s) until the highlighted command's text
+    holds ``expect`` (case ignored), press Enter. Returns the palette screen used (a command that
+    opens another palette, like Textual's Theme, is told apart by it). Raises ``WaitTimeout`` if
+    the command never shows."""
+    from textual.command import CommandList, CommandPalette
+
+    from tests.support.polling import wait_for
+
+    app = pilot.app
+    if not isinstance(app.screen, CommandPalette):
+        await pilot.press("ctrl+p")
+        await wait_for(lambda: isinstance(app.screen, CommandPalette), DEADLINE, "the palette", pause=pilot.pause)
+    await pilot.press(*typed)
+
+    def highlighted() -> str:
+        if not isinstance(app.screen, CommandPalette):
+            return ""
+        options = app.screen.query_one(CommandList)
+        if options.highlighted is None or not options.option_count:
+            return ""
+        return str(options.get_option_at_index(options.highlighted).prompt)
+
+    await wait_for(
+        lambda: expect.lower() in highlighted().lower(), DEADLINE, f"the command {expect!r}", pause=pilot.pause
+    )
+    await pilot.press("enter")
