@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from runtime.agent.turn_lock import TurnBusyError, TurnLocks
 from runtime.config import Config
+from runtime.context.attachments import Attachment
 from runtime.context.window import RECENT_PAGE, ContextWindowManager
 from runtime.core.errors import AppError, AuthorizationError, NotFoundError, ValidationError, describe
 from runtime.core.events import (
@@ -281,6 +282,8 @@ class _Turn:
     first_token_at: float | None = None
     #: Seconds the model spent streaming, first token to end of stream, summed over steps.
     streaming_s: float = 0.0
+    #: Files sent with the user's message (``@path``): in every step's prompt of this turn.
+    attachments: tuple[Attachment, ...] = ()
 
     def timed(self, name: str, started: float, now: float) -> None:
         self.timings[name] = round(self.timings.get(name, 0.0) + (now - started) * 1000.0, 3)
@@ -355,6 +358,7 @@ class Agent:
         ask_permission: AskPermission | None = None,
         model: str | None = None,
         user_message_id: str | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn for ``user_text``; iterate the events (close the iterator to cancel).
 
@@ -363,8 +367,12 @@ class Agent:
         every later turn of the process. Summaries keep the current one.
         ``user_message_id``: the id to save the user's message under (``holdfast serve`` derives
         it from the Idempotency-Key, so a turn run again after a crashed replica stores it once);
-        None: a fresh one."""
-        return self._run(conversation_id, user_text, None, ask_permission, model, user_message_id)
+        None: a fresh one.
+        ``attachments``: files the user attached (``@path``, resolved by the caller with
+        :func:`runtime.context.attachments.resolve_attachments`); their text goes into this
+        turn's prompts as their own section, and the stored message records them
+        (``metadata.attachments``: path, bytes, tokens), not their text."""
+        return self._run(conversation_id, user_text, None, ask_permission, model, user_message_id, tuple(attachments))
 
     def retry_turn(
         self, conversation_id: str, *, ask_permission: AskPermission | None = None
@@ -406,12 +414,13 @@ class Agent:
         ask: AskPermission | None,
         model: str | None = None,
         user_message_id: str | None = None,
+        attachments: tuple[Attachment, ...] = (),
     ) -> AsyncGenerator[TurnEvent, None]:
         """The turn, with its ids on every log record written while it runs."""
         turn_id = new_turn_id()
         with log_context(turn_id=turn_id, conversation_id=conversation_id):
             async with contextlib.aclosing(
-                self._turn(conversation_id, turn_id, user_text, resend, ask, model, user_message_id)
+                self._turn(conversation_id, turn_id, user_text, resend, ask, model, user_message_id, attachments)
             ) as events:
                 async for event in events:
                     yield event
@@ -425,9 +434,12 @@ class Agent:
         ask: AskPermission | None,
         model: str | None = None,
         user_message_id: str | None = None,
+        attachments: tuple[Attachment, ...] = (),
     ) -> AsyncGenerator[TurnEvent, None]:
         started = self._clock()
-        turn = _Turn(conversation_id, turn_id, started, new_message_id=user_message_id, model=model)
+        turn = _Turn(
+            conversation_id, turn_id, started, new_message_id=user_message_id, model=model, attachments=attachments
+        )
         emit = self._emit
         try:
             lock = await self.locks.acquire(conversation_id)
@@ -520,11 +532,14 @@ class Agent:
         else:
             if not user_text.strip():
                 raise ValidationError("the message is empty")
+            metadata: dict[str, object] = {"turn_id": turn.turn_id}
+            if turn.attachments:  # which files, not their text (see runtime.context.attachments)
+                metadata["attachments"] = [a.metadata(self.window.counter) for a in turn.attachments]
             saved = await self.store.add_message(
                 turn.conversation_id,
                 "user",
                 user_text,
-                metadata={"turn_id": turn.turn_id},
+                metadata=metadata,
                 message_id=turn.new_message_id,
             )
             turn.user_text, turn.user_message_id = user_text, saved.id
@@ -706,6 +721,7 @@ class Agent:
                     turn.memories,
                     reader=self.history,
                     native_tools=self.llm.tools_supported,  # it may have learnt the endpoint rejects tools
+                    attachments=turn.attachments,
                 )
             except AppError as exc:
                 yield TurnFailed(

@@ -9,6 +9,12 @@ notice tells the user to run when the model was down. A model that has not answe
 :data:`WAIT_NOTICE_SECONDS` after being asked gets one ``[waiting for the model at URL…]`` line
 on stderr (the URL with any credentials masked; not with ``--json``).
 
+``@path`` in the message attaches that file from the working directory
+(:mod:`runtime.context.attachments`): stderr says ``[attached PATH: N tokens]`` (and how much of
+it was sent when it was cut to fit). A binary file or a path outside the working directory is
+refused before anything is sent (exit 2, one line naming the file); a mention that names no file
+is sent as text, with a note on stderr.
+
 Exit 1 when the turn failed: the model gave no answer (down, a content filter, an empty
 answer after thinking); a refused or failing tool is not a failure: the model answers it. A
 reply cut at the output limit is an answer (exit 0) marked "cut off", with a notice.
@@ -19,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from runtime.cli.base import EXIT_FAILED, EXIT_OK, usage_error, with_runtime, write_json
+from runtime.context.attachments import Attachment, AttachmentRefused, resolve_attachments
 from runtime.core.events import (
     AssistantSaved,
     Degraded,
@@ -113,14 +121,31 @@ def chat(
         usage_error(ctx, "the message is empty")
     if new and conversation:
         usage_error(ctx, "--new and --conversation cannot be used together")
+    attachments: tuple[Attachment, ...] = ()
+    if message is not None:
+        try:
+            resolution = resolve_attachments(message, Path.cwd())
+        except AttachmentRefused as exc:
+            usage_error(ctx, f"not sent: {clean(exc.message)}")
+        attachments = resolution.attachments
+        for note in resolution.notices:
+            print(f"[{clean(note)}]", file=sys.stderr)
 
     async def body(rt: Runtime) -> int:
-        return await _turn(rt, message, conversation, as_json=as_json, yes=yes)
+        return await _turn(rt, message, conversation, as_json=as_json, yes=yes, attachments=attachments)
 
     return with_runtime(ctx, body)
 
 
-async def _turn(rt: Runtime, message: str | None, conversation: str | None, *, as_json: bool, yes: bool) -> int:
+async def _turn(
+    rt: Runtime,
+    message: str | None,
+    conversation: str | None,
+    *,
+    as_json: bool,
+    yes: bool,
+    attachments: tuple[Attachment, ...] = (),
+) -> int:
     out, err = sys.stdout, sys.stderr
     if message is None:
         assert conversation is not None  # checked by chat(): --retry needs --conversation
@@ -161,7 +186,7 @@ async def _turn(rt: Runtime, message: str | None, conversation: str | None, *, a
     finished: TurnFinished | None = None
     figures: ReplyFigures | None = None
     turn = (
-        rt.agent.run_turn(conv, message, ask_permission=ask)
+        rt.agent.run_turn(conv, message, ask_permission=ask, attachments=attachments)
         if message is not None
         else rt.agent.retry_turn(conv, ask_permission=ask)
     )
@@ -177,6 +202,10 @@ async def _turn(rt: Runtime, message: str | None, conversation: str | None, *, a
                 resend = resend or event.retryable
             if isinstance(event, TurnFinished):
                 finished = event
+            if isinstance(event, PromptBuilt) and event.step == 1 and not as_json:
+                for figure in event.report.attachments:
+                    cut = f" of {figure.total_tokens:,}, cut to fit the budget" if figure.truncated else ""
+                    err.write(f"[attached {clean(figure.path)}: {figure.tokens:,} tokens{cut}]\n")
             if isinstance(event, AssistantSaved) and event.figures is not None:
                 figures = ReplyFigures.from_dict(event.figures)
             if as_json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from runtime.context.attachments import AttachmentFigure
 from runtime.core.errors import ValidationError
 
 ToolsMode = Literal["native", "text", "none"]
@@ -48,6 +49,10 @@ class PromptReport:
     tool_outputs_shrunk: int = 0
     #: Messages that could never be sent (orphan tool results, unanswered tool calls).
     unsendable_dropped: int = 0
+    #: Tokens of the files attached to the newest user message (``@path``), as one message.
+    attachments_tokens: int = 0
+    #: Each attached file: its tokens as inserted, of how many, and whether it was cut.
+    attachments: tuple[AttachmentFigure, ...] = ()
 
     @property
     def prompt_tokens(self) -> int:
@@ -58,6 +63,7 @@ class PromptReport:
             + self.memories_tokens
             + self.summary_tokens
             + self.history_tokens
+            + self.attachments_tokens
             + self.overhead_tokens
         )
 
@@ -68,8 +74,8 @@ class PromptReport:
 
     @property
     def truncated(self) -> bool:
-        """Anything shortened (user message cut or tool outputs previewed)."""
-        return self.user_message_truncated or self.tool_outputs_shrunk > 0
+        """Anything shortened (user message cut, tool outputs previewed, an attachment cut)."""
+        return self.user_message_truncated or self.tool_outputs_shrunk > 0 or any(a.truncated for a in self.attachments)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field plus ``prompt_tokens``, ``free_tokens`` and ``truncated``, as a plain dict."""

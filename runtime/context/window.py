@@ -10,6 +10,8 @@ Budget = the model's context window minus the tokens reserved for the reply (and
    writes (the ``tools_text`` function the runtime injects, ``describe_tools``);
 2. the newest user message, always; if it alone does not fit, its middle is cut on token
    boundaries with a visible "[... N tokens omitted ...]" marker (the stored text is untouched);
+   files the user attached to it (``@path``, :mod:`runtime.context.attachments`) go in just
+   before it, as their own section, within a share of the room left;
 3. the recalled memories, as one system message, most relevant first, each kept if it fits;
 4. the conversation summary (the archived start of the conversation), if it fits;
 5. history, newest first, in whole units (an assistant tool call with all its results), as far
@@ -27,10 +29,11 @@ from __future__ import annotations
 import bisect
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from runtime.config import ContextConfig
+from runtime.context.attachments import ATTACHMENT_SHARE, Attachment, attachments_section
 from runtime.context.groups import Unit, group_units, last_user_index
 from runtime.context.report import BuiltPrompt, ContextOverflowError, PromptReport, ToolsMode
 from runtime.context.tokens import REPLY_PRIMING_TOKENS, TokenCounter
@@ -328,6 +331,7 @@ class _Planner:
         tools: Sequence[Mapping[str, Any]] | None,
         memories: Sequence[Memory],
         summary: ConversationSummary | None,
+        attachments: Sequence[Attachment] = (),
     ) -> BuiltPrompt:
         system, native_tools, system_tokens, tools_tokens, tools_mode = self.fixed_part(system_prompt, tools)
         room = self.history_room(system_tokens, tools_tokens)
@@ -348,6 +352,13 @@ class _Planner:
         if anchor is not None:
             anchor_out, anchor_cost, omitted = self._anchor(units[anchor].messages[0], room)
             room -= anchor_cost
+
+        att_msg, att_figures = attachments_section(self.counter, attachments, int(room * ATTACHMENT_SHARE))
+        att_tokens = self.counter.count_openai_message(att_msg) if att_msg is not None else 0
+        if att_tokens > room:  # joined blocks may tokenise a little differently: never overspend
+            att_msg, att_tokens = None, 0
+            att_figures = tuple(replace(f, tokens=0, truncated=True) for f in att_figures)
+        room -= att_tokens
 
         mem_msg, mem_tokens, mem_included, mem_total = self._memories(memories, room)
         room -= mem_tokens
@@ -372,6 +383,8 @@ class _Planner:
             kept.insert(bisect.bisect(kept, anchor), anchor)
         for index in kept:
             if index == anchor and anchor_out is not None:
+                if att_msg is not None:
+                    append(att_msg)
                 append(anchor_out)
                 continue
             unit = units[index].messages
@@ -394,6 +407,8 @@ class _Planner:
         if sum_msg is not None:
             out.append(sum_msg)
         out.extend(history)
+        if att_msg is not None and (anchor is None or anchor_out is None):
+            out.append(att_msg)
 
         # A history read to its start knows every live message it may send (hidden ones, such as
         # fallback notices, were never candidates); otherwise the store's count is the best bound.
@@ -410,6 +425,8 @@ class _Planner:
             memories_tokens=mem_tokens,
             summary_tokens=sum_tokens,
             history_tokens=history_tokens,
+            attachments_tokens=att_tokens,
+            attachments=att_figures,
             overhead_tokens=REPLY_PRIMING_TOKENS,
             messages_included=len(history),
             messages_dropped=max(0, known - len(history)),
@@ -509,6 +526,7 @@ def build_prompt(
     native_tools: bool = True,
     preview_cache: dict[tuple[str, int], Preview | None] | None = None,
     tools_text: ToolsText = schema_text,
+    attachments: Sequence[Attachment] = (),
 ) -> BuiltPrompt:
     """Build a prompt from an in-memory, chronological ``history`` (no store needed).
 
@@ -532,7 +550,7 @@ def build_prompt(
     )
     _, _, system_tokens, tools_tokens, _ = planner.fixed_part(system_prompt, tools)
     tail = _tail_of_sequence(history, planner.scanner(planner.history_room(system_tokens, tools_tokens)))
-    return planner.plan(system_prompt, tail, tools, memories, summary)
+    return planner.plan(system_prompt, tail, tools, memories, summary, attachments)
 
 
 class ContextWindowManager:
@@ -579,12 +597,14 @@ class ContextWindowManager:
         reader: HistoryReader | None = None,
         summary: ConversationSummary | None = None,
         native_tools: bool | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> BuiltPrompt:
         """The prompt for the next LLM call.
 
         ``history`` is a conversation id (read through ``reader``, which also supplies the
         summary unless one is given) or an in-memory chronological sequence of messages.
         ``native_tools`` overrides the manager's tools mode for this build (None: the default).
+        ``attachments``: files sent with the newest user message (their own budget section).
         Raises:
             ContextOverflowError: the parts that are never dropped do not fit.
             ValidationError: a conversation id was given with no reader.
@@ -617,4 +637,4 @@ class ContextWindowManager:
             tail = await _tail_of_reader(source, history, scanner, live_start, newest)
         else:
             tail = _tail_of_sequence(history, scanner)
-        return planner.plan(system_prompt, tail, tools, memories, summary)
+        return planner.plan(system_prompt, tail, tools, memories, summary, attachments)

@@ -21,6 +21,10 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from runtime.context.attachments import Attachment as Attachment
+from runtime.context.attachments import AttachmentRefused as AttachmentRefused
+from runtime.context.attachments import Resolution as Resolution
+from runtime.context.attachments import resolve_attachments as resolve_attachments
 from runtime.core.events import Event, TurnEvent
 from runtime.core.messages import ChatMessage
 
@@ -331,9 +335,15 @@ class RuntimeFacade(Protocol):
     # ------------------------------------------------------------ turns
 
     def run_turn(
-        self, conversation_id: str, text: str, *, ask_permission: AskPermission | None = None
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        ask_permission: AskPermission | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> AsyncGenerator[TurnEvent, None]:
-        """Run one turn; iterate its events (close the iterator to cancel). See runtime.agent."""
+        """Run one turn; iterate its events (close the iterator to cancel). See runtime.agent.
+        ``attachments``: files resolved from ``@path`` mentions (runtime.context.attachments)."""
         ...
 
     def retry_turn(

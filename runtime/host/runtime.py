@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from runtime.config import Config
+from runtime.context.attachments import Attachment
 from runtime.core.errors import AppError, InternalError, NotFoundError, ValidationError, describe
 from runtime.core.events import BackendStatus, Event, EventBus, TurnEvent, UserSaved
 from runtime.core.figures import ConversationTotals, ReplyFigures
@@ -839,10 +840,15 @@ class Runtime:
     # ------------------------------------------------------------ facade: turns
 
     def run_turn(
-        self, conversation_id: str, text: str, *, ask_permission: AskPermission | None = None
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        ask_permission: AskPermission | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> AsyncGenerator[TurnEvent, None]:
         """Run one turn (see :meth:`runtime.agent.Agent.run_turn`)."""
-        return self.agent.run_turn(conversation_id, text, ask_permission=ask_permission)
+        return self.agent.run_turn(conversation_id, text, ask_permission=ask_permission, attachments=attachments)
 
     def retry_turn(
         self, conversation_id: str, *, ask_permission: AskPermission | None = None
