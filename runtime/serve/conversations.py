@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from runtime.core.errors import AppError, NotFoundError, ValidationError, describe
 from runtime.core.events import TurnEvent, TurnFinished
-from runtime.core.messages import ChatMessage, new_message_id
+from runtime.core.messages import ChatMessage
 from runtime.serve.auth import Principal
 from runtime.serve.errors import GlobalErrorHandler
 from runtime.serve.idempotency import Claim, fingerprint, message_id_for
@@ -52,6 +52,8 @@ class ConversationOut(BaseModel):
     updated_at: float
     message_count: int
     system_prompt: str
+    parent_id: str | None = None
+    fork_seq: int | None = None
 
 
 class ConversationList(BaseModel):
@@ -105,8 +107,12 @@ class MessageIn(BaseModel):
 
 
 class BranchIn(BaseModel):
-    """Branch a conversation: a new one holding its messages up to ``from_message_id`` (default:
-    all of them), titled ``title`` (default: the original's title with " (branch)")."""
+    """Branch a conversation: a new one sharing its messages up to ``from_message_id`` (default:
+    all of them), titled ``title`` (default: the original's title with " (branch)").
+
+    The branch is :meth:`ConversationStore.branch`'s (as ``holdfast conversations branch`` and
+    the TUI's /edit make): a parent pointer and a fork seq, no message copied; its
+    ``parent_id`` and ``fork_seq`` say where it leaves the original."""
 
     from_message_id: str | None = Field(None, max_length=128)
     title: str | None = Field(None, min_length=1, max_length=200)
@@ -120,6 +126,8 @@ def _out(info: Any) -> ConversationOut:
         updated_at=info.updated_at,
         message_count=info.message_count,
         system_prompt=info.system_prompt,
+        parent_id=info.parent_id or None,
+        fork_seq=info.fork_seq,
     )
 
 
@@ -219,26 +227,26 @@ async def export_conversation(
 
 @router.post("/{conversation_id}/branch", response_model=ConversationOut, status_code=201)
 async def branch_conversation(conversation_id: str, body: BranchIn, state: State, caller: Caller) -> ConversationOut:
-    """A new conversation of the caller with this one's messages up to ``from_message_id``."""
+    """A branch of this conversation sharing its messages up to ``from_message_id`` (default: all).
+
+    Stored once, not copied (:meth:`ConversationStore.branch`); the message is looked up a page
+    at a time from the newest. NotFoundError (404) if it is not in the conversation.
+    """
     info = await state.turns.owned(caller.user_id, conversation_id)
     store = state.runtime.store
-    messages: list[ChatMessage] = []
+    at_seq: int | None = None
     before: int | None = None
-    while True:
+    while at_seq is None:
         page = await store.read_tail(conversation_id, _PAGE, before_seq=before)
-        messages[:0] = page
-        if len(page) < _PAGE or not page or page[0].seq in (None, 0):
+        if body.from_message_id is None:
+            at_seq = page[-1].seq if page and page[-1].seq is not None else -1
             break
-        before = page[0].seq
-    if body.from_message_id is not None:
-        cut = next((i for i, m in enumerate(messages) if m.id == body.from_message_id), None)
-        if cut is None:
+        at_seq = next((m.seq for m in page if m.id == body.from_message_id), None)
+        if at_seq is None and (len(page) < _PAGE or not page or page[0].seq in (None, 0)):
             raise NotFoundError(f"message {body.from_message_id} is not in conversation {conversation_id}")
-        messages = messages[: cut + 1]
+        before = page[0].seq
     title = body.title or f"{info.title} (branch)"[:200]
-    new_id = await store.create(caller.user_id, title=title, system_prompt=info.system_prompt)
-    for message in messages:
-        await store.append(new_id, message.with_updates(id=new_message_id(), seq=None))
+    new_id = await store.branch(conversation_id, at_seq, user_id=caller.user_id, title=title)
     return _out(await store.get(new_id))
 
 

@@ -90,8 +90,21 @@ async def test_rename_export_branch_delete(client: httpx.AsyncClient) -> None:
     assert exported
     branch = await client.post(f"/v1/conversations/{conv}/branch", json={"from_message_id": first["message_id"]})
     assert branch.status_code == 201
-    copied = (await client.get(f"/v1/conversations/{branch.json()['id']}/messages")).json()["messages"]
-    assert copied[0]["content"] == "one" and len(copied) == 2
+    # The store's branch (issue 17): a parent pointer and fork seq, the shared messages not
+    # copied (the same ids), the branch id with its "~" usable in every route.
+    made = branch.json()
+    assert made["id"].startswith(f"{conv}~") and (made["parent_id"], made["fork_seq"]) == (conv, 1)
+    shared = (await client.get(f"/v1/conversations/{made['id']}/messages")).json()["messages"]
+    assert [m["id"] for m in shared] == [first["user_message_id"], first["message_id"]]
+    again = (
+        await client.post(f"/v1/conversations/{made['id']}/messages", json={"content": "three", "stream": False})
+    ).json()
+    assert "I received 4 messages" in again["content"]  # system, one, its reply, three
+    nested = (await client.post(f"/v1/conversations/{made['id']}/branch", json={})).json()
+    assert (nested["parent_id"], nested["fork_seq"], nested["message_count"]) == (made["id"], 3, 4)
+    missing = await client.post(f"/v1/conversations/{made['id']}/branch", json={"from_message_id": "msg_nope"})
+    assert missing.status_code == 404 and "msg_nope" in missing.text
+    assert (await client.delete(f"/v1/conversations/{nested['id']}")).status_code == 204
     assert (await client.delete(f"/v1/conversations/{conv}")).status_code == 204
     assert (await client.get(f"/v1/conversations/{conv}")).status_code == 404
     titles = [c["title"] for c in (await client.get("/v1/conversations")).json()["conversations"]]
