@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from rich.console import RenderableType
@@ -77,6 +78,7 @@ from runtime.core.events import (
     UserSaved,
 )
 from runtime.core.messages import ChatMessage
+from runtime.host.facade import Attachment, AttachmentRefused, resolve_attachments
 
 if TYPE_CHECKING:
     from runtime.host.facade import Conversation, RuntimeFacade, SearchHit
@@ -129,6 +131,8 @@ class QueuedMessage:
     conversation_id: str | None
     #: Its bubble in the chat log (replaced when the conversation is shown again).
     bubble: UserMessage
+    #: Files its ``@path`` mentions named (read when it was sent).
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass
@@ -1013,10 +1017,21 @@ class HoldfastApp(App[int]):
             self.composer.text = text
             self.notify(f"Not sent: Holdfast could not start ({self._boot_error}).", severity="error", markup=False)
             return
+        try:  # @path mentions: read under the working directory, off the event loop
+            found = await asyncio.to_thread(resolve_attachments, text, Path.cwd())
+        except AttachmentRefused as exc:  # not sent: the text goes back to be edited
+            if not self.composer.text:
+                self.composer.text = text
+            await self.chat_log.notice(f"Not sent: {exc.message}", "error")
+            return
+        for note in found.notices:
+            await self.chat_log.notice(note, "hint")
         bubble = UserMessage(text, queued=True)
         await self.chat_log.add(bubble)
         self.chat_log.anchor()  # sending means "show me the answer": follow the tail again
-        self._queue.append(QueuedMessage(text, self.conversation_id if self.ready.is_set() else None, bubble))
+        self._queue.append(
+            QueuedMessage(text, self.conversation_id if self.ready.is_set() else None, bubble, found.attachments)
+        )
         if not self.turn_running and self.ready.is_set():
             await self._drain_queue()
 
@@ -1025,7 +1040,10 @@ class HoldfastApp(App[int]):
         if self._queue and not self.turn_running:
             queued = self._queue.pop(0)
             await self.start_turn(
-                queued.text, bubble=queued.bubble, conversation_id=queued.conversation_id or self.conversation_id
+                queued.text,
+                bubble=queued.bubble,
+                conversation_id=queued.conversation_id or self.conversation_id,
+                attachments=queued.attachments,
             )
 
     async def start_turn(
@@ -1035,9 +1053,11 @@ class HoldfastApp(App[int]):
         retry: bool = False,
         bubble: UserMessage | None = None,
         conversation_id: str | None = None,
+        attachments: tuple[Attachment, ...] = (),
     ) -> None:
         """Run a turn for ``text`` (or resend the last message with ``retry``) in
-        ``conversation_id`` (default: the open conversation); its events stay bound to it."""
+        ``conversation_id`` (default: the open conversation); its events stay bound to it.
+        ``attachments``: the files ``text`` mentions (``@path``), sent with it."""
         if self.turn_running:
             if retry:
                 await self.chat_log.notice("a reply is still streaming: press Esc first", "hint")
@@ -1046,7 +1066,7 @@ class HoldfastApp(App[int]):
         if target is None:
             return
         self._turn = self.run_worker(
-            self._run_turn(target, text, retry, bubble), name="turn", group="turn", exit_on_error=False
+            self._run_turn(target, text, retry, bubble, attachments), name="turn", group="turn", exit_on_error=False
         )
 
     def action_cancel_turn(self) -> None:
@@ -1075,7 +1095,14 @@ class HoldfastApp(App[int]):
             if self.screen is screen:
                 screen.dismiss("deny")
 
-    async def _run_turn(self, conversation_id: str, text: str | None, retry: bool, bubble: UserMessage | None) -> None:
+    async def _run_turn(
+        self,
+        conversation_id: str,
+        text: str | None,
+        retry: bool,
+        bubble: UserMessage | None,
+        attachments: tuple[Attachment, ...] = (),
+    ) -> None:
         try:  # a turn running in another process: wait for it, saying so (Esc gives the text back)
             await self.live.before_turn(conversation_id)
         except asyncio.CancelledError:
@@ -1087,7 +1114,7 @@ class HoldfastApp(App[int]):
         events = (
             rt.retry_turn(conversation_id, ask_permission=self._ask_permission)
             if retry
-            else rt.run_turn(conversation_id, text or "", ask_permission=self._ask_permission)
+            else rt.run_turn(conversation_id, text or "", ask_permission=self._ask_permission, attachments=attachments)
         )
         try:
             async with contextlib.aclosing(events) as stream:

@@ -7,6 +7,12 @@ is empty (with text they move the cursor, as in any editor); Ctrl+Home/Ctrl+End 
 Recall works like a shell: Up on the first line steps back through earlier inputs, Down on the
 last line steps forward, and the draft being typed is kept while browsing.
 
+Typing ``@`` at the start of a word opens the file finder (:mod:`app.widgets.file_finder`) above
+the composer: the letters typed after it filter the files under the working directory, Up/Down
+move through them, Enter or Tab puts ``@path/to/file`` in the message, Esc closes the finder (and
+a space, or moving the cursor off the mention, does too). On send, each ``@path`` naming a file is
+attached to the message (:mod:`runtime.context.attachments`).
+
 A paste longer than ``LARGE_PASTE_CHARS`` is not put into the editor (wrapping megabytes of text
 freezes it); a one-line marker stands in for it and is expanded to the full text when sent.
 """
@@ -14,11 +20,14 @@ freezes it); a one-line marker stands in for it and is expanded to the full text
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from textual import events
 from textual.message import Message
 from textual.widgets import TextArea
+
+from app.widgets.file_finder import FileFinder
 
 #: Pastes longer than this become a marker in the editor and are expanded on send.
 LARGE_PASTE_CHARS = 20_000
@@ -36,6 +45,8 @@ ALWAYS_SCROLL: dict[str, ScrollWhere] = {
     "ctrl+end": "bottom",
 }
 EMPTY_SCROLL: dict[str, ScrollWhere] = {"home": "top", "end": "bottom"}
+#: Characters after which an ``@`` starts a file mention (as runtime.context.attachments reads them).
+MENTION_OPENERS = frozenset(" \t([{\"'`")
 
 
 class InputHistory:
@@ -107,6 +118,88 @@ class Composer(TextArea):
         self.recall = InputHistory()
         #: marker text -> the pasted text it stands for (kept so recalled inputs still expand).
         self.pastes: dict[str, str] = {}
+        #: The open ``@`` file finder, and where its ``@`` is (row, column).
+        self.finder: FileFinder | None = None
+        self._mention_at: tuple[int, int] | None = None
+
+    # ------------------------------------------------------------ the @ file finder
+
+    def _mention_query(self) -> str | None:
+        """The text typed after the open mention's ``@`` up to the cursor; None when the cursor
+        has left the mention (another line, before the ``@``, or past a space)."""
+        if self._mention_at is None:
+            return None
+        row, column = self._mention_at
+        cursor_row, cursor_column = self.cursor_location
+        if cursor_row != row or cursor_column <= column or row >= self.document.line_count:
+            return None
+        line = self.document.get_line(row)
+        if column >= len(line) or line[column] != "@":
+            return None
+        query = line[column + 1 : cursor_column]
+        return None if any(ch.isspace() for ch in query) else query
+
+    def open_finder(self, at: tuple[int, int]) -> None:
+        """Open the file finder for the ``@`` at ``at`` (row, column), above the composer."""
+        self._mention_at = at
+        if self.finder is None and self.parent is not None:
+            self.finder = FileFinder(Path.cwd(), on_pick=self.pick_file, id="file-finder")
+            self.parent.mount(self.finder, before=self)
+        self._sync_finder()
+
+    def close_finder(self) -> None:
+        """Close the file finder (the typed text stays as it is)."""
+        self._mention_at = None
+        finder, self.finder = self.finder, None
+        if finder is not None:
+            finder.remove()
+
+    def _sync_finder(self) -> None:
+        query = self._mention_query()
+        if query is None:
+            self.close_finder()
+        elif self.finder is not None:
+            self.finder.filter(query)
+
+    def pick_file(self, path: str) -> None:
+        """Put ``@path`` (and a space) in place of the mention being typed; close the finder."""
+        if self._mention_at is not None:
+            start = self._mention_at
+            end = self.cursor_location
+            if self._mention_query() is None:
+                end = (start[0], start[1] + 1)
+            self.replace(f"@{path} ", start, end)
+        self.close_finder()
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if self.finder is not None:
+            self._sync_finder()
+
+    def on_text_area_selection_changed(self, event: TextArea.SelectionChanged) -> None:
+        if self.finder is not None and self._mention_query() is None:
+            self.close_finder()
+
+    def _finder_key(self, event: events.Key) -> bool:
+        """Keys the open finder takes (Up/Down, Enter/Tab to pick, Esc); True when handled."""
+        finder = self.finder
+        if finder is None:
+            return False
+        key = event.key
+        if key in ("up", "down"):
+            finder.move(-1 if key == "up" else 1)
+        elif key in ("enter", "tab"):
+            path = finder.chosen
+            if path is None:
+                self.close_finder()
+                return key == "tab"  # Enter with nothing to pick sends the message
+            self.pick_file(path)
+        elif key == "escape":
+            self.close_finder()
+        else:
+            return False
+        event.stop()
+        event.prevent_default()
+        return True
 
     def expand_pastes(self, text: str) -> str:
         """``text`` with every paste marker replaced by the text it stands for. (Not ``expand``:
@@ -133,11 +226,21 @@ class Composer(TextArea):
 
     async def _on_key(self, event: events.Key) -> None:
         key = event.key
+        if self._finder_key(event):
+            return
+        if event.character == "@" and not self.read_only:
+            row, column = self.cursor_location
+            before = self.document.get_line(row)[:column]
+            await super()._on_key(event)
+            if not before or before[-1] in MENTION_OPENERS:
+                self.open_finder((row, column))
+            return
         if key == "enter":
             event.stop()
             event.prevent_default()
             text = self.text
             if text.strip():
+                self.close_finder()
                 self.recall.add(text)
                 self.text = ""
                 self.post_message(self.Submitted(self, self.expand_pastes(text)))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 SECTIONS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("system", ("system_tokens", "overhead_tokens"), "magenta"),
     ("tools", ("tools_tokens",), "cyan"),
+    ("files", ("attachments_tokens",), "red"),
     ("memories", ("memories_tokens",), "green"),
     ("history", ("history_tokens", "summary_tokens"), "blue"),
     ("reserved", ("reserved_tokens",), "yellow"),
@@ -32,7 +33,8 @@ SECTIONS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 
 
 def section_tokens(report: PromptReport) -> dict[str, int]:
-    """Tokens per bar section (system, tools, memories, history, reserved) of one prompt."""
+    """Tokens per bar section (system, tools, files, memories, history, reserved) of one prompt;
+    ``files`` are the ``@path`` attachments of the newest message."""
     return {name: sum(int(getattr(report, attr, 0) or 0) for attr in attrs) for name, attrs, _ in SECTIONS}
 
 
@@ -145,6 +147,8 @@ class ContextPanel(Static):
         ]
         legend = Text()
         for name, tokens in section_tokens(report).items():
+            if name == "files" and not tokens:
+                continue  # only a prompt with @file attachments has this section
             colour = next(c for n, _, c in SECTIONS if n == name)
             legend.append("■ ", style=colour)
             legend.append(f"{name} {tokens:,}  ")
@@ -159,6 +163,14 @@ class ContextPanel(Static):
         if report.truncated:
             facts.append("truncated")
         lines.append(Text(" · ".join(facts), style="dim"))
+        for figure in getattr(report, "attachments", ()):
+            # A file's name is the user's text: plain Text, never markup; control characters gone.
+            line = Text("@ ", style="red")
+            line.append(one_line(figure.path, 60))
+            line.append(f" {figure.tokens:,} tok")
+            if figure.truncated:
+                line.append(f" (cut, of {figure.total_tokens:,})", style="yellow")
+            lines.append(line)
         lines.append(Text("memories recalled:" if self.memories else "no memories recalled", style="bold"))
         if self.memory_note:
             lines.append(Text(self.memory_note, style="yellow"))
