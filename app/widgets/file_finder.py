@@ -9,7 +9,7 @@ directory never freezes the UI):
   excludes file), and fast because git keeps the index;
 * elsewhere (or when git is missing), a walk that honours every ``.gitignore`` on the way with
   ``pathspec``'s :class:`~pathspec.GitIgnoreSpec` (git's wildmatch rules, maintained upstream),
-  and always skips version-control directories (:data:`ALWAYS_SKIPPED`).
+  (git's lists and the walk both leave out version-control directories, :data:`ALWAYS_SKIPPED`).
 
 Matching is Textual's own fuzzy matcher (:class:`textual.fuzzy.Matcher`, the command palette's),
 best score first, shorter paths first on a tie; filtering runs in a worker thread too. The list
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pathspec
 from textual import work
+from textual.content import Content
 from textual.fuzzy import Matcher
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
@@ -42,6 +43,11 @@ LISTING_TTL = 10.0
 ALWAYS_SKIPPED = frozenset({".git", ".hg", ".svn"})
 
 _listings: dict[Path, tuple[float, list[str]]] = {}
+
+
+def _vcs_path(path: bytes) -> bool:
+    """True for a path inside a version-control directory (:data:`ALWAYS_SKIPPED`)."""
+    return any(part.decode("utf-8", "surrogateescape") in ALWAYS_SKIPPED for part in path.split(b"/")[:-1])
 
 
 def _git_files(root: Path, limit: int) -> list[str] | None:
@@ -70,7 +76,7 @@ def _git_files(root: Path, limit: int) -> list[str] | None:
                 break
             parts = (pending + chunk).split(b"\0")
             pending = parts.pop()
-            files.extend(p.decode("utf-8", "surrogateescape") for p in parts if p)
+            files.extend(p.decode("utf-8", "surrogateescape") for p in parts if p and not _vcs_path(p))
         if proc.poll() is None:
             proc.kill()  # enough files: do not wait for the rest
     return sorted(dict.fromkeys(files[:limit]))
@@ -183,7 +189,12 @@ class FileFinder(OptionList):
             self.set_options([Option(f"no file matches {query!r}", disabled=True)])
             return
         matcher = Matcher(query) if query else None
-        self.set_options([Option(matcher.highlight(p) if matcher else p, id=p) for p in shown])
+        options = []
+        for path in shown:
+            # A file name is outside text: control characters (terminal escapes) never reach the screen.
+            label = "".join(ch if ch.isprintable() else "?" for ch in path)
+            options.append(Option(matcher.highlight(label) if matcher else Content(label), id=path))
+        self.set_options(options)
         self.highlighted = 0
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
