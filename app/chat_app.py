@@ -385,7 +385,7 @@ class HoldfastApp(App[int]):
         for queued in self._queue:
             queued.bubble.remove()
         self._queue.clear()
-        self.composer.text = "\n\n".join([*texts, self.composer.text] if self.composer.text else texts)
+        self.composer.put_text("\n\n".join([*texts, self.composer.text] if self.composer.text else texts))
         self.notify("Your unsent messages are back in the composer.", severity="warning", markup=False)
 
     async def _boot(self) -> None:
@@ -1014,7 +1014,7 @@ class HoldfastApp(App[int]):
     async def send(self, text: str) -> None:
         """Show the user's text and start its turn, or queue it behind a running one."""
         if self._boot_error is not None:
-            self.composer.text = text
+            self.composer.put_text(text)
             self.notify(f"Not sent: Holdfast could not start ({self._boot_error}).", severity="error", markup=False)
             return
         try:  # @path mentions: read under the working directory, off the event loop
@@ -1229,8 +1229,7 @@ class HoldfastApp(App[int]):
         def run() -> None:
             if takes_args:
                 # Commands with arguments are pre-filled in the composer to be completed.
-                self.composer.text = f"/{name} "
-                self.composer.move_cursor(self.composer.document.end)
+                self.composer.put_text(f"/{name} ")
                 self.composer.focus()
             else:
                 self.run_worker(self.handlers.run(parse(f"/{name}")), group="command", exit_on_error=False)

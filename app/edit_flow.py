@@ -115,7 +115,7 @@ class EditFlow:
             raise EditError(f"message #{found.seq} is the model's: only your own messages can be edited")
         assert found.seq is not None  # _find only returns stored messages
         self.target = EditTarget(conv, found.seq, found.content)
-        app.composer.text = found.content
+        app.composer.put_text(found.content)
         app.composer.focus()
         await app.chat_log.notice(
             f"editing message #{found.seq}: Enter sends it as a new branch from #{found.seq - 1} "
@@ -166,7 +166,7 @@ class EditFlow:
             branch = await rt.branch_conversation(target.conversation_id, target.seq - 1)
         except AppError as exc:
             self.target = target
-            self.app.composer.text = text
+            self.app.composer.put_text(text)
             await self.app.chat_log.notice(f"/edit failed: {describe(exc)}", "error")
             return None
         await self.app.open_conversation(branch)

@@ -182,7 +182,7 @@ class LiveView:
                 bubble.remove()
             if text:
                 composer = self.app.composer
-                composer.text = f"{text}\n\n{composer.text}" if composer.text else text
+                composer.put_text(f"{text}\n\n{composer.text}" if composer.text else text)
             self.app.run_worker(self.app.chat_log.notice(NOT_SENT, "hint"), exit_on_error=False)
 
     # ------------------------------------------------------------ changes as they come

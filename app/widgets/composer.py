@@ -220,7 +220,10 @@ class Composer(TextArea):
         start, end = self.selection
         self._replace_via_keyboard(marker, start, end)
 
-    def _set_text(self, text: str) -> None:
+    def put_text(self, text: str) -> None:
+        """Replace the composer's text with ``text``, the cursor at its end (where a person goes
+        on typing: a message given back for editing, a recalled input). Setting ``text`` alone
+        leaves Textual's TextArea cursor at the start."""
         self.text = text
         self.move_cursor(self.document.end)
 
@@ -267,13 +270,13 @@ class Composer(TextArea):
             if recalled is not None:
                 event.stop()
                 event.prevent_default()
-                self._set_text(recalled)
+                self.put_text(recalled)
                 return
         if key == "down" and self.cursor_location[0] == self.document.line_count - 1:
             recalled = self.recall.next()
             if recalled is not None:
                 event.stop()
                 event.prevent_default()
-                self._set_text(recalled)
+                self.put_text(recalled)
                 return
         await super()._on_key(event)

@@ -104,6 +104,31 @@ async def test_edit_branches_before_the_message_and_runs_a_new_reply_there(data_
         ], order
 
 
+@pytest.mark.parametrize("size", [(80, 24), (140, 40)])
+async def test_an_edited_message_comes_back_with_the_cursor_at_its_end(
+    data_dir: Path, redis_url: str, size: tuple[int, int]
+) -> None:
+    # What a person types after /edit (or e on a highlighted message) goes on the end of the
+    # message; it used to land before its first character.
+    app = HoldfastApp(make_config(data_dir, redis_url))
+    async with app.run_test(size=size) as pilot:
+        await ready(pilot)
+        await _turn(pilot, app, "hello there")
+        await send(pilot, "/edit 0")
+        await wait_for(lambda: app.composer.text == "hello there", pause=pilot.pause)
+        await pilot.press("exclamation_mark")
+        assert app.composer.text == "hello there!"
+        await send(pilot, "/edit cancel")
+        await wait_for(lambda: any("edit dropped" in t for t in _notices(app)), pause=pilot.pause)
+
+        await pilot.press("alt+up", "up")  # the reply, then the message before it
+        assert isinstance(app.block_nav.current, UserMessage)
+        await pilot.press("e")
+        await wait_for(lambda: app.composer.text == "hello there", pause=pilot.pause)
+        await pilot.press("question_mark")
+        assert app.composer.text == "hello there?"
+
+
 async def test_edit_refuses_what_it_cannot_edit_in_one_line(data_dir: Path, redis_url: str) -> None:
     app = HoldfastApp(make_config(data_dir, redis_url))
     async with app.run_test(size=(80, 24)) as pilot:
