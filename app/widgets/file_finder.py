@@ -8,8 +8,9 @@ directory never freezes the UI):
   own idea of what is ignored (every nested ``.gitignore``, ``.git/info/exclude``, the global
   excludes file), and fast because git keeps the index;
 * elsewhere (or when git is missing), a walk that honours every ``.gitignore`` on the way with
-  ``pathspec``'s :class:`~pathspec.GitIgnoreSpec` (git's wildmatch rules, maintained upstream),
-  (git's lists and the walk both leave out version-control directories, :data:`ALWAYS_SKIPPED`).
+  ``pathspec``'s :class:`~pathspec.GitIgnoreSpec` (git's wildmatch rules, maintained upstream).
+
+Both leave out version-control directories (:data:`ALWAYS_SKIPPED`).
 
 Matching is Textual's own fuzzy matcher (:class:`textual.fuzzy.Matcher`, the command palette's),
 best score first, shorter paths first on a tie; filtering runs in a worker thread too. The list

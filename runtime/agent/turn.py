@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from runtime.agent.turn_lock import TurnBusyError, TurnLocks
 from runtime.config import Config
-from runtime.context.attachments import Attachment
+from runtime.context.attachments import Attachment, AttachmentFigure
 from runtime.context.window import RECENT_PAGE, ContextWindowManager
 from runtime.core.errors import AppError, AuthorizationError, NotFoundError, ValidationError, describe
 from runtime.core.events import (
@@ -239,6 +239,14 @@ class PromptHistory:
 
 #: The title of a conversation no user message has named yet.
 DEFAULT_TITLE = "New conversation"
+
+
+def _figure_fields(figures: Sequence[AttachmentFigure], path: str) -> dict[str, object]:
+    """What the stored message records of how a file fit its prompt: tokens sent, truncated."""
+    for figure in figures:
+        if figure.path == path:
+            return {"tokens_sent": figure.tokens, "truncated": figure.truncated}
+    return {}
 
 
 def title_from(text: str) -> str:
@@ -533,8 +541,17 @@ class Agent:
             if not user_text.strip():
                 raise ValidationError("the message is empty")
             metadata: dict[str, object] = {"turn_id": turn.turn_id}
-            if turn.attachments:  # which files, not their text (see runtime.context.attachments)
-                metadata["attachments"] = [a.metadata(self.window.counter) for a in turn.attachments]
+            if turn.attachments:  # which files and how they fit, not their text (runtime.context.attachments)
+                figures = self.window.attachment_figures(
+                    turn.system_prompt,
+                    self.tools.schemas() or None,
+                    user_text,
+                    turn.attachments,
+                    native_tools=self.llm.tools_supported,
+                )
+                metadata["attachments"] = [
+                    {**a.metadata(self.window.counter), **_figure_fields(figures, a.path)} for a in turn.attachments
+                ]
             saved = await self.store.add_message(
                 turn.conversation_id,
                 "user",

@@ -20,7 +20,8 @@ Two halves, both headless (the TUI's file finder lives in ``app/widgets/file_fin
 
 Only files read here are attached: ``holdfast serve`` never resolves ``@`` (a remote client must
 not read the server's disk). The file's text goes into that turn's prompt only; the stored user
-message keeps its own text and ``metadata.attachments`` (path, bytes, tokens of the whole file).
+message keeps its own text and ``metadata.attachments``: per file ``path``, ``bytes``, ``tokens``
+(of the text read), ``tokens_sent`` and ``truncated`` (how it fit the prompt).
 Why not the content: a stored message is capped (``runtime.state.history.MAX_MESSAGE_BYTES``),
 every mention would copy the file into Redis again, and a reopened conversation should not send
 stale copies of files that may have changed since. Mention the file again to send it again.

@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from runtime.config import ContextConfig
-from runtime.context.attachments import ATTACHMENT_SHARE, Attachment, attachments_section
+from runtime.context.attachments import ATTACHMENT_SHARE, Attachment, AttachmentFigure, attachments_section
 from runtime.context.groups import Unit, group_units, last_user_index
 from runtime.context.report import BuiltPrompt, ContextOverflowError, PromptReport, ToolsMode
 from runtime.context.tokens import REPLY_PRIMING_TOKENS, TokenCounter
@@ -586,6 +586,37 @@ class ContextWindowManager:
     def budget(self) -> int:
         """Tokens a prompt may use (:func:`prompt_budget`)."""
         return prompt_budget(self.config, self.context_window)
+
+    def attachment_figures(
+        self,
+        system_prompt: str,
+        tools: Sequence[Mapping[str, Any]] | None,
+        user_text: str,
+        attachments: Sequence[Attachment],
+        *,
+        native_tools: bool | None = None,
+    ) -> tuple[AttachmentFigure, ...]:
+        """How ``attachments`` will fit the prompt of a message ``user_text``: the same figures
+        :meth:`build_prompt` reports for them (their section comes before memories and history,
+        so nothing else changes them), known before the message is saved. Empty when the fixed
+        parts alone overflow (the build will say so)."""
+        if not attachments:
+            return ()
+        planner = _Planner(
+            self.counter,
+            self.config,
+            self.context_window,
+            native_tools=self.native_tools if native_tools is None else native_tools,
+            preview_cache=self._previews,
+            tools_text=self.tools_text,
+        )
+        try:
+            _, _, system_tokens, tools_tokens, _ = planner.fixed_part(system_prompt, tools)
+            room = planner.history_room(system_tokens, tools_tokens)
+            _, anchor_cost, _ = planner._anchor(ChatMessage(role="user", content=user_text), room)
+        except ContextOverflowError:
+            return ()
+        return attachments_section(self.counter, attachments, int((room - anchor_cost) * ATTACHMENT_SHARE))[1]
 
     async def build_prompt(
         self,

@@ -98,7 +98,9 @@ async def test_pick_a_file_with_at_and_send_it_as_an_attachment(project: Path, d
         stored = await app.runtime.read_messages(app.conversation_id, 10)
         user = next(m for m in stored if m.role == "user")
         assert user.content == "see @notes.md "
-        assert [a["path"] for a in user.metadata["attachments"]] == ["notes.md"]
+        (recorded,) = user.metadata["attachments"]  # which file and how it fit, not its text
+        assert recorded["path"] == "notes.md" and recorded["bytes"] == len(NOTES.encode())
+        assert (recorded["tokens_sent"], recorded["truncated"]) == (figure.tokens, False)
         assert NOTES not in str(user.metadata)
 
 

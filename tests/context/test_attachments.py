@@ -9,7 +9,7 @@ import pytest
 import tiktoken
 
 from runtime.config import ContextConfig
-from runtime.context import TokenCounter, build_prompt
+from runtime.context import ContextWindowManager, TokenCounter, build_prompt
 from runtime.context.attachments import (
     ATTACHMENT_SHARE,
     SECTION_HEADER,
@@ -128,3 +128,15 @@ def test_a_missing_file_stays_text_with_a_notice(tmp_path: Path) -> None:
         f"@dataclass: no such file under {tmp_path.resolve()}; sent as text",
         f"@nothing/there.py: no such file under {tmp_path.resolve()}; sent as text",
     )
+
+
+async def test_figures_known_before_saving_equal_the_built_prompts(tmp_path: Path, counter: TokenCounter) -> None:
+    """What the stored user message records (tokens sent, truncated) is what its prompt holds."""
+    (tmp_path / "big.txt").write_text("".join(f"entry {i}\n" for i in range(4000)))
+    (tmp_path / "small.txt").write_text("short\n")
+    found = resolve_attachments("@big.txt @small.txt", tmp_path)
+    manager = ContextWindowManager(counter, ContextConfig(reserved_output_tokens=1000), 4096)
+    ahead = manager.attachment_figures(SYSTEM, None, "compare them", found.attachments)
+    built = await manager.build_prompt(SYSTEM, [user("compare them")], attachments=found.attachments)
+    assert ahead == built.report.attachments
+    assert [f.truncated for f in ahead] == [True, False]
