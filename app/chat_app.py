@@ -1021,7 +1021,7 @@ class HoldfastApp(App[int]):
             found = await asyncio.to_thread(resolve_attachments, text, Path.cwd())
         except AttachmentRefused as exc:  # not sent: the text goes back to be edited
             if not self.composer.text:
-                self.composer.text = text
+                self.composer.put_text(text)
             await self.chat_log.notice(f"Not sent: {exc.message}", "error")
             return
         for note in found.notices:

@@ -232,7 +232,7 @@ class Composer(TextArea):
         if self._finder_key(event):
             return
         if event.character == "@" and not self.read_only:
-            row, column = self.cursor_location
+            row, column = min(self.selection)  # a selection is replaced by the "@"
             before = self.document.get_line(row)[:column]
             await super()._on_key(event)
             if not before or before[-1] in MENTION_OPENERS:
