@@ -25,9 +25,9 @@ class Faults:
     latency: float = 0.0  # seconds added before any response
     error_rate: float = 0.0  # fraction of requests answered with error_status
     error_status: int = 500
-    fail_next: int = 0  # the next N requests are answered with error_status
+    fail_next: int = 0  # the next N model calls (chat, embeddings; not /models) get error_status
     rate_limit_rate: float = 0.0  # fraction of requests answered 429
-    rate_limit_next: int = 0  # the next N requests are answered 429
+    rate_limit_next: int = 0  # the next N model calls (not /models) are answered 429
     retry_after: float = 1.0  # Retry-After seconds sent with 429
     drop_after_tokens: int = -1  # cut every stream after N tokens (-1: never)
     hang: bool = False  # accept the request and never answer
@@ -133,18 +133,25 @@ class FaultState:
         self.faults = self.faults.updated(changes)
         return self.faults
 
-    def decide(self) -> Action:
-        """Count one model request and choose what happens to it."""
+    def decide(self, *, model_call: bool = True) -> Action:
+        """Count one request and choose what happens to it.
+
+        ``model_call=False`` is a listing of the models (``/models``, what clients' health probes
+        read): the counted faults (``fail_next``, ``rate_limit_next``) are neither applied nor
+        used up by it, so "fail the next 2 requests" means the next 2 chat or embedding calls
+        whether or not a health monitor probes in between; ``down``, ``hang`` and the rates
+        apply to every request.
+        """
         self.requests += 1
         f = self.faults
         if f.down:
             return "down"
         if f.hang:
             return "hang"
-        if f.rate_limit_next > 0:
+        if model_call and f.rate_limit_next > 0:
             self.faults = replace(f, rate_limit_next=f.rate_limit_next - 1)
             return "rate_limit"
-        if f.fail_next > 0:
+        if model_call and f.fail_next > 0:
             self.faults = replace(f, fail_next=f.fail_next - 1)
             return "error"
         if f.rate_limit_rate and self._rng.random() < f.rate_limit_rate:

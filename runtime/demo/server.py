@@ -179,9 +179,10 @@ async def _abort(scope: Scope) -> None:
     await asyncio.sleep(0)
 
 
-async def _apply_faults(request: Request, state: DemoServerState) -> Response | None:
-    """Apply the request-level faults; None means go on and answer normally."""
-    action = state.faults.decide()
+async def _apply_faults(request: Request, state: DemoServerState, *, model_call: bool = True) -> Response | None:
+    """Apply the request-level faults; None means go on and answer normally. ``model_call=False``
+    for the model listings (see :meth:`FaultState.decide`)."""
+    action = state.faults.decide(model_call=model_call)
     faults = state.faults.faults
     if action == "down":
         await _abort(request.scope)
@@ -473,7 +474,7 @@ def build_app(state: DemoServerState) -> ASGIApp:
         return {"id": name, "object": "model", "created": 0, "owned_by": "holdfast"}
 
     async def models(request: Request) -> Response:
-        injected = await _apply_faults(request, state)
+        injected = await _apply_faults(request, state, model_call=False)
         if injected is not None:
             return injected
         # The profile's aliases too: Ollama lists its models by their tagged names.
@@ -485,7 +486,7 @@ def build_app(state: DemoServerState) -> ASGIApp:
         known = (demo_model.MODEL_NAME, demo_model.EMBED_MODEL_NAME, *state.profile.model_aliases)
         if name not in known:
             return _api_error(model_not_found(name))
-        injected = await _apply_faults(request, state)
+        injected = await _apply_faults(request, state, model_call=False)
         if injected is not None:
             return injected
         return JSONResponse(_model_card(name))
@@ -715,9 +716,13 @@ def _parser(prog: str = "holdfast demo-llm") -> argparse.ArgumentParser:
     f.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer")
     f.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests that fail")
     f.add_argument("--error-status", type=int, default=500, help="HTTP status of injected errors")
-    f.add_argument("--fail-next", type=int, default=0, help="fail exactly the next N requests")
+    f.add_argument(
+        "--fail-next", type=int, default=0, help="fail exactly the next N model calls (chat, embeddings; not /models)"
+    )
     f.add_argument("--rate-limit-rate", type=float, default=0.0, help="fraction of requests answered 429")
-    f.add_argument("--rate-limit-next", type=int, default=0, help="answer exactly the next N requests 429")
+    f.add_argument(
+        "--rate-limit-next", type=int, default=0, help="answer exactly the next N model calls 429 (not /models)"
+    )
     f.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with 429")
     f.add_argument("--drop-after-tokens", type=int, default=-1, help="cut streams after N tokens")
     f.add_argument("--hang", action="store_true", help="accept requests and never answer")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from runtime.config import Config
 from runtime.context.attachments import Attachment
 from runtime.core.errors import AppError, InternalError, NotFoundError, ValidationError, describe
-from runtime.core.events import BackendStatus, Event, EventBus, TurnEvent, UserSaved
+from runtime.core.events import BackendStatus, Event, EventBus, RetryScheduled, TurnEvent, UserSaved
 from runtime.core.figures import ConversationTotals, ReplyFigures
 from runtime.core.ids import validate_user_id
 from runtime.core.messages import ChatMessage
@@ -595,6 +595,10 @@ class Runtime:
     def _track_active(self, event: Event) -> None:
         if isinstance(event, UserSaved) and self._keeper is not None:
             self._keeper.note_active(event.conversation_id)
+        elif isinstance(event, RetryScheduled) and not self.monitor.running:
+            # No poller in this process (the CLI): a retried backend is probed once, so a dead
+            # one is known down by the next attempt and its retries stop there.
+            self.monitor.probe_soon(event.service)
 
     async def stop(self) -> None:
         """Stop background work, delete this process's session, close clients, stop embedded

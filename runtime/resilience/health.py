@@ -136,6 +136,8 @@ class HealthMonitor:
         self._task: asyncio.Task[None] | None = None
         #: check name -> (breaker, whether DEGRADED means the backend is down).
         self._breakers: dict[str, tuple[CircuitBreaker, bool]] = {}
+        #: check name -> its one-off probe in flight (:meth:`probe_soon`).
+        self._probes: dict[str, asyncio.Task[None]] = {}
 
     def register_check(self, name: str, check_func: CheckFn, timeout: float = DEFAULT_CHECK_TIMEOUT) -> None:
         """Add (or replace) check ``name``: an async function returning a :class:`CheckResult` or the
@@ -248,6 +250,25 @@ class HealthMonitor:
                 )
             )
 
+    def probe_soon(self, name: str) -> bool:
+        """Run check ``name`` once in the background and feed its result to its linked breaker
+        (as a polling round would), unless a probe of it is already in flight or no check has
+        that name. True when a probe was started.
+
+        For a process without the poller (``holdfast chat``): the first retry of a call to a
+        backend asks for a probe, so a backend that refuses connections is *known* down by the
+        next attempt and the guard stops retrying it (issue 16's rule) instead of spending every
+        retry of its policy. A probe still running at :meth:`stop` is cancelled.
+        """
+        if name not in self._checks or (name in self._probes and not self._probes[name].done()):
+            return False
+
+        async def probe() -> None:
+            self._with_breaker(name, await self.check(name))
+
+        self._probes[name] = asyncio.get_running_loop().create_task(probe(), name=f"health-probe-{name}")
+        return True
+
     # ------------------------------------------------------------ background polling
 
     def start(self) -> None:
@@ -256,7 +277,13 @@ class HealthMonitor:
             self._task = asyncio.get_running_loop().create_task(self._poll(), name="health-monitor")
 
     async def stop(self) -> None:
-        """Cancel the poller and wait for it to end (idempotent); a cancellation of ``stop`` itself propagates."""
+        """Cancel the poller and any one-off probe and wait for them to end (idempotent); a
+        cancellation of ``stop`` itself propagates."""
+        probes, self._probes = list(self._probes.values()), {}
+        for probe in probes:
+            probe.cancel()
+        if probes:
+            await asyncio.wait(probes)
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

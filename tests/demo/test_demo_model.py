@@ -171,6 +171,17 @@ def test_fault_counters_break_exactly_the_next_requests() -> None:
     assert state.requests == 5
 
 
+def test_model_listings_neither_use_up_nor_get_the_counted_faults() -> None:
+    # A client's health probe (GET /models) between two chat calls must not eat "fail the next 2".
+    state = FaultState(Faults(fail_next=2, rate_limit_next=1))
+    listing = [state.decide(model_call=False) for _ in range(3)]
+    assert listing == ["ok", "ok", "ok"]
+    assert [state.decide() for _ in range(4)] == ["rate_limit", "error", "error", "ok"]
+    # ... while a server that is down or hanging is so for every request.
+    for fault in ({"down": True}, {"hang": True}):
+        assert FaultState(Faults(**fault)).decide(model_call=False) in ("down", "hang")
+
+
 def test_random_faults_replay_with_the_same_seed() -> None:
     one, two = FaultState(Faults(error_rate=0.5), seed=7), FaultState(Faults(error_rate=0.5), seed=7)
     first = [one.decide() for _ in range(50)]
