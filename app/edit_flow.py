@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 
 
 def branch_point_text(fork_seq: int | None, parent_title: str) -> str:
-    """The line that marks a branch point in the chat log."""
+    """The line that marks a branch point in the chat log (``fork_seq`` -1: the branch shares
+    nothing, as one made by editing the first message)."""
+    if fork_seq is not None and fork_seq < 0:
+        return f"↳ branch point: this branch shares no messages with “{parent_title}”; it starts here"
     return f"↳ branch point: the messages above (to #{fork_seq}) are shared with “{parent_title}”; this branch goes on below"
 
 
@@ -39,8 +42,10 @@ async def mark_branch_point(
     if not branch.parent_id or branch.fork_seq is None:
         return None
     shared = {m.id for m in messages if m.seq is not None and m.seq <= branch.fork_seq}
-    if not shared and (not messages or (messages[0].seq or 0) > branch.fork_seq + 1):
-        return None
+    if not shared and messages and (messages[0].seq or 0) > branch.fork_seq + 1:
+        return None  # paged out
+    if not messages and branch.fork_seq >= 0:
+        return None  # nothing of it read yet
     notice = Notice(branch_point_text(branch.fork_seq, parent_title or branch.parent_id), "info")
     last = None
     for child in log.children:
@@ -118,8 +123,9 @@ class EditFlow:
         app.composer.put_text(found.content)
         app.composer.focus()
         await app.chat_log.notice(
-            f"editing message #{found.seq}: Enter sends it as a new branch from #{found.seq - 1} "
-            "(this conversation stays as it is); /edit cancel drops the edit",
+            f"editing message #{found.seq}: Enter sends it as a new branch "
+            + (f"from #{found.seq - 1} " if found.seq > 0 else "sharing nothing before it ")
+            + "(this conversation stays as it is); /edit cancel drops the edit",
             "hint",
         )
         return self.target

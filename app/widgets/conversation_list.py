@@ -34,6 +34,12 @@ if TYPE_CHECKING:
     from runtime.host.facade import Conversation, ConversationTotals, SearchHit
 
 
+def _fork_label(fork_seq: int | None) -> str:
+    """A branch point as the sidebar writes it: ``#N`` (the last shared message), ``start`` for
+    a branch that shares none (the parent's first message was edited)."""
+    return "start" if fork_seq is not None and fork_seq < 0 else f"#{fork_seq}"
+
+
 class ConversationList(Vertical):
     """The sidebar: a title filter above the conversations, newest first; posts :class:`Selected`."""
 
@@ -207,9 +213,9 @@ class ConversationList(Vertical):
             else:
                 line = f"{count} message" if count == 1 else f"{count} messages"
                 if conv.parent_id:
-                    line = f"↳ branch at #{conv.fork_seq} · {line}"
+                    line = f"↳ branch at {_fork_label(conv.fork_seq)} · {line}"
                 if forks.get(conv.id):  # first: a narrow sidebar cuts the end of the line
-                    line = "⑂ at " + ", ".join(f"#{seq}" for seq in sorted(forks[conv.id])) + " · " + line
+                    line = "⑂ at " + ", ".join(_fork_label(seq) for seq in sorted(forks[conv.id])) + " · " + line
                 total = totals_line(self.totals[conv.id]) if conv.id in self.totals else ""
                 if total:
                     line = f"{line} · {total}"

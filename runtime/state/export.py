@@ -147,7 +147,8 @@ def to_markdown(dump: ConversationDump) -> str:
     lines.append(f"- Started: {_when(info.created_at)}; last activity: {_when(info.updated_at)}")
     lines.append(f"- Messages: {info.message_count}")
     if info.parent_id:
-        lines.append(f"- Branch of `{info.parent_id}` after message #{info.fork_seq}")
+        after = "before its first message" if info.fork_seq == -1 else f"after message #{info.fork_seq}"
+        lines.append(f"- Branch of `{info.parent_id}` {after}")
     if info.system_prompt:
         lines += ["", "## System prompt", "", _quote(info.system_prompt)]
     if dump.summary is not None:
@@ -163,6 +164,8 @@ def to_markdown(dump: ConversationDump) -> str:
 
 
 def _branch_mark(info: ConversationInfo) -> str:
+    if info.fork_seq == -1:
+        return f"--- ↳ branch point: no messages are shared with `{info.parent_id}`; this branch starts here ---"
     return f"--- ↳ branch point: the messages above are shared with `{info.parent_id}`; this branch goes on below ---"
 
 

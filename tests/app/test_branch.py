@@ -127,6 +127,24 @@ async def test_an_edited_message_comes_back_with_the_cursor_at_its_end(
         await wait_for(lambda: app.composer.text == "hello there", pause=pilot.pause)
         await pilot.press("question_mark")
         assert app.composer.text == "hello there?"
+        # Editing the first message: a branch that shares nothing, said in words, not "#-1".
+        assert any("a new branch sharing nothing before it" in t for t in _notices(app))
+        parent = app.conversation_id
+        await pilot.press("enter")
+        await wait_for(
+            lambda: app.conversation_id != parent and len(_replies(app)) == 1 and not app.turn_running,
+            what="the branch's reply",
+            pause=pilot.pause,
+        )
+        marks = [n.text for n in app.chat_log.query(Notice) if "branch point" in n.text]
+        assert marks == ["↳ branch point: this branch shares no messages with “hello there”; it starts here"]
+        if size[0] < 120:  # the sidebar is an overlay there
+            await pilot.press("ctrl+b")
+        await wait_for(lambda: len(app.sidebar.titles()) == 2, what="the sidebar", pause=pilot.pause)
+        await wait_for(lambda: len(_sidebar_lines(app)) >= 4, what="the sidebar", pause=pilot.pause)
+        lines = _sidebar_lines(app)
+        assert lines[1].startswith("⑂ at start ·") and lines[3].startswith("↳ branch at start"), lines
+        assert not any("#-1" in line for line in lines), lines
 
 
 async def test_edit_refuses_what_it_cannot_edit_in_one_line(data_dir: Path, redis_url: str) -> None:

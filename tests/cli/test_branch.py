@@ -72,3 +72,16 @@ def test_branch_json_and_errors(holdfast: Holdfast, script_env: dict[str, str]) 
     assert (other.code, other.err.strip()) == (1, f"holdfast: conversation {conv} does not exist")
     missing_at = run_script("conversations", "branch", conv, env=script_env)
     assert missing_at.code == 2 and "--at" in missing_at.err and "Traceback" not in missing_at.err
+
+
+def test_a_branch_that_shares_nothing_says_so_instead_of_naming_message_minus_one(
+    holdfast: Holdfast, script_env: dict[str, str]
+) -> None:
+    conv = _conversation(holdfast("chat", "first question"))
+    branch = run_script("conversations", "branch", conv, "--at", "-1", env=script_env).out.strip()
+    assert holdfast("chat", "--conversation", branch, "another first question").code == 0
+    shown = run_script("conversations", "show", branch, env=script_env)
+    assert shown.code == 0, shown.err
+    assert f"- Branch of `{conv}` before its first message" in shown.out
+    assert f"--- ↳ branch point: no messages are shared with `{conv}`; this branch starts here ---" in shown.out
+    assert "#-1" not in shown.out and "### User" not in shown.out.split("branch point")[0]
