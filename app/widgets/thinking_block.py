@@ -29,9 +29,16 @@ class ThinkingBlock(Collapsible):
         self._body = Static(literal(self.text), markup=False, classes="thought")
         super().__init__(self._body, title=self._heading(), collapsed=not thinking)
 
-    def _heading(self) -> str:
+    def _heading(self, collapsed: bool = True) -> str:
         words = len(self.text.split())
-        return "thinking…" if self.thinking else f"thought ({words} words): click to show"
+        if self.thinking:
+            return "thinking…"
+        return f"thought ({words} words): click to {'show' if collapsed else 'hide'}"
+
+    def watch_collapsed(self, collapsed: bool) -> None:
+        """Keep the heading's hint true: "click to show" while collapsed, "click to hide" open
+        (Enter on a highlighted block, or a click, toggles it)."""
+        self.title = self._heading(collapsed)
 
     def append(self, fragment: str) -> None:
         """Add a piece of thinking as it streams."""
@@ -45,4 +52,4 @@ class ThinkingBlock(Collapsible):
         """The answer started (or the step ended): collapse, and say how much thinking there was."""
         self.thinking = False
         self.collapsed = True
-        self.title = self._heading()
+        self.title = self._heading(True)

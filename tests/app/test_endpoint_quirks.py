@@ -26,9 +26,12 @@ def _replies(app: HoldfastApp) -> list[AssistantMessage]:
     return list(app.chat_log.query(AssistantMessage))
 
 
-async def test_thinking_shows_while_the_model_thinks_and_collapses_when_it_answers(app_config: LoadedConfig) -> None:
+@pytest.mark.parametrize("size", [(80, 24), SIZE])
+async def test_thinking_shows_while_the_model_thinks_and_collapses_when_it_answers(
+    app_config: LoadedConfig, size: tuple[int, int]
+) -> None:
     app = HoldfastApp(app_config)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         await ready(pilot)
         await send(pilot, "/chaos quirk vllm-reasoning")
         await wait_for(
@@ -45,7 +48,17 @@ async def test_thinking_shows_while_the_model_thinks_and_collapses_when_it_answe
         await wait_for(lambda: not app.turn_running, what="the answer", pause=pilot.pause)
         (block,) = app.chat_log.query(ThinkingBlock)
         assert block.collapsed and block.text.startswith("Okay, the user wrote")
-        assert block.title.startswith("thought (")
+        assert block.title.startswith("thought (") and block.title.endswith("click to show")
+        # Enter on the highlighted block opens it, and its hint says how to close it.
+        await pilot.press("alt+up", "up")
+        assert app.block_nav.current is block
+        await pilot.press("enter")
+        await wait_for(lambda: not block.collapsed, what="the block open", pause=pilot.pause)
+        assert block.title.endswith("click to hide"), block.title
+        await pilot.press("enter")
+        await wait_for(lambda: block.collapsed, what="the block closed", pause=pilot.pause)
+        assert block.title.endswith("click to show"), block.title
+        await pilot.press("escape")
         answer = _replies(app)[-1]
         assert answer.text.startswith("[holdfast-demo]") and block.text not in answer.text
         # An opened conversation shows the stored thinking, collapsed, before its answer.
