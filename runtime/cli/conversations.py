@@ -41,7 +41,15 @@ class ExportFormat(StrEnum):
 
 
 @app.command("list")
-def list_(ctx: typer.Context) -> int:
+def list_(
+    ctx: typer.Context,
+    json_: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="JSON lines (what `list` always prints; accepted like the other commands' --json)."
+        ),
+    ] = False,
+) -> int:
     """One JSON line per conversation of the user, most recent first; each branch right after its
     parent (its ``parent_id`` and ``fork_seq`` say where it forked; both null for the others).
     Each line has its ``totals``: replies with figures, prompt and completion tokens, and

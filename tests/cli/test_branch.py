@@ -36,6 +36,10 @@ def test_branch_prints_the_new_id_and_the_branch_goes_on_by_itself(
     listed = run_script("conversations", "list", env=script_env)
     rows = listed.json_lines()
     assert [(r["id"], r["parent_id"], r["fork_seq"]) for r in rows] == [(conv, None, None), (branch, conv, 1)]
+    # --json, as branch, sessions and mcp list take it: the same JSON lines, not "No such option".
+    as_json = run_script("conversations", "list", "--json", env=script_env)
+    assert as_json.code == 0, as_json.err
+    assert as_json.json_lines() == rows
 
     shown = run_script("conversations", "show", branch, env=script_env)
     assert shown.code == 0, shown.err
