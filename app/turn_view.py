@@ -7,6 +7,7 @@ conversation is opened, so a resumed conversation looks like the live one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 
@@ -19,6 +20,7 @@ from app.widgets.notice import Notice
 from app.widgets.thinking_block import ThinkingBlock
 from app.widgets.tool_call_block import ToolCallBlock
 from app.widgets.user_message import UserMessage
+from runtime.core.errors import AppError, ErrorType
 from runtime.core.events import (
     AssistantSaved,
     Degraded,
@@ -177,6 +179,8 @@ class TurnView:
             else:
                 hint = " — type /retry to resend it" if event.retryable else ""
                 await self.log.notice(f"the reply failed: {event.error}{hint}", "error")
+                if event.error_type == ErrorType.NOT_FOUND.value:
+                    await self._own_model_hint()
         elif isinstance(event, TurnFinished):
             self.finished = True
             await self._close_reply(interrupted=event.interrupted)
@@ -211,6 +215,20 @@ class TurnView:
         if self.thinking is not None:
             self.thinking.done()
             self.thinking = None
+
+    async def _own_model_hint(self) -> None:
+        """After a "no such model" failure: when the conversation asks for a model of its own
+        (picked with /model or Ctrl+O), say so; the endpoint's hint names only the config."""
+        rt = self.app.rt
+        if rt is None:
+            return
+        with contextlib.suppress(AppError):
+            own = (await rt.get_conversation(self.conversation_id)).model
+            if own:
+                await self.log.notice(
+                    f"this conversation asks for model {own} (its /model pick): /model or Ctrl+O picks another",
+                    "hint",
+                )
 
     async def _close_reply(self, interrupted: bool = False) -> None:
         self._thought()

@@ -67,6 +67,12 @@ async def test_pick_a_model_per_conversation(data_dir: Path, redis_url: str, siz
             what="the refusal naming the embedding model",
             pause=pilot.pause,
         )
+        # The endpoint's hint names only [llm].model: the line after it names the pick to change.
+        await wait_for(
+            lambda: any(f"this conversation asks for model {EMBED} (its /model pick)" in t for t in _notices(app)),
+            what="the hint naming the conversation's model",
+            pause=pilot.pause,
+        )
 
         # A new conversation has no model of its own: the default, and its turns work.
         await send(pilot, "/new")
