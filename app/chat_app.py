@@ -663,6 +663,8 @@ class HoldfastApp(App[int]):
         self.sidebar.show(self.sidebar.conversations)
         self.context_panel.show_conversation(conversation_id)
         log_ = self.chat_log
+        if self._view is not None:  # its widgets go with the log's; reattach() redraws them below
+            self._view.detach()
         await log_.clear()
         await log_.add(*render_history(messages, self.variant_choices))
         if not messages and not self._queued_for(conversation_id):

@@ -64,6 +64,22 @@ class TurnView:
         #: The text of the fallback stand-in (source not ``llm``) that answered this turn ("" if
         #: none): it already says what failed, and usually what to do.
         self.fallback_text = ""
+        #: The turn's widgets left the screen (the user opened another conversation, or this one
+        #: was redrawn) and :meth:`reattach` has not put the reply so far back yet: events only
+        #: update ``partial`` until it does, so a delta arriving while the history is redrawn
+        #: cannot start a reply that lacks the text streamed before it.
+        self.detached = False
+        #: Text streamed while :meth:`reattach` mounted the reply, added with the next delta.
+        self.owed = ""
+
+    def detach(self) -> None:
+        """The chat log is about to be cleared (another conversation shown, or this one redrawn):
+        forget the turn's widgets; :meth:`reattach` redraws the reply so far when its
+        conversation is on screen again."""
+        self.reply = self.waiting = self.thinking = None
+        self.blocks = {}
+        self.detached = True
+        self.owed = ""
 
     @property
     def log(self) -> ChatLog:
@@ -98,11 +114,10 @@ class TurnView:
             self.partial += event.text
         elif isinstance(event, (AssistantSaved, ToolCallStarted)):
             self.partial = ""
-        if event.conversation_id != self.app.conversation_id:
+        if event.conversation_id != self.app.conversation_id or self.detached:
             # The user switched away: this turn's widgets left the screen with its conversation
             # (the store has what was saved; ``partial`` what was not), reattach() redraws them.
-            self.reply = self.waiting = self.thinking = None
-            self.blocks = {}
+            self.detach()
             return
         if isinstance(event, UserSaved) and event.resent:
             self._mark_variants()
@@ -115,7 +130,8 @@ class TurnView:
             if self.reply is None:
                 self.reply = AssistantMessage(streaming=True)
                 await self.log.add(self.reply)
-            await self.reply.append(event.text)
+            text, self.owed = self.owed + event.text, ""
+            await self.reply.append(text)
         elif isinstance(event, ReasoningDelta):
             if self.thinking is None:
                 self.thinking = ThinkingBlock()
@@ -144,6 +160,7 @@ class TurnView:
                 truncated=event.truncated,
             )
         elif isinstance(event, AssistantSaved):
+            self.owed = ""  # finish() below is given the whole saved text
             if event.source not in ("llm", "") and event.content:
                 self.fallback_text = event.content
             if self.reply is None:
@@ -203,12 +220,21 @@ class TurnView:
         """The user came back to this turn's conversation mid-stream: show the reply so far (or
         the wait for it) below the stored history, and go on streaming into it."""
         if self.finished or self.reply is not None:
+            self.detached = False
             return
-        if self.partial:
-            self.reply = AssistantMessage(self.partial, streaming=True)
-            await self.log.add(self.reply)
-        else:
+        if not self.partial:
+            self.detached = False
             await self.start_waiting()
+            return
+        # Deltas that arrive while the reply is being mounted only grow ``partial`` (the view
+        # stays detached): written into a widget not mounted yet, they came out before its text.
+        shown = self.partial
+        reply = AssistantMessage(shown, streaming=True)
+        await self.log.add(reply)
+        self.reply, self.detached = reply, False
+        # What streamed meanwhile goes in with the next delta, by the task that handles the
+        # events: two tasks appending at once interleave their fragments.
+        self.owed = self.partial[len(shown) :] if self.partial.startswith(shown) else ""
 
     def _thought(self) -> None:
         """The step's thinking is over (its answer or tool calls begin): collapse it."""
@@ -232,7 +258,10 @@ class TurnView:
 
     async def _close_reply(self, interrupted: bool = False) -> None:
         self._thought()
+        owed, self.owed = self.owed, ""
         if self.reply is not None:
+            if owed:
+                await self.reply.append(owed)
             await self.reply.finish(interrupted=interrupted)
             self.reply = None
 

@@ -202,3 +202,47 @@ async def test_switching_away_from_a_streaming_reply_leaves_no_task_behind(
         assert replies[0].rendered_text == stored[1][1]  # the reply is whole on screen
         warnings = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
         assert warnings == []  # no "Task was destroyed but it is pending!"
+
+
+@pytest.mark.parametrize("size", [(80, 24), (140, 40)])
+async def test_back_to_a_streaming_reply_shows_the_text_streamed_before_the_return(
+    data_dir: Path, redis_url: str, size: tuple[int, int]
+) -> None:
+    # Fast enough that deltas arrive while the returning conversation's history is redrawn:
+    # one of them used to start a new reply holding only the text from then on (the story's
+    # start, streamed before the switch, was missing until the reply ended).
+    app = HoldfastApp(make_config(data_dir, redis_url, **{"llm.demo_tokens_per_second": 150.0}))
+    async with app.run_test(size=size) as pilot:
+        await ready(pilot)
+        await send(pilot, "an earlier conversation")
+        await wait_for(lambda: _done(app) and bool(_replies(app)), what="first reply", pause=pilot.pause)
+        other = app.conversation_id
+        await pilot.press("ctrl+n")
+        await wait_for(lambda: app.conversation_id != other, what="a new conversation", pause=pilot.pause)
+        a = app.conversation_id
+        await send(pilot, "tell me a long story")
+        await wait_for(
+            lambda: bool(_replies(app)) and len(_replies(app)[-1].text) > 200, what="the story", pause=pilot.pause
+        )
+        for back in (1, 2):  # twice: away by Ctrl+N, then by opening the other conversation
+            if back == 1:
+                await pilot.press("ctrl+n")
+            else:
+                app.sidebar.post_message(app.sidebar.Selected(other or ""))
+            await wait_for(lambda: app.conversation_id != a, what="switched away", pause=pilot.pause)
+            assert app.turn_running
+            app.sidebar.post_message(app.sidebar.Selected(a or ""))
+            await wait_for(
+                lambda: app.conversation_id == a and bool(_replies(app)) and _replies(app)[-1].streaming,
+                what="the live reply in A",
+                pause=pilot.pause,
+            )
+            shown = [type(w).__name__ for w in app.chat_log.children if isinstance(w, (UserMessage, AssistantMessage))]
+            assert shown == ["UserMessage", "AssistantMessage"]  # the question, then one live reply
+            live = _replies(app)[-1]
+            assert live.text.startswith('[holdfast-demo] A long answer to "tell me a long story"')
+        await wait_for(lambda: _done(app), what="the story ends", pause=pilot.pause)
+        stored = await _stored(app, a or "")
+        assert [role for role, _ in stored] == ["user", "assistant"]
+        replies = _replies(app)
+        assert len(replies) == 1 and replies[0].rendered_text == stored[1][1]
