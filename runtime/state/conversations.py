@@ -316,7 +316,8 @@ class ConversationStore:
         the fork seq, so branching costs the same for 10 or 10,000 messages (see
         :mod:`runtime.state.history` for how the prefix is read, and what deleting or
         summarising the parent does). Its own messages continue at seq ``at_seq + 1``. Its id
-        is ``<parent id>~<6 hex digits>``; its title defaults to the parent's; it inherits the
+        is ``<parent id>~<6 hex digits>``; its title defaults to the parent's (also for a blank
+        ``title``, or one of control characters only); it inherits the
         parent's system prompt, metadata and settings (its model, its picked reply variants).
 
         Raises:
@@ -338,12 +339,12 @@ class ConversationStore:
             raise ServiceUnavailableError(
                 "branching needs Redis, which is unavailable right now; try again when it is back", service="redis"
             )
-        if title is None:
+        clean = "" if title is None else _title(title)
+        if not clean:  # none, blank, or only control characters: the parent's title
             parent = await self.get(conversation_id)
             if parent.user_id != user_id:
                 raise NotFoundError(f"conversation {conversation_id} does not exist")
-            title = parent.title
-        clean = _title(title)
+            clean = _title(parent.title)
         for _ in range(8):  # 6 hex digits: a sibling with the same suffix is rare; try another
             branch_id = f"{conversation_id}{BRANCH_MARK}{secrets.token_hex(3)}"
             try:

@@ -89,3 +89,12 @@ def test_a_branch_that_shares_nothing_says_so_instead_of_naming_message_minus_on
     assert f"- Branch of `{conv}` before its first message" in shown.out
     assert f"--- ↳ branch point: no messages are shared with `{conv}`; this branch starts here ---" in shown.out
     assert "#-1" not in shown.out and "### User" not in shown.out.split("branch point")[0]
+
+
+def test_a_blank_branch_title_is_the_parents_not_an_empty_one(holdfast: Holdfast, script_env: dict[str, str]) -> None:
+    conv = _conversation(holdfast("chat", "named by this"))
+    for blank in ("", "   ", "\x1b[2J"):
+        run = run_script("conversations", "branch", conv, "--at", "0", "--title", blank, "--json", env=script_env)
+        assert run.code == 0, run.err
+        (row,) = run.json_lines()
+        assert row["title"] == "named by this", (blank, row)
