@@ -45,6 +45,7 @@ class ModelPickerScreen(ModalScreen[str | None]):
             yield Static(Text(self.heading, style="bold"), markup=False)
             yield Input(placeholder="filter…", id="model-filter")
             yield OptionList(id="model-options")
+            yield Static("", id="model-none", markup=False)
 
     def on_mount(self) -> None:
         self._fill("")
@@ -70,6 +71,14 @@ class ModelPickerScreen(ModalScreen[str | None]):
         if options.option_count:
             names = self.shown()
             options.highlighted = names.index(self.current) if self.current in names else 0
+        none = self.query_one("#model-none", Static)
+        none.display = not options.option_count
+        none.update(Text(f"no model matches “{one_line(query, 40)}”; Esc keeps the current one", style="dim"))
+
+    def none_text(self) -> str:
+        """The line shown when the filter leaves no model ("" while some are listed)."""
+        none = self.query_one("#model-none", Static)
+        return str(none.render()) if none.display else ""
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self._fill(event.value)

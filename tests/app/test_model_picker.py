@@ -105,3 +105,22 @@ async def test_pick_a_model_per_conversation(data_dir: Path, redis_url: str, siz
         await wait_for(lambda: app.header.model == "holdfast-demo", what="the switch", pause=pilot.pause)
         assert (await app.rt.get_conversation(first)).model == "holdfast-demo"
         assert second is not None and (await app.rt.get_conversation(second)).model == ""
+
+
+@pytest.mark.parametrize("size", [(80, 24), (140, 40)], ids=["80x24", "wide"])
+async def test_a_filter_that_matches_no_model_says_so(data_dir: Path, redis_url: str, size: tuple[int, int]) -> None:
+    app = HoldfastApp(make_config(data_dir, redis_url))
+    async with app.run_test(size=size) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+o")
+        picker = await _picker(pilot, app)
+        assert picker.none_text() == ""
+        await pilot.press(*"xyz")
+        await wait_for(lambda: picker.shown() == [], what="the empty list", pause=pilot.pause)
+        assert picker.none_text() == "no model matches “xyz”; Esc keeps the current one"
+        await pilot.press("backspace", "backspace", "backspace")
+        await wait_for(lambda: picker.shown() == ["holdfast-demo", EMBED], what="the whole list", pause=pilot.pause)
+        assert picker.none_text() == ""
+        await pilot.press("escape")
+        await wait_for(lambda: not isinstance(app.screen, ModelPickerScreen), what="closed", pause=pilot.pause)
+        assert app.header.model == "holdfast-demo"
