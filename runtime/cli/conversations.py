@@ -27,8 +27,21 @@ if TYPE_CHECKING:
 
 app = typer.Typer(name="conversations", help="List, show, export, branch or delete conversations.")
 
+
+def _well_formed(value: str) -> str:
+    """A conversation id as typed, if it could be one; a malformed one (empty, a space, over 128
+    characters) is a usage error (exit 2, Click's one line), not an id that "does not exist"."""
+    from runtime.state.codec import check_id
+
+    try:
+        return check_id(value, "ID")
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.user_message().removeprefix("ID ")) from None
+
+
 ConversationId = Annotated[
-    str, typer.Argument(metavar="ID", help="The conversation id (see `list`).", show_default=False)
+    str,
+    typer.Argument(metavar="ID", help="The conversation id (see `list`).", show_default=False, callback=_well_formed),
 ]
 
 

@@ -98,3 +98,14 @@ def test_a_blank_branch_title_is_the_parents_not_an_empty_one(holdfast: Holdfast
         assert run.code == 0, run.err
         (row,) = run.json_lines()
         assert row["title"] == "named by this", (blank, row)
+
+
+@pytest.mark.parametrize("command", ["branch", "show", "delete"])
+@pytest.mark.parametrize("bad", ["", "a b", "x" * 129])
+def test_a_malformed_id_is_a_usage_error(script_env: dict[str, str], command: str, bad: str) -> None:
+    args = ["conversations", command, bad, *(["--at", "0"] if command == "branch" else [])]
+    run = run_script(*args, env=script_env)
+    assert run.code == 2, (run.code, run.err)
+    (line,) = run.err.strip().splitlines()
+    assert line.startswith(f"holdfast conversations {command}: Invalid value for 'ID': must be 1-128 characters"), line
+    assert "Traceback" not in run.err
