@@ -211,6 +211,9 @@ class HoldfastApp(App[int]):
         #: Messages waiting for the running turn (or for start-up) to end, each bound to the
         #: conversation it was typed in (None: typed before the first conversation opened).
         self._queue: list[QueuedMessage] = []
+        #: Sends take their place in the queue in the order they were submitted: each send
+        #: awaits (reading @files in a thread) before it queues, so two quick ones could swap.
+        self._send_order = asyncio.Lock()
         self._boot_error: str | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._ui_thread = threading.get_ident()
@@ -1019,21 +1022,22 @@ class HoldfastApp(App[int]):
             self.composer.put_text(text)
             self.notify(f"Not sent: Holdfast could not start ({self._boot_error}).", severity="error", markup=False)
             return
-        try:  # @path mentions: read under the working directory, off the event loop
-            found = await asyncio.to_thread(resolve_attachments, text, Path.cwd())
-        except AttachmentRefused as exc:  # not sent: the text goes back to be edited
-            if not self.composer.text:
-                self.composer.put_text(text)
-            await self.chat_log.notice(f"Not sent: {exc.message}", "error")
-            return
-        for note in found.notices:
-            await self.chat_log.notice(note, "hint")
-        bubble = UserMessage(text, queued=True)
-        await self.chat_log.add(bubble)
-        self.chat_log.anchor()  # sending means "show me the answer": follow the tail again
-        self._queue.append(
-            QueuedMessage(text, self.conversation_id if self.ready.is_set() else None, bubble, found.attachments)
-        )
+        async with self._send_order:  # FIFO: taken in the order the sends started
+            try:  # @path mentions: read under the working directory, off the event loop
+                found = await asyncio.to_thread(resolve_attachments, text, Path.cwd())
+            except AttachmentRefused as exc:  # not sent: the text goes back to be edited
+                if not self.composer.text:
+                    self.composer.put_text(text)
+                await self.chat_log.notice(f"Not sent: {exc.message}", "error")
+                return
+            for note in found.notices:
+                await self.chat_log.notice(note, "hint")
+            bubble = UserMessage(text, queued=True)
+            await self.chat_log.add(bubble)
+            self.chat_log.anchor()  # sending means "show me the answer": follow the tail again
+            self._queue.append(
+                QueuedMessage(text, self.conversation_id if self.ready.is_set() else None, bubble, found.attachments)
+            )
         if not self.turn_running and self.ready.is_set():
             await self._drain_queue()
 
