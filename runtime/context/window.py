@@ -602,14 +602,7 @@ class ContextWindowManager:
         parts alone overflow (the build will say so)."""
         if not attachments:
             return ()
-        planner = _Planner(
-            self.counter,
-            self.config,
-            self.context_window,
-            native_tools=self.native_tools if native_tools is None else native_tools,
-            preview_cache=self._previews,
-            tools_text=self.tools_text,
-        )
+        planner = self._planner(native_tools)
         try:
             _, _, system_tokens, tools_tokens, _ = planner.fixed_part(system_prompt, tools)
             room = planner.history_room(system_tokens, tools_tokens)
@@ -617,6 +610,17 @@ class ContextWindowManager:
         except ContextOverflowError:
             return ()
         return attachments_section(self.counter, attachments, int((room - anchor_cost) * ATTACHMENT_SHARE))[1]
+
+    def _planner(self, native_tools: bool | None) -> _Planner:
+        """A planner for one build; ``native_tools`` None: the manager's tools mode."""
+        return _Planner(
+            self.counter,
+            self.config,
+            self.context_window,
+            native_tools=self.native_tools if native_tools is None else native_tools,
+            preview_cache=self._previews,
+            tools_text=self.tools_text,
+        )
 
     async def build_prompt(
         self,
@@ -643,14 +647,7 @@ class ContextWindowManager:
         """
         if len(self._previews) > self._preview_cache_size:
             self._previews.clear()
-        planner = _Planner(
-            self.counter,
-            self.config,
-            self.context_window,
-            native_tools=self.native_tools if native_tools is None else native_tools,
-            preview_cache=self._previews,
-            tools_text=self.tools_text,
-        )
+        planner = self._planner(native_tools)
         _, _, system_tokens, tools_tokens, _ = planner.fixed_part(system_prompt, tools)
         scanner = planner.scanner(planner.history_room(system_tokens, tools_tokens))
         if isinstance(history, str):
