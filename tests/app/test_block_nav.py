@@ -40,11 +40,19 @@ def _visible(app: HoldfastApp, block: object) -> bool:
     return region.y < bottom and region.y + region.height > top
 
 
+async def _answered(pilot, app: HoldfastApp, text: str, replies: int) -> None:  # type: ignore[no-untyped-def]
+    """Send ``text`` and wait until its reply is done and ``replies`` replies are shown."""
+    await send(pilot, text)
+    await wait_for(
+        lambda: len(app.chat_log.query(AssistantMessage)) == replies and not app.turn_running,
+        what=f"the reply to {text!r}",
+        pause=pilot.pause,
+    )
+
+
 async def _two_turns(pilot, app: HoldfastApp) -> None:  # type: ignore[no-untyped-def]
-    await send(pilot, "what is 12*7?")
-    await wait_for(lambda: len(app.chat_log.query(AssistantMessage)) == 1 and not app.turn_running, pause=pilot.pause)
-    await send(pilot, "tell me a long story")
-    await wait_for(lambda: len(app.chat_log.query(AssistantMessage)) == 2 and not app.turn_running, pause=pilot.pause)
+    await _answered(pilot, app, "what is 12*7?", 1)
+    await _answered(pilot, app, "tell me a long story", 2)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (150, 45)], ids=["80x24", "wide"])
@@ -149,14 +157,8 @@ async def test_retry_from_an_earlier_reply_regenerates_it_in_a_branch(data_dir: 
     app = HoldfastApp(make_config(data_dir, redis_url))
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
-        await send(pilot, "hello there")
-        await wait_for(
-            lambda: len(app.chat_log.query(AssistantMessage)) == 1 and not app.turn_running, pause=pilot.pause
-        )
-        await send(pilot, "what is the capital of France")
-        await wait_for(
-            lambda: len(app.chat_log.query(AssistantMessage)) == 2 and not app.turn_running, pause=pilot.pause
-        )
+        await _answered(pilot, app, "hello there", 1)
+        await _answered(pilot, app, "what is the capital of France", 2)
         parent = app.conversation_id
         assert parent is not None and app.rt is not None
         original = await app.rt.read_messages(parent, 10)
@@ -193,10 +195,7 @@ async def test_retry_from_the_latest_reply_and_the_palette(data_dir: Path, redis
     app = HoldfastApp(make_config(data_dir, redis_url))
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
-        await send(pilot, "hello there")
-        await wait_for(
-            lambda: len(app.chat_log.query(AssistantMessage)) == 1 and not app.turn_running, pause=pilot.pause
-        )
+        await _answered(pilot, app, "hello there", 1)
         first = app.chat_log.query(AssistantMessage).first()
         await pilot.press("alt+up", "r")
         await wait_for(
@@ -243,14 +242,8 @@ async def test_edit_a_highlighted_message_branches_before_it(data_dir: Path, red
     app = HoldfastApp(make_config(data_dir, redis_url))
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
-        await send(pilot, "hello there")
-        await wait_for(
-            lambda: len(app.chat_log.query(AssistantMessage)) == 1 and not app.turn_running, pause=pilot.pause
-        )
-        await send(pilot, "what is the capital of France")
-        await wait_for(
-            lambda: len(app.chat_log.query(AssistantMessage)) == 2 and not app.turn_running, pause=pilot.pause
-        )
+        await _answered(pilot, app, "hello there", 1)
+        await _answered(pilot, app, "what is the capital of France", 2)
         parent = app.conversation_id
         await pilot.press("alt+up", "up")
         assert isinstance(app.block_nav.current, UserMessage)

@@ -18,6 +18,7 @@ import pytest
 from runtime.cli.main import main
 from runtime.demo.launcher import DemoLLMServer
 from tests.support.cli import Run
+from tests.support.scripted_llm import Reply, ScriptedLLM
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +84,19 @@ def script_env(data_dir: Path, redis_url: str, demo_llm: DemoLLMServer) -> dict[
         "HOLDFAST_LLM__BASE_URL": demo_llm.url,
         "HOLDFAST_LLM__MODEL": "holdfast-demo",
     }
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[[list[Reply]], ScriptedLLM]]:
+    """``scripted(replies)`` starts a scripted OpenAI-compatible server answering ``replies`` in
+    order (tests/support/scripted_llm.py); every server made is stopped after the test."""
+    made: list[ScriptedLLM] = []
+
+    def make(replies: list[Reply]) -> ScriptedLLM:
+        server = ScriptedLLM(replies)
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -33,20 +33,6 @@ def retries(monkeypatch: pytest.MonkeyPatch) -> None:
         "JITTER": "false",
     }.items():
         monkeypatch.setenv(f"HOLDFAST_RESILIENCE__LLM__{name}", value)
-
-
-@pytest.fixture
-def scripted() -> Iterator[Callable[[list[Reply]], ScriptedLLM]]:
-    made: list[ScriptedLLM] = []
-
-    def make(replies: list[Reply]) -> ScriptedLLM:
-        server = ScriptedLLM(replies)
-        made.append(server)
-        return server
-
-    yield make
-    for server in made:
-        server.stop()
 
 
 def conversation_of(run: Run) -> str:

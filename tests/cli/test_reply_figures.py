@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +26,6 @@ USAGE = {"prompt_tokens": 1234, "completion_tokens": 56, "total_tokens": 1290}
 #: The price of the test's model per million tokens, and what one scripted reply costs by it.
 PRICE = {"input": 2.0, "output": 8.0}
 COST = (1234 * 2.0 + 56 * 8.0) / 1_000_000  # 0.002916
-
-
-@pytest.fixture
-def scripted() -> Iterator[Callable[[list[Reply]], ScriptedLLM]]:
-    made: list[ScriptedLLM] = []
-
-    def make(replies: list[Reply]) -> ScriptedLLM:
-        server = ScriptedLLM(replies)
-        made.append(server)
-        return server
-
-    yield make
-    for server in made:
-        server.stop()
 
 
 @pytest.fixture
